@@ -1,0 +1,314 @@
+//! Pairwise seeds from an ephemeral Diffie–Hellman on Ristretto255, and the zero-sharings they give.
+//!
+//! At session start every party draws a fresh secret scalar `a_i` and sends `A_i = a_i·G` to every
+//! peer (one round, 32 bytes per peer). Parties `i` and `j` then share the point `a_i·a_j·G`; hashed
+//! with the job id, both party ids and both public keys it becomes a 32-byte seed that no one else
+//! knows. A seed is expanded with ChaCha20 (`rand_chacha`) into masks; a zero-sharing adds the mask
+//! for each higher-indexed peer and subtracts it for each lower one, so the parties' masks sum to
+//! zero with no further messages.
+//!
+//! The data-plane links are mutually authenticated (TLS with certificates pinned by the registry),
+//! which binds each ephemeral key to its party.
+
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::IsIdentity;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, SeedableRng};
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::MpcError;
+use crate::ring::{self, RingElement};
+use crate::transport::{PartyIndex, Transport, exchange};
+
+const SEED_DOMAIN: &[u8] = b"treaty/v1/pairwise-seed";
+const STREAM_DOMAIN: &[u8] = b"treaty/v1/seed-stream";
+
+/// A generator seeded from the operating system's entropy.
+pub fn os_rng() -> Result<ChaCha20Rng, MpcError> {
+    ChaCha20Rng::try_from_rng(&mut rand::rngs::SysRng)
+        .map_err(|_| MpcError::Seal("seeded: the operating system gave no entropy"))
+}
+
+/// Who is in the session: the job id and every party's id, by index.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionContext<'a> {
+    /// The job this session belongs to (domain separation).
+    pub job_id: &'a str,
+    /// Party ids by protocol index.
+    pub party_ids: &'a [String],
+}
+
+/// An ephemeral Ristretto255 secret scalar; used once, zeroized on drop.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct EphemeralSecret(Scalar);
+
+impl std::fmt::Debug for EphemeralSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EphemeralSecret").finish_non_exhaustive()
+    }
+}
+
+impl EphemeralSecret {
+    /// Draws a fresh secret.
+    pub fn random<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        Self(Scalar::random(rng))
+    }
+
+    /// The public key `a·G`, compressed (32 bytes).
+    pub fn public_key(&self) -> [u8; 32] {
+        RistrettoPoint::mul_base(&self.0).compress().to_bytes()
+    }
+
+    /// Derives the seed shared with `peer` from its public key.
+    pub fn agree(
+        &self,
+        ctx: SessionContext<'_>,
+        me: PartyIndex,
+        peer: PartyIndex,
+        peer_public: &[u8],
+    ) -> Result<PairwiseSeed, MpcError> {
+        let invalid = MpcError::InvalidPublicKey { from: peer };
+        let peer_point = CompressedRistretto::from_slice(peer_public)
+            .map_err(|_| MpcError::InvalidPublicKey { from: peer })?
+            .decompress()
+            .ok_or(MpcError::InvalidPublicKey { from: peer })?;
+        if peer_point.is_identity() {
+            return Err(invalid);
+        }
+        let shared = (peer_point * self.0).compress();
+        let my_public = self.public_key();
+        // Order everything by party index so both sides hash the same transcript.
+        let (lo, hi, lo_pk, hi_pk) = if me < peer {
+            (me, peer, &my_public[..], peer_public)
+        } else {
+            (peer, me, peer_public, &my_public[..])
+        };
+        let id = |i: PartyIndex| ctx.party_ids.get(i).map(String::as_str).unwrap_or("");
+        let mut h = Sha256::new();
+        for part in [
+            SEED_DOMAIN,
+            ctx.job_id.as_bytes(),
+            id(lo).as_bytes(),
+            id(hi).as_bytes(),
+            lo_pk,
+            hi_pk,
+            shared.as_bytes(),
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        Ok(PairwiseSeed(h.finalize().into()))
+    }
+}
+
+/// A 32-byte seed shared by exactly two parties. Zeroized on drop; `Debug` prints nothing of it.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct PairwiseSeed([u8; 32]);
+
+impl std::fmt::Debug for PairwiseSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairwiseSeed").finish_non_exhaustive()
+    }
+}
+
+impl PairwiseSeed {
+    /// Wraps seed bytes (for tests and agreed-seed setups).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// An independent ChaCha20 stream for `label` (each use of the seed takes its own label).
+    pub fn stream(&self, label: &[u8]) -> ChaCha20Rng {
+        let mut h = Sha256::new();
+        h.update(STREAM_DOMAIN);
+        h.update(self.0);
+        h.update((label.len() as u64).to_le_bytes());
+        h.update(label);
+        let mut key: [u8; 32] = h.finalize().into();
+        let rng = ChaCha20Rng::from_seed(key);
+        key.zeroize();
+        rng
+    }
+}
+
+/// This party's seeds with every peer of the session.
+#[derive(Debug)]
+pub struct PairwiseSeeds {
+    me: PartyIndex,
+    seeds: Vec<Option<PairwiseSeed>>,
+}
+
+impl PairwiseSeeds {
+    /// Builds from seeds indexed by peer (`None` at `me`).
+    pub fn new(me: PartyIndex, seeds: Vec<Option<PairwiseSeed>>) -> Self {
+        Self { me, seeds }
+    }
+
+    /// This party's index.
+    pub fn me(&self) -> PartyIndex {
+        self.me
+    }
+
+    /// The seed shared with `peer`.
+    pub fn with(&self, peer: PartyIndex) -> Option<&PairwiseSeed> {
+        self.seeds.get(peer).and_then(Option::as_ref)
+    }
+
+    /// This party's part of a zero-sharing of length `len`: the parts of all parties sum to zero.
+    /// Each `label` must be used for one zero-sharing only.
+    pub fn zero_share<R: RingElement>(&self, label: &[u8], len: usize) -> Vec<R> {
+        let mut out = vec![R::ZERO; len];
+        let mut mask = vec![R::ZERO; len];
+        for (peer, seed) in self.seeds.iter().enumerate() {
+            let Some(seed) = seed else { continue };
+            let mut rng = seed.stream(label);
+            for m in mask.iter_mut() {
+                *m = R::random(&mut rng);
+            }
+            if self.me < peer {
+                ring::add_assign(&mut out, &mask);
+            } else {
+                ring::sub_assign(&mut out, &mask);
+            }
+        }
+        mask.zeroize();
+        out
+    }
+}
+
+/// One round: exchange fresh ephemeral public keys with every peer and derive pairwise seeds.
+/// Costs 32 bytes per peer each way.
+pub async fn agree<T: Transport, R: CryptoRng + ?Sized>(
+    transport: &T,
+    ctx: SessionContext<'_>,
+    round: u32,
+    rng: &mut R,
+) -> Result<PairwiseSeeds, MpcError> {
+    let me = transport.me();
+    if ctx.party_ids.len() != transport.parties() {
+        return Err(MpcError::LengthMismatch {
+            what: "party ids vs transport parties",
+            expected: transport.parties(),
+            got: ctx.party_ids.len(),
+        });
+    }
+    let secret = EphemeralSecret::random(rng);
+    let public = secret.public_key();
+    let received = exchange(transport, round, |_| public.to_vec()).await?;
+    let mut seeds = Vec::with_capacity(received.len());
+    for (peer, msg) in received.into_iter().enumerate() {
+        match msg {
+            None => seeds.push(None),
+            Some(pk) if pk.len() == 32 => seeds.push(Some(secret.agree(ctx, me, peer, &pk)?)),
+            Some(_) => {
+                return Err(MpcError::MalformedMessage {
+                    from: peer,
+                    round,
+                    what: "public key is not 32 bytes",
+                });
+            }
+        }
+    }
+    Ok(PairwiseSeeds::new(me, seeds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::{DEFAULT_MAX_MESSAGE, run_in_memory};
+
+    fn ids(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("party-{i}")).collect()
+    }
+
+    #[tokio::test]
+    async fn zero_shares_sum_to_zero_and_seeds_match() {
+        for n in 2..=5 {
+            let out = run_in_memory(n, DEFAULT_MAX_MESSAGE, move |t| async move {
+                let ids = ids(n);
+                let ctx = SessionContext {
+                    job_id: "job-1",
+                    party_ids: &ids,
+                };
+                let mut rng = os_rng().unwrap();
+                let seeds = agree(&t, ctx, 0, &mut rng).await.unwrap();
+                let z: Vec<u128> = seeds.zero_share(b"test", 10);
+                let probe: Vec<u64> = (0..n)
+                    .map(|p| seeds.with(p).map(|s| s.stream(b"probe").next_u64()).unwrap_or(0))
+                    .collect();
+                (z, probe, t.counters().snapshot())
+            })
+            .await
+            .unwrap();
+            let mut sum = vec![0u128; 10];
+            for (z, _, _) in &out {
+                ring::add_assign(&mut sum, z);
+            }
+            assert_eq!(sum, vec![0u128; 10], "n={n}");
+            // Both ends of every pair derived the same seed, and different pairs differ.
+            for i in 0..n {
+                for j in 0..n {
+                    if i != j {
+                        assert_eq!(out[i].1[j], out[j].1[i], "n={n} pair ({i},{j})");
+                    }
+                }
+            }
+            // A zero share on its own is not zero (it is masked).
+            assert_ne!(out[0].0, vec![0u128; 10]);
+            let c = out[0].2;
+            assert_eq!((c.rounds, c.bytes_sent), (1, 32 * (n as u64 - 1)));
+        }
+    }
+
+    use rand_core::Rng;
+
+    #[test]
+    fn seeds_are_bound_to_the_job() {
+        let mut rng = ChaCha20Rng::seed_from_u64(1);
+        let a = EphemeralSecret::random(&mut rng);
+        let b = EphemeralSecret::random(&mut rng);
+        let ids = ids(2);
+        let ctx1 = SessionContext {
+            job_id: "job-1",
+            party_ids: &ids,
+        };
+        let ctx2 = SessionContext {
+            job_id: "job-2",
+            party_ids: &ids,
+        };
+        let s1 = a.agree(ctx1, 0, 1, &b.public_key()).unwrap();
+        let s1b = b.agree(ctx1, 1, 0, &a.public_key()).unwrap();
+        let s2 = a.agree(ctx2, 0, 1, &b.public_key()).unwrap();
+        assert_eq!(s1.0, s1b.0);
+        assert_ne!(s1.0, s2.0);
+    }
+
+    #[test]
+    fn invalid_and_identity_points_are_rejected() {
+        let mut rng = ChaCha20Rng::seed_from_u64(2);
+        let a = EphemeralSecret::random(&mut rng);
+        let ids = ids(2);
+        let ctx = SessionContext {
+            job_id: "j",
+            party_ids: &ids,
+        };
+        assert!(matches!(
+            a.agree(ctx, 0, 1, &[0xff; 32]),
+            Err(MpcError::InvalidPublicKey { from: 1 })
+        ));
+        assert!(matches!(
+            a.agree(ctx, 0, 1, &[0u8; 32]),
+            Err(MpcError::InvalidPublicKey { from: 1 })
+        ));
+        assert!(a.agree(ctx, 0, 1, &[1u8; 5]).is_err());
+    }
+
+    #[test]
+    fn debug_prints_no_secret() {
+        let seed = PairwiseSeed::from_bytes([0xab; 32]);
+        let text = format!("{seed:?}");
+        assert!(!text.contains("171") && !text.contains("ab"), "{text}");
+    }
+}

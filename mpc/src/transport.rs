@@ -1,0 +1,379 @@
+//! The transport every protocol talks to, and its in-memory implementation.
+//!
+//! A protocol sends at most one (batched) message to each peer per round and tags it with the
+//! round number; a receiver that gets a message for another round fails instead of guessing.
+//! Implementations enforce a maximum message size and count bytes; [`exchange`] counts rounds.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{Mutex, mpsc};
+
+/// Index of a party within a session (0 ..= n-1).
+pub type PartyIndex = usize;
+
+/// Default largest message accepted by a transport (256 MiB).
+pub const DEFAULT_MAX_MESSAGE: usize = 256 * 1024 * 1024;
+
+/// What can go wrong moving a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The peer's link closed before the expected message arrived.
+    #[error("party {peer} disconnected")]
+    PeerDisconnected {
+        /// The peer.
+        peer: PartyIndex,
+    },
+    /// A message exceeds the session's size limit.
+    #[error("message of {len} bytes for/from party {peer} exceeds the limit of {max} bytes")]
+    MessageTooLarge {
+        /// The peer.
+        peer: PartyIndex,
+        /// Message length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A message for another round arrived.
+    #[error("party {peer} sent a message for round {got}, expected round {expected}")]
+    UnexpectedRound {
+        /// The peer.
+        peer: PartyIndex,
+        /// Round expected.
+        expected: u32,
+        /// Round received.
+        got: u32,
+    },
+    /// No such party in this session (or the party itself).
+    #[error("no peer with index {peer} in this session")]
+    UnknownPeer {
+        /// The index asked for.
+        peer: PartyIndex,
+    },
+    /// Nothing arrived in time.
+    #[error("timed out waiting for party {peer} in round {round}")]
+    Timeout {
+        /// The peer.
+        peer: PartyIndex,
+        /// The round.
+        round: u32,
+    },
+    /// The peer or the coordinator aborted the session.
+    #[error("session aborted: {reason}")]
+    Aborted {
+        /// Why.
+        reason: String,
+    },
+    /// The peer broke the framing rules of the link.
+    #[error("protocol violation by party {peer}: {what}")]
+    Violation {
+        /// The peer.
+        peer: PartyIndex,
+        /// What it did (shape only).
+        what: String,
+    },
+}
+
+/// Per-session traffic counters. Bytes count protocol payload, not framing.
+#[derive(Debug, Default)]
+pub struct Counters {
+    rounds: AtomicU64,
+    bytes_sent: AtomicU64,
+    bytes_received: AtomicU64,
+    messages_sent: AtomicU64,
+    messages_received: AtomicU64,
+}
+
+/// A copy of [`Counters`] at one moment.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CounterSnapshot {
+    /// Communication rounds completed.
+    pub rounds: u64,
+    /// Payload bytes sent.
+    pub bytes_sent: u64,
+    /// Payload bytes received.
+    pub bytes_received: u64,
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// Messages received.
+    pub messages_received: u64,
+}
+
+impl Counters {
+    /// Records one completed round.
+    pub fn add_round(&self) {
+        self.rounds.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Records a sent message.
+    pub fn add_sent(&self, bytes: usize) {
+        self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.messages_sent.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Records a received message.
+    pub fn add_received(&self, bytes: usize) {
+        self.bytes_received
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        self.messages_received.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Reads all counters.
+    pub fn snapshot(&self) -> CounterSnapshot {
+        CounterSnapshot {
+            rounds: self.rounds.load(Ordering::Relaxed),
+            bytes_sent: self.bytes_sent.load(Ordering::Relaxed),
+            bytes_received: self.bytes_received.load(Ordering::Relaxed),
+            messages_sent: self.messages_sent.load(Ordering::Relaxed),
+            messages_received: self.messages_received.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Point-to-point, round-tagged, size-limited message passing between the parties of a session.
+pub trait Transport: Send + Sync {
+    /// This party's index.
+    fn me(&self) -> PartyIndex;
+    /// Number of parties in the session.
+    fn parties(&self) -> usize;
+    /// Largest message this transport sends or accepts.
+    fn max_message_len(&self) -> usize;
+    /// The session's counters.
+    fn counters(&self) -> &Counters;
+    /// Sends `msg` to party `to` as its message for `round`.
+    fn send(
+        &self,
+        to: PartyIndex,
+        round: u32,
+        msg: Vec<u8>,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send;
+    /// Receives party `from`'s message for `round`.
+    fn recv(
+        &self,
+        from: PartyIndex,
+        round: u32,
+    ) -> impl Future<Output = Result<Vec<u8>, TransportError>> + Send;
+}
+
+/// One round with every peer: sends `msg_for(peer)` to each, then receives one message from each.
+/// Returns the received messages indexed by party (`None` at this party's own index).
+pub async fn exchange<T: Transport>(
+    transport: &T,
+    round: u32,
+    mut msg_for: impl FnMut(PartyIndex) -> Vec<u8>,
+) -> Result<Vec<Option<Vec<u8>>>, TransportError> {
+    let me = transport.me();
+    let n = transport.parties();
+    for peer in (0..n).filter(|&p| p != me) {
+        transport.send(peer, round, msg_for(peer)).await?;
+    }
+    let mut received = vec![None; n];
+    for (peer, slot) in received.iter_mut().enumerate() {
+        if peer != me {
+            *slot = Some(transport.recv(peer, round).await?);
+        }
+    }
+    transport.counters().add_round();
+    Ok(received)
+}
+
+type Envelope = (u32, Vec<u8>);
+
+/// All parties in one process, connected by unbounded channels. For tests and benches.
+pub struct InMemoryTransport {
+    me: PartyIndex,
+    max_message: usize,
+    senders: Vec<Option<mpsc::UnboundedSender<Envelope>>>,
+    receivers: Vec<Option<Mutex<mpsc::UnboundedReceiver<Envelope>>>>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for InMemoryTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemoryTransport")
+            .field("me", &self.me)
+            .field("parties", &self.senders.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl InMemoryTransport {
+    /// A fully connected network of `n` parties with the default message limit.
+    pub fn network(n: usize) -> Vec<Self> {
+        Self::network_with_limit(n, DEFAULT_MAX_MESSAGE)
+    }
+
+    /// A fully connected network of `n` parties with a message limit.
+    pub fn network_with_limit(n: usize, max_message: usize) -> Vec<Self> {
+        let mut senders: Vec<Vec<Option<mpsc::UnboundedSender<Envelope>>>> =
+            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        let mut receivers: Vec<Vec<Option<Mutex<mpsc::UnboundedReceiver<Envelope>>>>> =
+            (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+        for from in 0..n {
+            for to in (0..n).filter(|&t| t != from) {
+                let (tx, rx) = mpsc::unbounded_channel();
+                senders[from][to] = Some(tx);
+                receivers[to][from] = Some(Mutex::new(rx));
+            }
+        }
+        senders
+            .into_iter()
+            .zip(receivers)
+            .enumerate()
+            .map(|(me, (senders, receivers))| Self {
+                me,
+                max_message,
+                senders,
+                receivers,
+                counters: Counters::default(),
+            })
+            .collect()
+    }
+}
+
+impl Transport for InMemoryTransport {
+    fn me(&self) -> PartyIndex {
+        self.me
+    }
+
+    fn parties(&self) -> usize {
+        self.senders.len()
+    }
+
+    fn max_message_len(&self) -> usize {
+        self.max_message
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    async fn send(&self, to: PartyIndex, round: u32, msg: Vec<u8>) -> Result<(), TransportError> {
+        if msg.len() > self.max_message {
+            return Err(TransportError::MessageTooLarge {
+                peer: to,
+                len: msg.len(),
+                max: self.max_message,
+            });
+        }
+        let tx = self
+            .senders
+            .get(to)
+            .and_then(Option::as_ref)
+            .ok_or(TransportError::UnknownPeer { peer: to })?;
+        let len = msg.len();
+        tx.send((round, msg))
+            .map_err(|_| TransportError::PeerDisconnected { peer: to })?;
+        self.counters.add_sent(len);
+        Ok(())
+    }
+
+    async fn recv(&self, from: PartyIndex, round: u32) -> Result<Vec<u8>, TransportError> {
+        let rx = self
+            .receivers
+            .get(from)
+            .and_then(Option::as_ref)
+            .ok_or(TransportError::UnknownPeer { peer: from })?;
+        let (got, msg) = rx
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or(TransportError::PeerDisconnected { peer: from })?;
+        if got != round {
+            return Err(TransportError::UnexpectedRound {
+                peer: from,
+                expected: round,
+                got,
+            });
+        }
+        if msg.len() > self.max_message {
+            return Err(TransportError::MessageTooLarge {
+                peer: from,
+                len: msg.len(),
+                max: self.max_message,
+            });
+        }
+        self.counters.add_received(msg.len());
+        Ok(msg)
+    }
+}
+
+/// Runs `party` for each of `n` parties concurrently over a fresh in-memory network and returns
+/// the outputs in party order. A panicking party is reported as an error naming it.
+pub async fn run_in_memory<F, Fut, O>(
+    n: usize,
+    max_message: usize,
+    party: F,
+) -> Result<Vec<O>, TransportError>
+where
+    F: Fn(InMemoryTransport) -> Fut,
+    Fut: Future<Output = O> + Send + 'static,
+    O: Send + 'static,
+{
+    let handles: Vec<_> = InMemoryTransport::network_with_limit(n, max_message)
+        .into_iter()
+        .map(|t| tokio::spawn(party(t)))
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for (index, h) in handles.into_iter().enumerate() {
+        out.push(h.await.map_err(|_| TransportError::Aborted {
+            reason: format!("party {index} panicked"),
+        })?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn exchange_delivers_and_counts() {
+        let results = run_in_memory(3, DEFAULT_MAX_MESSAGE, |t| async move {
+            let got = exchange(&t, 0, |peer| vec![t.me() as u8, peer as u8, 7]).await;
+            (got, t.counters().snapshot())
+        })
+        .await
+        .unwrap();
+        for (me, (got, counters)) in results.into_iter().enumerate() {
+            for (peer, msg) in got.unwrap().into_iter().enumerate() {
+                if peer == me {
+                    assert!(msg.is_none());
+                } else {
+                    assert_eq!(msg.unwrap(), vec![peer as u8, me as u8, 7]);
+                }
+            }
+            assert_eq!(counters.rounds, 1);
+            assert_eq!(counters.bytes_sent, 6);
+            assert_eq!(counters.bytes_received, 6);
+            assert_eq!(counters.messages_sent, 2);
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_wrong_round_and_disconnect_are_errors() {
+        let mut net = InMemoryTransport::network_with_limit(2, 4);
+        assert!(matches!(
+            net[0].send(1, 0, vec![0; 5]).await,
+            Err(TransportError::MessageTooLarge { len: 5, max: 4, .. })
+        ));
+        net[0].send(1, 3, vec![1]).await.unwrap();
+        assert_eq!(
+            net[1].recv(0, 2).await,
+            Err(TransportError::UnexpectedRound {
+                peer: 0,
+                expected: 2,
+                got: 3
+            })
+        );
+        assert!(matches!(
+            net[0].send(0, 0, vec![]).await,
+            Err(TransportError::UnknownPeer { peer: 0 })
+        ));
+        let p1 = net.pop().unwrap();
+        drop(net);
+        assert_eq!(
+            p1.recv(0, 0).await,
+            Err(TransportError::PeerDisconnected { peer: 0 })
+        );
+    }
+}
