@@ -1,7 +1,10 @@
 //! Compiles the .proto files with `protox` (pure Rust): no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/treaty/v1/control.proto", "proto/treaty/v1/data.proto"];
+    let files = [
+        "proto/treaty/v1/control.proto",
+        "proto/treaty/v1/data.proto",
+    ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");
     }

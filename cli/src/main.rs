@@ -1,1 +1,233 @@
-fn main() {}
+//! `treaty`: one binary for every role — demo, coordinator, party node, analyst.
+#![forbid(unsafe_code)]
+
+mod analyst;
+mod demo;
+mod keys;
+mod print;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+/// Treaty: joint statistics and models across organisations that cannot share their data.
+#[derive(Parser, Debug)]
+#[command(name = "treaty", version, about)]
+struct Cli {
+    /// Log filter (e.g. `info`, `treaty_party=debug`); defaults to `info` for servers and `warn`
+    /// for everything else.
+    #[arg(long, global = true, env = "TREATY_LOG")]
+    log: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a coordinator and party nodes on loopback with synthetic data, submit a `stats` job
+    /// and print the result beside the same figures computed in the clear.
+    Demo(demo::DemoArgs),
+    /// Create the keys and certificates of a deployment (a local CA, one certificate per node,
+    /// and an HPKE result key per analyst).
+    Init(keys::InitArgs),
+    /// Run the coordinator.
+    Coordinator(CoordinatorArgs),
+    /// Run a party node.
+    Party(PartyArgs),
+    /// List registered parties and their published dataset schemas.
+    Parties(analyst::ConnectArgs),
+    /// Submit a job file.
+    Submit(analyst::SubmitArgs),
+    /// List jobs, newest first.
+    Jobs(analyst::JobsArgs),
+    /// Follow a job until it ends (exit code 1 unless it succeeds).
+    Watch(analyst::JobArgs),
+    /// Fetch, open and print the result of a succeeded job.
+    Result(analyst::ResultArgs),
+    /// Cancel an unfinished job.
+    Cancel(analyst::CancelArgs),
+}
+
+/// TLS material for a server: a PKI directory and a name, or explicit files.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct TlsArgs {
+    /// Directory written by `treaty init` (holds ca.pem, NAME.pem, NAME.key).
+    #[arg(long, env = "TREATY_PKI")]
+    pki: Option<PathBuf>,
+    /// CA certificate (overrides --pki).
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Certificate (overrides --pki).
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// Private key (overrides --pki).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Plaintext gRPC. Development only: everything on the wire is readable.
+    #[arg(long)]
+    insecure: bool,
+}
+
+impl TlsArgs {
+    /// Loads the identity `name` (None when insecure).
+    pub(crate) fn identity(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<Option<treaty_coordinator::tls::TlsIdentity>> {
+        if self.insecure {
+            eprintln!("warning: --insecure: TLS is off, traffic is unauthenticated and readable");
+            return Ok(None);
+        }
+        let from_dir = |file: String| self.pki.as_ref().map(|d| d.join(file));
+        let ca = self.ca.clone().or_else(|| from_dir("ca.pem".into()));
+        let cert = self
+            .cert
+            .clone()
+            .or_else(|| from_dir(format!("{name}.pem")));
+        let key = self.key.clone().or_else(|| from_dir(format!("{name}.key")));
+        match (ca, cert, key) {
+            (Some(ca), Some(cert), Some(key)) => Ok(Some(
+                treaty_coordinator::tls::TlsIdentity::load(&ca, &cert, &key)
+                    .with_context(|| format!("loading the TLS identity of {name:?}"))?,
+            )),
+            _ => anyhow::bail!(
+                "TLS material missing: pass --pki DIR (from `treaty init`) or --ca/--cert/--key, \
+                 or --insecure for a plaintext development setup"
+            ),
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+struct CoordinatorArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    listen: SocketAddr,
+    /// Directory of the coordinator's database (created if missing).
+    #[arg(long, default_value = "treaty-state")]
+    state_dir: PathBuf,
+    /// Name of the coordinator's certificate in the PKI directory.
+    #[arg(long, default_value = "coordinator")]
+    name: String,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Seconds a job waits for offline parties before it fails.
+    #[arg(long, default_value_t = 30)]
+    offline_timeout: u64,
+    /// Seconds parties have to accept or reject a job.
+    #[arg(long, default_value_t = 30)]
+    accept_timeout: u64,
+    /// Longest a job may run, in seconds.
+    #[arg(long, default_value_t = 6 * 3600)]
+    run_timeout: u64,
+}
+
+#[derive(Args, Debug)]
+struct PartyArgs {
+    /// The node's config file (party.toml).
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+fn init_logging(filter: Option<&str>, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or(default))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::Init(args) => keys::init(args).map(|()| ExitCode::SUCCESS),
+        Command::Coordinator(args) => {
+            let tls = args.tls.identity(&args.name)?;
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("binding {}", args.listen))?;
+            tracing::info!(listen = %args.listen, tls = tls.is_some(), state_dir = %args.state_dir.display(), "coordinator listening");
+            treaty_coordinator::serve(
+                listener,
+                treaty_coordinator::ServeOptions {
+                    state_dir: args.state_dir,
+                    tls,
+                    config: treaty_coordinator::CoordinatorConfig {
+                        offline_timeout: Duration::from_secs(args.offline_timeout),
+                        accept_timeout: Duration::from_secs(args.accept_timeout),
+                        run_timeout: Duration::from_secs(args.run_timeout),
+                        ..Default::default()
+                    },
+                },
+                shutdown_signal(),
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Party(args) => {
+            let cfg = treaty_party::PartyConfig::load(&args.config)?;
+            let listener = tokio::net::TcpListener::bind(cfg.listen)
+                .await
+                .with_context(|| format!("binding the data plane on {}", cfg.listen))?;
+            tracing::info!(party = %cfg.id, listen = %cfg.listen, "party node starting");
+            treaty_party::node::run(cfg, listener, shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Parties(args) => analyst::parties(args).await,
+        Command::Submit(args) => analyst::submit(args).await,
+        Command::Jobs(args) => analyst::jobs(args).await,
+        Command::Watch(args) => analyst::watch(args).await,
+        Command::Result(args) => analyst::result(args).await,
+        Command::Cancel(args) => analyst::cancel(args).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let server = matches!(cli.command, Command::Coordinator(_) | Command::Party(_));
+    init_logging(cli.log.as_deref(), if server { "info" } else { "warn" });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,99 @@
-//! placeholder
+//! # treaty-coordinator: Treaty's control plane
+//!
+//! ```text
+//!  analyst ──SubmitJob/WatchJob/FetchResult──► coordinator ◄──Register/Subscribe/Report/Upload── parties
+//!                                                 │ registry · jobs · sealed results (redb)
+//! ```
+//!
+//! The coordinator keeps the party registry (ids, data-plane endpoints, TLS fingerprints, dataset
+//! schemas), validates job specs, drives each job's state machine and relays sealed results. It
+//! never receives a share, a key, a seed or a raw value: what it stores is job specs, schemas,
+//! states, counters and HPKE-sealed bytes only the recipient can open.
+//!
+//! Also here, because every binary needs them: [`pki`] (a small deployment CA for `treaty init`
+//! and the demo), [`tls`] (loading identities, tonic TLS configs, peer fingerprints) and
+//! [`client`] (channels with Treaty's limits and keep-alives).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod error;
+pub mod jobfile;
+pub mod pki;
+pub mod service;
+pub mod store;
+pub mod tls;
+pub mod validate;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use treaty_proto::v1::coordinator_server::CoordinatorServer;
+
+pub use error::CoordinatorError;
+pub use service::{CoordinatorConfig, CoordinatorService};
+
+/// Everything `serve` needs besides the listener.
+#[derive(Debug)]
+pub struct ServeOptions {
+    /// Directory of the embedded database.
+    pub state_dir: PathBuf,
+    /// The coordinator's TLS identity; `None` serves plaintext (`--insecure`).
+    pub tls: Option<tls::TlsIdentity>,
+    /// Timeouts and limits.
+    pub config: CoordinatorConfig,
+}
+
+/// Serves the coordinator on `listener` until `shutdown` resolves. On shutdown unfinished jobs
+/// are marked failed, party streams closed, and in-flight calls drained.
+pub async fn serve(
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), CoordinatorError> {
+    let store = store::Store::open(&options.state_dir)?;
+    let token = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let mut config = options.config;
+    config.require_tls_identity = options.tls.is_some();
+    let service = CoordinatorService::new(store, config, token.clone(), tasks.clone())?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<CoordinatorServer<CoordinatorService>>()
+        .await;
+
+    let mut builder = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .tcp_keepalive(Some(std::time::Duration::from_secs(20)))
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+        .concurrency_limit_per_connection(256);
+    if let Some(tls) = &options.tls {
+        builder = builder.tls_config(tls.server_config())?;
+    }
+    let signal = {
+        let (token, tasks, service) = (token.clone(), tasks.clone(), service.clone());
+        async move {
+            shutdown.await;
+            tracing::info!("coordinator shutting down");
+            token.cancel();
+            tasks.close();
+            tasks.wait().await;
+            service.disconnect_all();
+        }
+    };
+    builder
+        .add_service(health_service)
+        .add_service(
+            CoordinatorServer::new(service)
+                .max_decoding_message_size(treaty_proto::MAX_CONTROL_MESSAGE)
+                .max_encoding_message_size(treaty_proto::MAX_CONTROL_MESSAGE),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .await?;
+    Ok(())
+}

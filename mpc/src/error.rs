@@ -7,7 +7,9 @@ use crate::transport::TransportError;
 #[non_exhaustive]
 pub enum MpcError {
     /// A value cannot be represented in the fixed-point format (it would wrap).
-    #[error("value out of the fixed-point range (|x| < {limit:e} with {frac_bits} fractional bits)")]
+    #[error(
+        "value out of the fixed-point range (|x| < {limit:e} with {frac_bits} fractional bits)"
+    )]
     OutOfRange {
         /// The largest magnitude representable.
         limit: f64,
@@ -26,7 +28,9 @@ pub enum MpcError {
         got: u32,
     },
     /// A party's local aggregate would let the joint total overflow the ring.
-    #[error("local aggregate of column {column:?} exceeds the bound that keeps the {parties}-party total exact")]
+    #[error(
+        "local aggregate of column {column:?} exceeds the bound that keeps the {parties}-party total exact"
+    )]
     AggregateOverflow {
         /// The column whose aggregate is too large.
         column: String,

@@ -146,7 +146,10 @@ mod tests {
         let sk = RecipientSecretKey::generate(&mut rng);
         let pk = sk.public_key().unwrap();
         let sealed = seal(&pk, "job-1", "bank", b"share bytes", &mut rng).unwrap();
-        assert_eq!(&open(&sk, "job-1", "bank", &sealed).unwrap()[..], b"share bytes");
+        assert_eq!(
+            &open(&sk, "job-1", "bank", &sealed).unwrap()[..],
+            b"share bytes"
+        );
         // Bound to job and party.
         assert!(open(&sk, "job-2", "bank", &sealed).is_err());
         assert!(open(&sk, "job-1", "insurer", &sealed).is_err());

@@ -236,7 +236,12 @@ mod tests {
                 let seeds = agree(&t, ctx, 0, &mut rng).await.unwrap();
                 let z: Vec<u128> = seeds.zero_share(b"test", 10);
                 let probe: Vec<u64> = (0..n)
-                    .map(|p| seeds.with(p).map(|s| s.stream(b"probe").next_u64()).unwrap_or(0))
+                    .map(|p| {
+                        seeds
+                            .with(p)
+                            .map(|s| s.stream(b"probe").next_u64())
+                            .unwrap_or(0)
+                    })
                     .collect();
                 (z, probe, t.counters().snapshot())
             })

@@ -68,7 +68,9 @@ impl<R: RingElement> AdditiveShare<R> {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, MpcError> {
         ring::decode(bytes)
             .map(Self::from_values)
-            .ok_or(MpcError::Reconstruct("share length is not a multiple of the element size"))
+            .ok_or(MpcError::Reconstruct(
+                "share length is not a multiple of the element size",
+            ))
     }
 }
 
@@ -168,7 +170,10 @@ mod tests {
     fn debug_hides_values() {
         let s = AdditiveShare::from_values(vec![0xdead_beef_u64]);
         let text = format!("{s:?}");
-        assert!(!text.contains("3735928559") && !text.contains("deadbeef"), "{text}");
+        assert!(
+            !text.contains("3735928559") && !text.contains("deadbeef"),
+            "{text}"
+        );
         assert!(text.contains("len: 1"), "{text}");
     }
 

@@ -1,1 +1,31 @@
-//! placeholder
+//! # treaty-party: the party node
+//!
+//! ```text
+//!   party.toml ─► datasets (CSV + declared schema) ─► local aggregates (fixed point)
+//!        │                                                  │
+//!        ▼                                                  ▼
+//!   coordinator ◄─ register · subscribe · report · upload   treaty_mpc protocol over
+//!   (control plane)                                          GrpcTransport ◄──► peers (data plane)
+//! ```
+//!
+//! A node registers its data-plane endpoint, TLS fingerprint and dataset *schemas* (never rows),
+//! follows its job stream, checks every assignment against its own datasets, runs the protocol
+//! with its peers over mutually authenticated `PartyLink` streams, seals its output share to the
+//! recipient (HPKE) and uploads only the sealed bytes. Protocol math lives in `treaty-mpc`; this
+//! crate is I/O, configuration and orchestration.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod analyst;
+pub mod config;
+pub mod dataset;
+pub mod demo;
+pub mod error;
+pub mod job;
+pub mod link;
+pub mod node;
+pub mod sandbox;
+pub mod synthetic;
+
+pub use config::PartyConfig;
+pub use error::PartyError;

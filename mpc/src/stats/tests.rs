@@ -14,7 +14,11 @@ fn names(k: usize) -> Vec<String> {
 async fn secure_vs_clear(
     parties: Vec<Vec<Vec<f64>>>,
     fixed: FixedPoint,
-) -> (StatsResult, StatsResult, Vec<crate::transport::CounterSnapshot>) {
+) -> (
+    StatsResult,
+    StatsResult,
+    Vec<crate::transport::CounterSnapshot>,
+) {
     let n = parties.len();
     let k = parties[0].len();
     let cols = names(k);
@@ -61,8 +65,12 @@ async fn three_parties_match_plaintext_and_cost_one_round() {
         .map(|p| {
             let rows = 500 + 100 * p;
             vec![
-                (0..rows).map(|_| rng.random_range(-5_000.0..250_000.0)).collect(),
-                (0..rows).map(|_| rng.random_range(0.0..100.0f64).round()).collect(),
+                (0..rows)
+                    .map(|_| rng.random_range(-5_000.0..250_000.0))
+                    .collect(),
+                (0..rows)
+                    .map(|_| rng.random_range(0.0..100.0f64).round())
+                    .collect(),
             ]
         })
         .collect();

@@ -1,0 +1,262 @@
+//! Analyst commands: parties, submit, jobs, watch, result, cancel.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use tonic::transport::Channel;
+use treaty_coordinator::client::{Dial, connect};
+use treaty_coordinator::jobfile::JobFile;
+use treaty_proto::v1::{self as pb, JobState, coordinator_client::CoordinatorClient};
+
+use crate::{TlsArgs, keys, print};
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ConnectArgs {
+    /// Coordinator URL.
+    #[arg(
+        long,
+        env = "TREATY_COORDINATOR",
+        default_value = "https://127.0.0.1:7000"
+    )]
+    coordinator: String,
+    /// TLS name of the coordinator's certificate.
+    #[arg(long, default_value = "coordinator")]
+    coordinator_name: String,
+    /// Your name in the PKI directory (your NAME.pem / NAME.key are used).
+    #[arg(long = "as", env = "TREATY_NAME", default_value = "analyst")]
+    name: String,
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Machine-readable output (JSON).
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+impl ConnectArgs {
+    async fn client(&self) -> anyhow::Result<CoordinatorClient<Channel>> {
+        let tls = self.tls.identity(&self.name)?;
+        connect(Dial {
+            url: &self.coordinator,
+            tls: tls.as_ref(),
+            server_name: &self.coordinator_name,
+        })
+        .await
+        .with_context(|| format!("connecting to the coordinator at {}", self.coordinator))
+    }
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SubmitArgs {
+    /// The job file (TOML).
+    job: PathBuf,
+    /// The recipient's HPKE public key file (from `treaty init`); overrides output.public_key.
+    #[arg(long)]
+    recipient_key: Option<PathBuf>,
+    /// Follow the job until it ends.
+    #[arg(long)]
+    watch: bool,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct JobsArgs {
+    /// How many jobs to list.
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct JobArgs {
+    /// The job id.
+    job: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ResultArgs {
+    /// The job id.
+    job: String,
+    /// Your HPKE private key file (NAME.hpke.key from `treaty init`).
+    #[arg(long, env = "TREATY_RESULT_KEY")]
+    key: PathBuf,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CancelArgs {
+    /// The job id.
+    job: String,
+    /// Why (shown in the job).
+    #[arg(long, default_value = "")]
+    reason: String,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+pub(crate) async fn parties(args: ConnectArgs) -> anyhow::Result<ExitCode> {
+    let mut c = args.client().await?;
+    let parties = c
+        .list_parties(pb::ListPartiesRequest {})
+        .await?
+        .into_inner()
+        .parties;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::Value::Array(parties.iter().map(print::party_json).collect())
+        );
+    } else {
+        print::parties(&parties);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.job)
+        .with_context(|| format!("reading {}", args.job.display()))?;
+    let key = args
+        .recipient_key
+        .as_deref()
+        .map(keys::read_public_key)
+        .transpose()?;
+    let spec = JobFile::parse(&text)
+        .and_then(|f| f.to_spec(key))
+        .with_context(|| format!("in {}", args.job.display()))?;
+    let mut c = args.connect.client().await?;
+    let job_id = c
+        .submit_job(pb::SubmitJobRequest { spec: Some(spec) })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner()
+        .job_id;
+    if args.connect.json && !args.watch {
+        println!("{}", serde_json::json!({ "job_id": job_id }));
+    } else if !args.connect.json {
+        println!("submitted {job_id}");
+    }
+    if args.watch {
+        return follow(&mut c, &job_id, args.connect.json).await;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
+    let mut c = args.connect.client().await?;
+    let jobs = c
+        .list_jobs(pb::ListJobsRequest { limit: args.limit })
+        .await?
+        .into_inner()
+        .jobs;
+    if args.connect.json {
+        println!(
+            "{}",
+            serde_json::Value::Array(jobs.iter().map(print::job_json).collect())
+        );
+    } else {
+        print::jobs(&jobs);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn watch(args: JobArgs) -> anyhow::Result<ExitCode> {
+    let mut c = args.connect.client().await?;
+    follow(&mut c, &args.job, args.connect.json).await
+}
+
+async fn follow(
+    c: &mut CoordinatorClient<Channel>,
+    job_id: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut stream = c
+        .watch_job(pb::WatchJobRequest {
+            job_id: job_id.to_string(),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    let mut bar = (!json).then(print::JobBar::new);
+    let mut last = None;
+    while let Some(job) = stream.message().await? {
+        match &mut bar {
+            Some(bar) => bar.update(&job),
+            None => println!("{}", print::job_json(&job)),
+        }
+        last = Some(job);
+    }
+    let job = last.context("the coordinator sent no job state")?;
+    if let Some(bar) = bar {
+        bar.finish(&job);
+    }
+    Ok(if job.state() == JobState::Succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
+    let key = keys::read_secret_key(&args.key)?;
+    let mut c = args.connect.client().await?;
+    let job = c
+        .get_job(pb::GetJobRequest {
+            job_id: args.job.clone(),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    if job.state() != JobState::Succeeded {
+        anyhow::bail!(
+            "job {} is {}{}",
+            job.id,
+            print::state(job.state()),
+            if job.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", job.reason)
+            }
+        );
+    }
+    let result = treaty_party::analyst::fetch_stats_result(&mut c, &job, &key)
+        .await
+        .context("opening the sealed result")?;
+    if args.connect.json {
+        println!(
+            "{}",
+            serde_json::json!({ "job_id": job.id, "result": result })
+        );
+    } else {
+        print::stats(&result);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
+    let mut c = args.connect.client().await?;
+    let job = c
+        .cancel_job(pb::CancelJobRequest {
+            job_id: args.job,
+            reason: args.reason,
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    if args.connect.json {
+        println!("{}", print::job_json(&job));
+    } else {
+        println!(
+            "{} is {}: {}",
+            job.id,
+            print::state(job.state()),
+            job.reason
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,152 @@
+//! `treaty demo`: argument parsing and printing around `treaty_party::demo`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use treaty_party::dataset::Predicate;
+use treaty_party::demo::{DemoOptions, DemoReport};
+
+use crate::print;
+
+#[derive(Args, Debug)]
+pub(crate) struct DemoArgs {
+    /// Synthetic claims per party.
+    #[arg(long, default_value_t = 100_000)]
+    rows: usize,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Party ids, comma separated (at least 2).
+    #[arg(long, value_delimiter = ',', default_value = "hospital,insurer,bank")]
+    parties: Vec<String>,
+    /// Fixed-point fractional bits.
+    #[arg(long, default_value_t = 16)]
+    frac_bits: u32,
+    /// Only claims of this diagnosis group ("all" for every claim).
+    #[arg(long, default_value = "diabetes")]
+    diagnosis: String,
+    /// Keep data, keys and state in this directory (default: a temporary one, removed after).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Plaintext gRPC instead of mutual TLS.
+    #[arg(long)]
+    insecure: bool,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let tmp = tempfile::Builder::new().prefix("treaty-demo-").tempdir()?;
+    let work_dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => tmp.path().to_path_buf(),
+    };
+    let mut opts = DemoOptions::new(work_dir);
+    opts.rows = args.rows;
+    opts.seed = args.seed;
+    opts.parties = args.parties.clone();
+    opts.frac_bits = args.frac_bits;
+    opts.insecure = args.insecure;
+    if args.diagnosis == "all" {
+        opts.filter = None;
+    } else if let Some((_, p)) = &mut opts.filter {
+        *p = Predicate::Equals(args.diagnosis.clone());
+    }
+    if !args.json {
+        println!(
+            "treaty demo: coordinator + {} party nodes on loopback ({}), {} synthetic claims each",
+            opts.parties.len(),
+            if opts.insecure {
+                "plaintext"
+            } else {
+                "mutual TLS"
+            },
+            opts.rows
+        );
+    }
+    let mut bar = (!args.json).then(print::JobBar::new);
+    let report = treaty_party::demo::run(&opts, |job| {
+        if let Some(bar) = &mut bar {
+            bar.update(job);
+        }
+    })
+    .await
+    .context("the demo failed")?;
+    if let Some(bar) = bar {
+        bar.finish_silently();
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_report(&report, &opts);
+    }
+    if !report.within_bound {
+        eprintln!(
+            "error: the secure result differs from the clear computation beyond the fixed-point bound"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(r: &DemoReport, opts: &DemoOptions) {
+    let filter = match &opts.filter {
+        Some((c, Predicate::Equals(v))) => format!(" where {c} = {v:?}"),
+        Some((c, Predicate::Range { min, max })) => format!(" where {c} in [{min:?}, {max:?}]"),
+        None => String::new(),
+    };
+    println!(
+        "\njob {}: stats over {} parties{filter}",
+        r.job_id,
+        opts.parties.len()
+    );
+    println!(
+        "rows matched: {} (secure)  {} (clear)\n",
+        r.result.count, r.plaintext.count
+    );
+    println!(
+        "{:<16} {:<9} {:>24} {:>24} {:>11}",
+        "column", "statistic", "secure (MPC)", "clear (f64)", "abs error"
+    );
+    for (s, c) in r.result.columns.iter().zip(&r.plaintext.columns) {
+        let rows = [
+            ("sum", Some(s.sum), Some(c.sum)),
+            ("mean", s.mean, c.mean),
+            ("variance", s.variance, c.variance),
+            ("stddev", s.stddev, c.stddev),
+        ];
+        for (name, a, b) in rows {
+            let err = match (a, b) {
+                (Some(a), Some(b)) => format!("{:.2e}", (a - b).abs()),
+                _ => "—".into(),
+            };
+            let f = |x: Option<f64>| x.map_or_else(|| "—".into(), |v| format!("{v:.6}"));
+            println!(
+                "{:<16} {:<9} {:>24} {:>24} {:>11}",
+                s.column,
+                name,
+                f(a),
+                f(b),
+                err
+            );
+        }
+    }
+    println!(
+        "\nmax abs error {:.3e} ({} the {}-fractional-bit bound)",
+        r.max_abs_error,
+        if r.within_bound { "within" } else { "OUTSIDE" },
+        r.frac_bits
+    );
+    println!("data-plane rounds per party: {}", r.rounds);
+    for (p, sent) in &r.bytes_sent_per_party {
+        let recv = r.bytes_received_per_party.get(p).copied().unwrap_or(0);
+        println!("  {p:<16} sent {sent:>8} B  received {recv:>8} B");
+    }
+    println!(
+        "wall time: {:.3} s from submission to opened result (data generation {:.2} s)",
+        r.seconds, r.data_seconds
+    );
+}

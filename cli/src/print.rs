@@ -1,0 +1,199 @@
+//! Human-readable and JSON renderings.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+use treaty_mpc::stats::StatsResult;
+use treaty_proto::v1::{self as pb, JobState, job_spec};
+
+pub(crate) fn state(s: JobState) -> String {
+    s.as_str_name()
+        .trim_start_matches("JOB_STATE_")
+        .to_ascii_lowercase()
+}
+
+fn party_state(s: pb::PartyJobState) -> String {
+    s.as_str_name()
+        .trim_start_matches("PARTY_JOB_STATE_")
+        .to_ascii_lowercase()
+}
+
+fn kind(job: &pb::Job) -> &'static str {
+    match job.spec.as_ref().and_then(|s| s.computation.as_ref()) {
+        Some(job_spec::Computation::Stats(_)) => "stats",
+        None => "?",
+    }
+}
+
+pub(crate) fn job_json(job: &pb::Job) -> Value {
+    json!({
+        "id": job.id,
+        "kind": kind(job),
+        "name": job.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+        "state": state(job.state()),
+        "reason": job.reason,
+        "submitted_at_ms": job.submitted_at_ms,
+        "started_at_ms": job.started_at_ms,
+        "finished_at_ms": job.finished_at_ms,
+        "parties": job.parties.iter().map(|p| json!({
+            "party": p.party,
+            "state": party_state(p.state()),
+            "progress": p.progress,
+            "rounds": p.rounds,
+            "bytes_sent": p.bytes_sent,
+            "bytes_received": p.bytes_received,
+            "reason": p.reason,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub(crate) fn party_json(p: &pb::PartyInfo) -> Value {
+    json!({
+        "id": p.id,
+        "endpoint": p.endpoint,
+        "online": p.online,
+        "tls_cert_sha256": hex::encode(&p.tls_cert_sha256),
+        "datasets": p.datasets.iter().map(|d| json!({
+            "name": d.name,
+            "id_column": d.id_column,
+            "columns": d.columns.iter().map(|c| json!({
+                "name": c.name,
+                "type": c.r#type().as_str_name().trim_start_matches("COLUMN_TYPE_").to_ascii_lowercase(),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub(crate) fn parties(parties: &[pb::PartyInfo]) {
+    if parties.is_empty() {
+        println!("no parties registered");
+    }
+    for p in parties {
+        println!(
+            "{:<16} {:<8} {}",
+            p.id,
+            if p.online { "online" } else { "offline" },
+            p.endpoint
+        );
+        for d in &p.datasets {
+            let cols: Vec<String> = d
+                .columns
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{}:{}",
+                        c.name,
+                        c.r#type()
+                            .as_str_name()
+                            .trim_start_matches("COLUMN_TYPE_")
+                            .to_ascii_lowercase()
+                    )
+                })
+                .collect();
+            println!("    dataset {:<12} {}", d.name, cols.join(", "));
+        }
+    }
+}
+
+pub(crate) fn jobs(jobs: &[pb::Job]) {
+    if jobs.is_empty() {
+        println!("no jobs");
+    }
+    for j in jobs {
+        let parties: Vec<&str> = j.parties.iter().map(|p| p.party.as_str()).collect();
+        println!(
+            "{:<22} {:<6} {:<10} {:<28} {}",
+            j.id,
+            kind(j),
+            state(j.state()),
+            parties.join(","),
+            j.reason
+        );
+    }
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map_or_else(|| "—".to_string(), |v| format!("{v:.6}"))
+}
+
+pub(crate) fn stats(r: &StatsResult) {
+    println!("rows matched: {}", r.count);
+    println!(
+        "{:<18} {:>22} {:>16} {:>22} {:>16}",
+        "column", "sum", "mean", "variance", "stddev"
+    );
+    for c in &r.columns {
+        println!(
+            "{:<18} {:>22.6} {:>16} {:>22} {:>16}",
+            c.column,
+            c.sum,
+            opt(c.mean),
+            opt(c.variance),
+            opt(c.stddev)
+        );
+    }
+}
+
+/// A live progress bar for `watch`.
+pub(crate) struct JobBar {
+    bar: ProgressBar,
+}
+
+impl JobBar {
+    pub(crate) fn new() -> Self {
+        let bar = ProgressBar::new(1000);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:40} {percent:>3}% {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self { bar }
+    }
+
+    pub(crate) fn update(&mut self, job: &pb::Job) {
+        let n = job.parties.len().max(1) as f64;
+        let progress: f64 = job.parties.iter().map(|p| p.progress).sum::<f64>() / n;
+        self.bar.set_position((progress * 1000.0) as u64);
+        let parties: Vec<String> = job
+            .parties
+            .iter()
+            .map(|p| format!("{}:{}", p.party, party_state(p.state())))
+            .collect();
+        self.bar.set_message(format!(
+            "{} {} [{}]",
+            job.id,
+            state(job.state()),
+            parties.join(" ")
+        ));
+    }
+
+    pub(crate) fn finish_silently(self) {
+        self.bar.finish_and_clear();
+    }
+
+    pub(crate) fn finish(self, job: &pb::Job) {
+        self.bar.finish_and_clear();
+        let secs = (job.finished_at_ms - job.submitted_at_ms) as f64 / 1000.0;
+        println!(
+            "{} {} after {secs:.2} s{}",
+            job.id,
+            state(job.state()),
+            if job.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", job.reason)
+            }
+        );
+        for p in &job.parties {
+            println!(
+                "  {:<16} {:<9} rounds {:>3}  sent {:>10} B  received {:>10} B {}",
+                p.party,
+                party_state(p.state()),
+                p.rounds,
+                p.bytes_sent,
+                p.bytes_received,
+                p.reason
+            );
+        }
+    }
+}

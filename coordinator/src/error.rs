@@ -1,0 +1,88 @@
+//! The crate's one error type, and its single mapping onto gRPC status codes.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the coordinator.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoordinatorError {
+    /// A job spec failed validation; every problem is listed.
+    #[error("invalid job spec: {}", .0.join("; "))]
+    InvalidSpec(Vec<String>),
+    /// A request was malformed.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The job does not exist.
+    #[error("unknown job {0:?}")]
+    UnknownJob(String),
+    /// The party is not registered.
+    #[error("unknown party {0:?}")]
+    UnknownParty(String),
+    /// The party id is taken by another identity (or is online elsewhere).
+    #[error("party id {id:?} is already registered {how}")]
+    DuplicateParty {
+        /// The id.
+        id: String,
+        /// Why the registration is refused.
+        how: &'static str,
+    },
+    /// The caller's TLS identity does not match the party it claims to be.
+    #[error("caller is not authenticated as party {0:?}")]
+    NotAuthenticated(String),
+    /// The operation does not fit the job's state.
+    #[error("job {job} is {state}: {what}")]
+    WrongState {
+        /// The job.
+        job: String,
+        /// Its state.
+        state: String,
+        /// What was attempted.
+        what: &'static str,
+    },
+    /// A sealed result exceeds the size limit.
+    #[error("sealed result for job {job} exceeds {max} bytes")]
+    ResultTooLarge {
+        /// The job.
+        job: String,
+        /// The limit.
+        max: usize,
+    },
+    /// The embedded database failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// TLS material could not be loaded or used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// Certificates could not be issued.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    /// The gRPC server or channel failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl From<CoordinatorError> for tonic::Status {
+    fn from(e: CoordinatorError) -> Self {
+        use CoordinatorError as E;
+        let msg = e.to_string();
+        match e {
+            E::InvalidSpec(_) | E::InvalidRequest(_) => tonic::Status::invalid_argument(msg),
+            E::UnknownJob(_) | E::UnknownParty(_) => tonic::Status::not_found(msg),
+            E::DuplicateParty { .. } => tonic::Status::already_exists(msg),
+            E::NotAuthenticated(_) => tonic::Status::permission_denied(msg),
+            E::WrongState { .. } => tonic::Status::failed_precondition(msg),
+            E::ResultTooLarge { .. } => tonic::Status::resource_exhausted(msg),
+            E::Storage(_) | E::Io { .. } | E::Tls(_) | E::Pki(_) | E::Transport(_) => {
+                tonic::Status::internal(msg)
+            }
+        }
+    }
+}

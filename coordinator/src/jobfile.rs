@@ -1,0 +1,232 @@
+//! Job files: the TOML an analyst writes, turned into the wire `JobSpec`.
+//!
+//! ```toml
+//! name = "diabetes claims, three hospitals"
+//! frac_bits = 16                       # optional, default 16
+//!
+//! [[inputs]]
+//! party = "hospital"
+//! dataset = "claims"
+//! [[inputs]]
+//! party = "insurer"
+//! dataset = "claims"
+//!
+//! [stats]
+//! columns = ["claim_amount", "length_of_stay"]
+//! filter = { column = "diagnosis_group", equals = "diabetes" }
+//! # or: filter = { column = "patient_age", min = 40, max = 65 }
+//!
+//! [output]
+//! recipient = "alice"
+//! # public_key = "<64 hex chars>", or set by `treaty submit --recipient-key alice.hpke.pub`
+//! ```
+
+use serde::Deserialize;
+use treaty_proto::v1::{self as pb, filter, job_spec};
+
+use crate::CoordinatorError;
+
+/// A job file as written by an analyst.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFile {
+    /// Free text.
+    #[serde(default)]
+    pub name: String,
+    /// Protocol; default chosen by the job kind.
+    #[serde(default)]
+    pub protocol: String,
+    /// Fixed-point fractional bits (default 16).
+    #[serde(default)]
+    pub frac_bits: u32,
+    /// Parties and their datasets.
+    pub inputs: Vec<InputFile>,
+    /// A `stats` computation.
+    pub stats: Option<StatsFile>,
+    /// Who gets the result.
+    pub output: OutputFile,
+}
+
+/// One input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputFile {
+    /// Party id.
+    pub party: String,
+    /// Dataset name at that party.
+    pub dataset: String,
+}
+
+/// The `stats` computation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsFile {
+    /// Numeric columns.
+    pub columns: Vec<String>,
+    /// Optional row filter.
+    pub filter: Option<FilterFile>,
+}
+
+/// A row filter: `equals`, or `min`/`max` (inclusive).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterFile {
+    /// Column.
+    pub column: String,
+    /// Equality value (strings compare exactly, numbers numerically).
+    pub equals: Option<toml::Value>,
+    /// Inclusive lower bound.
+    pub min: Option<f64>,
+    /// Inclusive upper bound.
+    pub max: Option<f64>,
+}
+
+/// The output section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputFile {
+    /// Recipient label.
+    pub recipient: String,
+    /// Recipient's X25519 public key, hex.
+    pub public_key: Option<String>,
+}
+
+impl JobFile {
+    /// Parses a job file's text.
+    pub fn parse(text: &str) -> Result<Self, CoordinatorError> {
+        toml::from_str(text).map_err(|e| CoordinatorError::InvalidSpec(vec![e.to_string()]))
+    }
+
+    /// Builds the wire spec; `recipient_key` overrides `output.public_key`.
+    pub fn to_spec(
+        &self,
+        recipient_key: Option<[u8; 32]>,
+    ) -> Result<pb::JobSpec, CoordinatorError> {
+        let bad = |m: String| CoordinatorError::InvalidSpec(vec![m]);
+        let key = match (recipient_key, &self.output.public_key) {
+            (Some(k), _) => k.to_vec(),
+            (None, Some(h)) => {
+                hex::decode(h.trim()).map_err(|_| bad("output.public_key is not hex".into()))?
+            }
+            (None, None) => {
+                return Err(bad(
+                    "no recipient key: set output.public_key or pass --recipient-key".into(),
+                ));
+            }
+        };
+        let computation = match &self.stats {
+            None => {
+                return Err(bad(
+                    "the job file has no computation section (e.g. [stats])".into(),
+                ));
+            }
+            Some(s) => job_spec::Computation::Stats(pb::StatsJob {
+                columns: s.columns.clone(),
+                filter: s.filter.as_ref().map(FilterFile::to_wire).transpose()?,
+            }),
+        };
+        Ok(pb::JobSpec {
+            name: self.name.clone(),
+            protocol: self.protocol.clone(),
+            inputs: self
+                .inputs
+                .iter()
+                .map(|i| pb::JobInput {
+                    party: i.party.clone(),
+                    dataset: i.dataset.clone(),
+                })
+                .collect(),
+            output: Some(pb::JobOutput {
+                recipient: self.output.recipient.clone(),
+                recipient_public_key: key,
+            }),
+            frac_bits: self.frac_bits,
+            computation: Some(computation),
+        })
+    }
+}
+
+impl FilterFile {
+    fn to_wire(&self) -> Result<pb::Filter, CoordinatorError> {
+        let predicate = match (&self.equals, self.min, self.max) {
+            (Some(v), None, None) => filter::Predicate::Equals(match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                _ => {
+                    return Err(CoordinatorError::InvalidSpec(vec![format!(
+                        "filter on {:?}: `equals` must be a string or a number",
+                        self.column
+                    )]));
+                }
+            }),
+            (None, min, max) if min.is_some() || max.is_some() => {
+                filter::Predicate::Range(pb::NumericRange { min, max })
+            }
+            _ => {
+                return Err(CoordinatorError::InvalidSpec(vec![format!(
+                    "filter on {:?}: give either `equals` or `min`/`max`",
+                    self.column
+                )]));
+            }
+        };
+        Ok(pb::Filter {
+            column: self.column.clone(),
+            predicate: Some(predicate),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc_example() -> String {
+        include_str!("jobfile.rs")
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let f = JobFile::parse(&doc_example()).unwrap();
+        let spec = f.to_spec(Some([7; 32])).unwrap();
+        assert_eq!(spec.inputs.len(), 2);
+        let Some(job_spec::Computation::Stats(s)) = spec.computation else {
+            panic!("stats expected")
+        };
+        assert_eq!(
+            s.filter.unwrap().predicate,
+            Some(filter::Predicate::Equals("diabetes".into()))
+        );
+        // Without a key anywhere the spec is refused.
+        assert!(f.to_spec(None).is_err());
+    }
+
+    #[test]
+    fn bad_files_say_why() {
+        let e = JobFile::parse("inputs = []\n[output]\nrecipient='a'\nfoo=1").unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        let text = doc_example().replace(
+            "filter = { column = \"diagnosis_group\", equals = \"diabetes\" }",
+            "filter = { column = \"age\", equals = 3, min = 1.0 }",
+        );
+        let e = JobFile::parse(&text)
+            .unwrap()
+            .to_spec(Some([0; 32]))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("either `equals` or `min`/`max`"),
+            "{e}"
+        );
+        let text = doc_example().replace("# public_key", "public_key = \"zz\" #");
+        let e = JobFile::parse(&text).unwrap().to_spec(None).unwrap_err();
+        assert!(e.to_string().contains("not hex"), "{e}");
+    }
+}

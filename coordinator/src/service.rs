@@ -1,0 +1,962 @@
+//! The `Coordinator` gRPC service: registry, job drivers and result relay.
+//!
+//! Every active job has one driver task, the only writer of that job's record. RPC handlers turn
+//! party reports, uploads, disconnects and cancellations into [`DriverEvent`]s for it. The driver
+//! walks the state machine `submitted → approved → running → succeeded | failed | rejected |
+//! aborted`, persisting every transition; a job that does not succeed releases nothing (its
+//! uploaded shares are deleted) and every party is told to abort.
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::Stream;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::Instant;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::{Request, Response, Status, Streaming};
+use treaty_proto::v1::{
+    self as pb, Job, JobState, PartyEvent, PartyJobState, PartyJobStatus, coordinator_server,
+    job_report, party_event,
+};
+
+use crate::CoordinatorError;
+use crate::store::Store;
+use crate::tls::peer_cert_sha256;
+use crate::validate::validate_spec;
+
+/// Timeouts and limits of the coordinator.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// How long a submitted job waits for its parties to come online before it fails.
+    pub offline_timeout: Duration,
+    /// How long the parties have to accept or reject an assignment.
+    pub accept_timeout: Duration,
+    /// Longest a job may run once started.
+    pub run_timeout: Duration,
+    /// Whether party calls must come from the TLS identity the party registered (off only with
+    /// `--insecure`).
+    pub require_tls_identity: bool,
+    /// Largest sealed result one party may upload for one job.
+    pub max_result_bytes: usize,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        Self {
+            offline_timeout: Duration::from_secs(30),
+            accept_timeout: Duration::from_secs(30),
+            run_timeout: Duration::from_secs(6 * 3600),
+            require_tls_identity: true,
+            max_result_bytes: 1 << 30,
+        }
+    }
+}
+
+/// What happened to a job, as told to its driver.
+#[derive(Debug)]
+enum DriverEvent {
+    Report {
+        party: String,
+        report: job_report::Report,
+    },
+    Uploaded {
+        party: String,
+    },
+    PartyOffline {
+        party: String,
+    },
+    Cancel {
+        reason: String,
+    },
+}
+
+type EventTx = mpsc::UnboundedSender<Result<PartyEvent, Status>>;
+
+struct Subscription {
+    tx: EventTx,
+    generation: u64,
+}
+
+struct Inner {
+    store: Store,
+    config: CoordinatorConfig,
+    online: Mutex<HashMap<String, Subscription>>,
+    drivers: Mutex<HashMap<String, mpsc::UnboundedSender<DriverEvent>>>,
+    /// Ids of jobs whose record changed.
+    changes: broadcast::Sender<String>,
+    /// Bumped whenever a party comes online.
+    online_epoch: watch::Sender<u64>,
+    generation: Mutex<u64>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// The coordinator service; cheap to clone.
+#[derive(Clone)]
+pub struct CoordinatorService {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for CoordinatorService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoordinatorService").finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means another handler panicked mid-update of an in-memory map; the
+    // map itself is still consistent (all updates are single insert/remove calls).
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Whether a job state is final.
+pub fn is_final(state: JobState) -> bool {
+    matches!(
+        state,
+        JobState::Succeeded | JobState::Failed | JobState::Rejected | JobState::Aborted
+    )
+}
+
+fn state_name(state: JobState) -> String {
+    state
+        .as_str_name()
+        .trim_start_matches("JOB_STATE_")
+        .to_ascii_lowercase()
+}
+
+fn wrong_state(job: &Job, what: &'static str) -> CoordinatorError {
+    CoordinatorError::WrongState {
+        job: job.id.clone(),
+        state: state_name(job.state()),
+        what,
+    }
+}
+
+fn new_job_id() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("job-{}", &id[..16])
+}
+
+impl CoordinatorService {
+    /// Opens the service over `store`. Jobs left unfinished by a previous run are marked failed
+    /// (their parties lost the coordinator mid-job) and their partial results deleted.
+    pub fn new(
+        store: Store,
+        config: CoordinatorConfig,
+        shutdown: CancellationToken,
+        tasks: TaskTracker,
+    ) -> Result<Self, CoordinatorError> {
+        let (changes, _) = broadcast::channel(1024);
+        let (online_epoch, _) = watch::channel(0);
+        let svc = Self {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                online: Mutex::new(HashMap::new()),
+                drivers: Mutex::new(HashMap::new()),
+                changes,
+                online_epoch,
+                generation: Mutex::new(0),
+                shutdown,
+                tasks,
+            }),
+        };
+        svc.recover()?;
+        Ok(svc)
+    }
+
+    fn recover(&self) -> Result<(), CoordinatorError> {
+        for mut job in self.inner.store.jobs()? {
+            if !is_final(job.state()) {
+                tracing::warn!(job = %job.id, "job was unfinished at restart; marking it failed");
+                job.set_state(JobState::Failed);
+                job.reason = "the coordinator restarted while the job was in progress".into();
+                job.finished_at_ms = now_ms();
+                job.updated_at_ms = job.finished_at_ms;
+                self.inner.store.delete_results(&job.id)?;
+                self.inner.store.put_job(&job)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every party subscription (their streams end), so a graceful shutdown can finish.
+    pub fn disconnect_all(&self) {
+        lock(&self.inner.online).clear();
+    }
+
+    fn authenticate<T>(&self, req: &Request<T>, party: &str) -> Result<(), CoordinatorError> {
+        if !self.inner.config.require_tls_identity {
+            return Ok(());
+        }
+        let info = self
+            .inner
+            .store
+            .party(party)?
+            .ok_or_else(|| CoordinatorError::UnknownParty(party.to_string()))?;
+        match peer_cert_sha256(req) {
+            Some(fp) if fp.as_slice() == info.tls_cert_sha256.as_slice() => Ok(()),
+            _ => Err(CoordinatorError::NotAuthenticated(party.to_string())),
+        }
+    }
+
+    fn job(&self, id: &str) -> Result<Job, CoordinatorError> {
+        self.inner
+            .store
+            .job(id)?
+            .ok_or_else(|| CoordinatorError::UnknownJob(id.to_string()))
+    }
+
+    fn to_driver(&self, job_id: &str, event: DriverEvent) -> bool {
+        lock(&self.inner.drivers)
+            .get(job_id)
+            .is_some_and(|tx| tx.send(event).is_ok())
+    }
+
+    fn party_offline(&self, party: &str) {
+        let drivers: Vec<_> = lock(&self.inner.drivers).values().cloned().collect();
+        for tx in drivers {
+            let _ = tx.send(DriverEvent::PartyOffline {
+                party: party.to_string(),
+            });
+        }
+    }
+}
+
+/// A job driver's view: the job record plus helpers to persist and signal.
+struct Driver {
+    svc: CoordinatorService,
+    job: Job,
+    rx: mpsc::UnboundedReceiver<DriverEvent>,
+}
+
+/// How a job ended.
+struct Outcome {
+    state: JobState,
+    reason: String,
+}
+
+impl Outcome {
+    fn new(state: JobState, reason: impl Into<String>) -> Self {
+        Self {
+            state,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Driver {
+    fn save(&mut self) {
+        self.job.updated_at_ms = now_ms();
+        if let Err(e) = self.svc.inner.store.put_job(&self.job) {
+            tracing::error!(job = %self.job.id, error = %e, "could not persist job");
+        }
+        let _ = self.svc.inner.changes.send(self.job.id.clone());
+    }
+
+    fn set_state(&mut self, state: JobState) {
+        tracing::info!(job = %self.job.id, state = %state_name(state), "job state");
+        self.job.set_state(state);
+        self.save();
+    }
+
+    fn status(&mut self, party: &str) -> Option<&mut PartyJobStatus> {
+        self.job.parties.iter_mut().find(|p| p.party == party)
+    }
+
+    fn set_party(&mut self, party: &str, state: PartyJobState, reason: &str) {
+        if let Some(p) = self.status(party) {
+            p.set_state(state);
+            p.reason = reason.to_string();
+        }
+    }
+
+    fn party_ids(&self) -> Vec<String> {
+        self.job.parties.iter().map(|p| p.party.clone()).collect()
+    }
+
+    fn send(&self, party: &str, event: party_event::Event) -> bool {
+        lock(&self.svc.inner.online)
+            .get(party)
+            .is_some_and(|s| s.tx.send(Ok(PartyEvent { event: Some(event) })).is_ok())
+    }
+
+    async fn run(mut self) {
+        let outcome = self.drive().await;
+        let id = self.job.id.clone();
+        if outcome.state != JobState::Succeeded {
+            if let Err(e) = self.svc.inner.store.delete_results(&id) {
+                tracing::error!(job = %id, error = %e, "could not delete partial results");
+            }
+            for party in self.party_ids() {
+                self.send(
+                    &party,
+                    party_event::Event::Abort(pb::JobAbort {
+                        job_id: id.clone(),
+                        reason: outcome.reason.clone(),
+                    }),
+                );
+            }
+        }
+        self.job.reason = outcome.reason;
+        self.job.finished_at_ms = now_ms();
+        lock(&self.svc.inner.drivers).remove(&id);
+        self.set_state(outcome.state);
+    }
+
+    async fn next_event(&mut self, deadline: Instant) -> Result<DriverEvent, Outcome> {
+        tokio::select! {
+            ev = self.rx.recv() => ev.ok_or_else(|| Outcome::new(JobState::Failed, "internal: driver channel closed")),
+            () = tokio::time::sleep_until(deadline) => Err(Outcome::new(JobState::Failed, "timed out")),
+            () = self.svc.inner.shutdown.cancelled() => Err(Outcome::new(
+                JobState::Failed,
+                "the coordinator shut down while the job was in progress",
+            )),
+        }
+    }
+
+    async fn drive(&mut self) -> Outcome {
+        let cfg = self.svc.inner.config.clone();
+        let parties = self.party_ids();
+
+        // 1. Wait for every party to be online.
+        let deadline = Instant::now() + cfg.offline_timeout;
+        let mut epoch = self.svc.inner.online_epoch.subscribe();
+        loop {
+            let missing: Vec<String> = {
+                let online = lock(&self.svc.inner.online);
+                parties
+                    .iter()
+                    .filter(|p| !online.contains_key(*p))
+                    .cloned()
+                    .collect()
+            };
+            if missing.is_empty() {
+                break;
+            }
+            tokio::select! {
+                _ = epoch.changed() => {}
+                ev = self.rx.recv() => if let Some(DriverEvent::Cancel { reason }) = ev {
+                    return Outcome::new(JobState::Aborted, reason);
+                },
+                () = tokio::time::sleep_until(deadline) => return Outcome::new(
+                    JobState::Failed,
+                    format!(
+                        "party {} offline: not connected within {} s",
+                        missing.join(", "),
+                        cfg.offline_timeout.as_secs_f64()
+                    ),
+                ),
+                () = self.svc.inner.shutdown.cancelled() => return Outcome::new(
+                    JobState::Failed,
+                    "the coordinator shut down while the job was in progress",
+                ),
+            }
+        }
+
+        // 2. Assign: every party checks the job against its own datasets.
+        let registry: BTreeMap<String, pb::PartyInfo> = match self.svc.inner.store.parties() {
+            Ok(p) => p.into_iter().map(|p| (p.id.clone(), p)).collect(),
+            Err(e) => return Outcome::new(JobState::Failed, format!("internal: {e}")),
+        };
+        let peers: Vec<pb::JobPeer> = parties
+            .iter()
+            .enumerate()
+            .map(|(index, id)| {
+                let info = registry.get(id);
+                pb::JobPeer {
+                    party: id.clone(),
+                    index: index as u32,
+                    endpoint: info.map(|i| i.endpoint.clone()).unwrap_or_default(),
+                    tls_cert_sha256: info.map(|i| i.tls_cert_sha256.clone()).unwrap_or_default(),
+                }
+            })
+            .collect();
+        for party in &parties {
+            let sent = self.send(
+                party,
+                party_event::Event::Assign(pb::JobAssignment {
+                    job_id: self.job.id.clone(),
+                    spec: self.job.spec.clone(),
+                    peers: peers.clone(),
+                }),
+            );
+            if !sent {
+                return Outcome::new(JobState::Failed, format!("party {party} disconnected"));
+            }
+            self.set_party(party, PartyJobState::Assigned, "");
+        }
+        self.save();
+
+        let deadline = Instant::now() + cfg.accept_timeout;
+        let mut answered: HashMap<String, Option<String>> = HashMap::new();
+        while answered.len() < parties.len() {
+            let ev = match self.next_event(deadline).await {
+                Ok(ev) => ev,
+                Err(mut o) => {
+                    if o.reason == "timed out" {
+                        let silent: Vec<_> = parties
+                            .iter()
+                            .filter(|p| !answered.contains_key(*p))
+                            .cloned()
+                            .collect();
+                        o.reason = format!(
+                            "party {} did not answer the assignment within {} s",
+                            silent.join(", "),
+                            cfg.accept_timeout.as_secs_f64()
+                        );
+                    }
+                    return o;
+                }
+            };
+            match ev {
+                DriverEvent::Report {
+                    party,
+                    report: job_report::Report::Accepted(_),
+                } => {
+                    self.set_party(&party, PartyJobState::Accepted, "");
+                    answered.insert(party, None);
+                    self.save();
+                }
+                DriverEvent::Report {
+                    party,
+                    report: job_report::Report::Rejected(reason),
+                } => {
+                    self.set_party(&party, PartyJobState::Rejected, &reason);
+                    answered.insert(party, Some(reason));
+                    self.save();
+                }
+                DriverEvent::Report {
+                    party,
+                    report: job_report::Report::Failed(reason),
+                } => {
+                    self.set_party(&party, PartyJobState::Failed, &reason);
+                    return Outcome::new(
+                        JobState::Failed,
+                        format!("party {party} failed: {reason}"),
+                    );
+                }
+                DriverEvent::PartyOffline { party } if parties.contains(&party) => {
+                    self.set_party(&party, PartyJobState::Failed, "disconnected");
+                    return Outcome::new(
+                        JobState::Failed,
+                        format!("party {party} disconnected before accepting the job"),
+                    );
+                }
+                DriverEvent::Cancel { reason } => return Outcome::new(JobState::Aborted, reason),
+                _ => {}
+            }
+        }
+        let refusals: Vec<String> = parties
+            .iter()
+            .filter_map(|p| {
+                answered
+                    .get(p)
+                    .and_then(|r| r.as_ref())
+                    .map(|r| format!("{p}: {r}"))
+            })
+            .collect();
+        if !refusals.is_empty() {
+            return Outcome::new(JobState::Rejected, refusals.join("; "));
+        }
+        self.set_state(JobState::Approved);
+
+        // 3. Start and run until every party has uploaded its sealed share.
+        for party in &parties {
+            self.send(
+                party,
+                party_event::Event::Start(pb::JobStart {
+                    job_id: self.job.id.clone(),
+                }),
+            );
+            self.set_party(party, PartyJobState::Running, "");
+        }
+        self.job.started_at_ms = now_ms();
+        self.set_state(JobState::Running);
+
+        let deadline = Instant::now() + cfg.run_timeout;
+        let mut uploaded = 0usize;
+        while uploaded < parties.len() {
+            let ev = match self.next_event(deadline).await {
+                Ok(ev) => ev,
+                Err(mut o) => {
+                    if o.reason == "timed out" {
+                        o.reason = format!(
+                            "the job exceeded its run time of {} s",
+                            cfg.run_timeout.as_secs_f64()
+                        );
+                    }
+                    return o;
+                }
+            };
+            match ev {
+                DriverEvent::Report {
+                    party,
+                    report: job_report::Report::Progress(p),
+                } => {
+                    if let Some(s) = self.status(&party) {
+                        s.progress = p.fraction.clamp(0.0, 1.0);
+                        s.rounds = p.rounds;
+                        s.bytes_sent = p.bytes_sent;
+                        s.bytes_received = p.bytes_received;
+                    }
+                    self.save();
+                }
+                DriverEvent::Report {
+                    party,
+                    report: job_report::Report::Failed(reason),
+                } => {
+                    self.set_party(&party, PartyJobState::Failed, &reason);
+                    return Outcome::new(
+                        JobState::Failed,
+                        format!("party {party} failed: {reason}"),
+                    );
+                }
+                DriverEvent::Uploaded { party } => {
+                    if let Some(s) = self.status(&party)
+                        && s.state() != PartyJobState::Uploaded
+                    {
+                        s.set_state(PartyJobState::Uploaded);
+                        s.progress = 1.0;
+                        uploaded += 1;
+                    }
+                    self.save();
+                }
+                DriverEvent::PartyOffline { party } => {
+                    let pending = self
+                        .status(&party)
+                        .is_some_and(|s| s.state() != PartyJobState::Uploaded);
+                    if pending {
+                        self.set_party(&party, PartyJobState::Failed, "disconnected");
+                        return Outcome::new(
+                            JobState::Failed,
+                            format!("party {party} disconnected while the job was running"),
+                        );
+                    }
+                }
+                DriverEvent::Cancel { reason } => return Outcome::new(JobState::Aborted, reason),
+                DriverEvent::Report { .. } => {}
+            }
+        }
+        Outcome::new(JobState::Succeeded, "")
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl coordinator_server::Coordinator for CoordinatorService {
+    async fn register_party(
+        &self,
+        request: Request<pb::RegisterPartyRequest>,
+    ) -> Result<Response<pb::RegisterPartyResponse>, Status> {
+        let peer_fp = peer_cert_sha256(&request);
+        let mut info = request
+            .into_inner()
+            .party
+            .ok_or_else(|| CoordinatorError::InvalidRequest("party is required".into()))?;
+        if info.id.is_empty()
+            || info.id.len() > 63
+            || !info
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(CoordinatorError::InvalidRequest(format!(
+                "party id {:?} must be 1-63 characters of a-z, 0-9 and '-'",
+                info.id
+            ))
+            .into());
+        }
+        if info.endpoint.is_empty() {
+            return Err(CoordinatorError::InvalidRequest("endpoint is required".into()).into());
+        }
+        if self.inner.config.require_tls_identity {
+            match peer_fp {
+                Some(fp) if fp.as_slice() == info.tls_cert_sha256.as_slice() => {}
+                _ => {
+                    return Err(CoordinatorError::NotAuthenticated(info.id.clone()).into());
+                }
+            }
+        }
+        let existing = self.inner.store.party(&info.id)?;
+        if let Some(old) = &existing {
+            if old.tls_cert_sha256 != info.tls_cert_sha256 {
+                return Err(CoordinatorError::DuplicateParty {
+                    id: info.id,
+                    how: "with another identity",
+                }
+                .into());
+            }
+            if !self.inner.config.require_tls_identity
+                && lock(&self.inner.online).contains_key(&info.id)
+            {
+                return Err(CoordinatorError::DuplicateParty {
+                    id: info.id,
+                    how: "and online",
+                }
+                .into());
+            }
+        }
+        info.online = false;
+        info.registered_at_ms = existing
+            .as_ref()
+            .map_or_else(now_ms, |o| o.registered_at_ms);
+        tracing::info!(party = %info.id, endpoint = %info.endpoint, "party registered");
+        self.inner.store.put_party(&info)?;
+        Ok(Response::new(pb::RegisterPartyResponse {
+            reregistered: existing.is_some(),
+        }))
+    }
+
+    type SubscribeStream = UnboundedReceiverStream<Result<PartyEvent, Status>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let party = request.get_ref().party.clone();
+        self.authenticate(&request, &party)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let generation = {
+            let mut g = lock(&self.inner.generation);
+            *g += 1;
+            *g
+        };
+        lock(&self.inner.online).insert(
+            party.clone(),
+            Subscription {
+                tx: tx.clone(),
+                generation,
+            },
+        );
+        self.inner.online_epoch.send_modify(|e| *e += 1);
+        tracing::info!(party = %party, "party online");
+        let svc = self.clone();
+        self.inner.tasks.spawn(async move {
+            tokio::select! {
+                () = tx.closed() => {}
+                () = svc.inner.shutdown.cancelled() => return,
+            }
+            let mine = {
+                let mut online = lock(&svc.inner.online);
+                let mine = online
+                    .get(&party)
+                    .is_some_and(|s| s.generation == generation);
+                if mine {
+                    online.remove(&party);
+                }
+                mine
+            };
+            if mine {
+                tracing::warn!(party = %party, "party offline");
+                svc.party_offline(&party);
+            }
+        });
+        Ok(Response::new(UnboundedReceiverStream::new(rx)))
+    }
+
+    async fn report_job(
+        &self,
+        request: Request<pb::JobReport>,
+    ) -> Result<Response<pb::JobReportAck>, Status> {
+        let party = request.get_ref().party.clone();
+        self.authenticate(&request, &party)?;
+        let r = request.into_inner();
+        let report = r
+            .report
+            .ok_or_else(|| CoordinatorError::InvalidRequest("report is required".into()))?;
+        let live = self.to_driver(&r.job_id, DriverEvent::Report { party, report });
+        Ok(Response::new(pb::JobReportAck { r#continue: live }))
+    }
+
+    async fn upload_result(
+        &self,
+        request: Request<Streaming<pb::ResultChunk>>,
+    ) -> Result<Response<pb::UploadResultResponse>, Status> {
+        let peer_fp = peer_cert_sha256(&request);
+        let mut stream = request.into_inner();
+        let mut data = Vec::new();
+        let mut ident: Option<(String, String)> = None;
+        let mut expected_index = 0u32;
+        let max = self.inner.config.max_result_bytes;
+        loop {
+            let chunk = stream.message().await?.ok_or_else(|| {
+                CoordinatorError::InvalidRequest("upload ended before its last chunk".into())
+            })?;
+            match &ident {
+                None => {
+                    let job = self.job(&chunk.job_id)?;
+                    if job.state() != JobState::Running {
+                        return Err(
+                            wrong_state(&job, "results are accepted only while it runs").into()
+                        );
+                    }
+                    if !job.parties.iter().any(|p| p.party == chunk.party) {
+                        return Err(CoordinatorError::UnknownParty(chunk.party).into());
+                    }
+                    if self.inner.config.require_tls_identity {
+                        let info = self.inner.store.party(&chunk.party)?;
+                        let ok = matches!((info, peer_fp), (Some(i), Some(fp)) if i.tls_cert_sha256 == fp);
+                        if !ok {
+                            return Err(CoordinatorError::NotAuthenticated(chunk.party).into());
+                        }
+                    }
+                    ident = Some((chunk.job_id.clone(), chunk.party.clone()));
+                }
+                Some((job, party)) if *job != chunk.job_id || *party != chunk.party => {
+                    return Err(CoordinatorError::InvalidRequest(
+                        "chunks of one upload must name the same job and party".into(),
+                    )
+                    .into());
+                }
+                Some(_) => {}
+            }
+            if chunk.index != expected_index {
+                return Err(CoordinatorError::InvalidRequest(format!(
+                    "chunk {} arrived where chunk {expected_index} was expected",
+                    chunk.index
+                ))
+                .into());
+            }
+            expected_index += 1;
+            if data.len() + chunk.data.len() > max {
+                return Err(CoordinatorError::ResultTooLarge {
+                    job: chunk.job_id,
+                    max,
+                }
+                .into());
+            }
+            data.extend_from_slice(&chunk.data);
+            if chunk.last {
+                break;
+            }
+        }
+        let Some((job_id, party)) = ident else {
+            return Err(CoordinatorError::InvalidRequest("empty upload".into()).into());
+        };
+        self.inner.store.put_result(&job_id, &party, &data)?;
+        if !self.to_driver(&job_id, DriverEvent::Uploaded { party }) {
+            self.inner.store.delete_results(&job_id)?;
+            return Err(CoordinatorError::WrongState {
+                job: job_id,
+                state: "no longer running".into(),
+                what: "the upload came too late",
+            }
+            .into());
+        }
+        Ok(Response::new(pb::UploadResultResponse {
+            bytes: data.len() as u64,
+        }))
+    }
+
+    async fn list_parties(
+        &self,
+        _request: Request<pb::ListPartiesRequest>,
+    ) -> Result<Response<pb::ListPartiesResponse>, Status> {
+        let mut parties = self.inner.store.parties()?;
+        let online = lock(&self.inner.online);
+        for p in &mut parties {
+            p.online = online.contains_key(&p.id);
+        }
+        Ok(Response::new(pb::ListPartiesResponse { parties }))
+    }
+
+    async fn submit_job(
+        &self,
+        request: Request<pb::SubmitJobRequest>,
+    ) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        let spec = request
+            .into_inner()
+            .spec
+            .ok_or_else(|| CoordinatorError::InvalidRequest("spec is required".into()))?;
+        let registry: BTreeMap<String, pb::PartyInfo> = self
+            .inner
+            .store
+            .parties()?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
+        let spec = validate_spec(spec, &registry)?;
+        let now = now_ms();
+        let job = Job {
+            id: new_job_id(),
+            parties: spec
+                .inputs
+                .iter()
+                .map(|i| PartyJobStatus {
+                    party: i.party.clone(),
+                    state: PartyJobState::Pending as i32,
+                    ..Default::default()
+                })
+                .collect(),
+            spec: Some(spec),
+            state: JobState::Submitted as i32,
+            submitted_at_ms: now,
+            updated_at_ms: now,
+            ..Default::default()
+        };
+        self.inner.store.put_job(&job)?;
+        tracing::info!(job = %job.id, "job submitted");
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.inner.drivers).insert(job.id.clone(), tx);
+        let job_id = job.id.clone();
+        let driver = Driver {
+            svc: self.clone(),
+            job,
+            rx,
+        };
+        self.inner.tasks.spawn(driver.run());
+        Ok(Response::new(pb::SubmitJobResponse { job_id }))
+    }
+
+    async fn get_job(&self, request: Request<pb::GetJobRequest>) -> Result<Response<Job>, Status> {
+        Ok(Response::new(self.job(&request.get_ref().job_id)?))
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<pb::ListJobsRequest>,
+    ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let limit = match request.get_ref().limit {
+            0 => 50,
+            n => n as usize,
+        };
+        let mut jobs = self.inner.store.jobs()?;
+        jobs.sort_by(|a, b| {
+            b.submitted_at_ms
+                .cmp(&a.submitted_at_ms)
+                .then(b.id.cmp(&a.id))
+        });
+        jobs.truncate(limit);
+        Ok(Response::new(pb::ListJobsResponse { jobs }))
+    }
+
+    async fn cancel_job(
+        &self,
+        request: Request<pb::CancelJobRequest>,
+    ) -> Result<Response<Job>, Status> {
+        let r = request.into_inner();
+        let job = self.job(&r.job_id)?;
+        if is_final(job.state()) {
+            return Err(wrong_state(&job, "only an unfinished job can be cancelled").into());
+        }
+        let reason = if r.reason.is_empty() {
+            "cancelled by the analyst".to_string()
+        } else {
+            format!("cancelled by the analyst: {}", r.reason)
+        };
+        let mut changes = self.inner.changes.subscribe();
+        if self.to_driver(&job.id, DriverEvent::Cancel { reason }) {
+            // Wait (briefly) for the driver to record the abort, so the reply shows it.
+            let wait = async {
+                loop {
+                    match changes.recv().await {
+                        Ok(id) if id == job.id => {
+                            if self.job(&id).is_ok_and(|j| is_final(j.state())) {
+                                break;
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Closed) => break,
+                        _ => {}
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
+        }
+        Ok(Response::new(self.job(&job.id)?))
+    }
+
+    type WatchJobStream = ReceiverStream<Result<Job, Status>>;
+
+    async fn watch_job(
+        &self,
+        request: Request<pb::WatchJobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let job_id = request.into_inner().job_id;
+        // Subscribe before the first read so no change falls in between.
+        let mut changes = self.inner.changes.subscribe();
+        let first = self.job(&job_id)?;
+        let (tx, rx) = mpsc::channel(16);
+        let svc = self.clone();
+        self.inner.tasks.spawn(async move {
+            let mut last = first;
+            if tx.send(Ok(last.clone())).await.is_err() {
+                return;
+            }
+            while !is_final(last.state()) {
+                let changed = tokio::select! {
+                    r = changes.recv() => r,
+                    () = tx.closed() => return,
+                    () = svc.inner.shutdown.cancelled() => return,
+                };
+                match changed {
+                    Ok(id) if id != job_id => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                    _ => {}
+                }
+                match svc.job(&job_id) {
+                    Ok(job) if job != last => {
+                        last = job;
+                        if tx.send(Ok(last.clone())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    type FetchResultStream = BoxStream<pb::ResultChunk>;
+
+    async fn fetch_result(
+        &self,
+        request: Request<pb::FetchResultRequest>,
+    ) -> Result<Response<Self::FetchResultStream>, Status> {
+        let job = self.job(&request.get_ref().job_id)?;
+        if job.state() != JobState::Succeeded {
+            return Err(wrong_state(&job, "a result exists only for a succeeded job").into());
+        }
+        let mut chunks = Vec::new();
+        for p in &job.parties {
+            let sealed = self.inner.store.result(&job.id, &p.party)?.ok_or_else(|| {
+                CoordinatorError::Storage(format!("sealed share of {} is missing", p.party))
+            })?;
+            let pieces: Vec<&[u8]> = if sealed.is_empty() {
+                vec![&[]]
+            } else {
+                sealed.chunks(treaty_proto::CHUNK_SIZE).collect()
+            };
+            let count = pieces.len();
+            for (i, piece) in pieces.into_iter().enumerate() {
+                chunks.push(Ok(pb::ResultChunk {
+                    job_id: job.id.clone(),
+                    party: p.party.clone(),
+                    index: i as u32,
+                    last: i + 1 == count,
+                    data: piece.to_vec(),
+                }));
+            }
+        }
+        Ok(Response::new(Box::pin(
+            tokio_stream::iter(chunks).map(|c| c),
+        )))
+    }
+}

@@ -1,0 +1,67 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+use treaty_coordinator::CoordinatorError;
+use treaty_mpc::MpcError;
+use treaty_mpc::transport::TransportError;
+
+use crate::dataset::DatasetError;
+
+/// Everything that can go wrong in a party node. Messages never contain data values or secrets.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PartyError {
+    /// The node's configuration file is unusable.
+    #[error("config {}: {reason}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A dataset could not be read or does not match its schema.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// A value cannot be used in the computation (e.g. out of the fixed-point range).
+    #[error("dataset {dataset:?}, column {column:?}, row {row}: {source}")]
+    Value {
+        /// The dataset.
+        dataset: String,
+        /// The column.
+        column: String,
+        /// 1-based data row.
+        row: usize,
+        /// Why.
+        source: MpcError,
+    },
+    /// The job does not fit this party's datasets.
+    #[error("{0}")]
+    Rejected(String),
+    /// The secure computation failed.
+    #[error(transparent)]
+    Mpc(#[from] MpcError),
+    /// The data plane failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The coordinator or TLS layer failed.
+    #[error(transparent)]
+    Coordinator(#[from] CoordinatorError),
+    /// A gRPC call failed.
+    #[error("coordinator call failed: {}", .0.message())]
+    Rpc(#[from] tonic::Status),
+    /// The gRPC transport failed.
+    #[error("network: {0}")]
+    Network(#[from] tonic::transport::Error),
+    /// The job was aborted (by the coordinator, a peer, or shutdown).
+    #[error("aborted: {0}")]
+    Aborted(String),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}

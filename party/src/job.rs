@@ -1,0 +1,372 @@
+//! Executing an assigned job on this party: check it against local datasets, compute local
+//! aggregates, run the protocol over the data plane, seal the output share and upload it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use treaty_coordinator::tls::TlsIdentity;
+use treaty_mpc::fixed::FixedPoint;
+use treaty_mpc::output;
+use treaty_mpc::seeds::{self, SessionContext};
+use treaty_mpc::stats::{self, LocalAggregates};
+use treaty_mpc::transport::{Transport, exchange};
+use treaty_proto::v1::{
+    self as pb, coordinator_client::CoordinatorClient, filter, job_report, job_spec,
+};
+
+use crate::PartyError;
+use crate::config::PartyConfig;
+use crate::dataset::{self, DatasetConfig, Predicate};
+use crate::link::{GrpcTransport, LinkHub, SessionPeer, SessionSetup};
+
+/// Round of the release barrier (after the protocol's own rounds).
+const BARRIER_ROUND: u32 = 1;
+
+/// This party's index in the job and its dataset name.
+pub fn my_role<'a>(
+    cfg: &PartyConfig,
+    assignment: &'a pb::JobAssignment,
+) -> Result<(usize, &'a str), PartyError> {
+    let me = assignment
+        .peers
+        .iter()
+        .position(|p| p.party == cfg.id)
+        .ok_or_else(|| PartyError::Rejected(format!("party {} is not part of this job", cfg.id)))?;
+    let spec = assignment
+        .spec
+        .as_ref()
+        .ok_or_else(|| PartyError::Rejected("the assignment has no spec".into()))?;
+    let input = spec
+        .inputs
+        .iter()
+        .find(|i| i.party == cfg.id)
+        .ok_or_else(|| PartyError::Rejected(format!("no input is named for party {}", cfg.id)))?;
+    Ok((me, input.dataset.as_str()))
+}
+
+fn predicate(f: &pb::Filter) -> Result<Predicate, PartyError> {
+    match &f.predicate {
+        Some(filter::Predicate::Equals(v)) => Ok(Predicate::Equals(v.clone())),
+        Some(filter::Predicate::Range(r)) => Ok(Predicate::Range {
+            min: r.min,
+            max: r.max,
+        }),
+        None => Err(PartyError::Rejected(format!(
+            "filter on {:?} has no predicate",
+            f.column
+        ))),
+    }
+}
+
+fn stats_of(spec: &pb::JobSpec) -> Result<&pb::StatsJob, PartyError> {
+    match &spec.computation {
+        Some(job_spec::Computation::Stats(s)) => Ok(s),
+        None => Err(PartyError::Rejected("the job names no computation".into())),
+    }
+}
+
+/// Checks an assignment against this party's own datasets (the registry only holds what the
+/// party published, and the config may have changed since). Returns the reason to refuse.
+pub fn check_assignment(
+    cfg: &PartyConfig,
+    assignment: &pb::JobAssignment,
+) -> Result<(), PartyError> {
+    let (_, dataset) = my_role(cfg, assignment)?;
+    let spec = assignment
+        .spec
+        .as_ref()
+        .ok_or_else(|| PartyError::Rejected("the assignment has no spec".into()))?;
+    let ds = cfg
+        .dataset(dataset)
+        .ok_or_else(|| PartyError::Rejected(format!("unknown dataset {dataset:?}")))?;
+    let stats = stats_of(spec)?;
+    for c in &stats.columns {
+        match ds.column(c) {
+            None => {
+                return Err(PartyError::Rejected(format!(
+                    "dataset {dataset:?} has no column {c:?}"
+                )));
+            }
+            Some(d) if !d.ty.is_numeric() => {
+                return Err(PartyError::Rejected(format!(
+                    "dataset {dataset:?} column {c:?} is {}, not numeric",
+                    d.ty
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(f) = &stats.filter {
+        let decl = ds.column(&f.column).ok_or_else(|| {
+            PartyError::Rejected(format!(
+                "dataset {dataset:?} has no filter column {:?}",
+                f.column
+            ))
+        })?;
+        if matches!(predicate(f)?, Predicate::Range { .. }) && !decl.ty.is_numeric() {
+            return Err(PartyError::Rejected(format!(
+                "filter column {:?} is {}, a range needs a numeric column",
+                f.column, decl.ty
+            )));
+        }
+    }
+    FixedPoint::new(spec.frac_bits).map_err(|e| PartyError::Rejected(e.to_string()))?;
+    let path = cfg.resolve(&ds.path);
+    if !path.is_file() {
+        return Err(PartyError::Rejected(format!(
+            "the file of dataset {dataset:?} is missing"
+        )));
+    }
+    Ok(())
+}
+
+/// Reads the job's columns, applies the filter and aggregates in fixed point. CPU-bound: call it
+/// off the async runtime.
+pub fn local_stats(
+    cfg: &PartyConfig,
+    ds: &DatasetConfig,
+    stats: &pb::StatsJob,
+    fixed: FixedPoint,
+) -> Result<LocalAggregates, PartyError> {
+    let mut wanted: Vec<&str> = stats.columns.iter().map(String::as_str).collect();
+    if let Some(f) = &stats.filter {
+        wanted.push(f.column.as_str());
+    }
+    let table = dataset::load_columns(ds, &cfg.resolve(&ds.path), &wanted)?;
+    let mask = match &stats.filter {
+        Some(f) => Some(dataset::filter_mask(&table, ds, &f.column, &predicate(f)?)?),
+        None => None,
+    };
+    let mut encoded = Vec::with_capacity(stats.columns.len());
+    for column in &stats.columns {
+        let values = table
+            .numeric(column)
+            .ok_or_else(|| PartyError::Rejected(format!("column {column:?} is not numeric")))?;
+        let mut out = Vec::with_capacity(values.len());
+        for (i, &x) in values.iter().enumerate() {
+            if mask.as_ref().is_some_and(|m| !m[i]) {
+                continue;
+            }
+            out.push(fixed.encode_signed(x).map_err(|e| PartyError::Value {
+                dataset: ds.name.clone(),
+                column: column.clone(),
+                row: i + 1,
+                source: e,
+            })?);
+        }
+        encoded.push(out);
+    }
+    Ok(LocalAggregates::from_encoded(&encoded)?)
+}
+
+/// Everything a running job needs.
+pub struct JobRun {
+    /// Node config.
+    pub cfg: Arc<PartyConfig>,
+    /// TLS identity.
+    pub tls: Option<Arc<TlsIdentity>>,
+    /// The data-plane rendezvous.
+    pub hub: Arc<LinkHub>,
+    /// Coordinator client (reports, upload).
+    pub coordinator: CoordinatorClient<Channel>,
+    /// The assignment.
+    pub assignment: pb::JobAssignment,
+    /// Cancelled when the job is aborted.
+    pub abort: CancellationToken,
+}
+
+impl std::fmt::Debug for JobRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobRun")
+            .field("job", &self.assignment.job_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JobRun {
+    async fn report(&self, report: job_report::Report) {
+        let mut c = self.coordinator.clone();
+        let r = c
+            .report_job(pb::JobReport {
+                job_id: self.assignment.job_id.clone(),
+                party: self.cfg.id.clone(),
+                report: Some(report),
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(job = %self.assignment.job_id, error = %e.message(), "report failed");
+        }
+    }
+
+    async fn progress<T: Transport>(&self, fraction: f64, transport: Option<&T>) {
+        let c = transport
+            .map(|t| t.counters().snapshot())
+            .unwrap_or_default();
+        self.report(job_report::Report::Progress(pb::JobProgress {
+            fraction,
+            rounds: c.rounds,
+            bytes_sent: c.bytes_sent,
+            bytes_received: c.bytes_received,
+        }))
+        .await;
+    }
+
+    /// Runs the job to the end; on failure tells the coordinator why (and nothing secret).
+    pub async fn execute(self) {
+        let job_id = self.assignment.job_id.clone();
+        tracing::info!(job = %job_id, "job started");
+        match self.run().await {
+            Ok(()) => tracing::info!(job = %job_id, "job done: sealed share uploaded"),
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::warn!(job = %job_id, error = %reason, "job failed");
+                if !self.abort.is_cancelled() {
+                    self.report(job_report::Report::Failed(reason)).await;
+                }
+            }
+        }
+        self.hub.forget_job(&job_id);
+    }
+
+    async fn run(&self) -> Result<(), PartyError> {
+        let a = &self.assignment;
+        let (me, dataset) = my_role(&self.cfg, a)?;
+        let spec = a
+            .spec
+            .as_ref()
+            .ok_or_else(|| PartyError::Rejected("no spec".into()))?;
+        let stats = stats_of(spec)?.clone();
+        let fixed = FixedPoint::new(spec.frac_bits)?;
+        let recipient = spec
+            .output
+            .as_ref()
+            .map(|o| o.recipient_public_key.clone())
+            .ok_or_else(|| PartyError::Rejected("no output recipient".into()))?;
+        let ds = self
+            .cfg
+            .dataset(dataset)
+            .ok_or_else(|| PartyError::Rejected(format!("unknown dataset {dataset:?}")))?
+            .clone();
+
+        // 1. Local aggregates, off the async runtime.
+        let cfg = self.cfg.clone();
+        let local = {
+            let stats = stats.clone();
+            let work = tokio::task::spawn_blocking(move || local_stats(&cfg, &ds, &stats, fixed));
+            tokio::select! {
+                r = work => r.map_err(|_| PartyError::Aborted("local computation panicked".into()))??,
+                () = self.abort.cancelled() => return Err(PartyError::Aborted("job aborted".into())),
+            }
+        };
+        self.progress::<GrpcTransport>(0.4, None).await;
+
+        // 2. Data plane.
+        let peers: Vec<SessionPeer> = a
+            .peers
+            .iter()
+            .map(|p| SessionPeer {
+                party: p.party.clone(),
+                endpoint: p.endpoint.clone(),
+                tls_cert_sha256: p.tls_cert_sha256.clone(),
+            })
+            .collect();
+        let transport = GrpcTransport::connect(
+            SessionSetup {
+                job_id: &a.job_id,
+                me,
+                peers: &peers,
+                tls: self.tls.as_deref(),
+                max_message: self.cfg.limits.max_message_bytes,
+                timeout: self.cfg.limits.peer_timeout(),
+                abort: self.abort.clone(),
+            },
+            &self.hub,
+        )
+        .await?;
+        let result = self
+            .protocol(&transport, &peers, &local, &stats, &recipient)
+            .await;
+        if let Err(e) = &result {
+            transport.abort_peers(&format!("party {} failed: {e}", self.cfg.id));
+            // Give the abort frames a moment to leave before the links drop.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        result
+    }
+
+    async fn protocol(
+        &self,
+        transport: &GrpcTransport,
+        peers: &[SessionPeer],
+        local: &LocalAggregates,
+        stats: &pb::StatsJob,
+        recipient: &[u8],
+    ) -> Result<(), PartyError> {
+        let a = &self.assignment;
+        let ids: Vec<String> = peers.iter().map(|p| p.party.clone()).collect();
+        let ctx = SessionContext {
+            job_id: &a.job_id,
+            party_ids: &ids,
+        };
+        let mut rng = seeds::os_rng()?;
+        let share = stats::run(transport, ctx, local, &stats.columns, &mut rng).await?;
+        let sealed = output::seal(
+            recipient,
+            &a.job_id,
+            &self.cfg.id,
+            &share.to_bytes(),
+            &mut rng,
+        )?;
+        drop(share);
+        self.progress(0.7, Some(transport)).await;
+
+        // Release barrier: nobody uploads until every party has sealed its share, so a party that
+        // fails mid-protocol leaves no share of this job anywhere.
+        let digest: [u8; 32] = Sha256::digest(&sealed).into();
+        let got = exchange(transport, BARRIER_ROUND, |_| digest.to_vec()).await?;
+        for (peer, msg) in got.iter().enumerate() {
+            if msg.as_ref().is_some_and(|m| m.len() != 32) {
+                return Err(treaty_mpc::MpcError::MalformedMessage {
+                    from: peer,
+                    round: BARRIER_ROUND,
+                    what: "barrier digest is not 32 bytes",
+                }
+                .into());
+            }
+        }
+        self.progress(0.9, Some(transport)).await;
+        self.upload(&sealed).await?;
+        self.progress(1.0, Some(transport)).await;
+        Ok(())
+    }
+
+    async fn upload(&self, sealed: &[u8]) -> Result<(), PartyError> {
+        let a = &self.assignment;
+        let pieces: Vec<Vec<u8>> = if sealed.is_empty() {
+            vec![Vec::new()]
+        } else {
+            sealed
+                .chunks(treaty_proto::CHUNK_SIZE)
+                .map(<[u8]>::to_vec)
+                .collect()
+        };
+        let count = pieces.len();
+        let chunks: Vec<pb::ResultChunk> = pieces
+            .into_iter()
+            .enumerate()
+            .map(|(i, data)| pb::ResultChunk {
+                job_id: a.job_id.clone(),
+                party: self.cfg.id.clone(),
+                index: i as u32,
+                last: i + 1 == count,
+                data,
+            })
+            .collect();
+        let mut c = self.coordinator.clone();
+        c.upload_result(tokio_stream::iter(chunks)).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,519 @@
+//! The data plane: `PartyLink` streams between party nodes, and [`GrpcTransport`], the
+//! `treaty_mpc::transport::Transport` implementation over them.
+//!
+//! For each job, the party with the lower index dials the one with the higher index and opens one
+//! bidirectional `Exchange` stream, whose first frame is a `Hello` naming job, sender and receiver.
+//! The accepting side parks the stream in the [`LinkHub`] until its own job session claims it; the
+//! session checks that the dialler's TLS certificate is the one the registry pinned for that party.
+//!
+//! A protocol message travels as one or more `Chunk` frames (at most [`treaty_proto::CHUNK_SIZE`]
+//! payload bytes each) tagged with its round and total length. The receiver enforces the session's
+//! message limit, the round order and the chunk arithmetic; any violation fails the job, never the
+//! node. A failing session sends `Abort` to its peers so they stop at once instead of timing out.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+use treaty_coordinator::client::{Dial, endpoint};
+use treaty_coordinator::tls::{TlsIdentity, peer_cert_sha256};
+use treaty_mpc::transport::{Counters, PartyIndex, Transport, TransportError};
+use treaty_proto::v1::{self as pb, frame, party_link_client::PartyLinkClient, party_link_server};
+use treaty_proto::{CHUNK_SIZE, MAX_DATA_FRAME};
+
+/// Frames queued per outgoing link before `send` waits (back-pressure).
+const OUTBOUND_QUEUE: usize = 32;
+/// How long an accepted stream waits for its session before it is dropped.
+const PARK_TIMEOUT: Duration = Duration::from_secs(120);
+
+type FrameStream = Pin<Box<dyn Stream<Item = Result<pb::Frame, Status>> + Send>>;
+
+/// One direction-pair of a job's link with a peer.
+struct Link {
+    inbound: FrameStream,
+    outbound: mpsc::Sender<pb::Frame>,
+    peer_cert_sha256: Option<[u8; 32]>,
+}
+
+enum Slot {
+    SessionWaiting(oneshot::Sender<Link>),
+    StreamWaiting(Link, Instant),
+}
+
+/// Rendezvous between accepted `Exchange` streams and the job sessions that claim them.
+#[derive(Default)]
+pub struct LinkHub {
+    slots: Mutex<HashMap<(String, String), Slot>>,
+}
+
+impl std::fmt::Debug for LinkHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkHub").finish_non_exhaustive()
+    }
+}
+
+impl LinkHub {
+    fn slots(&self) -> MutexGuard<'_, HashMap<(String, String), Slot>> {
+        // Each update is a single insert/remove: a poisoned map is still consistent.
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn offer(&self, job: String, from: String, link: Link) {
+        let mut slots = self.slots();
+        slots.retain(|_, s| !matches!(s, Slot::StreamWaiting(_, t) if t.elapsed() > PARK_TIMEOUT));
+        let key = (job, from);
+        match slots.remove(&key) {
+            Some(Slot::SessionWaiting(tx)) => {
+                let _ = tx.send(link);
+            }
+            // A second stream for the same (job, peer) replaces the first.
+            _ => {
+                slots.insert(key, Slot::StreamWaiting(link, Instant::now()));
+            }
+        }
+    }
+
+    async fn claim(&self, job: &str, from: &str, timeout: Duration) -> Option<Link> {
+        let key = (job.to_string(), from.to_string());
+        let rx = {
+            let mut slots = self.slots();
+            match slots.remove(&key) {
+                Some(Slot::StreamWaiting(link, _)) => return Some(link),
+                _ => {
+                    let (tx, rx) = oneshot::channel();
+                    slots.insert(key.clone(), Slot::SessionWaiting(tx));
+                    rx
+                }
+            }
+        };
+        let got = tokio::time::timeout(timeout, rx)
+            .await
+            .ok()
+            .and_then(Result::ok);
+        if got.is_none() {
+            self.slots().remove(&key);
+        }
+        got
+    }
+
+    /// Forgets everything parked for `job`.
+    pub fn forget_job(&self, job: &str) {
+        self.slots().retain(|(j, _), _| j != job);
+    }
+}
+
+/// The `PartyLink` gRPC service: accepts peers' streams and parks them in the hub.
+#[derive(Debug, Clone)]
+pub struct PartyLinkService {
+    me: String,
+    hub: Arc<LinkHub>,
+}
+
+impl PartyLinkService {
+    /// A service for party `me` feeding `hub`.
+    pub fn new(me: String, hub: Arc<LinkHub>) -> Self {
+        Self { me, hub }
+    }
+
+    /// The tonic server with Treaty's frame limits.
+    pub fn into_server(self) -> party_link_server::PartyLinkServer<Self> {
+        party_link_server::PartyLinkServer::new(self)
+            .max_decoding_message_size(MAX_DATA_FRAME)
+            .max_encoding_message_size(MAX_DATA_FRAME)
+    }
+}
+
+#[tonic::async_trait]
+impl party_link_server::PartyLink for PartyLinkService {
+    type ExchangeStream = ReceiverStream<Result<pb::Frame, Status>>;
+
+    async fn exchange(
+        &self,
+        request: Request<Streaming<pb::Frame>>,
+    ) -> Result<Response<Self::ExchangeStream>, Status> {
+        let fp = peer_cert_sha256(&request);
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(Duration::from_secs(30), inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no hello"))??
+            .ok_or_else(|| Status::invalid_argument("stream ended before hello"))?;
+        let Some(frame::Kind::Hello(hello)) = first.kind else {
+            return Err(Status::invalid_argument("the first frame must be a hello"));
+        };
+        if hello.receiver != self.me {
+            return Err(Status::invalid_argument(format!(
+                "this is party {:?}, not {:?}",
+                self.me, hello.receiver
+            )));
+        }
+        let (out_tx, out_rx) = mpsc::channel::<pb::Frame>(OUTBOUND_QUEUE);
+        let (resp_tx, resp_rx) = mpsc::channel(OUTBOUND_QUEUE);
+        // Forward our outgoing frames into the response stream.
+        tokio::spawn(async move {
+            let mut out_rx = out_rx;
+            while let Some(f) = out_rx.recv().await {
+                if resp_tx.send(Ok(f)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        self.hub.offer(
+            hello.job_id,
+            hello.sender,
+            Link {
+                inbound: Box::pin(inbound),
+                outbound: out_tx,
+                peer_cert_sha256: fp,
+            },
+        );
+        Ok(Response::new(ReceiverStream::new(resp_rx)))
+    }
+}
+
+/// A job's peer as the session needs it.
+#[derive(Debug, Clone)]
+pub struct SessionPeer {
+    /// Party id.
+    pub party: String,
+    /// Data-plane URL.
+    pub endpoint: String,
+    /// Pinned SHA-256 of its TLS certificate.
+    pub tls_cert_sha256: Vec<u8>,
+}
+
+/// What a session needs to connect.
+#[derive(Debug)]
+pub struct SessionSetup<'a> {
+    /// The job.
+    pub job_id: &'a str,
+    /// This party's index in `peers`.
+    pub me: PartyIndex,
+    /// All parties, by index.
+    pub peers: &'a [SessionPeer],
+    /// TLS identity (`None` = insecure).
+    pub tls: Option<&'a TlsIdentity>,
+    /// Largest message accepted.
+    pub max_message: usize,
+    /// Connect and receive timeout.
+    pub timeout: Duration,
+    /// Cancelled when the job is aborted.
+    pub abort: CancellationToken,
+}
+
+struct Inbound {
+    stream: FrameStream,
+    /// Set once the peer sent `Abort` or broke the stream: later receives fail the same way.
+    broken: Option<TransportError>,
+}
+
+/// `Transport` over gRPC `PartyLink` streams.
+pub struct GrpcTransport {
+    me: PartyIndex,
+    n: usize,
+    max_message: usize,
+    timeout: Duration,
+    abort: CancellationToken,
+    outbound: Vec<Option<mpsc::Sender<pb::Frame>>>,
+    inbound: Vec<Option<tokio::sync::Mutex<Inbound>>>,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for GrpcTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcTransport")
+            .field("me", &self.me)
+            .field("parties", &self.n)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GrpcTransport {
+    /// Connects to every peer of the job: dials higher indices, accepts lower ones from `hub`.
+    pub async fn connect(setup: SessionSetup<'_>, hub: &LinkHub) -> Result<Self, TransportError> {
+        let n = setup.peers.len();
+        let me_id = &setup.peers[setup.me].party;
+        let mut outbound: Vec<Option<mpsc::Sender<pb::Frame>>> = (0..n).map(|_| None).collect();
+        let mut inbound: Vec<Option<tokio::sync::Mutex<Inbound>>> = (0..n).map(|_| None).collect();
+        let dials = (setup.me + 1..n).map(|j| dial(&setup, j));
+        let accepts = (0..setup.me).map(|j| accept(&setup, hub, j));
+        let (dialled, accepted) = tokio::select! {
+            r = async { (futures::future::join_all(dials).await, futures::future::join_all(accepts).await) } => r,
+            () = setup.abort.cancelled() => return Err(TransportError::Aborted { reason: "job aborted".into() }),
+        };
+        for r in dialled.into_iter().chain(accepted) {
+            let (j, link) = r?;
+            outbound[j] = Some(link.outbound);
+            inbound[j] = Some(tokio::sync::Mutex::new(Inbound {
+                stream: link.inbound,
+                broken: None,
+            }));
+        }
+        tracing::debug!(job = setup.job_id, me = %me_id, "data plane connected");
+        Ok(Self {
+            me: setup.me,
+            n,
+            max_message: setup.max_message,
+            timeout: setup.timeout,
+            abort: setup.abort,
+            outbound,
+            inbound,
+            counters: Counters::default(),
+        })
+    }
+
+    /// Tells every peer the session is aborted (best effort, does not wait).
+    pub fn abort_peers(&self, reason: &str) {
+        for tx in self.outbound.iter().flatten() {
+            let _ = tx.try_send(pb::Frame {
+                kind: Some(frame::Kind::Abort(pb::Abort {
+                    reason: reason.to_string(),
+                })),
+            });
+        }
+    }
+
+    fn violation(peer: PartyIndex, what: impl Into<String>) -> TransportError {
+        TransportError::Violation {
+            peer,
+            what: what.into(),
+        }
+    }
+
+    async fn read_message(
+        &self,
+        from: PartyIndex,
+        round: u32,
+        inbound: &mut Inbound,
+    ) -> Result<Vec<u8>, TransportError> {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut total: Option<u64> = None;
+        loop {
+            let next = tokio::select! {
+                f = inbound.stream.next() => f,
+                () = self.abort.cancelled() => return Err(TransportError::Aborted { reason: "job aborted".into() }),
+                () = tokio::time::sleep(self.timeout) => return Err(TransportError::Timeout { peer: from, round }),
+            };
+            let frame = match next {
+                None => return Err(TransportError::PeerDisconnected { peer: from }),
+                Some(Err(status)) => {
+                    return Err(match status.code() {
+                        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => {
+                            Self::violation(from, "a frame exceeded the data-plane frame limit")
+                        }
+                        tonic::Code::Internal if status.message().contains("decode") => {
+                            Self::violation(from, "a frame did not decode")
+                        }
+                        _ => TransportError::PeerDisconnected { peer: from },
+                    });
+                }
+                Some(Ok(frame)) => frame,
+            };
+            let chunk = match frame.kind {
+                Some(frame::Kind::Chunk(c)) => c,
+                Some(frame::Kind::Abort(a)) => {
+                    return Err(TransportError::Aborted {
+                        reason: format!("party {from} aborted: {}", a.reason),
+                    });
+                }
+                Some(frame::Kind::Hello(_)) | None => {
+                    return Err(Self::violation(from, "unexpected frame kind mid-stream"));
+                }
+            };
+            if chunk.round != round {
+                return Err(TransportError::UnexpectedRound {
+                    peer: from,
+                    expected: round,
+                    got: chunk.round,
+                });
+            }
+            let declared = chunk.total_len;
+            if declared > self.max_message as u64 {
+                return Err(TransportError::MessageTooLarge {
+                    peer: from,
+                    len: usize::try_from(declared).unwrap_or(usize::MAX),
+                    max: self.max_message,
+                });
+            }
+            match total {
+                None => {
+                    total = Some(declared);
+                    // `declared` is bounded by max_message above.
+                    buf.reserve_exact(declared as usize);
+                }
+                Some(t) if t != declared => {
+                    return Err(Self::violation(
+                        from,
+                        "total length changed within a message",
+                    ));
+                }
+                Some(_) => {}
+            }
+            if chunk.payload.len() > CHUNK_SIZE
+                || (buf.len() + chunk.payload.len()) as u64 > declared
+            {
+                return Err(Self::violation(from, "chunks exceed the declared length"));
+            }
+            buf.extend_from_slice(&chunk.payload);
+            if chunk.last {
+                if buf.len() as u64 != declared {
+                    return Err(Self::violation(from, "message shorter than declared"));
+                }
+                return Ok(buf);
+            }
+        }
+    }
+}
+
+async fn dial(
+    setup: &SessionSetup<'_>,
+    j: PartyIndex,
+) -> Result<(PartyIndex, Link), TransportError> {
+    let peer = &setup.peers[j];
+    let fail = |what: String| TransportError::Violation { peer: j, what };
+    let ep = endpoint(Dial {
+        url: &peer.endpoint,
+        tls: setup.tls,
+        server_name: &peer.party,
+    })
+    .map_err(|e| fail(format!("cannot dial {}: {e}", peer.endpoint)))?;
+    let channel = tokio::time::timeout(setup.timeout, ep.connect())
+        .await
+        .map_err(|_| TransportError::Timeout { peer: j, round: 0 })?
+        .map_err(|_| TransportError::PeerDisconnected { peer: j })?;
+    let mut client = PartyLinkClient::new(channel)
+        .max_decoding_message_size(MAX_DATA_FRAME)
+        .max_encoding_message_size(MAX_DATA_FRAME);
+    let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+    let hello = pb::Frame {
+        kind: Some(frame::Kind::Hello(pb::Hello {
+            job_id: setup.job_id.to_string(),
+            sender: setup.peers[setup.me].party.clone(),
+            receiver: peer.party.clone(),
+        })),
+    };
+    tx.send(hello)
+        .await
+        .map_err(|_| TransportError::PeerDisconnected { peer: j })?;
+    let response = tokio::time::timeout(setup.timeout, client.exchange(ReceiverStream::new(rx)))
+        .await
+        .map_err(|_| TransportError::Timeout { peer: j, round: 0 })?
+        .map_err(|s| fail(format!("peer refused the link: {}", s.message())))?;
+    Ok((
+        j,
+        Link {
+            inbound: Box::pin(response.into_inner()),
+            outbound: tx,
+            peer_cert_sha256: None,
+        },
+    ))
+}
+
+async fn accept(
+    setup: &SessionSetup<'_>,
+    hub: &LinkHub,
+    j: PartyIndex,
+) -> Result<(PartyIndex, Link), TransportError> {
+    let peer = &setup.peers[j];
+    let link = hub
+        .claim(setup.job_id, &peer.party, setup.timeout)
+        .await
+        .ok_or(TransportError::Timeout { peer: j, round: 0 })?;
+    if setup.tls.is_some() {
+        let pinned = link
+            .peer_cert_sha256
+            .is_some_and(|fp| fp.as_slice() == peer.tls_cert_sha256.as_slice());
+        if !pinned {
+            return Err(TransportError::Violation {
+                peer: j,
+                what: "its TLS certificate is not the one registered for it".into(),
+            });
+        }
+    }
+    Ok((j, link))
+}
+
+impl Transport for GrpcTransport {
+    fn me(&self) -> PartyIndex {
+        self.me
+    }
+
+    fn parties(&self) -> usize {
+        self.n
+    }
+
+    fn max_message_len(&self) -> usize {
+        self.max_message
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    async fn send(&self, to: PartyIndex, round: u32, msg: Vec<u8>) -> Result<(), TransportError> {
+        if msg.len() > self.max_message {
+            return Err(TransportError::MessageTooLarge {
+                peer: to,
+                len: msg.len(),
+                max: self.max_message,
+            });
+        }
+        let tx = self
+            .outbound
+            .get(to)
+            .and_then(Option::as_ref)
+            .ok_or(TransportError::UnknownPeer { peer: to })?;
+        let total = msg.len() as u64;
+        let pieces: Vec<&[u8]> = if msg.is_empty() {
+            vec![&[]]
+        } else {
+            msg.chunks(CHUNK_SIZE).collect()
+        };
+        let count = pieces.len();
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let frame = pb::Frame {
+                kind: Some(frame::Kind::Chunk(pb::Chunk {
+                    round,
+                    total_len: total,
+                    last: i + 1 == count,
+                    payload: piece.to_vec(),
+                })),
+            };
+            tokio::select! {
+                r = tx.send(frame) => r.map_err(|_| TransportError::PeerDisconnected { peer: to })?,
+                () = self.abort.cancelled() => return Err(TransportError::Aborted { reason: "job aborted".into() }),
+                () = tokio::time::sleep(self.timeout) => return Err(TransportError::Timeout { peer: to, round }),
+            }
+        }
+        self.counters.add_sent(msg.len());
+        Ok(())
+    }
+
+    async fn recv(&self, from: PartyIndex, round: u32) -> Result<Vec<u8>, TransportError> {
+        let slot = self
+            .inbound
+            .get(from)
+            .and_then(Option::as_ref)
+            .ok_or(TransportError::UnknownPeer { peer: from })?;
+        let mut inbound = slot.lock().await;
+        if let Some(e) = &inbound.broken {
+            return Err(e.clone());
+        }
+        match self.read_message(from, round, &mut inbound).await {
+            Ok(msg) => {
+                self.counters.add_received(msg.len());
+                Ok(msg)
+            }
+            Err(e) => {
+                inbound.broken = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+}

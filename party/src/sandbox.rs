@@ -1,0 +1,336 @@
+//! A whole deployment in one process — a coordinator and party nodes on loopback, with a local
+//! PKI — for `treaty demo`, tests and benchmarks. Every component is the real one, talking real
+//! gRPC over TCP (and mutual TLS unless `insecure`); parties and the coordinator can be stopped
+//! and restarted to exercise faults.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use treaty_coordinator::client::{COORDINATOR_TLS_NAME, Dial, connect};
+use treaty_coordinator::tls::TlsIdentity;
+use treaty_coordinator::{CoordinatorConfig, CoordinatorError, ServeOptions, pki};
+use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient};
+
+use crate::PartyError;
+use crate::config::{Limits, PartyConfig, TlsFiles};
+use crate::dataset::DatasetConfig;
+
+/// Name of the sandbox analyst's certificate.
+pub const ANALYST: &str = "analyst";
+
+/// A running component and the token that stops it.
+struct Running<T> {
+    stop: CancellationToken,
+    task: JoinHandle<Result<T, PartyError>>,
+}
+
+impl<T> Running<T> {
+    async fn shut_down(self) -> Option<Result<T, PartyError>> {
+        self.stop.cancel();
+        match tokio::time::timeout(Duration::from_secs(10), self.task).await {
+            Ok(Ok(r)) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// How to build a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Directory for keys, data and coordinator state.
+    pub dir: PathBuf,
+    /// Plaintext gRPC instead of mutual TLS.
+    pub insecure: bool,
+    /// Extra certificate names to issue (for test peers that are not real nodes).
+    pub extra_names: Vec<String>,
+    /// Coordinator timeouts.
+    pub coordinator: CoordinatorConfig,
+    /// Data-plane limits of every party.
+    pub limits: Limits,
+}
+
+impl SandboxOptions {
+    /// Defaults: TLS on, default timeouts and limits.
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            insecure: false,
+            extra_names: Vec::new(),
+            coordinator: CoordinatorConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A running in-process deployment.
+pub struct Sandbox {
+    opts: SandboxOptions,
+    coordinator_addr: SocketAddr,
+    coordinator: Option<Running<()>>,
+    parties: BTreeMap<String, Running<()>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("coordinator", &self.coordinator_addr)
+            .field("parties", &self.parties.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> PartyError + '_ {
+    move |e| PartyError::Io {
+        path: PathBuf::from(what),
+        source: e,
+    }
+}
+
+impl Sandbox {
+    /// Writes the PKI (for `parties`, the analyst and `extra_names`) and starts the coordinator.
+    pub async fn start(opts: SandboxOptions, parties: &[String]) -> Result<Self, PartyError> {
+        std::fs::create_dir_all(&opts.dir).map_err(io_err("sandbox dir"))?;
+        if !opts.insecure {
+            let mut names: Vec<String> = parties.to_vec();
+            names.extend(opts.extra_names.iter().cloned());
+            pki::write_deployment(&opts.dir.join("pki"), &[], &names, &[ANALYST.to_string()])
+                .map_err(CoordinatorError::from)?;
+        }
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(io_err("127.0.0.1:0"))?;
+        let coordinator_addr = listener.local_addr().map_err(io_err("listener"))?;
+        let mut sandbox = Self {
+            opts,
+            coordinator_addr,
+            coordinator: None,
+            parties: BTreeMap::new(),
+        };
+        sandbox.start_coordinator_on(listener)?;
+        Ok(sandbox)
+    }
+
+    fn start_coordinator_on(&mut self, listener: TcpListener) -> Result<(), PartyError> {
+        let stop = CancellationToken::new();
+        let serve = treaty_coordinator::serve(
+            listener,
+            ServeOptions {
+                state_dir: self.state_dir(),
+                tls: self.identity("coordinator")?,
+                config: self.opts.coordinator.clone(),
+            },
+            stop.clone().cancelled_owned(),
+        );
+        let task = tokio::spawn(async move { serve.await.map_err(PartyError::from) });
+        self.coordinator = Some(Running { stop, task });
+        Ok(())
+    }
+
+    /// The coordinator's database directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.opts.dir.join("coordinator-state")
+    }
+
+    /// The sandbox directory.
+    pub fn dir(&self) -> &Path {
+        &self.opts.dir
+    }
+
+    /// Whether TLS is off.
+    pub fn insecure(&self) -> bool {
+        self.opts.insecure
+    }
+
+    /// The coordinator's URL.
+    pub fn coordinator_url(&self) -> String {
+        let scheme = if self.opts.insecure { "http" } else { "https" };
+        format!("{scheme}://{}", self.coordinator_addr)
+    }
+
+    /// TLS files of `name` in the sandbox PKI.
+    pub fn tls_files(&self, name: &str) -> TlsFiles {
+        let pki = self.opts.dir.join("pki");
+        TlsFiles {
+            ca: pki.join("ca.pem"),
+            cert: pki.join(format!("{name}.pem")),
+            key: pki.join(format!("{name}.key")),
+        }
+    }
+
+    /// The TLS identity of `name` (`None` when insecure).
+    pub fn identity(&self, name: &str) -> Result<Option<TlsIdentity>, PartyError> {
+        if self.opts.insecure {
+            return Ok(None);
+        }
+        let f = self.tls_files(name);
+        Ok(Some(
+            TlsIdentity::load(&f.ca, &f.cert, &f.key).map_err(CoordinatorError::from)?,
+        ))
+    }
+
+    /// Stops the coordinator (gracefully) and starts it again on the same port and database.
+    pub async fn restart_coordinator(&mut self) -> Result<(), PartyError> {
+        if let Some(c) = self.coordinator.take() {
+            c.shut_down().await;
+        }
+        // The port was just released; retry briefly in case the OS holds it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(self.coordinator_addr).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() > deadline => return Err(io_err("rebind")(e)),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        self.start_coordinator_on(listener)
+    }
+
+    /// A party config for `id` serving `datasets`, listening on `listen`.
+    pub fn party_config(
+        &self,
+        id: &str,
+        listen: SocketAddr,
+        datasets: Vec<DatasetConfig>,
+    ) -> PartyConfig {
+        PartyConfig {
+            id: id.to_string(),
+            listen,
+            advertise: None,
+            coordinator: self.coordinator_url(),
+            coordinator_name: COORDINATOR_TLS_NAME.into(),
+            insecure: self.opts.insecure,
+            tls: (!self.opts.insecure).then(|| self.tls_files(id)),
+            limits: self.opts.limits.clone(),
+            datasets,
+            base_dir: self.opts.dir.clone(),
+        }
+    }
+
+    /// Starts a party node with `datasets`.
+    pub async fn start_party(
+        &mut self,
+        id: &str,
+        datasets: Vec<DatasetConfig>,
+    ) -> Result<(), PartyError> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(io_err("127.0.0.1:0"))?;
+        let cfg = self.party_config(
+            id,
+            listener.local_addr().map_err(io_err("listener"))?,
+            datasets,
+        );
+        self.start_party_with(cfg, listener);
+        Ok(())
+    }
+
+    /// Starts a party node from a full config on a bound listener.
+    pub fn start_party_with(&mut self, cfg: PartyConfig, listener: TcpListener) {
+        let stop = CancellationToken::new();
+        let id = cfg.id.clone();
+        let task = tokio::spawn(crate::node::run(
+            cfg,
+            listener,
+            stop.clone().cancelled_owned(),
+        ));
+        self.parties.insert(id, Running { stop, task });
+    }
+
+    /// Stops a party node, as if its process died: its links and job stream close.
+    pub async fn stop_party(&mut self, id: &str) -> Option<Result<(), PartyError>> {
+        match self.parties.remove(id) {
+            Some(p) => p.shut_down().await,
+            None => None,
+        }
+    }
+
+    /// Waits for a party task to end by itself (e.g. a refused registration).
+    pub async fn party_exit(
+        &mut self,
+        id: &str,
+        within: Duration,
+    ) -> Option<Result<(), PartyError>> {
+        let p = self.parties.remove(id)?;
+        match tokio::time::timeout(within, p.task).await {
+            Ok(Ok(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// An analyst client.
+    pub async fn analyst(&self) -> Result<CoordinatorClient<Channel>, PartyError> {
+        let tls = self.identity(ANALYST)?;
+        Ok(connect(Dial {
+            url: &self.coordinator_url(),
+            tls: tls.as_ref(),
+            server_name: COORDINATOR_TLS_NAME,
+        })
+        .await?)
+    }
+
+    /// Waits until every party in `ids` is registered and online.
+    pub async fn wait_online(&self, ids: &[String], within: Duration) -> Result<(), PartyError> {
+        let deadline = Instant::now() + within;
+        let mut client = self.analyst().await?;
+        loop {
+            let parties = client
+                .list_parties(pb::ListPartiesRequest {})
+                .await?
+                .into_inner()
+                .parties;
+            if ids
+                .iter()
+                .all(|id| parties.iter().any(|p| &p.id == id && p.online))
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(PartyError::Aborted(format!(
+                    "parties {ids:?} not all online within {} s",
+                    within.as_secs_f64()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Submits a job and follows it to its final state, calling `on_update` on every change.
+    pub async fn run_job(
+        &self,
+        spec: pb::JobSpec,
+        mut on_update: impl FnMut(&pb::Job),
+    ) -> Result<pb::Job, PartyError> {
+        let mut client = self.analyst().await?;
+        let job_id = client
+            .submit_job(pb::SubmitJobRequest { spec: Some(spec) })
+            .await?
+            .into_inner()
+            .job_id;
+        let mut watch = client
+            .watch_job(pb::WatchJobRequest { job_id })
+            .await?
+            .into_inner();
+        let mut last = None;
+        while let Some(job) = watch.message().await? {
+            on_update(&job);
+            last = Some(job);
+        }
+        last.ok_or_else(|| PartyError::Aborted("the job stream ended empty".into()))
+    }
+
+    /// Stops everything.
+    pub async fn shut_down(mut self) {
+        for (_, p) in std::mem::take(&mut self.parties) {
+            p.shut_down().await;
+        }
+        if let Some(c) = self.coordinator.take() {
+            c.shut_down().await;
+        }
+    }
+}
