@@ -69,8 +69,8 @@ pub(crate) fn read_secret_key(path: &Path) -> anyhow::Result<RecipientSecretKey>
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let bytes = hex::decode(text.trim())
         .with_context(|| format!("{} is not a hex-encoded key", path.display()))?;
-    Ok(RecipientSecretKey::from_bytes(&bytes)
-        .with_context(|| format!("{} is not an X25519 private key", path.display()))?)
+    RecipientSecretKey::from_bytes(&bytes)
+        .with_context(|| format!("{} is not an X25519 private key", path.display()))
 }
 
 /// Reads an analyst's HPKE public key file (hex).

@@ -863,10 +863,10 @@ impl coordinator_server::Coordinator for CoordinatorService {
             let wait = async {
                 loop {
                     match changes.recv().await {
-                        Ok(id) if id == job.id => {
-                            if self.job(&id).is_ok_and(|j| is_final(j.state())) {
-                                break;
-                            }
+                        Ok(id)
+                            if id == job.id && self.job(&id).is_ok_and(|j| is_final(j.state())) =>
+                        {
+                            break;
                         }
                         Err(broadcast::error::RecvError::Closed) => break,
                         _ => {}

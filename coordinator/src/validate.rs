@@ -136,12 +136,10 @@ pub fn validate_spec(
             }
             if let Some(Some(filter::Predicate::Range(r))) =
                 stats.filter.as_ref().map(|f| &f.predicate)
+                && let (Some(lo), Some(hi)) = (r.min, r.max)
+                && lo > hi
             {
-                if let (Some(lo), Some(hi)) = (r.min, r.max)
-                    && lo > hi
-                {
-                    problems.push(format!("filter: range min {lo} exceeds max {hi}"));
-                }
+                problems.push(format!("filter: range min {lo} exceeds max {hi}"));
             }
         }
     }

@@ -103,7 +103,7 @@ pub fn encode<R: RingElement>(xs: &[R]) -> Vec<u8> {
 /// Decodes a byte string written by [`encode`]; `None` if the length is not a multiple of the
 /// element size.
 pub fn decode<R: RingElement>(bytes: &[u8]) -> Option<Vec<R>> {
-    if bytes.len() % R::BYTES != 0 {
+    if !bytes.len().is_multiple_of(R::BYTES) {
         return None;
     }
     Some(bytes.chunks_exact(R::BYTES).map(R::read_le).collect())
