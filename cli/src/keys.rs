@@ -30,6 +30,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
         &args.parties,
         &args.analysts,
     )?;
+    let mut paths: Vec<PathBuf> = written.paths().into_iter().map(Path::to_path_buf).collect();
     let mut rng = treaty_mpc::seeds::os_rng()?;
     for analyst in &args.analysts {
         let key = RecipientSecretKey::generate(&mut rng);
@@ -38,12 +39,12 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
         let public = args.out.join(format!("{analyst}.hpke.pub"));
         std::fs::write(&public, hex::encode(key.public_key()?))
             .with_context(|| format!("writing {}", public.display()))?;
+        paths.extend([secret, public]);
     }
-    println!(
-        "wrote the deployment's keys and certificates to {}:",
-        args.out.display()
-    );
-    println!("{written:#?}");
+    println!("wrote the deployment's keys and certificates:");
+    for p in &paths {
+        println!("  {}", p.display());
+    }
     println!(
         "keep ca.key offline; give each node only ca.pem and its own NAME.pem/NAME.key; \
          analysts keep NAME.hpke.key secret and put NAME.hpke.pub in job files"

@@ -34,6 +34,8 @@ enum Command {
     /// Create the keys and certificates of a deployment (a local CA, one certificate per node,
     /// and an HPKE result key per analyst).
     Init(keys::InitArgs),
+    /// Write a synthetic claims file (deterministic from --seed and --party) for trials.
+    Synth(SynthArgs),
     /// Run the coordinator.
     Coordinator(CoordinatorArgs),
     /// Run a party node.
@@ -60,13 +62,13 @@ pub(crate) struct TlsArgs {
     pki: Option<PathBuf>,
     /// CA certificate (overrides --pki).
     #[arg(long)]
-    ca: Option<PathBuf>,
-    /// Certificate (overrides --pki).
+    tls_ca: Option<PathBuf>,
+    /// TLS certificate (overrides --pki).
     #[arg(long)]
-    cert: Option<PathBuf>,
-    /// Private key (overrides --pki).
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (overrides --pki).
     #[arg(long)]
-    key: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     /// Plaintext gRPC. Development only: everything on the wire is readable.
     #[arg(long)]
     insecure: bool,
@@ -83,19 +85,22 @@ impl TlsArgs {
             return Ok(None);
         }
         let from_dir = |file: String| self.pki.as_ref().map(|d| d.join(file));
-        let ca = self.ca.clone().or_else(|| from_dir("ca.pem".into()));
+        let ca = self.tls_ca.clone().or_else(|| from_dir("ca.pem".into()));
         let cert = self
-            .cert
+            .tls_cert
             .clone()
             .or_else(|| from_dir(format!("{name}.pem")));
-        let key = self.key.clone().or_else(|| from_dir(format!("{name}.key")));
+        let key = self
+            .tls_key
+            .clone()
+            .or_else(|| from_dir(format!("{name}.key")));
         match (ca, cert, key) {
             (Some(ca), Some(cert), Some(key)) => Ok(Some(
                 treaty_coordinator::tls::TlsIdentity::load(&ca, &cert, &key)
                     .with_context(|| format!("loading the TLS identity of {name:?}"))?,
             )),
             _ => anyhow::bail!(
-                "TLS material missing: pass --pki DIR (from `treaty init`) or --ca/--cert/--key, \
+                "TLS material missing: pass --pki DIR (from `treaty init`) or --tls-ca/--tls-cert/--tls-key, \
                  or --insecure for a plaintext development setup"
             ),
         }
@@ -124,6 +129,22 @@ struct CoordinatorArgs {
     /// Longest a job may run, in seconds.
     #[arg(long, default_value_t = 6 * 3600)]
     run_timeout: u64,
+}
+
+#[derive(Args, Debug)]
+struct SynthArgs {
+    /// Party whose data to generate (different parties get different rows).
+    #[arg(long)]
+    party: String,
+    /// Number of claims.
+    #[arg(long, default_value_t = 100_000)]
+    rows: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output CSV file.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -168,6 +189,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
         Command::Init(args) => keys::init(args).map(|()| ExitCode::SUCCESS),
+        Command::Synth(args) => {
+            if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            treaty_party::synthetic::write_claims_csv(&args.out, &args.party, args.rows, args.seed)
+                .with_context(|| format!("writing {}", args.out.display()))?;
+            println!(
+                "wrote {} claims for {} to {}",
+                args.rows,
+                args.party,
+                args.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Coordinator(args) => {
             let tls = args.tls.identity(&args.name)?;
             let listener = tokio::net::TcpListener::bind(args.listen)
@@ -211,8 +247,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let server = matches!(cli.command, Command::Coordinator(_) | Command::Party(_));
-    init_logging(cli.log.as_deref(), if server { "info" } else { "warn" });
+    let default_log = match &cli.command {
+        Command::Coordinator(_) | Command::Party(_) => "info",
+        // The demo runs every component in-process: only errors belong on its screen.
+        Command::Demo(_) => "error",
+        _ => "warn",
+    };
+    init_logging(cli.log.as_deref(), default_log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -229,5 +270,15 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

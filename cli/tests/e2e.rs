@@ -1,0 +1,199 @@
+//! The real `treaty` binary as a coordinator and three party processes on loopback: init, synth,
+//! submit, watch and result through the CLI, compared with the same statistics in the clear.
+//! The example configs and job file under `examples/` are used as they are shipped (only ports
+//! and paths are rewritten).
+#![allow(clippy::unwrap_used)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use treaty_mpc::fixed::FixedPoint;
+use treaty_mpc::stats::StatsResult;
+use treaty_party::dataset::{self, Predicate};
+use treaty_party::synthetic;
+
+const PARTIES: [&str; 3] = ["hospital", "insurer", "bank"];
+const ROWS: usize = 3_000;
+
+fn treaty() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_treaty"));
+    c.env_remove("TREATY_COORDINATOR").env_remove("TREATY_PKI");
+    c
+}
+
+/// A child process killed when dropped, so a failing test leaves nothing running.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(cmd: &mut Command, log: &Path) -> Proc {
+    let log = std::fs::File::create(log).unwrap();
+    Proc(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap())
+}
+
+#[test]
+fn coordinator_and_three_party_processes_match_the_clear_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let pki = d.join("treaty-pki");
+
+    run_ok(treaty().arg("init").arg("--out").arg(&pki));
+    for p in PARTIES {
+        run_ok(
+            treaty()
+                .args(["synth", "--party", p, "--rows", &ROWS.to_string(), "--out"])
+                .arg(d.join(format!("data/{p}-claims.csv"))),
+        );
+    }
+
+    let coord_port = free_port();
+    let coordinator = format!("https://127.0.0.1:{coord_port}");
+    let _coordinator = spawn(
+        treaty()
+            .args([
+                "coordinator",
+                "--listen",
+                &format!("127.0.0.1:{coord_port}"),
+            ])
+            .arg("--pki")
+            .arg(&pki)
+            .arg("--state-dir")
+            .arg(d.join("state")),
+        &d.join("coordinator.log"),
+    );
+    let mut parties = Vec::new();
+    let configs = d.join("configs");
+    std::fs::create_dir_all(&configs).unwrap();
+    for (i, p) in PARTIES.iter().enumerate() {
+        // The shipped example, with this test's ports (paths stay relative: configs/ mirrors
+        // examples/ one level below the directory holding treaty-pki/ and data/).
+        let text = std::fs::read_to_string(examples.join(format!("{p}.toml")))
+            .unwrap()
+            .replace(
+                &format!("127.0.0.1:{}", 7101 + i),
+                &format!("127.0.0.1:{}", free_port()),
+            )
+            .replace("https://127.0.0.1:7000", &coordinator);
+        let cfg = configs.join(format!("{p}.toml"));
+        std::fs::write(&cfg, text).unwrap();
+        parties.push(spawn(
+            treaty().arg("party").arg("--config").arg(&cfg),
+            &d.join(format!("{p}.log")),
+        ));
+    }
+
+    let analyst = |cmd: &mut Command| -> Output {
+        run_ok(
+            cmd.args(["--coordinator", &coordinator])
+                .arg("--pki")
+                .arg(&pki),
+        )
+    };
+    // Wait for all three parties to be registered and online.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = analyst(treaty().args(["parties", "--json"]));
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let online = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["online"] == true)
+            .count();
+        if online == 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "parties did not come online: {list}\ncoordinator log:\n{}",
+            std::fs::read_to_string(d.join("coordinator.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let out = analyst(
+        treaty()
+            .args(["submit", "--json"])
+            .arg(examples.join("stats-job.toml"))
+            .arg("--recipient-key")
+            .arg(pki.join("analyst.hpke.pub")),
+    );
+    let submitted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let job_id = submitted["job_id"].as_str().unwrap().to_string();
+
+    analyst(treaty().args(["watch", &job_id]));
+    let out = analyst(
+        treaty()
+            .args(["result", &job_id, "--json", "--key"])
+            .arg(pki.join("analyst.hpke.key")),
+    );
+    let opened: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let secure: StatsResult = serde_json::from_value(opened["result"].clone()).unwrap();
+
+    // The same statistics in the clear, from the same files.
+    let columns: Vec<String> = ["claim_amount", "paid_amount", "length_of_stay"]
+        .map(String::from)
+        .to_vec();
+    let mut all: Vec<Vec<f64>> = vec![Vec::new(); columns.len()];
+    for p in PARTIES {
+        let path = d.join(format!("data/{p}-claims.csv"));
+        let ds = synthetic::claims_schema("claims", path.clone());
+        let mut wanted: Vec<&str> = columns.iter().map(String::as_str).collect();
+        wanted.push("diagnosis_group");
+        let table = dataset::load_columns(&ds, &path, &wanted).unwrap();
+        let mask = dataset::filter_mask(
+            &table,
+            &ds,
+            "diagnosis_group",
+            &Predicate::Equals("diabetes".into()),
+        )
+        .unwrap();
+        for (i, c) in columns.iter().enumerate() {
+            all[i].extend(dataset::select(table.numeric(c).unwrap(), &mask));
+        }
+    }
+    let clear = StatsResult::plaintext(&columns, &all);
+    let (err, ok) = secure.compare(&clear, FixedPoint::new(16).unwrap());
+    assert!(ok, "secure {secure:?}\nclear {clear:?}\nmax error {err}");
+    assert!(
+        secure.count > 0 && secure.count < 3 * ROWS as u64,
+        "{secure:?}"
+    );
+
+    // The job listing shows it succeeded with two data-plane rounds per party.
+    let out = analyst(treaty().args(["jobs", "--json"]));
+    let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let job = &jobs.as_array().unwrap()[0];
+    assert_eq!(job["id"], job_id.as_str());
+    assert_eq!(job["state"], "succeeded");
+    for p in job["parties"].as_array().unwrap() {
+        assert_eq!(p["rounds"], 2, "{p}");
+    }
+}
