@@ -1,7 +1,7 @@
 //! The `Coordinator` gRPC service: registry, job drivers and result relay.
 //!
 //! Every active job has one driver task, the only writer of that job's record. RPC handlers turn
-//! party reports, uploads, disconnects and cancellations into [`DriverEvent`]s for it. The driver
+//! party reports, uploads, disconnects and cancellations into driver events for it. The driver
 //! walks the state machine `submitted → approved → running → succeeded | failed | rejected |
 //! aborted`, persisting every transition; a job that does not succeed releases nothing (its
 //! uploaded shares are deleted) and every party is told to abort.

@@ -111,6 +111,13 @@ pub fn validate_spec(
                         )),
                     }
                 }
+                if let Some(f) = stats.filter.as_ref().filter(|f| f.column == ds.id_column) {
+                    problems.push(format!(
+                        "filter: {:?} is the record id column of party {party:?}; filtering on ids \
+                         would single out individual records",
+                        f.column
+                    ));
+                }
                 if let Some(f) = &stats.filter {
                     match (ty(&f.column), &f.predicate) {
                         (None, _) => problems.push(format!(
@@ -284,6 +291,11 @@ mod tests {
         assert!(p.contains("recipient public key is required"), "{p}");
         assert!(p.contains("frac_bits is 63"), "{p}");
         assert!(p.contains("listed twice"), "{p}");
+        let f = Filter {
+            column: "claim_id".into(),
+            predicate: Some(filter::Predicate::Equals("C-1".into())),
+        };
+        assert!(problems(spec(&["age"], Some(f))).contains("single out individual records"));
         let mut s = spec(&["age"], None);
         s.computation = None;
         assert!(problems(s).contains("names no computation"));
