@@ -564,7 +564,8 @@ pub fn write_deployment(
 }
 
 /// Checks that `name` is a single lowercase DNS label that rustls also accepts as a server name.
-fn validate_name(name: &str) -> Result<(), PkiError> {
+/// Party ids must pass it: they are the TLS names peers expect.
+pub fn validate_name(name: &str) -> Result<(), PkiError> {
     let reason = if name.is_empty() {
         Some("it is empty")
     } else if name.len() > MAX_NAME_LEN {

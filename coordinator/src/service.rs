@@ -315,14 +315,34 @@ impl Driver {
         self.set_state(outcome.state);
     }
 
-    async fn next_event(&mut self, deadline: Instant) -> Result<DriverEvent, Outcome> {
-        tokio::select! {
+    /// The next event that does not end the job by itself: a party's failure report and a
+    /// cancellation end it in every phase, so they are handled here once.
+    async fn next_event(
+        &mut self,
+        deadline: Instant,
+        timed_out: impl FnOnce() -> String,
+    ) -> Result<DriverEvent, Outcome> {
+        let ev = tokio::select! {
             ev = self.rx.recv() => ev.ok_or_else(|| Outcome::new(JobState::Failed, "internal: driver channel closed")),
-            () = tokio::time::sleep_until(deadline) => Err(Outcome::new(JobState::Failed, "timed out")),
+            () = tokio::time::sleep_until(deadline) => Err(Outcome::new(JobState::Failed, timed_out())),
             () = self.svc.inner.shutdown.cancelled() => Err(Outcome::new(
                 JobState::Failed,
                 "the coordinator shut down while the job was in progress",
             )),
+        }?;
+        match ev {
+            DriverEvent::Report {
+                party,
+                report: job_report::Report::Failed(reason),
+            } => {
+                self.set_party(&party, PartyJobState::Failed, &reason);
+                Err(Outcome::new(
+                    JobState::Failed,
+                    format!("party {party} failed: {reason}"),
+                ))
+            }
+            DriverEvent::Cancel { reason } => Err(Outcome::new(JobState::Aborted, reason)),
+            ev => Ok(ev),
         }
     }
 
@@ -402,23 +422,23 @@ impl Driver {
         let deadline = Instant::now() + cfg.accept_timeout;
         let mut answered: HashMap<String, Option<String>> = HashMap::new();
         while answered.len() < parties.len() {
-            let ev = match self.next_event(deadline).await {
+            let silent: Vec<String> = parties
+                .iter()
+                .filter(|p| !answered.contains_key(*p))
+                .cloned()
+                .collect();
+            let ev = match self
+                .next_event(deadline, || {
+                    format!(
+                        "party {} did not answer the assignment within {} s",
+                        silent.join(", "),
+                        cfg.accept_timeout.as_secs_f64()
+                    )
+                })
+                .await
+            {
                 Ok(ev) => ev,
-                Err(mut o) => {
-                    if o.reason == "timed out" {
-                        let silent: Vec<_> = parties
-                            .iter()
-                            .filter(|p| !answered.contains_key(*p))
-                            .cloned()
-                            .collect();
-                        o.reason = format!(
-                            "party {} did not answer the assignment within {} s",
-                            silent.join(", "),
-                            cfg.accept_timeout.as_secs_f64()
-                        );
-                    }
-                    return o;
-                }
+                Err(o) => return o,
             };
             match ev {
                 DriverEvent::Report {
@@ -437,16 +457,6 @@ impl Driver {
                     answered.insert(party, Some(reason));
                     self.save();
                 }
-                DriverEvent::Report {
-                    party,
-                    report: job_report::Report::Failed(reason),
-                } => {
-                    self.set_party(&party, PartyJobState::Failed, &reason);
-                    return Outcome::new(
-                        JobState::Failed,
-                        format!("party {party} failed: {reason}"),
-                    );
-                }
                 DriverEvent::PartyOffline { party } if parties.contains(&party) => {
                     self.set_party(&party, PartyJobState::Failed, "disconnected");
                     return Outcome::new(
@@ -454,7 +464,6 @@ impl Driver {
                         format!("party {party} disconnected before accepting the job"),
                     );
                 }
-                DriverEvent::Cancel { reason } => return Outcome::new(JobState::Aborted, reason),
                 _ => {}
             }
         }
@@ -488,17 +497,17 @@ impl Driver {
         let deadline = Instant::now() + cfg.run_timeout;
         let mut uploaded = 0usize;
         while uploaded < parties.len() {
-            let ev = match self.next_event(deadline).await {
+            let ev = match self
+                .next_event(deadline, || {
+                    format!(
+                        "the job exceeded its run time of {} s",
+                        cfg.run_timeout.as_secs_f64()
+                    )
+                })
+                .await
+            {
                 Ok(ev) => ev,
-                Err(mut o) => {
-                    if o.reason == "timed out" {
-                        o.reason = format!(
-                            "the job exceeded its run time of {} s",
-                            cfg.run_timeout.as_secs_f64()
-                        );
-                    }
-                    return o;
-                }
+                Err(o) => return o,
             };
             match ev {
                 DriverEvent::Report {
@@ -512,16 +521,6 @@ impl Driver {
                         s.bytes_received = p.bytes_received;
                     }
                     self.save();
-                }
-                DriverEvent::Report {
-                    party,
-                    report: job_report::Report::Failed(reason),
-                } => {
-                    self.set_party(&party, PartyJobState::Failed, &reason);
-                    return Outcome::new(
-                        JobState::Failed,
-                        format!("party {party} failed: {reason}"),
-                    );
                 }
                 DriverEvent::Uploaded { party } => {
                     if let Some(s) = self.status(&party)
@@ -545,8 +544,7 @@ impl Driver {
                         );
                     }
                 }
-                DriverEvent::Cancel { reason } => return Outcome::new(JobState::Aborted, reason),
-                DriverEvent::Report { .. } => {}
+                DriverEvent::Report { .. } | DriverEvent::Cancel { .. } => {}
             }
         }
         Outcome::new(JobState::Succeeded, "")
@@ -566,19 +564,8 @@ impl coordinator_server::Coordinator for CoordinatorService {
             .into_inner()
             .party
             .ok_or_else(|| CoordinatorError::InvalidRequest("party is required".into()))?;
-        if info.id.is_empty()
-            || info.id.len() > 63
-            || !info
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(CoordinatorError::InvalidRequest(format!(
-                "party id {:?} must be 1-63 characters of a-z, 0-9 and '-'",
-                info.id
-            ))
-            .into());
-        }
+        crate::pki::validate_name(&info.id)
+            .map_err(|e| CoordinatorError::InvalidRequest(format!("party id: {e}")))?;
         if info.endpoint.is_empty() {
             return Err(CoordinatorError::InvalidRequest("endpoint is required".into()).into());
         }

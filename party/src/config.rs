@@ -131,18 +131,7 @@ impl PartyConfig {
 
     /// Checks the config for consistency.
     pub fn validate(&self) -> Result<(), String> {
-        if self.id.is_empty()
-            || self.id.len() > 63
-            || !self
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(format!(
-                "id {:?} must be 1-63 characters of a-z, 0-9 and '-'",
-                self.id
-            ));
-        }
+        treaty_coordinator::pki::validate_name(&self.id).map_err(|e| format!("id: {e}"))?;
         if !self.insecure && self.tls.is_none() {
             return Err(
                 "a [tls] section is required (or `insecure = true` for development)".into(),
@@ -254,7 +243,7 @@ mod tests {
         let cases = [
             (
                 "id = \"Bad Id\"\nlisten = \"127.0.0.1:1\"\ncoordinator = \"x\"\ninsecure = true",
-                "must be 1-63",
+                "other than a-z, 0-9",
             ),
             (
                 "id = \"a\"\nlisten = \"127.0.0.1:1\"\ncoordinator = \"x\"",
