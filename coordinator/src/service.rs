@@ -296,6 +296,16 @@ impl Driver {
         let outcome = self.drive().await;
         let id = self.job.id.clone();
         if outcome.state != JobState::Succeeded {
+            // Parties that were working on the job stopped because of it; a party never
+            // assigned stays pending, a failing or refusing one keeps its own state.
+            for p in &mut self.job.parties {
+                if matches!(
+                    p.state(),
+                    PartyJobState::Assigned | PartyJobState::Accepted | PartyJobState::Running
+                ) {
+                    p.set_state(PartyJobState::Aborted);
+                }
+            }
             if let Err(e) = self.svc.inner.store.delete_results(&id) {
                 tracing::error!(job = %id, error = %e, "could not delete partial results");
             }

@@ -75,6 +75,21 @@ pub enum TransportError {
     },
 }
 
+impl TransportError {
+    /// The peer the error concerns, if any.
+    pub fn peer(&self) -> Option<PartyIndex> {
+        match self {
+            Self::PeerDisconnected { peer }
+            | Self::MessageTooLarge { peer, .. }
+            | Self::UnexpectedRound { peer, .. }
+            | Self::UnknownPeer { peer }
+            | Self::Timeout { peer, .. }
+            | Self::Violation { peer, .. } => Some(*peer),
+            Self::Aborted { .. } => None,
+        }
+    }
+}
+
 /// Per-session traffic counters. Bytes count protocol payload, not framing.
 #[derive(Debug, Default)]
 pub struct Counters {

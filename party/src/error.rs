@@ -44,6 +44,14 @@ pub enum PartyError {
     /// The data plane failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The data plane failed with a named peer.
+    #[error("data plane with {party}: {source}")]
+    Peer {
+        /// The peer's party id.
+        party: String,
+        /// What happened (the peer appears there by its index).
+        source: TransportError,
+    },
     /// The coordinator or TLS layer failed.
     #[error(transparent)]
     Coordinator(#[from] CoordinatorError),
@@ -64,4 +72,21 @@ pub enum PartyError {
         /// The cause.
         source: std::io::Error,
     },
+}
+
+impl PartyError {
+    /// Names the peer of a data-plane error by its party id (`ids` by protocol index).
+    pub fn with_peer_names(self, ids: &[String]) -> Self {
+        let transport = match self {
+            Self::Transport(e) | Self::Mpc(MpcError::Transport(e)) => e,
+            other => return other,
+        };
+        match transport.peer().and_then(|i| ids.get(i)) {
+            Some(party) => Self::Peer {
+                party: party.clone(),
+                source: transport,
+            },
+            None => Self::Transport(transport),
+        }
+    }
 }

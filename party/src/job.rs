@@ -273,6 +273,7 @@ impl JobRun {
                 tls_cert_sha256: p.tls_cert_sha256.clone(),
             })
             .collect();
+        let ids: Vec<String> = peers.iter().map(|p| p.party.clone()).collect();
         let transport = GrpcTransport::connect(
             SessionSetup {
                 job_id: &a.job_id,
@@ -285,10 +286,12 @@ impl JobRun {
             },
             &self.hub,
         )
-        .await?;
+        .await
+        .map_err(|e| PartyError::from(e).with_peer_names(&ids))?;
         let result = self
             .protocol(&transport, &peers, &local, &stats, &recipient)
-            .await;
+            .await
+            .map_err(|e| e.with_peer_names(&ids));
         if let Err(e) = &result {
             transport.abort_peers(&format!("party {} failed: {e}", self.cfg.id));
             // Give the abort frames a moment to leave before the links drop.

@@ -344,8 +344,9 @@ impl GrpcTransport {
             match total {
                 None => {
                     total = Some(declared);
-                    // `declared` is bounded by max_message above.
-                    buf.reserve_exact(declared as usize);
+                    // Grow with the chunks that actually arrive: a peer's declared length alone
+                    // must not make this node reserve memory.
+                    buf.reserve(chunk.payload.len());
                 }
                 Some(t) if t != declared => {
                     return Err(Self::violation(
