@@ -71,6 +71,9 @@ pub enum MpcError {
         /// What the session has.
         got: usize,
     },
+    /// The operating system gave no entropy to seed a generator.
+    #[error("no entropy from the operating system")]
+    Entropy,
     /// Sealing or opening a result failed (opaque on purpose).
     #[error("sealed result could not be {0}")]
     Seal(&'static str),

@@ -27,8 +27,7 @@ const STREAM_DOMAIN: &[u8] = b"treaty/v1/seed-stream";
 
 /// A generator seeded from the operating system's entropy.
 pub fn os_rng() -> Result<ChaCha20Rng, MpcError> {
-    ChaCha20Rng::try_from_rng(&mut rand::rngs::SysRng)
-        .map_err(|_| MpcError::Seal("seeded: the operating system gave no entropy"))
+    ChaCha20Rng::try_from_rng(&mut rand::rngs::SysRng).map_err(|_| MpcError::Entropy)
 }
 
 /// Who is in the session: the job id and every party's id, by index.

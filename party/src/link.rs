@@ -32,6 +32,8 @@ use treaty_proto::{CHUNK_SIZE, MAX_DATA_FRAME};
 const OUTBOUND_QUEUE: usize = 32;
 /// How long an accepted stream waits for its session before it is dropped.
 const PARK_TIMEOUT: Duration = Duration::from_secs(120);
+/// Most accepted streams parked at once; more are refused (a flood cannot exhaust memory).
+const MAX_PARKED: usize = 4096;
 
 type FrameStream = Pin<Box<dyn Stream<Item = Result<pb::Frame, Status>> + Send>>;
 
@@ -74,9 +76,10 @@ impl LinkHub {
                 let _ = tx.send(link);
             }
             // A second stream for the same (job, peer) replaces the first.
-            _ => {
+            _ if slots.len() < MAX_PARKED => {
                 slots.insert(key, Slot::StreamWaiting(link, Instant::now()));
             }
+            _ => tracing::warn!("too many unclaimed data-plane streams; refusing one"),
         }
     }
 
