@@ -39,6 +39,9 @@ pub(crate) struct DemoArgs {
 }
 
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if args.parties.len() < 2 {
+        anyhow::bail!("the demo needs at least 2 parties (--parties a,b[,c...])");
+    }
     let tmp = tempfile::Builder::new().prefix("treaty-demo-").tempdir()?;
     let work_dir = match &args.dir {
         Some(d) => d.clone(),

@@ -55,9 +55,9 @@ pub enum PartyError {
     /// The coordinator or TLS layer failed.
     #[error(transparent)]
     Coordinator(#[from] CoordinatorError),
-    /// A gRPC call failed.
+    /// A gRPC call failed (the status message is the whole story: no source chain).
     #[error("coordinator call failed: {}", .0.message())]
-    Rpc(#[from] tonic::Status),
+    Rpc(tonic::Status),
     /// The gRPC transport failed.
     #[error("network: {0}")]
     Network(#[from] tonic::transport::Error),
@@ -72,6 +72,12 @@ pub enum PartyError {
         /// The cause.
         source: std::io::Error,
     },
+}
+
+impl From<tonic::Status> for PartyError {
+    fn from(status: tonic::Status) -> Self {
+        Self::Rpc(status)
+    }
 }
 
 impl PartyError {
