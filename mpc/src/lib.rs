@@ -18,6 +18,7 @@
 //! - [`transport`]: the [`transport::Transport`] trait every protocol talks to, its in-memory
 //!   implementation, and per-session round and byte [`transport::Counters`];
 //! - [`stats`]: the `stats` job (count, sum, mean, variance over horizontally split data);
+//! - [`rep3`]: three-party replicated sharing (ABY3-style): mul, matmul, fixed-point truncation;
 //! - [`output`]: sealing an output share to the recipient with HPKE (RFC 9180) and opening it.
 //!
 //! What is *not* here: gRPC, files, configuration or job scheduling. The party node provides a
@@ -28,6 +29,7 @@
 pub mod error;
 pub mod fixed;
 pub mod output;
+pub mod rep3;
 pub mod ring;
 pub mod seeds;
 pub mod share;

@@ -1,0 +1,79 @@
+//! `rep3`: three-party replicated secret sharing over Z_2^64 (ABY3-style; semi-honest, honest
+//! majority).
+//!
+//! ```text
+//!   x = x_0 + x_1 + x_2  (mod 2^64)
+//!
+//!   party 0 holds (x_0, x_1)      party i sends to party i−1 when resharing
+//!   party 1 holds (x_1, x_2)          0 ◄── 1 ◄── 2 ◄── 0
+//!   party 2 holds (x_2, x_0)
+//! ```
+//!
+//! Any one party's pair is independent of `x`; any two parties hold all three components. A
+//! [`Rep3Session`] agrees pairwise seeds once ([`crate::seeds::agree`], one round) and keeps two
+//! ChaCha20 streams, keyed by the seed shared with the next party and with the previous one, so
+//! zero-sharings `α_i = PRF(k_{i,i+1}) − PRF(k_{i−1,i})` and shared masks cost no messages. Every
+//! round sends at most one message per peer (whole vectors, [`crate::ring::encode`]) and adds one
+//! round to the transport's [`crate::transport::Counters`] at every party.
+//!
+//! | operation | rounds | bytes sent per party (n elements) |
+//! | --- | --- | --- |
+//! | [`Rep3Session::setup`] | 1 | 64 (32 to each peer) |
+//! | [`Rep3Session::share_input`] | 1 | owner `16n`, others 0 |
+//! | [`Rep3Session::reveal_all`] | 1 | `8n` |
+//! | [`Rep3Session::reveal_to`] | 1 | `8n` at party `to+1`, 0 elsewhere |
+//! | add, sub, neg, add/mul by public values | 0 | 0 |
+//! | [`Rep3Session::mul`] | 1 | `8n` |
+//! | [`Rep3Session::dot`] | 1 | 8 |
+//! | [`Rep3Session::matmul`] (m×k · k×n) | 1 | `8mn` |
+//! | [`Rep3Session::trunc`] | 1 | party 1 `8n`, others 0 |
+//! | [`Rep3Session::mul_fixed`] | 2 | `8n` |
+//! | [`Rep3Session::matmul_fixed`] | 2 | `8mn` |
+//!
+//! # Multiplication
+//!
+//! Party `i` computes `z_i = x_i·y_i + x_i·y_{i+1} + x_{i+1}·y_i + α_i`, a 3-out-of-3 sharing of
+//! `x·y`, and sends `z_i` to party `i−1`; each party ends with `(z_i, z_{i+1})`. `z_i` is masked
+//! by `PRF(k_{i,i+1})`, which its receiver `i−1` does not know. Dot and matrix products sum the
+//! cross terms locally and reshare only the outputs.
+//!
+//! # Truncation (fixed point)
+//!
+//! ABY3's share truncation Π_trunc1 (Mohassel–Rindal, "ABY3", CCS 2018, §5.1.1), which applies
+//! SecureML's local truncation of a 2-out-of-2 sharing (Mohassel–Zhang, S&P 2017, Theorem 1):
+//! view `x` as the 2-out-of-2 sharing `(x_0, x_1 + x_2)` between parties 0 and 1; party 0 (and
+//! party 2, which also holds `x_0`) computes `T_0 = ⌊x_0 / 2^d⌋`, party 1 computes
+//! `T_1 = −⌊(−(x_1 + x_2)) / 2^d⌋` (shifts of the unsigned words), draws `r` from the stream it
+//! shares with party 2 and sends `T_1 − r` to party 0. The result has components
+//! `(T_0, T_1 − r, r)`: [`Rep3Session::trunc`] costs one round and one message.
+//!
+//! [`Rep3Session::mul_fixed`] and [`Rep3Session::matmul_fixed`] truncate the 3-out-of-3 product
+//! directly, with no resharing round first: in round 1 party 2 sends `z_2` to party 1 (so the
+//! 2-out-of-2 sharing is `(z_0, z_1 + z_2)`) and party 0 sends `T_0` to party 2; in round 2 party 1
+//! sends `T_1 − r` to party 0. Two rounds, three messages of `8n` bytes (one per party), the same
+//! bytes as a plain multiplication. Every message is masked by a PRF output its receiver lacks.
+//!
+//! **Error.** Let `v` be the exact (untruncated) value as a signed 64-bit integer — for
+//! `mul_fixed` with `f` fractional bits, `v = X·Y` where `X`, `Y` are the encoded inputs, so
+//! `v ≈ x·y·2^{2f}`. If `|v| < 2^ℓ` then, except with probability at most `|v| / 2^64 < 2^{ℓ−64}`
+//! over the randomness of `x_0` (SecureML states the looser `2^{ℓ+1−64}`), the result `t`
+//! satisfies `|t − v / 2^d| < 1`: an error below one unit in the last place (`2^−f` in real
+//! terms), on top of the encoding error of the inputs. The failure event is `x_0` falling within
+//! `|v|` of the wrap-around point; the result is then off by about `2^{64−d}` (garbage). Example:
+//! with `f = 16` and `|x·y| < 2^8`, `ℓ = 40` and the failure probability is below `2^{−24}` per
+//! element. The sharing's `x_0` component must be uniform (over `Z_2^64` or a subgroup, as for
+//! every sharing this module produces); the result must fit the format (`|v / 2^d| < 2^63`).
+//!
+//! Not here yet: boolean sharing, comparisons, non-linear functions, the sync typestate split of
+//! `protocols/` vs `run/`, and malicious security.
+
+mod mul;
+mod session;
+mod share;
+mod trunc;
+
+#[cfg(test)]
+mod tests;
+
+pub use session::Rep3Session;
+pub use share::Rep3Share;

@@ -1,0 +1,341 @@
+//! The three-party session: transport, party index, round counter and the two PRF streams; input
+//! sharing, reveal and the communication-free linear operations.
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, Rng};
+use zeroize::Zeroize;
+
+use super::share::{Rep3Share, check_len};
+use crate::MpcError;
+use crate::ring;
+use crate::seeds::{self, PairwiseSeeds, SessionContext};
+use crate::transport::{PartyIndex, Transport};
+
+/// Label of the ChaCha20 stream each pair of parties draws its correlated randomness from.
+const PRF_LABEL: &[u8] = b"rep3/prf";
+
+/// The index of the party after `i` (mod 3).
+pub(crate) const fn next_of(i: PartyIndex) -> PartyIndex {
+    (i + 1) % 3
+}
+
+/// The index of the party before `i` (mod 3).
+pub(crate) const fn prev_of(i: PartyIndex) -> PartyIndex {
+    (i + 2) % 3
+}
+
+/// One party's view of a rep3 session.
+///
+/// Holds the transport, this party's index, the tag of the next communication round, and two
+/// ChaCha20 streams: one keyed by the seed shared with the next party (`k_{i,i+1}`) and one with
+/// the previous party (`k_{i-1,i}`). Both parties of a pair draw the same words in the same order
+/// because every party runs the same sequence of operations.
+///
+/// After any error the session's round tags and streams may be out of step with the peers: drop it.
+pub struct Rep3Session<'t, T: Transport> {
+    pub(crate) transport: &'t T,
+    pub(crate) me: PartyIndex,
+    round: u32,
+    /// Stream keyed by `k_{me, me+1}`.
+    pub(crate) next: ChaCha20Rng,
+    /// Stream keyed by `k_{me-1, me}`.
+    pub(crate) prev: ChaCha20Rng,
+}
+
+impl<T: Transport> std::fmt::Debug for Rep3Session<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rep3Session")
+            .field("me", &self.me)
+            .field("round", &self.round)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'t, T: Transport> Rep3Session<'t, T> {
+    /// Sets up a session: one round (`first_round`) of [`seeds::agree`], 32 bytes to each peer.
+    /// Later rounds are tagged `first_round + 1, ...`. Fails with [`MpcError::PartyCount`] unless
+    /// the transport has exactly three parties.
+    pub async fn setup<R: CryptoRng + ?Sized>(
+        transport: &'t T,
+        ctx: SessionContext<'_>,
+        first_round: u32,
+        rng: &mut R,
+    ) -> Result<Self, MpcError> {
+        check_three(transport)?;
+        let seeds = seeds::agree(transport, ctx, first_round, rng).await?;
+        Self::from_seeds(transport, &seeds, first_round.wrapping_add(1))
+    }
+
+    /// A session from already agreed pairwise seeds (no communication); the next round is tagged
+    /// `next_round`.
+    pub fn from_seeds(
+        transport: &'t T,
+        seeds: &PairwiseSeeds,
+        next_round: u32,
+    ) -> Result<Self, MpcError> {
+        check_three(transport)?;
+        let me = transport.me();
+        let stream = |peer: PartyIndex| {
+            seeds
+                .with(peer)
+                .map(|s| s.stream(PRF_LABEL))
+                .ok_or(MpcError::LengthMismatch {
+                    what: "pairwise seed missing for peer (got = peer index)",
+                    expected: 3,
+                    got: peer,
+                })
+        };
+        Ok(Self {
+            transport,
+            me,
+            round: next_round,
+            next: stream(next_of(me))?,
+            prev: stream(prev_of(me))?,
+        })
+    }
+
+    /// This party's index (0, 1 or 2).
+    pub fn me(&self) -> PartyIndex {
+        self.me
+    }
+
+    /// The tag the next communication round will use.
+    pub fn next_round(&self) -> u32 {
+        self.round
+    }
+
+    /// The underlying transport (e.g. for its counters).
+    pub fn transport(&self) -> &'t T {
+        self.transport
+    }
+
+    /// One communication round: sends each `(peer, words)` as one message, then, if `recv` is
+    /// `Some((from, len))`, receives exactly `len` words from `from`. Counts one round whether or
+    /// not this party sends or receives, so all parties' round tags stay in step.
+    pub(crate) async fn round(
+        &mut self,
+        sends: &[(PartyIndex, &[u64])],
+        recv: Option<(PartyIndex, usize)>,
+    ) -> Result<Option<Vec<u64>>, MpcError> {
+        let round = self.round;
+        self.round = self.round.wrapping_add(1);
+        for &(to, words) in sends {
+            self.transport.send(to, round, ring::encode(words)).await?;
+        }
+        let got = match recv {
+            None => None,
+            Some((from, len)) => {
+                let mut bytes = self.transport.recv(from, round).await?;
+                let words = if Some(bytes.len()) == len.checked_mul(8) {
+                    ring::decode::<u64>(&bytes)
+                } else {
+                    None
+                };
+                bytes.zeroize();
+                Some(words.ok_or(MpcError::MalformedMessage {
+                    from,
+                    round,
+                    what: "wrong number of ring elements",
+                })?)
+            }
+        };
+        self.transport.counters().add_round();
+        Ok(got)
+    }
+
+    /// This party's part `α_i = PRF(k_{i,i+1}) − PRF(k_{i−1,i})` of a 3-out-of-3 zero-sharing.
+    pub(crate) fn zero_share(&mut self, len: usize) -> Vec<u64> {
+        let mut out = draw(&mut self.next, len);
+        for v in out.iter_mut() {
+            *v = v.wrapping_sub(self.prev.next_u64());
+        }
+        out
+    }
+
+    /// Shares `owner`'s vector of `len` elements: one round, `16·len` bytes sent by the owner
+    /// (`8·len` to each peer), nothing by the others.
+    ///
+    /// With `o` the owner, `x_o = PRF(k_{o−1,o})` and `x_{o+1} = PRF(k_{o,o+1})` cost nothing;
+    /// the owner sends `x_{o+2} = x − x_o − x_{o+1}` to both peers. `input` must be `Some` with
+    /// `len` elements at the owner and is ignored elsewhere.
+    pub async fn share_input(
+        &mut self,
+        owner: PartyIndex,
+        input: Option<&[u64]>,
+        len: usize,
+    ) -> Result<Rep3Share, MpcError> {
+        if owner > 2 {
+            return Err(MpcError::PartyCount {
+                expected: "an input owner among parties 0, 1, 2",
+                got: owner,
+            });
+        }
+        if self.me == owner {
+            let x = input.ok_or(MpcError::LengthMismatch {
+                what: "rep3 input at its owner",
+                expected: len,
+                got: 0,
+            })?;
+            check_len("rep3 input", len, x.len())?;
+            let mine = draw(&mut self.prev, len); // x_o, shared with o−1
+            let next = draw(&mut self.next, len); // x_{o+1}, shared with o+1
+            let last: Vec<u64> = x
+                .iter()
+                .zip(&mine)
+                .zip(&next)
+                .map(|((x, a), b)| x.wrapping_sub(*a).wrapping_sub(*b))
+                .collect();
+            let sends = [(next_of(owner), &last[..]), (prev_of(owner), &last[..])];
+            self.round(&sends, None).await?;
+            // `last` is a component of the share now held by both peers; zeroize our copy.
+            let mut last = last;
+            last.zeroize();
+            Ok(Rep3Share::new_unchecked(mine, next))
+        } else if self.me == next_of(owner) {
+            // Holds (x_{o+1}, x_{o+2}).
+            let a = draw(&mut self.prev, len);
+            let b = self.recv_one(owner, len).await?;
+            Ok(Rep3Share::new_unchecked(a, b))
+        } else {
+            // me = o−1 = o+2, holds (x_{o+2}, x_o).
+            let b = draw(&mut self.next, len);
+            let a = self.recv_one(owner, len).await?;
+            Ok(Rep3Share::new_unchecked(a, b))
+        }
+    }
+
+    async fn recv_one(&mut self, from: PartyIndex, len: usize) -> Result<Vec<u64>, MpcError> {
+        // `round` returns `Some` whenever it is asked to receive.
+        self.round(&[], Some((from, len)))
+            .await?
+            .ok_or(MpcError::Reconstruct("no message received"))
+    }
+
+    /// Reveals `x` to all three parties: one round, each party sends its second component
+    /// `x_{i+1}` to party `i−1` (the one component that party lacks): `8·len` bytes per party.
+    pub async fn reveal_all(&mut self, x: &Rep3Share) -> Result<Vec<u64>, MpcError> {
+        let sends = [(prev_of(self.me), x.b())];
+        let missing = self
+            .round(&sends, Some((next_of(self.me), x.len())))
+            .await?
+            .ok_or(MpcError::Reconstruct("no message received"))?;
+        Ok(sum3(x.a(), x.b(), &missing))
+    }
+
+    /// Reveals `x` to party `to` only: one round, party `to+1` sends `x_{to+2}` (`8·len` bytes);
+    /// returns `Some` at `to` and `None` elsewhere.
+    pub async fn reveal_to(
+        &mut self,
+        to: PartyIndex,
+        x: &Rep3Share,
+    ) -> Result<Option<Vec<u64>>, MpcError> {
+        if to > 2 {
+            return Err(MpcError::PartyCount {
+                expected: "a reveal target among parties 0, 1, 2",
+                got: to,
+            });
+        }
+        if self.me == to {
+            let missing = self.recv_one(next_of(to), x.len()).await?;
+            Ok(Some(sum3(x.a(), x.b(), &missing)))
+        } else if self.me == next_of(to) {
+            self.round(&[(to, x.b())], None).await?;
+            Ok(None)
+        } else {
+            self.round(&[], None).await?;
+            Ok(None)
+        }
+    }
+
+    /// `x + y`. Local.
+    pub fn add(&self, x: &Rep3Share, y: &Rep3Share) -> Result<Rep3Share, MpcError> {
+        x.check_same_len(y, "rep3 add")?;
+        Ok(Rep3Share::new_unchecked(
+            zip_map(x.a(), y.a(), u64::wrapping_add),
+            zip_map(x.b(), y.b(), u64::wrapping_add),
+        ))
+    }
+
+    /// `x − y`. Local.
+    pub fn sub(&self, x: &Rep3Share, y: &Rep3Share) -> Result<Rep3Share, MpcError> {
+        x.check_same_len(y, "rep3 sub")?;
+        Ok(Rep3Share::new_unchecked(
+            zip_map(x.a(), y.a(), u64::wrapping_sub),
+            zip_map(x.b(), y.b(), u64::wrapping_sub),
+        ))
+    }
+
+    /// `−x`. Local.
+    pub fn neg(&self, x: &Rep3Share) -> Rep3Share {
+        Rep3Share::new_unchecked(
+            x.a().iter().map(|v| v.wrapping_neg()).collect(),
+            x.b().iter().map(|v| v.wrapping_neg()).collect(),
+        )
+    }
+
+    /// `x + c` for a public vector `c`. Local: `c` goes into component `x_0`, which party 0 holds
+    /// as its first component and party 2 as its second.
+    pub fn add_public(&self, x: &Rep3Share, c: &[u64]) -> Result<Rep3Share, MpcError> {
+        check_len("rep3 add_public", x.len(), c.len())?;
+        Ok(match self.me {
+            0 => Rep3Share::new_unchecked(zip_map(x.a(), c, u64::wrapping_add), x.b().to_vec()),
+            2 => Rep3Share::new_unchecked(x.a().to_vec(), zip_map(x.b(), c, u64::wrapping_add)),
+            _ => x.clone(),
+        })
+    }
+
+    /// `x + c` for a public scalar `c` added to every element. Local.
+    pub fn add_public_scalar(&self, x: &Rep3Share, c: u64) -> Rep3Share {
+        let add = |v: &[u64]| v.iter().map(|v| v.wrapping_add(c)).collect();
+        match self.me {
+            0 => Rep3Share::new_unchecked(add(x.a()), x.b().to_vec()),
+            2 => Rep3Share::new_unchecked(x.a().to_vec(), add(x.b())),
+            _ => x.clone(),
+        }
+    }
+
+    /// `x · c` element-wise for a public vector `c`. Local.
+    pub fn mul_public(&self, x: &Rep3Share, c: &[u64]) -> Result<Rep3Share, MpcError> {
+        check_len("rep3 mul_public", x.len(), c.len())?;
+        Ok(Rep3Share::new_unchecked(
+            zip_map(x.a(), c, u64::wrapping_mul),
+            zip_map(x.b(), c, u64::wrapping_mul),
+        ))
+    }
+
+    /// `x · c` for a public scalar `c`. Local.
+    pub fn mul_public_scalar(&self, x: &Rep3Share, c: u64) -> Rep3Share {
+        Rep3Share::new_unchecked(
+            x.a().iter().map(|v| v.wrapping_mul(c)).collect(),
+            x.b().iter().map(|v| v.wrapping_mul(c)).collect(),
+        )
+    }
+}
+
+fn check_three<T: Transport>(transport: &T) -> Result<(), MpcError> {
+    if transport.parties() == 3 {
+        Ok(())
+    } else {
+        Err(MpcError::PartyCount {
+            expected: "exactly 3",
+            got: transport.parties(),
+        })
+    }
+}
+
+/// `len` words from a PRF stream.
+pub(crate) fn draw(rng: &mut ChaCha20Rng, len: usize) -> Vec<u64> {
+    (0..len).map(|_| rng.next_u64()).collect()
+}
+
+fn zip_map(x: &[u64], y: &[u64], f: impl Fn(u64, u64) -> u64) -> Vec<u64> {
+    x.iter().zip(y).map(|(a, b)| f(*a, *b)).collect()
+}
+
+fn sum3(a: &[u64], b: &[u64], c: &[u64]) -> Vec<u64> {
+    a.iter()
+        .zip(b)
+        .zip(c)
+        .map(|((a, b), c)| a.wrapping_add(*b).wrapping_add(*c))
+        .collect()
+}
