@@ -7,7 +7,7 @@ use zeroize::Zeroize;
 
 use super::share::{Rep3Share, check_len};
 use crate::MpcError;
-use crate::ring;
+use crate::ring::{self, RingElement};
 use crate::seeds::{self, PairwiseSeeds, SessionContext};
 use crate::transport::{PartyIndex, Transport};
 
@@ -146,9 +146,8 @@ impl<'t, T: Transport> Rep3Session<'t, T> {
     /// This party's part `α_i = PRF(k_{i,i+1}) − PRF(k_{i−1,i})` of a 3-out-of-3 zero-sharing.
     pub(crate) fn zero_share(&mut self, len: usize) -> Vec<u64> {
         let mut out = draw(&mut self.next, len);
-        for v in out.iter_mut() {
-            *v = v.wrapping_sub(self.prev.next_u64());
-        }
+        let prev = draw(&mut self.prev, len);
+        ring::sub_assign(&mut out, &prev);
         out
     }
 
@@ -323,9 +322,21 @@ fn check_three<T: Transport>(transport: &T) -> Result<(), MpcError> {
     }
 }
 
-/// `len` words from a PRF stream.
+/// `len` words from a PRF stream, generated in bulk (whole ChaCha blocks, 4 KiB at a time).
+/// Both parties of a pair draw through this function with the same lengths, so their streams stay
+/// in step.
 pub(crate) fn draw(rng: &mut ChaCha20Rng, len: usize) -> Vec<u64> {
-    (0..len).map(|_| rng.next_u64()).collect()
+    const WORDS: usize = 512;
+    let mut out = Vec::with_capacity(len);
+    let mut buf = [0u8; WORDS * 8];
+    while out.len() < len {
+        let take = (len - out.len()).min(WORDS);
+        let bytes = &mut buf[..take * 8];
+        rng.fill_bytes(bytes);
+        out.extend(bytes.chunks_exact(8).map(u64::read_le));
+    }
+    buf.zeroize();
+    out
 }
 
 fn zip_map(x: &[u64], y: &[u64], f: impl Fn(u64, u64) -> u64) -> Vec<u64> {
