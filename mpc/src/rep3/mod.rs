@@ -29,6 +29,16 @@
 //! | [`Rep3Session::trunc`] | 1 | party 1 `8n`, others 0 |
 //! | [`Rep3Session::mul_fixed`] | 2 | `8n` |
 //! | [`Rep3Session::matmul_fixed`] | 2 | `8mn` |
+//! | [`Rep3Session::share_bits_input`] | 1 | owner `16n`, others 0 |
+//! | [`Rep3Session::reveal_bits_all`] | 1 | `8n` |
+//! | xor, not, shifts, masks, xor with public words | 0 | 0 |
+//! | [`Rep3Session::and`] (n words) | 1 | `8n` |
+//! | [`Rep3Session::add_bits`] (Kogge–Stone) | 7 | `96n` |
+//! | [`Rep3Session::a2b`] | 8 | `104n` |
+//! | [`Rep3Session::msb`], [`Rep3Session::lt`], `gt`, `ge`, `le` | 8 | `104n` |
+//! | [`Rep3Session::b2a_bit`] | 2 | `16n` |
+//! | [`Rep3Session::select`] | 3 | `24n` |
+//! | [`Rep3Session::relu`], [`Rep3Session::max`] | 11 | `128n` |
 //!
 //! # Multiplication
 //!
@@ -64,16 +74,50 @@
 //! element. The sharing's `x_0` component must be uniform (over `Z_2^64` or a subgroup, as for
 //! every sharing this module produces); the result must fit the format (`|v / 2^d| < 2^63`).
 //!
-//! Not here yet: boolean sharing, comparisons, non-linear functions, the sync typestate split of
-//! `protocols/` vs `run/`, and malicious security.
+//! # Boolean sharing, A2B, comparisons
+//!
+//! [`Rep3Bits`] is the same replicated layout over XOR: `x = x_0 ⊕ x_1 ⊕ x_2` on 64-bit words.
+//! XOR, NOT, shifts and public masks act on both components locally. AND is the multiplication
+//! above with `&` for `·`, `⊕` for `+` and the XOR zero-sharing `PRF(k_{i,i+1}) ⊕ PRF(k_{i−1,i})`:
+//! one round, one word per party per word.
+//!
+//! **A2B.** Each arithmetic component `x_k` is known to two parties, so it is locally a boolean
+//! sharing whose only non-zero component is `x_k` (party `k` holds `(x_k, 0)`, party `k−1` holds
+//! `(0, x_k)`, party `k+1` holds `(0, 0)`). A full-adder layer (one AND round:
+//! `maj = ((x_0 ⊕ x_2) & (x_1 ⊕ x_2)) ⊕ x_2`) reduces the three summands to `s = x_0 ⊕ x_1 ⊕ x_2`
+//! and `c = maj << 1`; a Kogge–Stone adder computes `s + c`: generate `g = s & c` (one round),
+//! then six levels `g ← g ⊕ (p & (g << k))`, `p ← p & (p << k)` for `k = 1, 2, …, 32`, both ANDs
+//! of a level batched into one message (the last level needs no `p`). Total `1 + 1 + 6 = 8`
+//! rounds and `1 + 1 + 5·2 + 1 = 13` AND words (104 bytes) per element and party.
+//!
+//! **Comparisons.** `msb(x)` is bit 63 of A2B(x): exact for every word. `lt(x, y) = msb(x − y)`,
+//! `gt(x, y) = lt(y, x)`, `ge = ¬lt`, `le = ¬gt`; correct whenever the integer difference
+//! satisfies `|x − y| < 2^63` (for instance both inputs in `[−2^62, 2^62)`), otherwise `x − y`
+//! wraps and the answer is inverted. Results are boolean sharings with the bit in bit 0.
+//!
+//! **B2A for bits.** Each component `b_k` of a shared bit is known to two parties, so its
+//! arithmetic sharing is local; `b = (b_0 ⊕ b_1) ⊕ b_2` with `u ⊕ v = u + v − 2uv`: two
+//! multiplications in sequence, 2 rounds, 16 bytes per element and party. `select(b, x, y) =
+//! y + B2A(b)·(x − y)` adds one multiplication; `relu(x) = B2A(¬msb(x))·x` and
+//! `max(x, y) = select(lt(x, y), y, x)` cost `8 + 2 + 1 = 11` rounds.
+//!
+//! Not here yet: equality, argmax, a carry-only MSB circuit (bit-sliced, fewer bytes), non-linear
+//! functions, the sync typestate split of `protocols/` vs `run/`, and malicious security.
 
+mod boolean;
+mod compare;
+mod convert;
 mod mul;
 mod session;
 mod share;
 mod trunc;
 
 #[cfg(test)]
+mod boolean_tests;
+#[cfg(test)]
 mod tests;
+
+pub use boolean::Rep3Bits;
 
 pub use session::Rep3Session;
 pub use share::Rep3Share;

@@ -1,0 +1,651 @@
+//! Boolean sharing, conversions and comparisons: all three parties in-process over
+//! `run_in_memory`, every result compared exactly with a plaintext model (Z_2^64 words, signed
+//! `i64` comparisons).
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use proptest::prelude::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+use super::{Rep3Bits, Rep3Session, Rep3Share};
+use crate::MpcError;
+use crate::seeds::{PairwiseSeed, PairwiseSeeds, SessionContext, os_rng};
+use crate::transport::{
+    Counters, DEFAULT_MAX_MESSAGE, InMemoryTransport, PartyIndex, Transport, TransportError,
+    run_in_memory,
+};
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// Seeds fixed by `salt`, so a run is deterministic.
+fn fixed_seeds(me: PartyIndex, salt: u64) -> PairwiseSeeds {
+    let seeds = (0..3)
+        .map(|peer| {
+            (peer != me).then(|| {
+                let mut bytes = [0u8; 32];
+                bytes[0] = me.min(peer) as u8;
+                bytes[1] = me.max(peer) as u8;
+                bytes[8..16].copy_from_slice(&salt.to_le_bytes());
+                PairwiseSeed::from_bytes(bytes)
+            })
+        })
+        .collect();
+    PairwiseSeeds::new(me, seeds)
+}
+
+/// A session over `t`: fresh seeds from a real key agreement (`salt = None`) or fixed ones.
+async fn session<T: Transport>(t: &T, salt: Option<u64>) -> Rep3Session<'_, T> {
+    match salt {
+        None => {
+            let ids: Vec<String> = (0..3).map(|i| format!("party-{i}")).collect();
+            let ctx = SessionContext {
+                job_id: "rep3-boolean-test",
+                party_ids: &ids,
+            };
+            Rep3Session::setup(t, ctx, 0, &mut os_rng().unwrap())
+                .await
+                .unwrap()
+        }
+        Some(salt) => Rep3Session::from_seeds(t, &fixed_seeds(t.me(), salt), 0).unwrap(),
+    }
+}
+
+/// Runs `$body` at each of the three parties with `$s` bound to a session (seeds per `$salt`),
+/// cloning the listed variables into each party; returns the three outputs in party order.
+macro_rules! run3 {
+    ($salt:expr; [$($v:ident),*] |$s:ident| $body:expr) => {{
+        let salt: Option<u64> = $salt;
+        $(let $v = $v.clone();)*
+        block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| {
+            $(let $v = $v.clone();)*
+            async move {
+                #[allow(unused_mut)]
+                let mut $s = session(&t, salt).await;
+                $body
+            }
+        }))
+        .expect("no party panicked")
+    }};
+}
+
+/// Reconstructs an arithmetic sharing, checking both holders of every component agree.
+fn open(shares: &[Rep3Share]) -> Vec<u64> {
+    assert_eq!(shares.len(), 3);
+    for i in 0..3 {
+        assert_eq!(shares[i].b(), shares[(i + 1) % 3].a(), "component differs");
+    }
+    (0..shares[0].len())
+        .map(|j| {
+            shares[0].a()[j]
+                .wrapping_add(shares[1].a()[j])
+                .wrapping_add(shares[2].a()[j])
+        })
+        .collect()
+}
+
+/// Reconstructs a boolean sharing, checking both holders of every component agree.
+fn open_bits(shares: &[Rep3Bits]) -> Vec<u64> {
+    assert_eq!(shares.len(), 3);
+    for i in 0..3 {
+        assert_eq!(shares[i].b(), shares[(i + 1) % 3].a(), "component differs");
+    }
+    (0..shares[0].len())
+        .map(|j| shares[0].a()[j] ^ shares[1].a()[j] ^ shares[2].a()[j])
+        .collect()
+}
+
+fn col<S: Clone, const N: usize>(out: &[[S; N]], i: usize) -> Vec<S> {
+    out.iter().map(|o| o[i].clone()).collect()
+}
+
+fn word() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        any::<u64>(),
+        Just(0u64),
+        Just(u64::MAX),
+        Just(i64::MIN as u64),
+        Just(i64::MAX as u64),
+        Just(1u64),
+    ]
+}
+
+/// Two equal-length word vectors.
+fn word_pairs(max_len: usize) -> impl Strategy<Value = (Vec<u64>, Vec<u64>)> {
+    (0..max_len).prop_flat_map(|n| {
+        (
+            proptest::collection::vec(word(), n),
+            proptest::collection::vec(word(), n),
+        )
+    })
+}
+
+/// Bound on signed inputs to `lt` and friends: both in `[−B, B]` keeps `|x − y| < 2^63`.
+const B: i64 = (1 << 62) - 1;
+
+/// Signed values within `[−B, B]`: edge values, small values, and seeded random ones.
+fn signed_inputs(seed: u64, n: usize) -> Vec<i64> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut v = vec![0, 1, -1, 2, -2, B, -B, B - 1, -B + 1, 1 << 40, -(1 << 40)];
+    while v.len() < n {
+        let r = rng.next_u64();
+        let x = match r % 3 {
+            0 => (r as i64) >> 1, // full range within [−2^62, 2^62)
+            1 => (r as i64) >> 40,
+            _ => (r as i64) >> 58,
+        };
+        v.push(x.clamp(-B, B));
+    }
+    v.truncate(n);
+    v
+}
+
+/// `(x, y)` pairs covering equal values, neighbours, opposite signs and the range edges.
+fn signed_pairs(seed: u64, n: usize) -> (Vec<i64>, Vec<i64>) {
+    let mut xs = signed_inputs(seed, n);
+    let mut ys = signed_inputs(seed + 1, n);
+    ys.reverse();
+    for j in 0..n {
+        ys[j] = match j % 5 {
+            0 => xs[j],
+            1 => xs[j].saturating_add(1).min(B),
+            2 => xs[j].saturating_sub(1).max(-B),
+            3 => (-xs[j]).clamp(-B, B),
+            _ => ys[j],
+        };
+    }
+    let edges = [
+        (B, -B),
+        (-B, B),
+        (B, B),
+        (-B, -B),
+        (0, -1),
+        (-1, 0),
+        (B, 0),
+        (0, -B),
+    ];
+    // At indices ≡ 4 (mod 5), which the loop above leaves alone.
+    for (j, (x, y)) in edges.into_iter().enumerate() {
+        xs[5 * j + 4] = x;
+        ys[5 * j + 4] = y;
+    }
+    (xs, ys)
+}
+
+/// Plaintext model of a boolean op on `(x, y, shift k, public word c)`.
+type WordModel = fn(u64, u64, u32, u64) -> u64;
+
+/// Plaintext model of a signed comparison.
+type CmpModel = fn(&i64, &i64) -> bool;
+
+fn to_u64(v: &[i64]) -> Vec<u64> {
+    v.iter().map(|x| *x as u64).collect()
+}
+
+// ---- boolean sharing ----
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn boolean_share_reveal_xor_and_are_exact((xs, ys) in word_pairs(20), k in 0u32..64, c in word()) {
+        let n = xs.len();
+        let out = run3!(Some(11); [xs, ys] |s| {
+            let me = s.me();
+            let x = s.share_bits_input(0, (me == 0).then_some(&xs[..]), n).await.unwrap();
+            let y = s.share_bits_input(2, (me == 2).then_some(&ys[..]), n).await.unwrap();
+            let revealed = s.reveal_bits_all(&x).await.unwrap();
+            let shares = [
+                s.xor(&x, &y).unwrap(),
+                s.and(&x, &y).await.unwrap(),
+                s.xor_public_scalar(&x, c),
+                s.xor_public(&x, &ys).unwrap(),
+                s.not(&x),
+                s.shl_bits(&x, k),
+                s.shr_bits(&x, k),
+                s.and_public_scalar(&x, c),
+                s.bit(&x, k),
+                s.not_bit(&x),
+            ];
+            (revealed, shares)
+        });
+        for o in &out {
+            prop_assert_eq!(&o.0, &xs, "reveal_bits_all");
+        }
+        let shares: Vec<[Rep3Bits; 10]> = out.into_iter().map(|o| o.1).collect();
+        let models: [(&str, WordModel); 10] = [
+            ("xor", |x, y, _, _| x ^ y),
+            ("and", |x, y, _, _| x & y),
+            ("xor_public_scalar", |x, _, _, c| x ^ c),
+            ("xor_public", |x, y, _, _| x ^ y),
+            ("not", |x, _, _, _| !x),
+            ("shl_bits", |x, _, k, _| x << k),
+            ("shr_bits", |x, _, k, _| x >> k),
+            ("and_public_scalar", |x, _, _, c| x & c),
+            ("bit", |x, _, k, _| (x >> k) & 1),
+            ("not_bit", |x, _, _, _| x ^ 1),
+        ];
+        for (i, (name, f)) in models.iter().enumerate() {
+            let got = open_bits(&col(&shares, i));
+            for j in 0..n {
+                prop_assert_eq!(got[j], f(xs[j], ys[j], k, c), "{} x={} y={} k={} c={}", name, xs[j], ys[j], k, c);
+            }
+        }
+    }
+
+    #[test]
+    fn add_bits_and_a2b_are_exact((xs, ys) in word_pairs(20)) {
+        let n = xs.len();
+        let out = run3!(Some(12); [xs, ys] |s| {
+            let me = s.me();
+            let xb = s.share_bits_input(1, (me == 1).then_some(&xs[..]), n).await.unwrap();
+            let yb = s.share_bits_input(2, (me == 2).then_some(&ys[..]), n).await.unwrap();
+            let x = s.share_input(0, (me == 0).then_some(&xs[..]), n).await.unwrap();
+            [s.add_bits(&xb, &yb).await.unwrap(), s.a2b(&x).await.unwrap()]
+        });
+        let sum = open_bits(&col(&out, 0));
+        let a2b = open_bits(&col(&out, 1));
+        for j in 0..n {
+            prop_assert_eq!(sum[j], xs[j].wrapping_add(ys[j]), "add_bits x={} y={}", xs[j], ys[j]);
+            prop_assert_eq!(a2b[j], xs[j], "a2b x={}", xs[j]);
+        }
+    }
+}
+
+#[test]
+fn a2b_is_exact_on_edge_and_random_words() {
+    let mut rng = ChaCha20Rng::seed_from_u64(13);
+    let mut xs: Vec<u64> = vec![
+        0,
+        1,
+        u64::MAX,
+        i64::MIN as u64,
+        i64::MAX as u64,
+        1 << 32,
+        (1 << 32) - 1,
+        0x5555_5555_5555_5555,
+        0xaaaa_aaaa_aaaa_aaaa,
+    ];
+    xs.extend((0..500).map(|_| rng.next_u64()));
+    let n = xs.len();
+    // Fresh seeds: the components x_0, x_1, x_2 differ from run to run.
+    for owner in 0..3 {
+        let out = run3!(None; [xs] |s| {
+            let x = s.share_input(owner, (s.me() == owner).then_some(&xs[..]), n).await.unwrap();
+            s.a2b(&x).await.unwrap()
+        });
+        let got = open_bits(&out);
+        for j in 0..n {
+            assert_eq!(got[j], xs[j], "a2b x={:#x} owner={owner}", xs[j]);
+        }
+    }
+}
+
+// ---- comparisons ----
+
+#[test]
+fn msb_is_exact_for_every_word() {
+    let mut rng = ChaCha20Rng::seed_from_u64(14);
+    let mut xs: Vec<u64> = vec![0, 1, u64::MAX, i64::MIN as u64, i64::MAX as u64];
+    xs.extend((0..300).map(|_| rng.next_u64()));
+    let n = xs.len();
+    let out = run3!(None; [xs] |s| {
+        let x = s.share_input(1, (s.me() == 1).then_some(&xs[..]), n).await.unwrap();
+        s.msb(&x).await.unwrap()
+    });
+    let got = open_bits(&out);
+    for j in 0..n {
+        assert_eq!(got[j], xs[j] >> 63, "msb x={}", xs[j] as i64);
+    }
+}
+
+#[test]
+fn comparisons_match_signed_plaintext_within_range() {
+    let n = 400;
+    let (xi, yi) = signed_pairs(15, n);
+    let (xs, ys) = (to_u64(&xi), to_u64(&yi));
+    let out = run3!(None; [xs, ys] |s| {
+        let me = s.me();
+        let x = s.share_input(0, (me == 0).then_some(&xs[..]), n).await.unwrap();
+        let y = s.share_input(1, (me == 1).then_some(&ys[..]), n).await.unwrap();
+        [
+            s.lt(&x, &y).await.unwrap(),
+            s.gt(&x, &y).await.unwrap(),
+            s.ge(&x, &y).await.unwrap(),
+            s.le(&x, &y).await.unwrap(),
+        ]
+    });
+    let models: [(&str, CmpModel); 4] = [
+        ("lt", i64::lt),
+        ("gt", i64::gt),
+        ("ge", i64::ge),
+        ("le", i64::le),
+    ];
+    let mut equal = 0;
+    for (i, (name, f)) in models.iter().enumerate() {
+        let got = open_bits(&col(&out, i));
+        for j in 0..n {
+            let (x, y) = (xi[j], yi[j]);
+            equal += usize::from(i == 0 && x == y);
+            assert_eq!(got[j], u64::from(f(&x, &y)), "{name} x={x} y={y}");
+        }
+    }
+    assert!(equal >= n / 5, "equal pairs are covered ({equal})");
+}
+
+// ---- B2A, select, ReLU, max ----
+
+#[test]
+fn b2a_select_relu_max_are_exact() {
+    let n = 300;
+    let (xi, yi) = signed_pairs(16, n);
+    let (xs, ys) = (to_u64(&xi), to_u64(&yi));
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    // Bits in bit 0, with junk in the upper bits (ignored by b2a_bit and select).
+    let bits: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
+    let out = run3!(None; [xs, ys, bits] |s| {
+        let me = s.me();
+        let x = s.share_input(0, (me == 0).then_some(&xs[..]), n).await.unwrap();
+        let y = s.share_input(2, (me == 2).then_some(&ys[..]), n).await.unwrap();
+        let b = s.share_bits_input(1, (me == 1).then_some(&bits[..]), n).await.unwrap();
+        [
+            s.b2a_bit(&b).await.unwrap(),
+            s.select(&b, &x, &y).await.unwrap(),
+            s.relu(&x).await.unwrap(),
+            s.max(&x, &y).await.unwrap(),
+        ]
+    });
+    let [b2a, sel, relu, max] = [0, 1, 2, 3].map(|i| open(&col(&out, i)));
+    for j in 0..n {
+        let (x, y, bit) = (xi[j], yi[j], bits[j] & 1);
+        assert_eq!(b2a[j], bit, "b2a_bit b={:#x}", bits[j]);
+        let want = if bit == 1 { x } else { y };
+        assert_eq!(sel[j] as i64, want, "select b={bit} x={x} y={y}");
+        assert_eq!(relu[j] as i64, x.max(0), "relu x={x}");
+        assert_eq!(max[j] as i64, x.max(y), "max x={x} y={y}");
+    }
+}
+
+#[test]
+fn relu_is_exact_on_extreme_words() {
+    let xs: Vec<u64> = vec![
+        0,
+        1,
+        u64::MAX,
+        i64::MIN as u64,
+        i64::MAX as u64,
+        1 << 63 | 5,
+    ];
+    let n = xs.len();
+    let out = run3!(Some(18); [xs] |s| {
+        let x = s.share_input(2, (s.me() == 2).then_some(&xs[..]), n).await.unwrap();
+        s.relu(&x).await.unwrap()
+    });
+    let got = open(&out);
+    for j in 0..n {
+        assert_eq!(
+            got[j] as i64,
+            (xs[j] as i64).max(0),
+            "relu x={}",
+            xs[j] as i64
+        );
+    }
+}
+
+#[test]
+fn mismatched_lengths_are_errors() {
+    let out = run3!(Some(19); [] |s| {
+        let x = s.share_bits_input(0, Some(&[1u64, 2][..]), 2).await.unwrap();
+        let y = s.share_bits_input(0, Some(&[1u64, 2, 3][..]), 3).await.unwrap();
+        let a = s.share_input(0, Some(&[1u64, 2, 3][..]), 3).await.unwrap();
+        [
+            matches!(s.xor(&x, &y), Err(MpcError::LengthMismatch { .. })),
+            matches!(s.xor_public(&x, &[1]), Err(MpcError::LengthMismatch { .. })),
+            matches!(s.and(&x, &y).await, Err(MpcError::LengthMismatch { .. })),
+            matches!(s.select(&x, &a, &a).await, Err(MpcError::LengthMismatch { .. })),
+        ]
+    });
+    assert!(out.iter().flatten().all(|ok| *ok), "{out:?}");
+}
+
+#[test]
+fn debug_shows_only_the_length() {
+    let share = Rep3Bits::from_parts(vec![0xdead_beef; 3], vec![0x1234_5678; 3]).unwrap();
+    assert_eq!(format!("{share:?}"), "Rep3Bits { len: 3, .. }");
+    assert!(Rep3Bits::from_parts(vec![1], vec![]).is_err());
+}
+
+// ---- communication ----
+
+/// `(rounds, bytes sent, messages sent)` of one party during one operation.
+type Cost = (u64, u64, u64);
+
+/// Shares `n`-element arithmetic `x` (owner 0), `y` (owner 1) and boolean `bx` (owner 2), `by`
+/// (owner 0), then measures `$op`.
+macro_rules! cost {
+    (|$s:ident, $x:ident, $y:ident, $bx:ident, $by:ident| $op:expr, $n:expr) => {{
+        let n: usize = $n;
+        run3!(Some(20); [] |$s| {
+            let $x = $s.share_input(0, Some(&vec![3u64; n][..]), n).await.unwrap();
+            let $y = $s.share_input(1, Some(&vec![5u64; n][..]), n).await.unwrap();
+            let $bx = $s.share_bits_input(2, Some(&vec![6u64; n][..]), n).await.unwrap();
+            let $by = $s.share_bits_input(0, Some(&vec![9u64; n][..]), n).await.unwrap();
+            let _ = (&$x, &$y, &$bx, &$by);
+            let before = $s.transport().counters().snapshot();
+            let _out = $op;
+            let after = $s.transport().counters().snapshot();
+            let c: Cost = (
+                after.rounds - before.rounds,
+                after.bytes_sent - before.bytes_sent,
+                after.messages_sent - before.messages_sent,
+            );
+            c
+        })
+    }};
+}
+
+const N: usize = 37;
+
+/// Every party: `rounds` rounds, `bytes_per_elem · N` bytes in one message per round.
+fn each(rounds: u64, bytes_per_elem: u64) -> Vec<Cost> {
+    vec![(rounds, bytes_per_elem * N as u64, rounds); 3]
+}
+
+#[test]
+fn cost_share_bits_input() {
+    let out = cost!(
+        |s, x, y, bx, by| s
+            .share_bits_input(1, Some(&vec![1u64; N][..]), N)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(out, vec![(1, 0, 0), (1, 16 * N as u64, 2), (1, 0, 0)]);
+}
+
+#[test]
+fn cost_reveal_bits_all() {
+    let out = cost!(|s, x, y, bx, by| s.reveal_bits_all(&bx).await.unwrap(), N);
+    assert_eq!(out, each(1, 8));
+}
+
+#[test]
+fn cost_local_boolean_ops_is_zero() {
+    let out = cost!(
+        |s, x, y, bx, by| {
+            let t = s.xor(&bx, &by).unwrap();
+            let t = s.xor_public(&t, &vec![1u64; N]).unwrap();
+            let t = s.xor_public_scalar(&t, 7);
+            let t = s.not(&t);
+            let t = s.not_bit(&t);
+            let t = s.shl_bits(&t, 3);
+            let t = s.shr_bits(&t, 5);
+            let t = s.and_public_scalar(&t, 0xff);
+            s.bit(&t, 2)
+        },
+        N
+    );
+    assert_eq!(out, vec![(0, 0, 0); 3]);
+}
+
+#[test]
+fn cost_and() {
+    let out = cost!(|s, x, y, bx, by| s.and(&bx, &by).await.unwrap(), N);
+    assert_eq!(out, each(1, 8));
+}
+
+#[test]
+fn cost_add_bits() {
+    let out = cost!(|s, x, y, bx, by| s.add_bits(&bx, &by).await.unwrap(), N);
+    assert_eq!(out, each(7, 96));
+}
+
+#[test]
+fn cost_a2b() {
+    let out = cost!(|s, x, y, bx, by| s.a2b(&x).await.unwrap(), N);
+    assert_eq!(out, each(8, 104));
+}
+
+#[test]
+fn cost_msb_and_comparisons() {
+    for op in 0..5 {
+        let out = cost!(
+            |s, x, y, bx, by| match op {
+                0 => s.msb(&x).await.unwrap(),
+                1 => s.lt(&x, &y).await.unwrap(),
+                2 => s.gt(&x, &y).await.unwrap(),
+                3 => s.ge(&x, &y).await.unwrap(),
+                _ => s.le(&x, &y).await.unwrap(),
+            },
+            N
+        );
+        assert_eq!(out, each(8, 104), "comparison {op}");
+    }
+}
+
+#[test]
+fn cost_b2a_bit() {
+    let out = cost!(|s, x, y, bx, by| s.b2a_bit(&bx).await.unwrap(), N);
+    assert_eq!(out, each(2, 16));
+}
+
+#[test]
+fn cost_select() {
+    let out = cost!(|s, x, y, bx, by| s.select(&bx, &x, &y).await.unwrap(), N);
+    assert_eq!(out, each(3, 24));
+}
+
+#[test]
+fn cost_relu_and_max() {
+    let relu = cost!(|s, x, y, bx, by| s.relu(&x).await.unwrap(), N);
+    assert_eq!(relu, each(11, 128));
+    let max = cost!(|s, x, y, bx, by| s.max(&x, &y).await.unwrap(), N);
+    assert_eq!(max, each(11, 128));
+}
+
+// ---- security smoke test ----
+
+/// A transport that records every message it receives.
+struct Tap {
+    inner: InMemoryTransport,
+    received: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Transport for Tap {
+    fn me(&self) -> PartyIndex {
+        self.inner.me()
+    }
+    fn parties(&self) -> usize {
+        self.inner.parties()
+    }
+    fn max_message_len(&self) -> usize {
+        self.inner.max_message_len()
+    }
+    fn counters(&self) -> &Counters {
+        self.inner.counters()
+    }
+    async fn send(&self, to: PartyIndex, round: u32, msg: Vec<u8>) -> Result<(), TransportError> {
+        self.inner.send(to, round, msg).await
+    }
+    async fn recv(&self, from: PartyIndex, round: u32) -> Result<Vec<u8>, TransportError> {
+        let msg = self.inner.recv(from, round).await?;
+        self.received.lock().unwrap().push(msg.clone());
+        Ok(msg)
+    }
+}
+
+/// Words each party received during `and` of `len` copies of `v & w`, over `runs` sessions with
+/// fresh seeds; also checks the results.
+fn received_and_words(v: u64, w: u64, len: usize, runs: usize) -> [Vec<u64>; 3] {
+    let mut acc: [Vec<u64>; 3] = Default::default();
+    for _ in 0..runs {
+        let out = block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| async move {
+            let tap = Tap {
+                inner: t,
+                received: Mutex::new(Vec::new()),
+            };
+            let mut s = session(&tap, None).await;
+            let x = s
+                .share_bits_input(0, Some(&vec![v; len][..]), len)
+                .await
+                .unwrap();
+            let y = s
+                .share_bits_input(1, Some(&vec![w; len][..]), len)
+                .await
+                .unwrap();
+            tap.received.lock().unwrap().clear();
+            let z = s.and(&x, &y).await.unwrap();
+            let got = std::mem::take(&mut *tap.received.lock().unwrap());
+            (z, got)
+        }))
+        .unwrap();
+        let z: Vec<Rep3Bits> = out.iter().map(|o| o.0.clone()).collect();
+        assert_eq!(open_bits(&z), vec![v & w; len], "and v={v:#x} w={w:#x}");
+        for (p, o) in out.iter().enumerate() {
+            for m in &o.1 {
+                acc[p].extend(crate::ring::decode::<u64>(m).unwrap());
+            }
+        }
+    }
+    acc
+}
+
+#[test]
+fn received_and_messages_look_uniform_and_hide_the_inputs() {
+    // 64 runs × 64 words = 4096 words per party and input. Each bit must be set in 40%..60% of
+    // them: for a uniform bit that is 12.8 standard deviations, so this cannot flake.
+    let (runs, len) = (64, 64);
+    let total = runs * len;
+    for (v, w) in [
+        (0u64, 0u64),
+        (u64::MAX, u64::MAX),
+        (0x0123_4567_89ab_cdef, u64::MAX),
+    ] {
+        let received = received_and_words(v, w, len, runs);
+        for (p, words) in received.iter().enumerate() {
+            assert_eq!(words.len(), total, "party {p} v={v:#x} w={w:#x}");
+            for bit in 0..64 {
+                let set = words.iter().filter(|x| (*x >> bit) & 1 == 1).count();
+                assert!(
+                    (total * 4 / 10..=total * 6 / 10).contains(&set),
+                    "and: bit {bit} received by party {p} set in {set}/{total}, v={v:#x} w={w:#x}"
+                );
+            }
+            let distinct: HashSet<_> = words.iter().collect();
+            assert_eq!(distinct.len(), total, "and: repeated words at party {p}");
+            for secret in [v, w, v & w] {
+                assert!(
+                    !words.contains(&secret),
+                    "and: party {p} received the plaintext {secret:#x}"
+                );
+            }
+        }
+    }
+}
