@@ -1,5 +1,6 @@
 //! Criterion benches of the three-party replicated engine (`treaty_mpc::rep3`) over the in-memory
-//! transport: fixed-point multiplication and matrix products at the sizes of the rep3 issue.
+//! transport: fixed-point multiplication, less-than and matrix products at the sizes of the rep3
+//! issue.
 //!
 //! All three parties run in this one process (like three processes on the same 2 cores). Timing
 //! starts after the inputs are shared, as in the SPU reference figures: each iteration sets up a
@@ -27,12 +28,14 @@ enum Op {
     MulFixed { n: usize },
     /// Fixed-point `m×k · k×n` matrix product.
     MatmulFixed { m: usize, k: usize, n: usize },
+    /// Element-wise `x < y` of two n-vectors (a boolean-shared bit per element).
+    LessThan { n: usize },
 }
 
 impl Op {
     fn input_lens(self) -> (usize, usize) {
         match self {
-            Op::MulFixed { n } => (n, n),
+            Op::MulFixed { n } | Op::LessThan { n } => (n, n),
             Op::MatmulFixed { m, k, n } => (m * k, k * n),
         }
     }
@@ -79,13 +82,22 @@ fn run_once(rt: &Runtime, op: Op, xs: &[u64], ys: &[u64]) -> (Duration, CounterS
                     .expect("input y");
                 let before = t.counters().snapshot();
                 let start = Instant::now();
-                let z = match op {
-                    Op::MulFixed { .. } => s.mul_fixed(&x, &y, FRAC_BITS).await,
-                    Op::MatmulFixed { m, k, n } => s.matmul_fixed(&x, &y, m, k, n, FRAC_BITS).await,
+                match op {
+                    Op::MulFixed { .. } => {
+                        black_box(s.mul_fixed(&x, &y, FRAC_BITS).await.expect("mul"));
+                    }
+                    Op::MatmulFixed { m, k, n } => {
+                        black_box(
+                            s.matmul_fixed(&x, &y, m, k, n, FRAC_BITS)
+                                .await
+                                .expect("matmul"),
+                        );
+                    }
+                    Op::LessThan { .. } => {
+                        black_box(s.lt(&x, &y).await.expect("lt"));
+                    }
                 }
-                .expect("op");
                 let elapsed = start.elapsed();
-                black_box(z);
                 let after = t.counters().snapshot();
                 (
                     elapsed,
@@ -138,6 +150,14 @@ fn mul_fixed(c: &mut Criterion) {
     bench_op(c, "rep3_mul_fixed", &cases, 10);
 }
 
+fn less_than(c: &mut Criterion) {
+    let cases: Vec<_> = [10_000usize, 100_000, 1_000_000]
+        .into_iter()
+        .map(|n| (n.to_string(), Op::LessThan { n }, n as u64))
+        .collect();
+    bench_op(c, "rep3_less_than", &cases, 10);
+}
+
 fn matmul_fixed(c: &mut Criterion) {
     let cases = [
         (
@@ -167,6 +187,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(5));
-    targets = mul_fixed, matmul_fixed
+    targets = mul_fixed, less_than, matmul_fixed
 }
 criterion_main!(benches);
