@@ -9,6 +9,7 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
+use super::packed::{PackedBits, ZERO_BIT, low_mask, permute_bits};
 use super::{Rep3Bits, Rep3Session, Rep3Share};
 use crate::MpcError;
 use crate::seeds::{PairwiseSeed, PairwiseSeeds, SessionContext, os_rng};
@@ -255,6 +256,100 @@ proptest! {
         for j in 0..n {
             prop_assert_eq!(sum[j], xs[j].wrapping_add(ys[j]), "add_bits x={} y={}", xs[j], ys[j]);
             prop_assert_eq!(a2b[j], xs[j], "a2b x={}", xs[j]);
+        }
+    }
+}
+
+// ---- packed bits and the carry-only msb ----
+
+/// A share whose first component holds `words` and second zero (enough for local maps).
+fn plain_share(words: &[u64]) -> Rep3Bits {
+    Rep3Bits::from_parts(words.to_vec(), vec![0; words.len()]).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn pack_gathers_and_unpack_scatters(
+        words in proptest::collection::vec(word(), 0..40),
+        other in proptest::collection::vec(any::<u64>(), 0..40),
+        width in 1u32..=64,
+    ) {
+        let n = words.len().min(other.len());
+        let x = Rep3Bits::from_parts(words[..n].to_vec(), other[..n].to_vec()).unwrap();
+        let p = PackedBits::pack(&x, width);
+        prop_assert_eq!(p.len_bits(), n * width as usize);
+        prop_assert_eq!(p.a().len(), (n * width as usize).div_ceil(64));
+        for (comp, src) in [(p.a(), x.a()), (p.b(), x.b())] {
+            for (e, word) in src.iter().enumerate() {
+                for j in 0..width as usize {
+                    let t = e * width as usize + j;
+                    prop_assert_eq!((comp[t / 64] >> (t % 64)) & 1, (word >> j) & 1);
+                }
+            }
+            // Padding bits of the last word are zero.
+            if !p.len_bits().is_multiple_of(64) {
+                let last = comp[comp.len() - 1];
+                prop_assert_eq!(last & !low_mask((p.len_bits() % 64) as u32), 0);
+            }
+        }
+        let back = p.unpack(width);
+        let m = low_mask(width);
+        let masked: Vec<u64> = x.a().iter().map(|v| v & m).collect();
+        prop_assert_eq!(back.a(), &masked[..]);
+        let masked: Vec<u64> = x.b().iter().map(|v| v & m).collect();
+        prop_assert_eq!(back.b(), &masked[..]);
+    }
+
+    #[test]
+    fn permute_bits_moves_bits(
+        words in proptest::collection::vec(word(), 0..20),
+        src in proptest::collection::vec(prop_oneof![0u32..64, Just(ZERO_BIT)], 0..=64),
+    ) {
+        let out = permute_bits(&plain_share(&words), &src);
+        for (e, &v) in words.iter().enumerate() {
+            let expected = src.iter().enumerate().fold(0u64, |acc, (k, &s)| {
+                acc | (if s < 64 { (v >> s) & 1 } else { 0 }) << k
+            });
+            prop_assert_eq!(out.a()[e], expected);
+            prop_assert_eq!(out.b()[e], 0);
+        }
+    }
+
+    #[test]
+    fn packed_and_is_exact((xs, ys) in word_pairs(40), width in 1u32..=64) {
+        let n = xs.len();
+        let out = run3!(Some(16); [xs, ys] |s| {
+            let me = s.me();
+            let x = s.share_bits_input(0, (me == 0).then_some(&xs[..]), n).await.unwrap();
+            let y = s.share_bits_input(2, (me == 2).then_some(&ys[..]), n).await.unwrap();
+            let (px, py) = (PackedBits::pack(&x, width), PackedBits::pack(&y, width));
+            let z = s.and_packed(&px, &py).await.unwrap();
+            assert_eq!(z.len_bits(), n * width as usize);
+            [z.unpack(width), s.and_low(&x, &y, width).await.unwrap()]
+        });
+        let m = low_mask(width);
+        for got in [open_bits(&col(&out, 0)), open_bits(&col(&out, 1))] {
+            for j in 0..n {
+                prop_assert_eq!(got[j], xs[j] & ys[j] & m, "x={:#x} y={:#x} width={}", xs[j], ys[j], width);
+            }
+        }
+    }
+
+    #[test]
+    fn msb_is_the_top_bit_and_matches_a2b(xs in proptest::collection::vec(word(), 0..40), owner in 0usize..3) {
+        let n = xs.len();
+        let out = run3!(None; [xs] |s| {
+            let x = s.share_input(owner, (s.me() == owner).then_some(&xs[..]), n).await.unwrap();
+            let via_a2b = s.a2b(&x).await.unwrap();
+            [s.msb(&x).await.unwrap(), s.bit(&via_a2b, 63)]
+        });
+        let msb = open_bits(&col(&out, 0));
+        let old = open_bits(&col(&out, 1));
+        for j in 0..n {
+            prop_assert_eq!(msb[j], xs[j] >> 63, "msb x={:#x}", xs[j]);
+            prop_assert_eq!(msb[j], old[j], "msb vs a2b x={:#x}", xs[j]);
         }
     }
 }
@@ -526,9 +621,27 @@ fn cost_msb_and_comparisons() {
             },
             N
         );
-        assert_eq!(out, each(8, 104), "comparison {op}");
+        assert_eq!(out, vec![(8, MSB_BYTES_37, 8); 3], "comparison {op}");
     }
+    // A larger batch: the packed rounds fill whole words.
+    let out = cost!(|s, x, y, bx, by| s.lt(&x, &y).await.unwrap(), 1000);
+    assert_eq!(out, vec![(8, msb_bytes(1000), 8); 3]);
+    assert_eq!(msb_bytes(1000), 30_160);
+    assert_eq!(msb_bytes(37), MSB_BYTES_37);
+    // 241 AND bits per element: 30.125 bytes per element and party in the limit.
+    assert_eq!(msb_bytes(1 << 20), 241 * (1 << 20) / 8);
 }
+
+/// Bytes per party of `msb` on `n` elements: one packed AND round per width.
+fn msb_bytes(n: u64) -> u64 {
+    [63u64, 62, 61, 29, 15, 7, 3, 1]
+        .iter()
+        .map(|w| 8 * (n * w).div_ceil(64))
+        .sum()
+}
+
+/// `msb_bytes(37)`: `8·(37 + 36 + 36 + 17 + 9 + 5 + 2 + 1)`.
+const MSB_BYTES_37: u64 = 1144;
 
 #[test]
 fn cost_b2a_bit() {
@@ -544,10 +657,13 @@ fn cost_select() {
 
 #[test]
 fn cost_relu_and_max() {
+    // msb / lt, then B2A (16 bytes per element) and one multiplication (8).
+    let expected = vec![(11, MSB_BYTES_37 + 24 * N as u64, 11); 3];
     let relu = cost!(|s, x, y, bx, by| s.relu(&x).await.unwrap(), N);
-    assert_eq!(relu, each(11, 128));
+    assert_eq!(relu, expected);
+    assert_eq!(expected[0].1, 2032);
     let max = cost!(|s, x, y, bx, by| s.max(&x, &y).await.unwrap(), N);
-    assert_eq!(max, each(11, 128));
+    assert_eq!(max, expected);
 }
 
 // ---- security smoke test ----
@@ -582,8 +698,15 @@ impl Transport for Tap {
 }
 
 /// Words each party received during `and` of `len` copies of `v & w`, over `runs` sessions with
-/// fresh seeds; also checks the results.
-fn received_and_words(v: u64, w: u64, len: usize, runs: usize) -> [Vec<u64>; 3] {
+/// fresh seeds; also checks the results. With `packed = Some(width)`, the AND is
+/// [`Rep3Session::and_packed`] on the low `width` bits of each word, packed densely.
+fn received_and_words(
+    v: u64,
+    w: u64,
+    len: usize,
+    runs: usize,
+    packed: Option<u32>,
+) -> [Vec<u64>; 3] {
     let mut acc: [Vec<u64>; 3] = Default::default();
     for _ in 0..runs {
         let out = block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| async move {
@@ -601,13 +724,24 @@ fn received_and_words(v: u64, w: u64, len: usize, runs: usize) -> [Vec<u64>; 3] 
                 .await
                 .unwrap();
             tap.received.lock().unwrap().clear();
-            let z = s.and(&x, &y).await.unwrap();
+            let z = match packed {
+                None => s.and(&x, &y).await.unwrap(),
+                Some(width) => {
+                    let (px, py) = (PackedBits::pack(&x, width), PackedBits::pack(&y, width));
+                    s.and_packed(&px, &py).await.unwrap().unpack(width)
+                }
+            };
             let got = std::mem::take(&mut *tap.received.lock().unwrap());
             (z, got)
         }))
         .unwrap();
         let z: Vec<Rep3Bits> = out.iter().map(|o| o.0.clone()).collect();
-        assert_eq!(open_bits(&z), vec![v & w; len], "and v={v:#x} w={w:#x}");
+        let mask = packed.map_or(u64::MAX, low_mask);
+        assert_eq!(
+            open_bits(&z),
+            vec![v & w & mask; len],
+            "and v={v:#x} w={w:#x}"
+        );
         for (p, o) in out.iter().enumerate() {
             for m in &o.1 {
                 acc[p].extend(crate::ring::decode::<u64>(m).unwrap());
@@ -628,7 +762,7 @@ fn received_and_messages_look_uniform_and_hide_the_inputs() {
         (u64::MAX, u64::MAX),
         (0x0123_4567_89ab_cdef, u64::MAX),
     ] {
-        let received = received_and_words(v, w, len, runs);
+        let received = received_and_words(v, w, len, runs, None);
         for (p, words) in received.iter().enumerate() {
             assert_eq!(words.len(), total, "party {p} v={v:#x} w={w:#x}");
             for bit in 0..64 {
@@ -644,6 +778,41 @@ fn received_and_messages_look_uniform_and_hide_the_inputs() {
                 assert!(
                     !words.contains(&secret),
                     "and: party {p} received the plaintext {secret:#x}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn received_packed_and_messages_look_uniform_and_hide_the_inputs() {
+    // 64 runs × ⌈64·61/64⌉ = 61 words: 3904 words per party and input, 40%..60% per bit (12.5
+    // standard deviations). Width 61 leaves padding bits in no word (64·61 is a multiple of 64)
+    // but straddles word boundaries; width 37 with 63 elements leaves a partial last word.
+    for (width, len) in [(61u32, 64usize), (37, 63)] {
+        let runs = 64;
+        let total = runs * (len * width as usize).div_ceil(64);
+        for (v, w) in [
+            (0u64, 0u64),
+            (u64::MAX, u64::MAX),
+            (0x0123_4567_89ab_cdef, u64::MAX),
+        ] {
+            let received = received_and_words(v, w, len, runs, Some(width));
+            for (p, words) in received.iter().enumerate() {
+                assert_eq!(words.len(), total, "party {p} width {width}");
+                for bit in 0..64 {
+                    let set = words.iter().filter(|x| (*x >> bit) & 1 == 1).count();
+                    assert!(
+                        (total * 4 / 10..=total * 6 / 10).contains(&set),
+                        "packed and: bit {bit} received by party {p} set in {set}/{total}, \
+                         width {width} v={v:#x} w={w:#x}"
+                    );
+                }
+                let distinct: HashSet<_> = words.iter().collect();
+                assert_eq!(
+                    distinct.len(),
+                    total,
+                    "packed and: repeated words at party {p}"
                 );
             }
         }

@@ -35,10 +35,10 @@
 //! | [`Rep3Session::and`] (n words) | 1 | `8n` |
 //! | [`Rep3Session::add_bits`] (Kogge–Stone) | 7 | `96n` |
 //! | [`Rep3Session::a2b`] | 8 | `104n` |
-//! | [`Rep3Session::msb`], [`Rep3Session::lt`], `gt`, `ge`, `le` | 8 | `104n` |
+//! | [`Rep3Session::msb`], [`Rep3Session::lt`], `gt`, `ge`, `le` | 8 | `≈ 30.125n` (241 AND bits per element, packed; exactly `8·Σ_w ⌈wn/64⌉`, `w ∈ {63, 62, 61, 29, 15, 7, 3, 1}`: `1144` at `n = 37`) |
 //! | [`Rep3Session::b2a_bit`] | 2 | `16n` |
 //! | [`Rep3Session::select`] | 3 | `24n` |
-//! | [`Rep3Session::relu`], [`Rep3Session::max`] | 11 | `128n` |
+//! | [`Rep3Session::relu`], [`Rep3Session::max`] | 11 | msb / lt `+ 24n` (`≈ 54.1n`) |
 //!
 //! # Multiplication
 //!
@@ -90,7 +90,24 @@
 //! of a level batched into one message (the last level needs no `p`). Total `1 + 1 + 6 = 8`
 //! rounds and `1 + 1 + 5·2 + 1 = 13` AND words (104 bytes) per element and party.
 //!
-//! **Comparisons.** `msb(x)` is bit 63 of A2B(x): exact for every word. `lt(x, y) = msb(x − y)`,
+//! **Packed AND.** A `PackedBits` share holds `len_bits` secret bits densely in
+//! `⌈len_bits/64⌉` words per component (bit `e·w + j` is bit `j` of element `e` when the low `w`
+//! bits of every word are gathered). Its AND is the word AND above on the packed words: one round,
+//! `8·⌈len_bits/64⌉` bytes per party, every sent word masked by fresh PRF output. Gathering,
+//! scattering and moving bits within words are linear, hence local.
+//!
+//! **MSB (carry-only).** `msb(x) = s_63 ⊕ c_63 ⊕ carry_63` with `(s, c)` from the full-adder
+//! layer above, where `carry_63` is the carry out of bits `0..=62` of `s + c`. As `c_0 = 0`,
+//! bit 0 never generates a carry, so `carry_63` is the generate of the 62 pairs
+//! `(G_j, P_j) = (s_j ∧ c_j, s_j ⊕ c_j)`, `j = 1..=62`, reduced by a log-depth tree with
+//! `(G_h, P_h) ∘ (G_l, P_l) = (G_h ⊕ (P_h ∧ G_l), P_h ∧ P_l)` (the lowest group's `P` is never
+//! needed). Rounds and AND bits per element: full adder on bits `0..=62` (63), `G` (62), then six
+//! tree levels `62 → 31 → 16 → 8 → 4 → 2 → 1` groups (`61 + 29 + 15 + 7 + 3 + 1 = 116`): 8
+//! rounds, 241 bits, so `30.125` bytes per element and party for large `n` (the previous
+//! whole-word circuit through A2B sent 104; SPU's less-than is 36 per party). Each round's bits of
+//! all elements go into one packed AND (one message per peer per round).
+//!
+//! **Comparisons.** `lt(x, y) = msb(x − y)`,
 //! `gt(x, y) = lt(y, x)`, `ge = ¬lt`, `le = ¬gt`; correct whenever the integer difference
 //! satisfies `|x − y| < 2^63` (for instance both inputs in `[−2^62, 2^62)`), otherwise `x − y`
 //! wraps and the answer is inverted. Results are boolean sharings with the bit in bit 0.
@@ -99,15 +116,17 @@
 //! arithmetic sharing is local; `b = (b_0 ⊕ b_1) ⊕ b_2` with `u ⊕ v = u + v − 2uv`: two
 //! multiplications in sequence, 2 rounds, 16 bytes per element and party. `select(b, x, y) =
 //! y + B2A(b)·(x − y)` adds one multiplication; `relu(x) = B2A(¬msb(x))·x` and
-//! `max(x, y) = select(lt(x, y), y, x)` cost `8 + 2 + 1 = 11` rounds.
+//! `max(x, y) = select(lt(x, y), y, x)` cost `8 + 2 + 1 = 11` rounds and `24n` bytes on top of
+//! msb / lt.
 //!
-//! Not here yet: equality, argmax, a carry-only MSB circuit (bit-sliced, fewer bytes), non-linear
+//! Not here yet: equality, argmax, a packed A2B / adder, non-linear
 //! functions, the sync typestate split of `protocols/` vs `run/`, and malicious security.
 
 mod boolean;
 mod compare;
 mod convert;
 mod mul;
+mod packed;
 mod session;
 mod share;
 mod trunc;
