@@ -9,114 +9,14 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
+use super::Rep3Bits;
 use super::packed::{PackedBits, ZERO_BIT, low_mask, permute_bits};
-use super::{Rep3Bits, Rep3Session, Rep3Share};
+use super::test_util::{block_on, col, open, open_bits, run3, session, word};
 use crate::MpcError;
-use crate::seeds::{PairwiseSeed, PairwiseSeeds, SessionContext, os_rng};
 use crate::transport::{
     Counters, DEFAULT_MAX_MESSAGE, InMemoryTransport, PartyIndex, Transport, TransportError,
     run_in_memory,
 };
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
-/// Seeds fixed by `salt`, so a run is deterministic.
-fn fixed_seeds(me: PartyIndex, salt: u64) -> PairwiseSeeds {
-    let seeds = (0..3)
-        .map(|peer| {
-            (peer != me).then(|| {
-                let mut bytes = [0u8; 32];
-                bytes[0] = me.min(peer) as u8;
-                bytes[1] = me.max(peer) as u8;
-                bytes[8..16].copy_from_slice(&salt.to_le_bytes());
-                PairwiseSeed::from_bytes(bytes)
-            })
-        })
-        .collect();
-    PairwiseSeeds::new(me, seeds)
-}
-
-/// A session over `t`: fresh seeds from a real key agreement (`salt = None`) or fixed ones.
-async fn session<T: Transport>(t: &T, salt: Option<u64>) -> Rep3Session<'_, T> {
-    match salt {
-        None => {
-            let ids: Vec<String> = (0..3).map(|i| format!("party-{i}")).collect();
-            let ctx = SessionContext {
-                job_id: "rep3-boolean-test",
-                party_ids: &ids,
-            };
-            Rep3Session::setup(t, ctx, 0, &mut os_rng().unwrap())
-                .await
-                .unwrap()
-        }
-        Some(salt) => Rep3Session::from_seeds(t, &fixed_seeds(t.me(), salt), 0).unwrap(),
-    }
-}
-
-/// Runs `$body` at each of the three parties with `$s` bound to a session (seeds per `$salt`),
-/// cloning the listed variables into each party; returns the three outputs in party order.
-macro_rules! run3 {
-    ($salt:expr; [$($v:ident),*] |$s:ident| $body:expr) => {{
-        let salt: Option<u64> = $salt;
-        $(let $v = $v.clone();)*
-        block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| {
-            $(let $v = $v.clone();)*
-            async move {
-                #[allow(unused_mut)]
-                let mut $s = session(&t, salt).await;
-                $body
-            }
-        }))
-        .expect("no party panicked")
-    }};
-}
-
-/// Reconstructs an arithmetic sharing, checking both holders of every component agree.
-fn open(shares: &[Rep3Share]) -> Vec<u64> {
-    assert_eq!(shares.len(), 3);
-    for i in 0..3 {
-        assert_eq!(shares[i].b(), shares[(i + 1) % 3].a(), "component differs");
-    }
-    (0..shares[0].len())
-        .map(|j| {
-            shares[0].a()[j]
-                .wrapping_add(shares[1].a()[j])
-                .wrapping_add(shares[2].a()[j])
-        })
-        .collect()
-}
-
-/// Reconstructs a boolean sharing, checking both holders of every component agree.
-fn open_bits(shares: &[Rep3Bits]) -> Vec<u64> {
-    assert_eq!(shares.len(), 3);
-    for i in 0..3 {
-        assert_eq!(shares[i].b(), shares[(i + 1) % 3].a(), "component differs");
-    }
-    (0..shares[0].len())
-        .map(|j| shares[0].a()[j] ^ shares[1].a()[j] ^ shares[2].a()[j])
-        .collect()
-}
-
-fn col<S: Clone, const N: usize>(out: &[[S; N]], i: usize) -> Vec<S> {
-    out.iter().map(|o| o[i].clone()).collect()
-}
-
-fn word() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        any::<u64>(),
-        Just(0u64),
-        Just(u64::MAX),
-        Just(i64::MIN as u64),
-        Just(i64::MAX as u64),
-        Just(1u64),
-    ]
-}
 
 /// Two equal-length word vectors.
 fn word_pairs(max_len: usize) -> impl Strategy<Value = (Vec<u64>, Vec<u64>)> {

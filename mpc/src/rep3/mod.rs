@@ -134,6 +134,8 @@ mod trunc;
 #[cfg(test)]
 mod boolean_tests;
 #[cfg(test)]
+mod test_util;
+#[cfg(test)]
 mod tests;
 
 pub use boolean::Rep3Bits;

@@ -8,110 +8,15 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
+use super::test_util::{block_on, open, run3, session, word};
 use super::{Rep3Session, Rep3Share};
 use crate::MpcError;
 use crate::fixed::FixedPoint;
-use crate::seeds::{PairwiseSeed, PairwiseSeeds, SessionContext, os_rng};
+use crate::seeds::{PairwiseSeeds, SessionContext, os_rng};
 use crate::transport::{
     Counters, DEFAULT_MAX_MESSAGE, InMemoryTransport, PartyIndex, Transport, TransportError,
     run_in_memory,
 };
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
-fn party_ids() -> Vec<String> {
-    (0..3).map(|i| format!("party-{i}")).collect()
-}
-
-/// Seeds fixed by `salt`, so a whole run is deterministic (used where a rare truncation failure
-/// must not make a test flaky: the outcome is then the same on every run).
-fn fixed_seeds(me: PartyIndex, salt: u64) -> PairwiseSeeds {
-    let seeds = (0..3)
-        .map(|peer| {
-            (peer != me).then(|| {
-                let mut bytes = [0u8; 32];
-                bytes[0] = me.min(peer) as u8;
-                bytes[1] = me.max(peer) as u8;
-                bytes[8..16].copy_from_slice(&salt.to_le_bytes());
-                PairwiseSeed::from_bytes(bytes)
-            })
-        })
-        .collect();
-    PairwiseSeeds::new(me, seeds)
-}
-
-/// A session over `t`: fresh seeds from a real key agreement (`salt = None`) or fixed ones.
-async fn session<T: Transport>(t: &T, salt: Option<u64>) -> Rep3Session<'_, T> {
-    match salt {
-        None => {
-            let ids = party_ids();
-            let ctx = SessionContext {
-                job_id: "rep3-test",
-                party_ids: &ids,
-            };
-            Rep3Session::setup(t, ctx, 0, &mut os_rng().unwrap())
-                .await
-                .unwrap()
-        }
-        Some(salt) => Rep3Session::from_seeds(t, &fixed_seeds(t.me(), salt), 0).unwrap(),
-    }
-}
-
-/// Runs `$body` at each of the three parties with `$s` bound to a session (seeds per `$salt`),
-/// cloning the listed variables into each party; returns the three outputs in party order.
-macro_rules! run3 {
-    ($salt:expr; [$($v:ident),*] |$s:ident| $body:expr) => {{
-        let salt: Option<u64> = $salt;
-        $(let $v = $v.clone();)*
-        block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| {
-            $(let $v = $v.clone();)*
-            async move {
-                #[allow(unused_mut)]
-                let mut $s = session(&t, salt).await;
-                $body
-            }
-        }))
-        .expect("no party panicked")
-    }};
-}
-
-/// Reconstructs from the three parties' shares, checking that every component is held
-/// identically by both of its holders (x_0: P0.a = P2.b, x_1: P1.a = P0.b, x_2: P2.a = P1.b).
-fn open(shares: &[Rep3Share]) -> Vec<u64> {
-    assert_eq!(shares.len(), 3);
-    for i in 0..3 {
-        assert_eq!(
-            shares[i].b(),
-            shares[(i + 1) % 3].a(),
-            "component x_{} differs between its holders",
-            (i + 1) % 3
-        );
-    }
-    (0..shares[0].len())
-        .map(|j| {
-            shares[0].a()[j]
-                .wrapping_add(shares[1].a()[j])
-                .wrapping_add(shares[2].a()[j])
-        })
-        .collect()
-}
-
-fn word() -> impl Strategy<Value = u64> {
-    prop_oneof![
-        any::<u64>(),
-        Just(0u64),
-        Just(u64::MAX),
-        Just(i64::MIN as u64),
-        Just(i64::MAX as u64),
-        Just(1u64),
-    ]
-}
 
 fn words(max_len: usize) -> impl Strategy<Value = Vec<u64>> {
     proptest::collection::vec(word(), 0..max_len)
