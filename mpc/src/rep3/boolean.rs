@@ -63,7 +63,7 @@ impl Rep3Bits {
 
     /// Applies `f` to both components word by word (any map commuting with XOR: shifts, masks,
     /// rotations).
-    fn map(&self, f: impl Fn(u64) -> u64) -> Self {
+    pub(crate) fn map(&self, f: impl Fn(u64) -> u64) -> Self {
         Self::new_unchecked(
             self.a.iter().map(|v| f(*v)).collect(),
             self.b.iter().map(|v| f(*v)).collect(),
@@ -85,6 +85,13 @@ impl Rep3Bits {
     pub(crate) fn split(mut self, mid: usize) -> (Self, Self) {
         let tail = Self::new_unchecked(self.a.split_off(mid), self.b.split_off(mid));
         (self, tail)
+    }
+
+    /// The concatenation of `parts` (to batch several gates or conversions into one round).
+    pub(crate) fn concat_all(parts: &[&Self]) -> Self {
+        let cat =
+            |f: fn(&Self) -> &[u64]| parts.iter().flat_map(|p| f(p).iter().copied()).collect();
+        Self::new_unchecked(cat(|p| &p.a), cat(|p| &p.b))
     }
 }
 
@@ -223,14 +230,27 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// sends it to party `i−1`, which does not know `PRF(k_{i,i+1})`.
     pub async fn and(&mut self, x: &Rep3Bits, y: &Rep3Bits) -> Result<Rep3Bits, MpcError> {
         check_len("rep3 and", x.len(), y.len())?;
-        let len = x.len();
-        let mut z = draw(&mut self.next, len);
-        let prev = draw(&mut self.prev, len);
-        for (j, zj) in z.iter_mut().enumerate() {
-            let (xa, xb, ya, yb) = (x.a[j], x.b[j], y.a[j], y.b[j]);
-            *zj ^= prev[j] ^ (xa & (ya ^ yb)) ^ (xb & ya);
+        let z = (0..x.len())
+            .map(|j| {
+                let (xa, xb, ya, yb) = (x.a[j], x.b[j], y.a[j], y.b[j]);
+                (xa & (ya ^ yb)) ^ (xb & ya)
+            })
+            .collect();
+        self.reshare_bits(z).await
+    }
+
+    /// Turns a 3-out-of-3 XOR sharing (party `i` holds `z_i`, e.g. its cross terms of an AND) into
+    /// a replicated one: `z_i ⊕ α_i` with the XOR zero-sharing
+    /// `α_i = PRF(k_{i,i+1}) ⊕ PRF(k_{i−1,i})`, sent to party `i−1`, which does not know
+    /// `PRF(k_{i,i+1})`. One round, `8·len` bytes per party.
+    pub(crate) async fn reshare_bits(&mut self, mut z: Vec<u64>) -> Result<Rep3Bits, MpcError> {
+        let len = z.len();
+        let mut next = draw(&mut self.next, len);
+        let mut prev = draw(&mut self.prev, len);
+        for ((zj, n), p) in z.iter_mut().zip(&next).zip(&prev) {
+            *zj ^= n ^ p;
         }
-        let mut prev = prev;
+        next.zeroize();
         prev.zeroize();
         let me = self.me;
         let got = self

@@ -126,7 +126,9 @@ mod boolean;
 mod compare;
 mod convert;
 mod mul;
+mod normalize;
 mod packed;
+mod recip;
 mod session;
 mod share;
 mod trunc;
@@ -134,11 +136,15 @@ mod trunc;
 #[cfg(test)]
 mod boolean_tests;
 #[cfg(test)]
+mod recip_tests;
+#[cfg(test)]
 mod test_util;
 #[cfg(test)]
 mod tests;
 
 pub use boolean::Rep3Bits;
+pub use normalize::Normalized;
+pub use recip::{NONLINEAR_MAX_FRAC_BITS, NONLINEAR_MIN_FRAC_BITS};
 
 pub use session::Rep3Session;
 pub use share::Rep3Share;

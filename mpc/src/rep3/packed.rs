@@ -153,6 +153,23 @@ impl<T: Transport> Rep3Session<'_, T> {
         })
     }
 
+    /// Reshares a 3-out-of-3 XOR sharing whose words carry `width` bits each (the low bits; the
+    /// others are ignored) into a replicated sharing, with the bits of all elements packed densely
+    /// for the round ([`Self::reshare_bits`] on the packed words): one round,
+    /// `8·⌈len·width / 64⌉` bytes per party. The result's other bits are zero.
+    pub(crate) async fn reshare_low(
+        &mut self,
+        z: &[u64],
+        width: u32,
+    ) -> Result<Rep3Bits, MpcError> {
+        debug_assert!((1..=64).contains(&width));
+        let (a, b) = self.reshare_bits(pack_words(z, width)).await?.into_parts();
+        Ok(Rep3Bits::new_unchecked(
+            unpack_words(&a, width, z.len()),
+            unpack_words(&b, width, z.len()),
+        ))
+    }
+
     /// `(x & y)` on the low `width` bits of every word (the other bits of the result zero), with
     /// the bits of all elements packed densely: one round, `8·⌈len·width / 64⌉` bytes per party.
     pub(crate) async fn and_low(
