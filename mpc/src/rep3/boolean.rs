@@ -230,13 +230,7 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// sends it to party `i−1`, which does not know `PRF(k_{i,i+1})`.
     pub async fn and(&mut self, x: &Rep3Bits, y: &Rep3Bits) -> Result<Rep3Bits, MpcError> {
         check_len("rep3 and", x.len(), y.len())?;
-        let z = (0..x.len())
-            .map(|j| {
-                let (xa, xb, ya, yb) = (x.a[j], x.b[j], y.a[j], y.b[j]);
-                (xa & (ya ^ yb)) ^ (xb & ya)
-            })
-            .collect();
-        self.reshare_bits(z).await
+        self.reshare_bits(and_cross(x, y)).await
     }
 
     /// Turns a 3-out-of-3 XOR sharing (party `i` holds `z_i`, e.g. its cross terms of an AND) into
@@ -277,6 +271,19 @@ impl<T: Transport> Rep3Session<'_, T> {
             .await?
             .ok_or(MpcError::Reconstruct("no message received"))
     }
+}
+
+/// This party's cross terms `x_i&y_i ⊕ x_i&y_{i+1} ⊕ x_{i+1}&y_i` of `x & y`: its part of a
+/// 3-out-of-3 XOR sharing of the AND, before [`Rep3Session::reshare_bits`] masks and reshares it.
+/// Equal lengths by the caller. Local.
+pub(crate) fn and_cross(x: &Rep3Bits, y: &Rep3Bits) -> Vec<u64> {
+    debug_assert_eq!(x.len(), y.len());
+    (0..x.len())
+        .map(|j| {
+            let (xa, xb, ya, yb) = (x.a[j], x.b[j], y.a[j], y.b[j]);
+            (xa & (ya ^ yb)) ^ (xb & ya)
+        })
+        .collect()
 }
 
 /// `x ⊕ y` for shares of equal length (checked by the caller).

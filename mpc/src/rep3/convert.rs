@@ -1,5 +1,6 @@
-//! Conversions between arithmetic and boolean sharings: A2B through a Kogge–Stone adder, and B2A
-//! for single bits (bit injection). See the module docs of [`crate::rep3`] for the costs.
+//! Conversions between arithmetic and boolean sharings: A2B through a Kogge–Stone adder, B2A for
+//! whole words (ABY3's bit composition, the same full-adder layer and adder) and for single bits
+//! (bit injection). See the module docs of [`crate::rep3`] for the costs.
 
 use super::boolean::{Rep3Bits, component, xor_unchecked};
 use super::session::{Rep3Session, draw};
@@ -50,7 +51,7 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// ABY3's bit composition (Mohassel–Rindal, CCS 2018, §5.3): the components `x_1` and `x_2`
     /// of the result are drawn from the PRF streams (`x_1` from `k_{0,1}`, `x_2` from `k_{1,2}`),
     /// so their holders know them and each of `−x_1`, `−x_2` is locally a boolean sharing with one
-    /// non-zero component (as in [`Self::a2b`]). A full-adder layer ([`Self::full_adder`], 1
+    /// non-zero component (as in [`Self::a2b`]). A full-adder layer (as in A2B, 1
     /// round, 8 bytes) reduces `x + (−x_1) + (−x_2)` to two summands, [`Self::add_bits`] (7 rounds,
     /// 96 bytes) adds them, and the boolean sharing of `x_0 = x − x_1 − x_2` is opened to the two
     /// holders of `x_0` (1 round: party 2 sends its component `b_2` to party 0, party 0 sends `b_1`

@@ -64,6 +64,36 @@ impl WordMap {
     }
 }
 
+/// This party's part of a 3-out-of-3 sharing of [`Rep3Session::align`]'s result (equal lengths
+/// by the caller). Output bit `i` is the GF(2) inner product `⊕_j h_j ∧ x_{j + i − c}` (summed
+/// over the classes), so the party's cross terms are
+/// `parity(h_i & (x_i ⊕ x_{i+1})') ⊕ parity(h_{i+1} & x_i')` of the shifted words
+/// `x' = x >> (i − c)`, as for a dot product. Local.
+pub(crate) fn align_cross(
+    x: &Rep3Bits,
+    h: &Rep3Bits,
+    classes: &[(u64, u32)],
+    width: u32,
+) -> Vec<u64> {
+    debug_assert_eq!(x.len(), h.len());
+    (0..x.len())
+        .map(|e| {
+            let (xa, xb, ha, hb) = (x.a()[e], x.b()[e], h.a()[e], h.b()[e]);
+            let xab = xa ^ xb;
+            let mut out = 0u64;
+            for &(mask, c) in classes {
+                let (ham, hbm) = (ha & mask, hb & mask);
+                for i in 0..width {
+                    let s = i as i32 - c as i32;
+                    let cross = (ham & shift(xab, s)) ^ (hbm & shift(xa, s));
+                    out ^= u64::from(cross.count_ones() & 1) << i;
+                }
+            }
+            out
+        })
+        .collect()
+}
+
 /// `v · 2^{−s}` for `s ≥ 0`, `v · 2^{|s|}` for `s < 0` (logical shifts; `|s| ≥ 64` gives 0).
 fn shift(v: u64, s: i32) -> u64 {
     if s >= 0 {
@@ -77,22 +107,33 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// The one-hot word of the leading one bit of every word of `x` (bit `p` set where `p` is the
     /// position of the highest set bit, reading the word as unsigned; the zero word gives zero).
     /// 6 rounds; `321` AND bits per element: `8·Σ_s ⌈(64 − s)·len / 64⌉` bytes per party,
-    /// `s ∈ {1, 2, 4, 8, 16, 32}` (`≈ 40.1·len`).
-    ///
-    /// Log-depth prefix-OR from the top, on the complement: `none_j = ¬x_j` says "no set bit in
-    /// `[j, j+1)`"; the level with span `s` sets `none_j ← none_j ∧ none_{j+s}` for `j < 64 − s`
-    /// (the window grows to `[j, j+2s)`; higher `j` already reach bit 63), all `64 − s` ANDs of an
-    /// element packed into one round. Finally `h_j = none_{j+1} ⊕ none_j` with `none_64 = 1`
-    /// (`none_j` implies `none_{j+1}`, so the XOR is `none_{j+1} ∧ ¬none_j`).
+    /// `s ∈ {1, 2, 4, 8, 16, 32}` (`≈ 40.1·len`). See [`Self::none_above`] and [`one_hot`].
     pub(crate) async fn leading_one(&mut self, x: &Rep3Bits) -> Result<Rep3Bits, MpcError> {
+        let none = self.none_above(x).await?;
+        Ok(self.one_hot(&none))
+    }
+
+    /// `none` with bit `j` set iff `x` has no set bit at positions `≥ j` (so bit 0 says `x = 0`):
+    /// a log-depth prefix-OR from the top, on the complement. Start from `¬x` ("no set bit in
+    /// `[j, j+1)`"); the level with span `s` sets `none_j ← none_j ∧ none_{j+s}` for
+    /// `j < 64 − s` (the window grows to `[j, j+2s)`; higher `j` already reach bit 63), all
+    /// `64 − s` ANDs of an element packed into one round. 6 rounds, 321 AND bits per element.
+    pub(crate) async fn none_above(&mut self, x: &Rep3Bits) -> Result<Rep3Bits, MpcError> {
         let mut none = self.not(x);
         for s in SPANS {
             let w = 64 - s;
             let low = self.and_low(&none, &self.shr_bits(&none, s), w).await?;
             none = xor_unchecked(&low, &self.and_public_scalar(&none, !low_mask(w)));
         }
-        let above = self.xor_public_scalar(&self.shr_bits(&none, 1), 1 << 63);
-        Ok(xor_unchecked(&above, &none))
+        Ok(none)
+    }
+
+    /// The one-hot word of the leading one from [`Self::none_above`]'s word:
+    /// `h_j = none_{j+1} ⊕ none_j` with `none_64 = 1` (`none_j` implies `none_{j+1}`, so the XOR
+    /// is `none_{j+1} ∧ ¬none_j`). Local.
+    pub(crate) fn one_hot(&self, none: &Rep3Bits) -> Rep3Bits {
+        let above = self.xor_public_scalar(&self.shr_bits(none, 1), 1 << 63);
+        xor_unchecked(&above, none)
     }
 
     /// `(|x|, sign)` for two's-complement words: `sign` is bit 63 moved to bit 0 and
@@ -126,12 +167,7 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// shift for `c ≥ p`, otherwise a right shift that drops the low bits), where `c` is the
     /// target of the class whose `mask` contains bit `p`; `0` when no class contains `p` (or
     /// `h = 0`). One round, `width` AND bits per element: `8·⌈width·len / 64⌉` bytes per party.
-    ///
-    /// Output bit `i` is the GF(2) inner product `⊕_j h_j ∧ x_{j + i − c}` (summed over the
-    /// classes), so each party computes its cross terms
-    /// `parity(h_i & (x_i ⊕ x_{i+1})') ⊕ parity(h_{i+1} & x_i')` of the shifted words `x' =
-    /// x >> (i − c)` — a 3-out-of-3 sharing of the bit, as for a dot product — and one
-    /// [`Self::reshare_low`] makes it replicated.
+    /// The local part is [`align_cross`].
     pub(crate) async fn align(
         &mut self,
         x: &Rep3Bits,
@@ -140,23 +176,10 @@ impl<T: Transport> Rep3Session<'_, T> {
         width: u32,
     ) -> Result<Rep3Bits, MpcError> {
         check_len("rep3 align (one-hot word)", x.len(), h.len())?;
-        let z: Vec<u64> = (0..x.len())
-            .map(|e| {
-                let (xa, xb, ha, hb) = (x.a()[e], x.b()[e], h.a()[e], h.b()[e]);
-                let xab = xa ^ xb;
-                let mut out = 0u64;
-                for &(mask, c) in classes {
-                    let (ham, hbm) = (ha & mask, hb & mask);
-                    for i in 0..width {
-                        let s = i as i32 - c as i32;
-                        let cross = (ham & shift(xab, s)) ^ (hbm & shift(xa, s));
-                        out ^= u64::from(cross.count_ones() & 1) << i;
-                    }
-                }
-                out
-            })
-            .collect();
-        self.reshare_low(&z, width).await
+        let z = align_cross(x, h, classes, width);
+        let mut out = self.reshare_packed(&[(&z, width)]).await?;
+        out.pop()
+            .ok_or(MpcError::Reconstruct("reshare lost a part (internal)"))
     }
 
     /// Whole-word [`Self::b2a`] of several equal-length boolean sharings in one batch (the same

@@ -153,21 +153,34 @@ impl<T: Transport> Rep3Session<'_, T> {
         })
     }
 
-    /// Reshares a 3-out-of-3 XOR sharing whose words carry `width` bits each (the low bits; the
-    /// others are ignored) into a replicated sharing, with the bits of all elements packed densely
-    /// for the round ([`Self::reshare_bits`] on the packed words): one round,
-    /// `8·⌈len·width / 64⌉` bytes per party. The result's other bits are zero.
-    pub(crate) async fn reshare_low(
+    /// Reshares 3-out-of-3 XOR sharings given as `(words, width)` parts, each word carrying
+    /// `width` bits (the low bits; the others are ignored), into replicated sharings, with the
+    /// bits of every part packed densely and all parts in ONE round ([`Self::reshare_bits`] on
+    /// the concatenated packed words): `8·Σ ⌈len·width / 64⌉` bytes per party. The results' other
+    /// bits are zero.
+    pub(crate) async fn reshare_packed(
         &mut self,
-        z: &[u64],
-        width: u32,
-    ) -> Result<Rep3Bits, MpcError> {
-        debug_assert!((1..=64).contains(&width));
-        let (a, b) = self.reshare_bits(pack_words(z, width)).await?.into_parts();
-        Ok(Rep3Bits::new_unchecked(
-            unpack_words(&a, width, z.len()),
-            unpack_words(&b, width, z.len()),
-        ))
+        parts: &[(&[u64], u32)],
+    ) -> Result<Vec<Rep3Bits>, MpcError> {
+        let mut words = Vec::new();
+        let mut spans = Vec::with_capacity(parts.len());
+        for &(z, width) in parts {
+            debug_assert!((1..=64).contains(&width));
+            let packed = pack_words(z, width);
+            spans.push((words.len(), packed.len(), z.len(), width));
+            words.extend(packed);
+        }
+        let (a, b) = self.reshare_bits(words).await?.into_parts();
+        Ok(spans
+            .into_iter()
+            .map(|(start, len, n, width)| {
+                let r = start..start + len;
+                Rep3Bits::new_unchecked(
+                    unpack_words(&a[r.clone()], width, n),
+                    unpack_words(&b[r], width, n),
+                )
+            })
+            .collect())
     }
 
     /// `(x & y)` on the low `width` bits of every word (the other bits of the result zero), with

@@ -2,8 +2,8 @@
 //! normalisation of [`super::normalize`], Newton–Raphson on the mantissa, and a secret power-of-two
 //! rescaling by scale words taken from the one-hot word. See the module docs of [`crate::rep3`].
 
-use super::boolean::Rep3Bits;
-use super::normalize::{POSITIVE, WordMap};
+use super::boolean::{Rep3Bits, and_cross, xor_unchecked};
+use super::normalize::{POSITIVE, WordMap, align_cross};
 use super::session::Rep3Session;
 use super::share::Rep3Share;
 use crate::MpcError;
@@ -11,7 +11,7 @@ use crate::fixed::FixedPoint;
 use crate::transport::Transport;
 
 /// Fewest fractional bits [`Rep3Session::reciprocal`], [`Rep3Session::div`],
-/// [`Rep3Session::rsqrt`], [`Rep3Session::sqrt`] and [`Rep3Session::log`] accept.
+/// [`Rep3Session::rsqrt`] and [`Rep3Session::sqrt`] accept.
 pub const NONLINEAR_MIN_FRAC_BITS: u32 = 8;
 
 /// Most fractional bits the non-linear functions accept. Their fixed-point products carry values
@@ -117,97 +117,149 @@ impl Scale {
     }
 }
 
-/// The boolean scale words `[up, down_0, down_1, …]` of `2^{e(p)}` (see [`Scale`]) for the windows
-/// ending at `windows` (increasing), from the one-hot word `h`; `e(p) = None` (no leading one at
-/// `p`, e.g. `p = 63`) gives 0 in every word. Local (bit permutations of `h`).
-fn scale_words(h: &Rep3Bits, e: impl Fn(u32) -> Option<i64>, windows: &[u32]) -> Vec<Rep3Bits> {
-    let up = WordMap::from_images(|p| match e(p) {
+/// The tables (images of the one-hot positions `p = 0..64`) of the scale words
+/// `[up, down_0, down_1, …]` of `2^{e(p)}` (see [`Scale`]) for the windows ending at `windows`
+/// (increasing); `e(p) = None` (no leading one at `p`, e.g. `p = 63`) gives 0 in every word.
+fn scale_tables(e: impl Fn(u32) -> Option<i64>, windows: &[u32]) -> Vec<[u64; 64]> {
+    let up: [u64; 64] = std::array::from_fn(|p| match e(p as u32) {
         Some(e) if e >= 0 => pow2(e),
         _ => 0,
-    })
-    .apply(h);
-    let mut words = vec![up];
+    });
+    let mut tables = vec![up];
     let mut lo = 0i64;
     for &k in windows {
         let k = i64::from(k);
-        let down = WordMap::from_images(|p| match e(p) {
+        tables.push(std::array::from_fn(|p| match e(p as u32) {
             Some(e) if (lo + 1..=k).contains(&-e) => pow2(k + e),
             _ => 0,
-        })
-        .apply(h);
-        words.push(down);
+        }));
         lo = k;
     }
-    words
+    tables
+}
+
+/// The table applied to the one-hot word `h` (a local bit permutation).
+fn lookup(h: &Rep3Bits, table: &[u64; 64]) -> Rep3Bits {
+    WordMap::from_images(|p| table[p as usize]).apply(h)
+}
+
+/// The bits strictly above the set bit of every one-hot word (`−v ⊕ v` in two's complement; 0 for
+/// 0): `v ↦ prefix-XOR(v << 1)`, linear, so local on shares.
+fn strictly_above(v: &Rep3Bits) -> Rep3Bits {
+    v.map(|w| {
+        let mut w = w << 1;
+        for k in [1, 2, 4, 8, 16, 32] {
+            w ^= w << k;
+        }
+        w
+    })
+}
+
+/// Bit 0 broadcast to all 64 bits (linear, local).
+fn broadcast(b: &Rep3Bits) -> Rep3Bits {
+    b.map(|w| (w & 1).wrapping_neg())
 }
 
 impl<T: Transport> Rep3Session<'_, T> {
     /// `1/x` in fixed point with `frac_bits = f` fractional bits, for `x ≠ 0` of either sign.
     ///
-    /// **Protocol.** [`Self::a2b`] (8 rounds); `|x|` and the sign bit on the boolean sharing
-    /// (conditional negation, 6 rounds); the leading one `p` of `|X|` (6 rounds); the mantissa
-    /// `m = ⌊|X|·2^{f−1−p}⌋/2^f ∈ [0.5, 1)` aligned in one round; from the one-hot word, by
+    /// **Protocol.** Normalisation by a secret power of two (Catrina–Saxena style; the
+    /// Newton–Raphson step as in SPU's and CrypTen's reciprocal, see the module docs):
+    /// [`Self::a2b`] (8 rounds); with `s` the sign bit, the ones' complement `w = x ⊕ s…s`
+    /// (`|x| − s`, local); the leading one `p` of `w` (6 rounds), and from its one-hot word, by
     /// local bit permutations, the scale words `U = 2^{f−1−p}` (`p < f`, else 0) and
-    /// `D = 2^{2f−p}` (`f ≤ p ≤ 2f`, else 0) — the scale `2^{f−1−p}` split into an exact left
-    /// shift and a right shift by `f + 1 − (2f − p)` bits, since it is a fraction for `p ≥ f`;
-    /// one [`Self::b2a`] of `[m, U, D, sign]` (9 rounds); Newton–Raphson `y ← y·(2 − m·y)` from
-    /// `y_0 = 2.9142 − 2m`, `t` iterations of two [`Self::mul_fixed`] (4 rounds each; `t = 3` for
-    /// `10 ≤ f ≤ 24`, 2 below), with `σ = 1 − 2·sign` folded into the last one (`σ·y` joins the
-    /// multiplication `m·y`); finally `1/x = σy·U + trunc(σy·D, f + 1)` (one [`Self::mul`] of
-    /// both products, one [`Self::trunc`], 2 rounds). `32 + 4t` rounds: **44 at `f = 16`**.
-    /// Bytes per party at `f = 16` for `n` elements: `104n` (A2B) `+ 2·8·Σ_s ⌈(64−s)n/64⌉`
-    /// (negation, leading one; `≈ 80.3n`) `+ 8⌈16n/64⌉` (mantissa) `+ 448n` (B2A of 4 words;
-    /// `416n` at party 1) `+ 56n` (Newton) `+ 16n` (rescaling; `+ 8n` at party 1): about `706n`
-    /// (`682n` at party 1).
+    /// `D = 2^{2f−p}` (`f ≤ p ≤ 2f`, else 0) — `2^{f−1−p}` split into an exact left shift and a
+    /// right shift by `(f + 1) − (2f − p)` bits; one round of ANDs with `s` turns them into `σU`,
+    /// `σD` (`σ = ±1` the sign: in two's complement `−2^j` is the bits from `j` up, linear in the
+    /// one-hot word); one [`Self::b2a`] of `[σU, σD]` (9 rounds); the mantissa
+    /// `m = x·(σU·2^{f+1} + σD) / 2^{f+1} = |x|·2^{f−1−p} ∈ [0.5, 1]` (one product, one
+    /// truncation, 2 rounds; `m = 1` exactly when `|x|` is a power of two, as then `p` is one
+    /// less); Newton–Raphson `y ← y·(2 − m·y)` from `y_0 = 2.9142 − 2m`, `t` iterations of two
+    /// [`Self::mul_fixed`] (4 rounds each; `t = 3` for `10 ≤ f ≤ 24`, 2 below); finally
+    /// `1/x = y·σU + trunc(y·σD, f + 1)` (one [`Self::mul`] of both, one [`Self::trunc`]).
+    /// `28 + 4t` rounds: **40 at `f = 16`**. Bytes per party at `f = 16`, `n` elements: `104n`
+    /// (A2B) `+ 8·Σ_s ⌈(64−s)n/64⌉` (leading one, `≈ 40.1n`) `+ 16n` (sign ANDs) `+ 224n` (B2A;
+    /// `208n` at party 1) `+ 8n` (mantissa) `+ 48n` (Newton) `+ 16n` (rescaling; `+ 8n` at party
+    /// 1): about `456n` (`448n` at party 1).
     ///
     /// **Error.** With `u = 2^{−f}` and `x` the encoded input, for `2^{−f} ≤ |x| < 2^{63−f}`:
     /// `|r − 1/x| ≤ 4.2·u·|1/x| + u`. The Newton error is `|1 − m·y_t| ≤ ε_t ≤ 2.1u` (see
-    /// `recip_iterations`: `ε_{k+1} = ε_k² + (2 + ε_k)u`); the mantissa's truncated bits add a
-    /// relative `2u` and the final truncation `u` (both only for `|x| ≥ 1`). So for `|x| < 1`
-    /// (where `1/x` has more significant bits than `x`) the error is relative, `2.1u·|1/x|`,
-    /// and for `|x| ≥ 1` at most `5.2u`. `|x| > 2^{f+1}` gives 0 (the true value is below
-    /// `u/2`). The `2t + 1` truncations see values below `2^{2f+2}` and fail (garbage) with
-    /// probability below `(2t + 1)·2^{2f+2−64}` per element (`2^{−27}` at `f = 16`).
+    /// `recip_iterations`: `ε_{k+1} = ε_k² + (2 + ε_k)u`); for `|x| ≥ 1` the mantissa's
+    /// truncation adds a relative `2u` and the final truncation `u`; for `|x| < 1` both are exact,
+    /// so the error is relative, `2.1u·|1/x|` (`1/x` has more significant bits there than the
+    /// `f`-bit mantissa). `|x| > 2^{f+1}` gives 0 (the true value is below `u/2`). The `2t + 2`
+    /// truncations see values below `2^{2f+2}` and fail (garbage) with probability below
+    /// `(2t + 2)·2^{2f+2−64}` per element (`2^{−27}` at `f = 16`).
     ///
-    /// **Bad inputs.** `x = 0` gives 0; so does `x = i64::MIN` (`|x| = 2^63` has no bit in the
-    /// tables). Fails with [`MpcError::UnsupportedFracBits`] outside `8 ≤ f ≤ 24`.
+    /// **Bad inputs.** `x = 0` gives 0 (no leading one: every scale word is 0); so does
+    /// `x = i64::MIN`. Fails with [`MpcError::UnsupportedFracBits`] outside `8 ≤ f ≤ 24`.
     pub async fn reciprocal(
         &mut self,
         x: &Rep3Share,
         frac_bits: u32,
     ) -> Result<Rep3Share, MpcError> {
-        check_nonlinear_frac_bits("rep3 reciprocal", frac_bits)?;
+        let f = frac_bits;
+        check_nonlinear_frac_bits("rep3 reciprocal", f)?;
         let xb = self.a2b(x).await?;
-        let (abs, sign) = self.abs_bits(&xb).await?;
-        self.recip_core(&abs, Some(&sign), None, frac_bits).await
-    }
-
-    /// `1/x` for `x > 0`: [`Self::reciprocal`] without the conditional negation and the sign
-    /// (6 rounds and about `160n` bytes less: **38 rounds** at `f = 16`, about `546n` bytes per
-    /// party, `530n` at party 1). Same error bound. `x ≤ 0` gives 0 (the leading one of a
-    /// negative word is bit 63, outside every table).
-    pub async fn reciprocal_positive(
-        &mut self,
-        x: &Rep3Share,
-        frac_bits: u32,
-    ) -> Result<Rep3Share, MpcError> {
-        check_nonlinear_frac_bits("rep3 reciprocal_positive", frac_bits)?;
-        let xb = self.a2b(x).await?;
-        self.recip_core(&xb, None, None, frac_bits).await
+        let sign = broadcast(&self.bit(&xb, 63));
+        let w = xor_unchecked(&xb, &sign);
+        let none = self.none_above(&w).await?;
+        let h = self.one_hot(&none);
+        let windows = [f + 1];
+        let tables = scale_tables(
+            |p| (p < 63).then(|| i64::from(f) - 1 - i64::from(p)),
+            &windows,
+        );
+        // w = 0 with s = 1 is x = −1 (|x| = 1, p = 0): `none` bit 0 flags w = 0, and the sign
+        // ANDs add the negated p = 0 entry, −T(0), for it.
+        let zero = broadcast(&none);
+        let mut words = Vec::with_capacity(tables.len());
+        let mut cross = Vec::with_capacity(tables.len());
+        for table in &tables {
+            let word = lookup(&h, table);
+            let fix = zero.map(|z| z & table[0].wrapping_neg());
+            cross.push(and_cross(
+                &sign,
+                &xor_unchecked(&strictly_above(&word), &fix),
+            ));
+            words.push(word);
+        }
+        let parts: Vec<(&[u64], u32)> = cross.iter().map(|z| (&z[..], 64)).collect();
+        let negated = self.reshare_packed(&parts).await?;
+        let signed: Vec<Rep3Bits> = words
+            .iter()
+            .zip(&negated)
+            .map(|(w, n)| xor_unchecked(w, n))
+            .collect();
+        let conv = self.b2a_batch(&signed.iter().collect::<Vec<_>>()).await?;
+        let scale = Scale::new(&conv, &windows)?;
+        // m = x·(σU·2^{f+1} + σD) / 2^{f+1}: both products in one 3-out-of-3 sum, one truncation.
+        let mut z = self.mul_local(x, &scale.up)?;
+        let zd = self.mul_local(x, &scale.downs[0].0)?;
+        for (a, b) in z.iter_mut().zip(&zd) {
+            *a = a.wrapping_shl(f + 1).wrapping_add(*b);
+        }
+        let m = self.trunc_additive(z, f + 1).await?;
+        let y = self.recip_newton(&m, None, f).await?;
+        self.rescale(&y, &scale).await
     }
 
     /// `x / y` in fixed point for `y ≠ 0` of either sign: [`Self::reciprocal`]'s normalisation
-    /// and Newton iteration on `y`, with the numerator folded in: `σ·x` joins the first
-    /// iteration's multiplication and `σx·y_{t−1}` the last one's, so `x` multiplies the
-    /// mantissa's reciprocal before the secret rescaling (a large `1/y` amplifies no truncation
-    /// error of the quotient). **44 rounds** at `f = 16` (as [`Self::reciprocal`]), `8n` bytes per
-    /// party more.
+    /// and Newton iteration on `y`, with the numerator folded into the last iteration
+    /// (`x·y_{t−1}` joins the multiplication `m·y_{t−1}`), so `x` multiplies the mantissa's
+    /// reciprocal before the secret rescaling and a large `1/y` amplifies no truncation error.
+    /// As `y` may be large, the right shifts go up to `63 − f` bits, in windows of `f + 1` (three
+    /// down words at `f = 16`), and the mantissa comes from the boolean domain instead of a
+    /// product: `|y|` by a conditional negation (6 rounds), the mantissa aligned in one round
+    /// together with the sign ANDs, one [`Self::b2a`] of `[m, σU, σD_1, …]`. `32 + 4t` rounds:
+    /// **44 at `f = 16`**; about `840n` bytes per party at `f = 16`.
     ///
     /// **Error.** `|q − x/y| ≤ u·(3.1·|x/y| + 2.1/|y| + 1)` (`u = 2^{−f}`) for
     /// `2^{−f} ≤ |y| < 2^{63−f}` and `|x| < 2^{61−2f}` (so the products fit). The `2.1u/|y|`
     /// term is the truncation of `x·y_{t−1}` rescaled by `2^{f−1−p}`; it is about four times the
     /// uncertainty `u/(2|y|)` that the rounding of `x` itself causes. The truncations fail with
-    /// probability below `(2t + 4)·max(1, |x|)·2^{2f+2−64}` per element.
+    /// probability below `(2t + 3)·max(1, |x|)·2^{2f+2−64}` per element, as for
+    /// [`Self::mul_fixed`]`(x, 2)`: keep `|x|` moderate.
     ///
     /// **Bad inputs.** `y = 0` gives 0. Fails with [`MpcError::LengthMismatch`] unless `x` and
     /// `y` have the same length.
@@ -217,11 +269,49 @@ impl<T: Transport> Rep3Session<'_, T> {
         y: &Rep3Share,
         frac_bits: u32,
     ) -> Result<Rep3Share, MpcError> {
-        check_nonlinear_frac_bits("rep3 div", frac_bits)?;
+        let f = frac_bits;
+        check_nonlinear_frac_bits("rep3 div", f)?;
         x.check_same_len(y, "rep3 div")?;
         let yb = self.a2b(y).await?;
         let (abs, sign) = self.abs_bits(&yb).await?;
-        self.recip_core(&abs, Some(&sign), Some(x), frac_bits).await
+        let sign = broadcast(&sign);
+        let h = self.leading_one(&abs).await?;
+        // Right shifts s = p + 1 − f up to 63 − f, in windows of f + 1.
+        let windows: Vec<u32> = (1..=(63 - f).div_ceil(f + 1))
+            .map(|i| i * (f + 1))
+            .collect();
+        let tables = scale_tables(
+            |p| (p < 63).then(|| i64::from(f) - 1 - i64::from(p)),
+            &windows,
+        );
+        let words: Vec<Rep3Bits> = tables.iter().map(|t| lookup(&h, t)).collect();
+        let mut cross = vec![align_cross(&abs, &h, &[(POSITIVE, f - 1)], f)];
+        for word in &words {
+            cross.push(and_cross(&sign, &strictly_above(word)));
+        }
+        let parts: Vec<(&[u64], u32)> = cross
+            .iter()
+            .enumerate()
+            .map(|(i, z)| (&z[..], if i == 0 { f } else { 64 }))
+            .collect();
+        let mut shared = self.reshare_packed(&parts).await?.into_iter();
+        let m = shared
+            .next()
+            .ok_or(MpcError::Reconstruct("reshare lost a part (internal)"))?;
+        let signed: Vec<Rep3Bits> = words
+            .iter()
+            .zip(shared)
+            .map(|(w, n)| xor_unchecked(w, &n))
+            .collect();
+        let mut batch = vec![&m];
+        batch.extend(&signed);
+        let conv = self.b2a_batch(&batch).await?;
+        let (m, rest) = conv
+            .split_first()
+            .ok_or(MpcError::Reconstruct("b2a batch lost a part (internal)"))?;
+        let scale = Scale::new(rest, &windows)?;
+        let z = self.recip_newton(m, Some(x), f).await?;
+        self.rescale(&z, &scale).await
     }
 
     /// `1/√x` for `x > 0` in fixed point with `frac_bits = f` fractional bits.
@@ -266,49 +356,13 @@ impl<T: Transport> Rep3Session<'_, T> {
         self.sqrt_core(x, frac_bits, true).await
     }
 
-    /// The reciprocal pipeline after the A2B: `abs` holds `|X|`'s bits, `sign` (if any) its sign
-    /// bit, `num` (if any) a numerator.
-    async fn recip_core(
-        &mut self,
-        abs: &Rep3Bits,
-        sign: Option<&Rep3Bits>,
-        num: Option<&Rep3Share>,
-        f: u32,
-    ) -> Result<Rep3Share, MpcError> {
-        let h = self.leading_one(abs).await?;
-        let m = self.align(abs, &h, &[(POSITIVE, f - 1)], f).await?;
-        // 1/x = (1/m)·2^{f−1−p}. Right shifts s = p + 1 − f go up to f + 1 for 1/x (beyond, the
-        // result is below u/2) and up to 63 − f for x/y, in windows of f + 1.
-        let s_max = if num.is_some() { 63 - f } else { f + 1 };
-        let windows: Vec<u32> = (1..=s_max.div_ceil(f + 1)).map(|i| i * (f + 1)).collect();
-        let exp = |p: u32| (p < 63).then(|| i64::from(f) - 1 - i64::from(p));
-        let scale = scale_words(&h, exp, &windows);
-        let mut words = vec![&m];
-        words.extend(&scale);
-        words.extend(sign);
-        let conv = self.b2a_batch(&words).await?;
-        let (m, rest) = conv
-            .split_first()
-            .ok_or(MpcError::Reconstruct("b2a batch lost a part (internal)"))?;
-        let (scale, sign) = rest.split_at(scale.len().min(rest.len()));
-        let sigma = sign.first().map(|s| {
-            // σ = 1 − 2·sign at f fractional bits.
-            let neg = self.mul_public_scalar(s, (1u64 << (f + 1)).wrapping_neg());
-            self.add_public_scalar(&neg, 1 << f)
-        });
-        let scale = Scale::new(scale, &windows)?;
-        let z = self.recip_newton(m, sigma.as_ref(), num, f).await?;
-        self.rescale(&z, &scale).await
-    }
-
     /// Newton–Raphson for `1/m`, `m ∈ [0.5, 1]`: `t` iterations `y ← y·(2 − m·y)`, each two
-    /// [`Self::mul_fixed`] (4 rounds). Returns `w·y_t` with `w = σ` (given), `w = σ·x` (both
-    /// given: `σ·x` joins the first iteration's multiplication) or `w = 1`; `w·y_{t−1}` joins the
-    /// last iteration's first multiplication, so `w` costs no rounds.
+    /// [`Self::mul_fixed`] (4 rounds). Returns `y_t`, or `x·y_t` for a numerator `x`: then
+    /// `x·y_{t−1}` joins the last iteration's product `m·y_{t−1}` (`8n` bytes more, no rounds)
+    /// and the last step computes `(x·y_{t−1})·(2 − m·y_{t−1})`.
     async fn recip_newton(
         &mut self,
         m: &Rep3Share,
-        sigma: Option<&Rep3Share>,
         num: Option<&Rep3Share>,
         f: u32,
     ) -> Result<Rep3Share, MpcError> {
@@ -317,22 +371,12 @@ impl<T: Transport> Rep3Session<'_, T> {
         let two = fp.encode(2.0)?;
         let (t, _) = recip_iterations(f);
         let mut y = self.add_public_scalar(&self.mul_public_scalar(m, 2u64.wrapping_neg()), guess);
-        let mut w: Option<Rep3Share> = match (sigma, num) {
-            (Some(s), None) => Some(s.clone()),
-            (None, Some(x)) => Some(x.clone()),
-            _ => None,
-        };
         for k in 0..t {
             let mut left = vec![m];
             let mut right = vec![&y];
-            let first_extra = k == 0 && sigma.is_some() && num.is_some();
-            if let (true, Some(s), Some(x)) = (first_extra, sigma, num) {
-                left.push(s);
-                right.push(x);
-            }
-            let last_extra = k + 1 == t && w.is_some();
-            if let (true, Some(w)) = (last_extra, &w) {
-                left.push(w);
+            let last = k + 1 == t;
+            if let (true, Some(x)) = (last, num) {
+                left.push(x);
                 right.push(&y);
             }
             let parts = left.len();
@@ -348,14 +392,7 @@ impl<T: Transport> Rep3Session<'_, T> {
                 .split_first()
                 .ok_or(MpcError::Reconstruct("empty product batch (internal)"))?;
             let two_minus_a = self.add_public_scalar(&self.neg(a), two);
-            let factor = match (first_extra, last_extra, rest) {
-                (true, _, [wx, ..]) => {
-                    w = Some(wx.clone());
-                    &y
-                }
-                (false, true, [wy]) => wy,
-                _ => &y,
-            };
+            let factor = rest.first().unwrap_or(&y);
             y = self.mul_fixed(factor, &two_minus_a, f).await?;
         }
         Ok(y)
@@ -416,7 +453,10 @@ impl<T: Transport> Rep3Session<'_, T> {
         // up to ⌊f/2⌋ occur).
         let (sgn, window) = if want_sqrt { (1, f / 2) } else { (-1, f + 1) };
         let exp = |p: u32| (p < 63).then(|| sgn * k_of(p));
-        let scale = scale_words(&h, exp, &[window]);
+        let scale: Vec<Rep3Bits> = scale_tables(exp, &[window])
+            .iter()
+            .map(|t| lookup(&h, t))
+            .collect();
         let mut words = vec![&m];
         words.extend(&scale);
         let conv = self.b2a_batch(&words).await?;
