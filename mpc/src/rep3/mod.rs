@@ -39,6 +39,8 @@
 //! | [`Rep3Session::b2a_bit`] | 2 | `16n` |
 //! | [`Rep3Session::select`] | 3 | `24n` |
 //! | [`Rep3Session::relu`], [`Rep3Session::max`] | 11 | msb / lt `+ 24n` (`≈ 54.1n`) |
+//! | [`Rep3Session::powers_fixed`] (`m` products, max exponent `d`) | `2⌈log2 d⌉` | `8mn` |
+//! | [`Rep3Session::poly_fixed`] (degree `d`, `m` products) | `2⌈log2 d⌉ + 1` | `8mn`, party 1 `+ 8n` (odd degree 7: `40n` / `48n`) |
 //!
 //! # Multiplication
 //!
@@ -127,6 +129,7 @@ mod compare;
 mod convert;
 mod mul;
 mod packed;
+mod poly;
 mod session;
 mod share;
 mod trunc;
@@ -134,11 +137,14 @@ mod trunc;
 #[cfg(test)]
 mod boolean_tests;
 #[cfg(test)]
+mod poly_tests;
+#[cfg(test)]
 mod test_util;
 #[cfg(test)]
 mod tests;
 
 pub use boolean::Rep3Bits;
+pub use poly::MAX_POLY_DEGREE;
 
 pub use session::Rep3Session;
 pub use share::Rep3Share;
