@@ -50,6 +50,14 @@ pub enum MpcError {
         /// Number of parties the bound was computed for.
         parties: usize,
     },
+    /// A polynomial's degree (or a requested power) exceeds what the engine evaluates.
+    #[error("polynomial degree {got} exceeds the maximum {max}")]
+    PolyDegree {
+        /// The largest degree accepted.
+        max: usize,
+        /// What was asked for.
+        got: usize,
+    },
     /// Two lengths that must agree do not.
     #[error("length mismatch in {what}: expected {expected}, got {got}")]
     LengthMismatch {

@@ -39,6 +39,8 @@
 //! | [`Rep3Session::b2a_bit`] | 2 | `16n` |
 //! | [`Rep3Session::select`] | 3 | `24n` |
 //! | [`Rep3Session::relu`], [`Rep3Session::max`] | 11 | msb / lt `+ 24n` (`≈ 54.1n`) |
+//! | [`Rep3Session::powers_fixed`] (`m` products, max exponent `d`) | `2⌈log2 d⌉` | `8mn` |
+//! | [`Rep3Session::poly_fixed`] (degree `d`, `m` products) | `2⌈log2 d⌉ + 1` | `8mn`, party 1 `+ 8n` (odd degree 7: `40n` / `48n`) |
 //! | [`Rep3Session::b2a`] (whole words) | 9 | `112n` (party 1: `104n`) |
 //! | [`Rep3Session::normalize`] (`f = 16`) | 24 | `≈ 370n` (A2B `104n`, leading one `≈ 40.1n`, alignment `2n`, B2A of 2 words) |
 //! | [`Rep3Session::reciprocal`] (`t` Newton steps; `f = 16`: `t = 3`) | `28 + 4t` = 40 | `≈ 456n` (party 1: `448n`) |
@@ -174,6 +176,7 @@ mod convert;
 mod mul;
 mod normalize;
 mod packed;
+mod poly;
 mod recip;
 mod session;
 mod share;
@@ -181,6 +184,8 @@ mod trunc;
 
 #[cfg(test)]
 mod boolean_tests;
+#[cfg(test)]
+mod poly_tests;
 #[cfg(test)]
 mod recip_tests;
 #[cfg(test)]
@@ -190,6 +195,7 @@ mod tests;
 
 pub use boolean::Rep3Bits;
 pub use normalize::Normalized;
+pub use poly::MAX_POLY_DEGREE;
 pub use recip::{NONLINEAR_MAX_FRAC_BITS, NONLINEAR_MIN_FRAC_BITS};
 
 pub use session::Rep3Session;
