@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
+use super::log::{ln_poly, log_bound_ulps};
 use super::normalize::{POSITIVE, WordMap};
 use super::recip::{
     RECIP_GUESS_ERR, RECIP_NEWTON_BOUND_ULPS, RSQRT_GUESS_ERR, RSQRT_NEWTON_BOUND_ULPS,
@@ -82,7 +83,16 @@ impl Worst {
 
     /// The bound is not vacuous: some input comes within a factor 4 of it.
     fn assert_tight(&self, what: &str) {
-        assert!(self.0 > 0.25, "{what}: worst error / bound = {}", self.0);
+        self.assert_within(4.0, what);
+    }
+
+    /// Some input comes within a factor `factor` of the bound.
+    fn assert_within(&self, factor: f64, what: &str) {
+        assert!(
+            self.0 > 1.0 / factor,
+            "{what}: worst error / bound = {}",
+            self.0
+        );
     }
 }
 
@@ -181,6 +191,51 @@ fn align_moves_the_leading_one() {
 }
 
 // ---- normalisation ----
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn leading_one_and_abs_are_exact(xs in proptest::collection::vec(word(), 0..40)) {
+        let n = xs.len();
+        let out = run3!(None; [xs] |s| {
+            let x = s.share_bits_input(1, (s.me() == 1).then_some(&xs[..]), n).await.unwrap();
+            let (abs, sign) = s.abs_bits(&x).await.unwrap();
+            [s.leading_one(&x).await.unwrap(), abs, sign]
+        });
+        let (h, abs, sign) = (open_bits(&col(&out, 0)), open_bits(&col(&out, 1)), open_bits(&col(&out, 2)));
+        for j in 0..n {
+            let x = xs[j];
+            let want_h = if x == 0 { 0 } else { 1u64 << (63 - x.leading_zeros()) };
+            prop_assert_eq!(h[j], want_h, "leading one x={:#x}", x);
+            prop_assert_eq!(abs[j], (x as i64).unsigned_abs(), "abs x={:#x}", x);
+            prop_assert_eq!(sign[j], x >> 63, "sign x={:#x}", x);
+        }
+    }
+
+    #[test]
+    fn normalize_matches_the_plaintext_split(xs in proptest::collection::vec(word(), 0..30), f in 1u32..=40) {
+        let n = xs.len();
+        let out = run3!(None; [xs] |s| {
+            let x = s.share_input(0, (s.me() == 0).then_some(&xs[..]), n).await.unwrap();
+            let r = s.normalize(&x, f).await.unwrap();
+            [r.mantissa, r.exponent]
+        });
+        let (m, e) = (open(&col(&out, 0)), open(&col(&out, 1)));
+        for j in 0..n {
+            let x = xs[j] as i64;
+            let want = if x <= 0 {
+                (0, 0)
+            } else {
+                let p = 63 - i64::from(x.leading_zeros());
+                let shift = i64::from(f) - 1 - p;
+                let mm = if shift >= 0 { x << shift } else { x >> -shift };
+                (mm as u64, (p + 1 - i64::from(f)) as u64)
+            };
+            prop_assert_eq!((m[j], e[j]), want, "normalize x={} f={}", x, f);
+        }
+    }
+}
 
 #[test]
 fn normalize_is_exact() {
@@ -358,6 +413,72 @@ fn rsqrt_and_sqrt_are_within_their_bounds() {
     }
 }
 
+// ---- logarithm ----
+
+#[test]
+fn log_polynomials_and_bounds() {
+    for f in NONLINEAR_MIN_FRAC_BITS..=NONLINEAR_MAX_FRAC_BITS {
+        let (coeffs, approx) = ln_poly(f);
+        // The f64 polynomial against ln(0.75 + v/4) on a dense grid of [−1, 1].
+        let worst = (0..=200_000)
+            .map(|i| -1.0 + f64::from(i) / 1e5)
+            .map(|v: f64| {
+                let p = coeffs.iter().rev().fold(0.0, |acc, c| acc * v + c);
+                (p - (0.75 + v / 4.0).ln()).abs()
+            })
+            .fold(0.0, f64::max);
+        assert!(
+            worst <= approx,
+            "ln polynomial f={f}: {worst:e} > {approx:e}"
+        );
+        let documented = if f <= 20 { 7.9 } else { 9.2 };
+        assert!(
+            log_bound_ulps(f) <= documented,
+            "log bound f={f}: {}",
+            log_bound_ulps(f)
+        );
+    }
+}
+
+#[test]
+fn log_is_within_its_bound() {
+    for f in FRACS {
+        let u = ulp(f);
+        let mut xs = positive_inputs(59 + u64::from(f), count(f), 63);
+        let n_pos = xs.len();
+        xs.extend([0, -1, -(1 << 40), i64::MIN]);
+        let n = xs.len();
+        let ws = words(&xs);
+        let out = run3!(Some(61); [ws] |s| {
+            let x = s.share_input(2, (s.me() == 2).then_some(&ws[..]), n).await.unwrap();
+            s.log(&x, f).await.unwrap()
+        });
+        let got = open(&out);
+        let bound = log_bound_ulps(f) * u;
+        let mut worst = Worst::default();
+        for j in 0..n_pos {
+            let x = xs[j] as f64 * u;
+            let (l, want) = (real(got[j], f), x.ln());
+            worst.check((l - want).abs(), bound, || {
+                format!("log x={x:e} f={f}: got {l}, want {want}")
+            });
+        }
+        // The evaluation part of the bound assumes every coefficient's rounding error adds up.
+        worst.assert_within(8.0, &format!("log f={f}"));
+        // x ≤ 0: ln(0.375·2^{−f}), below the log of the smallest positive input.
+        let floor = (0.375 * u).ln();
+        for j in n_pos..n {
+            let l = real(got[j], f);
+            assert!(
+                (l - floor).abs() <= 2.0 * u,
+                "log x={} f={f}: got {l}, want {floor}",
+                xs[j]
+            );
+            assert!(l < u.ln());
+        }
+    }
+}
+
 // ---- bad inputs and parameters ----
 
 #[test]
@@ -510,6 +631,15 @@ fn cost_rsqrt_and_sqrt() {
     assert_eq!(out, expected(40, common + 8 * N, plus(b2a(3), TRUNC)));
 }
 
+#[test]
+fn cost_log() {
+    // A2B 8, leading one 6, alignment 1, B2A of [m, e·ln 2] 9, degree-7 polynomial 7 (6
+    // products in 3 levels, one truncation).
+    let out = cost!(|s, x, y, b| s.log(&x, F).await.unwrap());
+    let common = 104 * N + prefix() + packed(16) + 6 * 8 * N;
+    assert_eq!(out, expected(31, common, plus(b2a(2), TRUNC)));
+}
+
 // ---- timing (run by hand) ----
 
 /// Wall time of each operation at `n = 10^5` and `10^6`, all three parties in this process on a
@@ -535,6 +665,7 @@ fn timing_nonlinear() {
         "div",
         "rsqrt",
         "sqrt",
+        "log",
     ];
     for n in [100_000usize, 1_000_000] {
         let xs = words(&signed_inputs(70, n, 40)[..n]);
@@ -570,7 +701,8 @@ fn timing_nonlinear() {
                             "reciprocal" => drop(s.reciprocal(&x, F).await.unwrap()),
                             "div" => drop(s.div(&p, &x, F).await.unwrap()),
                             "rsqrt" => drop(s.rsqrt(&p, F).await.unwrap()),
-                            _ => drop(s.sqrt(&p, F).await.unwrap()),
+                            "sqrt" => drop(s.sqrt(&p, F).await.unwrap()),
+                            _ => drop(s.log(&p, F).await.unwrap()),
                         }
                         let took = start.elapsed();
                         let after = t.counters().snapshot();
