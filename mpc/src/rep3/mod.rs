@@ -42,11 +42,11 @@
 //! | [`Rep3Session::powers_fixed`] (`m` products, max exponent `d`) | `2⌈log2 d⌉` | `8mn` |
 //! | [`Rep3Session::poly_fixed`] (degree `d`, `m` products) | `2⌈log2 d⌉ + 1` | `8mn`, party 1 `+ 8n` (odd degree 7: `40n` / `48n`) |
 //! | [`Rep3Session::b2a`] (whole words) | 9 | `112n` (party 1: `104n`) |
-//! | [`Rep3Session::normalize`] (`f = 16`) | 24 | `≈ 370n` (A2B `104n`, leading one `≈ 40.1n`, alignment `2n`, B2A of 2 words) |
+//! | [`Rep3Session::normalize`] (`f = 16`) | 24 | `≈ 370n` (party 1: `354n`; A2B `104n`, leading one `≈ 40.1n`, alignment `2n`, B2A of 2 words) |
 //! | [`Rep3Session::reciprocal`] (`t` Newton steps; `f = 16`: `t = 3`) | `28 + 4t` = 40 | `≈ 456n` (party 1: `448n`) |
 //! | [`Rep3Session::div`] (`f = 16`) | `32 + 4t` = 44 | `≈ 866n` (party 1: `850n`) |
-//! | [`Rep3Session::rsqrt`] (`f = 16`: `t = 3`) | `26 + 4t` = 38 | `≈ 570n` |
-//! | [`Rep3Session::sqrt`] (`f = 16`) | `28 + 4t` = 40 | `≈ 578n` |
+//! | [`Rep3Session::rsqrt`] (`f = 16`: `t = 3`) | `26 + 4t` = 38 | `≈ 570n` (party 1: `554n`) |
+//! | [`Rep3Session::sqrt`] (`f = 16`) | `28 + 4t` = 40 | `≈ 578n` (party 1: `562n`) |
 //! | [`Rep3Session::log`] (`f ≤ 20`: degree 7) | 31 (33 for `f > 20`) | `≈ 418n` (party 1: `410n`) |
 //!
 //! # Multiplication

@@ -187,7 +187,9 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// `recip_iterations`: `ε_{k+1} = ε_k² + (2 + ε_k)u`); for `|x| ≥ 1` the mantissa's
     /// truncation adds a relative `2u` and the final truncation `u`; for `|x| < 1` both are exact,
     /// so the error is relative, `2.1u·|1/x|` (`1/x` has more significant bits there than the
-    /// `f`-bit mantissa). `|x| > 2^{f+1}` gives 0 (the true value is below `u/2`). The `2t + 2`
+    /// `f`-bit mantissa). As a relative error: `≤ 2.1u` for `|x| < 1`, `≤ (4.2 + |x|)·u` for
+    /// `1 ≤ |x| ≤ 2^f` (at `|x| = 2^f`, where `1/x` is one unit, only its order of magnitude is
+    /// right). `|x| > 2^{f+1}` gives 0 (the true value is below `u/2`). The `2t + 2`
     /// truncations see values below `2^{2f+2}` and fail (garbage) with probability below
     /// `(2t + 2)·2^{2f+2−64}` per element (`2^{−27}` at `f = 16`).
     ///
@@ -252,7 +254,7 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// down words at `f = 16`), and the mantissa comes from the boolean domain instead of a
     /// product: `|y|` by a conditional negation (6 rounds), the mantissa aligned in one round
     /// together with the sign ANDs, one [`Self::b2a`] of `[m, σU, σD_1, …]`. `32 + 4t` rounds:
-    /// **44 at `f = 16`**; about `840n` bytes per party at `f = 16`.
+    /// **44 at `f = 16`**; about `866n` bytes per party at `f = 16` (`850n` at party 1).
     ///
     /// **Error.** `|q − x/y| ≤ u·(3.1·|x/y| + 2.1/|y| + 1)` (`u = 2^{−f}`) for
     /// `2^{−f} ≤ |y| < 2^{63−f}` and `|x| < 2^{61−2f}` (so the products fit). The `2.1u/|y|`
@@ -326,7 +328,8 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// `y_0 = 2.0184 − m`, each iteration one [`Self::mul_fixed`] of `[m·y, y·y]` and the fused
     /// `(3·2^f·y − (my)·(y²)) / 2^{f+1}` (a local product, one truncation; 2 rounds, `8n` bytes);
     /// `t = 3` iterations for `f ≤ 18`, 4 for `19 ≤ f ≤ 24`; then `y·U + trunc(y·D, f + 1)`.
-    /// `26 + 4t` rounds: **38 at `f = 16`**; about `538n` bytes per party at `f = 16`.
+    /// `26 + 4t` rounds: **38 at `f = 16`**; about `570n` bytes per party at `f = 16` (`554n` at
+    /// party 1).
     ///
     /// **Error.** `|r − 1/√x| ≤ 4.7·u/√x + u` (`u = 2^{−f}`) for `2^{−f} ≤ x < 2^{63−f}`: the
     /// Newton bound `|y_t·√m − 1| ≤ 2.7u` (see `rsqrt_iterations`), `2u` for the mantissa's
@@ -343,7 +346,8 @@ impl<T: Transport> Rep3Session<'_, T> {
     ///
     /// **Protocol.** As [`Self::rsqrt`] up to `y ≈ 1/√m`, then `g = m·y ≈ √m ∈ [0.5, 1)` (one
     /// [`Self::mul_fixed`]) and `√x = g·2^k` with the scale words `U = 2^k` (`k ≥ 0`) and
-    /// `D = 2^{⌊f/2⌋+k}` (`k < 0`). `28 + 4t` rounds: **40 at `f = 16`**; about `546n` bytes.
+    /// `D = 2^{⌊f/2⌋+k}` (`k < 0`). `28 + 4t` rounds: **40 at `f = 16`**; about `578n` bytes per
+    /// party (`562n` at party 1).
     ///
     /// **Error.** `|s − √x| ≤ 6.7·u·√x + u` (`u = 2^{−f}`) for `0 ≤ x < 2^{63−f}`: the Newton
     /// bound `2.7u`, `2u` for the mantissa's truncated bits, `2u` for the truncation of `m·y`
