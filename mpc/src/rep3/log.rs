@@ -25,28 +25,10 @@ const LN_DEGREE_7: [f64; 8] = [
     7.819_757_513_932_547e-5,
 ];
 
-/// As [`LN_DEGREE_7`], degree 10 (for `f > 20`): max error `9.5e−10`.
-const LN_DEGREE_10: [f64; 11] = [
-    -0.287_682_072_451_780_9,
-    0.333_333_340_550_023_45,
-    -0.055_555_557_768_345_455,
-    0.012_345_535_361_463_638,
-    -0.003_086_375_709_229_924,
-    0.000_823_839_944_465_529_4,
-    -0.000_228_867_299_750_544_35,
-    6.354_875_206_577_762e-5,
-    -1.850_882_512_371_053_7e-5,
-    7.324_947_142_457_606e-6,
-    -2.208_003_223_129_251e-6,
-];
-
-/// The polynomial for `ln(0.75 + v/4)` at `f` fractional bits and its maximum approximation error.
-pub(crate) fn ln_poly(frac_bits: u32) -> (&'static [f64], f64) {
-    if frac_bits <= 20 {
-        (&LN_DEGREE_7, 2.56e-7)
-    } else {
-        (&LN_DEGREE_10, 9.5e-10)
-    }
+/// The polynomial for `ln(0.75 + v/4)` and its maximum approximation error (`≤ 0.27·2^{−f}` for
+/// every supported `f`).
+pub(crate) fn ln_poly() -> (&'static [f64], f64) {
+    (&LN_DEGREE_7, 2.56e-7)
 }
 
 /// [`Rep3Session::log`]'s error bound in units of `u = 2^{−f}`: the approximation error, the
@@ -55,7 +37,7 @@ pub(crate) fn ln_poly(frac_bits: u32) -> (&'static [f64], f64) {
 /// slope at most 2 on `[0.5, 1]`) and `1/2` for the rounding of `e·ln 2`.
 #[cfg(test)]
 pub(crate) fn log_bound_ulps(frac_bits: u32) -> f64 {
-    let (coeffs, approx) = ln_poly(frac_bits);
+    let (coeffs, approx) = ln_poly();
     let eval: f64 = coeffs
         .iter()
         .enumerate()
@@ -74,24 +56,24 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// in one round, and `round(e·ln 2·2^f)` as a local table of the one-hot word (exact to half
     /// a unit, no product with `ln 2`); one [`Self::b2a`] of both words (9 rounds); then
     /// `ln x = e·ln 2 + ln m` with `ln m = P(v)`, `v = 4m − 3 ∈ [−1, 1)` (local), `P` a degree-7
-    /// near-minimax polynomial (degree 10 for `f > 20`) evaluated by [`Self::poly_fixed`]
-    /// (7 rounds; 9 for degree 10). **31 rounds** for `f ≤ 20` (33 above); bytes per party at
+    /// near-minimax polynomial evaluated by [`Self::poly_fixed`] (7 rounds). **31 rounds**;
+    /// bytes per party at
     /// `f = 16`: `104n + 8·Σ_s ⌈(64−s)n/64⌉ + 2n + 224n + 48n` (`≈ 418n`; party 1 `208n` for the
     /// B2A and `+ 8n` for the polynomial's truncation). (CrypTen evaluates `ln` by Householder
     /// iterations around an `exp` guess, accurate to about 2% on `[10^{−4}, 250]`; here the bound
     /// below holds for every positive representable `x`.)
     ///
-    /// **Error.** `|l − ln x| ≤ 7.9·2^{−f}` for `f ≤ 20` and `≤ 9.2·2^{−f}` for `f > 20`, for every
+    /// **Error.** `|l − ln x| ≤ 7.9·2^{−f}` for every
     /// `x` with `2^{−f} ≤ x < 2^{63−f}` (absolute: `ln x` is near 0 around `x = 1`). The terms:
-    /// the polynomial's approximation error (`2.6e−7`, resp. `9.5e−10`), its fixed-point
-    /// evaluation (`5.1u`, resp. `6.6u`, by [`Self::poly_fixed`]'s bound), `2u` for the
+    /// the polynomial's approximation error (`2.6e−7`, at most `0.27u`), its fixed-point
+    /// evaluation (`5.1u` by [`Self::poly_fixed`]'s bound), `2u` for the
     /// mantissa's truncated bits and `u/2` for `e·ln 2`. The polynomial's truncations fail with
-    /// probability below `2^{2f+1−64}` each (7, resp. 10, of them).
+    /// probability below `2^{2f+1−64}` each (7 of them).
     ///
     /// **Bad inputs.** For `x ≤ 0` (no leading one among bits `0..=62`) the mantissa is set to
     /// `0.75` and the table adds `−(f + 1)·ln 2`: the result is
     /// `ln 0.75 − (f + 1)·ln 2 = ln(0.375·2^{−f})`, below `ln x` of every positive input. Fails with
-    /// [`MpcError::UnsupportedFracBits`] outside `8 ≤ f ≤ 24`.
+    /// [`MpcError::UnsupportedFracBits`] outside `8 ≤ f ≤ 20`.
     pub async fn log(&mut self, x: &Rep3Share, frac_bits: u32) -> Result<Rep3Share, MpcError> {
         let f = frac_bits;
         check_nonlinear_frac_bits("rep3 log", f)?;
@@ -122,7 +104,7 @@ impl<T: Transport> Rep3Session<'_, T> {
         };
         // v = 4m − 3 (at f fractional bits).
         let v = self.add_public_scalar(&self.mul_public_scalar(m, 4), (3u64 << f).wrapping_neg());
-        let (coeffs, _) = ln_poly(f);
+        let (coeffs, _) = ln_poly();
         let ln_m = self.poly_fixed(&v, coeffs, f).await?;
         let sum = self.add(&ln_m, t)?;
         Ok(self.add_public_scalar(&sum, c0 as u64))

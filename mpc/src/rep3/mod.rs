@@ -47,7 +47,7 @@
 //! | [`Rep3Session::div`] (`f = 16`) | `32 + 4t` = 44 | `≈ 866n` (party 1: `850n`) |
 //! | [`Rep3Session::rsqrt`] (`f = 16`: `t = 3`) | `26 + 4t` = 38 | `≈ 570n` (party 1: `554n`) |
 //! | [`Rep3Session::sqrt`] (`f = 16`) | `28 + 4t` = 40 | `≈ 578n` (party 1: `562n`) |
-//! | [`Rep3Session::log`] (`f ≤ 20`: degree 7) | 31 (33 for `f > 20`) | `≈ 418n` (party 1: `410n`) |
+//! | [`Rep3Session::log`] (degree 7) | 31 | `≈ 418n` (party 1: `410n`) |
 //!
 //! # Multiplication
 //!
@@ -150,7 +150,8 @@
 //! the sign enters the scale words (`−2^j` is the bits from `j` up: one round of ANDs with the
 //! sign). The mantissa is `m = x·σ2^{f−1−p} ∈ [0.5, 1]` (one product, magnitude below `2^{2f+1}`
 //! for every `p ≤ 2f`), then Newton–Raphson `y ← y(2 − m·y)` from SPU's linear guess
-//! `2.9142 − 2m` (3 iterations at `10 ≤ f ≤ 24`), then the secret rescaling `y·U + trunc(y·D)`:
+//! `2.9142 − 2m` (3 iterations at `10 ≤ f ≤ 20`, the supported range ending where truncation failures become
+//! frequent), then the secret rescaling `y·U + trunc(y·D)`:
 //! an exact left shift for `|x| < 1` (where `1/x` has the most bits) and a truncated right
 //! shift otherwise. Error `≤ 4.2·2^{−f}·|1/x| + 2^{−f}` over the whole range. **Division** folds
 //! `x` into the last Newton step (before the rescaling) and covers right shifts up to `63 − f`

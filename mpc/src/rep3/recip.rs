@@ -15,9 +15,10 @@ use crate::transport::Transport;
 pub const NONLINEAR_MIN_FRAC_BITS: u32 = 8;
 
 /// Most fractional bits the non-linear functions accept. Their fixed-point products carry values
-/// up to `≈ 2^{2f+3}`, and each probabilistic truncation fails with probability `|v| / 2^64`:
-/// `2^{−13}` per truncation at `f = 24`, `2^{−29}` at the default `f = 16`.
-pub const NONLINEAR_MAX_FRAC_BITS: u32 = 24;
+/// up to `≈ 2^{2f+3}`, and each of their `≈ 10` probabilistic truncations fails with probability
+/// `|v| / 2^64`: about `2^{−18}` per element at `f = 20` (`2^{−26}` at the default `f = 16`,
+/// but already `2^{−10}` at `f = 24`).
+pub const NONLINEAR_MAX_FRAC_BITS: u32 = 20;
 
 /// Initial guess `y_0 = 2.9142 − 2m` for `1/m` on `m ∈ [0.5, 1]` (`2.9142 ≈ 1.5 + √2`):
 /// `|1 − m·y_0| = |2m² − 2.9142m + 1| ≤ 0.0858`, the maximum taken at `m = 1`.
@@ -43,7 +44,7 @@ pub(crate) const RSQRT_NEWTON_BOUND_ULPS: f64 = 2.7;
 /// `|1 − m·y_t|`. One fixed-point step gives `e_{k+1} = e_k² + m·y_k·δ_1 − m·δ_2` with truncation
 /// errors `|δ_i| < u = 2^{−f}`, so `ε_{k+1} = ε_k² + (2 + ε_k)·u` from `ε_0 = 0.0858 + u/2` (the
 /// guess, plus the rounding of 2.9142). `t` is the fewest iterations, at least 2, with
-/// `ε_t ≤ 2.1u`: 2 for `f ≤ 9`, 3 for `10 ≤ f ≤ 24`.
+/// `ε_t ≤ 2.1u`: 2 for `f ≤ 9`, 3 for `10 ≤ f ≤ 20`.
 pub(crate) fn recip_iterations(frac_bits: u32) -> (u32, f64) {
     let u = (-f64::from(frac_bits)).exp2();
     let mut e = RECIP_GUESS_ERR + u / 2.0;
@@ -59,7 +60,7 @@ pub(crate) fn recip_iterations(frac_bits: u32) -> (u32, f64) {
 /// resulting bound on the relative error `|y_t·√m − 1|`. With the truncation errors of the step
 /// (`|δ| < u` each), `ρ_{k+1} = (3/2)ρ_k² + ρ_k³/2 + ((1 + ρ_k)² + (1 + ρ_k)/2 + 1 + u/2)·u`
 /// from `ρ_0 = 1 − √(1 − 0.2182) + u/2`. `t` is the fewest iterations with `ρ_t ≤ 2.7u`: 3 for
-/// `8 ≤ f ≤ 18`, 4 for `19 ≤ f ≤ 24`.
+/// `8 ≤ f ≤ 18`, 4 for `f = 19, 20`.
 pub(crate) fn rsqrt_iterations(frac_bits: u32) -> (u32, f64) {
     let u = (-f64::from(frac_bits)).exp2();
     let mut r = 1.0 - (1.0 - RSQRT_GUESS_ERR).sqrt() + u / 2.0;
@@ -175,7 +176,7 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// `m = x·(σU·2^{f+1} + σD) / 2^{f+1} = |x|·2^{f−1−p} ∈ [0.5, 1]` (one product, one
     /// truncation, 2 rounds; `m = 1` exactly when `|x|` is a power of two, as then `p` is one
     /// less); Newton–Raphson `y ← y·(2 − m·y)` from `y_0 = 2.9142 − 2m`, `t` iterations of two
-    /// [`Self::mul_fixed`] (4 rounds each; `t = 3` for `10 ≤ f ≤ 24`, 2 below); finally
+    /// [`Self::mul_fixed`] (4 rounds each; `t = 3` for `10 ≤ f ≤ 20`, 2 below); finally
     /// `1/x = y·σU + trunc(y·σD, f + 1)` (one [`Self::mul`] of both, one [`Self::trunc`]).
     /// `28 + 4t` rounds: **40 at `f = 16`**. Bytes per party at `f = 16`, `n` elements: `104n`
     /// (A2B) `+ 8·Σ_s ⌈(64−s)n/64⌉` (leading one, `≈ 40.1n`) `+ 16n` (sign ANDs) `+ 224n` (B2A;
@@ -194,7 +195,7 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// `(2t + 2)·2^{2f+2−64}` per element (`2^{−27}` at `f = 16`).
     ///
     /// **Bad inputs.** `x = 0` gives 0 (no leading one: every scale word is 0); so does
-    /// `x = i64::MIN`. Fails with [`MpcError::UnsupportedFracBits`] outside `8 ≤ f ≤ 24`.
+    /// `x = i64::MIN`. Fails with [`MpcError::UnsupportedFracBits`] outside `8 ≤ f ≤ 20`.
     pub async fn reciprocal(
         &mut self,
         x: &Rep3Share,
@@ -327,7 +328,7 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// [`Self::b2a`] of `[m, U, D]` (24 rounds); Newton `y ← y·(3 − m·y²)/2` from
     /// `y_0 = 2.0184 − m`, each iteration one [`Self::mul_fixed`] of `[m·y, y·y]` and the fused
     /// `(3·2^f·y − (my)·(y²)) / 2^{f+1}` (a local product, one truncation; 2 rounds, `8n` bytes);
-    /// `t = 3` iterations for `f ≤ 18`, 4 for `19 ≤ f ≤ 24`; then `y·U + trunc(y·D, f + 1)`.
+    /// `t = 3` iterations for `f ≤ 18`, 4 for `f = 19, 20`; then `y·U + trunc(y·D, f + 1)`.
     /// `26 + 4t` rounds: **38 at `f = 16`**; about `570n` bytes per party at `f = 16` (`554n` at
     /// party 1).
     ///
