@@ -80,6 +80,41 @@ pub enum MpcError {
     /// Shares that must be combined do not fit together.
     #[error("shares do not fit together: {0}")]
     Reconstruct(&'static str),
+    /// A PSI id is longer than the limit.
+    #[error("id at position {index} is {len} bytes long; the limit is {max}")]
+    IdTooLong {
+        /// Position of the id in the input.
+        index: usize,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A PSI input holds the same id more than once.
+    #[error("{count} duplicate id(s) in the input set; ids must be unique")]
+    DuplicateIds {
+        /// How many ids repeat an earlier one.
+        count: usize,
+    },
+    /// A peer sent a group element that does not decode (or is the identity).
+    #[error("party {from} sent an invalid Ristretto255 point at position {index}")]
+    InvalidPoint {
+        /// Index of the sending party.
+        from: usize,
+        /// Position of the point in the peer's stream.
+        index: u64,
+    },
+    /// A peer runs the protocol with different parameters.
+    #[error("party {from} disagrees on the {what}")]
+    ProtocolMismatch {
+        /// Index of the disagreeing party.
+        from: usize,
+        /// Which parameter differs.
+        what: &'static str,
+    },
+    /// Protocol parameters that cannot work.
+    #[error("bad protocol parameters: {0}")]
+    BadParams(&'static str),
     /// The transport failed (peer gone, oversized or out-of-order message, ...).
     #[error(transparent)]
     Transport(#[from] TransportError),
