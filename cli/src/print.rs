@@ -20,6 +20,7 @@ fn party_state(s: pb::PartyJobState) -> String {
 fn kind(job: &pb::Job) -> &'static str {
     match job.spec.as_ref().and_then(|s| s.computation.as_ref()) {
         Some(job_spec::Computation::Stats(_)) => "stats",
+        Some(job_spec::Computation::Psi(_)) => "psi",
         None => "?",
     }
 }
@@ -113,6 +114,46 @@ pub(crate) fn jobs(jobs: &[pb::Job]) {
 
 fn opt(x: Option<f64>) -> String {
     x.map_or_else(|| "—".to_string(), |v| format!("{v:.6}"))
+}
+
+/// A `psi` job's reports, one line per party.
+pub(crate) fn psi(reports: &[(String, pb::PsiPartyResult)]) {
+    println!(
+        "{:<16} {:>12} {:>12} {:>14}  stored at the party",
+        "party", "own ids", "peer ids", "intersection"
+    );
+    for (party, r) in reports {
+        println!(
+            "{party:<16} {:>12} {:>12} {:>14}  {}",
+            r.own_set_size,
+            r.peer_set_size,
+            r.intersection_size
+                .map_or_else(|| "-".to_string(), |s| s.to_string()),
+            if r.stored_as.is_empty() {
+                "-"
+            } else {
+                &r.stored_as
+            }
+        );
+    }
+}
+
+/// A `psi` job's reports as JSON.
+pub(crate) fn psi_json(reports: &[(String, pb::PsiPartyResult)]) -> Value {
+    Value::Array(
+        reports
+            .iter()
+            .map(|(party, r)| {
+                json!({
+                    "party": party,
+                    "own_set_size": r.own_set_size,
+                    "peer_set_size": r.peer_set_size,
+                    "intersection_size": r.intersection_size,
+                    "stored_as": r.stored_as,
+                })
+            })
+            .collect(),
+    )
 }
 
 pub(crate) fn stats(r: &StatsResult) {

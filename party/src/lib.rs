@@ -20,6 +20,7 @@ pub mod analyst;
 pub mod config;
 pub mod dataset;
 pub mod demo;
+pub mod demo_psi;
 pub mod error;
 pub mod job;
 pub mod link;
