@@ -80,6 +80,10 @@ pub enum MpcError {
     /// Shares that must be combined do not fit together.
     #[error("shares do not fit together: {0}")]
     Reconstruct(&'static str),
+    /// A benchmark workload that cannot run: a shape that does not fit its operation, or sizes
+    /// that are zero or overflow.
+    #[error("invalid workload: {0}")]
+    Workload(String),
     /// The transport failed (peer gone, oversized or out-of-order message, ...).
     #[error(transparent)]
     Transport(#[from] TransportError),
