@@ -45,12 +45,13 @@ pub enum PartyError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// The data plane failed with a named peer.
-    #[error("data plane with {party}: {source}")]
+    #[error("data plane with {party}: {error}")]
     Peer {
         /// The peer's party id.
         party: String,
-        /// What happened (the peer appears there by its index).
-        source: TransportError,
+        /// What happened (the peer appears there by its index). Not a `source`: the message
+        /// already includes it, and a source would print it twice in an error chain.
+        error: TransportError,
     },
     /// The coordinator or TLS layer failed.
     #[error(transparent)]
@@ -90,7 +91,7 @@ impl PartyError {
         match transport.peer().and_then(|i| ids.get(i)) {
             Some(party) => Self::Peer {
                 party: party.clone(),
-                source: transport,
+                error: transport,
             },
             None => Self::Transport(transport),
         }
