@@ -65,6 +65,16 @@ pub enum PartyError {
     /// The job was aborted (by the coordinator, a peer, or shutdown).
     #[error("aborted: {0}")]
     Aborted(String),
+    /// A party process of `treaty bench mpc` failed.
+    #[error("bench party {party} (index {index}) {what}")]
+    BenchParty {
+        /// Its party id.
+        party: String,
+        /// Its index.
+        index: usize,
+        /// What happened, with the end of its stderr when there is one.
+        what: String,
+    },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
