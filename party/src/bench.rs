@@ -454,8 +454,7 @@ pub async fn run_parent(
         }
     }
 
-    // 4. Every child exits cleanly once told to (closing its stdin): only now is no party still
-    //    waiting for another's message.
+    // 4. Every child has closed its links; closing its stdin lets it exit.
     for p in &mut procs {
         p.stdin.take();
     }
