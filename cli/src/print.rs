@@ -174,6 +174,35 @@ pub(crate) fn stats(r: &StatsResult) {
     }
 }
 
+/// Column titles of the `bench mpc` table.
+pub(crate) fn bench_header() -> String {
+    format!(
+        "{:<8} {:>9} {:<16} {:>10} {:>10} {:>10} {:>7} {:>14} {:>8}",
+        "op", "n", "shape", "median s", "min s", "max s", "rounds", "bytes/party", "B/elem"
+    )
+}
+
+/// One `bench mpc` case as a table row.
+pub(crate) fn bench_row(r: &treaty_party::bench::CaseResult) -> String {
+    let shape = r
+        .shape
+        .map_or_else(|| "-".to_string(), |[m, k, n]| format!("{m}x{k}x{n}"));
+    let min = r.run_seconds.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = r.run_seconds.iter().copied().fold(0.0, f64::max);
+    format!(
+        "{:<8} {:>9} {:<16} {:>10.4} {:>10.4} {:>10.4} {:>7} {:>14} {:>8.2}",
+        r.op.name(),
+        r.n,
+        shape,
+        r.seconds,
+        min,
+        max,
+        r.rounds,
+        r.bytes_per_party,
+        r.bytes_per_element
+    )
+}
+
 /// A live progress bar for `watch`.
 pub(crate) struct JobBar {
     bar: ProgressBar,

@@ -115,6 +115,10 @@ pub enum MpcError {
     /// Protocol parameters that cannot work.
     #[error("bad protocol parameters: {0}")]
     BadParams(&'static str),
+    /// A benchmark workload that cannot run: a shape that does not fit its operation, or sizes
+    /// that are zero or overflow.
+    #[error("invalid workload: {0}")]
+    Workload(String),
     /// The transport failed (peer gone, oversized or out-of-order message, ...).
     #[error(transparent)]
     Transport(#[from] TransportError),

@@ -389,10 +389,19 @@ impl JobRun {
             .protocol(&transport, &peers, local, &recipient)
             .await
             .map_err(|e| e.with_peer_names(&ids));
-        if let Err(e) = &result {
-            transport.abort_peers(&format!("party {} failed: {e}", self.cfg.id));
-            // Give the abort frames a moment to leave before the links drop.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        match &result {
+            Err(e) => {
+                transport.abort_peers(&format!("party {} failed: {e}", self.cfg.id));
+                // Give the abort frames a moment to leave before the links drop.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Deliver what is still queued (the barrier digest) before the links close: a plain
+            // drop could discard it and fail a peer that is still waiting for it.
+            Ok(()) => {
+                if let Err(e) = transport.close(self.cfg.limits.peer_timeout()).await {
+                    tracing::debug!(job = %a.job_id, error = %e, "closing the data plane");
+                }
+            }
         }
         result
     }

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod analyst;
+pub mod bench;
 pub mod config;
 pub mod dataset;
 pub mod demo;

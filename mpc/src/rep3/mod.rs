@@ -39,6 +39,10 @@
 //! | [`Rep3Session::b2a_bit`] | 2 | `16n` |
 //! | [`Rep3Session::select`] | 3 | `24n` |
 //! | [`Rep3Session::relu`], [`Rep3Session::max`] | 11 | msb / lt `+ 24n` (`≈ 54.1n`) |
+//! | [`workload::barrier`] | 1 | 0 (an empty message to each peer) |
+//!
+//! [`workload`] defines the benchmarked cases (operation, shape, deterministic inputs, one
+//! measured run) that the criterion benches and `treaty bench mpc` both run.
 //!
 //! # Multiplication
 //!
@@ -130,6 +134,7 @@ mod packed;
 mod session;
 mod share;
 mod trunc;
+pub mod workload;
 
 #[cfg(test)]
 mod boolean_tests;
@@ -137,6 +142,8 @@ mod boolean_tests;
 mod test_util;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod workload_tests;
 
 pub use boolean::Rep3Bits;
 
