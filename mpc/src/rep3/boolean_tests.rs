@@ -533,7 +533,7 @@ fn cost_msb_and_comparisons() {
 }
 
 /// Bytes per party of `msb` on `n` elements: one packed AND round per width.
-fn msb_bytes(n: u64) -> u64 {
+pub(super) fn msb_bytes(n: u64) -> u64 {
     [63u64, 62, 61, 29, 15, 7, 3, 1]
         .iter()
         .map(|w| 8 * (n * w).div_ceil(64))
