@@ -3,7 +3,6 @@
 //! `i64` comparisons).
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
@@ -11,12 +10,9 @@ use rand_core::{Rng, SeedableRng};
 
 use super::Rep3Bits;
 use super::packed::{PackedBits, ZERO_BIT, low_mask, permute_bits};
-use super::test_util::{block_on, col, open, open_bits, run3, session, word};
+use super::test_util::{Tap, block_on, col, open, open_bits, run3, session, word};
 use crate::MpcError;
-use crate::transport::{
-    Counters, DEFAULT_MAX_MESSAGE, InMemoryTransport, PartyIndex, Transport, TransportError,
-    run_in_memory,
-};
+use crate::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
 
 /// Two equal-length word vectors.
 fn word_pairs(max_len: usize) -> impl Strategy<Value = (Vec<u64>, Vec<u64>)> {
@@ -568,35 +564,6 @@ fn cost_relu_and_max() {
 
 // ---- security smoke test ----
 
-/// A transport that records every message it receives.
-struct Tap {
-    inner: InMemoryTransport,
-    received: Mutex<Vec<Vec<u8>>>,
-}
-
-impl Transport for Tap {
-    fn me(&self) -> PartyIndex {
-        self.inner.me()
-    }
-    fn parties(&self) -> usize {
-        self.inner.parties()
-    }
-    fn max_message_len(&self) -> usize {
-        self.inner.max_message_len()
-    }
-    fn counters(&self) -> &Counters {
-        self.inner.counters()
-    }
-    async fn send(&self, to: PartyIndex, round: u32, msg: Vec<u8>) -> Result<(), TransportError> {
-        self.inner.send(to, round, msg).await
-    }
-    async fn recv(&self, from: PartyIndex, round: u32) -> Result<Vec<u8>, TransportError> {
-        let msg = self.inner.recv(from, round).await?;
-        self.received.lock().unwrap().push(msg.clone());
-        Ok(msg)
-    }
-}
-
 /// Words each party received during `and` of `len` copies of `v & w`, over `runs` sessions with
 /// fresh seeds; also checks the results. With `packed = Some(width)`, the AND is
 /// [`Rep3Session::and_packed`] on the low `width` bits of each word, packed densely.
@@ -610,10 +577,7 @@ fn received_and_words(
     let mut acc: [Vec<u64>; 3] = Default::default();
     for _ in 0..runs {
         let out = block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| async move {
-            let tap = Tap {
-                inner: t,
-                received: Mutex::new(Vec::new()),
-            };
+            let tap = Tap::new(t);
             let mut s = session(&tap, None).await;
             let x = s
                 .share_bits_input(0, Some(&vec![v; len][..]), len)
