@@ -167,6 +167,7 @@ mod boolean;
 mod compare;
 mod convert;
 mod equality;
+mod gemm;
 mod mul;
 mod packed;
 mod session;
