@@ -223,21 +223,37 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// sends it to party `i−1`, which does not know `PRF(k_{i,i+1})`.
     pub async fn and(&mut self, x: &Rep3Bits, y: &Rep3Bits) -> Result<Rep3Bits, MpcError> {
         check_len("rep3 and", x.len(), y.len())?;
-        let len = x.len();
+        let (a, b) = self.and_words((&x.a, &x.b), (&y.a, &y.b)).await?;
+        Ok(Rep3Bits::new_unchecked(a, b))
+    }
+
+    /// [`Self::and`] on raw components `(x_i, x_{i+1})`, `(y_i, y_{i+1})`, all four of the same
+    /// length (checked by the caller): the two components of the result.
+    pub(crate) async fn and_words(
+        &mut self,
+        (xa, xb): (&[u64], &[u64]),
+        (ya, yb): (&[u64], &[u64]),
+    ) -> Result<(Vec<u64>, Vec<u64>), MpcError> {
+        let len = xa.len();
+        debug_assert!(xb.len() == len && ya.len() == len && yb.len() == len);
         let mut z = draw(&mut self.next, len);
-        let prev = draw(&mut self.prev, len);
-        for (j, zj) in z.iter_mut().enumerate() {
-            let (xa, xb, ya, yb) = (x.a[j], x.b[j], y.a[j], y.b[j]);
-            *zj ^= prev[j] ^ (xa & (ya ^ yb)) ^ (xb & ya);
+        let mut prev = draw(&mut self.prev, len);
+        for ((((zj, pj), xa), xb), (ya, yb)) in z
+            .iter_mut()
+            .zip(&prev)
+            .zip(xa)
+            .zip(xb)
+            .zip(ya.iter().zip(yb))
+        {
+            *zj ^= pj ^ (xa & (ya ^ yb)) ^ (xb & ya);
         }
-        let mut prev = prev;
         prev.zeroize();
         let me = self.me;
         let got = self
             .round(&[(prev_of(me), &z[..])], Some((next_of(me), len)))
             .await?
             .ok_or(MpcError::Reconstruct("no message received"))?;
-        Ok(Rep3Bits::new_unchecked(z, got))
+        Ok((z, got))
     }
 
     /// `[x_1 & y_1, x_2 & y_2]` in one round (the two ANDs batched into one message per party).

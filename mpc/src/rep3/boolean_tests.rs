@@ -9,7 +9,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 use super::Rep3Bits;
-use super::packed::{PackedBits, ZERO_BIT, low_mask, permute_bits};
+use super::packed::{PackedBits, even_bits, low_mask};
 use super::test_util::{Tap, block_on, col, open, open_bits, run3, session, word};
 use crate::MpcError;
 use crate::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
@@ -158,11 +158,6 @@ proptest! {
 
 // ---- packed bits and the carry-only msb ----
 
-/// A share whose first component holds `words` and second zero (enough for local maps).
-fn plain_share(words: &[u64]) -> Rep3Bits {
-    Rep3Bits::from_parts(words.to_vec(), vec![0; words.len()]).unwrap()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
@@ -199,18 +194,11 @@ proptest! {
     }
 
     #[test]
-    fn permute_bits_moves_bits(
-        words in proptest::collection::vec(word(), 0..20),
-        src in proptest::collection::vec(prop_oneof![0u32..64, Just(ZERO_BIT)], 0..=64),
-    ) {
-        let out = permute_bits(&plain_share(&words), &src);
-        for (e, &v) in words.iter().enumerate() {
-            let expected = src.iter().enumerate().fold(0u64, |acc, (k, &s)| {
-                acc | (if s < 64 { (v >> s) & 1 } else { 0 }) << k
-            });
-            prop_assert_eq!(out.a()[e], expected);
-            prop_assert_eq!(out.b()[e], 0);
-        }
+    fn even_bits_gathers_the_even_bits(v in word()) {
+        let want = (0..32).fold(0u64, |acc, k| acc | ((v >> (2 * k)) & 1) << k);
+        prop_assert_eq!(even_bits(v), want, "v={:#x}", v);
+        let odd = (0..32).fold(0u64, |acc, k| acc | ((v >> (2 * k + 1)) & 1) << k);
+        prop_assert_eq!(even_bits(v >> 1), odd, "v={:#x}", v);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Comparisons and the functions built on them: MSB, less-than and friends, select, ReLU, max.
 //! See the module docs of [`crate::rep3`] for the costs and the input range.
 
-use super::boolean::{Rep3Bits, component, xor_unchecked};
-use super::packed::{ZERO_BIT, low_mask, permute_bits};
+use zeroize::Zeroize;
+
+use super::boolean::Rep3Bits;
+use super::packed::{PackedBits, even_bits, low_mask};
 use super::session::Rep3Session;
 use super::share::Rep3Share;
 use crate::MpcError;
@@ -29,82 +31,67 @@ impl<T: Transport> Rep3Session<'_, T> {
     ///    groups pairs `(2k+1, 2k)`, `k < ⌊m/2⌋`, and passes an odd top group through: `⌊m/2⌋`
     ///    `G` ANDs plus `⌊m/2⌋ − 1` `P` ANDs, together `61 + 29 + 15 + 7 + 3 + 1 = 116` bits.
     ///
-    /// Per element, each round's AND bits sit in the low bits of one word, gathered across
-    /// elements by `PackedBits::pack` and scattered back after the AND; the
-    /// moves between levels are local bit permutations of the shares.
+    /// Per element, each round's AND operands are computed into the low bits of one word and
+    /// gathered across elements into a dense `PackedBits` as they are computed; the moves between
+    /// levels are gathers of the even or odd bits of a word (a few shifts and masks, applied to
+    /// both components of the share).
     pub async fn msb(&mut self, x: &Rep3Share) -> Result<Rep3Bits, MpcError> {
-        let me = self.me;
-        let [x0, x1, x2] = [0, 1, 2].map(|k| {
-            let (a, b) = component(me, k, x.a(), x.b());
-            Rep3Bits::new_unchecked(a, b)
-        });
-        let x02 = xor_unchecked(&x0, &x2);
-        let x12 = xor_unchecked(&x1, &x2);
-        let s = xor_unchecked(&x02, &x1);
-        // Round 1: maj bits 0..=62 (c = maj << 1 then has bits 1..=63).
-        let maj = self.and_low(&x02, &x12, 63).await?;
-        let maj = xor_unchecked(&maj, &self.and_public_scalar(&x2, low_mask(63)));
-        let c = self.shl_bits(&maj, 1);
-        let sc = xor_unchecked(&s, &c);
-        // Round 2: G_j = s_j & c_j for j = 1..=62, stored at position j − 1; P likewise.
-        let mut g = self
-            .and_low(&self.shr_bits(&s, 1), &self.shr_bits(&c, 1), 62)
-            .await?;
-        let mut p = self.and_public_scalar(&self.shr_bits(&sc, 1), low_mask(62));
+        let n = x.len();
+        let (xa, xb) = (x.a(), x.b());
+        // The boolean sharings of x_0 ⊕ x_2, x_1 ⊕ x_2 and x_2 (each component known to its
+        // holders) are this party's components masked: see `summand_masks`.
+        let [m02, m12, m2] = summand_masks(self.me);
+        let (m62, m63) = (low_mask(62), low_mask(63));
+        // Round 1: maj bits 0..=62 of the full adder, maj = (x02 ∧ x12) ⊕ x2.
+        let x02 = PackedBits::pack_with(n, 63, |e| (xa[e] & m02.0, xb[e] & m02.1));
+        let x12 = PackedBits::pack_with(n, 63, |e| (xa[e] & m12.0, xb[e] & m12.1));
+        let and1 = self.and_packed(&x02, &x12).await?;
+        let maj = |e: usize| {
+            let (a, b) = and1.get(63, e);
+            (a ^ (xa[e] & m2.0 & m63), b ^ (xb[e] & m2.1 & m63))
+        };
+        // s = x_0 ⊕ x_1 ⊕ x_2 is (xa, xb) itself, c = maj << 1. Round 2: G_j = s_j ∧ c_j for
+        // j = 1..=62, at position j − 1 (c >> 1 = maj); P likewise, local.
+        let s_hi = PackedBits::pack_with(n, 62, |e| (xa[e] >> 1, xb[e] >> 1));
+        let c_hi = PackedBits::pack_with(n, 62, maj);
+        let (mut pa, mut pb) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        // s_63 ⊕ c_63, the part of the msb outside the carry.
+        let (mut ta, mut tb) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for e in 0..n {
+            let (ma, mb) = maj(e);
+            pa.push(((xa[e] >> 1) ^ ma) & m62);
+            pb.push(((xb[e] >> 1) ^ mb) & m62);
+            ta.push((xa[e] >> 63) ^ ((ma >> 62) & 1));
+            tb.push((xb[e] >> 63) ^ ((mb >> 62) & 1));
+        }
+        drop(and1);
+        let g = self.and_packed(&s_hi, &c_hi).await?.unpack(62);
+        let (mut ga, mut gb) = g.into_parts();
+        // Rounds 3–8: the carry tree over 62 → 31 → 16 → 8 → 4 → 2 → 1 groups.
         let mut m: u32 = 62;
         while m > 1 {
-            let (g2, p2) = self.carry_level(&g, &p, m).await?;
-            (g, p) = (g2, p2);
+            let (c, odd) = (m / 2, m % 2 == 1);
+            let w = 2 * c - 1;
+            let left = PackedBits::pack_with(n, w, |e| (tree_left(pa[e], c), tree_left(pb[e], c)));
+            let right = PackedBits::pack_with(n, w, |e| {
+                (tree_right(ga[e], pa[e], c), tree_right(gb[e], pb[e], c))
+            });
+            let r = self.and_packed(&left, &right).await?;
+            for e in 0..n {
+                let (ra, rb) = r.get(w, e);
+                (ga[e], pa[e]) = tree_next(ga[e], pa[e], ra, c, odd);
+                (gb[e], pb[e]) = tree_next(gb[e], pb[e], rb, c, odd);
+            }
             m = m.div_ceil(2);
         }
         // msb = s_63 ⊕ c_63 ⊕ carry_63.
-        Ok(xor_unchecked(
-            &self.bit(&sc, 63),
-            &self.and_public_scalar(&g, 1),
-        ))
-    }
-
-    /// One level of the carry reduction tree over `m ≥ 2` groups per element (group `j` in bit
-    /// `j` of the words `g`, `p`): returns the `⌈m/2⌉` combined groups. One round, `2·⌊m/2⌋ − 1`
-    /// AND bits per element; the lowest group's `P` is left zero (never needed).
-    async fn carry_level(
-        &mut self,
-        g: &Rep3Bits,
-        p: &Rep3Bits,
-        m: u32,
-    ) -> Result<(Rep3Bits, Rep3Bits), MpcError> {
-        let c = m / 2;
-        let odd = m % 2 == 1;
-        // Left operand: P_{2k+1} for k < c, then P_{2k+1} for 1 ≤ k < c.
-        let left_src: Vec<u32> = (0..c).chain(1..c).map(|k| 2 * k + 1).collect();
-        // Right operand: G_{2k} for k < c, then P_{2k} for 1 ≤ k < c (disjoint bit ranges).
-        let g_src: Vec<u32> = (0..c).map(|k| 2 * k).collect();
-        let p_src: Vec<u32> = (0..c)
-            .map(|_| ZERO_BIT)
-            .chain((1..c).map(|k| 2 * k))
-            .collect();
-        let left = permute_bits(p, &left_src);
-        let right = xor_unchecked(&permute_bits(g, &g_src), &permute_bits(p, &p_src));
-        let r = self.and_low(&left, &right, 2 * c - 1).await?;
-        // G'_k = G_{2k+1} ⊕ (P_{2k+1} ∧ G_{2k}); an odd top group passes through to position c.
-        let g_hi: Vec<u32> = (0..c)
-            .map(|k| 2 * k + 1)
-            .chain(odd.then_some(m - 1))
-            .collect();
-        let g_new = xor_unchecked(
-            &permute_bits(g, &g_hi),
-            &self.and_public_scalar(&r, low_mask(c)),
-        );
-        // P'_k = P_{2k+1} ∧ P_{2k} (bit c + k − 1 of r) for 1 ≤ k < c; P'_0 unused.
-        let r_src: Vec<u32> = std::iter::once(ZERO_BIT)
-            .chain((1..c).map(|k| c + k - 1))
-            .collect();
-        let p_top: Vec<u32> = (0..c)
-            .map(|_| ZERO_BIT)
-            .chain(odd.then_some(m - 1))
-            .collect();
-        let p_new = xor_unchecked(&permute_bits(&r, &r_src), &permute_bits(p, &p_top));
-        Ok((g_new, p_new))
+        for (t, g) in ta.iter_mut().zip(&ga).chain(tb.iter_mut().zip(&gb)) {
+            *t ^= g & 1;
+        }
+        for v in [&mut ga, &mut gb, &mut pa, &mut pb] {
+            v.zeroize();
+        }
+        Ok(Rep3Bits::new_unchecked(ta, tb))
     }
 
     /// `x < y` (signed) as a boolean sharing of bit 0: `msb(x − y)`. Correct when
@@ -168,4 +155,46 @@ impl<T: Transport> Rep3Session<'_, T> {
         let lt = self.lt(x, y).await?;
         self.select(&lt, y, x).await
     }
+}
+
+/// Masks selecting, in this party's two slots (components `me` and `me+1` of a boolean
+/// sharing), the summands of the full adder: `x_0 ⊕ x_2`, `x_1 ⊕ x_2` and `x_2`, where the
+/// boolean sharing of an arithmetic component `x_k` has `x_k` at position `k` and zeros
+/// elsewhere. Party `me` holds `x_me` and `x_{me+1}` as its arithmetic components, so a slot
+/// holds the component itself or zero.
+fn summand_masks(me: usize) -> [(u64, u64); 3] {
+    let has = |set: &[usize], slot: usize| {
+        if set.contains(&(slot % 3)) {
+            u64::MAX
+        } else {
+            0
+        }
+    };
+    [&[0, 2][..], &[1, 2], &[2]].map(|set| (has(set, me), has(set, me + 1)))
+}
+
+/// Left operand of a carry-tree level with `c` pairs (one component word): `P_{2k+1}` at bit
+/// `k` for `k < c`, then `P_{2k+1}` for `1 ≤ k < c` at bits `c..2c−1`.
+#[inline]
+fn tree_left(p: u64, c: u32) -> u64 {
+    let odd = even_bits(p >> 1) & low_mask(c);
+    odd | ((odd >> 1) << c)
+}
+
+/// Right operand: `G_{2k}` at bit `k` for `k < c`, then `P_{2k}` for `1 ≤ k < c` at bits
+/// `c..2c−1`.
+#[inline]
+fn tree_right(g: u64, p: u64, c: u32) -> u64 {
+    (even_bits(g) & low_mask(c)) | (((even_bits(p) >> 1) & low_mask(c - 1)) << c)
+}
+
+/// The next level's `(G', P')` from `(G, P)` and the level's AND bits `r`:
+/// `G'_k = G_{2k+1} ⊕ r_k`, `P'_k = r_{c+k−1}` for `1 ≤ k < c` (`P'_0` is never needed and left
+/// zero), and with an odd group count the top group `2c` passes through to position `c`.
+#[inline]
+fn tree_next(g: u64, p: u64, r: u64, c: u32, odd: bool) -> (u64, u64) {
+    let top = if odd { 1u64 << c } else { 0 };
+    let g2 = ((even_bits(g >> 1) ^ r) & low_mask(c)) | (even_bits(g) & top);
+    let p2 = ((r >> (c - 1)) & low_mask(c) & !1) | (even_bits(p) & top);
+    (g2, p2)
 }

@@ -10,9 +10,6 @@ use super::share::check_len;
 use crate::MpcError;
 use crate::transport::Transport;
 
-/// A source position for [`permute_bits`] that yields a zero bit.
-pub(crate) const ZERO_BIT: u32 = 64;
-
 /// Party `i`'s replicated boolean share `(x_i, x_{i+1})` of a dense vector of `len_bits` bits:
 /// bit `t` is bit `t % 64` of word `t / 64`. The bits past `len_bits` in the last word are zero.
 ///
@@ -61,11 +58,25 @@ impl PackedBits {
     /// Gathers the low `width` bits (`1 ≤ width ≤ 64`) of every word of `x` into a dense vector
     /// of `x.len()·width` bits, element-major. Local.
     pub(crate) fn pack(x: &Rep3Bits, width: u32) -> Self {
+        let (a, b) = (x.a(), x.b());
+        Self::pack_with(x.len(), width, |e| (a[e], b[e]))
+    }
+
+    /// As [`Self::pack`] for the `n` words `f(0), …, f(n−1)` (each a pair: first and second
+    /// component), computed on the fly instead of read from a share. Local.
+    pub(crate) fn pack_with(n: usize, width: u32, f: impl Fn(usize) -> (u64, u64)) -> Self {
         debug_assert!((1..=64).contains(&width));
+        let words = (n * width as usize).div_ceil(64);
+        let (mut a, mut b) = (Packer::new(words, width), Packer::new(words, width));
+        for e in 0..n {
+            let (va, vb) = f(e);
+            a.push(va);
+            b.push(vb);
+        }
         Self {
-            len_bits: x.len() * width as usize,
-            a: pack_words(x.a(), width),
-            b: pack_words(x.b(), width),
+            len_bits: n * width as usize,
+            a: a.finish(),
+            b: b.finish(),
         }
     }
 
@@ -75,55 +86,87 @@ impl PackedBits {
         debug_assert!((1..=64).contains(&width));
         let n = self.len_bits / width as usize;
         Rep3Bits::new_unchecked(
-            unpack_words(&self.a, width, n),
-            unpack_words(&self.b, width, n),
+            (0..n).map(|e| unpack_at(&self.a, width, e)).collect(),
+            (0..n).map(|e| unpack_at(&self.b, width, e)).collect(),
         )
     }
+
+    /// Word `e` of [`Self::unpack`], both components, without unpacking the others.
+    /// `e < len_bits / width` by the caller.
+    #[inline]
+    pub(crate) fn get(&self, width: u32, e: usize) -> (u64, u64) {
+        (unpack_at(&self.a, width, e), unpack_at(&self.b, width, e))
+    }
 }
 
-/// Bit `e·width + j` of the output is bit `j` of `src[e]`.
-fn pack_words(src: &[u64], width: u32) -> Vec<u64> {
-    let w = width as usize;
-    let mask = low_mask(width);
-    let mut out = vec![0u64; (src.len() * w).div_ceil(64)];
-    for (e, &v) in src.iter().enumerate() {
-        let v = v & mask;
-        let (q, r) = ((e * w) / 64, (e * w) % 64);
-        out[q] |= v << r;
-        if r + w > 64 {
-            out[q + 1] |= v >> (64 - r);
+/// Appends `width`-bit values to a dense bit vector, element after element.
+struct Packer {
+    out: Vec<u64>,
+    width: u32,
+    mask: u64,
+    /// The partly filled word, of which the low `used` bits are set (`used < 64`).
+    acc: u64,
+    used: u32,
+}
+
+impl Packer {
+    fn new(words: usize, width: u32) -> Self {
+        Self {
+            out: Vec::with_capacity(words),
+            width,
+            mask: low_mask(width),
+            acc: 0,
+            used: 0,
         }
     }
-    out
+
+    #[inline]
+    fn push(&mut self, v: u64) {
+        let v = v & self.mask;
+        self.acc |= v << self.used;
+        let total = self.used + self.width;
+        if total >= 64 {
+            self.out.push(self.acc);
+            // The bits of `v` that did not fit (none if `used = 0`).
+            self.acc = v.checked_shr(64 - self.used).unwrap_or(0);
+            self.used = total - 64;
+        } else {
+            self.used = total;
+        }
+    }
+
+    fn finish(mut self) -> Vec<u64> {
+        if self.used > 0 {
+            self.out.push(self.acc);
+        }
+        self.out
+    }
 }
 
-/// Inverse of [`pack_words`] for `n` words.
-fn unpack_words(packed: &[u64], width: u32, n: usize) -> Vec<u64> {
-    let w = width as usize;
-    let mask = low_mask(width);
-    (0..n)
-        .map(|e| {
-            let (q, r) = ((e * w) / 64, (e * w) % 64);
-            let mut v = packed[q] >> r;
-            if r + w > 64 {
-                v |= packed[q + 1] << (64 - r);
-            }
-            v & mask
-        })
-        .collect()
+/// Bits `e·width .. (e+1)·width` of `packed`, in the low bits of the result.
+#[inline]
+fn unpack_at(packed: &[u64], width: u32, e: usize) -> u64 {
+    let bit = e * width as usize;
+    let (q, r) = (bit / 64, (bit % 64) as u32);
+    let mut v = packed[q] >> r;
+    if r + width > 64 {
+        v |= packed[q + 1] << (64 - r);
+    }
+    v & low_mask(width)
 }
 
-/// Moves bits within every word: bit `k` of the output word is bit `src[k]` of the input word
-/// (zero when `src[k] ≥ 64`, e.g. [`ZERO_BIT`]); bits `k ≥ src.len()` are zero. Local (a linear
-/// map, applied to both components).
-pub(crate) fn permute_bits(x: &Rep3Bits, src: &[u32]) -> Rep3Bits {
-    debug_assert!(src.len() <= 64);
-    let f = |v: &u64| {
-        src.iter().enumerate().fold(0u64, |acc, (k, &s)| {
-            acc | ((v.checked_shr(s).unwrap_or(0) & 1) << k)
-        })
-    };
-    Rep3Bits::new_unchecked(x.a().iter().map(f).collect(), x.b().iter().map(f).collect())
+/// The even bits of `x` (`x_0, x_2, …, x_62`) gathered into its low 32 bits, the rest zero
+/// (`even_bits(x >> 1)` gathers the odd ones). A bit permutation, hence XOR-linear: applied to
+/// both components of a share it acts on the secret. A few shifts and masks per word, where a
+/// general permutation costs a loop over the bits.
+#[inline]
+pub(crate) fn even_bits(x: u64) -> u64 {
+    let mut x = x & 0x5555_5555_5555_5555;
+    x = (x | (x >> 1)) & 0x3333_3333_3333_3333;
+    x = (x | (x >> 2)) & 0x0f0f_0f0f_0f0f_0f0f;
+    x = (x | (x >> 4)) & 0x00ff_00ff_00ff_00ff;
+    x = (x | (x >> 8)) & 0x0000_ffff_0000_ffff;
+    (x | (x >> 16)) & 0x0000_0000_ffff_ffff
 }
 
 impl<T: Transport> Rep3Session<'_, T> {
@@ -136,9 +179,7 @@ impl<T: Transport> Rep3Session<'_, T> {
         y: &PackedBits,
     ) -> Result<PackedBits, MpcError> {
         check_len("rep3 packed and", x.len_bits, y.len_bits)?;
-        let xw = Rep3Bits::new_unchecked(x.a.clone(), x.b.clone());
-        let yw = Rep3Bits::new_unchecked(y.a.clone(), y.b.clone());
-        let (mut a, mut b) = self.and(&xw, &yw).await?.into_parts();
+        let (mut a, mut b) = self.and_words((&x.a, &x.b), (&y.a, &y.b)).await?;
         let tail = (x.len_bits % 64) as u32;
         if tail != 0
             && let (Some(la), Some(lb)) = (a.last_mut(), b.last_mut())
