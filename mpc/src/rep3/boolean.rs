@@ -76,11 +76,6 @@ impl Rep3Bits {
         Self::new_unchecked(cat(&self.a, &other.a), cat(&self.b, &other.b))
     }
 
-    /// Takes the two components out (the emptied share is then dropped).
-    pub(crate) fn into_parts(mut self) -> (Vec<u64>, Vec<u64>) {
-        (std::mem::take(&mut self.a), std::mem::take(&mut self.b))
-    }
-
     /// Splits into the first `mid` words and the rest. `mid ≤ len` by the caller.
     pub(crate) fn split(mut self, mid: usize) -> (Self, Self) {
         let tail = Self::new_unchecked(self.a.split_off(mid), self.b.split_off(mid));

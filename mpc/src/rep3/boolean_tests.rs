@@ -9,7 +9,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 use super::Rep3Bits;
-use super::packed::{PackedBits, even_bits, low_mask};
+use super::packed::low_mask;
 use super::test_util::{Tap, block_on, col, open, open_bits, run3, session, word};
 use crate::MpcError;
 use crate::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
@@ -162,62 +162,19 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn pack_gathers_and_unpack_scatters(
-        words in proptest::collection::vec(word(), 0..40),
-        other in proptest::collection::vec(any::<u64>(), 0..40),
-        width in 1u32..=64,
-    ) {
-        let n = words.len().min(other.len());
-        let x = Rep3Bits::from_parts(words[..n].to_vec(), other[..n].to_vec()).unwrap();
-        let p = PackedBits::pack(&x, width);
-        prop_assert_eq!(p.len_bits(), n * width as usize);
-        prop_assert_eq!(p.a().len(), (n * width as usize).div_ceil(64));
-        for (comp, src) in [(p.a(), x.a()), (p.b(), x.b())] {
-            for (e, word) in src.iter().enumerate() {
-                for j in 0..width as usize {
-                    let t = e * width as usize + j;
-                    prop_assert_eq!((comp[t / 64] >> (t % 64)) & 1, (word >> j) & 1);
-                }
-            }
-            // Padding bits of the last word are zero.
-            if !p.len_bits().is_multiple_of(64) {
-                let last = comp[comp.len() - 1];
-                prop_assert_eq!(last & !low_mask((p.len_bits() % 64) as u32), 0);
-            }
-        }
-        let back = p.unpack(width);
-        let m = low_mask(width);
-        let masked: Vec<u64> = x.a().iter().map(|v| v & m).collect();
-        prop_assert_eq!(back.a(), &masked[..]);
-        let masked: Vec<u64> = x.b().iter().map(|v| v & m).collect();
-        prop_assert_eq!(back.b(), &masked[..]);
-    }
-
-    #[test]
-    fn even_bits_gathers_the_even_bits(v in word()) {
-        let want = (0..32).fold(0u64, |acc, k| acc | ((v >> (2 * k)) & 1) << k);
-        prop_assert_eq!(even_bits(v), want, "v={:#x}", v);
-        let odd = (0..32).fold(0u64, |acc, k| acc | ((v >> (2 * k + 1)) & 1) << k);
-        prop_assert_eq!(even_bits(v >> 1), odd, "v={:#x}", v);
-    }
-
-    #[test]
-    fn packed_and_is_exact((xs, ys) in word_pairs(40), width in 1u32..=64) {
+    fn packed_and_is_exact((xs, ys) in word_pairs(150), width in 1u32..=64) {
+        // Up to 150 elements: two full blocks of 64 and a partial one.
         let n = xs.len();
         let out = run3!(Some(16); [xs, ys] |s| {
             let me = s.me();
             let x = s.share_bits_input(0, (me == 0).then_some(&xs[..]), n).await.unwrap();
             let y = s.share_bits_input(2, (me == 2).then_some(&ys[..]), n).await.unwrap();
-            let (px, py) = (PackedBits::pack(&x, width), PackedBits::pack(&y, width));
-            let z = s.and_packed(&px, &py).await.unwrap();
-            assert_eq!(z.len_bits(), n * width as usize);
-            [z.unpack(width), s.and_low(&x, &y, width).await.unwrap()]
+            s.and_low(&x, &y, width).await.unwrap()
         });
         let m = low_mask(width);
-        for got in [open_bits(&col(&out, 0)), open_bits(&col(&out, 1))] {
-            for j in 0..n {
-                prop_assert_eq!(got[j], xs[j] & ys[j] & m, "x={:#x} y={:#x} width={}", xs[j], ys[j], width);
-            }
+        let got = open_bits(&out);
+        for j in 0..n {
+            prop_assert_eq!(got[j], xs[j] & ys[j] & m, "x={:#x} y={:#x} width={}", xs[j], ys[j], width);
         }
     }
 
@@ -554,7 +511,7 @@ fn cost_relu_and_max() {
 
 /// Words each party received during `and` of `len` copies of `v & w`, over `runs` sessions with
 /// fresh seeds; also checks the results. With `packed = Some(width)`, the AND is
-/// [`Rep3Session::and_packed`] on the low `width` bits of each word, packed densely.
+/// `and_low` on the low `width` bits of each word, packed.
 fn received_and_words(
     v: u64,
     w: u64,
@@ -578,10 +535,7 @@ fn received_and_words(
             tap.received.lock().unwrap().clear();
             let z = match packed {
                 None => s.and(&x, &y).await.unwrap(),
-                Some(width) => {
-                    let (px, py) = (PackedBits::pack(&x, width), PackedBits::pack(&y, width));
-                    s.and_packed(&px, &py).await.unwrap().unpack(width)
-                }
+                Some(width) => s.and_low(&x, &y, width).await.unwrap(),
             };
             let got = std::mem::take(&mut *tap.received.lock().unwrap());
             (z, got)

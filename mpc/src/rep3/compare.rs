@@ -1,10 +1,8 @@
 //! Comparisons and the functions built on them: MSB, less-than and friends, select, ReLU, max.
 //! See the module docs of [`crate::rep3`] for the costs and the input range.
 
-use zeroize::Zeroize;
-
 use super::boolean::Rep3Bits;
-use super::packed::{PackedBits, even_bits, low_mask};
+use super::packed::Planes;
 use super::session::Rep3Session;
 use super::share::Rep3Share;
 use crate::MpcError;
@@ -23,7 +21,7 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// the 62 pairs `(G_j, P_j) = (s_j ∧ c_j, s_j ⊕ c_j)`, `j = 1..=62`, reduced by a binary tree
     /// of `(G_h, P_h) ∘ (G_l, P_l) = (G_h ⊕ (P_h ∧ G_l), P_h ∧ P_l)` (the XOR is exact: `G_h` and
     /// `P_h` are never both set). The lowest group's `P` is never needed. Rounds, with every AND
-    /// of a round packed densely (`PackedBits`, one message per round):
+    /// of a round packed (one message per round):
     ///
     /// 1. `maj` bits `0..=62` (63 AND bits per element);
     /// 2. `G_1..G_62` (62 bits);
@@ -31,67 +29,87 @@ impl<T: Transport> Rep3Session<'_, T> {
     ///    groups pairs `(2k+1, 2k)`, `k < ⌊m/2⌋`, and passes an odd top group through: `⌊m/2⌋`
     ///    `G` ANDs plus `⌊m/2⌋ − 1` `P` ANDs, together `61 + 29 + 15 + 7 + 3 + 1 = 116` bits.
     ///
-    /// Per element, each round's AND operands are computed into the low bits of one word and
-    /// gathered across elements into a dense `PackedBits` as they are computed; the moves between
-    /// levels are gathers of the even or odd bits of a word (a few shifts and masks, applied to
-    /// both components of the share).
+    /// The circuit runs bit-sliced (see `Planes`): both components of the share are transposed
+    /// once into bit planes, 64 elements per word; every AND operand, and every move between
+    /// levels, is then a choice of plane words, and the result is plane 0 of the last XOR.
     pub async fn msb(&mut self, x: &Rep3Share) -> Result<Rep3Bits, MpcError> {
         let n = x.len();
-        let (xa, xb) = (x.a(), x.b());
-        // The boolean sharings of x_0 ⊕ x_2, x_1 ⊕ x_2 and x_2 (each component known to its
-        // holders) are this party's components masked: see `summand_masks`.
-        let [m02, m12, m2] = summand_masks(self.me);
-        let (m62, m63) = (low_mask(62), low_mask(63));
-        // Round 1: maj bits 0..=62 of the full adder, maj = (x02 ∧ x12) ⊕ x2.
-        let x02 = PackedBits::pack_with(n, 63, |e| (xa[e] & m02.0, xb[e] & m02.1));
-        let x12 = PackedBits::pack_with(n, 63, |e| (xa[e] & m12.0, xb[e] & m12.1));
-        let and1 = self.and_packed(&x02, &x12).await?;
-        let maj = |e: usize| {
-            let (a, b) = and1.get(63, e);
-            (a ^ (xa[e] & m2.0 & m63), b ^ (xb[e] & m2.1 & m63))
+        // Bit planes of this party's components (x_me, x_{me+1}); s = x_0 ⊕ x_1 ⊕ x_2 is the
+        // pair itself. The boolean sharings of x_0 ⊕ x_2, x_1 ⊕ x_2 and x_2 hold each slot's
+        // component or zero (see `summand_slots`).
+        let s = [Planes::from_words(x.a()), Planes::from_words(x.b())];
+        let [in02, in12, in2] = summand_slots(self.me);
+        let low = |slot: usize, on: bool, w: usize| -> Planes {
+            if on {
+                Planes::map(&[&s[slot]], w, |p, d| d.copy_from_slice(&p[0][..w]))
+            } else {
+                Planes::zeros(n, w)
+            }
         };
-        // s = x_0 ⊕ x_1 ⊕ x_2 is (xa, xb) itself, c = maj << 1. Round 2: G_j = s_j ∧ c_j for
-        // j = 1..=62, at position j − 1 (c >> 1 = maj); P likewise, local.
-        let s_hi = PackedBits::pack_with(n, 62, |e| (xa[e] >> 1, xb[e] >> 1));
-        let c_hi = PackedBits::pack_with(n, 62, maj);
-        let (mut pa, mut pb) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        // s_63 ⊕ c_63, the part of the msb outside the carry.
-        let (mut ta, mut tb) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for e in 0..n {
-            let (ma, mb) = maj(e);
-            pa.push(((xa[e] >> 1) ^ ma) & m62);
-            pb.push(((xb[e] >> 1) ^ mb) & m62);
-            ta.push((xa[e] >> 63) ^ ((ma >> 62) & 1));
-            tb.push((xb[e] >> 63) ^ ((mb >> 62) & 1));
-        }
-        drop(and1);
-        let g = self.and_packed(&s_hi, &c_hi).await?.unpack(62);
-        let (mut ga, mut gb) = g.into_parts();
+        // Round 1: maj bits 0..=62 of the full adder, maj = (x02 ∧ x12) ⊕ x2.
+        let x02 = [low(0, in02[0], 63), low(1, in02[1], 63)];
+        let x12 = [low(0, in12[0], 63), low(1, in12[1], 63)];
+        let (r0, r1) = self
+            .and_planes((&x02[0], &x02[1]), (&x12[0], &x12[1]))
+            .await?;
+        let maj = [(r0, 0), (r1, 1)].map(|(r, slot)| {
+            let x2 = low(slot, in2[slot], 63);
+            Planes::map(&[&r, &x2], 63, |p, d| {
+                for (j, d) in d.iter_mut().enumerate() {
+                    *d = p[0][j] ^ p[1][j];
+                }
+            })
+        });
+        // c = maj << 1. Round 2: G_j = s_j ∧ c_j for j = 1..=62, at plane j − 1; P likewise
+        // (local), and s_63 ⊕ c_63, the part of the msb outside the carry.
+        let s_hi =
+            [0, 1].map(|i| Planes::map(&[&s[i]], 62, |p, d| d.copy_from_slice(&p[0][1..63])));
+        let c_hi =
+            [0, 1].map(|i| Planes::map(&[&maj[i]], 62, |p, d| d.copy_from_slice(&p[0][..62])));
+        let mut p = [0, 1].map(|i| {
+            Planes::map(&[&s[i], &maj[i]], 62, |q, d| {
+                for (j, d) in d.iter_mut().enumerate() {
+                    *d = q[0][j + 1] ^ q[1][j];
+                }
+            })
+        });
+        let top =
+            [0, 1].map(|i| Planes::map(&[&s[i], &maj[i]], 1, |q, d| d[0] = q[0][63] ^ q[1][62]));
+        drop((s, maj, x02, x12));
+        let (g0, g1) = self
+            .and_planes((&s_hi[0], &s_hi[1]), (&c_hi[0], &c_hi[1]))
+            .await?;
+        let mut g = [g0, g1];
         // Rounds 3–8: the carry tree over 62 → 31 → 16 → 8 → 4 → 2 → 1 groups.
-        let mut m: u32 = 62;
-        while m > 1 {
+        while g[0].width() > 1 {
+            let m = g[0].width();
             let (c, odd) = (m / 2, m % 2 == 1);
             let w = 2 * c - 1;
-            let left = PackedBits::pack_with(n, w, |e| (tree_left(pa[e], c), tree_left(pb[e], c)));
-            let right = PackedBits::pack_with(n, w, |e| {
-                (tree_right(ga[e], pa[e], c), tree_right(gb[e], pb[e], c))
+            let left = [0, 1].map(|i| Planes::map(&[&p[i]], w, |q, d| tree_left(q[0], d, c)));
+            let right = [0, 1]
+                .map(|i| Planes::map(&[&g[i], &p[i]], w, |q, d| tree_right(q[0], q[1], d, c)));
+            let (r0, r1) = self
+                .and_planes((&left[0], &left[1]), (&right[0], &right[1]))
+                .await?;
+            let r = [r0, r1];
+            let next_w = c + usize::from(odd);
+            let g_next = [0, 1].map(|i| {
+                Planes::map(&[&g[i], &r[i]], next_w, |q, d| {
+                    tree_next_g(q[0], q[1], d, c, odd)
+                })
             });
-            let r = self.and_packed(&left, &right).await?;
-            for e in 0..n {
-                let (ra, rb) = r.get(w, e);
-                (ga[e], pa[e]) = tree_next(ga[e], pa[e], ra, c, odd);
-                (gb[e], pb[e]) = tree_next(gb[e], pb[e], rb, c, odd);
-            }
-            m = m.div_ceil(2);
+            let p_next = [0, 1].map(|i| {
+                Planes::map(&[&p[i], &r[i]], next_w, |q, d| {
+                    tree_next_p(q[0], q[1], d, c, odd)
+                })
+            });
+            (g, p) = (g_next, p_next);
         }
         // msb = s_63 ⊕ c_63 ⊕ carry_63.
-        for (t, g) in ta.iter_mut().zip(&ga).chain(tb.iter_mut().zip(&gb)) {
-            *t ^= g & 1;
-        }
-        for v in [&mut ga, &mut gb, &mut pa, &mut pb] {
-            v.zeroize();
-        }
-        Ok(Rep3Bits::new_unchecked(ta, tb))
+        let [a, b] = [0, 1].map(|i| {
+            Planes::map(&[&top[i], &g[i]], 1, |q, d| d[0] = q[0][0] ^ q[1][0]).plane0_words()
+        });
+        Ok(Rep3Bits::new_unchecked(a, b))
     }
 
     /// `x < y` (signed) as a boolean sharing of bit 0: `msb(x − y)`. Correct when
@@ -157,44 +175,55 @@ impl<T: Transport> Rep3Session<'_, T> {
     }
 }
 
-/// Masks selecting, in this party's two slots (components `me` and `me+1` of a boolean
-/// sharing), the summands of the full adder: `x_0 ⊕ x_2`, `x_1 ⊕ x_2` and `x_2`, where the
-/// boolean sharing of an arithmetic component `x_k` has `x_k` at position `k` and zeros
-/// elsewhere. Party `me` holds `x_me` and `x_{me+1}` as its arithmetic components, so a slot
-/// holds the component itself or zero.
-fn summand_masks(me: usize) -> [(u64, u64); 3] {
-    let has = |set: &[usize], slot: usize| {
-        if set.contains(&(slot % 3)) {
-            u64::MAX
-        } else {
-            0
-        }
-    };
-    [&[0, 2][..], &[1, 2], &[2]].map(|set| (has(set, me), has(set, me + 1)))
+/// Which of this party's two slots (components `me` and `me+1` of a boolean sharing) hold the
+/// summands of the full adder `x_0 ⊕ x_2`, `x_1 ⊕ x_2` and `x_2`, where the boolean sharing of
+/// an arithmetic component `x_k` has `x_k` at position `k` and zeros elsewhere. Party `me` holds
+/// `x_me` and `x_{me+1}` as its arithmetic components, so a slot holds the component itself or
+/// zero.
+fn summand_slots(me: usize) -> [[bool; 2]; 3] {
+    let has = |set: &[usize], slot: usize| set.contains(&(slot % 3));
+    [&[0, 2][..], &[1, 2], &[2]].map(|set| [has(set, me), has(set, me + 1)])
 }
 
-/// Left operand of a carry-tree level with `c` pairs (one component word): `P_{2k+1}` at bit
-/// `k` for `k < c`, then `P_{2k+1}` for `1 ≤ k < c` at bits `c..2c−1`.
-#[inline]
-fn tree_left(p: u64, c: u32) -> u64 {
-    let odd = even_bits(p >> 1) & low_mask(c);
-    odd | ((odd >> 1) << c)
+/// Left operand planes of a carry-tree level with `c` pairs: `P_{2k+1}` for `k < c`, then
+/// `P_{2k+1}` for `1 ≤ k < c`.
+fn tree_left(p: &[u64], d: &mut [u64], c: usize) {
+    for k in 0..c {
+        d[k] = p[2 * k + 1];
+    }
+    for k in 1..c {
+        d[c + k - 1] = p[2 * k + 1];
+    }
 }
 
-/// Right operand: `G_{2k}` at bit `k` for `k < c`, then `P_{2k}` for `1 ≤ k < c` at bits
-/// `c..2c−1`.
-#[inline]
-fn tree_right(g: u64, p: u64, c: u32) -> u64 {
-    (even_bits(g) & low_mask(c)) | (((even_bits(p) >> 1) & low_mask(c - 1)) << c)
+/// Right operand planes: `G_{2k}` for `k < c`, then `P_{2k}` for `1 ≤ k < c`.
+fn tree_right(g: &[u64], p: &[u64], d: &mut [u64], c: usize) {
+    for k in 0..c {
+        d[k] = g[2 * k];
+    }
+    for k in 1..c {
+        d[c + k - 1] = p[2 * k];
+    }
 }
 
-/// The next level's `(G', P')` from `(G, P)` and the level's AND bits `r`:
-/// `G'_k = G_{2k+1} ⊕ r_k`, `P'_k = r_{c+k−1}` for `1 ≤ k < c` (`P'_0` is never needed and left
-/// zero), and with an odd group count the top group `2c` passes through to position `c`.
-#[inline]
-fn tree_next(g: u64, p: u64, r: u64, c: u32, odd: bool) -> (u64, u64) {
-    let top = if odd { 1u64 << c } else { 0 };
-    let g2 = ((even_bits(g >> 1) ^ r) & low_mask(c)) | (even_bits(g) & top);
-    let p2 = ((r >> (c - 1)) & low_mask(c) & !1) | (even_bits(p) & top);
-    (g2, p2)
+/// `G'_k = G_{2k+1} ⊕ r_k` for `k < c`; with an odd group count the top group `2c` passes
+/// through to `c`.
+fn tree_next_g(g: &[u64], r: &[u64], d: &mut [u64], c: usize, odd: bool) {
+    for k in 0..c {
+        d[k] = g[2 * k + 1] ^ r[k];
+    }
+    if odd {
+        d[c] = g[2 * c];
+    }
+}
+
+/// `P'_k = r_{c+k−1}` for `1 ≤ k < c` (`P'_0` is never needed and stays zero); an odd top
+/// group passes through.
+fn tree_next_p(p: &[u64], r: &[u64], d: &mut [u64], c: usize, odd: bool) {
+    for k in 1..c {
+        d[k] = r[c + k - 1];
+    }
+    if odd {
+        d[c] = p[2 * c];
+    }
 }

@@ -5,6 +5,7 @@
 use zeroize::Zeroize;
 
 use super::boolean::Rep3Bits;
+use super::packed::Planes;
 use super::session::{Rep3Session, draw, next_of, prev_of};
 use super::share::Rep3Share;
 use crate::MpcError;
@@ -46,15 +47,27 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// `k` = `x_k` (local), component `k+1` = `r` from the stream `k_{k,k+1}` (local to parties
     /// `k` and `k+1`) and component `k+2` = `v ⊕ r`, which party `k+1` computes and sends to
     /// party `k+2`. Each party sends to the next one, for the third of the elements it is
-    /// party `k+1` of. Rounds 2–7: `w = ¬(x_k ⊕ v)` is all ones iff `x = 0`; six packed AND levels
-    /// `w ← (w & (w >> h)) & (2^h − 1)` for `h = 32, 16, …, 1` leave the answer in bit 0.
+    /// party `k+1` of. Rounds 2–7: `w = ¬(x_k ⊕ v)` is all ones iff `x = 0`; six AND levels
+    /// `w ← (w & (w >> h)) & (2^h − 1)` for `h = 32, 16, …, 1` leave the answer in bit 0. They
+    /// run on bit planes (64 elements per word, see `Planes`), where `w >> h` is a choice of
+    /// words; each level sends `⌈h·len/64⌉` words.
     pub async fn is_zero(&mut self, x: &Rep3Share) -> Result<Rep3Bits, MpcError> {
-        let e = self.zero_test_input(x).await?;
-        let mut w = self.not(&e);
+        let input = self.zero_test_input(x).await?;
+        let e = self.not(&input);
+        // Bit planes (`Planes`): level h ANDs planes 0..h with planes h..2h.
+        let mut w = [Planes::from_words(e.a()), Planes::from_words(e.b())];
+        drop(e);
         for h in EQ_LEVELS {
-            w = self.and_low(&w, &self.shr_bits(&w, h), h).await?;
+            let h = h as usize;
+            let [lo, hi] = [0..h, h..2 * h].map(|r| {
+                w.each_ref()
+                    .map(|p| Planes::map(&[p], h, |q, d| d.copy_from_slice(&q[0][r.clone()])))
+            });
+            let (a, b) = self.and_planes((&lo[0], &lo[1]), (&hi[0], &hi[1])).await?;
+            w = [a, b];
         }
-        Ok(w)
+        let [a, b] = w.each_ref().map(Planes::plane0_words);
+        Ok(Rep3Bits::new_unchecked(a, b))
     }
 
     /// Round 1 of [`Self::is_zero`]: the boolean sharing of `x_k ⊕ v` per element, with role

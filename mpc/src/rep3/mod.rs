@@ -93,11 +93,13 @@
 //! of a level batched into one message (the last level needs no `p`). Total `1 + 1 + 6 = 8`
 //! rounds and `1 + 1 + 5·2 + 1 = 13` AND words (104 bytes) per element and party.
 //!
-//! **Packed AND.** A `PackedBits` share holds `len_bits` secret bits densely in
-//! `⌈len_bits/64⌉` words per component (bit `e·w + j` is bit `j` of element `e` when the low `w`
-//! bits of every word are gathered). Its AND is the word AND above on the packed words: one round,
-//! `8·⌈len_bits/64⌉` bytes per party, every sent word masked by fresh PRF output. Gathering,
-//! scattering and moving bits within words are linear, hence local.
+//! **Packed AND.** ANDs of a few bits per element are batched bit-sliced: the elements are taken
+//! 64 at a time and each block is stored as bit planes (plane `j` holds bit `j` of the block's
+//! 64 elements), transposed once from the words. The AND is the word AND above on the plane
+//! words, one round; only the bits of present elements are sent, the last (partial) block's
+//! planes packed back to back, so an AND of `w` bits per element costs `8·⌈w·n/64⌉` bytes per
+//! party, every sent word masked by fresh PRF output. Selecting, moving and XORing bit positions
+//! is choosing plane words, local.
 //!
 //! **MSB (carry-only).** `msb(x) = s_63 ⊕ c_63 ⊕ carry_63` with `(s, c)` from the full-adder
 //! layer above, where `carry_63` is the carry out of bits `0..=62` of `s + c`. As `c_0 = 0`,
