@@ -3,7 +3,7 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::session::{Rep3Session, draw, next_of, prev_of};
+use super::session::{Rep3Session, draw, next_of, prev_of, xor_draw};
 use super::share::check_len;
 use crate::MpcError;
 use crate::transport::{PartyIndex, Transport};
@@ -232,17 +232,10 @@ impl<T: Transport> Rep3Session<'_, T> {
         let len = xa.len();
         debug_assert!(xb.len() == len && ya.len() == len && yb.len() == len);
         let mut z = draw(&mut self.next, len);
-        let mut prev = draw(&mut self.prev, len);
-        for ((((zj, pj), xa), xb), (ya, yb)) in z
-            .iter_mut()
-            .zip(&prev)
-            .zip(xa)
-            .zip(xb)
-            .zip(ya.iter().zip(yb))
-        {
-            *zj ^= pj ^ (xa & (ya ^ yb)) ^ (xb & ya);
+        xor_draw(&mut self.prev, &mut z);
+        for (((zj, xa), xb), (ya, yb)) in z.iter_mut().zip(xa).zip(xb).zip(ya.iter().zip(yb)) {
+            *zj ^= (xa & (ya ^ yb)) ^ (xb & ya);
         }
-        prev.zeroize();
         let me = self.me;
         let got = self
             .round(&[(prev_of(me), &z[..])], Some((next_of(me), len)))

@@ -14,7 +14,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 #[cfg(test)]
 use super::boolean::Rep3Bits;
-use super::session::{Rep3Session, draw, next_of, prev_of};
+use super::session::{Rep3Session, draw, next_of, prev_of, xor_draw};
 #[cfg(test)]
 use super::share::check_len;
 use crate::MpcError;
@@ -208,18 +208,16 @@ impl<T: Transport> Rep3Session<'_, T> {
         debug_assert!([xb, ya, yb].iter().all(|p| p.n == n && p.w == w));
         let len = xa.words.len();
         let mut z = draw(&mut self.next, len);
-        let mut prev = draw(&mut self.prev, len);
-        for (((((zj, pj), xa), xb), ya), yb) in z
+        xor_draw(&mut self.prev, &mut z);
+        for ((((zj, xa), xb), ya), yb) in z
             .iter_mut()
-            .zip(&prev)
             .zip(&xa.words)
             .zip(&xb.words)
             .zip(&ya.words)
             .zip(&yb.words)
         {
-            *zj ^= pj ^ (xa & (ya ^ yb)) ^ (xb & ya);
+            *zj ^= (xa & (ya ^ yb)) ^ (xb & ya);
         }
-        prev.zeroize();
         // Clear the bits of absent elements, so both holders of this component agree on them.
         let t = n % BLOCK;
         if t != 0 {
