@@ -48,7 +48,11 @@
 //! Party `i` computes `z_i = x_i·y_i + x_i·y_{i+1} + x_{i+1}·y_i + α_i`, a 3-out-of-3 sharing of
 //! `x·y`, and sends `z_i` to party `i−1`; each party ends with `(z_i, z_{i+1})`. `z_i` is masked
 //! by `PRF(k_{i,i+1})`, which its receiver `i−1` does not know. Dot and matrix products sum the
-//! cross terms locally and reshare only the outputs.
+//! cross terms locally and reshare only the outputs. The local part of a matrix product,
+//! `X_i·(Y_i + Y_{i+1}) + X_{i+1}·Y_i`, is one fused product `[X_i | X_{i+1}] · [Y_i + Y_{i+1};
+//! Y_i]` (inner dimension `2k`), cache-blocked, on rayon, with an 8×16 register tile compiled for
+//! AVX-512, AVX2 and the baseline and chosen at run time (`multiversion`); exact, as all
+//! arithmetic wraps.
 //!
 //! # Truncation (fixed point)
 //!
