@@ -77,6 +77,12 @@ pub enum MpcError {
     /// Sealing or opening a result failed (opaque on purpose).
     #[error("sealed result could not be {0}")]
     Seal(&'static str),
+    /// An operation that needs at least one element got none (e.g. the argmax of an empty row).
+    #[error("{what} needs at least one element, got none")]
+    Empty {
+        /// What was empty.
+        what: &'static str,
+    },
     /// Shares that must be combined do not fit together.
     #[error("shares do not fit together: {0}")]
     Reconstruct(&'static str),

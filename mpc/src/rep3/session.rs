@@ -339,6 +339,21 @@ pub(crate) fn draw(rng: &mut ChaCha20Rng, len: usize) -> Vec<u64> {
     out
 }
 
+/// XORs the next `out.len()` words of a PRF stream into `out`: the words [`draw`] would return
+/// for that length (same stream positions, so a peer may [`draw`] them), without allocating.
+pub(crate) fn xor_draw(rng: &mut ChaCha20Rng, out: &mut [u64]) {
+    const WORDS: usize = 512;
+    let mut buf = [0u8; WORDS * 8];
+    for chunk in out.chunks_mut(WORDS) {
+        let bytes = &mut buf[..chunk.len() * 8];
+        rng.fill_bytes(bytes);
+        for (o, b) in chunk.iter_mut().zip(bytes.chunks_exact(8)) {
+            *o ^= u64::read_le(b);
+        }
+    }
+    buf.zeroize();
+}
+
 fn zip_map(x: &[u64], y: &[u64], f: impl Fn(u64, u64) -> u64) -> Vec<u64> {
     x.iter().zip(y).map(|(a, b)| f(*a, *b)).collect()
 }
