@@ -27,6 +27,19 @@ pub enum MpcError {
         /// What was asked for.
         got: u32,
     },
+    /// An operation does not support the requested number of fractional bits (its error bound or
+    /// truncation failure probability would be unusable outside the range).
+    #[error("{op} supports {min} to {max} fractional bits, got {got}")]
+    UnsupportedFracBits {
+        /// The operation.
+        op: &'static str,
+        /// The smallest number of fractional bits accepted.
+        min: u32,
+        /// The largest number of fractional bits accepted.
+        max: u32,
+        /// What was asked for.
+        got: u32,
+    },
     /// A party's local aggregate would let the joint total overflow the ring.
     #[error(
         "local aggregate of column {column:?} exceeds the bound that keeps the {parties}-party total exact"
@@ -36,6 +49,14 @@ pub enum MpcError {
         column: String,
         /// Number of parties the bound was computed for.
         parties: usize,
+    },
+    /// A polynomial's degree (or a requested power) exceeds what the engine evaluates.
+    #[error("polynomial degree {got} exceeds the maximum {max}")]
+    PolyDegree {
+        /// The largest degree accepted.
+        max: usize,
+        /// What was asked for.
+        got: usize,
     },
     /// Two lengths that must agree do not.
     #[error("length mismatch in {what}: expected {expected}, got {got}")]

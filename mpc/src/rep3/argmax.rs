@@ -160,7 +160,7 @@ impl<T: Transport> Rep3Session<'_, T> {
                         let base: Vec<u64> =
                             (0..m).flat_map(|_| (0..p).map(|i| 2 * i as u64)).collect();
                         let new_i = self.add_public(&b, &base)?;
-                        let last = self.constant(&vec![(c - 1) as u64; m]);
+                        let last = self.public_share(&vec![(c - 1) as u64; m]);
                         interleave_rows(&new_i, &last, m, p, 1, odd)
                     }
                     Some(old) => {
@@ -179,13 +179,13 @@ impl<T: Transport> Rep3Session<'_, T> {
         let oh = match (one_hot, oh) {
             (false, _) => None,
             // One candidate from the start (n ≤ 1): the one-hot is the public all-ones column.
-            (true, None) => Some(self.constant(&vec![1; m * n])),
+            (true, None) => Some(self.public_share(&vec![1; m * n])),
             (true, Some(oh)) => Some(oh),
         };
         let index = match (&oh, idx) {
             (Some(oh), _) => self.weighted_row_sums(oh, m, n),
             (None, Some(idx)) => idx,
-            (None, None) => self.constant(&vec![0; m]),
+            (None, None) => self.public_share(&vec![0; m]),
         };
         Ok(Rep3Argmax {
             index,
@@ -209,7 +209,7 @@ impl<T: Transport> Rep3Session<'_, T> {
                 pos.push(2 * m * p + r);
             }
         }
-        let ones = self.constant(&vec![1; m]);
+        let ones = self.public_share(&vec![1; m]);
         gather(&concat(&[one_minus_b, b.clone(), ones]), &pos)
     }
 
@@ -260,16 +260,6 @@ impl<T: Transport> Rep3Session<'_, T> {
                 .collect()
         };
         Rep3Share::new_unchecked(sum(x.a()), sum(x.b()))
-    }
-
-    /// The sharing of the public vector `c` (all of it in component `x_0`). Local.
-    fn constant(&self, c: &[u64]) -> Rep3Share {
-        let zero = Rep3Share::new_unchecked(vec![0; c.len()], vec![0; c.len()]);
-        match self.add_public(&zero, c) {
-            Ok(s) => s,
-            // Same length by construction.
-            Err(_) => zero,
-        }
     }
 }
 

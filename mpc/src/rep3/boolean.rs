@@ -63,7 +63,7 @@ impl Rep3Bits {
 
     /// Applies `f` to both components word by word (any map commuting with XOR: shifts, masks,
     /// rotations).
-    fn map(&self, f: impl Fn(u64) -> u64) -> Self {
+    pub(crate) fn map(&self, f: impl Fn(u64) -> u64) -> Self {
         Self::new_unchecked(
             self.a.iter().map(|v| f(*v)).collect(),
             self.b.iter().map(|v| f(*v)).collect(),
@@ -80,6 +80,13 @@ impl Rep3Bits {
     pub(crate) fn split(mut self, mid: usize) -> (Self, Self) {
         let tail = Self::new_unchecked(self.a.split_off(mid), self.b.split_off(mid));
         (self, tail)
+    }
+
+    /// The concatenation of `parts` (to batch several gates or conversions into one round).
+    pub(crate) fn concat_all(parts: &[&Self]) -> Self {
+        let cat =
+            |f: fn(&Self) -> &[u64]| parts.iter().flat_map(|p| f(p).iter().copied()).collect();
+        Self::new_unchecked(cat(|p| &p.a), cat(|p| &p.b))
     }
 }
 
@@ -261,6 +268,19 @@ impl<T: Transport> Rep3Session<'_, T> {
             .await?
             .ok_or(MpcError::Reconstruct("no message received"))
     }
+}
+
+/// This party's cross terms `x_i&y_i ⊕ x_i&y_{i+1} ⊕ x_{i+1}&y_i` of `x & y`: its part of a
+/// 3-out-of-3 XOR sharing of the AND, before a reshare (`reshare_packed`) masks and distributes it.
+/// Equal lengths by the caller. Local.
+pub(crate) fn and_cross(x: &Rep3Bits, y: &Rep3Bits) -> Vec<u64> {
+    debug_assert_eq!(x.len(), y.len());
+    (0..x.len())
+        .map(|j| {
+            let (xa, xb, ya, yb) = (x.a[j], x.b[j], y.a[j], y.b[j]);
+            (xa & (ya ^ yb)) ^ (xb & ya)
+        })
+        .collect()
 }
 
 /// `x ⊕ y` for shares of equal length (checked by the caller).

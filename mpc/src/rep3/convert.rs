@@ -1,8 +1,9 @@
-//! Conversions between arithmetic and boolean sharings: A2B through a Kogge–Stone adder, and B2A
-//! for single bits (bit injection). See the module docs of [`crate::rep3`] for the costs.
+//! Conversions between arithmetic and boolean sharings: A2B through a Kogge–Stone adder, B2A for
+//! whole words (ABY3's bit composition, the same full-adder layer and adder) and for single bits
+//! (bit injection). See the module docs of [`crate::rep3`] for the costs.
 
 use super::boolean::{Rep3Bits, component, xor_unchecked};
-use super::session::Rep3Session;
+use super::session::{Rep3Session, draw};
 use super::share::Rep3Share;
 use crate::MpcError;
 use crate::transport::Transport;
@@ -24,12 +25,80 @@ impl<T: Transport> Rep3Session<'_, T> {
             let (a, b) = component(me, k, x.a(), x.b());
             Rep3Bits::new_unchecked(a, b)
         });
-        let x02 = xor_unchecked(&x0, &x2);
-        let x12 = xor_unchecked(&x1, &x2);
-        let s = xor_unchecked(&x02, &x1);
-        let maj = xor_unchecked(&self.and(&x02, &x12).await?, &x2);
-        let c = self.shl_bits(&maj, 1);
+        let (s, c) = self.full_adder(&x0, &x1, &x2).await?;
         self.add_bits(&s, &c).await
+    }
+
+    /// One full-adder layer on three boolean summands of equal length: `(s, c)` with
+    /// `s = x ⊕ y ⊕ z` and `c = maj(x, y, z) << 1`, so `x + y + z = s + c (mod 2^64)`. One round,
+    /// `8·len` bytes per party: `maj = ((x ⊕ z) & (y ⊕ z)) ⊕ z`.
+    pub(crate) async fn full_adder(
+        &mut self,
+        x: &Rep3Bits,
+        y: &Rep3Bits,
+        z: &Rep3Bits,
+    ) -> Result<(Rep3Bits, Rep3Bits), MpcError> {
+        let xz = self.xor(x, z)?;
+        let yz = self.xor(y, z)?;
+        let s = xor_unchecked(&xz, y);
+        let maj = xor_unchecked(&self.and(&xz, &yz).await?, z);
+        Ok((s, self.shl_bits(&maj, 1)))
+    }
+
+    /// Boolean to arithmetic for whole 64-bit words: an arithmetic sharing of the same words
+    /// (exact, for every word). 9 rounds; `112·len` bytes at parties 0 and 2, `104·len` at party 1.
+    ///
+    /// ABY3's bit composition (Mohassel–Rindal, CCS 2018, §5.3): the components `x_1` and `x_2`
+    /// of the result are drawn from the PRF streams (`x_1` from `k_{0,1}`, `x_2` from `k_{1,2}`),
+    /// so their holders know them and each of `−x_1`, `−x_2` is locally a boolean sharing with one
+    /// non-zero component (as in [`Self::a2b`]). A full-adder layer (as in A2B, 1
+    /// round, 8 bytes) reduces `x + (−x_1) + (−x_2)` to two summands, [`Self::add_bits`] (7 rounds,
+    /// 96 bytes) adds them, and the boolean sharing of `x_0 = x − x_1 − x_2` is opened to the two
+    /// holders of `x_0` (1 round: party 2 sends its component `b_2` to party 0, party 0 sends `b_1`
+    /// to party 2, 8 bytes each). `x_0` is uniform to each of them (each lacks one of `x_1`, `x_2`),
+    /// and the component each receives is determined by `x_0` and its own two.
+    pub async fn b2a(&mut self, x: &Rep3Bits) -> Result<Rep3Share, MpcError> {
+        let me = self.me;
+        let len = x.len();
+        let zeros = || vec![0u64; len];
+        let neg = |v: &[u64]| v.iter().map(|w| w.wrapping_neg()).collect::<Vec<u64>>();
+        let bits = Rep3Bits::new_unchecked;
+        // x_1 is shared by parties 0 and 1 (k_{0,1}), x_2 by parties 1 and 2 (k_{1,2}). Party i
+        // holds components (i, i+1) of every sharing; `known` are the result's components this
+        // party has already (party 0 still lacks x_0 as its first, party 2 as its second).
+        let (n1, n2, known) = match me {
+            0 => {
+                let x1 = draw(&mut self.next, len);
+                (bits(zeros(), neg(&x1)), bits(zeros(), zeros()), x1)
+            }
+            1 => {
+                let x1 = draw(&mut self.prev, len);
+                let x2 = draw(&mut self.next, len);
+                let (n1, n2) = (bits(neg(&x1), zeros()), bits(zeros(), neg(&x2)));
+                let (s, c) = self.full_adder(x, &n1, &n2).await?;
+                self.add_bits(&s, &c).await?;
+                self.round(&[], None).await?;
+                return Ok(Rep3Share::new_unchecked(x1, x2));
+            }
+            _ => {
+                let x2 = draw(&mut self.prev, len);
+                (bits(zeros(), zeros()), bits(neg(&x2), zeros()), x2)
+            }
+        };
+        let (s, c) = self.full_adder(x, &n1, &n2).await?;
+        let sum = self.add_bits(&s, &c).await?;
+        // Open x_0 to parties 0 and 2: each sends the component the other lacks.
+        let (send, peer) = if me == 0 { (sum.b(), 2) } else { (sum.a(), 0) };
+        let missing = self
+            .round(&[(peer, send)], Some((peer, len)))
+            .await?
+            .ok_or(MpcError::Reconstruct("no message received"))?;
+        let x0 = xor3(sum.a(), sum.b(), &missing);
+        Ok(if me == 0 {
+            Rep3Share::new_unchecked(x0, known)
+        } else {
+            Rep3Share::new_unchecked(known, x0)
+        })
     }
 
     /// `x + y mod 2^64` on boolean sharings, with a Kogge–Stone parallel-prefix adder: 7 rounds,
@@ -81,4 +150,13 @@ impl<T: Transport> Rep3Session<'_, T> {
         let sum = self.add(x, y)?;
         self.sub(&sum, &self.mul_public_scalar(&xy, 2))
     }
+}
+
+/// `a ⊕ b ⊕ c` word-wise.
+fn xor3(a: &[u64], b: &[u64], c: &[u64]) -> Vec<u64> {
+    a.iter()
+        .zip(b)
+        .zip(c)
+        .map(|((a, b), c)| a ^ b ^ c)
+        .collect()
 }

@@ -42,6 +42,15 @@
 //! | [`Rep3Session::eq`], [`Rep3Session::is_zero`] | 7 | `≈ 10.54n`: party `i` sends `8·c_{i−1}` in round 1 (`c_k = ⌈(n − k)/3⌉` elements have role `k`), then `8·Σ_h ⌈hn/64⌉`, `h ∈ {32, 16, 8, 4, 2, 1}` (63 AND bits per element): `416, 424, 416` at `n = 37` |
 //! | [`Rep3Session::argmax_rows`], [`Rep3Session::argmax`] (`m` rows of `n`) | `11·⌈log2 n⌉` | `≈ 58.1mn`: per level with `t = m·⌊c/2⌋` pairs, msb(`t`) `+ 24t`, `+ 8t` after the first level (`1672` for `m = 3`, `n = 10`) |
 //! | [`Rep3Session::argmax_rows_one_hot`] | `11·⌈log2 n⌉` | as argmax, with `8·m·min(2·⌊c/2⌋·2^l, n)` for the one-hot entries at level `l ≥ 1` instead of `8t` (`≈ 8mn` more per level; `2200` for `m = 3`, `n = 10`) |
+//! | [`Rep3Session::powers_fixed`] (`m` products, max exponent `d`) | `2⌈log2 d⌉` | `8mn` |
+//! | [`Rep3Session::poly_fixed`] (degree `d`, `m` products) | `2⌈log2 d⌉ + 1` | `8mn`, party 1 `+ 8n` (odd degree 7: `40n` / `48n`) |
+//! | [`Rep3Session::b2a`] (whole words) | 9 | `112n` (party 1: `104n`) |
+//! | [`Rep3Session::normalize`] (`f = 16`) | 24 | `≈ 370n` (A2B `104n`, leading one `≈ 40.1n`, alignment `2n`, B2A of 2 words) |
+//! | [`Rep3Session::reciprocal`] (`t` Newton steps; `f = 16`: `t = 3`) | `28 + 4t` = 40 | `≈ 456n` (party 1: `448n`) |
+//! | [`Rep3Session::div`] (`f = 16`) | `32 + 4t` = 44 | `≈ 866n` (party 1: `850n`) |
+//! | [`Rep3Session::rsqrt`] (`f = 16`: `t = 3`) | `26 + 4t` = 38 | `≈ 570n` |
+//! | [`Rep3Session::sqrt`] (`f = 16`) | `28 + 4t` = 40 | `≈ 578n` |
+//! | [`Rep3Session::log`] (`f ≤ 20`: degree 7) | 31 (33 for `f > 20`) | `≈ 418n` (party 1: `410n`) |
 //! | [`workload::barrier`] | 1 | 0 (an empty message to each peer) |
 //!
 //! [`workload`] defines the benchmarked cases (operation, shape, deterministic inputs, one
@@ -169,8 +178,49 @@
 //! the index locally as `Σ_j j·onehot_j`, and costs no extra round but about `8mn` bytes more per
 //! level; ask for it only when the one-hot is needed.
 //!
-//! Not here yet: a packed A2B / adder, non-linear functions, the sync typestate split of
-//! `protocols/` vs `run/`, and malicious security.
+//! **B2A for words.** ABY3's bit composition (§5.3): the result's components `x_1` (from
+//! `k_{0,1}`) and `x_2` (from `k_{1,2}`) are drawn by their holders, so `−x_1` and `−x_2` are
+//! locally boolean sharings with one non-zero component; a full-adder layer (the one of A2B) and
+//! the Kogge–Stone adder compute `x_0 = x − x_1 − x_2`, which is opened to its two holders
+//! (parties 0 and 2 send each other the component the other lacks). Exact; 9 rounds.
+//!
+//! # Normalisation, reciprocal, division, square roots
+//!
+//! **Normalisation** (Catrina–Saxena, FC 2010, §3.4; as in SPU's `highestOneBit`): A2B, then the
+//! leading one of every element by a log-depth prefix-OR from the top (6 rounds, the ANDs of a
+//! level packed: 321 bits per element), whose one-hot word `h` (bit `p`) drives everything else:
+//! a public table of `p` (scale factor `2^{f−1−p}` split into an exact left-shift word and
+//! right-shift words, the exponent `p + 1 − f`, …) is a GF(2)-linear map of `h` (a bit permutation
+//! or XOR of table rows), so local; the mantissa `x·2^{f−1−p}` can also be formed in the boolean
+//! domain as `f` GF(2) inner products of `h` with shifted copies of `x` (one round, `f` bits,
+//! exact, for every `p`). One batched B2A turns the words into arithmetic sharings.
+//!
+//! **Reciprocal.** `|x|` is avoided: the leading one of the ones' complement `x ⊕ s…s` is that
+//! of `|x|` (or one less when `|x|` is a power of two, which makes the mantissa exactly 1), and
+//! the sign enters the scale words (`−2^j` is the bits from `j` up: one round of ANDs with the
+//! sign). The mantissa is `m = x·σ2^{f−1−p} ∈ [0.5, 1]` (one product, magnitude below `2^{2f+1}`
+//! for every `p ≤ 2f`), then Newton–Raphson `y ← y(2 − m·y)` from SPU's linear guess
+//! `2.9142 − 2m` (3 iterations at `10 ≤ f ≤ 24`), then the secret rescaling `y·U + trunc(y·D)`:
+//! an exact left shift for `|x| < 1` (where `1/x` has the most bits) and a truncated right
+//! shift otherwise. Error `≤ 4.2·2^{−f}·|1/x| + 2^{−f}` over the whole range. **Division** folds
+//! `x` into the last Newton step (before the rescaling) and covers right shifts up to `63 − f`
+//! bits. **Square roots** normalise to `m ∈ [0.25, 1)` with an even exponent (the parity only
+//! picks one of two alignment targets), run Newton `y ← y(3 − m·y²)/2` (one multiplication and
+//! one fused multiply-truncate per step) and rescale by `2^{∓k}`. **Logarithm**: `ln x = e·ln 2 +
+//! ln m` with `e·ln 2` a table of the one-hot word (rounded once) and `ln m` a degree-7
+//! near-minimax polynomial in `4m − 3` ([`Rep3Session::poly_fixed`]); error `≤ 7.9·2^{−f}`.
+//!
+//! Compared with SPU (`div_goldschmidt`: `msb` + `mux` for `|x|`, `prefix_or`, the factor
+//! `bitrev(·, 0, 2f)` — so `|x| < 2^f` — applied by truncated products, 2 Goldschmidt iterations
+//! by default, `≈ 14` bits) this skips `msb` and `mux`, runs Newton until the error is about
+//! `2·2^{−f}`, rescales small `|x|` exactly, and divides by any representable `y`. CrypTen needs no
+//! bit decomposition (`1/x` from the guess `3·exp(1 − 2x) + 0.003` and 10 Newton steps by default,
+//! `sign()` for negative inputs; `inv_sqrt` from an `exp` guess; `sqrt = x·inv_sqrt(x)`) but
+//! converges only on a bounded domain; here the bounds hold for every representable input, at
+//! the price of an A2B and one B2A of two to five words.
+//!
+//! Not here yet: a packed A2B / adder (whole-word B2A and A2B dominate the local cost of the
+//! functions above), the sync typestate split of `protocols/` vs `run/`, and malicious security.
 
 mod argmax;
 mod boolean;
@@ -178,8 +228,12 @@ mod compare;
 mod convert;
 mod equality;
 mod gemm;
+mod log;
 mod mul;
+mod normalize;
 mod packed;
+mod poly;
+mod recip;
 mod session;
 mod share;
 mod trunc;
@@ -190,6 +244,10 @@ mod boolean_tests;
 #[cfg(test)]
 mod cmp_tests;
 #[cfg(test)]
+mod poly_tests;
+#[cfg(test)]
+mod recip_tests;
+#[cfg(test)]
 mod test_util;
 #[cfg(test)]
 mod tests;
@@ -198,6 +256,9 @@ mod workload_tests;
 
 pub use argmax::Rep3Argmax;
 pub use boolean::Rep3Bits;
+pub use normalize::Normalized;
+pub use poly::MAX_POLY_DEGREE;
+pub use recip::{NONLINEAR_MAX_FRAC_BITS, NONLINEAR_MIN_FRAC_BITS};
 
 pub use session::Rep3Session;
 pub use share::Rep3Share;

@@ -12,10 +12,8 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-#[cfg(test)]
 use super::boolean::Rep3Bits;
 use super::session::{Rep3Session, draw, next_of, prev_of, xor_draw};
-#[cfg(test)]
 use super::share::check_len;
 use crate::MpcError;
 use crate::transport::Transport;
@@ -76,7 +74,6 @@ impl Planes {
 
     /// Back to one word per element: bit `j < w` of word `e` is bit `e % 64` of plane `j` of
     /// its block, the other bits zero.
-    #[cfg(test)]
     pub(crate) fn to_words(&self) -> Vec<u64> {
         let mut out = Vec::with_capacity(self.n);
         let mut block = [0u64; BLOCK];
@@ -206,49 +203,110 @@ impl<T: Transport> Rep3Session<'_, T> {
     ) -> Result<(Planes, Planes), MpcError> {
         let (n, w) = (xa.n, xa.w);
         debug_assert!([xb, ya, yb].iter().all(|p| p.n == n && p.w == w));
-        let len = xa.words.len();
-        let mut z = draw(&mut self.next, len);
-        xor_draw(&mut self.prev, &mut z);
-        for ((((zj, xa), xb), ya), yb) in z
-            .iter_mut()
-            .zip(&xa.words)
+        let words = xa
+            .words
+            .iter()
             .zip(&xb.words)
-            .zip(&ya.words)
-            .zip(&yb.words)
-        {
-            *zj ^= (xa & (ya ^ yb)) ^ (xb & ya);
+            .zip(ya.words.iter().zip(&yb.words))
+            .map(|((xa, xb), (ya, yb))| (xa & (ya ^ yb)) ^ (xb & ya))
+            .collect();
+        let mut out = self.reshare_planes(vec![Planes { n, w, words }]).await?;
+        out.pop()
+            .ok_or(MpcError::Reconstruct("no message received"))
+    }
+
+    /// Reshares 3-out-of-3 XOR sharings held as planes (party `i` holds `z_i`, e.g. its cross
+    /// terms of an AND) into replicated ones, all parts in ONE round: each `z_i` is masked with
+    /// the XOR zero-sharing `α_i = PRF(k_{i,i+1}) ⊕ PRF(k_{i−1,i})` and sent to party `i−1`, which
+    /// does not know `PRF(k_{i,i+1})`; only the bits of present elements travel, so a part costs
+    /// `8·⌈w·n/64⌉` bytes per party.
+    pub(crate) async fn reshare_planes(
+        &mut self,
+        mut parts: Vec<Planes>,
+    ) -> Result<Vec<(Planes, Planes)>, MpcError> {
+        let total: usize = parts.iter().map(|p| p.words.len()).sum();
+        let mut mask = draw(&mut self.next, total);
+        xor_draw(&mut self.prev, &mut mask);
+        let mut msg = Vec::new();
+        let mut spans = Vec::with_capacity(parts.len());
+        let mut offset = 0;
+        for p in &mut parts {
+            let len = p.words.len();
+            for (z, m) in p.words.iter_mut().zip(&mask[offset..offset + len]) {
+                *z ^= m;
+            }
+            offset += len;
+            // Clear the bits of absent elements, so both holders of this component agree on them.
+            let t = p.n % BLOCK;
+            if t == 0 {
+                msg.extend_from_slice(&p.words);
+            } else {
+                let start = (p.n / BLOCK) * p.w;
+                p.words[start..]
+                    .iter_mut()
+                    .for_each(|v| *v &= low_mask(t as u32));
+                msg.extend(to_message(&p.words, p.n, p.w));
+            }
+            spans.push(msg.len());
         }
-        // Clear the bits of absent elements, so both holders of this component agree on them.
-        let t = n % BLOCK;
-        if t != 0 {
-            let start = (n / BLOCK) * w;
-            z[start..].iter_mut().for_each(|v| *v &= low_mask(t as u32));
-        }
+        mask.zeroize();
         let me = self.me;
-        let (to, from) = (prev_of(me), next_of(me));
-        let other = if t == 0 {
-            // Whole blocks only: the planes are the message.
-            self.round(&[(to, &z[..])], Some((from, len))).await?
-        } else {
-            let mut msg = to_message(&z, n, w);
-            let got = self
-                .round(&[(to, &msg[..])], Some((from, msg.len())))
-                .await?;
-            msg.zeroize();
-            got.map(|mut got| {
-                let planes = from_message(&got, n, w);
-                got.zeroize();
-                planes
+        let got = self
+            .round(&[(prev_of(me), &msg[..])], Some((next_of(me), msg.len())))
+            .await?
+            .ok_or(MpcError::Reconstruct("no message received"));
+        msg.zeroize();
+        let mut got = got?;
+        let mut start = 0;
+        let out = parts
+            .into_iter()
+            .zip(spans)
+            .map(|(z, end)| {
+                let part = &got[start..end];
+                start = end;
+                let words = if z.n % BLOCK == 0 {
+                    part.to_vec()
+                } else {
+                    from_message(part, z.n, z.w)
+                };
+                let other = Planes {
+                    n: z.n,
+                    w: z.w,
+                    words,
+                };
+                (z, other)
             })
-        }
-        .ok_or(MpcError::Reconstruct("no message received"))?;
-        Ok((Planes { n, w, words: z }, Planes { n, w, words: other }))
+            .collect();
+        got.zeroize();
+        Ok(out)
+    }
+
+    /// Reshares 3-out-of-3 XOR sharings given as `(words, width)` parts — each word carrying
+    /// `width` bits in its low bits, the others ignored — into replicated sharings whose other
+    /// bits are zero, all parts in ONE round ([`Self::reshare_planes`]):
+    /// `8·Σ ⌈len·width / 64⌉` bytes per party.
+    pub(crate) async fn reshare_packed(
+        &mut self,
+        parts: &[(&[u64], u32)],
+    ) -> Result<Vec<Rep3Bits>, MpcError> {
+        let planes = parts
+            .iter()
+            .map(|&(z, width)| {
+                debug_assert!((1..=64).contains(&width));
+                Planes::from_low_bits(z, width as usize)
+            })
+            .collect();
+        Ok(self
+            .reshare_planes(planes)
+            .await?
+            .into_iter()
+            .map(|(a, b)| Rep3Bits::new_unchecked(a.to_words(), b.to_words()))
+            .collect())
     }
 
     /// `(x & y)` on the low `width` bits of every word (`1 ≤ width ≤ 64`; the other bits of the
     /// result zero), packed: one round, `8·⌈len·width / 64⌉` bytes per party. The word-level
-    /// entry point to [`Self::and_planes`] for tests; circuits stay on planes between rounds.
-    #[cfg(test)]
+    /// entry point to [`Self::and_planes`]; hot circuits stay on planes between rounds.
     pub(crate) async fn and_low(
         &mut self,
         x: &Rep3Bits,

@@ -246,6 +246,13 @@ impl<'t, T: Transport> Rep3Session<'t, T> {
         }
     }
 
+    /// The sharing of the public vector `c`: all of it in component `x_0` (party 0's first and
+    /// party 2's second component), zero elsewhere. Local.
+    pub(crate) fn public_share(&self, c: &[u64]) -> Rep3Share {
+        let x0 = |holds: bool| if holds { c.to_vec() } else { vec![0; c.len()] };
+        Rep3Share::new_unchecked(x0(self.me == 0), x0(self.me == 2))
+    }
+
     /// `x + y`. Local.
     pub fn add(&self, x: &Rep3Share, y: &Rep3Share) -> Result<Rep3Share, MpcError> {
         x.check_same_len(y, "rep3 add")?;

@@ -62,6 +62,27 @@ impl Rep3Share {
         &self.b
     }
 
+    /// The concatenation of `parts` (to batch several multiplications into one round).
+    pub(crate) fn concat_all(parts: &[&Self]) -> Self {
+        let cat =
+            |f: fn(&Self) -> &[u64]| parts.iter().flat_map(|p| f(p).iter().copied()).collect();
+        Self::new_unchecked(cat(|p| &p.a), cat(|p| &p.b))
+    }
+
+    /// Splits into `parts` consecutive pieces of equal length (`parts > 0` dividing the length,
+    /// by the caller). Inverse of [`Self::concat_all`] for equal-length parts; empty pieces for an
+    /// empty share.
+    pub(crate) fn split_equal(&self, parts: usize) -> Vec<Self> {
+        debug_assert!(parts > 0 && self.len().is_multiple_of(parts));
+        let n = self.len() / parts;
+        (0..parts)
+            .map(|k| {
+                let r = k * n..(k + 1) * n;
+                Self::new_unchecked(self.a[r.clone()].to_vec(), self.b[r].to_vec())
+            })
+            .collect()
+    }
+
     /// Checks that `other` has the same length (for binary operations).
     pub(crate) fn check_same_len(&self, other: &Self, what: &'static str) -> Result<(), MpcError> {
         check_len(what, self.len(), other.len())

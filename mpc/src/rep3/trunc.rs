@@ -3,7 +3,7 @@
 //! See the module docs of [`crate::rep3`] for the protocol, its cost and its error.
 
 use super::session::{Rep3Session, draw};
-use super::share::Rep3Share;
+use super::share::{Rep3Share, check_len};
 use crate::MpcError;
 use crate::fixed::MAX_FRAC_BITS;
 use crate::transport::Transport;
@@ -13,6 +13,25 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// party 0, the others send nothing.
     pub async fn trunc(&mut self, x: &Rep3Share, d: u32) -> Result<Rep3Share, MpcError> {
         check_frac_bits(d)?;
+        self.trunc_by(x, Shifts::All(d)).await
+    }
+
+    /// `x_j / 2^{d_j}` element-wise with a public shift per element (`d_j < 64`), otherwise as
+    /// [`Self::trunc`]: one round, party 1 sends `8·len` bytes. The error bound of the module
+    /// docs holds element by element (`|v_j| < 2^ℓ` fails with probability below `2^{ℓ−64}`).
+    pub(crate) async fn trunc_each(
+        &mut self,
+        x: &Rep3Share,
+        d: &[u32],
+    ) -> Result<Rep3Share, MpcError> {
+        check_len("rep3 trunc shifts", x.len(), d.len())?;
+        if let Some(&bad) = d.iter().find(|&&d| d >= 64) {
+            return Err(MpcError::BadFracBits { max: 63, got: bad });
+        }
+        self.trunc_by(x, Shifts::Each(d)).await
+    }
+
+    async fn trunc_by(&mut self, x: &Rep3Share, d: Shifts<'_>) -> Result<Rep3Share, MpcError> {
         let len = x.len();
         match self.me {
             0 => {
@@ -70,11 +89,15 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// Round 1: party 2 sends `z_2` to party 1; party 0 sends `T_0 = ⌊z_0 / 2^d⌋` to party 2.
     /// Round 2: party 1 computes `T_1 = −⌊(−(z_1 + z_2)) / 2^d⌋`, draws `r` from `k_{1,2}` and
     /// sends `T_1 − r` to party 0. Result: components `(T_0, T_1 − r, r)`.
-    async fn trunc_additive(&mut self, z: Vec<u64>, d: u32) -> Result<Rep3Share, MpcError> {
+    pub(crate) async fn trunc_additive(
+        &mut self,
+        z: Vec<u64>,
+        d: u32,
+    ) -> Result<Rep3Share, MpcError> {
         let len = z.len();
         match self.me {
             0 => {
-                let t0 = trunc_low(&z, d);
+                let t0 = trunc_low(&z, Shifts::All(d));
                 self.round(&[(2, &t0[..])], None).await?;
                 let c1 = self.recv_from(1, len).await?;
                 Ok(Rep3Share::new_unchecked(t0, c1))
@@ -82,7 +105,7 @@ impl<T: Transport> Rep3Session<'_, T> {
             1 => {
                 let z2 = self.recv_from(2, len).await?;
                 let r = draw(&mut self.next, len);
-                let c1 = masked_high(&z, Some(&z2), &r, d);
+                let c1 = masked_high(&z, Some(&z2), &r, Shifts::All(d));
                 self.round(&[(0, &c1[..])], None).await?;
                 Ok(Rep3Share::new_unchecked(c1, r))
             }
@@ -115,19 +138,37 @@ fn check_frac_bits(d: u32) -> Result<(), MpcError> {
     Ok(())
 }
 
+/// The shift amounts of a truncation: one for all elements, or one per element (each `< 64`).
+#[derive(Clone, Copy)]
+enum Shifts<'a> {
+    All(u32),
+    Each(&'a [u32]),
+}
+
+impl Shifts<'_> {
+    fn at(self, j: usize) -> u32 {
+        match self {
+            Shifts::All(d) => d,
+            Shifts::Each(d) => d[j],
+        }
+    }
+}
+
 /// The first 2-out-of-2 party's truncation: `⌊a / 2^d⌋` (logical shift).
-fn trunc_low(a: &[u64], d: u32) -> Vec<u64> {
-    a.iter().map(|v| v >> d).collect()
+fn trunc_low(a: &[u64], d: Shifts<'_>) -> Vec<u64> {
+    a.iter().enumerate().map(|(j, v)| v >> d.at(j)).collect()
 }
 
 /// The second 2-out-of-2 party's truncation of `b = b1 (+ b2)`, minus the mask `r`:
 /// `−⌊(−b) / 2^d⌋ − r`.
-fn masked_high(b1: &[u64], b2: Option<&[u64]>, r: &[u64], d: u32) -> Vec<u64> {
+fn masked_high(b1: &[u64], b2: Option<&[u64]>, r: &[u64], d: Shifts<'_>) -> Vec<u64> {
     b1.iter()
         .enumerate()
         .map(|(j, v)| {
             let b = v.wrapping_add(b2.map_or(0, |b2| b2[j]));
-            (b.wrapping_neg() >> d).wrapping_neg().wrapping_sub(r[j])
+            (b.wrapping_neg() >> d.at(j))
+                .wrapping_neg()
+                .wrapping_sub(r[j])
         })
         .collect()
 }

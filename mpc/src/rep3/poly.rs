@@ -1,0 +1,199 @@
+//! Fixed-point polynomial evaluation on shares: the powers a polynomial needs, with log depth and
+//! every product of a level in one multiplication, then `Σ c_i·x^i` with one truncation.
+//! See the module docs of [`crate::rep3`] for the costs.
+
+use super::session::Rep3Session;
+use super::share::Rep3Share;
+use crate::MpcError;
+use crate::fixed::FixedPoint;
+use crate::transport::Transport;
+
+/// Largest exponent [`Rep3Session::powers_fixed`] and [`Rep3Session::poly_fixed`] accept. Fixed
+/// point loses `≈ log2(k)` bits to the truncations of `x^k` (see the error bound), so degrees
+/// beyond a few dozen are not useful; the cap bounds the bookkeeping.
+pub const MAX_POLY_DEGREE: usize = 64;
+
+impl<T: Transport> Rep3Session<'_, T> {
+    /// The fixed-point powers `x^e` for each `e` in `exponents` (in that order; `x^0` is the
+    /// public constant 1), all at `frac_bits` fractional bits.
+    ///
+    /// **Protocol.** Let `d` be the largest exponent and `N` the closure of the requested
+    /// exponents under `k ↦ {h, k − h}`, `h = 2^⌈log2 k⌉ / 2` (the largest power of two below
+    /// `k`). Level `L = 0, 1, …` computes every needed `x^k` with `2^L < k ≤ 2^{L+1}` as
+    /// `x^{2^L} · x^{k − 2^L}`: both factors are known after the previous levels, so all products
+    /// of a level go into ONE [`Self::mul_fixed`] call over the concatenated vectors.
+    ///
+    /// **Cost.** `⌈log2 d⌉` levels (0 for `d ≤ 1`), each 2 rounds; `8·m·len` bytes per party in
+    /// total, where `m = |N \ {0, 1}|` is the number of products (`d − 1` for a dense polynomial,
+    /// fewer for sparse ones: `{1, 3, 5, 7}` needs `x^2, x^3, x^4, x^5, x^7`, 5 products in 3
+    /// levels).
+    ///
+    /// **Error.** For `|x| ≤ 1` (as a real), each [`Self::mul_fixed`] adds less than one unit
+    /// `u = 2^−frac_bits`, so by induction on `k = h + (k − h)` the computed `x^k` is within
+    /// `(k − 1)·u` of the true power of the encoded input (up to second-order terms
+    /// `O(k²·u²)`). Each product's truncation fails (garbage result) with probability at most
+    /// `|X^h·X^{k−h}| / 2^64 ≤ 2^{2·frac_bits − 64}` for `|x| ≤ 1`; larger `|x|` raises both the
+    /// error (`≈ k·|x|^{k−1}·u`) and the failure probability (`|x|^k·2^{2·frac_bits − 64}`), and
+    /// `|x|^k` must stay below `2^{63 − frac_bits}`. Evaluate in a scaled variable `|x| ≤ 1`.
+    pub async fn powers_fixed(
+        &mut self,
+        x: &Rep3Share,
+        exponents: &[usize],
+        frac_bits: u32,
+    ) -> Result<Vec<Rep3Share>, MpcError> {
+        let table = self
+            .power_table(x, &needed_powers(exponents)?, frac_bits)
+            .await?;
+        let one = FixedPoint::new(frac_bits)?.encode(1.0)?;
+        exponents
+            .iter()
+            .map(|&e| match e {
+                0 => Ok(self.constant(x.len(), one)),
+                _ => table[e].clone().ok_or(MpcError::Reconstruct(
+                    "power table misses a needed power (internal)",
+                )),
+            })
+            .collect()
+    }
+
+    /// The fixed-point polynomial `Σ_i coeffs[i]·x^i` element-wise, at `frac_bits` fractional bits
+    /// (public `f64` coefficients, secret `x`). Powers whose coefficient is zero are computed only
+    /// when a higher needed power is built from them (an odd degree-7 polynomial needs
+    /// `x^2, x^3, x^4, x^5, x^7` but not `x^6`).
+    ///
+    /// **Protocol.** [`Self::powers_fixed`] for the exponents with `coeffs[i] ≠ 0`, `i ≥ 1`; then
+    /// locally `S = Σ_i C_i·X^i + C_0·2^f` with `C_i = round(coeffs[i]·2^f)` (a product with a
+    /// public constant is local; `S` carries `2f` fractional bits) and one [`Self::trunc`] by `f`.
+    ///
+    /// **Cost.** With `d` the largest `i` with `coeffs[i] ≠ 0` and `m` the products of
+    /// [`Self::powers_fixed`]: `2·⌈log2 d⌉ + 1` rounds; `8·m·len` bytes per party plus `8·len` at
+    /// party 1 for the final truncation. Degree 7 odd: 7 rounds, `40·len` bytes (`48·len` at party
+    /// 1). A polynomial of degree ≤ 0 is a public constant (0 rounds, 0 bytes).
+    ///
+    /// **Error.** For `|x| ≤ 1`, with `u = 2^−f`: the result is within
+    /// `u·(1 + Σ_{i≥1} (|coeffs[i]|·(i − 1) + 1/2) + 1/2)` of the polynomial at the encoded
+    /// input (the power errors of [`Self::powers_fixed`] amplified by `|c_i|`, the coefficients'
+    /// rounding `u/2` each, the final truncation `u`), up to second-order terms. So coefficients
+    /// must be moderate — evaluate in a scaled variable `t = x / B` rather than `x`. Besides the
+    /// powers' failure probabilities, the final truncation fails with probability at most
+    /// `Σ |coeffs[i]|·2^{2f − 64}` for `|x| ≤ 1`; the result must satisfy `|p(x)| < 2^{63 − 2f}`.
+    /// Fails with [`MpcError::PolyDegree`] above [`MAX_POLY_DEGREE`] and with
+    /// [`MpcError::OutOfRange`] / [`MpcError::NotFinite`] for a coefficient that does not encode.
+    pub async fn poly_fixed(
+        &mut self,
+        x: &Rep3Share,
+        coeffs: &[f64],
+        frac_bits: u32,
+    ) -> Result<Rep3Share, MpcError> {
+        let fp = FixedPoint::new(frac_bits)?;
+        let enc: Vec<u64> = coeffs
+            .iter()
+            .map(|&c| fp.encode(c))
+            .collect::<Result<_, _>>()?;
+        let exps: Vec<usize> = (1..coeffs.len()).filter(|&i| coeffs[i] != 0.0).collect();
+        // c_0 at 2f fractional bits: C_0 · 2^f (wrapping; only its value mod 2^64 matters).
+        let c0 = enc.first().map_or(0, |c| c.wrapping_shl(frac_bits));
+        if exps.is_empty() {
+            // The rounded constant C_0 at f bits, with no truncation.
+            return Ok(self.constant(x.len(), enc.first().copied().unwrap_or(0)));
+        }
+        let table = self
+            .power_table(x, &needed_powers(&exps)?, frac_bits)
+            .await?;
+        let len = x.len();
+        let (mut a, mut b) = (vec![0u64; len], vec![0u64; len]);
+        for &i in &exps {
+            let p = table[i].as_ref().ok_or(MpcError::Reconstruct(
+                "power table misses a needed power (internal)",
+            ))?;
+            let c = enc[i];
+            for (acc, v) in a.iter_mut().zip(p.a()) {
+                *acc = acc.wrapping_add(c.wrapping_mul(*v));
+            }
+            for (acc, v) in b.iter_mut().zip(p.b()) {
+                *acc = acc.wrapping_add(c.wrapping_mul(*v));
+            }
+        }
+        let sum = self.add_public_scalar(&Rep3Share::new_unchecked(a, b), c0);
+        self.trunc(&sum, frac_bits).await
+    }
+
+    /// `x^k` for every `k` with `need[k]` (`need` closed under the level split, `need[1]` set if
+    /// anything is), at index `k` of the returned table; `None` elsewhere.
+    async fn power_table(
+        &mut self,
+        x: &Rep3Share,
+        need: &[bool],
+        frac_bits: u32,
+    ) -> Result<Vec<Option<Rep3Share>>, MpcError> {
+        let degree = need.len().saturating_sub(1);
+        let mut table: Vec<Option<Rep3Share>> = vec![None; need.len()];
+        if degree >= 1 {
+            table[1] = Some(x.clone());
+        }
+        let len = x.len();
+        let mut h = 1;
+        while h < degree {
+            let ks: Vec<usize> = (h + 1..=(2 * h).min(degree)).filter(|&k| need[k]).collect();
+            if !ks.is_empty() {
+                let missing = || MpcError::Reconstruct("power table misses a factor (internal)");
+                let high = table[h].as_ref().ok_or_else(missing)?;
+                let lows = ks
+                    .iter()
+                    .map(|&k| table[k - h].as_ref().ok_or_else(missing))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let left = concat(std::iter::repeat_n(high, ks.len()));
+                let right = concat(lows.into_iter());
+                let prod = self.mul_fixed(&left, &right, frac_bits).await?;
+                for (j, &k) in ks.iter().enumerate() {
+                    table[k] = Some(Rep3Share::new_unchecked(
+                        prod.a()[j * len..(j + 1) * len].to_vec(),
+                        prod.b()[j * len..(j + 1) * len].to_vec(),
+                    ));
+                }
+            }
+            h *= 2;
+        }
+        Ok(table)
+    }
+
+    /// The public constant `c` (a ring word) as a sharing of `len` equal elements: `c` sits in
+    /// component `x_0` (party 0's first and party 2's second component). Local.
+    pub(crate) fn constant(&self, len: usize, c: u64) -> Rep3Share {
+        self.public_share(&vec![c; len])
+    }
+}
+
+/// The closure of `exponents` under the level split `k ↦ {h, k − h}` (`h` the largest power of
+/// two below `k`), as a table `need[k]` of length `max + 1`. `0` is dropped (a constant).
+fn needed_powers(exponents: &[usize]) -> Result<Vec<bool>, MpcError> {
+    let degree = exponents.iter().copied().max().unwrap_or(0);
+    if degree > MAX_POLY_DEGREE {
+        return Err(MpcError::PolyDegree {
+            max: MAX_POLY_DEGREE,
+            got: degree,
+        });
+    }
+    let mut need = vec![false; degree + 1];
+    for &e in exponents {
+        need[e] = e > 0;
+    }
+    for k in (2..=degree).rev() {
+        if need[k] {
+            let h = k.next_power_of_two() / 2;
+            need[h] = true;
+            need[k - h] = true;
+        }
+    }
+    Ok(need)
+}
+
+/// The concatenation of shares (to batch the products of one level into one call).
+fn concat<'a>(parts: impl Iterator<Item = &'a Rep3Share>) -> Rep3Share {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for p in parts {
+        a.extend_from_slice(p.a());
+        b.extend_from_slice(p.b());
+    }
+    Rep3Share::new_unchecked(a, b)
+}
