@@ -37,6 +37,18 @@ pub enum MpcError {
         /// Number of parties the bound was computed for.
         parties: usize,
     },
+    /// An operation supports only a narrower range of fractional bits than the format allows.
+    #[error("{op} supports {min} to {max} fractional bits, got {got}")]
+    UnsupportedFracBits {
+        /// The operation.
+        op: &'static str,
+        /// The fewest fractional bits it supports.
+        min: u32,
+        /// The most fractional bits it supports.
+        max: u32,
+        /// What was asked for.
+        got: u32,
+    },
     /// A polynomial's degree (or a requested power) exceeds what the engine evaluates.
     #[error("polynomial degree {got} exceeds the maximum {max}")]
     PolyDegree {

@@ -41,6 +41,8 @@
 //! | [`Rep3Session::relu`], [`Rep3Session::max`] | 11 | msb / lt `+ 24n` (`≈ 54.1n`) |
 //! | [`Rep3Session::powers_fixed`] (`m` products, max exponent `d`) | `2⌈log2 d⌉` | `8mn` |
 //! | [`Rep3Session::poly_fixed`] (degree `d`, `m` products) | `2⌈log2 d⌉ + 1` | `8mn`, party 1 `+ 8n` (odd degree 7: `40n` / `48n`) |
+//! | [`Rep3Session::sigmoid`] | 31 | 2 msb `+ 96n` (`≈ 156.25n`), party 1 `+ 16n` |
+//! | [`Rep3Session::exp`] | 16 | `72n`, party 1 `+ 16n` |
 //!
 //! # Multiplication
 //!
@@ -121,17 +123,37 @@
 //! `max(x, y) = select(lt(x, y), y, x)` cost `8 + 2 + 1 = 11` rounds and `24n` bytes on top of
 //! msb / lt.
 //!
-//! Not here yet: equality, argmax, a packed A2B / adder, non-linear
-//! functions, the sync typestate split of `protocols/` vs `run/`, and malicious security.
+//! # Polynomials and non-linear functions
+//!
+//! [`Rep3Session::poly_fixed`] evaluates `Σ c_i·x^i` with public coefficients: the needed powers
+//! with log depth (level `L` multiplies the powers `≤ 2^L` by `x^{2^L}`, all products of a level
+//! in one [`Rep3Session::mul_fixed`]; powers no coefficient needs are skipped), then the public
+//! products locally at `2f` bits and one truncation. Errors grow with `|c_i|` and `|x|^i`, so
+//! evaluate in a scaled variable `|t| ≤ 1`.
+//!
+//! [`Rep3Session::sigmoid`] is exact in its case split and accurate to `10^−3` for every input:
+//! `s = msb(x)`, `|x| = x − 2·b2a(s)·x`, `in = msb(|x| − B)` (neither can wrap, so every ring
+//! element is a valid input), a degree-6 minimax polynomial of `σ` on `[0, B = 7.25]` in
+//! `u = 2|x|/B − 1`, and `σ = (1 − S) + IN·(1 − 2S)·(p(u) − 1)`. The two MSBs dominate its local
+//! work. [`Rep3Session::exp`] is `p(x/16 + 1/2)^16` (degree-6 relative-minimax polynomial, four
+//! squarings: multiplications only) on `x ∈ [−40, 8]`, with `≈ 10^−3` relative error at
+//! `f = 16`. Both take 16 to 20 fractional bits; see their docs for the exact bounds and the
+//! truncation failure probabilities.
+//!
+//! Not here yet: equality, argmax, a packed A2B / adder, other non-linear
+//! functions (reciprocal, log, ...), the sync typestate split of `protocols/` vs `run/`, and
+//! malicious security.
 
 mod boolean;
 mod compare;
 mod convert;
+mod exp;
 mod mul;
 mod packed;
 mod poly;
 mod session;
 mod share;
+mod sigmoid;
 mod trunc;
 
 #[cfg(test)]
@@ -144,7 +166,9 @@ mod test_util;
 mod tests;
 
 pub use boolean::Rep3Bits;
+pub use exp::{EXP_MAX, EXP_MAX_FRAC_BITS, EXP_MIN, EXP_MIN_FRAC_BITS};
 pub use poly::MAX_POLY_DEGREE;
 
 pub use session::Rep3Session;
 pub use share::Rep3Share;
+pub use sigmoid::{SIGMOID_BOUND, SIGMOID_MAX_FRAC_BITS, SIGMOID_MIN_FRAC_BITS};
