@@ -51,6 +51,8 @@
 //! | [`Rep3Session::rsqrt`] (`f = 16`: `t = 3`) | `26 + 4t` = 38 | `≈ 570n` |
 //! | [`Rep3Session::sqrt`] (`f = 16`) | `28 + 4t` = 40 | `≈ 578n` |
 //! | [`Rep3Session::log`] (`f ≤ 20`: degree 7) | 31 (33 for `f > 20`) | `≈ 418n` (party 1: `410n`) |
+//! | [`Rep3Session::sigmoid`] | 31 | 2 msb `+ 96n` (`≈ 156.25n`), party 1 `+ 16n` |
+//! | [`Rep3Session::exp`] | 16 | `72n`, party 1 `+ 16n` |
 //! | [`workload::barrier`] | 1 | 0 (an empty message to each peer) |
 //!
 //! [`workload`] defines the benchmarked cases (operation, shape, deterministic inputs, one
@@ -219,6 +221,23 @@
 //! converges only on a bounded domain; here the bounds hold for every representable input, at
 //! the price of an A2B and one B2A of two to five words.
 //!
+//! # Polynomials and non-linear functions
+//!
+//! [`Rep3Session::poly_fixed`] evaluates `Σ c_i·x^i` with public coefficients: the needed powers
+//! with log depth (level `L` multiplies the powers `≤ 2^L` by `x^{2^L}`, all products of a level
+//! in one [`Rep3Session::mul_fixed`]; powers no coefficient needs are skipped), then the public
+//! products locally at `2f` bits and one truncation. Errors grow with `|c_i|` and `|x|^i`, so
+//! evaluate in a scaled variable `|t| ≤ 1`.
+//!
+//! [`Rep3Session::sigmoid`] is exact in its case split and accurate to `10^−3` for every input:
+//! `s = msb(x)`, `|x| = x − 2·b2a(s)·x`, `in = msb(|x| − B)` (neither can wrap, so every ring
+//! element is a valid input), a degree-6 minimax polynomial of `σ` on `[0, B = 7.25]` in
+//! `u = 2|x|/B − 1`, and `σ = (1 − S) + IN·(1 − 2S)·(p(u) − 1)`. The two MSBs dominate its local
+//! work. [`Rep3Session::exp`] is `p(x/16 + 1/2)^16` (degree-6 relative-minimax polynomial, four
+//! squarings: multiplications only) on `x ∈ [−40, 8]`, with `≈ 10^−3` relative error at
+//! `f = 16`. Both take 16 to 20 fractional bits; see their docs for the exact bounds and the
+//! truncation failure probabilities.
+//!
 //! Not here yet: a packed A2B / adder (whole-word B2A and A2B dominate the local cost of the
 //! functions above), the sync typestate split of `protocols/` vs `run/`, and malicious security.
 
@@ -227,6 +246,7 @@ mod boolean;
 mod compare;
 mod convert;
 mod equality;
+mod exp;
 mod gemm;
 mod log;
 mod mul;
@@ -236,6 +256,7 @@ mod poly;
 mod recip;
 mod session;
 mod share;
+mod sigmoid;
 mod trunc;
 pub mod workload;
 
@@ -256,9 +277,11 @@ mod workload_tests;
 
 pub use argmax::Rep3Argmax;
 pub use boolean::Rep3Bits;
+pub use exp::{EXP_MAX, EXP_MAX_FRAC_BITS, EXP_MIN, EXP_MIN_FRAC_BITS};
 pub use normalize::Normalized;
 pub use poly::MAX_POLY_DEGREE;
 pub use recip::{NONLINEAR_MAX_FRAC_BITS, NONLINEAR_MIN_FRAC_BITS};
 
 pub use session::Rep3Session;
 pub use share::Rep3Share;
+pub use sigmoid::{SIGMOID_BOUND, SIGMOID_MAX_FRAC_BITS, SIGMOID_MIN_FRAC_BITS};
