@@ -128,6 +128,8 @@ ops! {
     Lt = "lt", Binary;
     /// Fixed-point matrix product ([`Rep3Session::matmul_fixed`]).
     Matmul = "matmul", Matrix;
+    /// Logistic sigmoid element-wise ([`Rep3Session::sigmoid`], error ≤ 10⁻³).
+    Sigmoid = "sigmoid", Unary;
 }
 
 impl Op {
@@ -302,6 +304,7 @@ impl Case {
         Ok(match self.op {
             Op::Mul => Output::Arith(s.mul_fixed(x, y()?, FRAC_BITS).await?),
             Op::Lt => Output::Bits(s.lt(x, y()?).await?),
+            Op::Sigmoid => Output::Arith(s.sigmoid(x, FRAC_BITS).await?),
             Op::Matmul => {
                 let Shape::Matrix { m, k, n } = self.shape else {
                     return Err(MpcError::Workload(format!(

@@ -76,6 +76,19 @@ fn mul_is_the_truncated_product_of_the_inputs() {
 }
 
 #[test]
+fn sigmoid_is_within_its_bound_of_the_clear_sigmoid() {
+    let n = 300;
+    let case = Case::new(Op::Sigmoid, Shape::Vector { n }).unwrap();
+    let (got, _) = run(case, 1);
+    let scale = (1u64 << FRAC_BITS) as f64;
+    for (j, (&g, &x)) in got.iter().zip(&clear(n, X_SEED)).enumerate() {
+        let want = 1.0 / (1.0 + (-(x as f64) / scale).exp());
+        let err = ((g as i64) as f64 / scale - want).abs();
+        assert!(err <= 1e-3, "element {j}: error {err}");
+    }
+}
+
+#[test]
 fn lt_is_the_signed_comparison_of_the_inputs() {
     let n = 300;
     let case = Case::new(Op::Lt, Shape::Vector { n }).unwrap();
@@ -246,6 +259,9 @@ fn the_grid_gives_each_op_its_sizes_in_order() {
             "lt/1000000",
             "matmul/1000x100x1",
             "matmul/1000x1000x1000",
+            "sigmoid/10000",
+            "sigmoid/100000",
+            "sigmoid/1000000",
         ]
     );
     assert_eq!(cases[7].out_len(), 1_000_000);
@@ -254,11 +270,11 @@ fn the_grid_gives_each_op_its_sizes_in_order() {
 
 #[test]
 fn ops_are_named_and_found_by_name() {
-    assert_eq!(Op::ALL, &[Op::Mul, Op::Lt, Op::Matmul]);
+    assert_eq!(Op::ALL, &[Op::Mul, Op::Lt, Op::Matmul, Op::Sigmoid]);
     for &op in Op::ALL {
         assert_eq!(Op::from_name(op.name()), Some(op));
     }
-    assert_eq!(Op::from_name("sigmoid"), None);
+    assert_eq!(Op::from_name("softmax"), None);
     assert_eq!(Op::Matmul.layout(), Layout::Matrix);
     assert_eq!(Op::Lt.layout(), Layout::Binary);
 }
