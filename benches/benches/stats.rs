@@ -205,7 +205,7 @@ fn demo_stats_job(work_dir: &Path) -> pb::StatsJob {
     let spec = demo::stats_spec(&DemoOptions::new(work_dir.to_path_buf()), Vec::new());
     match spec.computation {
         Some(job_spec::Computation::Stats(s)) => s,
-        None => unreachable!("the demo spec is a stats job"),
+        _ => unreachable!("the demo spec is a stats job"),
     }
 }
 
@@ -222,6 +222,7 @@ fn party_config(dir: &Path, ds: DatasetConfig) -> PartyConfig {
         tls: None,
         limits: Limits::default(),
         datasets: vec![ds],
+        state_dir: None,
         base_dir: dir.to_path_buf(),
     }
 }

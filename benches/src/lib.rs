@@ -11,7 +11,9 @@
 //!   └──────────────────────── end_to_end_stats_job ─────────────────────────────┘
 //! ```
 //!
-//! All benches live in `benches/stats.rs`; this library holds only these docs. Each group uses
+//! The stats benches live in `benches/stats.rs` (table below); `benches/rep3.rs` and
+//! `benches/psi.rs` document their own groups (rep3 engine ops; two-party PSI and its
+//! curve-arithmetic floor). This library holds only these docs. Each group uses
 //! [`BenchmarkId`](https://docs.rs/criterion/latest/criterion/struct.BenchmarkId.html) over its
 //! input size and sets a throughput, and prints once per size (to stderr, as it starts) the
 //! communication of one run — rounds and payload bytes per party — which criterion does not

@@ -224,6 +224,27 @@ pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
+    let is_psi = job.spec.as_ref().is_some_and(|s| {
+        matches!(
+            s.computation,
+            Some(treaty_proto::v1::job_spec::Computation::Psi(_))
+        )
+    });
+    if is_psi {
+        let reports = treaty_party::analyst::fetch_psi_result(&mut c, &job, &key)
+            .await
+            .context("opening the sealed reports")?;
+        if args.connect.json {
+            let result = print::psi_json(&reports);
+            println!(
+                "{}",
+                serde_json::json!({ "job_id": job.id, "result": result })
+            );
+        } else {
+            print::psi(&reports);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let result = treaty_party::analyst::fetch_stats_result(&mut c, &job, &key)
         .await
         .context("opening the sealed result")?;

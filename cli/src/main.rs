@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod analyst;
+mod bench;
 mod demo;
 mod keys;
 mod print;
@@ -52,6 +53,9 @@ enum Command {
     Result(analyst::ResultArgs),
     /// Cancel an unfinished job.
     Cancel(analyst::CancelArgs),
+    /// Benchmarks over the real data plane (`treaty bench mpc`: rep3 operations between three
+    /// local party processes over gRPC with mutual TLS).
+    Bench(bench::BenchArgs),
 }
 
 /// TLS material for a server: a PKI directory and a name, or explicit files.
@@ -187,6 +191,7 @@ async fn shutdown_signal() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let log = cli.log;
     match cli.command {
         Command::Demo(args) => demo::run(args).await,
         Command::Init(args) => keys::init(args).map(|()| ExitCode::SUCCESS),
@@ -243,6 +248,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => analyst::watch(args).await,
         Command::Result(args) => analyst::result(args).await,
         Command::Cancel(args) => analyst::cancel(args).await,
+        Command::Bench(args) => bench::run(args, log.as_deref(), shutdown_signal()).await,
     }
 }
 

@@ -20,6 +20,7 @@ fn party_state(s: pb::PartyJobState) -> String {
 fn kind(job: &pb::Job) -> &'static str {
     match job.spec.as_ref().and_then(|s| s.computation.as_ref()) {
         Some(job_spec::Computation::Stats(_)) => "stats",
+        Some(job_spec::Computation::Psi(_)) => "psi",
         None => "?",
     }
 }
@@ -115,6 +116,46 @@ fn opt(x: Option<f64>) -> String {
     x.map_or_else(|| "—".to_string(), |v| format!("{v:.6}"))
 }
 
+/// A `psi` job's reports, one line per party.
+pub(crate) fn psi(reports: &[(String, pb::PsiPartyResult)]) {
+    println!(
+        "{:<16} {:>12} {:>12} {:>14}  stored at the party",
+        "party", "own ids", "peer ids", "intersection"
+    );
+    for (party, r) in reports {
+        println!(
+            "{party:<16} {:>12} {:>12} {:>14}  {}",
+            r.own_set_size,
+            r.peer_set_size,
+            r.intersection_size
+                .map_or_else(|| "-".to_string(), |s| s.to_string()),
+            if r.stored_as.is_empty() {
+                "-"
+            } else {
+                &r.stored_as
+            }
+        );
+    }
+}
+
+/// A `psi` job's reports as JSON.
+pub(crate) fn psi_json(reports: &[(String, pb::PsiPartyResult)]) -> Value {
+    Value::Array(
+        reports
+            .iter()
+            .map(|(party, r)| {
+                json!({
+                    "party": party,
+                    "own_set_size": r.own_set_size,
+                    "peer_set_size": r.peer_set_size,
+                    "intersection_size": r.intersection_size,
+                    "stored_as": r.stored_as,
+                })
+            })
+            .collect(),
+    )
+}
+
 pub(crate) fn stats(r: &StatsResult) {
     println!("rows matched: {}", r.count);
     println!(
@@ -131,6 +172,35 @@ pub(crate) fn stats(r: &StatsResult) {
             opt(c.stddev)
         );
     }
+}
+
+/// Column titles of the `bench mpc` table.
+pub(crate) fn bench_header() -> String {
+    format!(
+        "{:<8} {:>9} {:<16} {:>10} {:>10} {:>10} {:>7} {:>14} {:>8}",
+        "op", "n", "shape", "median s", "min s", "max s", "rounds", "bytes/party", "B/elem"
+    )
+}
+
+/// One `bench mpc` case as a table row.
+pub(crate) fn bench_row(r: &treaty_party::bench::CaseResult) -> String {
+    let shape = r
+        .shape
+        .map_or_else(|| "-".to_string(), |[m, k, n]| format!("{m}x{k}x{n}"));
+    let min = r.run_seconds.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = r.run_seconds.iter().copied().fold(0.0, f64::max);
+    format!(
+        "{:<8} {:>9} {:<16} {:>10.4} {:>10.4} {:>10.4} {:>7} {:>14} {:>8.2}",
+        r.op.name(),
+        r.n,
+        shape,
+        r.seconds,
+        min,
+        max,
+        r.rounds,
+        r.bytes_per_party,
+        r.bytes_per_element
+    )
 }
 
 /// A live progress bar for `watch`.

@@ -20,6 +20,15 @@
 //! recipient = "alice"
 //! # public_key = "<64 hex chars>", or set by `treaty submit --recipient-key alice.hpke.pub`
 //! ```
+//!
+//! A `psi` job (two inputs) replaces `[stats]` with:
+//!
+//! ```text
+//! [psi]
+//! reveal = "intersection"              # or "cardinality" (the size only)
+//! to = ["hospital", "insurer"]         # who learns it; one party for "cardinality"
+//! id_columns = { hospital = "patient_id" }   # optional; default: each dataset's id column
+//! ```
 
 use serde::Deserialize;
 use treaty_proto::v1::{self as pb, filter, job_spec};
@@ -43,6 +52,8 @@ pub struct JobFile {
     pub inputs: Vec<InputFile>,
     /// A `stats` computation.
     pub stats: Option<StatsFile>,
+    /// A `psi` computation.
+    pub psi: Option<PsiFile>,
     /// Who gets the result.
     pub output: OutputFile,
 }
@@ -65,6 +76,19 @@ pub struct StatsFile {
     pub columns: Vec<String>,
     /// Optional row filter.
     pub filter: Option<FilterFile>,
+}
+
+/// The `psi` computation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PsiFile {
+    /// `"intersection"` or `"cardinality"`.
+    pub reveal: String,
+    /// Parties that learn the result.
+    pub to: Vec<String>,
+    /// Per party, the id column (default: the dataset's declared id column).
+    #[serde(default)]
+    pub id_columns: std::collections::BTreeMap<String, String>,
 }
 
 /// A row filter: `equals`, or `min`/`max` (inclusive).
@@ -114,15 +138,33 @@ impl JobFile {
                 ));
             }
         };
-        let computation = match &self.stats {
-            None => {
+        let computation = match (&self.stats, &self.psi) {
+            (None, None) => {
                 return Err(bad(
-                    "the job file has no computation section (e.g. [stats])".into(),
+                    "the job file has no computation section (e.g. [stats] or [psi])".into(),
                 ));
             }
-            Some(s) => job_spec::Computation::Stats(pb::StatsJob {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "a job file has one computation: [stats] or [psi]".into()
+                ));
+            }
+            (Some(s), None) => job_spec::Computation::Stats(pb::StatsJob {
                 columns: s.columns.clone(),
                 filter: s.filter.as_ref().map(FilterFile::to_wire).transpose()?,
+            }),
+            (None, Some(p)) => job_spec::Computation::Psi(pb::PsiJob {
+                reveal: match p.reveal.as_str() {
+                    "intersection" => pb::PsiReveal::Intersection,
+                    "cardinality" => pb::PsiReveal::Cardinality,
+                    other => {
+                        return Err(bad(format!(
+                            "psi.reveal is {other:?}; use \"intersection\" or \"cardinality\""
+                        )));
+                    }
+                } as i32,
+                to: p.to.clone(),
+                id_columns: p.id_columns.clone().into_iter().collect(),
             }),
         };
         Ok(pb::JobSpec {
@@ -207,6 +249,32 @@ mod tests {
         );
         // Without a key anywhere the spec is refused.
         assert!(f.to_spec(None).is_err());
+    }
+
+    #[test]
+    fn a_psi_section_becomes_a_psi_spec() {
+        let text = doc_example().replace(
+            "[stats]\ncolumns = [\"claim_amount\", \"length_of_stay\"]\nfilter = { column = \"diagnosis_group\", equals = \"diabetes\" }",
+            "[psi]\nreveal = \"cardinality\"\nto = [\"insurer\"]\nid_columns = { hospital = \"patient_id\" }",
+        );
+        let spec = JobFile::parse(&text)
+            .unwrap()
+            .to_spec(Some([1; 32]))
+            .unwrap();
+        let Some(job_spec::Computation::Psi(p)) = spec.computation else {
+            panic!("psi expected: {text}")
+        };
+        assert_eq!(p.reveal(), pb::PsiReveal::Cardinality);
+        assert_eq!(p.to, ["insurer"]);
+        assert_eq!(
+            p.id_columns.get("hospital").map(String::as_str),
+            Some("patient_id")
+        );
+        let e = JobFile::parse(&text.replace("\"cardinality\"", "\"all\""))
+            .unwrap()
+            .to_spec(Some([1; 32]))
+            .unwrap_err();
+        assert!(e.to_string().contains("psi.reveal is \"all\""), "{e}");
     }
 
     #[test]

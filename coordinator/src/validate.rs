@@ -5,12 +5,16 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use treaty_proto::v1::{ColumnType, JobSpec, PartyInfo, filter, job_spec};
+use treaty_proto::v1::{
+    ColumnType, DatasetSchema, JobSpec, PartyInfo, PsiJob, PsiReveal, filter, job_spec,
+};
 
 use crate::CoordinatorError;
 
 /// The protocol the `stats` job runs when the spec names none.
 pub const DEFAULT_STATS_PROTOCOL: &str = "additive";
+/// The protocol of the `psi` job.
+pub const PSI_PROTOCOL: &str = "psi-ecdh";
 /// Largest number of fractional bits accepted.
 pub const MAX_FRAC_BITS: u32 = 40;
 /// Default number of fractional bits.
@@ -25,7 +29,11 @@ pub fn validate_spec(
 ) -> Result<JobSpec, CoordinatorError> {
     let mut problems = Vec::new();
     if spec.protocol.is_empty() {
-        spec.protocol = DEFAULT_STATS_PROTOCOL.to_string();
+        spec.protocol = match &spec.computation {
+            Some(job_spec::Computation::Psi(_)) => PSI_PROTOCOL,
+            _ => DEFAULT_STATS_PROTOCOL,
+        }
+        .to_string();
     }
     if spec.frac_bits == 0 {
         spec.frac_bits = DEFAULT_FRAC_BITS;
@@ -149,12 +157,88 @@ pub fn validate_spec(
                 problems.push(format!("filter: range min {lo} exceeds max {hi}"));
             }
         }
+        Some(job_spec::Computation::Psi(psi)) => check_psi(&spec, psi, &datasets, &mut problems),
     }
     if problems.is_empty() {
         Ok(spec)
     } else {
         problems.dedup();
         Err(CoordinatorError::InvalidSpec(problems))
+    }
+}
+
+/// Checks a `psi` job: two inputs, who learns what, and an id column of text or integers at each.
+fn check_psi(
+    spec: &JobSpec,
+    psi: &PsiJob,
+    datasets: &[(&str, &DatasetSchema)],
+    problems: &mut Vec<String>,
+) {
+    if spec.protocol != PSI_PROTOCOL {
+        problems.push(format!(
+            "psi runs on protocol {PSI_PROTOCOL:?}, not {:?}",
+            spec.protocol
+        ));
+    }
+    if spec.inputs.len() != 2 {
+        problems.push(format!(
+            "psi: exactly 2 parties for now, the spec names {}",
+            spec.inputs.len()
+        ));
+    }
+    let named = |p: &str| spec.inputs.iter().any(|i| i.party == p);
+    for p in psi.to.iter().filter(|p| !named(p)) {
+        problems.push(format!(
+            "psi: `to` names {p:?}, which is not an input of this job"
+        ));
+    }
+    let distinct: HashSet<&String> = psi.to.iter().collect();
+    if distinct.len() != psi.to.len() {
+        problems.push("psi: a party is listed twice in `to`".into());
+    }
+    match (psi.reveal(), psi.to.len()) {
+        (PsiReveal::Unspecified, _) => {
+            problems.push("psi: set reveal to \"intersection\" or \"cardinality\"".into())
+        }
+        (_, 0) => problems.push("psi: name who learns the result in `to`".into()),
+        (PsiReveal::Cardinality, n) if n > 1 => {
+            problems.push("psi: cardinality goes to exactly one party".into())
+        }
+        _ => {}
+    }
+    for p in psi.id_columns.keys().filter(|p| !named(p)) {
+        problems.push(format!(
+            "psi: id_columns names {p:?}, which is not an input"
+        ));
+    }
+    for (party, ds) in datasets {
+        let column = psi
+            .id_columns
+            .get(*party)
+            .map_or(ds.id_column.as_str(), String::as_str);
+        if column.is_empty() {
+            problems.push(format!(
+                "psi: party {party:?} dataset {:?} declares no id column; set id_columns",
+                ds.name
+            ));
+            continue;
+        }
+        match ds
+            .columns
+            .iter()
+            .find(|c| c.name == column)
+            .map(|c| c.r#type())
+        {
+            None => problems.push(format!(
+                "psi: party {party:?} dataset {:?} has no id column {column:?}",
+                ds.name
+            )),
+            Some(ColumnType::String | ColumnType::Int) => {}
+            Some(other) => problems.push(format!(
+                "psi: party {party:?} id column {column:?} is {}, ids must be text or integers",
+                other.as_str_name()
+            )),
+        }
     }
 }
 
@@ -225,6 +309,56 @@ mod tests {
             Err(CoordinatorError::InvalidSpec(p)) => p.join("\n"),
             other => panic!("expected InvalidSpec, got {other:?}"),
         }
+    }
+
+    fn psi_spec(reveal: PsiReveal, to: &[&str]) -> JobSpec {
+        let mut s = spec(&[], None);
+        s.computation = Some(job_spec::Computation::Psi(PsiJob {
+            reveal: reveal as i32,
+            to: to.iter().map(|p| p.to_string()).collect(),
+            id_columns: Default::default(),
+        }));
+        s
+    }
+
+    #[test]
+    fn a_good_psi_spec_gets_its_protocol() {
+        for (reveal, to) in [
+            (PsiReveal::Intersection, &["hospital"][..]),
+            (PsiReveal::Intersection, &["hospital", "insurer"][..]),
+            (PsiReveal::Cardinality, &["insurer"][..]),
+        ] {
+            let s = validate_spec(psi_spec(reveal, to), &registry()).unwrap();
+            assert_eq!(s.protocol, "psi-ecdh");
+        }
+    }
+
+    #[test]
+    fn psi_problems_are_named() {
+        let p = problems(psi_spec(PsiReveal::Unspecified, &[]));
+        assert!(p.contains("set reveal"), "{p}");
+        let p = problems(psi_spec(PsiReveal::Intersection, &[]));
+        assert!(p.contains("name who learns"), "{p}");
+        let p = problems(psi_spec(PsiReveal::Cardinality, &["hospital", "insurer"]));
+        assert!(p.contains("exactly one party"), "{p}");
+        let p = problems(psi_spec(
+            PsiReveal::Intersection,
+            &["bank", "hospital", "hospital"],
+        ));
+        assert!(p.contains("\"bank\", which is not an input"), "{p}");
+        assert!(p.contains("listed twice in `to`"), "{p}");
+        let mut s = psi_spec(PsiReveal::Intersection, &["hospital"]);
+        if let Some(job_spec::Computation::Psi(psi)) = &mut s.computation {
+            psi.id_columns
+                .insert("hospital".into(), "claim_amount".into());
+            psi.id_columns.insert("insurer".into(), "nope".into());
+        }
+        let p = problems(s);
+        assert!(p.contains("ids must be text or integers"), "{p}");
+        assert!(p.contains("has no id column \"nope\""), "{p}");
+        let mut s = psi_spec(PsiReveal::Intersection, &["hospital"]);
+        s.protocol = "additive".into();
+        assert!(problems(s).contains("psi runs on protocol"));
     }
 
     #[test]

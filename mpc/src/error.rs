@@ -98,9 +98,54 @@ pub enum MpcError {
     /// Sealing or opening a result failed (opaque on purpose).
     #[error("sealed result could not be {0}")]
     Seal(&'static str),
+    /// An operation that needs at least one element got none (e.g. the argmax of an empty row).
+    #[error("{what} needs at least one element, got none")]
+    Empty {
+        /// What was empty.
+        what: &'static str,
+    },
     /// Shares that must be combined do not fit together.
     #[error("shares do not fit together: {0}")]
     Reconstruct(&'static str),
+    /// A PSI id is longer than the limit.
+    #[error("id at position {index} is {len} bytes long; the limit is {max}")]
+    IdTooLong {
+        /// Position of the id in the input.
+        index: usize,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A PSI input holds the same id more than once.
+    #[error("{count} duplicate id(s) in the input set; ids must be unique")]
+    DuplicateIds {
+        /// How many ids repeat an earlier one.
+        count: usize,
+    },
+    /// A peer sent a group element that does not decode (or is the identity).
+    #[error("party {from} sent an invalid Ristretto255 point at position {index}")]
+    InvalidPoint {
+        /// Index of the sending party.
+        from: usize,
+        /// Position of the point in the peer's stream.
+        index: u64,
+    },
+    /// A peer runs the protocol with different parameters.
+    #[error("party {from} disagrees on the {what}")]
+    ProtocolMismatch {
+        /// Index of the disagreeing party.
+        from: usize,
+        /// Which parameter differs.
+        what: &'static str,
+    },
+    /// Protocol parameters that cannot work.
+    #[error("bad protocol parameters: {0}")]
+    BadParams(&'static str),
+    /// A benchmark workload that cannot run: a shape that does not fit its operation, or sizes
+    /// that are zero or overflow.
+    #[error("invalid workload: {0}")]
+    Workload(String),
     /// The transport failed (peer gone, oversized or out-of-order message, ...).
     #[error(transparent)]
     Transport(#[from] TransportError),

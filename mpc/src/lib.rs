@@ -19,6 +19,8 @@
 //!   implementation, and per-session round and byte [`transport::Counters`];
 //! - [`stats`]: the `stats` job (count, sum, mean, variance over horizontally split data);
 //! - [`rep3`]: three-party replicated sharing (ABY3-style): mul, matmul, fixed-point truncation;
+//! - [`psi`]: two-party ECDH-PSI on Ristretto255, streamed in batches, with a common order of
+//!   the intersection for aligning vertically split rows;
 //! - [`output`]: sealing an output share to the recipient with HPKE (RFC 9180) and opening it.
 //!
 //! What is *not* here: gRPC, files, configuration or job scheduling. The party node provides a
@@ -29,6 +31,7 @@
 pub mod error;
 pub mod fixed;
 pub mod output;
+pub mod psi;
 pub mod rep3;
 pub mod ring;
 pub mod seeds;

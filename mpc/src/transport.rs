@@ -115,6 +115,21 @@ pub struct CounterSnapshot {
     pub messages_received: u64,
 }
 
+impl CounterSnapshot {
+    /// What was counted between `earlier` and this snapshot (saturating, field by field).
+    pub fn since(&self, earlier: &CounterSnapshot) -> CounterSnapshot {
+        CounterSnapshot {
+            rounds: self.rounds.saturating_sub(earlier.rounds),
+            bytes_sent: self.bytes_sent.saturating_sub(earlier.bytes_sent),
+            bytes_received: self.bytes_received.saturating_sub(earlier.bytes_received),
+            messages_sent: self.messages_sent.saturating_sub(earlier.messages_sent),
+            messages_received: self
+                .messages_received
+                .saturating_sub(earlier.messages_received),
+        }
+    }
+}
+
 impl Counters {
     /// Records one completed round.
     pub fn add_round(&self) {

@@ -1,8 +1,9 @@
-//! The analyst's side of a result: fetch every party's sealed share, open each with the
-//! recipient's private key, reconstruct and decode.
+//! The analyst's side of a result: fetch every party's sealed upload, open each with the
+//! recipient's private key, then reconstruct and decode (`stats`) or collect the reports (`psi`).
 
 use std::collections::BTreeMap;
 
+use prost::Message;
 use tonic::transport::Channel;
 use treaty_mpc::MpcError;
 use treaty_mpc::fixed::FixedPoint;
@@ -10,6 +11,7 @@ use treaty_mpc::output::{self, RecipientSecretKey};
 use treaty_mpc::share::{AdditiveShare, reconstruct};
 use treaty_mpc::stats::StatsResult;
 use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient, job_spec};
+use zeroize::Zeroizing;
 
 use crate::PartyError;
 
@@ -26,6 +28,48 @@ pub async fn fetch_stats_result(
     let Some(job_spec::Computation::Stats(stats)) = &spec.computation else {
         return Err(PartyError::Rejected("not a stats job".into()));
     };
+    let mut shares = Vec::with_capacity(job.parties.len());
+    for (_, plain) in fetch_opened(client, job, key).await? {
+        shares.push(AdditiveShare::<u128>::from_bytes(&plain)?);
+    }
+    let totals = reconstruct(&shares)?;
+    Ok(StatsResult::from_totals(
+        &totals,
+        &stats.columns,
+        FixedPoint::new(spec.frac_bits)?,
+    )?)
+}
+
+/// Fetches and opens every party's report of a succeeded `psi` job, by party.
+pub async fn fetch_psi_result(
+    client: &mut CoordinatorClient<Channel>,
+    job: &pb::Job,
+    key: &RecipientSecretKey,
+) -> Result<Vec<(String, pb::PsiPartyResult)>, PartyError> {
+    let is_psi = job
+        .spec
+        .as_ref()
+        .is_some_and(|s| matches!(s.computation, Some(job_spec::Computation::Psi(_))));
+    if !is_psi {
+        return Err(PartyError::Rejected("not a psi job".into()));
+    }
+    fetch_opened(client, job, key)
+        .await?
+        .into_iter()
+        .map(|(party, plain)| {
+            let report = pb::PsiPartyResult::decode(plain.as_slice())
+                .map_err(|_| MpcError::Reconstruct("a party's PSI report does not decode"))?;
+            Ok((party, report))
+        })
+        .collect()
+}
+
+/// Fetches every party's sealed upload and opens it, in the job's party order.
+async fn fetch_opened(
+    client: &mut CoordinatorClient<Channel>,
+    job: &pb::Job,
+    key: &RecipientSecretKey,
+) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>, PartyError> {
     let mut stream = client
         .fetch_result(pb::FetchResultRequest {
             job_id: job.id.clone(),
@@ -42,18 +86,15 @@ pub async fn fetch_stats_result(
             .or_default()
             .extend_from_slice(&chunk.data);
     }
-    let mut shares = Vec::with_capacity(job.parties.len());
+    let mut opened = Vec::with_capacity(job.parties.len());
     for p in &job.parties {
         let bytes = sealed
             .get(&p.party)
             .ok_or(MpcError::Reconstruct("a party's sealed share is missing"))?;
-        let plain = output::open(key, &job.id, &p.party, bytes)?;
-        shares.push(AdditiveShare::<u128>::from_bytes(&plain)?);
+        opened.push((
+            p.party.clone(),
+            output::open(key, &job.id, &p.party, bytes)?,
+        ));
     }
-    let totals = reconstruct(&shares)?;
-    Ok(StatsResult::from_totals(
-        &totals,
-        &stats.columns,
-        FixedPoint::new(spec.frac_bits)?,
-    )?)
+    Ok(opened)
 }

@@ -101,6 +101,10 @@ pub struct PartyConfig {
     /// Datasets this party offers.
     #[serde(default)]
     pub datasets: Vec<DatasetConfig>,
+    /// Where the node keeps job outputs that stay at the party (e.g. PSI intersections);
+    /// default `state` next to the config file.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
     /// Directory relative paths resolve against (the config file's directory).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -147,7 +151,12 @@ impl PartyConfig {
         Ok(())
     }
 
-    /// Resolves a path from the config against its directory.
+    /// The state directory (resolved against the config file's directory).
+    pub fn state_dir(&self) -> PathBuf {
+        self.resolve(self.state_dir.as_deref().unwrap_or(Path::new("state")))
+    }
+
+    /// Resolves `path` against the config file's directory.
     pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {
             path.to_path_buf()

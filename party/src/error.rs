@@ -45,12 +45,13 @@ pub enum PartyError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// The data plane failed with a named peer.
-    #[error("data plane with {party}: {source}")]
+    #[error("data plane with {party}: {error}")]
     Peer {
         /// The peer's party id.
         party: String,
-        /// What happened (the peer appears there by its index).
-        source: TransportError,
+        /// What happened (the peer appears there by its index). Not a `source`: the message
+        /// already includes it, and a source would print it twice in an error chain.
+        error: TransportError,
     },
     /// The coordinator or TLS layer failed.
     #[error(transparent)]
@@ -64,6 +65,16 @@ pub enum PartyError {
     /// The job was aborted (by the coordinator, a peer, or shutdown).
     #[error("aborted: {0}")]
     Aborted(String),
+    /// A party process of `treaty bench mpc` failed.
+    #[error("bench party {party} (index {index}) {what}")]
+    BenchParty {
+        /// Its party id.
+        party: String,
+        /// Its index.
+        index: usize,
+        /// What happened, with the end of its stderr when there is one.
+        what: String,
+    },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
@@ -90,7 +101,7 @@ impl PartyError {
         match transport.peer().and_then(|i| ids.get(i)) {
             Some(party) => Self::Peer {
                 party: party.clone(),
-                source: transport,
+                error: transport,
             },
             None => Self::Transport(transport),
         }

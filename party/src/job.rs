@@ -4,18 +4,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use prost::Message;
+use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
+use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use treaty_coordinator::tls::TlsIdentity;
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::output;
+use treaty_mpc::psi::{self, PsiMode, PsiParams};
 use treaty_mpc::seeds::{self, SessionContext};
 use treaty_mpc::stats::{self, LocalAggregates};
 use treaty_mpc::transport::{Transport, exchange};
 use treaty_proto::v1::{
     self as pb, coordinator_client::CoordinatorClient, filter, job_report, job_spec,
 };
+use zeroize::Zeroize;
 
 use crate::PartyError;
 use crate::config::PartyConfig;
@@ -61,11 +66,57 @@ fn predicate(f: &pb::Filter) -> Result<Predicate, PartyError> {
     }
 }
 
-fn stats_of(spec: &pb::JobSpec) -> Result<&pb::StatsJob, PartyError> {
-    match &spec.computation {
-        Some(job_spec::Computation::Stats(s)) => Ok(s),
-        None => Err(PartyError::Rejected("the job names no computation".into())),
+fn computation(spec: &pb::JobSpec) -> Result<&job_spec::Computation, PartyError> {
+    spec.computation
+        .as_ref()
+        .ok_or_else(|| PartyError::Rejected("the job names no computation".into()))
+}
+
+/// The id column a `psi` job uses at this party: the job's override or the dataset's own.
+fn id_column<'a>(
+    cfg: &PartyConfig,
+    psi: &'a pb::PsiJob,
+    ds: &'a DatasetConfig,
+) -> Result<&'a str, PartyError> {
+    let column = psi
+        .id_columns
+        .get(&cfg.id)
+        .map_or(ds.id_column.as_str(), String::as_str);
+    match ds.column(column) {
+        None => Err(PartyError::Rejected(format!(
+            "dataset {:?} has no id column {column:?}",
+            ds.name
+        ))),
+        Some(d) if d.ty == dataset::ColumnType::Float => Err(PartyError::Rejected(format!(
+            "dataset {:?} id column {column:?} is float; ids must be text or integers",
+            ds.name
+        ))),
+        Some(_) => Ok(column),
     }
+}
+
+/// Reads a `psi` job's ids: the id column's cells as text (integers in canonical decimal), checked
+/// for length and duplicates. CPU-bound: call it off the async runtime.
+pub fn local_ids(
+    cfg: &PartyConfig,
+    ds: &DatasetConfig,
+    psi: &pb::PsiJob,
+) -> Result<Vec<String>, PartyError> {
+    let column = id_column(cfg, psi, ds)?;
+    let table = dataset::load_columns(ds, &cfg.resolve(&ds.path), &[column])?;
+    let ids: Vec<String> = match (table.text(column), table.numeric(column)) {
+        (Some(text), _) => text.to_vec(),
+        (None, Some(numbers)) => numbers.iter().map(|v| format!("{}", *v as i64)).collect(),
+        (None, None) => {
+            return Err(PartyError::Rejected(format!(
+                "id column {column:?} was not loaded"
+            )));
+        }
+    };
+    psi::validate_ids(&ids).map_err(|e| {
+        PartyError::Rejected(format!("dataset {:?} id column {column:?}: {e}", ds.name))
+    })?;
+    Ok(ids)
 }
 
 /// Checks an assignment against this party's own datasets (the registry only holds what the
@@ -82,7 +133,13 @@ pub fn check_assignment(
     let ds = cfg
         .dataset(dataset)
         .ok_or_else(|| PartyError::Rejected(format!("unknown dataset {dataset:?}")))?;
-    let stats = stats_of(spec)?;
+    let stats = match computation(spec)? {
+        job_spec::Computation::Stats(s) => s,
+        job_spec::Computation::Psi(psi) => {
+            id_column(cfg, psi, ds)?;
+            return check_file(cfg, ds);
+        }
+    };
     for c in &stats.columns {
         match ds.column(c) {
             None => {
@@ -114,13 +171,23 @@ pub fn check_assignment(
         }
     }
     FixedPoint::new(spec.frac_bits).map_err(|e| PartyError::Rejected(e.to_string()))?;
-    let path = cfg.resolve(&ds.path);
-    if !path.is_file() {
+    check_file(cfg, ds)
+}
+
+fn check_file(cfg: &PartyConfig, ds: &DatasetConfig) -> Result<(), PartyError> {
+    if !cfg.resolve(&ds.path).is_file() {
         return Err(PartyError::Rejected(format!(
-            "the file of dataset {dataset:?} is missing"
+            "the file of dataset {:?} is missing",
+            ds.name
         )));
     }
     Ok(())
+}
+
+/// What a job computes locally before the protocol.
+enum LocalInput {
+    Stats(pb::StatsJob, LocalAggregates),
+    Psi(pb::PsiJob, Vec<String>),
 }
 
 /// Reads the job's columns, applies the filter and aggregates in fixed point. CPU-bound: call it
@@ -186,19 +253,41 @@ impl std::fmt::Debug for JobRun {
     }
 }
 
-impl JobRun {
+/// Sends a job's reports to the coordinator (cloneable into side tasks).
+#[derive(Clone)]
+struct Reporter {
+    coordinator: CoordinatorClient<Channel>,
+    job_id: String,
+    party: String,
+}
+
+impl Reporter {
     async fn report(&self, report: job_report::Report) {
         let mut c = self.coordinator.clone();
         let r = c
             .report_job(pb::JobReport {
-                job_id: self.assignment.job_id.clone(),
-                party: self.cfg.id.clone(),
+                job_id: self.job_id.clone(),
+                party: self.party.clone(),
                 report: Some(report),
             })
             .await;
         if let Err(e) = r {
-            tracing::warn!(job = %self.assignment.job_id, error = %e.message(), "report failed");
+            tracing::warn!(job = %self.job_id, error = %e.message(), "report failed");
         }
+    }
+}
+
+impl JobRun {
+    fn reporter(&self) -> Reporter {
+        Reporter {
+            coordinator: self.coordinator.clone(),
+            job_id: self.assignment.job_id.clone(),
+            party: self.cfg.id.clone(),
+        }
+    }
+
+    async fn report(&self, report: job_report::Report) {
+        self.reporter().report(report).await;
     }
 
     async fn progress<T: Transport>(&self, fraction: f64, transport: Option<&T>) {
@@ -238,7 +327,7 @@ impl JobRun {
             .spec
             .as_ref()
             .ok_or_else(|| PartyError::Rejected("no spec".into()))?;
-        let stats = stats_of(spec)?.clone();
+        let comp = computation(spec)?.clone();
         let fixed = FixedPoint::new(spec.frac_bits)?;
         let recipient = spec
             .output
@@ -251,11 +340,19 @@ impl JobRun {
             .ok_or_else(|| PartyError::Rejected(format!("unknown dataset {dataset:?}")))?
             .clone();
 
-        // 1. Local aggregates, off the async runtime.
+        // 1. Local input (aggregates or ids), off the async runtime.
         let cfg = self.cfg.clone();
         let local = {
-            let stats = stats.clone();
-            let work = tokio::task::spawn_blocking(move || local_stats(&cfg, &ds, &stats, fixed));
+            let work = tokio::task::spawn_blocking(move || match comp {
+                job_spec::Computation::Stats(stats) => {
+                    let local = local_stats(&cfg, &ds, &stats, fixed)?;
+                    Ok::<_, PartyError>(LocalInput::Stats(stats, local))
+                }
+                job_spec::Computation::Psi(psi) => {
+                    let ids = local_ids(&cfg, &ds, &psi)?;
+                    Ok(LocalInput::Psi(psi, ids))
+                }
+            });
             tokio::select! {
                 r = work => r.map_err(|_| PartyError::Aborted("local computation panicked".into()))??,
                 () = self.abort.cancelled() => return Err(PartyError::Aborted("job aborted".into())),
@@ -289,13 +386,22 @@ impl JobRun {
         .await
         .map_err(|e| PartyError::from(e).with_peer_names(&ids))?;
         let result = self
-            .protocol(&transport, &peers, &local, &stats, &recipient)
+            .protocol(&transport, &peers, local, &recipient)
             .await
             .map_err(|e| e.with_peer_names(&ids));
-        if let Err(e) = &result {
-            transport.abort_peers(&format!("party {} failed: {e}", self.cfg.id));
-            // Give the abort frames a moment to leave before the links drop.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        match &result {
+            Err(e) => {
+                transport.abort_peers(&format!("party {} failed: {e}", self.cfg.id));
+                // Give the abort frames a moment to leave before the links drop.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            // Deliver what is still queued (the barrier digest) before the links close: a plain
+            // drop could discard it and fail a peer that is still waiting for it.
+            Ok(()) => {
+                if let Err(e) = transport.close(self.cfg.limits.peer_timeout()).await {
+                    tracing::debug!(job = %a.job_id, error = %e, "closing the data plane");
+                }
+            }
         }
         result
     }
@@ -304,46 +410,135 @@ impl JobRun {
         &self,
         transport: &GrpcTransport,
         peers: &[SessionPeer],
-        local: &LocalAggregates,
-        stats: &pb::StatsJob,
+        local: LocalInput,
         recipient: &[u8],
     ) -> Result<(), PartyError> {
         let a = &self.assignment;
         let ids: Vec<String> = peers.iter().map(|p| p.party.clone()).collect();
-        let ctx = SessionContext {
-            job_id: &a.job_id,
-            party_ids: &ids,
-        };
         let mut rng = seeds::os_rng()?;
-        let share = stats::run(transport, ctx, local, &stats.columns, &mut rng).await?;
-        let sealed = output::seal(
-            recipient,
-            &a.job_id,
-            &self.cfg.id,
-            &share.to_bytes(),
-            &mut rng,
-        )?;
-        drop(share);
-        self.progress(0.7, Some(transport)).await;
+        let (plain, barrier_round) = match local {
+            LocalInput::Stats(stats, local) => {
+                let ctx = SessionContext {
+                    job_id: &a.job_id,
+                    party_ids: &ids,
+                };
+                let share = stats::run(transport, ctx, &local, &stats.columns, &mut rng).await?;
+                (share.to_bytes(), BARRIER_ROUND)
+            }
+            LocalInput::Psi(psi, own) => {
+                let (report, rounds) = self.psi(transport, &psi, &own, &mut rng).await?;
+                (report.encode_to_vec(), rounds)
+            }
+        };
+        let mut plain = plain;
+        let sealed = output::seal(recipient, &a.job_id, &self.cfg.id, &plain, &mut rng)?;
+        plain.zeroize();
+        self.progress(0.9, Some(transport)).await;
 
         // Release barrier: nobody uploads until every party has sealed its share, so a party that
         // fails mid-protocol leaves no share of this job anywhere.
         let digest: [u8; 32] = Sha256::digest(&sealed).into();
-        let got = exchange(transport, BARRIER_ROUND, |_| digest.to_vec()).await?;
+        let got = exchange(transport, barrier_round, |_| digest.to_vec()).await?;
         for (peer, msg) in got.iter().enumerate() {
             if msg.as_ref().is_some_and(|m| m.len() != 32) {
                 return Err(treaty_mpc::MpcError::MalformedMessage {
                     from: peer,
-                    round: BARRIER_ROUND,
+                    round: barrier_round,
                     what: "barrier digest is not 32 bytes",
                 }
                 .into());
             }
         }
-        self.progress(0.9, Some(transport)).await;
+        self.progress(0.95, Some(transport)).await;
         self.upload(&sealed).await?;
         self.progress(1.0, Some(transport)).await;
         Ok(())
+    }
+
+    /// Runs two-party PSI on this party's ids; stores the aligned intersection if this party
+    /// learns it. Returns the report sealed to the analyst and the next free round.
+    async fn psi(
+        &self,
+        transport: &GrpcTransport,
+        psi: &pb::PsiJob,
+        own: &[String],
+        rng: &mut ChaCha20Rng,
+    ) -> Result<(pb::PsiPartyResult, u32), PartyError> {
+        let a = &self.assignment;
+        let index_of = |party: &str| a.peers.iter().position(|p| p.party == party);
+        let to: Vec<usize> = psi.to.iter().filter_map(|p| index_of(p)).collect();
+        let mode = match (psi.reveal(), to.as_slice()) {
+            (pb::PsiReveal::Intersection, [r]) => PsiMode::IntersectionTo(*r),
+            (pb::PsiReveal::Intersection, [_, _]) => PsiMode::IntersectionToBoth,
+            (pb::PsiReveal::Cardinality, [r]) => PsiMode::CardinalityTo(*r),
+            _ => return Err(PartyError::Rejected("psi: bad reveal or `to`".into())),
+        };
+        let params = PsiParams::new(&a.job_id, mode);
+        // Progress goes to the coordinator from a side task, at most every 200 ms.
+        let (tx, mut rx) = tokio::sync::watch::channel(0.0f64);
+        let reporter = {
+            let this = self.reporter();
+            tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    let fraction = *rx.borrow_and_update();
+                    this.report(job_report::Report::Progress(pb::JobProgress {
+                        fraction,
+                        ..Default::default()
+                    }))
+                    .await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        };
+        let outcome = psi::run(transport, &params, own, rng, |p| {
+            let done = (p.own_sent + p.peer_done) as f64;
+            let total = (p.own_total + p.peer_total).max(1) as f64;
+            tx.send_replace(0.1 + 0.8 * done / total);
+        })
+        .await;
+        drop(tx);
+        let _ = reporter.await;
+        let outcome = outcome?;
+        let stored_as = match &outcome.matched {
+            Some(matched) => {
+                let path = self.store_intersection(own, matched)?;
+                path.display().to_string()
+            }
+            None => String::new(),
+        };
+        Ok((
+            pb::PsiPartyResult {
+                own_set_size: own.len() as u64,
+                peer_set_size: outcome.peer_set_size,
+                intersection_size: outcome.size,
+                stored_as,
+            },
+            params.first_round.wrapping_add(outcome.rounds),
+        ))
+    }
+
+    /// Writes the matched ids, one per line in the common order, to
+    /// `<state dir>/psi/<job id>.ids` (mode 0600 on Unix); returns the path.
+    fn store_intersection(&self, own: &[String], matched: &[usize]) -> Result<PathBuf, PartyError> {
+        let dir = self.cfg.state_dir().join("psi");
+        let io = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| PartyError::Io { path, source }
+        };
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let path = dir.join(format!("{}.ids", self.assignment.job_id));
+        let mut text = String::with_capacity(matched.len() * 16);
+        for &i in matched {
+            text.push_str(&own[i]);
+            text.push('\n');
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(io(&path))?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io(&path))?;
+        Ok(path)
     }
 
     async fn upload(&self, sealed: &[u8]) -> Result<(), PartyError> {

@@ -17,9 +17,11 @@
 #![warn(missing_docs)]
 
 pub mod analyst;
+pub mod bench;
 pub mod config;
 pub mod dataset;
 pub mod demo;
+pub mod demo_psi;
 pub mod error;
 pub mod job;
 pub mod link;

@@ -17,10 +17,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::Stream;
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
 use treaty_coordinator::client::{Dial, endpoint};
 use treaty_coordinator::tls::{TlsIdentity, peer_cert_sha256};
@@ -180,6 +182,34 @@ impl party_link_server::PartyLink for PartyLinkService {
     }
 }
 
+/// The data-plane server builder every node uses: HTTP/2 keep-alives and, with `tls`, mutual
+/// TLS (a client certificate chaining to the deployment CA is required). Add a
+/// [`PartyLinkService`] and serve it on [`data_plane_incoming`].
+pub fn data_plane_server(
+    tls: Option<&TlsIdentity>,
+) -> Result<tonic::transport::Server, tonic::transport::Error> {
+    let server = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+    match tls {
+        Some(tls) => server.tls_config(tls.server_config()),
+        None => Ok(server),
+    }
+}
+
+/// The connections accepted on a data-plane listener, with `TCP_NODELAY` and TCP keep-alive.
+///
+/// tonic applies the builder's TCP options only to listeners it binds itself, not to a stream of
+/// accepted connections passed to `serve_with_incoming*`. Without `TCP_NODELAY` on the accepting
+/// side, a round whose message is a few small frames can wait for the peer's delayed ACK
+/// (40 ms on Linux): measured with `treaty bench mpc`, a 1000-element `mul_fixed` took ≈ 43 ms
+/// instead of ≈ 0.5 ms.
+pub fn data_plane_incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(20)))
+}
+
 /// A job's peer as the session needs it.
 #[derive(Debug, Clone)]
 pub struct SessionPeer {
@@ -280,6 +310,46 @@ impl GrpcTransport {
                 })),
             });
         }
+    }
+
+    /// Ends the session gracefully and waits, at most `within`, until every peer has ended it too.
+    ///
+    /// Dropping the transport cancels its streams at once (HTTP/2 `RST_STREAM`), which discards
+    /// frames not yet on the wire: a party that drops it right after its last `send` can cut off
+    /// its last message and fail a peer that is still reading it. `close` instead finishes
+    /// sending (every queued frame, then end-of-stream) and then reads each peer's stream to its
+    /// end. A peer ends its stream only when it is done too, so once `close` returns no peer still
+    /// waits for a message of this party. A peer that sends more data after the end is a
+    /// violation; a peer whose stream breaks is taken as gone.
+    pub async fn close(mut self, within: Duration) -> Result<(), TransportError> {
+        self.outbound.clear();
+        let deadline = tokio::time::Instant::now() + within;
+        for (peer, slot) in self.inbound.iter_mut().enumerate() {
+            let Some(inbound) = slot.take() else { continue };
+            let mut inbound = inbound.into_inner();
+            let next = tokio::select! {
+                f = inbound.stream.next() => f,
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(TransportError::Aborted {
+                        reason: format!(
+                            "party {peer} did not end the session within {} s",
+                            within.as_secs_f64()
+                        ),
+                    });
+                }
+            };
+            match next {
+                None
+                | Some(Err(_))
+                | Some(Ok(pb::Frame {
+                    kind: Some(frame::Kind::Abort(_)),
+                })) => {}
+                Some(Ok(_)) => {
+                    return Err(Self::violation(peer, "sent data after the session ended"));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn violation(peer: PartyIndex, what: impl Into<String>) -> TransportError {
@@ -519,5 +589,88 @@ impl Transport for GrpcTransport {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Two parties on loopback (plaintext): party 1 serves, party 0 dials. Returns their
+    /// transports.
+    async fn pair(job: &str) -> (GrpcTransport, GrpcTransport) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hub = Arc::new(LinkHub::default());
+        let server = data_plane_server(None)
+            .unwrap()
+            .add_service(PartyLinkService::new("party-1".into(), hub.clone()).into_server())
+            .serve_with_incoming(data_plane_incoming(listener));
+        tokio::spawn(server);
+        let peers = [
+            SessionPeer {
+                party: "party-0".into(),
+                endpoint: "http://127.0.0.1:1".into(),
+                tls_cert_sha256: Vec::new(),
+            },
+            SessionPeer {
+                party: "party-1".into(),
+                endpoint: format!("http://{addr}"),
+                tls_cert_sha256: Vec::new(),
+            },
+        ];
+        let setup = |me| SessionSetup {
+            job_id: job,
+            me,
+            peers: &peers,
+            tls: None,
+            max_message: 64 << 20,
+            timeout: Duration::from_secs(30),
+            abort: CancellationToken::new(),
+        };
+        let idle = LinkHub::default();
+        let (a, b) = tokio::join!(
+            GrpcTransport::connect(setup(0), &idle),
+            GrpcTransport::connect(setup(1), &hub)
+        );
+        (a.unwrap(), b.unwrap())
+    }
+
+    #[tokio::test]
+    async fn close_delivers_the_last_message_before_the_links_end() {
+        let (a, b) = pair("close").await;
+        // Several chunks, most still queued when the sender closes right after its last send
+        // (dropping the transport there instead loses them: the receiver sees a disconnect).
+        let big: Vec<u8> = (0..8 * CHUNK_SIZE + 17).map(|i| (i % 251) as u8).collect();
+        let (closed, got) = tokio::join!(
+            async {
+                a.send(1, 7, big.clone()).await.unwrap();
+                a.close(Duration::from_secs(30)).await
+            },
+            async {
+                let got = b.recv(0, 7).await;
+                b.close(Duration::from_secs(30)).await.unwrap();
+                got
+            }
+        );
+        closed.unwrap();
+        assert_eq!(got.unwrap(), big);
+    }
+
+    #[tokio::test]
+    async fn close_refuses_data_the_session_never_read() {
+        let (a, b) = pair("unread").await;
+        a.send(1, 0, vec![1, 2, 3]).await.unwrap();
+        let (ra, rb) = tokio::join!(
+            a.close(Duration::from_secs(30)),
+            b.close(Duration::from_secs(30))
+        );
+        ra.unwrap();
+        assert!(
+            matches!(rb, Err(TransportError::Violation { peer: 0, .. })),
+            "{rb:?}"
+        );
     }
 }

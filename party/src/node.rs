@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use treaty_coordinator::client::{Dial, connect};
@@ -21,7 +20,7 @@ use treaty_proto::v1::{
 use crate::PartyError;
 use crate::config::PartyConfig;
 use crate::job::{JobRun, check_assignment};
-use crate::link::{LinkHub, PartyLinkService};
+use crate::link::{LinkHub, PartyLinkService, data_plane_incoming, data_plane_server};
 
 struct ActiveJob {
     assignment: pb::JobAssignment,
@@ -81,18 +80,10 @@ pub async fn run(
     });
 
     // Data plane.
-    let mut server = tonic::transport::Server::builder()
-        .tcp_nodelay(true)
-        .tcp_keepalive(Some(Duration::from_secs(20)))
-        .http2_keepalive_interval(Some(Duration::from_secs(10)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
-    if let Some(tls) = &node.tls {
-        server = server.tls_config(tls.server_config())?;
-    }
-    let data_plane = server
+    let data_plane = data_plane_server(node.tls.as_deref())?
         .add_service(PartyLinkService::new(node.cfg.id.clone(), hub).into_server())
         .serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            data_plane_incoming(listener),
             token.clone().cancelled_owned(),
         );
     let data_plane = tokio::spawn(data_plane);

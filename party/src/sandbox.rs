@@ -208,6 +208,7 @@ impl Sandbox {
             tls: (!self.opts.insecure).then(|| self.tls_files(id)),
             limits: self.opts.limits.clone(),
             datasets,
+            state_dir: Some(format!("{id}-state").into()),
             base_dir: self.opts.dir.clone(),
         }
     }

@@ -569,6 +569,7 @@ async fn unknown_party_dataset_or_column_is_rejected_at_submit() {
     fn stats(spec: &mut pb::JobSpec) -> &mut Vec<String> {
         match spec.computation.as_mut().unwrap() {
             pb::job_spec::Computation::Stats(s) => &mut s.columns,
+            other => panic!("a stats spec is expected, not {other:?}"),
         }
     }
     let mut unknown_party = cluster.spec(&parties);

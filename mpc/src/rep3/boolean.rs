@@ -3,7 +3,7 @@
 
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::session::{Rep3Session, draw, next_of, prev_of};
+use super::session::{Rep3Session, draw, next_of, prev_of, xor_draw};
 use super::share::check_len;
 use crate::MpcError;
 use crate::transport::{PartyIndex, Transport};
@@ -74,11 +74,6 @@ impl Rep3Bits {
     pub(crate) fn concat(&self, other: &Self) -> Self {
         let cat = |x: &[u64], y: &[u64]| [x, y].concat();
         Self::new_unchecked(cat(&self.a, &other.a), cat(&self.b, &other.b))
-    }
-
-    /// Takes the two components out (the emptied share is then dropped).
-    pub(crate) fn into_parts(mut self) -> (Vec<u64>, Vec<u64>) {
-        (std::mem::take(&mut self.a), std::mem::take(&mut self.b))
     }
 
     /// Splits into the first `mid` words and the rest. `mid ≤ len` by the caller.
@@ -230,28 +225,30 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// sends it to party `i−1`, which does not know `PRF(k_{i,i+1})`.
     pub async fn and(&mut self, x: &Rep3Bits, y: &Rep3Bits) -> Result<Rep3Bits, MpcError> {
         check_len("rep3 and", x.len(), y.len())?;
-        self.reshare_bits(and_cross(x, y)).await
+        let (a, b) = self.and_words((&x.a, &x.b), (&y.a, &y.b)).await?;
+        Ok(Rep3Bits::new_unchecked(a, b))
     }
 
-    /// Turns a 3-out-of-3 XOR sharing (party `i` holds `z_i`, e.g. its cross terms of an AND) into
-    /// a replicated one: `z_i ⊕ α_i` with the XOR zero-sharing
-    /// `α_i = PRF(k_{i,i+1}) ⊕ PRF(k_{i−1,i})`, sent to party `i−1`, which does not know
-    /// `PRF(k_{i,i+1})`. One round, `8·len` bytes per party.
-    pub(crate) async fn reshare_bits(&mut self, mut z: Vec<u64>) -> Result<Rep3Bits, MpcError> {
-        let len = z.len();
-        let mut next = draw(&mut self.next, len);
-        let mut prev = draw(&mut self.prev, len);
-        for ((zj, n), p) in z.iter_mut().zip(&next).zip(&prev) {
-            *zj ^= n ^ p;
+    /// [`Self::and`] on raw components `(x_i, x_{i+1})`, `(y_i, y_{i+1})`, all four of the same
+    /// length (checked by the caller): the two components of the result.
+    pub(crate) async fn and_words(
+        &mut self,
+        (xa, xb): (&[u64], &[u64]),
+        (ya, yb): (&[u64], &[u64]),
+    ) -> Result<(Vec<u64>, Vec<u64>), MpcError> {
+        let len = xa.len();
+        debug_assert!(xb.len() == len && ya.len() == len && yb.len() == len);
+        let mut z = draw(&mut self.next, len);
+        xor_draw(&mut self.prev, &mut z);
+        for (((zj, xa), xb), (ya, yb)) in z.iter_mut().zip(xa).zip(xb).zip(ya.iter().zip(yb)) {
+            *zj ^= (xa & (ya ^ yb)) ^ (xb & ya);
         }
-        next.zeroize();
-        prev.zeroize();
         let me = self.me;
         let got = self
             .round(&[(prev_of(me), &z[..])], Some((next_of(me), len)))
             .await?
             .ok_or(MpcError::Reconstruct("no message received"))?;
-        Ok(Rep3Bits::new_unchecked(z, got))
+        Ok((z, got))
     }
 
     /// `[x_1 & y_1, x_2 & y_2]` in one round (the two ANDs batched into one message per party).
@@ -274,7 +271,7 @@ impl<T: Transport> Rep3Session<'_, T> {
 }
 
 /// This party's cross terms `x_i&y_i ⊕ x_i&y_{i+1} ⊕ x_{i+1}&y_i` of `x & y`: its part of a
-/// 3-out-of-3 XOR sharing of the AND, before [`Rep3Session::reshare_bits`] masks and reshares it.
+/// 3-out-of-3 XOR sharing of the AND, before a reshare (`reshare_packed`) masks and distributes it.
 /// Equal lengths by the caller. Local.
 pub(crate) fn and_cross(x: &Rep3Bits, y: &Rep3Bits) -> Vec<u64> {
     debug_assert_eq!(x.len(), y.len());

@@ -3,20 +3,16 @@
 //! `i64` comparisons).
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 use super::Rep3Bits;
-use super::packed::{PackedBits, ZERO_BIT, low_mask, permute_bits};
-use super::test_util::{block_on, col, open, open_bits, run3, session, word};
+use super::packed::low_mask;
+use super::test_util::{Tap, block_on, col, open, open_bits, run3, session, word};
 use crate::MpcError;
-use crate::transport::{
-    Counters, DEFAULT_MAX_MESSAGE, InMemoryTransport, PartyIndex, Transport, TransportError,
-    run_in_memory,
-};
+use crate::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
 
 /// Two equal-length word vectors.
 fn word_pairs(max_len: usize) -> impl Strategy<Value = (Vec<u64>, Vec<u64>)> {
@@ -162,78 +158,23 @@ proptest! {
 
 // ---- packed bits and the carry-only msb ----
 
-/// A share whose first component holds `words` and second zero (enough for local maps).
-fn plain_share(words: &[u64]) -> Rep3Bits {
-    Rep3Bits::from_parts(words.to_vec(), vec![0; words.len()]).unwrap()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn pack_gathers_and_unpack_scatters(
-        words in proptest::collection::vec(word(), 0..40),
-        other in proptest::collection::vec(any::<u64>(), 0..40),
-        width in 1u32..=64,
-    ) {
-        let n = words.len().min(other.len());
-        let x = Rep3Bits::from_parts(words[..n].to_vec(), other[..n].to_vec()).unwrap();
-        let p = PackedBits::pack(&x, width);
-        prop_assert_eq!(p.len_bits(), n * width as usize);
-        prop_assert_eq!(p.a().len(), (n * width as usize).div_ceil(64));
-        for (comp, src) in [(p.a(), x.a()), (p.b(), x.b())] {
-            for (e, word) in src.iter().enumerate() {
-                for j in 0..width as usize {
-                    let t = e * width as usize + j;
-                    prop_assert_eq!((comp[t / 64] >> (t % 64)) & 1, (word >> j) & 1);
-                }
-            }
-            // Padding bits of the last word are zero.
-            if !p.len_bits().is_multiple_of(64) {
-                let last = comp[comp.len() - 1];
-                prop_assert_eq!(last & !low_mask((p.len_bits() % 64) as u32), 0);
-            }
-        }
-        let back = p.unpack(width);
-        let m = low_mask(width);
-        let masked: Vec<u64> = x.a().iter().map(|v| v & m).collect();
-        prop_assert_eq!(back.a(), &masked[..]);
-        let masked: Vec<u64> = x.b().iter().map(|v| v & m).collect();
-        prop_assert_eq!(back.b(), &masked[..]);
-    }
-
-    #[test]
-    fn permute_bits_moves_bits(
-        words in proptest::collection::vec(word(), 0..20),
-        src in proptest::collection::vec(prop_oneof![0u32..64, Just(ZERO_BIT)], 0..=64),
-    ) {
-        let out = permute_bits(&plain_share(&words), &src);
-        for (e, &v) in words.iter().enumerate() {
-            let expected = src.iter().enumerate().fold(0u64, |acc, (k, &s)| {
-                acc | (if s < 64 { (v >> s) & 1 } else { 0 }) << k
-            });
-            prop_assert_eq!(out.a()[e], expected);
-            prop_assert_eq!(out.b()[e], 0);
-        }
-    }
-
-    #[test]
-    fn packed_and_is_exact((xs, ys) in word_pairs(40), width in 1u32..=64) {
+    fn packed_and_is_exact((xs, ys) in word_pairs(150), width in 1u32..=64) {
+        // Up to 150 elements: two full blocks of 64 and a partial one.
         let n = xs.len();
         let out = run3!(Some(16); [xs, ys] |s| {
             let me = s.me();
             let x = s.share_bits_input(0, (me == 0).then_some(&xs[..]), n).await.unwrap();
             let y = s.share_bits_input(2, (me == 2).then_some(&ys[..]), n).await.unwrap();
-            let (px, py) = (PackedBits::pack(&x, width), PackedBits::pack(&y, width));
-            let z = s.and_packed(&px, &py).await.unwrap();
-            assert_eq!(z.len_bits(), n * width as usize);
-            [z.unpack(width), s.and_low(&x, &y, width).await.unwrap()]
+            s.and_low(&x, &y, width).await.unwrap()
         });
         let m = low_mask(width);
-        for got in [open_bits(&col(&out, 0)), open_bits(&col(&out, 1))] {
-            for j in 0..n {
-                prop_assert_eq!(got[j], xs[j] & ys[j] & m, "x={:#x} y={:#x} width={}", xs[j], ys[j], width);
-            }
+        let got = open_bits(&out);
+        for j in 0..n {
+            prop_assert_eq!(got[j], xs[j] & ys[j] & m, "x={:#x} y={:#x} width={}", xs[j], ys[j], width);
         }
     }
 
@@ -533,7 +474,7 @@ fn cost_msb_and_comparisons() {
 }
 
 /// Bytes per party of `msb` on `n` elements: one packed AND round per width.
-fn msb_bytes(n: u64) -> u64 {
+pub(super) fn msb_bytes(n: u64) -> u64 {
     [63u64, 62, 61, 29, 15, 7, 3, 1]
         .iter()
         .map(|w| 8 * (n * w).div_ceil(64))
@@ -568,38 +509,9 @@ fn cost_relu_and_max() {
 
 // ---- security smoke test ----
 
-/// A transport that records every message it receives.
-struct Tap {
-    inner: InMemoryTransport,
-    received: Mutex<Vec<Vec<u8>>>,
-}
-
-impl Transport for Tap {
-    fn me(&self) -> PartyIndex {
-        self.inner.me()
-    }
-    fn parties(&self) -> usize {
-        self.inner.parties()
-    }
-    fn max_message_len(&self) -> usize {
-        self.inner.max_message_len()
-    }
-    fn counters(&self) -> &Counters {
-        self.inner.counters()
-    }
-    async fn send(&self, to: PartyIndex, round: u32, msg: Vec<u8>) -> Result<(), TransportError> {
-        self.inner.send(to, round, msg).await
-    }
-    async fn recv(&self, from: PartyIndex, round: u32) -> Result<Vec<u8>, TransportError> {
-        let msg = self.inner.recv(from, round).await?;
-        self.received.lock().unwrap().push(msg.clone());
-        Ok(msg)
-    }
-}
-
 /// Words each party received during `and` of `len` copies of `v & w`, over `runs` sessions with
 /// fresh seeds; also checks the results. With `packed = Some(width)`, the AND is
-/// [`Rep3Session::and_packed`] on the low `width` bits of each word, packed densely.
+/// `and_low` on the low `width` bits of each word, packed.
 fn received_and_words(
     v: u64,
     w: u64,
@@ -610,10 +522,7 @@ fn received_and_words(
     let mut acc: [Vec<u64>; 3] = Default::default();
     for _ in 0..runs {
         let out = block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| async move {
-            let tap = Tap {
-                inner: t,
-                received: Mutex::new(Vec::new()),
-            };
+            let tap = Tap::new(t);
             let mut s = session(&tap, None).await;
             let x = s
                 .share_bits_input(0, Some(&vec![v; len][..]), len)
@@ -626,10 +535,7 @@ fn received_and_words(
             tap.received.lock().unwrap().clear();
             let z = match packed {
                 None => s.and(&x, &y).await.unwrap(),
-                Some(width) => {
-                    let (px, py) = (PackedBits::pack(&x, width), PackedBits::pack(&y, width));
-                    s.and_packed(&px, &py).await.unwrap().unpack(width)
-                }
+                Some(width) => s.and_low(&x, &y, width).await.unwrap(),
             };
             let got = std::mem::take(&mut *tap.received.lock().unwrap());
             (z, got)

@@ -1,8 +1,8 @@
 //! Comparisons and the functions built on them: MSB, less-than and friends, select, ReLU, max.
 //! See the module docs of [`crate::rep3`] for the costs and the input range.
 
-use super::boolean::{Rep3Bits, component, xor_unchecked};
-use super::packed::{ZERO_BIT, low_mask, permute_bits};
+use super::boolean::Rep3Bits;
+use super::packed::Planes;
 use super::session::Rep3Session;
 use super::share::Rep3Share;
 use crate::MpcError;
@@ -21,7 +21,7 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// the 62 pairs `(G_j, P_j) = (s_j ∧ c_j, s_j ⊕ c_j)`, `j = 1..=62`, reduced by a binary tree
     /// of `(G_h, P_h) ∘ (G_l, P_l) = (G_h ⊕ (P_h ∧ G_l), P_h ∧ P_l)` (the XOR is exact: `G_h` and
     /// `P_h` are never both set). The lowest group's `P` is never needed. Rounds, with every AND
-    /// of a round packed densely (`PackedBits`, one message per round):
+    /// of a round packed (one message per round):
     ///
     /// 1. `maj` bits `0..=62` (63 AND bits per element);
     /// 2. `G_1..G_62` (62 bits);
@@ -29,82 +29,87 @@ impl<T: Transport> Rep3Session<'_, T> {
     ///    groups pairs `(2k+1, 2k)`, `k < ⌊m/2⌋`, and passes an odd top group through: `⌊m/2⌋`
     ///    `G` ANDs plus `⌊m/2⌋ − 1` `P` ANDs, together `61 + 29 + 15 + 7 + 3 + 1 = 116` bits.
     ///
-    /// Per element, each round's AND bits sit in the low bits of one word, gathered across
-    /// elements by `PackedBits::pack` and scattered back after the AND; the
-    /// moves between levels are local bit permutations of the shares.
+    /// The circuit runs bit-sliced (see `Planes`): both components of the share are transposed
+    /// once into bit planes, 64 elements per word; every AND operand, and every move between
+    /// levels, is then a choice of plane words, and the result is plane 0 of the last XOR.
     pub async fn msb(&mut self, x: &Rep3Share) -> Result<Rep3Bits, MpcError> {
-        let me = self.me;
-        let [x0, x1, x2] = [0, 1, 2].map(|k| {
-            let (a, b) = component(me, k, x.a(), x.b());
-            Rep3Bits::new_unchecked(a, b)
-        });
-        let x02 = xor_unchecked(&x0, &x2);
-        let x12 = xor_unchecked(&x1, &x2);
-        let s = xor_unchecked(&x02, &x1);
-        // Round 1: maj bits 0..=62 (c = maj << 1 then has bits 1..=63).
-        let maj = self.and_low(&x02, &x12, 63).await?;
-        let maj = xor_unchecked(&maj, &self.and_public_scalar(&x2, low_mask(63)));
-        let c = self.shl_bits(&maj, 1);
-        let sc = xor_unchecked(&s, &c);
-        // Round 2: G_j = s_j & c_j for j = 1..=62, stored at position j − 1; P likewise.
-        let mut g = self
-            .and_low(&self.shr_bits(&s, 1), &self.shr_bits(&c, 1), 62)
+        let n = x.len();
+        // Bit planes of this party's components (x_me, x_{me+1}); s = x_0 ⊕ x_1 ⊕ x_2 is the
+        // pair itself. The boolean sharings of x_0 ⊕ x_2, x_1 ⊕ x_2 and x_2 hold each slot's
+        // component or zero (see `summand_slots`).
+        let s = [Planes::from_words(x.a()), Planes::from_words(x.b())];
+        let [in02, in12, in2] = summand_slots(self.me);
+        let low = |slot: usize, on: bool, w: usize| -> Planes {
+            if on {
+                Planes::map(&[&s[slot]], w, |p, d| d.copy_from_slice(&p[0][..w]))
+            } else {
+                Planes::zeros(n, w)
+            }
+        };
+        // Round 1: maj bits 0..=62 of the full adder, maj = (x02 ∧ x12) ⊕ x2.
+        let x02 = [low(0, in02[0], 63), low(1, in02[1], 63)];
+        let x12 = [low(0, in12[0], 63), low(1, in12[1], 63)];
+        let (r0, r1) = self
+            .and_planes((&x02[0], &x02[1]), (&x12[0], &x12[1]))
             .await?;
-        let mut p = self.and_public_scalar(&self.shr_bits(&sc, 1), low_mask(62));
-        let mut m: u32 = 62;
-        while m > 1 {
-            let (g2, p2) = self.carry_level(&g, &p, m).await?;
-            (g, p) = (g2, p2);
-            m = m.div_ceil(2);
+        let maj = [(r0, 0), (r1, 1)].map(|(r, slot)| {
+            let x2 = low(slot, in2[slot], 63);
+            Planes::map(&[&r, &x2], 63, |p, d| {
+                for (j, d) in d.iter_mut().enumerate() {
+                    *d = p[0][j] ^ p[1][j];
+                }
+            })
+        });
+        // c = maj << 1. Round 2: G_j = s_j ∧ c_j for j = 1..=62, at plane j − 1; P likewise
+        // (local), and s_63 ⊕ c_63, the part of the msb outside the carry.
+        let s_hi =
+            [0, 1].map(|i| Planes::map(&[&s[i]], 62, |p, d| d.copy_from_slice(&p[0][1..63])));
+        let c_hi =
+            [0, 1].map(|i| Planes::map(&[&maj[i]], 62, |p, d| d.copy_from_slice(&p[0][..62])));
+        let mut p = [0, 1].map(|i| {
+            Planes::map(&[&s[i], &maj[i]], 62, |q, d| {
+                for (j, d) in d.iter_mut().enumerate() {
+                    *d = q[0][j + 1] ^ q[1][j];
+                }
+            })
+        });
+        let top =
+            [0, 1].map(|i| Planes::map(&[&s[i], &maj[i]], 1, |q, d| d[0] = q[0][63] ^ q[1][62]));
+        drop((s, maj, x02, x12));
+        let (g0, g1) = self
+            .and_planes((&s_hi[0], &s_hi[1]), (&c_hi[0], &c_hi[1]))
+            .await?;
+        let mut g = [g0, g1];
+        // Rounds 3–8: the carry tree over 62 → 31 → 16 → 8 → 4 → 2 → 1 groups.
+        while g[0].width() > 1 {
+            let m = g[0].width();
+            let (c, odd) = (m / 2, m % 2 == 1);
+            let w = 2 * c - 1;
+            let left = [0, 1].map(|i| Planes::map(&[&p[i]], w, |q, d| tree_left(q[0], d, c)));
+            let right = [0, 1]
+                .map(|i| Planes::map(&[&g[i], &p[i]], w, |q, d| tree_right(q[0], q[1], d, c)));
+            let (r0, r1) = self
+                .and_planes((&left[0], &left[1]), (&right[0], &right[1]))
+                .await?;
+            let r = [r0, r1];
+            let next_w = c + usize::from(odd);
+            let g_next = [0, 1].map(|i| {
+                Planes::map(&[&g[i], &r[i]], next_w, |q, d| {
+                    tree_next_g(q[0], q[1], d, c, odd)
+                })
+            });
+            let p_next = [0, 1].map(|i| {
+                Planes::map(&[&p[i], &r[i]], next_w, |q, d| {
+                    tree_next_p(q[0], q[1], d, c, odd)
+                })
+            });
+            (g, p) = (g_next, p_next);
         }
         // msb = s_63 ⊕ c_63 ⊕ carry_63.
-        Ok(xor_unchecked(
-            &self.bit(&sc, 63),
-            &self.and_public_scalar(&g, 1),
-        ))
-    }
-
-    /// One level of the carry reduction tree over `m ≥ 2` groups per element (group `j` in bit
-    /// `j` of the words `g`, `p`): returns the `⌈m/2⌉` combined groups. One round, `2·⌊m/2⌋ − 1`
-    /// AND bits per element; the lowest group's `P` is left zero (never needed).
-    async fn carry_level(
-        &mut self,
-        g: &Rep3Bits,
-        p: &Rep3Bits,
-        m: u32,
-    ) -> Result<(Rep3Bits, Rep3Bits), MpcError> {
-        let c = m / 2;
-        let odd = m % 2 == 1;
-        // Left operand: P_{2k+1} for k < c, then P_{2k+1} for 1 ≤ k < c.
-        let left_src: Vec<u32> = (0..c).chain(1..c).map(|k| 2 * k + 1).collect();
-        // Right operand: G_{2k} for k < c, then P_{2k} for 1 ≤ k < c (disjoint bit ranges).
-        let g_src: Vec<u32> = (0..c).map(|k| 2 * k).collect();
-        let p_src: Vec<u32> = (0..c)
-            .map(|_| ZERO_BIT)
-            .chain((1..c).map(|k| 2 * k))
-            .collect();
-        let left = permute_bits(p, &left_src);
-        let right = xor_unchecked(&permute_bits(g, &g_src), &permute_bits(p, &p_src));
-        let r = self.and_low(&left, &right, 2 * c - 1).await?;
-        // G'_k = G_{2k+1} ⊕ (P_{2k+1} ∧ G_{2k}); an odd top group passes through to position c.
-        let g_hi: Vec<u32> = (0..c)
-            .map(|k| 2 * k + 1)
-            .chain(odd.then_some(m - 1))
-            .collect();
-        let g_new = xor_unchecked(
-            &permute_bits(g, &g_hi),
-            &self.and_public_scalar(&r, low_mask(c)),
-        );
-        // P'_k = P_{2k+1} ∧ P_{2k} (bit c + k − 1 of r) for 1 ≤ k < c; P'_0 unused.
-        let r_src: Vec<u32> = std::iter::once(ZERO_BIT)
-            .chain((1..c).map(|k| c + k - 1))
-            .collect();
-        let p_top: Vec<u32> = (0..c)
-            .map(|_| ZERO_BIT)
-            .chain(odd.then_some(m - 1))
-            .collect();
-        let p_new = xor_unchecked(&permute_bits(&r, &r_src), &permute_bits(p, &p_top));
-        Ok((g_new, p_new))
+        let [a, b] = [0, 1].map(|i| {
+            Planes::map(&[&top[i], &g[i]], 1, |q, d| d[0] = q[0][0] ^ q[1][0]).plane0_words()
+        });
+        Ok(Rep3Bits::new_unchecked(a, b))
     }
 
     /// `x < y` (signed) as a boolean sharing of bit 0: `msb(x − y)`. Correct when
@@ -167,5 +172,58 @@ impl<T: Transport> Rep3Session<'_, T> {
     pub async fn max(&mut self, x: &Rep3Share, y: &Rep3Share) -> Result<Rep3Share, MpcError> {
         let lt = self.lt(x, y).await?;
         self.select(&lt, y, x).await
+    }
+}
+
+/// Which of this party's two slots (components `me` and `me+1` of a boolean sharing) hold the
+/// summands of the full adder `x_0 ⊕ x_2`, `x_1 ⊕ x_2` and `x_2`, where the boolean sharing of
+/// an arithmetic component `x_k` has `x_k` at position `k` and zeros elsewhere. Party `me` holds
+/// `x_me` and `x_{me+1}` as its arithmetic components, so a slot holds the component itself or
+/// zero.
+fn summand_slots(me: usize) -> [[bool; 2]; 3] {
+    let has = |set: &[usize], slot: usize| set.contains(&(slot % 3));
+    [&[0, 2][..], &[1, 2], &[2]].map(|set| [has(set, me), has(set, me + 1)])
+}
+
+/// Left operand planes of a carry-tree level with `c` pairs: `P_{2k+1}` for `k < c`, then
+/// `P_{2k+1}` for `1 ≤ k < c`.
+fn tree_left(p: &[u64], d: &mut [u64], c: usize) {
+    for k in 0..c {
+        d[k] = p[2 * k + 1];
+    }
+    for k in 1..c {
+        d[c + k - 1] = p[2 * k + 1];
+    }
+}
+
+/// Right operand planes: `G_{2k}` for `k < c`, then `P_{2k}` for `1 ≤ k < c`.
+fn tree_right(g: &[u64], p: &[u64], d: &mut [u64], c: usize) {
+    for k in 0..c {
+        d[k] = g[2 * k];
+    }
+    for k in 1..c {
+        d[c + k - 1] = p[2 * k];
+    }
+}
+
+/// `G'_k = G_{2k+1} ⊕ r_k` for `k < c`; with an odd group count the top group `2c` passes
+/// through to `c`.
+fn tree_next_g(g: &[u64], r: &[u64], d: &mut [u64], c: usize, odd: bool) {
+    for k in 0..c {
+        d[k] = g[2 * k + 1] ^ r[k];
+    }
+    if odd {
+        d[c] = g[2 * c];
+    }
+}
+
+/// `P'_k = r_{c+k−1}` for `1 ≤ k < c` (`P'_0` is never needed and stays zero); an odd top
+/// group passes through.
+fn tree_next_p(p: &[u64], r: &[u64], d: &mut [u64], c: usize, odd: bool) {
+    for k in 1..c {
+        d[k] = r[c + k - 1];
+    }
+    if odd {
+        d[c] = p[2 * c];
     }
 }

@@ -39,6 +39,9 @@
 //! | [`Rep3Session::b2a_bit`] | 2 | `16n` |
 //! | [`Rep3Session::select`] | 3 | `24n` |
 //! | [`Rep3Session::relu`], [`Rep3Session::max`] | 11 | msb / lt `+ 24n` (`≈ 54.1n`) |
+//! | [`Rep3Session::eq`], [`Rep3Session::is_zero`] | 7 | `≈ 10.54n`: party `i` sends `8·c_{i−1}` in round 1 (`c_k = ⌈(n − k)/3⌉` elements have role `k`), then `8·Σ_h ⌈hn/64⌉`, `h ∈ {32, 16, 8, 4, 2, 1}` (63 AND bits per element): `416, 424, 416` at `n = 37` |
+//! | [`Rep3Session::argmax_rows`], [`Rep3Session::argmax`] (`m` rows of `n`) | `11·⌈log2 n⌉` | `≈ 58.1mn`: per level with `t = m·⌊c/2⌋` pairs, msb(`t`) `+ 24t`, `+ 8t` after the first level (`1672` for `m = 3`, `n = 10`) |
+//! | [`Rep3Session::argmax_rows_one_hot`] | `11·⌈log2 n⌉` | as argmax, with `8·m·min(2·⌊c/2⌋·2^l, n)` for the one-hot entries at level `l ≥ 1` instead of `8t` (`≈ 8mn` more per level; `2200` for `m = 3`, `n = 10`) |
 //! | [`Rep3Session::powers_fixed`] (`m` products, max exponent `d`) | `2⌈log2 d⌉` | `8mn` |
 //! | [`Rep3Session::poly_fixed`] (degree `d`, `m` products) | `2⌈log2 d⌉ + 1` | `8mn`, party 1 `+ 8n` (odd degree 7: `40n` / `48n`) |
 //! | [`Rep3Session::b2a`] (whole words) | 9 | `112n` (party 1: `104n`) |
@@ -48,13 +51,23 @@
 //! | [`Rep3Session::rsqrt`] (`f = 16`: `t = 3`) | `26 + 4t` = 38 | `≈ 570n` (party 1: `554n`) |
 //! | [`Rep3Session::sqrt`] (`f = 16`) | `28 + 4t` = 40 | `≈ 578n` (party 1: `562n`) |
 //! | [`Rep3Session::log`] (degree 7) | 31 | `≈ 418n` (party 1: `410n`) |
+//! | [`Rep3Session::sigmoid`] | 31 | 2 msb `+ 96n` (`≈ 156.25n`), party 1 `+ 16n` |
+//! | [`Rep3Session::exp`] | 16 | `72n`, party 1 `+ 16n` |
+//! | [`workload::barrier`] | 1 | 0 (an empty message to each peer) |
+//!
+//! [`workload`] defines the benchmarked cases (operation, shape, deterministic inputs, one
+//! measured run) that the criterion benches and `treaty bench mpc` both run.
 //!
 //! # Multiplication
 //!
 //! Party `i` computes `z_i = x_i·y_i + x_i·y_{i+1} + x_{i+1}·y_i + α_i`, a 3-out-of-3 sharing of
 //! `x·y`, and sends `z_i` to party `i−1`; each party ends with `(z_i, z_{i+1})`. `z_i` is masked
 //! by `PRF(k_{i,i+1})`, which its receiver `i−1` does not know. Dot and matrix products sum the
-//! cross terms locally and reshare only the outputs.
+//! cross terms locally and reshare only the outputs. The local part of a matrix product,
+//! `X_i·(Y_i + Y_{i+1}) + X_{i+1}·Y_i`, is one fused product `[X_i | X_{i+1}] · [Y_i + Y_{i+1};
+//! Y_i]` (inner dimension `2k`), cache-blocked, on rayon, with an 8×16 register tile compiled for
+//! AVX-512, AVX2 and the baseline and chosen at run time (`multiversion`); exact, as all
+//! arithmetic wraps.
 //!
 //! # Truncation (fixed point)
 //!
@@ -99,11 +112,13 @@
 //! of a level batched into one message (the last level needs no `p`). Total `1 + 1 + 6 = 8`
 //! rounds and `1 + 1 + 5·2 + 1 = 13` AND words (104 bytes) per element and party.
 //!
-//! **Packed AND.** A `PackedBits` share holds `len_bits` secret bits densely in
-//! `⌈len_bits/64⌉` words per component (bit `e·w + j` is bit `j` of element `e` when the low `w`
-//! bits of every word are gathered). Its AND is the word AND above on the packed words: one round,
-//! `8·⌈len_bits/64⌉` bytes per party, every sent word masked by fresh PRF output. Gathering,
-//! scattering and moving bits within words are linear, hence local.
+//! **Packed AND.** ANDs of a few bits per element are batched bit-sliced: the elements are taken
+//! 64 at a time and each block is stored as bit planes (plane `j` holds bit `j` of the block's
+//! 64 elements), transposed once from the words. The AND is the word AND above on the plane
+//! words, one round; only the bits of present elements are sent, the last (partial) block's
+//! planes packed back to back, so an AND of `w` bits per element costs `8·⌈w·n/64⌉` bytes per
+//! party, every sent word masked by fresh PRF output. Selecting, moving and XORing bit positions
+//! is choosing plane words, local.
 //!
 //! **MSB (carry-only).** `msb(x) = s_63 ⊕ c_63 ⊕ carry_63` with `(s, c)` from the full-adder
 //! layer above, where `carry_63` is the carry out of bits `0..=62` of `s + c`. As `c_0 = 0`,
@@ -127,6 +142,43 @@
 //! y + B2A(b)·(x − y)` adds one multiplication; `relu(x) = B2A(¬msb(x))·x` and
 //! `max(x, y) = select(lt(x, y), y, x)` cost `8 + 2 + 1 = 11` rounds and `24n` bytes on top of
 //! msb / lt.
+//!
+//! **Equality.** `eq(x, y) = is_zero(x − y)`, exact for all words. Write `d = x` for the input
+//! of [`Rep3Session::is_zero`]. Element `j` gets the public role `k = j mod 3`; then `d = 0` iff
+//! `d_k = v` with `v = −(d_{k+1} + d_{k+2})`. Party `k+1` holds `d_{k+1}` and `d_{k+2}`, so it
+//! knows `v`; parties `k` and `k−1` both hold `d_k`. Round 1 builds a boolean sharing of
+//! `d_k ⊕ v` with components `(d_k, r, v ⊕ r)` at positions `(k, k+1, k+2)`: `d_k` is already
+//! held by its two holders, `r` is drawn from the stream `k_{k,k+1}` by both its holders, and
+//! party `k+1` sends `v ⊕ r` to party `k+2`. Rotating the role spreads this round over all three
+//! parties (each sends a third of `8n` bytes, to its next party). Rounds 2–7: `w = ¬(d_k ⊕ v)`
+//! is all ones iff `d = 0`, and six packed AND levels `w ← (w ∧ (w >> h)) mod 2^h`,
+//! `h = 32, 16, 8, 4, 2, 1` (63 AND bits per element, one message per round) leave the answer
+//! in bit 0. The AND tree over the XNOR of the bits is the textbook equality circuit; the input
+//! step, which compares one component with the sum of the other two, replaces the adder (8
+//! rounds, 104 bytes per element) that an A2B of `d` would need.
+//!
+//! *What each party sees.* For an element of role `k`: party `k+2` receives `v ⊕ r`, where `r`
+//! is fresh output of the stream keyed by `k_{k,k+1}`, a key party `k+2` does not hold: a
+//! one-time pad, uniform and independent of its view. Parties `k` and `k+1` receive nothing for
+//! that element in round 1; party `k+1` learns nothing new, since `v` is a function of its own
+//! share. Each party's pair of the new sharing is thus `(d_k, r)` (its own component and a PRF
+//! word), `(r, v ⊕ r)` (a PRF word and a value it computed itself) or `(v ⊕ r, d_k)` (a pad and
+//! its own component). The sharing is not uniformly random (`d_k` is reused), which the AND
+//! protocol does not need: every word it sends is masked by fresh zero-sharing output the
+//! receiver lacks, and its output components carry fresh masks, so the messages of rounds 2–7
+//! are uniform and the output bit sharing is a fresh one. Nothing is revealed.
+//!
+//! **Argmax.** [`Rep3Session::argmax_rows`] runs a tournament over each row of a row-major
+//! `m×n` matrix (a vector is one row): the candidates are paired `(2i, 2i+1)`, an odd last one
+//! passes through, for `⌈log2 n⌉` levels. A level is one [`Rep3Session::lt`] over the pairs of
+//! all rows, one [`Rep3Session::b2a_bit`], and one batched multiplication selecting
+//! `left + b·(right − left)` for value and index (at the first level the indices are public and
+//! `2i + b` is local). The right candidate wins only if strictly larger, so ties go to the lowest
+//! index, as in `numpy.argmax`. Same input range as `lt`. [`Rep3Session::argmax_rows_one_hot`]
+//! tracks the one-hot vector instead of the index (candidate `i` at level `l` owns entries
+//! `[i·2^l, (i+1)·2^l)` of its row, and a select multiplies its bit into each of them), derives
+//! the index locally as `Σ_j j·onehot_j`, and costs no extra round but about `8mn` bytes more per
+//! level; ask for it only when the one-hot is needed.
 //!
 //! **B2A for words.** ABY3's bit composition (§5.3): the result's components `x_1` (from
 //! `k_{0,1}`) and `x_2` (from `k_{1,2}`) are drawn by their holders, so `−x_1` and `−x_2` are
@@ -170,13 +222,33 @@
 //! converges only on a bounded domain; here the bounds hold for every representable input, at
 //! the price of an A2B and one B2A of two to five words.
 //!
-//! Not here yet: equality, argmax, a packed A2B / adder (whole-word B2A and A2B dominate the local
-//! cost of the functions above), the sync typestate split of `protocols/` vs `run/`, and
-//! malicious security.
+//! # Polynomials and non-linear functions
+//!
+//! [`Rep3Session::poly_fixed`] evaluates `Σ c_i·x^i` with public coefficients: the needed powers
+//! with log depth (level `L` multiplies the powers `≤ 2^L` by `x^{2^L}`, all products of a level
+//! in one [`Rep3Session::mul_fixed`]; powers no coefficient needs are skipped), then the public
+//! products locally at `2f` bits and one truncation. Errors grow with `|c_i|` and `|x|^i`, so
+//! evaluate in a scaled variable `|t| ≤ 1`.
+//!
+//! [`Rep3Session::sigmoid`] is exact in its case split and accurate to `10^−3` for every input:
+//! `s = msb(x)`, `|x| = x − 2·b2a(s)·x`, `in = msb(|x| − B)` (neither can wrap, so every ring
+//! element is a valid input), a degree-6 minimax polynomial of `σ` on `[0, B = 7.25]` in
+//! `u = 2|x|/B − 1`, and `σ = (1 − S) + IN·(1 − 2S)·(p(u) − 1)`. The two MSBs dominate its local
+//! work. [`Rep3Session::exp`] is `p(x/16 + 1/2)^16` (degree-6 relative-minimax polynomial, four
+//! squarings: multiplications only) on `x ∈ [−40, 8]`, with `≈ 10^−3` relative error at
+//! `f = 16`. Both take 16 to 20 fractional bits; see their docs for the exact bounds and the
+//! truncation failure probabilities.
+//!
+//! Not here yet: a packed A2B / adder (whole-word B2A and A2B dominate the local cost of the
+//! functions above), the sync typestate split of `protocols/` vs `run/`, and malicious security.
 
+mod argmax;
 mod boolean;
 mod compare;
 mod convert;
+mod equality;
+mod exp;
+mod gemm;
 mod log;
 mod mul;
 mod normalize;
@@ -185,10 +257,14 @@ mod poly;
 mod recip;
 mod session;
 mod share;
+mod sigmoid;
 mod trunc;
+pub mod workload;
 
 #[cfg(test)]
 mod boolean_tests;
+#[cfg(test)]
+mod cmp_tests;
 #[cfg(test)]
 mod poly_tests;
 #[cfg(test)]
@@ -197,11 +273,16 @@ mod recip_tests;
 mod test_util;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod workload_tests;
 
+pub use argmax::Rep3Argmax;
 pub use boolean::Rep3Bits;
+pub use exp::{EXP_MAX, EXP_MAX_FRAC_BITS, EXP_MIN, EXP_MIN_FRAC_BITS};
 pub use normalize::Normalized;
 pub use poly::MAX_POLY_DEGREE;
 pub use recip::{NONLINEAR_MAX_FRAC_BITS, NONLINEAR_MIN_FRAC_BITS};
 
 pub use session::Rep3Session;
 pub use share::Rep3Share;
+pub use sigmoid::{SIGMOID_BOUND, SIGMOID_MAX_FRAC_BITS, SIGMOID_MIN_FRAC_BITS};

@@ -1,16 +1,11 @@
 //! Multiplication, dot product and matrix product: local cross terms plus a zero-sharing give a
 //! 3-out-of-3 sharing of the product, and one resharing round turns it back into a replicated one.
 
-use rayon::prelude::*;
-
+use super::gemm::matmul_cross_acc;
 use super::session::{Rep3Session, next_of, prev_of};
 use super::share::{Rep3Share, check_len};
 use crate::MpcError;
 use crate::transport::Transport;
-
-/// Above this many multiply-adds a matrix product runs its rows on rayon. Local scheduling only:
-/// the result is the same either way, so parties need not agree on it.
-const PAR_THRESHOLD: usize = 1 << 16;
 
 impl<T: Transport> Rep3Session<'_, T> {
     /// Element-wise `x · y`: one round, each party sends `8·len` bytes (to the previous party).
@@ -81,15 +76,8 @@ impl<T: Transport> Rep3Session<'_, T> {
         check_len("rep3 matmul left operand (m·k)", mul_dims(m, k)?, x.len())?;
         check_len("rep3 matmul right operand (k·n)", mul_dims(k, n)?, y.len())?;
         let out_len = mul_dims(m, n)?;
-        let y_sum: Vec<u64> = y
-            .a()
-            .iter()
-            .zip(y.b())
-            .map(|(a, b)| a.wrapping_add(*b))
-            .collect();
         let mut z = self.zero_share(out_len);
-        matmul_acc(&mut z, x.a(), &y_sum, m, k, n);
-        matmul_acc(&mut z, x.b(), y.a(), m, k, n);
+        matmul_cross_acc(&mut z, (x.a(), x.b()), (y.a(), y.b()), (m, k, n));
         Ok(z)
     }
 
@@ -113,24 +101,4 @@ pub(crate) fn mul_dims(a: usize, b: usize) -> Result<usize, MpcError> {
         expected: usize::MAX,
         got: a,
     })
-}
-
-/// `out += a · b` over Z_2^64, row-major, `a` is `m×k`, `b` is `k×n`, `out` is `m×n`.
-fn matmul_acc(out: &mut [u64], a: &[u64], b: &[u64], m: usize, k: usize, n: usize) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    let row = |(i, out_row): (usize, &mut [u64])| {
-        for (kk, &aik) in a[i * k..(i + 1) * k].iter().enumerate() {
-            let b_row = &b[kk * n..(kk + 1) * n];
-            for (o, &bkj) in out_row.iter_mut().zip(b_row) {
-                *o = o.wrapping_add(aik.wrapping_mul(bkj));
-            }
-        }
-    };
-    if m.saturating_mul(k).saturating_mul(n) >= PAR_THRESHOLD {
-        out.par_chunks_mut(n).enumerate().for_each(row);
-    } else {
-        out.chunks_mut(n).enumerate().for_each(row);
-    }
 }

@@ -85,18 +85,35 @@ impl<T: Transport> Rep3Session<'_, T> {
         coeffs: &[f64],
         frac_bits: u32,
     ) -> Result<Rep3Share, MpcError> {
+        self.poly_fixed_extra(x, coeffs, frac_bits, 0).await
+    }
+
+    /// [`Self::poly_fixed`] with the coefficients encoded at `frac_bits + extra` fractional bits:
+    /// the sum carries `2·frac_bits + extra` bits and the one truncation removes
+    /// `frac_bits + extra`. The coefficients' rounding error drops from `u/2` to `u/2^{extra+1}`
+    /// each, the final truncation's failure probability grows to `Σ|c_i|·2^{2f + extra − 64}`.
+    /// Same cost.
+    pub(crate) async fn poly_fixed_extra(
+        &mut self,
+        x: &Rep3Share,
+        coeffs: &[f64],
+        frac_bits: u32,
+        extra: u32,
+    ) -> Result<Rep3Share, MpcError> {
         let fp = FixedPoint::new(frac_bits)?;
+        let fc = FixedPoint::new(frac_bits + extra)?;
+        let exps: Vec<usize> = (1..coeffs.len()).filter(|&i| coeffs[i] != 0.0).collect();
+        if exps.is_empty() {
+            // The rounded constant c_0 at f bits, with no truncation.
+            let c0 = coeffs.first().map_or(Ok(0), |&c| fp.encode(c))?;
+            return Ok(self.constant(x.len(), c0));
+        }
         let enc: Vec<u64> = coeffs
             .iter()
-            .map(|&c| fp.encode(c))
+            .map(|&c| fc.encode(c))
             .collect::<Result<_, _>>()?;
-        let exps: Vec<usize> = (1..coeffs.len()).filter(|&i| coeffs[i] != 0.0).collect();
-        // c_0 at 2f fractional bits: C_0 · 2^f (wrapping; only its value mod 2^64 matters).
+        // c_0 at 2f + extra fractional bits: C_0 · 2^f (wrapping; only its value mod 2^64 matters).
         let c0 = enc.first().map_or(0, |c| c.wrapping_shl(frac_bits));
-        if exps.is_empty() {
-            // The rounded constant C_0 at f bits, with no truncation.
-            return Ok(self.constant(x.len(), enc.first().copied().unwrap_or(0)));
-        }
         let table = self
             .power_table(x, &needed_powers(&exps)?, frac_bits)
             .await?;
@@ -115,7 +132,7 @@ impl<T: Transport> Rep3Session<'_, T> {
             }
         }
         let sum = self.add_public_scalar(&Rep3Share::new_unchecked(a, b), c0);
-        self.trunc(&sum, frac_bits).await
+        self.trunc(&sum, frac_bits + extra).await
     }
 
     /// `x^k` for every `k` with `need[k]` (`need` closed under the level split, `need[1]` set if
@@ -160,8 +177,7 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// The public constant `c` (a ring word) as a sharing of `len` equal elements: `c` sits in
     /// component `x_0` (party 0's first and party 2's second component). Local.
     pub(crate) fn constant(&self, len: usize, c: u64) -> Rep3Share {
-        let zero = Rep3Share::new_unchecked(vec![0; len], vec![0; len]);
-        self.add_public_scalar(&zero, c)
+        self.public_share(&vec![c; len])
     }
 }
 

@@ -4,13 +4,24 @@
 
 use proptest::prelude::*;
 
+use super::exp::EXP_COEFFS;
+use super::sigmoid::SIGMOID_COEFFS;
 use super::test_util::{open, run3};
-use super::{MAX_POLY_DEGREE, Rep3Share};
+use super::{
+    EXP_MAX, EXP_MAX_FRAC_BITS, EXP_MIN, EXP_MIN_FRAC_BITS, MAX_POLY_DEGREE, Rep3Share,
+    SIGMOID_BOUND, SIGMOID_MAX_FRAC_BITS, SIGMOID_MIN_FRAC_BITS,
+};
 use crate::MpcError;
 use crate::fixed::FixedPoint;
 use crate::transport::Transport;
 
 const F: u32 = 16;
+
+/// The error of `exp` as documented: `(16·δ + 61·u)·e^x + 45·u` with `δ` the fit's relative
+/// error and `u = 2^−f`.
+const EXP_FIT: f64 = 3.02e-6;
+const EXP_REL_UNITS: f64 = 61.0;
+const EXP_ABS_UNITS: f64 = 45.0;
 
 fn fp() -> FixedPoint {
     FixedPoint::new(F).unwrap()
@@ -156,6 +167,204 @@ fn bad_degree_and_coefficients_are_rejected() {
     );
 }
 
+// ---- sigmoid ----
+
+fn sigmoid_f64(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Applies `op` (0: sigmoid, 1: exp) to the raw ring words `raw` with a fixed seed `salt`.
+fn eval_nl(op: u8, raw: &[u64], f: u32, salt: u64) -> Vec<f64> {
+    let raw = raw.to_vec();
+    let n = raw.len();
+    let out = run3!(Some(salt); [raw] |s| {
+        let me = s.me();
+        let x = s.share_input(2, (me == 2).then_some(&raw[..]), n).await.unwrap();
+        match op {
+            0 => s.sigmoid(&x, f).await.unwrap(),
+            _ => s.exp(&x, f).await.unwrap(),
+        }
+    });
+    let fmt = FixedPoint::new(f).unwrap();
+    open(&out).iter().map(|&v| fmt.decode(v)).collect()
+}
+
+/// The largest sigmoid error the docs promise (and the brief asks for).
+const SIGMOID_MAX_ERR: f64 = 1e-3;
+
+/// Raw inputs around every edge of the sigmoid at `f` fractional bits: 0, ±1 unit, ±B and its
+/// neighbours, large values, and the ends of the ring.
+fn sigmoid_edges(f: u32) -> Vec<u64> {
+    let b = FixedPoint::new(f).unwrap().encode(SIGMOID_BOUND).unwrap() as i64;
+    let mut v: Vec<i64> = vec![0, 1, -1, 1 << f, -(1 << f), 1 << 40, -(1 << 40)];
+    for d in [-2i64, -1, 0, 1, 2] {
+        v.extend([b + d, -(b + d)]);
+    }
+    v.extend([i64::MAX, i64::MIN + 1, i64::MIN, i64::MAX - b, i64::MIN + b]);
+    v.into_iter().map(|x| x as u64).collect()
+}
+
+fn check_sigmoid(raw: &[u64], f: u32, salt: u64) -> Result<(), String> {
+    let got = eval_nl(0, raw, f, salt);
+    let fmt = FixedPoint::new(f).unwrap();
+    for (&r, &g) in raw.iter().zip(&got) {
+        let x = fmt.decode(r);
+        let err = (g - sigmoid_f64(x)).abs();
+        if err > SIGMOID_MAX_ERR {
+            return Err(format!(
+                "sigmoid(x = {x}, raw {r:#x}, f = {f}) = {g}: error {err}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The committed polynomial is within `6.6·10^−4` of `σ` on `[0, B]` (dense grid), and the
+/// saturation error `1 − σ(B)` is within budget too.
+#[test]
+fn sigmoid_polynomial_error_on_dense_grid() {
+    let steps = 1_000_000;
+    let worst = (0..=steps)
+        .map(|i| {
+            let u = -1.0 + 2.0 * i as f64 / steps as f64;
+            (horner(&SIGMOID_COEFFS, u) - sigmoid_f64(SIGMOID_BOUND * (u + 1.0) / 2.0)).abs()
+        })
+        .fold(0.0, f64::max);
+    assert!(worst <= 6.6e-4, "fit error {worst}");
+    assert!(1.0 - sigmoid_f64(SIGMOID_BOUND) <= 7.2e-4);
+    // Coefficients below 1: the fixed-point error stays about 6 units (see poly_bound).
+    assert!(SIGMOID_COEFFS.iter().all(|c| c.abs() < 1.0));
+    // The error of u (truncation plus the rounding of 2/B, 4.6 units) times the slope B/8.
+    let u_err = 4.6 * (-(F as f64)).exp2() * SIGMOID_BOUND / 8.0;
+    assert!(worst + poly_bound(&SIGMOID_COEFFS) + u_err < 8.2e-4);
+}
+
+#[test]
+fn sigmoid_edges_every_supported_frac_bits() {
+    for f in SIGMOID_MIN_FRAC_BITS..=SIGMOID_MAX_FRAC_BITS {
+        check_sigmoid(&sigmoid_edges(f), f, 11 + u64::from(f)).unwrap();
+    }
+}
+
+/// A dense sweep of `[−9, 9]` at `f = 16` (the region where the polynomial and the saturation
+/// meet), with a fixed seed.
+#[test]
+fn sigmoid_sweep() {
+    let raw: Vec<u64> = (-9000..=9000)
+        .map(|i| fp().encode(i as f64 / 1000.0).unwrap())
+        .collect();
+    check_sigmoid(&raw, F, 12).unwrap();
+}
+
+fn sigmoid_input() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        (-10.0f64..10.0).prop_map(|x| fp().encode(x).unwrap()),
+        (-7.3f64..-7.2).prop_map(|x| fp().encode(x).unwrap()),
+        (7.2f64..7.3).prop_map(|x| fp().encode(x).unwrap()),
+        any::<u64>(),
+        any::<i32>().prop_map(|x| x as i64 as u64),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn sigmoid_matches_f64(
+        raw in proptest::collection::vec(sigmoid_input(), 1..32),
+        f in SIGMOID_MIN_FRAC_BITS..=SIGMOID_MAX_FRAC_BITS,
+        salt in 0u64..1000,
+    ) {
+        prop_assert!(check_sigmoid(&raw, f, salt).is_ok(), "{:?}", check_sigmoid(&raw, f, salt));
+    }
+}
+
+// ---- exp ----
+
+/// The committed polynomial's relative error on `[−1, 1]` (dense grid).
+#[test]
+fn exp_polynomial_error_on_dense_grid() {
+    let steps = 1_000_000;
+    let worst = (0..=steps)
+        .map(|i| {
+            let s = -1.0 + 2.0 * i as f64 / steps as f64;
+            (horner(&EXP_COEFFS, s) / (s - 0.5).exp() - 1.0).abs()
+        })
+        .fold(0.0, f64::max);
+    assert!(worst <= EXP_FIT, "fit relative error {worst}");
+}
+
+/// `|got − e^x| ≤ (16·δ + 61·u)·e^x + 45·u`, the documented bound.
+fn exp_bound(x: f64, f: u32) -> f64 {
+    let u = (-(f as f64)).exp2();
+    (16.0 * EXP_FIT + EXP_REL_UNITS * u) * x.exp() + EXP_ABS_UNITS * u
+}
+
+fn check_exp(raw: &[u64], f: u32, salt: u64) -> Result<(), String> {
+    let got = eval_nl(1, raw, f, salt);
+    let fmt = FixedPoint::new(f).unwrap();
+    for (&r, &g) in raw.iter().zip(&got) {
+        let x = fmt.decode(r);
+        let err = (g - x.exp()).abs();
+        if err > exp_bound(x, f) {
+            return Err(format!(
+                "exp(x = {x}, f = {f}) = {g}, want {}: error {err}",
+                x.exp()
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn exp_sweep_and_edges() {
+    for f in EXP_MIN_FRAC_BITS..=EXP_MAX_FRAC_BITS {
+        let fmt = FixedPoint::new(f).unwrap();
+        let mut raw: Vec<u64> = (-4000..=800)
+            .map(|i| fmt.encode(i as f64 / 100.0).unwrap())
+            .collect();
+        raw.extend([
+            0,
+            1,
+            u64::MAX,
+            fmt.encode(EXP_MIN).unwrap(),
+            fmt.encode(EXP_MAX).unwrap(),
+        ]);
+        check_exp(&raw, f, 30 + u64::from(f)).unwrap();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn exp_matches_f64(
+        xs in proptest::collection::vec(EXP_MIN..=EXP_MAX, 1..32),
+        f in EXP_MIN_FRAC_BITS..=EXP_MAX_FRAC_BITS,
+        salt in 0u64..1000,
+    ) {
+        let fmt = FixedPoint::new(f).unwrap();
+        let raw: Vec<u64> = xs.iter().map(|&x| fmt.encode(x).unwrap()).collect();
+        prop_assert!(check_exp(&raw, f, salt).is_ok(), "{:?}", check_exp(&raw, f, salt));
+    }
+}
+
+#[test]
+fn nonlinear_bad_frac_bits_are_rejected() {
+    let out = run3!(Some(6); [] |s| {
+        let x = s.share_input(0, Some(&[1u64][..]), 1).await.unwrap();
+        let mut ok = true;
+        for f in [0, SIGMOID_MIN_FRAC_BITS - 1, SIGMOID_MAX_FRAC_BITS + 1, 40, 64] {
+            ok &= matches!(s.sigmoid(&x, f).await, Err(MpcError::UnsupportedFracBits { .. }));
+        }
+        for f in [0, EXP_MIN_FRAC_BITS - 1, EXP_MAX_FRAC_BITS + 1, 40, 64] {
+            ok &= matches!(s.exp(&x, f).await, Err(MpcError::UnsupportedFracBits { .. }));
+        }
+        ok
+    });
+    assert!(out.iter().all(|o| *o), "{out:?}");
+}
+
 // ---- communication ----
 
 /// `(rounds, bytes sent, messages sent)` of one party during one operation.
@@ -209,4 +418,183 @@ fn cost_powers_fixed() {
     // x^2 | x^3, x^4 | x^8 (from x^4·x^4) — 3 levels, 4 products, no final truncation.
     let out = cost!(|s, x| s.powers_fixed(&x, &[3, 8], F).await.unwrap());
     assert_eq!(out, vec![(6, 32 * n, 3); 3]);
+}
+
+/// Bytes per party of `msb` on `n` elements: one packed AND round per width (see compare.rs).
+fn msb_bytes(n: u64) -> u64 {
+    [63u64, 62, 61, 29, 15, 7, 3, 1]
+        .iter()
+        .map(|w| 8 * (n * w).div_ceil(64))
+        .sum()
+}
+
+#[test]
+fn cost_sigmoid() {
+    let n = N as u64;
+    let out = cost!(|s, x| s.sigmoid(&x, F).await.unwrap());
+    // Two MSBs, two B2A (16 B), three multiplications and five polynomial products (8 B each);
+    // party 1 also sends the two truncations (of u and of the polynomial).
+    let common = 2 * msb_bytes(n) + (2 * 16 + 3 * 8 + 5 * 8) * n;
+    assert_eq!(
+        out,
+        vec![
+            (31, common, 26),
+            (31, common + 16 * n, 28),
+            (31, common, 26)
+        ]
+    );
+    assert_eq!(common, 5840);
+}
+
+#[test]
+fn cost_exp() {
+    let n = N as u64;
+    let out = cost!(|s, x| s.exp(&x, F).await.unwrap());
+    // Five polynomial products and four squarings (8 B each); party 1 also sends the truncations
+    // of s and of the polynomial.
+    assert_eq!(out, vec![(16, 72 * n, 7), (16, 88 * n, 9), (16, 72 * n, 7)]);
+}
+
+// ---- timing (ignored: run by hand with `--ignored --nocapture`) ----
+
+/// Operations timed by [`timing_at_one_million`].
+#[derive(Clone, Copy, Debug)]
+enum Timed {
+    MulFixed,
+    Mul,
+    Trunc,
+    Msb,
+    Msb2,
+    B2aBit,
+    B2aBit2,
+    Poly7,
+    A2b,
+    Sigmoid,
+    Exp,
+}
+
+/// CPU time (user + system) of this whole process so far, in seconds (Linux `/proc`).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    // Fields 14 and 15 (utime, stime) counted from 1, i.e. 11 and 12 after the `)`.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Runs `op` on `n` elements with all three parties on a multi-threaded runtime (as the benches);
+/// returns the slowest party's time and party 0's traffic.
+fn time_op(op: Timed, n: usize) -> (std::time::Duration, u64, u64, f64) {
+    use std::time::Instant;
+    let xs: Vec<u64> = (0..n)
+        .map(|j| {
+            fp().encode(((j * 7919) % 18000) as f64 / 1000.0 - 10.0)
+                .unwrap()
+        })
+        .collect();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let out = rt
+        .block_on(crate::transport::run_in_memory(
+            3,
+            crate::transport::DEFAULT_MAX_MESSAGE,
+            move |t| {
+                let xs = xs.clone();
+                async move {
+                    let mut s = super::test_util::session(&t, Some(77)).await;
+                    let me = s.me();
+                    let x = s
+                        .share_input(0, (me == 0).then_some(&xs[..]), n)
+                        .await
+                        .unwrap();
+                    let b = s.msb(&x).await.unwrap();
+                    let before = t.counters().snapshot();
+                    // Every party waits here so the CPU clock covers the operation only.
+                    s.reveal_all(&s.constant(1, 0)).await.unwrap();
+                    let cpu0 = cpu_seconds();
+                    let start = Instant::now();
+                    match op {
+                        Timed::MulFixed => drop(s.mul_fixed(&x, &x, F).await.unwrap()),
+                        Timed::Mul => drop(s.mul(&x, &x).await.unwrap()),
+                        Timed::Trunc => drop(s.trunc(&x, F).await.unwrap()),
+                        Timed::Msb => drop(s.msb(&x).await.unwrap()),
+                        Timed::Msb2 => {
+                            let xx = Rep3Share::new_unchecked(
+                                [x.a(), x.a()].concat(),
+                                [x.b(), x.b()].concat(),
+                            );
+                            drop(s.msb(&xx).await.unwrap())
+                        }
+                        Timed::B2aBit => drop(s.b2a_bit(&b).await.unwrap()),
+                        Timed::B2aBit2 => drop(s.b2a_bit(&b.concat(&b)).await.unwrap()),
+                        Timed::A2b => drop(s.a2b(&x).await.unwrap()),
+                        Timed::Sigmoid => drop(s.sigmoid(&x, F).await.unwrap()),
+                        Timed::Exp => drop(s.exp(&x, F).await.unwrap()),
+                        Timed::Poly7 => drop(
+                            s.poly_fixed(&x, &[0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0], F)
+                                .await
+                                .unwrap(),
+                        ),
+                    }
+                    let el = start.elapsed();
+                    s.reveal_all(&s.constant(1, 0)).await.unwrap();
+                    let cpu = cpu_seconds() - cpu0;
+                    let after = t.counters().snapshot();
+                    (
+                        el,
+                        after.rounds - before.rounds - 2,
+                        after.bytes_sent - before.bytes_sent - 16,
+                        cpu,
+                    )
+                }
+            },
+        ))
+        .unwrap();
+    let slowest = out.iter().map(|o| o.0).max().unwrap();
+    let cpu = out.iter().map(|o| o.3).fold(f64::NAN, f64::max);
+    (
+        slowest,
+        out[0].1,
+        out.iter().map(|o| o.2).max().unwrap(),
+        cpu,
+    )
+}
+
+#[test]
+#[ignore = "timing, run by hand"]
+fn timing_at_one_million() {
+    let n = 1_000_000;
+    for op in [
+        Timed::MulFixed,
+        Timed::Mul,
+        Timed::Trunc,
+        Timed::Msb,
+        Timed::Msb2,
+        Timed::B2aBit,
+        Timed::B2aBit2,
+        Timed::Poly7,
+        Timed::A2b,
+        Timed::Sigmoid,
+        Timed::Exp,
+    ] {
+        // `TIMED=Msb,Poly7` picks operations by name.
+        if let Ok(pick) = std::env::var("TIMED")
+            && !pick.split(',').any(|p| p == format!("{op:?}"))
+        {
+            continue;
+        }
+        for _ in 0..2 {
+            let (d, rounds, bytes, cpu) = time_op(op, n);
+            println!(
+                "{op:?} n={n}: {:.1} ms wall, {:.0} ms CPU (3 parties), {rounds} rounds, {:.2} B/elem (max party)",
+                d.as_secs_f64() * 1e3,
+                cpu * 1e3,
+                bytes as f64 / n as f64
+            );
+        }
+    }
 }

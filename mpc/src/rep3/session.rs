@@ -246,6 +246,13 @@ impl<'t, T: Transport> Rep3Session<'t, T> {
         }
     }
 
+    /// The sharing of the public vector `c`: all of it in component `x_0` (party 0's first and
+    /// party 2's second component), zero elsewhere. Local.
+    pub(crate) fn public_share(&self, c: &[u64]) -> Rep3Share {
+        let x0 = |holds: bool| if holds { c.to_vec() } else { vec![0; c.len()] };
+        Rep3Share::new_unchecked(x0(self.me == 0), x0(self.me == 2))
+    }
+
     /// `x + y`. Local.
     pub fn add(&self, x: &Rep3Share, y: &Rep3Share) -> Result<Rep3Share, MpcError> {
         x.check_same_len(y, "rep3 add")?;
@@ -337,6 +344,21 @@ pub(crate) fn draw(rng: &mut ChaCha20Rng, len: usize) -> Vec<u64> {
     }
     buf.zeroize();
     out
+}
+
+/// XORs the next `out.len()` words of a PRF stream into `out`: the words [`draw`] would return
+/// for that length (same stream positions, so a peer may [`draw`] them), without allocating.
+pub(crate) fn xor_draw(rng: &mut ChaCha20Rng, out: &mut [u64]) {
+    const WORDS: usize = 512;
+    let mut buf = [0u8; WORDS * 8];
+    for chunk in out.chunks_mut(WORDS) {
+        let bytes = &mut buf[..chunk.len() * 8];
+        rng.fill_bytes(bytes);
+        for (o, b) in chunk.iter_mut().zip(bytes.chunks_exact(8)) {
+            *o ^= u64::read_le(b);
+        }
+    }
+    buf.zeroize();
 }
 
 fn zip_map(x: &[u64], y: &[u64], f: impl Fn(u64, u64) -> u64) -> Vec<u64> {

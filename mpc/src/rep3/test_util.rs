@@ -1,11 +1,13 @@
 //! Shared harness of the rep3 tests: all three parties in-process over `run_in_memory`, sessions
 //! with real or fixed seeds, and reconstruction that checks both holders of every component agree.
 
+use std::sync::Mutex;
+
 use proptest::prelude::*;
 
 use super::{Rep3Bits, Rep3Session, Rep3Share};
 use crate::seeds::{PairwiseSeed, PairwiseSeeds, SessionContext, os_rng};
-use crate::transport::{PartyIndex, Transport};
+use crate::transport::{Counters, InMemoryTransport, PartyIndex, Transport, TransportError};
 
 pub(super) fn block_on<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -123,4 +125,50 @@ pub(super) fn word() -> impl Strategy<Value = u64> {
         Just(i64::MAX as u64),
         Just(1u64),
     ]
+}
+
+/// A transport that records every message it receives (for the leakage smoke tests).
+pub(super) struct Tap {
+    pub(super) inner: InMemoryTransport,
+    pub(super) received: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Tap {
+    pub(super) fn new(inner: InMemoryTransport) -> Self {
+        Self {
+            inner,
+            received: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The words received since the last call, concatenated.
+    pub(super) fn take_words(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.received.lock().unwrap())
+            .iter()
+            .flat_map(|m| crate::ring::decode::<u64>(m).unwrap())
+            .collect()
+    }
+}
+
+impl Transport for Tap {
+    fn me(&self) -> PartyIndex {
+        self.inner.me()
+    }
+    fn parties(&self) -> usize {
+        self.inner.parties()
+    }
+    fn max_message_len(&self) -> usize {
+        self.inner.max_message_len()
+    }
+    fn counters(&self) -> &Counters {
+        self.inner.counters()
+    }
+    async fn send(&self, to: PartyIndex, round: u32, msg: Vec<u8>) -> Result<(), TransportError> {
+        self.inner.send(to, round, msg).await
+    }
+    async fn recv(&self, from: PartyIndex, round: u32) -> Result<Vec<u8>, TransportError> {
+        let msg = self.inner.recv(from, round).await?;
+        self.received.lock().unwrap().push(msg.clone());
+        Ok(msg)
+    }
 }

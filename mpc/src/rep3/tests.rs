@@ -2,21 +2,17 @@
 //! model (exact in Z_2^64, or within the documented truncation bound for fixed point).
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-use super::test_util::{block_on, open, run3, session, word};
+use super::test_util::{Tap, block_on, open, run3, session, word};
 use super::{Rep3Session, Rep3Share};
 use crate::MpcError;
 use crate::fixed::FixedPoint;
 use crate::seeds::{PairwiseSeeds, SessionContext, os_rng};
-use crate::transport::{
-    Counters, DEFAULT_MAX_MESSAGE, InMemoryTransport, PartyIndex, Transport, TransportError,
-    run_in_memory,
-};
+use crate::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
 
 fn words(max_len: usize) -> impl Strategy<Value = Vec<u64>> {
     proptest::collection::vec(word(), 0..max_len)
@@ -516,45 +512,13 @@ fn debug_shows_only_the_length() {
 
 // ---- security smoke test ----
 
-/// A transport that records every message it receives.
-struct Tap {
-    inner: InMemoryTransport,
-    received: Mutex<Vec<Vec<u8>>>,
-}
-
-impl Transport for Tap {
-    fn me(&self) -> PartyIndex {
-        self.inner.me()
-    }
-    fn parties(&self) -> usize {
-        self.inner.parties()
-    }
-    fn max_message_len(&self) -> usize {
-        self.inner.max_message_len()
-    }
-    fn counters(&self) -> &Counters {
-        self.inner.counters()
-    }
-    async fn send(&self, to: PartyIndex, round: u32, msg: Vec<u8>) -> Result<(), TransportError> {
-        self.inner.send(to, round, msg).await
-    }
-    async fn recv(&self, from: PartyIndex, round: u32) -> Result<Vec<u8>, TransportError> {
-        let msg = self.inner.recv(from, round).await?;
-        self.received.lock().unwrap().push(msg.clone());
-        Ok(msg)
-    }
-}
-
 /// Words each party received during `mul` and `mul_fixed` of `len` copies of `v · v`, over
 /// `runs` sessions with fresh seeds; also checks the results.
 fn received_words(v: u64, len: usize, runs: usize) -> [[Vec<u64>; 3]; 2] {
     let mut acc: [[Vec<u64>; 3]; 2] = Default::default();
     for _ in 0..runs {
         let out = block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| async move {
-            let tap = Tap {
-                inner: t,
-                received: Mutex::new(Vec::new()),
-            };
+            let tap = Tap::new(t);
             let mut s = session(&tap, None).await;
             let xs = vec![v; len];
             let x = s.share_input(0, Some(&xs[..]), len).await.unwrap();
