@@ -10,7 +10,7 @@
 //! ```
 //!
 //! `H` hashes an id to Ristretto255 (SHA-512 and the Elligator-based `from_hash`), domain-separated
-//! by the job id. Each party draws a fresh secret exponent per job ([`curve::PsiKey`], zeroized on
+//! by the job id. Each party draws a fresh secret exponent per job (`PsiKey`, zeroized on
 //! drop). A *tag* is the first `tag_len` bytes of `compress(a·b·H(id))`; an id is in the intersection
 //! iff its tag is among the other side's tags (false positives with probability at most
 //! `|X|·|Y| / 2^(8·tag_len)`: below `2^−49` for 10^7 × 10^7 ids at the default 12 bytes).
