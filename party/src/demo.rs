@@ -11,7 +11,7 @@ use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::output::RecipientSecretKey;
 use treaty_mpc::seeds;
 use treaty_mpc::stats::StatsResult;
-use treaty_proto::v1::{self as pb, JobState, filter, job_spec};
+use treaty_proto::v1::{self as pb, filter, job_spec};
 
 use crate::dataset::{self, DatasetConfig, Predicate};
 use crate::sandbox::{ANALYST, Sandbox, SandboxOptions};
@@ -201,15 +201,7 @@ async fn analyst_side(
     let key = RecipientSecretKey::generate(&mut seeds::os_rng()?);
     let spec = stats_spec(opts, key.public_key()?.to_vec());
     let started = Instant::now();
-    let job = sandbox.run_job(spec, |j| on_update(j)).await?;
-    if job.state() != JobState::Succeeded {
-        return Err(PartyError::Aborted(format!(
-            "job {} ended {}: {}",
-            job.id,
-            job.state().as_str_name(),
-            job.reason
-        )));
-    }
+    let job = sandbox.run_job_to_success(spec, |j| on_update(j)).await?;
     let mut client = sandbox.analyst().await?;
     let result = analyst::fetch_stats_result(&mut client, &job, &key).await?;
     let seconds = started.elapsed().as_secs_f64();

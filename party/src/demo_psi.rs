@@ -14,7 +14,7 @@ use rand_chacha::rand_core::SeedableRng;
 use serde::Serialize;
 use treaty_mpc::output::RecipientSecretKey;
 use treaty_mpc::seeds;
-use treaty_proto::v1::{self as pb, JobState, job_spec};
+use treaty_proto::v1::{self as pb, job_spec};
 
 use crate::dataset::{ColumnDecl, ColumnType, DatasetConfig};
 use crate::sandbox::{ANALYST, Sandbox, SandboxOptions};
@@ -177,22 +177,14 @@ pub async fn run(
         let key = RecipientSecretKey::generate(&mut seeds::os_rng()?);
         let started = Instant::now();
         let job = sandbox
-            .run_job(psi_spec(&opts.parties, key.public_key()?.to_vec()), |j| {
+            .run_job_to_success(psi_spec(&opts.parties, key.public_key()?.to_vec()), |j| {
                 on_update(j)
             })
             .await?;
-        if job.state() != JobState::Succeeded {
-            return Err(PartyError::Aborted(format!(
-                "job {} ended {}: {}",
-                job.id,
-                job.state().as_str_name(),
-                job.reason
-            )));
-        }
         let mut client = sandbox.analyst().await?;
         let reports = analyst::fetch_psi_result(&mut client, &job, &key).await?;
         let seconds = started.elapsed().as_secs_f64();
-        Ok((job, reports, seconds))
+        Ok::<_, PartyError>((job, reports, seconds))
     }
     .await;
     sandbox.shut_down().await;

@@ -325,6 +325,24 @@ impl Sandbox {
         last.ok_or_else(|| PartyError::Aborted("the job stream ended empty".into()))
     }
 
+    /// [`Self::run_job`], then an error naming the final state and reason unless it succeeded.
+    pub async fn run_job_to_success(
+        &self,
+        spec: pb::JobSpec,
+        on_update: impl FnMut(&pb::Job),
+    ) -> Result<pb::Job, PartyError> {
+        let job = self.run_job(spec, on_update).await?;
+        if job.state() != pb::JobState::Succeeded {
+            return Err(PartyError::Aborted(format!(
+                "job {} ended {}: {}",
+                job.id,
+                job.state().as_str_name(),
+                job.reason
+            )));
+        }
+        Ok(job)
+    }
+
     /// Stops everything.
     pub async fn shut_down(mut self) {
         for (_, p) in std::mem::take(&mut self.parties) {

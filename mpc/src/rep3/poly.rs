@@ -102,16 +102,18 @@ impl<T: Transport> Rep3Session<'_, T> {
     ) -> Result<Rep3Share, MpcError> {
         let fp = FixedPoint::new(frac_bits)?;
         let fc = FixedPoint::new(frac_bits + extra)?;
-        let exps: Vec<usize> = (1..coeffs.len()).filter(|&i| coeffs[i] != 0.0).collect();
+        let enc: Vec<u64> = coeffs
+            .iter()
+            .map(|&c| fc.encode(c))
+            .collect::<Result<_, _>>()?;
+        // Terms whose coefficient encodes to zero are skipped. Without any other term the sum
+        // would be a public constant, whose sharing is not random enough to truncate.
+        let exps: Vec<usize> = (1..enc.len()).filter(|&i| enc[i] != 0).collect();
         if exps.is_empty() {
             // The rounded constant c_0 at f bits, with no truncation.
             let c0 = coeffs.first().map_or(Ok(0), |&c| fp.encode(c))?;
             return Ok(self.constant(x.len(), c0));
         }
-        let enc: Vec<u64> = coeffs
-            .iter()
-            .map(|&c| fc.encode(c))
-            .collect::<Result<_, _>>()?;
         // c_0 at 2f + extra fractional bits: C_0 · 2^f (wrapping; only its value mod 2^64 matters).
         let c0 = enc.first().map_or(0, |c| c.wrapping_shl(frac_bits));
         let table = self
