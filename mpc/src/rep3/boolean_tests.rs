@@ -10,7 +10,7 @@ use rand_core::{Rng, SeedableRng};
 
 use super::Rep3Bits;
 use super::packed::low_mask;
-use super::test_util::{Tap, block_on, col, open, open_bits, run3, session, word};
+use super::test_util::{Cost, Tap, block_on, col, measure, open, open_bits, run3, session, word};
 use crate::MpcError;
 use crate::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
 
@@ -360,9 +360,6 @@ fn debug_shows_only_the_length() {
 
 // ---- communication ----
 
-/// `(rounds, bytes sent, messages sent)` of one party during one operation.
-type Cost = (u64, u64, u64);
-
 /// Shares `n`-element arithmetic `x` (owner 0), `y` (owner 1) and boolean `bx` (owner 2), `by`
 /// (owner 0), then measures `$op`.
 macro_rules! cost {
@@ -374,15 +371,7 @@ macro_rules! cost {
             let $bx = $s.share_bits_input(2, Some(&vec![6u64; n][..]), n).await.unwrap();
             let $by = $s.share_bits_input(0, Some(&vec![9u64; n][..]), n).await.unwrap();
             let _ = (&$x, &$y, &$bx, &$by);
-            let before = $s.transport().counters().snapshot();
-            let _out = $op;
-            let after = $s.transport().counters().snapshot();
-            let c: Cost = (
-                after.rounds - before.rounds,
-                after.bytes_sent - before.bytes_sent,
-                after.messages_sent - before.messages_sent,
-            );
-            c
+            measure!($s, $op)
         })
     }};
 }

@@ -10,7 +10,7 @@ use rand_core::{Rng, SeedableRng};
 
 use super::boolean_tests::msb_bytes;
 use super::equality::{EQ_LEVELS, role_count};
-use super::test_util::{Tap, block_on, col, open, open_bits, run3, session, word};
+use super::test_util::{Cost, Tap, block_on, col, measure, open, open_bits, run3, session, word};
 use super::{Rep3Argmax, Rep3Share};
 use crate::MpcError;
 use crate::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
@@ -248,9 +248,6 @@ fn argmax_of_single_and_empty_rows() {
 
 // ---- communication ----
 
-/// `(rounds, bytes sent, messages sent)` of one party during one operation.
-type Cost = (u64, u64, u64);
-
 /// Shares `n`-element `x` (owner 0) and `y` (owner 1), then measures `$op` at every party.
 macro_rules! cost {
     (|$s:ident, $x:ident, $y:ident| $op:expr, $n:expr) => {{
@@ -259,15 +256,7 @@ macro_rules! cost {
             let $x = $s.share_input(0, Some(&vec![3u64; n][..]), n).await.unwrap();
             let $y = $s.share_input(1, Some(&vec![5u64; n][..]), n).await.unwrap();
             let _ = (&$x, &$y);
-            let before = $s.transport().counters().snapshot();
-            let _out = $op;
-            let after = $s.transport().counters().snapshot();
-            let c: Cost = (
-                after.rounds - before.rounds,
-                after.bytes_sent - before.bytes_sent,
-                after.messages_sent - before.messages_sent,
-            );
-            c
+            measure!($s, $op)
         })
     }};
 }

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::exp::EXP_COEFFS;
 use super::sigmoid::SIGMOID_COEFFS;
-use super::test_util::{open, run3};
+use super::test_util::{measure, open, run3};
 use super::{
     EXP_MAX, EXP_MAX_FRAC_BITS, EXP_MIN, EXP_MIN_FRAC_BITS, MAX_POLY_DEGREE, Rep3Share,
     SIGMOID_BOUND, SIGMOID_MAX_FRAC_BITS, SIGMOID_MIN_FRAC_BITS,
@@ -367,9 +367,6 @@ fn nonlinear_bad_frac_bits_are_rejected() {
 
 // ---- communication ----
 
-/// `(rounds, bytes sent, messages sent)` of one party during one operation.
-type Cost = (u64, u64, u64);
-
 const N: usize = 37;
 
 /// Measures `$op` on a shared `N`-element `x` at every party.
@@ -377,15 +374,7 @@ macro_rules! cost {
     (|$s:ident, $x:ident| $op:expr) => {{
         run3!(Some(9); [] |$s| {
             let $x = $s.share_input(0, Some(&vec![3u64; N][..]), N).await.unwrap();
-            let before = $s.transport().counters().snapshot();
-            let _out = $op;
-            let after = $s.transport().counters().snapshot();
-            let c: Cost = (
-                after.rounds - before.rounds,
-                after.bytes_sent - before.bytes_sent,
-                after.messages_sent - before.messages_sent,
-            );
-            c
+            measure!($s, $op)
         })
     }};
 }

@@ -78,6 +78,21 @@ macro_rules! run3 {
 }
 pub(super) use run3;
 
+/// `(rounds, bytes sent, messages sent)` of one party during one operation.
+pub(super) type Cost = (u64, u64, u64);
+
+/// Runs `$op` on session `$s` and returns what it cost this party, as a [`Cost`].
+macro_rules! measure {
+    ($s:ident, $op:expr) => {{
+        let before = $s.transport().counters().snapshot();
+        let _out = $op;
+        let d = $s.transport().counters().snapshot().since(&before);
+        let c: $crate::rep3::test_util::Cost = (d.rounds, d.bytes_sent, d.messages_sent);
+        c
+    }};
+}
+pub(super) use measure;
+
 /// Reconstructs from the three parties' shares, checking that every component is held
 /// identically by both of its holders (x_0: P0.a = P2.b, x_1: P1.a = P0.b, x_2: P2.a = P1.b).
 pub(super) fn open(shares: &[Rep3Share]) -> Vec<u64> {

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-use super::test_util::{Tap, block_on, open, run3, session, word};
+use super::test_util::{Tap, block_on, measure, open, run3, session, word};
 use super::{Rep3Session, Rep3Share};
 use crate::MpcError;
 use crate::fixed::FixedPoint;
@@ -338,9 +338,6 @@ fn bad_frac_bits_are_rejected() {
 
 // ---- communication ----
 
-/// `(rounds, bytes sent, messages sent)` of one party during one operation.
-type Cost = (u64, u64, u64);
-
 /// Shares an `lx`-element `x` (owner 0) and an `ly`-element `y` (owner 1), then measures `$op`.
 macro_rules! cost {
     (|$s:ident, $x:ident, $y:ident| $op:expr, ($lx:expr, $ly:expr)) => {{
@@ -349,15 +346,7 @@ macro_rules! cost {
             let $x = $s.share_input(0, Some(&vec![3u64; lx][..]), lx).await.unwrap();
             let $y = $s.share_input(1, Some(&vec![5u64; ly][..]), ly).await.unwrap();
             let _ = (&$x, &$y);
-            let before = $s.transport().counters().snapshot();
-            let _out = $op;
-            let after = $s.transport().counters().snapshot();
-            let c: Cost = (
-                after.rounds - before.rounds,
-                after.bytes_sent - before.bytes_sent,
-                after.messages_sent - before.messages_sent,
-            );
-            c
+            measure!($s, $op)
         })
     }};
 }
