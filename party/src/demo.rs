@@ -3,7 +3,7 @@
 //! checking it against the same statistics computed in the clear.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -14,6 +14,7 @@ use treaty_mpc::stats::StatsResult;
 use treaty_proto::v1::{self as pb, filter, job_spec};
 
 use crate::dataset::{self, DatasetConfig, Predicate};
+use crate::error::io_err;
 use crate::sandbox::{ANALYST, Sandbox, SandboxOptions};
 use crate::{PartyError, analyst, synthetic};
 
@@ -91,13 +92,6 @@ pub struct DemoReport {
     pub frac_bits: u32,
     /// Whether TLS was on.
     pub tls: bool,
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PartyError + '_ {
-    move |e| PartyError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    }
 }
 
 /// The demo's job spec.

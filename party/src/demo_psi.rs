@@ -17,6 +17,7 @@ use treaty_mpc::seeds;
 use treaty_proto::v1::{self as pb, job_spec};
 
 use crate::dataset::{ColumnDecl, ColumnType, DatasetConfig};
+use crate::error::io_err;
 use crate::sandbox::{ANALYST, Sandbox, SandboxOptions};
 use crate::{PartyError, analyst};
 
@@ -77,13 +78,6 @@ pub struct PsiDemoReport {
     pub bytes_sent_per_party: BTreeMap<String, u64>,
     /// Whether TLS was on.
     pub tls: bool,
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PartyError + '_ {
-    move |e| PartyError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    }
 }
 
 /// The two parties' id lists: `rows` each, `round(overlap·rows)` shared, each list shuffled

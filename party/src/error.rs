@@ -1,6 +1,6 @@
 //! The crate's one error type.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use treaty_coordinator::CoordinatorError;
 use treaty_mpc::MpcError;
@@ -105,5 +105,13 @@ impl PartyError {
             },
             None => Self::Transport(transport),
         }
+    }
+}
+
+/// Maps an I/O error on `path` to [`PartyError::Io`].
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PartyError + '_ {
+    move |e| PartyError::Io {
+        path: path.to_path_buf(),
+        source: e,
     }
 }

@@ -25,6 +25,7 @@ use zeroize::Zeroize;
 use crate::PartyError;
 use crate::config::PartyConfig;
 use crate::dataset::{self, DatasetConfig, Predicate};
+use crate::error::io_err;
 use crate::link::{GrpcTransport, LinkHub, SessionPeer, SessionSetup};
 
 /// Round of the release barrier (after the protocol's own rounds).
@@ -521,11 +522,7 @@ impl JobRun {
     /// `<state dir>/psi/<job id>.ids` (mode 0600 on Unix); returns the path.
     fn store_intersection(&self, own: &[String], matched: &[usize]) -> Result<PathBuf, PartyError> {
         let dir = self.cfg.state_dir().join("psi");
-        let io = |path: &std::path::Path| {
-            let path = path.to_path_buf();
-            move |source| PartyError::Io { path, source }
-        };
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let path = dir.join(format!("{}.ids", self.assignment.job_id));
         let mut text = String::with_capacity(matched.len() * 16);
         for &i in matched {
@@ -536,8 +533,8 @@ impl JobRun {
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path).map_err(io(&path))?;
-        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io(&path))?;
+        let mut file = options.open(&path).map_err(io_err(&path))?;
+        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io_err(&path))?;
         Ok(path)
     }
 
