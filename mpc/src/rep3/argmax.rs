@@ -43,11 +43,11 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// (`2i + b` is local), so only values are multiplied.
     ///
     /// Cost: `11·⌈log2 n⌉` rounds. A level with `p` pairs per row (`p_0 = ⌊n/2⌋`, then
-    /// `p_{l+1} = ⌊⌈c_l/2⌉/2⌋`) sends per party `msb(m·p) + 16·m·p` (comparison and bit
+    /// `p_{l+1} = ⌊⌈c_l/2⌉/2⌋`) sends per party `msb(m·p) + 8·m·p` (comparison and bit
     /// injection) plus `8·m·p` at the first level and `16·m·p` at later ones (selects), where
     /// `msb(t) = 8·Σ_w ⌈w·t/64⌉` is the cost of [`Self::msb`]. Over the whole tree the `n − 1`
-    /// pairs per row send about `(30.1 + 16 + 8)·m·(n − 1) + 8·m·(n − 1 − p_0)`, i.e.
-    /// `≈ 58.1·m·n` bytes per party for large `n` (`1672` for `m = 3`, `n = 10`).
+    /// pairs per row send about `(30.1 + 8 + 8)·m·(n − 1) + 8·m·(n − 1 − p_0)`, i.e.
+    /// `≈ 50.1·m·n` bytes per party for large `n` (`1456` for `m = 3`, `n = 10`).
     pub async fn argmax_rows(
         &mut self,
         x: &Rep3Share,
@@ -67,7 +67,7 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// level is local (`(1 − b, b)`). Same rounds as [`Self::argmax_rows`]; the index products
     /// (`8·m·p` bytes per level after the first) are replaced by one product per covered entry,
     /// `8·m·min(2p·2^l, n)` bytes at level `l ≥ 1`: about `8·m·n·(⌈log2 n⌉ − 1)` in all
-    /// (`2200` instead of `1672` for `m = 3`, `n = 10`). Ask for it only if the one-hot is used.
+    /// (`1984` instead of `1456` for `m = 3`, `n = 10`). Ask for it only if the one-hot is used.
     pub async fn argmax_rows_one_hot(
         &mut self,
         x: &Rep3Share,

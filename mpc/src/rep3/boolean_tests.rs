@@ -475,23 +475,26 @@ const MSB_BYTES_37: u64 = 1144;
 
 #[test]
 fn cost_b2a_bit() {
+    // Two rounds, but each party sends in only one of them.
     let out = cost!(|s, x, y, bx, by| s.b2a_bit(&bx).await.unwrap(), N);
-    assert_eq!(out, each(2, 16));
+    assert_eq!(out, vec![(2, 8 * N as u64, 1); 3]);
 }
 
 #[test]
 fn cost_select() {
+    // B2A (2 rounds, one message of 8 bytes per element), then one multiplication.
     let out = cost!(|s, x, y, bx, by| s.select(&bx, &x, &y).await.unwrap(), N);
-    assert_eq!(out, each(3, 24));
+    assert_eq!(out, vec![(3, 16 * N as u64, 2); 3]);
 }
 
 #[test]
 fn cost_relu_and_max() {
-    // msb / lt, then B2A (16 bytes per element) and one multiplication (8).
-    let expected = vec![(11, MSB_BYTES_37 + 24 * N as u64, 11); 3];
+    // msb / lt, then B2A (8 bytes per element, one message in two rounds) and one
+    // multiplication (8).
+    let expected = vec![(11, MSB_BYTES_37 + 16 * N as u64, 10); 3];
     let relu = cost!(|s, x, y, bx, by| s.relu(&x).await.unwrap(), N);
     assert_eq!(relu, expected);
-    assert_eq!(expected[0].1, 2032);
+    assert_eq!(expected[0].1, 1736);
     let max = cost!(|s, x, y, bx, by| s.max(&x, &y).await.unwrap(), N);
     assert_eq!(max, expected);
 }

@@ -138,7 +138,7 @@ impl<T: Transport> Rep3Session<'_, T> {
     }
 
     /// `bit ? x : y` element-wise, as `y + b·(x − y)` with `b` = [`Self::b2a_bit`]`(bit)` (bit 0
-    /// of each word): 3 rounds, `24·len` bytes per party.
+    /// of each word): 3 rounds, `16·len` bytes per party.
     pub async fn select(
         &mut self,
         bit: &Rep3Bits,
@@ -159,7 +159,7 @@ impl<T: Transport> Rep3Session<'_, T> {
     }
 
     /// `max(x, 0)` (signed) element-wise, as `(1 − msb(x))·x`: exact for every `x`. 11 rounds,
-    /// about `54.1·len` bytes per party ([`Self::msb`] plus `24·len`).
+    /// about `46.1·len` bytes per party ([`Self::msb`] plus `16·len`).
     pub async fn relu(&mut self, x: &Rep3Share) -> Result<Rep3Share, MpcError> {
         let neg = self.msb(x).await?;
         let pos = self.not_bit(&neg);
@@ -168,7 +168,7 @@ impl<T: Transport> Rep3Session<'_, T> {
     }
 
     /// `max(x, y)` (signed) element-wise, `lt(x, y) ? y : x`: same range as [`Self::lt`]. 11
-    /// rounds, about `54.1·len` bytes per party ([`Self::lt`] plus `24·len`).
+    /// rounds, about `46.1·len` bytes per party ([`Self::lt`] plus `16·len`).
     pub async fn max(&mut self, x: &Rep3Share, y: &Rep3Share) -> Result<Rep3Share, MpcError> {
         let lt = self.lt(x, y).await?;
         self.select(&lt, y, x).await

@@ -36,12 +36,12 @@
 //! | [`Rep3Session::add_bits`] (Kogge–Stone) | 7 | `96n` |
 //! | [`Rep3Session::a2b`] | 8 | `104n` |
 //! | [`Rep3Session::msb`], [`Rep3Session::lt`], `gt`, `ge`, `le` | 8 | `≈ 30.125n` (241 AND bits per element, packed; exactly `8·Σ_w ⌈wn/64⌉`, `w ∈ {63, 62, 61, 29, 15, 7, 3, 1}`: `1144` at `n = 37`) |
-//! | [`Rep3Session::b2a_bit`] | 2 | `16n` |
-//! | [`Rep3Session::select`] | 3 | `24n` |
-//! | [`Rep3Session::relu`], [`Rep3Session::max`] | 11 | msb / lt `+ 24n` (`≈ 54.1n`) |
+//! | [`Rep3Session::b2a_bit`] | 2 | `8n` (one message per party) |
+//! | [`Rep3Session::select`] | 3 | `16n` |
+//! | [`Rep3Session::relu`], [`Rep3Session::max`] | 11 | msb / lt `+ 16n` (`≈ 46.1n`) |
 //! | [`Rep3Session::eq`], [`Rep3Session::is_zero`] | 7 | `≈ 10.54n`: party `i` sends `8·c_{i−1}` in round 1 (`c_k = ⌈(n − k)/3⌉` elements have role `k`), then `8·Σ_h ⌈hn/64⌉`, `h ∈ {32, 16, 8, 4, 2, 1}` (63 AND bits per element): `416, 424, 416` at `n = 37` |
-//! | [`Rep3Session::argmax_rows`], [`Rep3Session::argmax`] (`m` rows of `n`) | `11·⌈log2 n⌉` | `≈ 58.1mn`: per level with `t = m·⌊c/2⌋` pairs, msb(`t`) `+ 24t`, `+ 8t` after the first level (`1672` for `m = 3`, `n = 10`) |
-//! | [`Rep3Session::argmax_rows_one_hot`] | `11·⌈log2 n⌉` | as argmax, with `8·m·min(2·⌊c/2⌋·2^l, n)` for the one-hot entries at level `l ≥ 1` instead of `8t` (`≈ 8mn` more per level; `2200` for `m = 3`, `n = 10`) |
+//! | [`Rep3Session::argmax_rows`], [`Rep3Session::argmax`] (`m` rows of `n`) | `11·⌈log2 n⌉` | `≈ 50.1mn`: per level with `t = m·⌊c/2⌋` pairs, msb(`t`) `+ 16t`, `+ 8t` after the first level (`1456` for `m = 3`, `n = 10`) |
+//! | [`Rep3Session::argmax_rows_one_hot`] | `11·⌈log2 n⌉` | as argmax, with `8·m·min(2·⌊c/2⌋·2^l, n)` for the one-hot entries at level `l ≥ 1` instead of `8t` (`≈ 8mn` more per level; `1984` for `m = 3`, `n = 10`) |
 //! | [`Rep3Session::powers_fixed`] (`m` products, max exponent `d`) | `2⌈log2 d⌉` | `8mn` |
 //! | [`Rep3Session::poly_fixed`] (degree `d`, `m` products) | `2⌈log2 d⌉ + 1` | `8mn`, party 1 `+ 8n` (odd degree 7: `40n` / `48n`) |
 //! | [`Rep3Session::b2a`] (whole words) | 9 | `112n` (party 1: `104n`) |
@@ -51,7 +51,7 @@
 //! | [`Rep3Session::rsqrt`] (`f = 16`: `t = 3`) | `26 + 4t` = 38 | `≈ 570n` (party 1: `554n`) |
 //! | [`Rep3Session::sqrt`] (`f = 16`) | `28 + 4t` = 40 | `≈ 578n` (party 1: `562n`) |
 //! | [`Rep3Session::log`] (degree 7) | 31 | `≈ 418n` (party 1: `410n`) |
-//! | [`Rep3Session::sigmoid`] | 31 | 2 msb `+ 96n` (`≈ 156.25n`), party 1 `+ 16n` |
+//! | [`Rep3Session::sigmoid`] | 31 | 2 msb `+ 64n` (`≈ 124.25n`), party 1 `+ 16n` |
 //! | [`Rep3Session::exp`] | 16 | `72n`, party 1 `+ 16n` |
 //! | [`workload::barrier`] | 1 | 0 (an empty message to each peer) |
 //!
@@ -136,12 +136,16 @@
 //! satisfies `|x − y| < 2^63` (for instance both inputs in `[−2^62, 2^62)`), otherwise `x − y`
 //! wraps and the answer is inverted. Results are boolean sharings with the bit in bit 0.
 //!
-//! **B2A for bits.** Each component `b_k` of a shared bit is known to two parties, so its
-//! arithmetic sharing is local; `b = (b_0 ⊕ b_1) ⊕ b_2` with `u ⊕ v = u + v − 2uv`: two
-//! multiplications in sequence, 2 rounds, 16 bytes per element and party. `select(b, x, y) =
-//! y + B2A(b)·(x − y)` adds one multiplication; `relu(x) = B2A(¬msb(x))·x` and
-//! `max(x, y) = select(lt(x, y), y, x)` cost `8 + 2 + 1 = 11` rounds and `24n` bytes on top of
-//! msb / lt.
+//! **B2A for bits.** Party 0 knows `c = b_0 ⊕ b_1`, parties 1 and 2 know `b_2`, and
+//! `b = c ⊕ b_2 = c·(1 − 2b_2) + b_2`. Party 0 sends `c − r` to party 1 (`r` from `k_{2,0}`),
+//! which makes `b = y_1 + y_2` an additive sharing between parties 1 and 2; they swap `y_1 − σ`
+//! and `y_2 − ρ` (`σ` from `k_{0,1}`, `ρ` from `k_{2,0}`, so each message is masked by a
+//! stream its receiver lacks), ending with the replicated sharing `(ρ, σ, y_1 + y_2 − ρ − σ)`:
+//! 2 rounds, one message of 8 bytes per element at each party, and no local products (composing
+//! the three components with two multiplications costs twice the bytes).
+//! `select(b, x, y) = y + B2A(b)·(x − y)` adds one multiplication; `relu(x) = B2A(¬msb(x))·x`
+//! and `max(x, y) = select(lt(x, y), y, x)` cost `8 + 2 + 1 = 11` rounds and `16n` bytes on top
+//! of msb / lt.
 //!
 //! **Equality.** `eq(x, y) = is_zero(x − y)`, exact for all words. Write `d = x` for the input
 //! of [`Rep3Session::is_zero`]. Element `j` gets the public role `k = j mod 3`; then `d = 0` iff

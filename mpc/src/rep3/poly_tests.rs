@@ -53,6 +53,21 @@ fn poly_bound(coeffs: &[f64]) -> f64 {
     u * (1.0 + first + 0.5) + d * d * u * u * coeffs.iter().map(|c| c.abs()).sum::<f64>()
 }
 
+/// The documented bound of `poly_fixed_split` for `|x| ≤ 1` (coefficients at `f + extra` bits),
+/// plus a second-order allowance.
+fn split_bound(coeffs: &[f64], k: usize, extra: u32) -> f64 {
+    let u = (-(F as f64)).exp2();
+    let rounding = coeffs.len() as f64 / f64::from(1u32 << (extra + 1));
+    let q0: f64 = (1..k).map(|i| coeffs[i].abs() * (i as f64 - 1.0)).sum();
+    let q1_abs: f64 = coeffs[k..].iter().map(|c| c.abs()).sum();
+    let q1_powers: f64 = (k..coeffs.len())
+        .map(|i| coeffs[i].abs() * (i as f64 - k as f64 - 1.0).max(0.0))
+        .sum();
+    let d = coeffs.len() as f64;
+    u * (2.0 + rounding + q0 + (k as f64 - 1.0) * q1_abs + q1_powers)
+        + d * d * u * u * coeffs.iter().map(|c| c.abs()).sum::<f64>()
+}
+
 /// Shares `xs` (owner 1) and evaluates `coeffs` on them with a fixed seed `salt`.
 fn eval_poly(xs: &[f64], coeffs: &[f64], salt: u64) -> Vec<f64> {
     let enc = encode_all(xs);
@@ -122,6 +137,40 @@ fn powers_match_f64_within_bound() {
                 (got[j] - want).abs() <= bound,
                 "x={x} e={e}: got {} want {want} (bound {bound})",
                 got[j]
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn split_poly_matches_f64_within_bound(
+        xs in proptest::collection::vec(unit(), 1..24),
+        (k, coeffs) in (1usize..5).prop_flat_map(|k| (
+            Just(k),
+            proptest::collection::vec(prop_oneof![-2.0f64..2.0, Just(0.0)], k + 1..=2 * k + 1),
+        )),
+        extra in 0u32..5,
+        salt in 0u64..1000,
+    ) {
+        let enc = encode_all(&xs);
+        let n = enc.len();
+        let cs = coeffs.clone();
+        let out = run3!(Some(salt); [enc, cs] |s| {
+            let me = s.me();
+            let x = s.share_input(1, (me == 1).then_some(&enc[..]), n).await.unwrap();
+            s.poly_fixed_split(&x, &cs, F, extra, k).await.unwrap()
+        });
+        let got = decode_all(&open(&out));
+        let bound = split_bound(&coeffs, k, extra);
+        for (j, &x) in xs.iter().enumerate() {
+            let xe = fp().decode(fp().encode(x).unwrap());
+            let want = horner(&coeffs, xe);
+            prop_assert!(
+                (got[j] - want).abs() <= bound,
+                "x={} k={} coeffs={:?}: got {} want {} (bound {})", x, k, coeffs, got[j], want, bound
             );
         }
     }
@@ -232,11 +281,13 @@ fn sigmoid_polynomial_error_on_dense_grid() {
         .fold(0.0, f64::max);
     assert!(worst <= 6.6e-4, "fit error {worst}");
     assert!(1.0 - sigmoid_f64(SIGMOID_BOUND) <= 7.2e-4);
-    // Coefficients below 1: the fixed-point error stays about 6 units (see poly_bound).
+    // Coefficients below 1: the fixed-point error of the split evaluation stays below 7.8 units.
     assert!(SIGMOID_COEFFS.iter().all(|c| c.abs() < 1.0));
+    let split = split_bound(&SIGMOID_COEFFS, 3, 0);
+    assert!(split <= 7.8 * (-(F as f64)).exp2(), "{split}");
     // The error of u (truncation plus the rounding of 2/B, 4.6 units) times the slope B/8.
     let u_err = 4.6 * (-(F as f64)).exp2() * SIGMOID_BOUND / 8.0;
-    assert!(worst + poly_bound(&SIGMOID_COEFFS) + u_err < 8.2e-4);
+    assert!(worst + split + u_err < 8.4e-4);
 }
 
 #[test]
@@ -402,6 +453,23 @@ fn cost_poly_fixed() {
 }
 
 #[test]
+fn cost_poly_fixed_split() {
+    let n = N as u64;
+    // Degree 6, k = 3: x^2 | x^3 (2 levels), the truncation of q_1 (n), one fixed-point product.
+    let out = cost!(|s, x| s.poly_fixed_split(&x, &[1.0; 7], F, 0, 3).await.unwrap());
+    assert_eq!(out, vec![(7, 24 * n, 3), (7, 32 * n, 4), (7, 24 * n, 3)]);
+    // k must satisfy k ≤ d ≤ 2k.
+    let out = run3!(Some(6); [] |s| {
+        let x = s.share_input(0, Some(&[1u64][..]), 1).await.unwrap();
+        matches!(
+            s.poly_fixed_split(&x, &[1.0; 8], F, 0, 3).await,
+            Err(MpcError::PolyDegree { .. })
+        )
+    });
+    assert!(out.iter().all(|o| *o));
+}
+
+#[test]
 fn cost_powers_fixed() {
     let n = N as u64;
     // x^2 | x^3, x^4 | x^8 (from x^4·x^4) — 3 levels, 4 products, no final truncation.
@@ -421,18 +489,18 @@ fn msb_bytes(n: u64) -> u64 {
 fn cost_sigmoid() {
     let n = N as u64;
     let out = cost!(|s, x| s.sigmoid(&x, F).await.unwrap());
-    // Two MSBs, two B2A (16 B), three multiplications and five polynomial products (8 B each);
-    // party 1 also sends the two truncations (of u and of the polynomial).
-    let common = 2 * msb_bytes(n) + (2 * 16 + 3 * 8 + 5 * 8) * n;
+    // Two MSBs, two B2A (8 B, one message each), three multiplications and three polynomial
+    // products (8 B each); party 1 also sends the truncations of u and of q_1.
+    let common = 2 * msb_bytes(n) + (2 * 8 + 3 * 8 + 3 * 8) * n;
     assert_eq!(
         out,
         vec![
-            (31, common, 26),
-            (31, common + 16 * n, 28),
-            (31, common, 26)
+            (31, common, 24),
+            (31, common + 16 * n, 26),
+            (31, common, 24)
         ]
     );
-    assert_eq!(common, 5840);
+    assert_eq!(common, 4656);
 }
 
 #[test]

@@ -143,6 +143,28 @@ impl<'t, T: Transport> Rep3Session<'t, T> {
         Ok(got)
     }
 
+    /// A round in which this party only receives `len` words from `from`.
+    pub(crate) async fn recv_from(
+        &mut self,
+        from: PartyIndex,
+        len: usize,
+    ) -> Result<Vec<u64>, MpcError> {
+        self.round(&[], Some((from, len)))
+            .await?
+            .ok_or(MpcError::Reconstruct("no message received"))
+    }
+
+    /// A round in which this party and `peer` swap equal-length vectors.
+    pub(crate) async fn exchange(
+        &mut self,
+        peer: PartyIndex,
+        words: &[u64],
+    ) -> Result<Vec<u64>, MpcError> {
+        self.round(&[(peer, words)], Some((peer, words.len())))
+            .await?
+            .ok_or(MpcError::Reconstruct("no message received"))
+    }
+
     /// This party's part `α_i = PRF(k_{i,i+1}) − PRF(k_{i−1,i})` of a 3-out-of-3 zero-sharing.
     pub(crate) fn zero_share(&mut self, len: usize) -> Vec<u64> {
         let mut out = draw(&mut self.next, len);

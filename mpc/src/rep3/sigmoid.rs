@@ -12,6 +12,10 @@ use crate::transport::Transport;
 /// `1 − σ(B) = 7.10·10^−4` at most.
 pub const SIGMOID_BOUND: f64 = 7.25;
 
+/// The polynomial is evaluated as `q_0(u) + u^3·q_1(u)` (`poly_fixed_split`): 3 products
+/// instead of the 5 of `poly_fixed`, in the same 7 rounds.
+const SIGMOID_SPLIT: usize = 3;
+
 /// Fewest fractional bits [`Rep3Session::sigmoid`] accepts (the fixed-point part of the error
 /// doubles with every bit less and would break the `10^−3` bound below 15).
 pub const SIGMOID_MIN_FRAC_BITS: u32 = 16;
@@ -44,12 +48,12 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// **Domain and error.** Every ring element is a valid input (every representable `x`, and
     /// even `−2^63`): the sign and range tests are exact. For `|x| ≥ B = 7.25` the result is
     /// exactly 0 or 1 (error `≤ 1 − σ(B) = 7.10·10^−4`); for `|x| < B` it is the polynomial
-    /// below: error `≤ 6.50·10^−4` (fit) `+ 10.3·2^−f` (fixed point: `poly_fixed`'s `6.0·2^−f`
-    /// for these coefficients, and `u`'s `4.6·2^−f` — truncation plus the rounding of `2/B` —
-    /// times the slope `≤ B/8`), so `≤ 8.1·10^−4` at `f = 16`. Hence `|err| ≤ 10^−3` for every
-    /// `x` at every supported `f` (the tests assert it). Except with probability about
-    /// `2^{2f − 60}` per element (ABY3 truncation failures of the seven truncations on in-range
-    /// values, `2^−28` at `f = 16`), when that element is garbage.
+    /// below: error `≤ 6.50·10^−4` (fit) `+ 11·2^−f` (fixed point: the split evaluation's
+    /// `6.8·2^−f` for these coefficients, and `u`'s `4.6·2^−f` — truncation plus the rounding
+    /// of `2/B` — times the slope `≤ B/8`), so `≤ 8.2·10^−4` at `f = 16`. Hence
+    /// `|err| ≤ 10^−3` for every `x` at every supported `f` (the tests assert it). Except with
+    /// probability about `2^{2f − 61}` per element (ABY3 truncation failures of the five
+    /// truncations on in-range values, `2^−29` at `f = 16`), when that element is garbage.
     ///
     /// **Protocol.** With `f = frac_bits`, `T = round(B·2^f)`:
     /// 1. `s = msb(x)` ([`Self::msb`]), `S = b2a(s)` ([`Self::b2a_bit`]);
@@ -57,15 +61,18 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// 2. `in = msb(a − T)` (`1` iff `|x| < B`; `a − T` cannot wrap), `IN = b2a(in)`,
     ///    `V = IN·(1 − 2S)` ([`Self::mul`]; `V ∈ {0, 1, −1}`).
     /// 3. `u = (a·round(2^f·2/B) − 2^{2f}) / 2^f` ([`Self::trunc`]), `u ∈ [−1, 1]` in range;
-    ///    `P = p(u)` ([`Self::poly_fixed`], degree 6: 5 products in 3 levels, 1 truncation).
+    ///    `P = p(u) = q_0(u) + u^3·q_1(u)` (degree 6: `u^2`, `u^3` from
+    ///    [`Self::powers_fixed`], a truncation of `q_1`, then `u^3·q_1` and the untruncated
+    ///    `q_0` truncated together: 3 products in 7 rounds).
     /// 4. `σ = (1 − S) + V·(P − 1)` ([`Self::mul`], integer times fixed point, exact): `P` for
     ///    `0 ≤ x < B`, `1 − P = σ(x)` for `−B < x < 0` (as `σ(−a) = 1 − σ(a)`), `1 − S`
     ///    (0 or 1) outside. Out-of-range elements make `u` and `P` garbage, multiplied by `V = 0`.
     ///
-    /// **Cost.** 31 rounds (`8 + 2 + 1 + 8 + 2 + 1 + 1 + 7 + 1`); bytes per element and party:
-    /// `2·30.125` (two MSBs; exactly `2·msb_bytes(n)`) `+ 2·16` (two B2A) `+ 3·8` (three
-    /// multiplications) `+ 5·8` (the polynomial's products) `≈ 156.25`, plus `16` at party 1
-    /// (the two truncations of `u` and of the polynomial).
+    /// **Cost.** 31 rounds (`8 + 2 + 1 + 8 + 2 + 1 + 1 + 7 + 1`); bytes per party:
+    /// `2·8·241·⌈n/64⌉` (two bit-sliced MSBs, `2·30.125·n` for `n` a multiple of 64)
+    /// `+ (2·8 + 3·8 + 3·8)·n` (two B2A, three multiplications, the polynomial's three
+    /// products), so `124.25·n` in the limit, plus `16·n` at party 1 (the truncations of `u` and
+    /// of `q_1`).
     ///
     /// The suggested alternative — one MSB over the concatenated `(x − B, x + B)` — costs the same
     /// MSB work, but `x ∓ B` wraps for `|x|` within `B` of `2^63`, and those two edge cases cannot
@@ -101,7 +108,9 @@ impl<T: Transport> Rep3Session<'_, T> {
             one.wrapping_shl(frac_bits).wrapping_neg(),
         );
         let u = self.trunc(&u, frac_bits).await?;
-        let p = self.poly_fixed(&u, &SIGMOID_COEFFS, frac_bits).await?;
+        let p = self
+            .poly_fixed_split(&u, &SIGMOID_COEFFS, frac_bits, 0, SIGMOID_SPLIT)
+            .await?;
         // 4. σ = (1 − S) + V·(P − 1).
         let vp = self
             .mul(&v, &self.add_public_scalar(&p, one.wrapping_neg()))

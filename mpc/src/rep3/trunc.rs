@@ -120,12 +120,6 @@ impl<T: Transport> Rep3Session<'_, T> {
             }
         }
     }
-
-    async fn recv_from(&mut self, from: usize, len: usize) -> Result<Vec<u64>, MpcError> {
-        self.round(&[], Some((from, len)))
-            .await?
-            .ok_or(MpcError::Reconstruct("no message received"))
-    }
 }
 
 fn check_frac_bits(d: u32) -> Result<(), MpcError> {
