@@ -616,3 +616,61 @@ fn received_packed_and_messages_look_uniform_and_hide_the_inputs() {
         }
     }
 }
+
+#[test]
+fn received_b2a_bit_messages_look_uniform_and_hide_the_bits() {
+    // Bits all 0, all 1, and alternating (with junk above bit 0), 16 runs of 128 elements:
+    // party 1 receives `c − r` and `y_2 − ρ` (4096 words), party 2 `y_1 − σ` (2048), party 0
+    // nothing. Each bit of what is received must be set in 40%..60% of the words (over 9
+    // standard deviations for a uniform bit) and no word may repeat.
+    let (runs, len) = (16, 128);
+    for pattern in [0u64, 1, 2] {
+        let bits: Vec<u64> = (0..len as u64)
+            .map(|j| match pattern {
+                0 => j << 8,
+                1 => 1 | (j << 8),
+                _ => (j & 1) | (j << 8),
+            })
+            .collect();
+        let mut acc: [Vec<u64>; 3] = Default::default();
+        for _ in 0..runs {
+            let shared = std::sync::Arc::new(bits.clone());
+            let out = block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| {
+                let bits = shared.clone();
+                async move {
+                    let tap = Tap::new(t);
+                    let mut s = session(&tap, None).await;
+                    let b = s.share_bits_input(0, Some(&bits[..]), len).await.unwrap();
+                    tap.take_words();
+                    let a = s.b2a_bit(&b).await.unwrap();
+                    (a, tap.take_words())
+                }
+            }))
+            .unwrap();
+            let a: Vec<_> = out.iter().map(|o| o.0.clone()).collect();
+            let want: Vec<u64> = bits.iter().map(|b| b & 1).collect();
+            assert_eq!(open(&a), want, "b2a_bit pattern {pattern}");
+            for (p, o) in out.into_iter().enumerate() {
+                acc[p].extend(o.1);
+            }
+        }
+        assert!(acc[0].is_empty(), "party 0 receives nothing");
+        for (p, words) in acc.iter().enumerate().skip(1) {
+            let total = words.len();
+            assert_eq!(total, runs * len * if p == 1 { 2 } else { 1 }, "party {p}");
+            for bit in 0..64 {
+                let set = words.iter().filter(|x| (*x >> bit) & 1 == 1).count();
+                assert!(
+                    (total * 4 / 10..=total * 6 / 10).contains(&set),
+                    "b2a_bit: bit {bit} received by party {p} set in {set}/{total}"
+                );
+            }
+            let distinct: HashSet<_> = words.iter().collect();
+            assert_eq!(
+                distinct.len(),
+                total,
+                "b2a_bit: repeated words at party {p}"
+            );
+        }
+    }
+}
