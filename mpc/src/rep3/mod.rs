@@ -11,7 +11,7 @@
 //!
 //! Any one party's pair is independent of `x`; any two parties hold all three components. A
 //! [`Rep3Session`] agrees pairwise seeds once ([`crate::seeds::agree`], one round) and keeps two
-//! ChaCha20 streams, keyed by the seed shared with the next party and with the previous one, so
+//! ChaCha12 streams ([`crate::seeds::PrfStream`]), keyed by the seed shared with the next party and with the previous one, so
 //! zero-sharings `α_i = PRF(k_{i,i+1}) − PRF(k_{i−1,i})` and shared masks cost no messages. Every
 //! round sends at most one message per peer (whole vectors, [`crate::ring::encode`]) and adds one
 //! round to the transport's [`crate::transport::Counters`] at every party.

@@ -1,17 +1,16 @@
 //! The three-party session: transport, party index, round counter and the two PRF streams; input
 //! sharing, reveal and the communication-free linear operations.
 
-use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, Rng};
 use zeroize::Zeroize;
 
 use super::share::{Rep3Share, check_len};
 use crate::MpcError;
 use crate::ring::{self, RingElement};
-use crate::seeds::{self, PairwiseSeeds, SessionContext};
+use crate::seeds::{self, PairwiseSeeds, PrfStream, SessionContext};
 use crate::transport::{PartyIndex, Transport};
 
-/// Label of the ChaCha20 stream each pair of parties draws its correlated randomness from.
+/// Label of the [`PrfStream`] each pair of parties draws its correlated randomness from.
 const PRF_LABEL: &[u8] = b"rep3/prf";
 
 /// The index of the party after `i` (mod 3).
@@ -27,7 +26,7 @@ pub(crate) const fn prev_of(i: PartyIndex) -> PartyIndex {
 /// One party's view of a rep3 session.
 ///
 /// Holds the transport, this party's index, the tag of the next communication round, and two
-/// ChaCha20 streams: one keyed by the seed shared with the next party (`k_{i,i+1}`) and one with
+/// [`PrfStream`]s: one keyed by the seed shared with the next party (`k_{i,i+1}`) and one with
 /// the previous party (`k_{i-1,i}`). Both parties of a pair draw the same words in the same order
 /// because every party runs the same sequence of operations.
 ///
@@ -37,9 +36,9 @@ pub struct Rep3Session<'t, T: Transport> {
     pub(crate) me: PartyIndex,
     round: u32,
     /// Stream keyed by `k_{me, me+1}`.
-    pub(crate) next: ChaCha20Rng,
+    pub(crate) next: PrfStream,
     /// Stream keyed by `k_{me-1, me}`.
-    pub(crate) prev: ChaCha20Rng,
+    pub(crate) prev: PrfStream,
 }
 
 impl<T: Transport> std::fmt::Debug for Rep3Session<'_, T> {
@@ -354,7 +353,7 @@ fn check_three<T: Transport>(transport: &T) -> Result<(), MpcError> {
 /// `len` words from a PRF stream, generated in bulk (whole ChaCha blocks, 4 KiB at a time).
 /// Both parties of a pair draw through this function with the same lengths, so their streams stay
 /// in step.
-pub(crate) fn draw(rng: &mut ChaCha20Rng, len: usize) -> Vec<u64> {
+pub(crate) fn draw(rng: &mut PrfStream, len: usize) -> Vec<u64> {
     const WORDS: usize = 512;
     let mut out = Vec::with_capacity(len);
     let mut buf = [0u8; WORDS * 8];
@@ -370,7 +369,7 @@ pub(crate) fn draw(rng: &mut ChaCha20Rng, len: usize) -> Vec<u64> {
 
 /// XORs the next `out.len()` words of a PRF stream into `out`: the words [`draw`] would return
 /// for that length (same stream positions, so a peer may [`draw`] them), without allocating.
-pub(crate) fn xor_draw(rng: &mut ChaCha20Rng, out: &mut [u64]) {
+pub(crate) fn xor_draw(rng: &mut PrfStream, out: &mut [u64]) {
     const WORDS: usize = 512;
     let mut buf = [0u8; WORDS * 8];
     for chunk in out.chunks_mut(WORDS) {
