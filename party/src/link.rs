@@ -32,6 +32,9 @@ use treaty_proto::{CHUNK_SIZE, MAX_DATA_FRAME};
 
 /// Frames queued per outgoing link before `send` waits (back-pressure).
 const OUTBOUND_QUEUE: usize = 32;
+
+/// Most a receiver reserves up front for a message, from the length its first chunk declares.
+const RESERVE_AHEAD: usize = 16 * CHUNK_SIZE;
 /// How long an accepted stream waits for its session before it is dropped.
 const PARK_TIMEOUT: Duration = Duration::from_secs(120);
 /// Most accepted streams parked at once; more are refused (a flood cannot exhaust memory).
@@ -417,9 +420,13 @@ impl GrpcTransport {
             match total {
                 None => {
                     total = Some(declared);
-                    // Grow with the chunks that actually arrive: a peer's declared length alone
-                    // must not make this node reserve memory.
-                    buf.reserve(chunk.payload.len());
+                    // A peer's declared length alone reserves at most `RESERVE_AHEAD` (already
+                    // capped by `max_message`); beyond that the buffer grows with the chunks that
+                    // actually arrive. Without the reservation a message of 8 chunks is copied
+                    // again three times as the buffer doubles.
+                    buf.reserve(
+                        usize::try_from(declared).map_or(RESERVE_AHEAD, |d| d.min(RESERVE_AHEAD)),
+                    );
                 }
                 Some(t) if t != declared => {
                     return Err(Self::violation(
@@ -544,10 +551,14 @@ impl Transport for GrpcTransport {
             .and_then(Option::as_ref)
             .ok_or(TransportError::UnknownPeer { peer: to })?;
         let total = msg.len() as u64;
-        let pieces: Vec<&[u8]> = if msg.is_empty() {
-            vec![&[]]
+        let msg = prost::bytes::Bytes::from(msg);
+        let pieces: Vec<prost::bytes::Bytes> = if msg.is_empty() {
+            vec![msg.clone()]
         } else {
-            msg.chunks(CHUNK_SIZE).collect()
+            (0..msg.len())
+                .step_by(CHUNK_SIZE)
+                .map(|start| msg.slice(start..msg.len().min(start + CHUNK_SIZE)))
+                .collect()
         };
         let count = pieces.len();
         for (i, piece) in pieces.into_iter().enumerate() {
@@ -556,7 +567,7 @@ impl Transport for GrpcTransport {
                     round,
                     total_len: total,
                     last: i + 1 == count,
-                    payload: piece.to_vec(),
+                    payload: piece,
                 })),
             };
             tokio::select! {

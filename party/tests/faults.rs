@@ -531,7 +531,7 @@ fn chunk(round: u32, total_len: u64, last: bool, payload: Vec<u8>) -> pb::Frame 
             round,
             total_len,
             last,
-            payload,
+            payload: payload.into(),
         })),
     }
 }
