@@ -24,6 +24,7 @@ pub mod demo;
 pub mod demo_psi;
 pub mod error;
 pub mod job;
+pub mod join;
 pub mod link;
 pub mod node;
 pub mod sandbox;
