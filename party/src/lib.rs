@@ -21,6 +21,7 @@ pub mod bench;
 pub mod config;
 pub mod dataset;
 pub mod demo;
+pub mod demo_join;
 pub mod demo_psi;
 pub mod error;
 pub mod job;
