@@ -382,6 +382,41 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_job_files_parse() {
+        for text in [
+            include_str!("../../examples/stats-job.toml"),
+            include_str!("../../examples/join-stats-job.toml"),
+        ] {
+            let spec = JobFile::parse(text)
+                .unwrap()
+                .to_spec(Some([3; 32]))
+                .unwrap();
+            assert_eq!(spec.inputs.len(), 3);
+        }
+        let text = include_str!("../../examples/join-stats-job.toml");
+        let spec = JobFile::parse(&text.replace("# psi_job", "psi_job"))
+            .unwrap()
+            .to_spec(Some([3; 32]))
+            .unwrap();
+        assert_eq!(spec.join.unwrap().psi_job, "job-0123456789abcdef");
+        // The commented list of filters, instead of the single one.
+        let listed = text
+            .replace(
+                "filter = { column = \"hospital.diabetic\", equals = 1 }\n",
+                "",
+            )
+            .replace("# filter = [", "filter = [");
+        let spec = JobFile::parse(&listed)
+            .unwrap()
+            .to_spec(Some([3; 32]))
+            .unwrap();
+        let Some(job_spec::Computation::Stats(s)) = spec.computation else {
+            panic!("stats expected")
+        };
+        assert_eq!((s.filter.is_none(), s.filters.len()), (true, 2));
+    }
+
+    #[test]
     fn bad_files_say_why() {
         let e = JobFile::parse("inputs = []\n[output]\nrecipient='a'\nfoo=1").unwrap_err();
         assert!(e.to_string().contains("unknown field"), "{e}");
