@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use treaty_mpc::stats::StatsResult;
 use treaty_party::dataset::Predicate;
 use treaty_party::demo::{DemoOptions, DemoReport};
+use treaty_party::demo_join::JoinDemoOptions;
 use treaty_party::demo_psi::PsiDemoOptions;
 
 use crate::print;
@@ -48,6 +50,129 @@ enum DemoKind {
     /// Hospital and insurer find their common patients with a `psi` job (intersection to both),
     /// checked against the intersection computed in the clear.
     Psi(PsiDemoArgs),
+    /// A `psi` job aligns the hospital's and the insurer's common patients, then a `stats` job
+    /// with a `[join]` computes the mean claim amount at the insurer over the patients the
+    /// hospital flags as diabetic (the bank helps compute, holding no data), checked against
+    /// the same join computed in the clear.
+    Join(JoinDemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct JoinDemoArgs {
+    /// Synthetic patients per data party (hospital, insurer).
+    #[arg(long, default_value_t = 100_000)]
+    rows: usize,
+    /// Share of each data party's patients the other also has (0 to 1).
+    #[arg(long, default_value_t = 0.6)]
+    overlap: f64,
+    /// Seed of the synthetic data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Fixed-point fractional bits.
+    #[arg(long, default_value_t = 16)]
+    frac_bits: u32,
+    /// Run the PSI inline, as the first phase of the `stats` job (one job instead of two).
+    #[arg(long)]
+    inline_psi: bool,
+    /// Keep data, keys and state in this directory (default: a temporary one, removed after).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Plaintext gRPC instead of mutual TLS.
+    #[arg(long)]
+    insecure: bool,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn run_join(args: JoinDemoArgs) -> anyhow::Result<ExitCode> {
+    if !(0.0..=1.0).contains(&args.overlap) {
+        anyhow::bail!("--overlap must be between 0 and 1, got {}", args.overlap);
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("treaty-demo-join-")
+        .tempdir()?;
+    let mut opts = JoinDemoOptions::new(args.dir.clone().unwrap_or_else(|| tmp.path().into()));
+    opts.rows = args.rows;
+    opts.overlap = args.overlap;
+    opts.seed = args.seed;
+    opts.frac_bits = args.frac_bits;
+    opts.inline_psi = args.inline_psi;
+    opts.insecure = args.insecure;
+    if !args.json {
+        println!(
+            "treaty demo join: coordinator + hospital, insurer (data) and bank (helper) on loopback \
+             ({}), {} synthetic patients per data party, {:.0}% shared; {}",
+            if opts.insecure {
+                "plaintext"
+            } else {
+                "mutual TLS"
+            },
+            opts.rows,
+            100.0 * opts.overlap,
+            if opts.inline_psi {
+                "one stats job with the PSI inline"
+            } else {
+                "a psi job, then a stats job on its intersection"
+            }
+        );
+    }
+    let mut bar = (!args.json).then(print::JobBar::new);
+    let report = treaty_party::demo_join::run(&opts, |job| {
+        if let Some(bar) = &mut bar {
+            bar.update(job);
+        }
+    })
+    .await
+    .context("the join demo failed")?;
+    if let Some(bar) = bar {
+        bar.finish_silently();
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        if let Some(psi) = &report.psi_job_id {
+            println!("\njob {psi}: psi, intersection revealed to hospital and insurer");
+        }
+        println!(
+            "job {}: stats with a join, {} where {} = {}",
+            report.job_id,
+            treaty_party::demo_join::COLUMNS.join(", "),
+            treaty_party::demo_join::FILTER.0,
+            treaty_party::demo_join::FILTER.1
+        );
+        println!(
+            "patients in common: {} (clear); diabetic among them: {} (secure)  {} (clear)\n",
+            report.intersection_size, report.result.count, report.plaintext.count
+        );
+        print_table(&report.result, &report.plaintext);
+        println!(
+            "\nmax abs error {:.3e} ({} the {}-fractional-bit bound of vertical stats)",
+            report.max_abs_error,
+            if report.within_bound {
+                "within"
+            } else {
+                "OUTSIDE"
+            },
+            report.frac_bits
+        );
+        println!("stats job: {} data-plane rounds per party", report.rounds);
+        for (p, sent) in &report.bytes_sent_per_party {
+            println!("  {p:<16} sent {sent:>10} B");
+        }
+        println!(
+            "wall time: {:.3} s from the first submission to the opened result ({:.3} s for the \
+             stats job)",
+            report.seconds, report.stats_seconds
+        );
+    }
+    if !report.within_bound {
+        eprintln!(
+            "error: the secure result differs from the clear computation beyond the fixed-point bound"
+        );
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args, Debug)]
@@ -144,8 +269,10 @@ async fn run_psi(args: PsiDemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    if let Some(DemoKind::Psi(psi)) = args.kind {
-        return run_psi(psi).await;
+    match args.kind {
+        Some(DemoKind::Psi(psi)) => return run_psi(psi).await,
+        Some(DemoKind::Join(join)) => return run_join(join).await,
+        None => {}
     }
     if args.parties.len() < 2 {
         anyhow::bail!("the demo needs at least 2 parties (--parties a,b[,c...])");
@@ -218,33 +345,7 @@ fn print_report(r: &DemoReport, opts: &DemoOptions) {
         "rows matched: {} (secure)  {} (clear)\n",
         r.result.count, r.plaintext.count
     );
-    println!(
-        "{:<16} {:<9} {:>24} {:>24} {:>11}",
-        "column", "statistic", "secure (MPC)", "clear (f64)", "abs error"
-    );
-    for (s, c) in r.result.columns.iter().zip(&r.plaintext.columns) {
-        let rows = [
-            ("sum", Some(s.sum), Some(c.sum)),
-            ("mean", s.mean, c.mean),
-            ("variance", s.variance, c.variance),
-            ("stddev", s.stddev, c.stddev),
-        ];
-        for (name, a, b) in rows {
-            let err = match (a, b) {
-                (Some(a), Some(b)) => format!("{:.2e}", (a - b).abs()),
-                _ => "—".into(),
-            };
-            let f = |x: Option<f64>| x.map_or_else(|| "—".into(), |v| format!("{v:.6}"));
-            println!(
-                "{:<16} {:<9} {:>24} {:>24} {:>11}",
-                s.column,
-                name,
-                f(a),
-                f(b),
-                err
-            );
-        }
-    }
+    print_table(&r.result, &r.plaintext);
     println!(
         "\nmax abs error {:.3e} ({} the {}-fractional-bit bound)",
         r.max_abs_error,
@@ -260,4 +361,35 @@ fn print_report(r: &DemoReport, opts: &DemoOptions) {
         "wall time: {:.3} s from submission to opened result (data generation {:.2} s)",
         r.seconds, r.data_seconds
     );
+}
+
+/// Secure and clear statistics side by side, with the absolute error.
+fn print_table(secure: &StatsResult, clear: &StatsResult) {
+    println!(
+        "{:<22} {:<9} {:>24} {:>24} {:>11}",
+        "column", "statistic", "secure (MPC)", "clear (f64)", "abs error"
+    );
+    for (s, c) in secure.columns.iter().zip(&clear.columns) {
+        let rows = [
+            ("sum", Some(s.sum), Some(c.sum)),
+            ("mean", s.mean, c.mean),
+            ("variance", s.variance, c.variance),
+            ("stddev", s.stddev, c.stddev),
+        ];
+        for (name, a, b) in rows {
+            let err = match (a, b) {
+                (Some(a), Some(b)) => format!("{:.2e}", (a - b).abs()),
+                _ => "—".into(),
+            };
+            let f = |x: Option<f64>| x.map_or_else(|| "—".into(), |v| format!("{v:.6}"));
+            println!(
+                "{:<22} {:<9} {:>24} {:>24} {:>11}",
+                s.column,
+                name,
+                f(a),
+                f(b),
+                err
+            );
+        }
+    }
 }

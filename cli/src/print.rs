@@ -18,7 +18,9 @@ fn party_state(s: pb::PartyJobState) -> String {
 }
 
 fn kind(job: &pb::Job) -> &'static str {
+    let joined = job.spec.as_ref().is_some_and(|s| s.join.is_some());
     match job.spec.as_ref().and_then(|s| s.computation.as_ref()) {
+        Some(job_spec::Computation::Stats(_)) if joined => "stats-join",
         Some(job_spec::Computation::Stats(_)) => "stats",
         Some(job_spec::Computation::Psi(_)) => "psi",
         None => "?",

@@ -29,6 +29,23 @@
 //! to = ["hospital", "insurer"]         # who learns it; one party for "cardinality"
 //! id_columns = { hospital = "patient_id" }   # optional; default: each dataset's id column
 //! ```
+//!
+//! A `stats` job over vertically split data adds a `[join]` (two data parties, whose rows are
+//! aligned by PSI, and a helper: an input without a dataset), names columns and filters as
+//! `party.column`, and may give several filters (all must hold):
+//!
+//! ```text
+//! [[inputs]]
+//! party = "bank"                       # the helper: no dataset
+//!
+//! [join]
+//! id_columns = { hospital = "patient_id", insurer = "patient_id" }
+//! psi_job = "job-…"                    # reuse that psi job's intersection; omit to run PSI inline
+//!
+//! [stats]
+//! columns = ["insurer.claim_amount"]
+//! filter = [{ column = "hospital.diabetic", equals = 1 }, { column = "insurer.plan", equals = "basic" }]
+//! ```
 
 use serde::Deserialize;
 use treaty_proto::v1::{self as pb, filter, job_spec};
@@ -54,6 +71,8 @@ pub struct JobFile {
     pub stats: Option<StatsFile>,
     /// A `psi` computation.
     pub psi: Option<PsiFile>,
+    /// How vertically split inputs are aligned (for `stats`).
+    pub join: Option<JoinFile>,
     /// Who gets the result.
     pub output: OutputFile,
 }
@@ -64,7 +83,8 @@ pub struct JobFile {
 pub struct InputFile {
     /// Party id.
     pub party: String,
-    /// Dataset name at that party.
+    /// Dataset name at that party (none for the helper of a join).
+    #[serde(default)]
     pub dataset: String,
 }
 
@@ -72,10 +92,31 @@ pub struct InputFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatsFile {
-    /// Numeric columns.
+    /// Numeric columns (`party.column` with a join).
     pub columns: Vec<String>,
-    /// Optional row filter.
-    pub filter: Option<FilterFile>,
+    /// Optional row filter, or a list of filters that must all hold.
+    pub filter: Option<Filters>,
+}
+
+/// One filter, or several that must all hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Filters {
+    /// One filter.
+    One(FilterFile),
+    /// All of these.
+    All(Vec<FilterFile>),
+}
+
+/// The `join` section: aligning vertically split inputs by record id.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinFile {
+    /// Per data party, its id column; inputs not named here are helpers.
+    pub id_columns: std::collections::BTreeMap<String, String>,
+    /// Reuse the intersection stored by this earlier `psi` job; omitted: PSI runs inline.
+    #[serde(default)]
+    pub psi_job: Option<String>,
 }
 
 /// The `psi` computation.
@@ -149,10 +190,23 @@ impl JobFile {
                     "a job file has one computation: [stats] or [psi]".into()
                 ));
             }
-            (Some(s), None) => job_spec::Computation::Stats(pb::StatsJob {
-                columns: s.columns.clone(),
-                filter: s.filter.as_ref().map(FilterFile::to_wire).transpose()?,
-            }),
+            (Some(s), None) => {
+                let (filter, filters) = match &s.filter {
+                    None => (None, Vec::new()),
+                    Some(Filters::One(f)) => (Some(f.to_wire()?), Vec::new()),
+                    Some(Filters::All(all)) => (
+                        None,
+                        all.iter()
+                            .map(FilterFile::to_wire)
+                            .collect::<Result<_, _>>()?,
+                    ),
+                };
+                job_spec::Computation::Stats(pb::StatsJob {
+                    columns: s.columns.clone(),
+                    filter,
+                    filters,
+                })
+            }
             (None, Some(p)) => job_spec::Computation::Psi(pb::PsiJob {
                 reveal: match p.reveal.as_str() {
                     "intersection" => pb::PsiReveal::Intersection,
@@ -183,6 +237,10 @@ impl JobFile {
                 recipient_public_key: key,
             }),
             frac_bits: self.frac_bits,
+            join: self.join.as_ref().map(|j| pb::JoinSpec {
+                id_columns: j.id_columns.clone().into_iter().collect(),
+                psi_job: j.psi_job.clone().unwrap_or_default(),
+            }),
             computation: Some(computation),
         })
     }
@@ -275,6 +333,87 @@ mod tests {
             .to_spec(Some([1; 32]))
             .unwrap_err();
         assert!(e.to_string().contains("psi.reveal is \"all\""), "{e}");
+    }
+
+    #[test]
+    fn a_join_section_and_a_filter_list_become_a_vertical_spec() {
+        let text = doc_example()
+            .replace(
+                "[[inputs]]\nparty = \"insurer\"\ndataset = \"claims\"",
+                "[[inputs]]\nparty = \"insurer\"\ndataset = \"claims\"\n[[inputs]]\nparty = \"bank\"\n\n\
+                 [join]\nid_columns = { hospital = \"patient_id\", insurer = \"patient_id\" }\n\
+                 psi_job = \"job-1\"",
+            )
+            .replace(
+                "columns = [\"claim_amount\", \"length_of_stay\"]",
+                "columns = [\"insurer.claim_amount\"]",
+            )
+            .replace(
+                "filter = { column = \"diagnosis_group\", equals = \"diabetes\" }",
+                "filter = [{ column = \"hospital.diabetic\", equals = 1 }, \
+                 { column = \"insurer.age\", min = 40.0 }]",
+            );
+        let spec = JobFile::parse(&text)
+            .unwrap()
+            .to_spec(Some([1; 32]))
+            .unwrap();
+        assert_eq!(spec.inputs.len(), 3);
+        assert_eq!(spec.inputs[2].dataset, "");
+        let join = spec.join.unwrap();
+        assert_eq!(join.psi_job, "job-1");
+        assert_eq!(join.id_columns.len(), 2);
+        let Some(job_spec::Computation::Stats(s)) = spec.computation else {
+            panic!("stats expected")
+        };
+        assert_eq!(s.columns, ["insurer.claim_amount"]);
+        assert!(s.filter.is_none());
+        assert_eq!(s.filters.len(), 2);
+        assert_eq!(
+            s.filters[0].predicate,
+            Some(filter::Predicate::Equals("1".into()))
+        );
+        // A join without id columns is refused by the parser.
+        let e = JobFile::parse(&text.replace(
+            "id_columns = { hospital = \"patient_id\", insurer = \"patient_id\" }\n",
+            "",
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("id_columns"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_example_job_files_parse() {
+        for text in [
+            include_str!("../../examples/stats-job.toml"),
+            include_str!("../../examples/join-stats-job.toml"),
+        ] {
+            let spec = JobFile::parse(text)
+                .unwrap()
+                .to_spec(Some([3; 32]))
+                .unwrap();
+            assert_eq!(spec.inputs.len(), 3);
+        }
+        let text = include_str!("../../examples/join-stats-job.toml");
+        let spec = JobFile::parse(&text.replace("# psi_job", "psi_job"))
+            .unwrap()
+            .to_spec(Some([3; 32]))
+            .unwrap();
+        assert_eq!(spec.join.unwrap().psi_job, "job-0123456789abcdef");
+        // The commented list of filters, instead of the single one.
+        let listed = text
+            .replace(
+                "filter = { column = \"hospital.diabetic\", equals = 1 }\n",
+                "",
+            )
+            .replace("# filter = [", "filter = [");
+        let spec = JobFile::parse(&listed)
+            .unwrap()
+            .to_spec(Some([3; 32]))
+            .unwrap();
+        let Some(job_spec::Computation::Stats(s)) = spec.computation else {
+            panic!("stats expected")
+        };
+        assert_eq!((s.filter.is_none(), s.filters.len()), (true, 2));
     }
 
     #[test]

@@ -27,7 +27,7 @@ use treaty_proto::v1::{
 use crate::CoordinatorError;
 use crate::store::Store;
 use crate::tls::peer_cert_sha256;
-use crate::validate::validate_spec;
+use crate::validate::{check_psi_reference, validate_spec};
 
 /// Timeouts and limits of the coordinator.
 #[derive(Debug, Clone)]
@@ -786,6 +786,10 @@ impl coordinator_server::Coordinator for CoordinatorService {
             .map(|p| (p.id.clone(), p))
             .collect();
         let spec = validate_spec(spec, &registry)?;
+        if let Some(join) = spec.join.as_ref().filter(|j| !j.psi_job.is_empty()) {
+            let referenced = self.inner.store.job(&join.psi_job)?;
+            check_psi_reference(&spec, referenced.as_ref(), &registry)?;
+        }
         let now = now_ms();
         let job = Job {
             id: new_job_id(),

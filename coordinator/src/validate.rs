@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use treaty_proto::v1::{
-    ColumnType, DatasetSchema, JobSpec, PartyInfo, PsiJob, PsiReveal, filter, job_spec,
+    ColumnType, DatasetSchema, Filter, Job, JobSpec, JobState, JoinSpec, PartyInfo, PsiJob,
+    PsiReveal, StatsJob, filter, job_spec,
 };
 
 use crate::CoordinatorError;
@@ -15,6 +16,10 @@ use crate::CoordinatorError;
 pub const DEFAULT_STATS_PROTOCOL: &str = "additive";
 /// The protocol of the `psi` job.
 pub const PSI_PROTOCOL: &str = "psi-ecdh";
+/// The protocol of the `stats` job over vertically split data (a `join`).
+pub const JOIN_STATS_PROTOCOL: &str = "rep3";
+/// Parties of a job with a join: two data parties and a helper (rep3 needs three).
+pub const JOIN_PARTIES: usize = 3;
 /// Largest number of fractional bits accepted.
 pub const MAX_FRAC_BITS: u32 = 40;
 /// Default number of fractional bits.
@@ -29,8 +34,9 @@ pub fn validate_spec(
 ) -> Result<JobSpec, CoordinatorError> {
     let mut problems = Vec::new();
     if spec.protocol.is_empty() {
-        spec.protocol = match &spec.computation {
-            Some(job_spec::Computation::Psi(_)) => PSI_PROTOCOL,
+        spec.protocol = match (&spec.computation, &spec.join) {
+            (Some(job_spec::Computation::Psi(_)), _) => PSI_PROTOCOL,
+            (_, Some(_)) => JOIN_STATS_PROTOCOL,
             _ => DEFAULT_STATS_PROTOCOL,
         }
         .to_string();
@@ -61,6 +67,7 @@ pub fn validate_spec(
         )),
         Some(_) => {}
     }
+    let join = spec.join.as_ref();
     let mut seen = HashSet::new();
     let mut datasets = Vec::new();
     for input in &spec.inputs {
@@ -72,6 +79,18 @@ pub fn validate_spec(
             problems.push(format!("unknown party {:?}", input.party));
             continue;
         };
+        if let Some(join) = join
+            && !join.id_columns.contains_key(&input.party)
+        {
+            if !input.dataset.is_empty() {
+                problems.push(format!(
+                    "party {:?} has no id column in join.id_columns, so it is the join's helper \
+                     and holds no data: drop its dataset, or name its id column",
+                    input.party
+                ));
+            }
+            continue;
+        }
         match party.datasets.iter().find(|d| d.name == input.dataset) {
             None => problems.push(format!(
                 "party {:?} has no dataset {:?}",
@@ -80,89 +99,328 @@ pub fn validate_spec(
             Some(d) => datasets.push((input.party.as_str(), d)),
         }
     }
-    match &spec.computation {
-        None => problems.push("the spec names no computation (e.g. [stats])".into()),
-        Some(job_spec::Computation::Stats(stats)) => {
+    match (&spec.computation, join) {
+        (None, _) => problems.push("the spec names no computation (e.g. [stats])".into()),
+        (Some(job_spec::Computation::Stats(stats)), None) => {
             if spec.protocol != DEFAULT_STATS_PROTOCOL {
                 problems.push(format!(
                     "stats runs on protocol {DEFAULT_STATS_PROTOCOL:?}, not {:?}",
                     spec.protocol
                 ));
             }
-            if stats.columns.is_empty() {
-                problems.push("stats: name at least one column".into());
-            }
-            let mut cols = HashSet::new();
-            for c in &stats.columns {
-                if !cols.insert(c) {
-                    problems.push(format!("stats: column {c:?} is listed twice"));
-                }
-            }
+            check_column_list(stats, &mut problems);
             for (party, ds) in &datasets {
-                let ty = |name: &str| {
-                    ds.columns
-                        .iter()
-                        .find(|c| c.name == name)
-                        .map(|c| c.r#type())
-                };
                 for c in &stats.columns {
-                    match ty(c) {
-                        None => problems.push(format!(
-                            "party {party:?} dataset {:?} has no column {c:?}",
-                            ds.name
-                        )),
-                        Some(ColumnType::Int | ColumnType::Float) => {}
-                        Some(other) => problems.push(format!(
-                            "party {party:?} dataset {:?} column {c:?} is {}, not numeric",
-                            ds.name,
-                            other.as_str_name()
-                        )),
-                    }
+                    check_value_column(party, ds, c, "column", &mut problems);
                 }
-                if let Some(f) = stats.filter.as_ref().filter(|f| f.column == ds.id_column) {
-                    problems.push(format!(
-                        "filter: {:?} is the record id column of party {party:?}; filtering on ids \
-                         would single out individual records",
-                        f.column
-                    ));
-                }
-                if let Some(f) = &stats.filter {
-                    match (ty(&f.column), &f.predicate) {
-                        (None, _) => problems.push(format!(
-                            "party {party:?} dataset {:?} has no filter column {:?}",
-                            ds.name, f.column
-                        )),
-                        (_, None) => problems.push("filter: give `equals` or a range".into()),
-                        (Some(ColumnType::String), Some(filter::Predicate::Range(_))) => problems
-                            .push(format!(
-                                "filter: column {:?} is a string, a range needs a numeric column",
-                                f.column
-                            )),
-                        (
-                            Some(ColumnType::Int | ColumnType::Float),
-                            Some(filter::Predicate::Equals(v)),
-                        ) if v.trim().parse::<f64>().is_err() => problems.push(format!(
-                            "filter: column {:?} is numeric but {v:?} is not a number",
-                            f.column
-                        )),
-                        _ => {}
-                    }
+                for f in all_filters(stats) {
+                    check_filter(party, ds, &f.column, f, &[], &mut problems);
                 }
             }
-            if let Some(Some(filter::Predicate::Range(r))) =
-                stats.filter.as_ref().map(|f| &f.predicate)
-                && let (Some(lo), Some(hi)) = (r.min, r.max)
-                && lo > hi
-            {
-                problems.push(format!("filter: range min {lo} exceeds max {hi}"));
-            }
+            check_ranges(stats, &mut problems);
         }
-        Some(job_spec::Computation::Psi(psi)) => check_psi(&spec, psi, &datasets, &mut problems),
+        (Some(job_spec::Computation::Stats(stats)), Some(join)) => {
+            check_join_stats(&spec, stats, join, &datasets, &mut problems);
+        }
+        (Some(job_spec::Computation::Psi(psi)), None) => {
+            check_psi(&spec, psi, &datasets, &mut problems)
+        }
+        (Some(job_spec::Computation::Psi(_)), Some(_)) => {
+            problems.push("a join applies to stats jobs; a psi job has no [join]".into())
+        }
     }
     if problems.is_empty() {
         Ok(spec)
     } else {
         problems.dedup();
+        Err(CoordinatorError::InvalidSpec(problems))
+    }
+}
+
+/// Every filter of a `stats` job: `filter` and then `filters`.
+pub fn all_filters(stats: &StatsJob) -> impl Iterator<Item = &Filter> {
+    stats.filter.iter().chain(&stats.filters)
+}
+
+/// At least one column, none twice.
+fn check_column_list(stats: &StatsJob, problems: &mut Vec<String>) {
+    if stats.columns.is_empty() {
+        problems.push("stats: name at least one column".into());
+    }
+    let mut cols = HashSet::new();
+    for c in &stats.columns {
+        if !cols.insert(c) {
+            problems.push(format!("stats: column {c:?} is listed twice"));
+        }
+    }
+}
+
+/// `column` exists in `ds` and is numeric; `shown` is how the spec names it.
+fn check_value_column(
+    party: &str,
+    ds: &DatasetSchema,
+    column: &str,
+    shown: &str,
+    problems: &mut Vec<String>,
+) {
+    match column_type(ds, column) {
+        None => problems.push(format!(
+            "party {party:?} dataset {:?} has no {shown} {column:?}",
+            ds.name
+        )),
+        Some(ColumnType::Int | ColumnType::Float) => {}
+        Some(other) => problems.push(format!(
+            "party {party:?} dataset {:?} column {column:?} is {}, not numeric",
+            ds.name,
+            other.as_str_name()
+        )),
+    }
+}
+
+fn column_type(ds: &DatasetSchema, name: &str) -> Option<ColumnType> {
+    ds.columns
+        .iter()
+        .find(|c| c.name == name)
+        .map(|c| c.r#type())
+}
+
+/// A filter on `column` of `ds`: it exists, is not a record id column (neither the dataset's
+/// nor one of `id_columns`), and its predicate fits the column's type.
+fn check_filter(
+    party: &str,
+    ds: &DatasetSchema,
+    column: &str,
+    f: &Filter,
+    id_columns: &[&str],
+    problems: &mut Vec<String>,
+) {
+    if column == ds.id_column || id_columns.contains(&column) {
+        problems.push(format!(
+            "filter: {:?} is the record id column of party {party:?}; filtering on ids \
+             would single out individual records",
+            f.column
+        ));
+    }
+    match (column_type(ds, column), &f.predicate) {
+        (None, _) => problems.push(format!(
+            "party {party:?} dataset {:?} has no filter column {column:?}",
+            ds.name
+        )),
+        (_, None) => problems.push("filter: give `equals` or a range".into()),
+        (Some(ColumnType::String), Some(filter::Predicate::Range(_))) => problems.push(format!(
+            "filter: column {:?} is a string, a range needs a numeric column",
+            f.column
+        )),
+        (Some(ColumnType::Int | ColumnType::Float), Some(filter::Predicate::Equals(v)))
+            if v.trim().parse::<f64>().is_err() =>
+        {
+            problems.push(format!(
+                "filter: column {:?} is numeric but {v:?} is not a number",
+                f.column
+            ))
+        }
+        _ => {}
+    }
+}
+
+/// Ranges with `min > max`.
+fn check_ranges(stats: &StatsJob, problems: &mut Vec<String>) {
+    for f in all_filters(stats) {
+        if let Some(filter::Predicate::Range(r)) = &f.predicate
+            && let (Some(lo), Some(hi)) = (r.min, r.max)
+            && lo > hi
+        {
+            problems.push(format!("filter: range min {lo} exceeds max {hi}"));
+        }
+    }
+}
+
+/// Splits `"party.column"`; `None` without a dot or with an empty side.
+pub fn qualified(name: &str) -> Option<(&str, &str)> {
+    name.split_once('.')
+        .filter(|(p, c)| !p.is_empty() && !c.is_empty())
+}
+
+/// Whether `id` can name a stored job (and a file under a party's state directory): 1 to 64
+/// ASCII letters, digits, `-` and `_`.
+pub fn is_job_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Checks a `stats` job with a join: three inputs (two data parties named in `id_columns`, one
+/// helper), id columns of text or integers, and `party.column` names for columns and filters.
+fn check_join_stats(
+    spec: &JobSpec,
+    stats: &StatsJob,
+    join: &JoinSpec,
+    datasets: &[(&str, &DatasetSchema)],
+    problems: &mut Vec<String>,
+) {
+    if spec.protocol != JOIN_STATS_PROTOCOL {
+        problems.push(format!(
+            "stats with a join runs on protocol {JOIN_STATS_PROTOCOL:?}, not {:?}",
+            spec.protocol
+        ));
+    }
+    if spec.inputs.len() != JOIN_PARTIES {
+        problems.push(format!(
+            "a join runs on rep3 with exactly {JOIN_PARTIES} parties (two data parties and a \
+             helper), the spec names {}",
+            spec.inputs.len()
+        ));
+    }
+    match join.id_columns.len() {
+        2 => {}
+        3 => problems.push(
+            "join: three data parties would need three-party PSI, which Treaty does not have \
+             yet; name two data parties in join.id_columns (the third input is the helper)"
+                .into(),
+        ),
+        n => problems.push(format!(
+            "join: name exactly 2 data parties in join.id_columns, got {n}"
+        )),
+    }
+    let named = |p: &str| spec.inputs.iter().any(|i| i.party == p);
+    for p in join.id_columns.keys().filter(|p| !named(p)) {
+        problems.push(format!(
+            "join: id_columns names {p:?}, which is not an input"
+        ));
+    }
+    if !join.psi_job.is_empty() && !is_job_id(&join.psi_job) {
+        problems.push(format!("join: psi_job {:?} is not a job id", join.psi_job));
+    }
+    let data = |p: &str| datasets.iter().find(|(q, _)| *q == p).map(|(_, d)| *d);
+    for (party, column) in &join.id_columns {
+        let Some(ds) = data(party) else { continue };
+        match column_type(ds, column) {
+            None => problems.push(format!(
+                "join: party {party:?} dataset {:?} has no id column {column:?}",
+                ds.name
+            )),
+            Some(ColumnType::String | ColumnType::Int) => {}
+            Some(other) => problems.push(format!(
+                "join: party {party:?} id column {column:?} is {}, ids must be text or integers",
+                other.as_str_name()
+            )),
+        }
+    }
+    // A `party.column` name: the party must hold data in the join and the column exist there.
+    fn resolve<'a>(
+        name: &'a str,
+        what: &str,
+        join: &JoinSpec,
+        datasets: &[(&str, &'a DatasetSchema)],
+        problems: &mut Vec<String>,
+    ) -> Option<(&'a str, &'a str, &'a DatasetSchema)> {
+        let Some((party, column)) = qualified(name) else {
+            problems.push(format!(
+                "{what} {name:?}: with a join, name it as \"party.column\""
+            ));
+            return None;
+        };
+        if !join.id_columns.contains_key(party) {
+            problems.push(format!(
+                "{what} {name:?} names party {party:?}, which holds no data in this join \
+                 (the data parties are those in join.id_columns)"
+            ));
+            return None;
+        }
+        let ds = datasets
+            .iter()
+            .find(|(q, _)| *q == party)
+            .map(|(_, d)| *d)?;
+        Some((party, column, ds))
+    }
+    check_column_list(stats, problems);
+    for c in &stats.columns {
+        if let Some((party, column, ds)) = resolve(c, "stats: column", join, datasets, problems) {
+            check_value_column(party, ds, column, "column", problems);
+        }
+    }
+    for f in all_filters(stats) {
+        if let Some((party, column, ds)) =
+            resolve(&f.column, "filter: column", join, datasets, problems)
+        {
+            let id = join.id_columns.get(party).map(String::as_str);
+            check_filter(party, ds, column, f, id.as_slice(), problems);
+        }
+    }
+    check_ranges(stats, problems);
+}
+
+/// Checks the `psi` job a join reuses (`referenced`, looked up by the caller): a succeeded
+/// `psi` job that revealed the intersection to both data parties, over the same datasets and id
+/// columns as the join.
+pub fn check_psi_reference(
+    spec: &JobSpec,
+    referenced: Option<&Job>,
+    parties: &BTreeMap<String, PartyInfo>,
+) -> Result<(), CoordinatorError> {
+    let Some(join) = spec.join.as_ref().filter(|j| !j.psi_job.is_empty()) else {
+        return Ok(());
+    };
+    let id = &join.psi_job;
+    let bad = |m: String| Err(CoordinatorError::InvalidSpec(vec![m]));
+    let Some(job) = referenced else {
+        return bad(format!("join: psi_job {id:?} is not a known job"));
+    };
+    let psi_spec = job.spec.as_ref();
+    let Some(job_spec::Computation::Psi(psi)) = psi_spec.and_then(|s| s.computation.as_ref())
+    else {
+        return bad(format!("join: psi_job {id:?} is not a psi job"));
+    };
+    if job.state() != JobState::Succeeded {
+        return bad(format!(
+            "join: psi_job {id:?} did not succeed (it is {})",
+            job.state().as_str_name()
+        ));
+    }
+    let mut problems = Vec::new();
+    for (party, column) in &join.id_columns {
+        if psi.reveal() != PsiReveal::Intersection || !psi.to.contains(party) {
+            problems.push(format!(
+                "join: psi_job {id:?} did not reveal the intersection to {party:?}"
+            ));
+        }
+        let dataset = spec
+            .inputs
+            .iter()
+            .find(|i| &i.party == party)
+            .map(|i| i.dataset.as_str());
+        let psi_dataset = psi_spec
+            .and_then(|s| s.inputs.iter().find(|i| &i.party == party))
+            .map(|i| i.dataset.as_str());
+        if psi_dataset != dataset {
+            problems.push(format!(
+                "join: psi_job {id:?} matched {party:?} dataset {:?}, this job names {:?}",
+                psi_dataset.unwrap_or(""),
+                dataset.unwrap_or("")
+            ));
+            continue;
+        }
+        let declared = parties
+            .get(party)
+            .and_then(|p| p.datasets.iter().find(|d| Some(d.name.as_str()) == dataset))
+            .map(|d| d.id_column.as_str());
+        let psi_column = psi
+            .id_columns
+            .get(party)
+            .map(String::as_str)
+            .or(declared)
+            .unwrap_or("");
+        if psi_column != column {
+            problems.push(format!(
+                "join: psi_job {id:?} matched {party:?} ids in column {psi_column:?}, the join \
+                 names {column:?}"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
         Err(CoordinatorError::InvalidSpec(problems))
     }
 }
@@ -299,6 +557,7 @@ mod tests {
             computation: Some(job_spec::Computation::Stats(StatsJob {
                 columns: columns.iter().map(|c| c.to_string()).collect(),
                 filter,
+                filters: Vec::new(),
             })),
             ..Default::default()
         }
@@ -412,6 +671,217 @@ mod tests {
             })),
         };
         assert!(problems(spec(&["age"], Some(f))).contains("exceeds max"));
+    }
+
+    /// Hospital and insurer with `patients` (patient_id, diabetic, claim_amount, plan), the bank
+    /// with nothing.
+    fn join_registry() -> BTreeMap<String, PartyInfo> {
+        let col = |name: &str, ty: ColumnType| ColumnSchema {
+            name: name.into(),
+            r#type: ty as i32,
+        };
+        let ds = DatasetSchema {
+            name: "patients".into(),
+            id_column: "patient_id".into(),
+            columns: vec![
+                col("patient_id", ColumnType::String),
+                col("diabetic", ColumnType::Int),
+                col("claim_amount", ColumnType::Float),
+                col("plan", ColumnType::String),
+            ],
+        };
+        ["hospital", "insurer", "bank"]
+            .into_iter()
+            .map(|id| {
+                let datasets = if id == "bank" {
+                    vec![]
+                } else {
+                    vec![ds.clone()]
+                };
+                let info = PartyInfo {
+                    id: id.into(),
+                    datasets,
+                    ..Default::default()
+                };
+                (id.to_string(), info)
+            })
+            .collect()
+    }
+
+    fn join_spec(columns: &[&str], filters: Vec<Filter>) -> JobSpec {
+        let mut s = spec(columns, None);
+        for i in &mut s.inputs {
+            i.dataset = "patients".into();
+        }
+        s.inputs.push(JobInput {
+            party: "bank".into(),
+            dataset: String::new(),
+        });
+        if let Some(job_spec::Computation::Stats(st)) = &mut s.computation {
+            st.filters = filters;
+        }
+        s.join = Some(JoinSpec {
+            id_columns: [("hospital", "patient_id"), ("insurer", "patient_id")]
+                .into_iter()
+                .map(|(p, c)| (p.to_string(), c.to_string()))
+                .collect(),
+            psi_job: String::new(),
+        });
+        s
+    }
+
+    fn equals(column: &str, v: &str) -> Filter {
+        Filter {
+            column: column.into(),
+            predicate: Some(filter::Predicate::Equals(v.into())),
+        }
+    }
+
+    fn join_problems(spec: JobSpec) -> String {
+        match validate_spec(spec, &join_registry()) {
+            Err(CoordinatorError::InvalidSpec(p)) => p.join("\n"),
+            other => panic!("expected InvalidSpec, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_good_join_spec_runs_on_rep3() {
+        let s = join_spec(
+            &["insurer.claim_amount", "hospital.claim_amount"],
+            vec![
+                equals("hospital.diabetic", "1"),
+                equals("insurer.plan", "basic"),
+            ],
+        );
+        let s = validate_spec(s, &join_registry()).unwrap();
+        assert_eq!(s.protocol, "rep3");
+        let mut s = join_spec(&["insurer.claim_amount"], vec![]);
+        s.protocol = "additive".into();
+        assert!(join_problems(s).contains("with a join runs on protocol \"rep3\""));
+    }
+
+    #[test]
+    fn join_columns_and_filters_name_their_party() {
+        let p = join_problems(join_spec(
+            &[
+                "claim_amount",
+                "bank.claim_amount",
+                "nobody.x",
+                "insurer.nope",
+                "insurer.plan",
+            ],
+            vec![
+                equals("bank.diabetic", "1"),
+                equals("hospital.nope", "1"),
+                equals("hospital.patient_id", "P1"),
+                equals("diabetic", "1"),
+            ],
+        ));
+        for want in [
+            "stats: column \"claim_amount\": with a join, name it as \"party.column\"",
+            "column \"bank.claim_amount\" names party \"bank\", which holds no data",
+            "column \"nobody.x\" names party \"nobody\"",
+            "party \"insurer\" dataset \"patients\" has no column \"nope\"",
+            "column \"plan\" is COLUMN_TYPE_STRING, not numeric",
+            "filter: column \"bank.diabetic\" names party \"bank\", which holds no data",
+            "party \"hospital\" dataset \"patients\" has no filter column \"nope\"",
+            "\"hospital.patient_id\" is the record id column of party \"hospital\"",
+            "filter: column \"diabetic\": with a join, name it as",
+        ] {
+            assert!(p.contains(want), "missing {want:?} in\n{p}");
+        }
+    }
+
+    #[test]
+    fn join_structure_problems_are_named() {
+        // Three data parties, a helper with a dataset, an id column that is missing or a float,
+        // a psi_job that is no job id.
+        let mut s = join_spec(&["insurer.claim_amount"], vec![]);
+        let join = s.join.as_mut().unwrap();
+        join.id_columns.insert("bank".into(), "customer_id".into());
+        join.psi_job = "../../etc/passwd".into();
+        let p = join_problems(s);
+        assert!(p.contains("three-party PSI"), "{p}");
+        assert!(p.contains("is not a job id"), "{p}");
+        assert!(p.contains("party \"bank\" has no dataset \"\""), "{p}");
+
+        let mut s = join_spec(&["insurer.claim_amount"], vec![]);
+        s.inputs[2].dataset = "patients".into();
+        let join = s.join.as_mut().unwrap();
+        join.id_columns
+            .insert("insurer".into(), "claim_amount".into());
+        join.id_columns.insert("hospital".into(), "nope".into());
+        let p = join_problems(s);
+        assert!(
+            p.contains("so it is the join's helper and holds no data"),
+            "{p}"
+        );
+        assert!(p.contains("ids must be text or integers"), "{p}");
+        assert!(p.contains("has no id column \"nope\""), "{p}");
+
+        let mut s = join_spec(&["insurer.claim_amount"], vec![]);
+        s.inputs.pop();
+        assert!(join_problems(s).contains("exactly 3 parties"));
+        let mut s = join_spec(&["insurer.claim_amount"], vec![]);
+        s.join.as_mut().unwrap().id_columns.remove("hospital");
+        let p = join_problems(s);
+        assert!(p.contains("exactly 2 data parties"), "{p}");
+        let mut s = psi_spec(PsiReveal::Intersection, &["hospital"]);
+        s.join = join_spec(&[], vec![]).join;
+        assert!(join_problems(s).contains("a psi job has no [join]"));
+    }
+
+    #[test]
+    fn a_reused_psi_job_must_fit_the_join() {
+        let registry = join_registry();
+        let mut spec = join_spec(&["insurer.claim_amount"], vec![]);
+        spec.join.as_mut().unwrap().psi_job = "job-1".into();
+        let mut psi = psi_spec(PsiReveal::Intersection, &["hospital", "insurer"]);
+        for i in &mut psi.inputs {
+            i.dataset = "patients".into();
+        }
+        let job = |state: JobState, psi: &JobSpec| Job {
+            id: "job-1".into(),
+            spec: Some(psi.clone()),
+            state: state as i32,
+            ..Default::default()
+        };
+        let check = |j: Option<&Job>| check_psi_reference(&spec, j, &registry);
+        check(Some(&job(JobState::Succeeded, &psi))).unwrap();
+        let err = |j: Option<&Job>| check(j).unwrap_err().to_string();
+        assert!(err(None).contains("not a known job"));
+        assert!(err(Some(&job(JobState::Failed, &psi))).contains("did not succeed"));
+        assert!(err(Some(&job(JobState::Succeeded, &spec))).contains("is not a psi job"));
+        let narrow = psi_spec(PsiReveal::Intersection, &["hospital"]);
+        let e = err(Some(&job(JobState::Succeeded, &narrow)));
+        assert!(
+            e.contains("did not reveal the intersection to \"insurer\""),
+            "{e}"
+        );
+        assert!(e.contains("matched \"hospital\" dataset \"claims\""), "{e}");
+        let mut other_column = psi.clone();
+        if let Some(job_spec::Computation::Psi(p)) = &mut other_column.computation {
+            p.id_columns.insert("insurer".into(), "plan".into());
+        }
+        let e = err(Some(&job(JobState::Succeeded, &other_column)));
+        assert!(
+            e.contains("matched \"insurer\" ids in column \"plan\""),
+            "{e}"
+        );
+        // No psi_job: nothing to check.
+        spec.join.as_mut().unwrap().psi_job.clear();
+        check_psi_reference(&spec, None, &registry).unwrap();
+    }
+
+    #[test]
+    fn horizontal_stats_take_a_filter_list() {
+        let mut s = spec(&["age"], None);
+        if let Some(job_spec::Computation::Stats(st)) = &mut s.computation {
+            st.filters = vec![equals("age", "x"), equals("nope", "1")];
+        }
+        let p = problems(s);
+        assert!(p.contains("\"x\" is not a number"), "{p}");
+        assert!(p.contains("has no filter column \"nope\""), "{p}");
     }
 
     #[test]

@@ -50,6 +50,22 @@ pub enum MpcError {
         /// Number of parties the bound was computed for.
         parties: usize,
     },
+    /// A column of a vertical `stats` job whose sums could leave the 64-bit ring.
+    #[error(
+        "column {column:?}: Σ|x| or Σx² over the {rows} aligned rows exceeds the exact 64-bit range \
+         at {frac_bits} fractional bits; use fewer fractional bits"
+    )]
+    ColumnRange {
+        /// The column.
+        column: String,
+        /// Aligned rows checked.
+        rows: usize,
+        /// Fractional bits in use.
+        frac_bits: u32,
+    },
+    /// The rows of a join have nothing in common: nothing to compute over.
+    #[error("the join's intersection is empty: the data parties have no record in common")]
+    EmptyIntersection,
     /// A polynomial's degree (or a requested power) exceeds what the engine evaluates.
     #[error("polynomial degree {got} exceeds the maximum {max}")]
     PolyDegree {

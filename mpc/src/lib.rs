@@ -18,6 +18,8 @@
 //! - [`transport`]: the [`transport::Transport`] trait every protocol talks to, its in-memory
 //!   implementation, and per-session round and byte [`transport::Counters`];
 //! - [`stats`]: the `stats` job (count, sum, mean, variance over horizontally split data);
+//! - [`vstats`]: the same over vertically split data aligned by PSI, on [`rep3`] (two data
+//!   parties and a helper);
 //! - [`rep3`]: three-party replicated sharing (ABY3-style): mul, matmul, fixed-point truncation;
 //! - [`psi`]: two-party ECDH-PSI on Ristretto255, streamed in batches, with a common order of
 //!   the intersection for aligning vertically split rows;
@@ -38,5 +40,6 @@ pub mod seeds;
 pub mod share;
 pub mod stats;
 pub mod transport;
+pub mod vstats;
 
 pub use error::MpcError;

@@ -252,10 +252,19 @@ impl StatsResult {
     /// The largest absolute difference from `other`, each statistic measured against its own
     /// bound: returns `(max_abs_error, within_bound)`.
     pub fn compare(&self, other: &StatsResult, fixed: FixedPoint) -> (f64, bool) {
+        self.compare_with(other, |c, n| ErrorBound::for_column(c, n, fixed))
+    }
+
+    /// [`Self::compare`] with the bounds `bound(reference column, count)`.
+    pub fn compare_with(
+        &self,
+        other: &StatsResult,
+        bound: impl Fn(&ColumnStats, u64) -> ErrorBound,
+    ) -> (f64, bool) {
         let mut max_err: f64 = 0.0;
         let mut ok = self.count == other.count && self.columns.len() == other.columns.len();
         for (a, b) in self.columns.iter().zip(&other.columns) {
-            let bound = ErrorBound::for_column(b, self.count, fixed);
+            let bound = bound(b, self.count);
             let mut check = |x: Option<f64>, y: Option<f64>, bound: f64| match (x, y) {
                 (Some(x), Some(y)) => {
                     let e = (x - y).abs();

@@ -205,6 +205,68 @@ pub async fn exchange<T: Transport>(
     Ok(received)
 }
 
+/// A view of some parties of a session as a smaller session (e.g. a two-party PSI between two
+/// of a job's three parties): party `k` of the view is `members[k]` of the underlying transport.
+/// Messages, round tags and counters are the underlying session's; parties outside the view
+/// simply see no traffic in those rounds.
+#[derive(Debug)]
+pub struct SubTransport<'a, T> {
+    inner: &'a T,
+    members: Vec<PartyIndex>,
+    me: PartyIndex,
+}
+
+impl<'a, T: Transport> SubTransport<'a, T> {
+    /// The view of `members` (distinct indices of `inner`, this party among them); `None` if this
+    /// party is not a member or an index repeats or is out of range.
+    pub fn new(inner: &'a T, members: &[PartyIndex]) -> Option<Self> {
+        let n = inner.parties();
+        let distinct = members
+            .iter()
+            .enumerate()
+            .all(|(i, m)| *m < n && !members[..i].contains(m));
+        let me = members.iter().position(|&m| m == inner.me())?;
+        distinct.then(|| Self {
+            inner,
+            members: members.to_vec(),
+            me,
+        })
+    }
+
+    fn member(&self, k: PartyIndex) -> Result<PartyIndex, TransportError> {
+        self.members
+            .get(k)
+            .copied()
+            .ok_or(TransportError::UnknownPeer { peer: k })
+    }
+}
+
+impl<T: Transport> Transport for SubTransport<'_, T> {
+    fn me(&self) -> PartyIndex {
+        self.me
+    }
+
+    fn parties(&self) -> usize {
+        self.members.len()
+    }
+
+    fn max_message_len(&self) -> usize {
+        self.inner.max_message_len()
+    }
+
+    fn counters(&self) -> &Counters {
+        self.inner.counters()
+    }
+
+    async fn send(&self, to: PartyIndex, round: u32, msg: Vec<u8>) -> Result<(), TransportError> {
+        self.inner.send(self.member(to)?, round, msg).await
+    }
+
+    async fn recv(&self, from: PartyIndex, round: u32) -> Result<Vec<u8>, TransportError> {
+        self.inner.recv(self.member(from)?, round).await
+    }
+}
+
 type Envelope = (u32, Vec<u8>);
 
 /// All parties in one process, connected by unbounded channels. For tests and benches.
@@ -355,6 +417,32 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_sub_transport_maps_indices_and_shares_counters() {
+        let out = run_in_memory(3, DEFAULT_MAX_MESSAGE, |t| async move {
+            if t.me() == 1 {
+                assert!(SubTransport::new(&t, &[0, 2]).is_none());
+                assert!(SubTransport::new(&t, &[1, 1]).is_none());
+                assert!(SubTransport::new(&t, &[1, 3]).is_none());
+                return (t.counters().snapshot().messages_sent, Vec::new());
+            }
+            let sub = SubTransport::new(&t, &[2, 0]).unwrap();
+            assert_eq!(sub.parties(), 2);
+            let got = exchange(&sub, 5, |peer| vec![sub.me() as u8, peer as u8])
+                .await
+                .unwrap();
+            assert!(sub.send(2, 6, vec![]).await.is_err());
+            let snap = t.counters().snapshot();
+            (snap.messages_sent, got[1 - sub.me()].clone().unwrap())
+        })
+        .await
+        .unwrap();
+        // Party 0 is member 1 of the view, party 2 member 0; party 1 saw nothing.
+        assert_eq!(out[0], (1, vec![0, 1]));
+        assert_eq!(out[1], (0, vec![]));
+        assert_eq!(out[2], (1, vec![1, 0]));
+    }
 
     #[tokio::test]
     async fn exchange_delivers_and_counts() {

@@ -1,5 +1,6 @@
 //! The analyst's side of a result: fetch every party's sealed upload, open each with the
-//! recipient's private key, then reconstruct and decode (`stats`) or collect the reports (`psi`).
+//! recipient's private key, then reconstruct and decode (`stats`, horizontal or with a join) or
+//! collect the reports (`psi`).
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,7 @@ use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::output::{self, RecipientSecretKey};
 use treaty_mpc::share::{AdditiveShare, reconstruct};
 use treaty_mpc::stats::StatsResult;
+use treaty_mpc::vstats;
 use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient, job_spec};
 use zeroize::Zeroizing;
 
@@ -28,16 +30,23 @@ pub async fn fetch_stats_result(
     let Some(job_spec::Computation::Stats(stats)) = &spec.computation else {
         return Err(PartyError::Rejected("not a stats job".into()));
     };
-    let mut shares = Vec::with_capacity(job.parties.len());
-    for (_, plain) in fetch_opened(client, job, key).await? {
-        shares.push(AdditiveShare::<u128>::from_bytes(&plain)?);
-    }
-    let totals = reconstruct(&shares)?;
-    Ok(StatsResult::from_totals(
-        &totals,
-        &stats.columns,
-        FixedPoint::new(spec.frac_bits)?,
-    )?)
+    let fixed = FixedPoint::new(spec.frac_bits)?;
+    let opened = fetch_opened(client, job, key).await?;
+    let totals = if spec.join.is_some() {
+        // Vertical stats: shares over Z_2^64 of [count, Σx̃, Σq, …] (see `treaty_mpc::vstats`).
+        let mut shares = Vec::with_capacity(opened.len());
+        for (_, plain) in &opened {
+            shares.push(AdditiveShare::<u64>::from_bytes(plain)?);
+        }
+        vstats::totals(&reconstruct(&shares)?, stats.columns.len(), fixed)?
+    } else {
+        let mut shares = Vec::with_capacity(opened.len());
+        for (_, plain) in &opened {
+            shares.push(AdditiveShare::<u128>::from_bytes(plain)?);
+        }
+        reconstruct(&shares)?
+    };
+    Ok(StatsResult::from_totals(&totals, &stats.columns, fixed)?)
 }
 
 /// Fetches and opens every party's report of a succeeded `psi` job, by party.

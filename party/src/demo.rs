@@ -124,7 +124,9 @@ pub fn stats_spec(opts: &DemoOptions, recipient_public_key: Vec<u8>) -> pb::JobS
                     }),
                 }),
             }),
+            filters: Vec::new(),
         })),
+        join: None,
     }
 }
 

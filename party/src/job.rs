@@ -16,16 +16,16 @@ use treaty_mpc::output;
 use treaty_mpc::psi::{self, PsiMode, PsiParams};
 use treaty_mpc::seeds::{self, SessionContext};
 use treaty_mpc::stats::{self, LocalAggregates};
-use treaty_mpc::transport::{Transport, exchange};
-use treaty_proto::v1::{
-    self as pb, coordinator_client::CoordinatorClient, filter, job_report, job_spec,
-};
+use treaty_mpc::transport::{SubTransport, Transport, exchange};
+use treaty_mpc::vstats::{self, VerticalInput};
+use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient, job_report, job_spec};
 use zeroize::Zeroize;
 
 use crate::PartyError;
 use crate::config::PartyConfig;
 use crate::dataset::{self, DatasetConfig, Predicate};
 use crate::error::io_err;
+use crate::join::{JOIN_ROUND, JoinPlan, JoinTable, predicate};
 use crate::link::{GrpcTransport, LinkHub, SessionPeer, SessionSetup};
 
 /// Round of the release barrier (after the protocol's own rounds).
@@ -51,20 +51,6 @@ pub fn my_role<'a>(
         .find(|i| i.party == cfg.id)
         .ok_or_else(|| PartyError::Rejected(format!("no input is named for party {}", cfg.id)))?;
     Ok((me, input.dataset.as_str()))
-}
-
-fn predicate(f: &pb::Filter) -> Result<Predicate, PartyError> {
-    match &f.predicate {
-        Some(filter::Predicate::Equals(v)) => Ok(Predicate::Equals(v.clone())),
-        Some(filter::Predicate::Range(r)) => Ok(Predicate::Range {
-            min: r.min,
-            max: r.max,
-        }),
-        None => Err(PartyError::Rejected(format!(
-            "filter on {:?} has no predicate",
-            f.column
-        ))),
-    }
 }
 
 fn computation(spec: &pb::JobSpec) -> Result<&job_spec::Computation, PartyError> {
@@ -126,11 +112,33 @@ pub fn check_assignment(
     cfg: &PartyConfig,
     assignment: &pb::JobAssignment,
 ) -> Result<(), PartyError> {
-    let (_, dataset) = my_role(cfg, assignment)?;
+    let (me, dataset) = my_role(cfg, assignment)?;
     let spec = assignment
         .spec
         .as_ref()
         .ok_or_else(|| PartyError::Rejected("the assignment has no spec".into()))?;
+    if let Some(join) = &spec.join {
+        let job_spec::Computation::Stats(stats) = computation(spec)? else {
+            return Err(PartyError::Rejected(
+                "a join applies to stats jobs only".into(),
+            ));
+        };
+        let plan = JoinPlan::new(spec, stats, join, &peer_ids(assignment))?;
+        if plan.id_column(me).is_none() {
+            // The helper: no data of its own in this job.
+            return match dataset {
+                "" => Ok(()),
+                d => Err(PartyError::Rejected(format!(
+                    "this party is the join's helper but the job names its dataset {d:?}"
+                ))),
+            };
+        }
+        let ds = cfg
+            .dataset(dataset)
+            .ok_or_else(|| PartyError::Rejected(format!("unknown dataset {dataset:?}")))?;
+        plan.check_local(cfg, me, ds)?;
+        return check_file(cfg, ds);
+    }
     let ds = cfg
         .dataset(dataset)
         .ok_or_else(|| PartyError::Rejected(format!("unknown dataset {dataset:?}")))?;
@@ -157,7 +165,7 @@ pub fn check_assignment(
             Some(_) => {}
         }
     }
-    if let Some(f) = &stats.filter {
+    for f in stats.filter.iter().chain(&stats.filters) {
         let decl = ds.column(&f.column).ok_or_else(|| {
             PartyError::Rejected(format!(
                 "dataset {dataset:?} has no filter column {:?}",
@@ -175,6 +183,11 @@ pub fn check_assignment(
     check_file(cfg, ds)
 }
 
+/// The job's party ids in protocol order.
+fn peer_ids(assignment: &pb::JobAssignment) -> Vec<String> {
+    assignment.peers.iter().map(|p| p.party.clone()).collect()
+}
+
 fn check_file(cfg: &PartyConfig, ds: &DatasetConfig) -> Result<(), PartyError> {
     if !cfg.resolve(&ds.path).is_file() {
         return Err(PartyError::Rejected(format!(
@@ -189,6 +202,58 @@ fn check_file(cfg: &PartyConfig, ds: &DatasetConfig) -> Result<(), PartyError> {
 enum LocalInput {
     Stats(pb::StatsJob, LocalAggregates),
     Psi(pb::PsiJob, Vec<String>),
+    Join(Box<JoinLocal>),
+}
+
+/// A `stats` job with a join, before the protocol: the plan and, at a data party, its rows and
+/// (with a stored intersection) their alignment.
+struct JoinLocal {
+    plan: JoinPlan,
+    fixed: FixedPoint,
+    table: Option<JoinTable>,
+    matched: Option<Vec<usize>>,
+}
+
+impl JoinLocal {
+    /// Reads this party's rows and, when the join reuses a stored intersection, aligns them.
+    /// CPU-bound: call it off the async runtime.
+    fn load(
+        cfg: &PartyConfig,
+        spec: &pb::JobSpec,
+        stats: &pb::StatsJob,
+        join: &pb::JoinSpec,
+        peers: &[String],
+        me: usize,
+        dataset: &str,
+    ) -> Result<Self, PartyError> {
+        let plan = JoinPlan::new(spec, stats, join, peers)?;
+        let fixed = FixedPoint::new(spec.frac_bits)?;
+        if plan.id_column(me).is_none() {
+            return Ok(Self {
+                plan,
+                fixed,
+                table: None,
+                matched: None,
+            });
+        }
+        let ds = cfg
+            .dataset(dataset)
+            .ok_or_else(|| PartyError::Rejected(format!("unknown dataset {dataset:?}")))?;
+        let table = JoinTable::load(&plan, me, ds, &cfg.resolve(&ds.path))?;
+        let matched = match &plan.psi_job {
+            Some(job) => Some(table.align(&crate::join::read_intersection(cfg, job)?)?),
+            None => {
+                table.check_ids()?;
+                None
+            }
+        };
+        Ok(Self {
+            plan,
+            fixed,
+            table: Some(table),
+            matched,
+        })
+    }
 }
 
 /// Reads the job's columns, applies the filter and aggregates in fixed point. CPU-bound: call it
@@ -199,15 +264,19 @@ pub fn local_stats(
     stats: &pb::StatsJob,
     fixed: FixedPoint,
 ) -> Result<LocalAggregates, PartyError> {
+    let filters: Vec<&pb::Filter> = stats.filter.iter().chain(&stats.filters).collect();
     let mut wanted: Vec<&str> = stats.columns.iter().map(String::as_str).collect();
-    if let Some(f) = &stats.filter {
-        wanted.push(f.column.as_str());
-    }
+    wanted.extend(filters.iter().map(|f| f.column.as_str()));
     let table = dataset::load_columns(ds, &cfg.resolve(&ds.path), &wanted)?;
-    let mask = match &stats.filter {
-        Some(f) => Some(dataset::filter_mask(&table, ds, &f.column, &predicate(f)?)?),
-        None => None,
-    };
+    // The AND of every filter (`None`: no filter).
+    let mut mask: Option<Vec<bool>> = None;
+    for f in filters {
+        let m = dataset::filter_mask(&table, ds, &f.column, &predicate(f)?)?;
+        mask = Some(match mask {
+            None => m,
+            Some(prev) => prev.iter().zip(&m).map(|(a, b)| *a && *b).collect(),
+        });
+    }
     let mut encoded = Vec::with_capacity(stats.columns.len());
     for column in &stats.columns {
         let values = table
@@ -335,23 +404,30 @@ impl JobRun {
             .as_ref()
             .map(|o| o.recipient_public_key.clone())
             .ok_or_else(|| PartyError::Rejected("no output recipient".into()))?;
-        let ds = self
-            .cfg
-            .dataset(dataset)
-            .ok_or_else(|| PartyError::Rejected(format!("unknown dataset {dataset:?}")))?
-            .clone();
-
-        // 1. Local input (aggregates or ids), off the async runtime.
+        // 1. Local input (aggregates, ids, or a join's rows), off the async runtime.
         let cfg = self.cfg.clone();
+        let (spec, dataset) = (spec.clone(), dataset.to_string());
+        let peers = peer_ids(a);
         let local = {
-            let work = tokio::task::spawn_blocking(move || match comp {
-                job_spec::Computation::Stats(stats) => {
-                    let local = local_stats(&cfg, &ds, &stats, fixed)?;
-                    Ok::<_, PartyError>(LocalInput::Stats(stats, local))
-                }
-                job_spec::Computation::Psi(psi) => {
-                    let ids = local_ids(&cfg, &ds, &psi)?;
-                    Ok(LocalInput::Psi(psi, ids))
+            let work = tokio::task::spawn_blocking(move || {
+                let ds = || {
+                    cfg.dataset(&dataset)
+                        .ok_or_else(|| PartyError::Rejected(format!("unknown dataset {dataset:?}")))
+                };
+                match (comp, &spec.join) {
+                    (job_spec::Computation::Stats(stats), Some(join)) => {
+                        let local =
+                            JoinLocal::load(&cfg, &spec, &stats, join, &peers, me, &dataset)?;
+                        Ok::<_, PartyError>(LocalInput::Join(Box::new(local)))
+                    }
+                    (job_spec::Computation::Stats(stats), None) => {
+                        let local = local_stats(&cfg, ds()?, &stats, fixed)?;
+                        Ok(LocalInput::Stats(stats, local))
+                    }
+                    (job_spec::Computation::Psi(psi), _) => {
+                        let ids = local_ids(&cfg, ds()?, &psi)?;
+                        Ok(LocalInput::Psi(psi, ids))
+                    }
                 }
             });
             tokio::select! {
@@ -430,6 +506,7 @@ impl JobRun {
                 let (report, rounds) = self.psi(transport, &psi, &own, &mut rng).await?;
                 (report.encode_to_vec(), rounds)
             }
+            LocalInput::Join(join) => self.join_stats(transport, &ids, *join, &mut rng).await?,
         };
         let mut plain = plain;
         let sealed = output::seal(recipient, &a.job_id, &self.cfg.id, &plain, &mut rng)?;
@@ -516,6 +593,63 @@ impl JobRun {
             },
             params.first_round.wrapping_add(outcome.rounds),
         ))
+    }
+
+    /// Runs a `stats` job with a join: the inline PSI between the data parties if the join
+    /// reuses no stored intersection, then the vertical protocol with the helper. Returns this
+    /// party's output share (bytes) and the next free round.
+    async fn join_stats(
+        &self,
+        transport: &GrpcTransport,
+        ids: &[String],
+        local: JoinLocal,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<(Vec<u8>, u32), PartyError> {
+        let a = &self.assignment;
+        let JoinLocal {
+            plan,
+            fixed,
+            table,
+            matched,
+        } = local;
+        let input = match (table, matched) {
+            (None, _) => VerticalInput::helper(),
+            (Some(table), Some(matched)) => table.input(&matched, &a.job_id, fixed)?,
+            (Some(table), None) => {
+                let sub = SubTransport::new(transport, plan.data_parties()).ok_or_else(|| {
+                    PartyError::Rejected("this data party is not among the join's parties".into())
+                })?;
+                let params = PsiParams::new(&a.job_id, PsiMode::IntersectionToBoth);
+                let outcome = psi::run(&sub, &params, table.ids(), rng, |_| {}).await?;
+                if outcome.rounds >= JOIN_ROUND {
+                    return Err(PartyError::Rejected(format!(
+                        "the inline PSI took {} rounds, more than the {JOIN_ROUND} a join allows",
+                        outcome.rounds
+                    )));
+                }
+                let matched = outcome.matched.ok_or_else(|| {
+                    PartyError::Rejected("the inline PSI revealed no intersection".into())
+                })?;
+                table.input(&matched, &a.job_id, fixed)?
+            }
+        };
+        self.progress(0.5, Some(transport)).await;
+        let ctx = SessionContext {
+            job_id: &a.job_id,
+            party_ids: ids,
+        };
+        let out = vstats::run(
+            transport,
+            ctx,
+            JOIN_ROUND,
+            &plan.layout,
+            &input,
+            &plan.column_names,
+            fixed,
+            rng,
+        )
+        .await?;
+        Ok((out.share.to_bytes(), out.next_round))
     }
 
     /// Writes the matched ids, one per line in the common order, to
