@@ -8,7 +8,7 @@ use rand_core::Rng;
 
 /// An element of Z_2^k, k ∈ {64, 128}.
 pub trait RingElement:
-    Copy + Default + Eq + Send + Sync + std::fmt::Debug + zeroize::Zeroize + 'static
+    Copy + Default + Eq + Send + Sync + std::fmt::Debug + zeroize::Zeroize + bytemuck::Pod + 'static
 {
     /// Bytes in the little-endian encoding.
     const BYTES: usize;
@@ -91,8 +91,12 @@ pub fn sub_assign<R: RingElement>(acc: &mut [R], x: &[R]) {
     }
 }
 
-/// Encodes a slice of ring elements, little endian, back to back.
+/// Encodes a slice of ring elements, little endian, back to back. On little-endian targets the
+/// encoding is the memory layout, copied in one pass.
 pub fn encode<R: RingElement>(xs: &[R]) -> Vec<u8> {
+    if cfg!(target_endian = "little") {
+        return bytemuck::cast_slice::<R, u8>(xs).to_vec();
+    }
     let mut out = Vec::with_capacity(xs.len() * R::BYTES);
     for x in xs {
         x.write_le(&mut out);
@@ -105,6 +109,9 @@ pub fn encode<R: RingElement>(xs: &[R]) -> Vec<u8> {
 pub fn decode<R: RingElement>(bytes: &[u8]) -> Option<Vec<R>> {
     if !bytes.len().is_multiple_of(R::BYTES) {
         return None;
+    }
+    if cfg!(target_endian = "little") {
+        return Some(bytemuck::pod_collect_to_vec::<u8, R>(bytes));
     }
     Some(bytes.chunks_exact(R::BYTES).map(R::read_le).collect())
 }
