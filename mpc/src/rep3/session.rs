@@ -130,7 +130,7 @@ impl<'t, T: Transport> Rep3Session<'t, T> {
                 } else {
                     None
                 };
-                bytes.zeroize();
+                zeroize_words(&mut bytes);
                 Some(words.ok_or(MpcError::MalformedMessage {
                     from,
                     round,
@@ -380,6 +380,17 @@ pub(crate) fn xor_draw(rng: &mut PrfStream, out: &mut [u64]) {
         }
     }
     buf.zeroize();
+}
+
+/// Zeroizes a received message as 64-bit words where aligned (`zeroize` writes element by
+/// element, so bytes would take eight times as many volatile writes), then empties it. The spare
+/// capacity is left alone: the transport never wrote message bytes there.
+fn zeroize_words(bytes: &mut Vec<u8>) {
+    let (head, words, tail) = bytemuck::pod_align_to_mut::<u8, u64>(bytes);
+    head.zeroize();
+    words.zeroize();
+    tail.zeroize();
+    bytes.clear();
 }
 
 fn zip_map(x: &[u64], y: &[u64], f: impl Fn(u64, u64) -> u64) -> Vec<u64> {
