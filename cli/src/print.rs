@@ -183,7 +183,7 @@ pub(crate) fn bench_header(workload: &Workload) -> String {
             "op", "n", "shape", "median s", "min s", "max s", "rounds", "bytes/party", "B/elem"
         ),
         Workload::Psi(_) => format!(
-            "{:<5} {:>10} {:>10} {:>10} {:>10} {:>7} {:>14} {:>14} {:>10} {:>18}",
+            "{:<5} {:>10} {:>10} {:>10} {:>10} {:>7} {:>14} {:>14} {:>10} {:>16} {:>18}",
             "mode",
             "n",
             "median s",
@@ -193,6 +193,7 @@ pub(crate) fn bench_header(workload: &Workload) -> String {
             "bytes/party",
             "bytes total",
             "common",
+            "CPU s/party",
             "peak RSS MiB/party"
         ),
     }
@@ -226,8 +227,13 @@ pub(crate) fn bench_row(r: &BenchResult) -> String {
                 .iter()
                 .map(|b| b.map_or_else(|| "n/a".into(), |b| format!("{:.0}", b as f64 / MIB)))
                 .collect();
+            let cpu: Vec<String> = r
+                .cpu_seconds
+                .iter()
+                .map(|s| s.map_or_else(|| "n/a".into(), |s| format!("{s:.2}")))
+                .collect();
             format!(
-                "{:<5} {:>10} {:>10.4} {:>10.4} {:>10.4} {:>7} {:>14} {:>14} {:>10} {:>18}",
+                "{:<5} {:>10} {:>10.4} {:>10.4} {:>10.4} {:>7} {:>14} {:>14} {:>10} {:>16} {:>18}",
                 r.mode.name(),
                 r.n,
                 r.seconds,
@@ -237,6 +243,7 @@ pub(crate) fn bench_row(r: &BenchResult) -> String {
                 r.bytes_per_party,
                 r.bytes_total,
                 r.intersection,
+                cpu.join(" / "),
                 rss.join(" / ")
             )
         }

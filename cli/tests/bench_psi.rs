@@ -68,9 +68,12 @@ fn json_lines_carry_the_intersection_and_the_documented_bytes() {
         assert!(seconds.is_finite() && seconds >= 0.0, "{line}");
         let rss = line["peak_rss_bytes"].as_array().unwrap();
         assert_eq!(rss.len(), 2, "{line}");
+        let cpu = line["cpu_seconds"].as_array().unwrap();
+        assert_eq!(cpu.len(), 2, "{line}");
         if cfg!(target_os = "linux") {
             // A process that ran TLS and PSI holds at least a megabyte.
             assert!(rss.iter().all(|b| b.as_u64() > Some(1 << 20)), "{line}");
+            assert!(cpu.iter().all(|s| s.as_f64() >= Some(0.0)), "{line}");
         }
     }
     // 2000 ids in one batch: the costs spelled out once.

@@ -25,6 +25,10 @@
 //! case reports the median over its runs, the rounds, and the most payload bytes any party sent
 //! during the operation (framing and TLS overhead are not counted).
 //!
+//! **CPU time.** Each child also reports the CPU time its process used during the operation (all
+//! threads, from `/proc/self/stat`): on a machine shared with other work the wall time grows with
+//! the load, the CPU time much less, so it shows what the operation itself costs.
+//!
 //! **Peak memory.** With every timed run each child reports its peak resident set size so far
 //! (`VmHWM` from `/proc/self/status`; `None` where that file does not exist, i.e. off Linux). A
 //! process's peak cannot be reset, so a case's figure covers the child's whole life up to the end
@@ -61,7 +65,7 @@ use tokio_util::sync::CancellationToken;
 use treaty_coordinator::tls::TlsIdentity;
 use treaty_coordinator::{CoordinatorError, pki};
 use treaty_mpc::rep3::workload::Case;
-use treaty_mpc::transport::{DEFAULT_MAX_MESSAGE, PartyIndex};
+use treaty_mpc::transport::{CounterSnapshot, DEFAULT_MAX_MESSAGE, PartyIndex};
 
 pub use mpc::CaseResult;
 pub use psi::{PsiBenchMode, PsiCase, PsiResult};
@@ -177,9 +181,34 @@ struct Reported {
     /// The intersection size, for a PSI party that learns it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     intersection: Option<u64>,
+    /// This process's CPU time during the operation ([`process_cpu_seconds`]).
+    #[serde(default)]
+    cpu_seconds: Option<f64>,
     /// [`peak_rss_bytes`] right after the run.
     #[serde(default)]
     peak_rss: Option<u64>,
+}
+
+impl Reported {
+    /// A run that took `elapsed` and `traffic` and started when the process had used `cpu_start`
+    /// seconds of CPU; reads the CPU time and the peak RSS now.
+    fn new(
+        elapsed: Duration,
+        traffic: CounterSnapshot,
+        cpu_start: Option<f64>,
+        intersection: Option<u64>,
+    ) -> Self {
+        Self {
+            seconds: elapsed.as_secs_f64(),
+            rounds: traffic.rounds,
+            bytes_sent: traffic.bytes_sent,
+            intersection,
+            cpu_seconds: process_cpu_seconds()
+                .zip(cpu_start)
+                .map(|(end, start)| (end - start).max(0.0)),
+            peak_rss: peak_rss_bytes(),
+        }
+    }
 }
 
 /// One timed run's reports, by party.
@@ -247,6 +276,28 @@ fn child_err(index: PartyIndex, what: impl Into<String>) -> PartyError {
 /// where that is not available (off Linux). It covers the process's whole life: it cannot be reset.
 pub fn peak_rss_bytes() -> Option<u64> {
     vm_hwm(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+/// Clock ticks per second of the times in `/proc/PID/stat` (Linux's `USER_HZ`, fixed at 100 for
+/// user space whatever the kernel's tick rate).
+const USER_HZ: f64 = 100.0;
+
+/// CPU time this process has used so far (user + system, every thread), in seconds, from
+/// `/proc/self/stat` (so in steps of 10 ms); `None` off Linux. On a loaded machine the wall time
+/// of a run grows with the load; its CPU time much less.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let ticks = cpu_ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+    Some(ticks as f64 / USER_HZ)
+}
+
+/// `utime + stime` of a `/proc/PID/stat` line: fields 14 and 15, counted from the state (field 3)
+/// after the command name, which may hold spaces and parentheses.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    utime.checked_add(stime)
 }
 
 /// The `VmHWM:   123 kB` line of a `/proc/PID/status` text, in bytes.
@@ -554,6 +605,17 @@ fn run_seconds(runs: &[RunReports]) -> Vec<f64> {
         .collect()
 }
 
+/// Every party's median CPU time over the runs (`None` if a run of it has none).
+fn median_cpu_seconds(runs: &[RunReports]) -> Vec<Option<f64>> {
+    let parties = runs.first().map_or(0, Vec::len);
+    (0..parties)
+        .map(|p| {
+            let cpu: Option<Vec<f64>> = runs.iter().map(|r| r[p]?.cpu_seconds).collect();
+            cpu.map(|c| median(&c))
+        })
+        .collect()
+}
+
 /// Every party's last reported peak RSS (reports come after each run, and a peak only grows).
 fn last_peak_rss(runs: &[RunReports]) -> Vec<Option<u64>> {
     let parties = runs.first().map_or(0, Vec::len);
@@ -668,27 +730,9 @@ impl<W: Write> Reporter<W> {
             .map_err(io_err("stdout"))
     }
 
-    /// Reports timed run `run` of case `case`, with this process's peak RSS so far.
-    fn run(
-        &mut self,
-        case: usize,
-        run: usize,
-        seconds: f64,
-        rounds: u64,
-        bytes_sent: u64,
-        intersection: Option<u64>,
-    ) -> Result<(), PartyError> {
-        self.send(&ChildEvent::Run {
-            case,
-            run,
-            report: Reported {
-                seconds,
-                rounds,
-                bytes_sent,
-                intersection,
-                peak_rss: peak_rss_bytes(),
-            },
-        })
+    /// Reports timed run `run` of case `case`.
+    fn run(&mut self, case: usize, run: usize, report: Reported) -> Result<(), PartyError> {
+        self.send(&ChildEvent::Run { case, run, report })
     }
 }
 
@@ -804,6 +848,7 @@ mod tests {
                 rounds: 3,
                 bytes_sent: 10,
                 intersection: Some(7),
+                cpu_seconds: Some(0.25),
                 peak_rss: None,
             },
         };
@@ -822,6 +867,16 @@ mod tests {
         assert_eq!(vm_hwm("Name:\tx\n"), None);
         #[cfg(target_os = "linux")]
         assert!(peak_rss_bytes().is_some_and(|b| b > 0));
+    }
+
+    #[test]
+    fn cpu_time_is_read_from_proc_stat() {
+        // A command name with spaces and a parenthesis; utime 250 and stime 50 ticks.
+        let stat = "42 (tr (x) y) R 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
+        assert_eq!(cpu_ticks(stat), Some(300));
+        assert_eq!(cpu_ticks("42 (x) R 1"), None);
+        #[cfg(target_os = "linux")]
+        assert!(process_cpu_seconds().is_some_and(|s| s >= 0.0));
     }
 
     #[test]

@@ -10,7 +10,10 @@ use treaty_mpc::rep3::workload::{self, Case, Op, Shape};
 use treaty_mpc::seeds::{SessionContext, os_rng};
 use treaty_mpc::transport::Transport;
 
-use super::{BenchPlan, JOB_ID, Reporter, RunReports, Runs, TRANSPORT, last_peak_rss, median};
+use super::{
+    BenchPlan, JOB_ID, Reported, Reporter, RunReports, Runs, TRANSPORT, last_peak_rss, median,
+    median_cpu_seconds, process_cpu_seconds,
+};
 use crate::PartyError;
 use crate::link::GrpcTransport;
 
@@ -43,6 +46,9 @@ pub struct CaseResult {
     pub warmup: usize,
     /// Fixed-point fractional bits of the inputs.
     pub frac_bits: u32,
+    /// Each party's CPU time for the operation (median over the runs; `null` where unavailable; see
+    /// [`super::process_cpu_seconds`]).
+    pub cpu_seconds: Vec<Option<f64>>,
     /// Peak resident set size of each party process up to the end of this case, in bytes
     /// (`null` where unavailable; see [`super::peak_rss_bytes`]).
     pub peak_rss_bytes: Vec<Option<u64>>,
@@ -90,6 +96,7 @@ pub(super) fn summarise(case: &Case, plan: &BenchPlan, runs: &[RunReports]) -> C
         repeat: plan.repeat,
         warmup: plan.warmup,
         frac_bits: workload::FRAC_BITS,
+        cpu_seconds: median_cpu_seconds(runs),
         peak_rss_bytes: last_peak_rss(runs),
         parties: PARTIES,
         transport: TRANSPORT,
@@ -118,18 +125,12 @@ pub(super) async fn run_cases<W: Write>(
         let inputs = case.inputs_for(me);
         for run in runs.iter() {
             let shared = case.share(&mut s, &inputs).await?;
+            // The CPU time includes the barrier, which waits (mostly idle) for the peers.
+            let cpu_start = process_cpu_seconds();
             let (result, m) = case.measure(&mut s, &shared).await?;
             drop(result);
             if let Some(run) = run {
-                let t = m.traffic;
-                out.run(
-                    c,
-                    run,
-                    m.elapsed.as_secs_f64(),
-                    t.rounds,
-                    t.bytes_sent,
-                    None,
-                )?;
+                out.run(c, run, Reported::new(m.elapsed, m.traffic, cpu_start, None))?;
             }
         }
     }
@@ -138,7 +139,6 @@ pub(super) async fn run_cases<W: Write>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::Reported;
     use super::*;
 
     #[test]
@@ -150,6 +150,7 @@ mod tests {
                 rounds: 2,
                 bytes_sent,
                 intersection: None,
+                cpu_seconds: Some(seconds / 2.0),
                 peak_rss: Some(bytes_sent * 1000),
             })
         };
@@ -169,6 +170,7 @@ mod tests {
         assert_eq!(r.seconds, 3.0);
         assert_eq!((r.rounds, r.bytes_per_party, r.n), (2, 160, 20));
         assert_eq!(r.shape, Some([10, 3, 2]));
+        assert_eq!(r.cpu_seconds, [Some(1.0), Some(1.25), Some(0.5)]);
         assert_eq!(
             r.peak_rss_bytes,
             [Some(160_000), Some(150_000), Some(160_000)]

@@ -17,7 +17,8 @@ use treaty_mpc::seeds::os_rng;
 use treaty_mpc::transport::{PartyIndex, Transport, exchange};
 
 use super::{
-    BenchPlan, JOB_ID, Reporter, RunReports, Runs, TRANSPORT, child_err, last_peak_rss, median,
+    BenchPlan, JOB_ID, Reported, Reporter, RunReports, Runs, TRANSPORT, child_err, last_peak_rss,
+    median, median_cpu_seconds, process_cpu_seconds,
 };
 use crate::PartyError;
 use crate::demo_psi::{shared_ids, synthetic_party_ids};
@@ -153,6 +154,10 @@ pub struct PsiResult {
     pub bytes_total: u64,
     /// Intersection size the parties found (checked against `round(overlap·n)`).
     pub intersection: u64,
+    /// Each party's CPU time for one run (median over the runs; `null` where unavailable; see
+    /// [`super::process_cpu_seconds`]). The curve work alone is about `n` own and `n` peer
+    /// points' worth per party, whatever the machine's load.
+    pub cpu_seconds: Vec<Option<f64>>,
     /// Peak resident set size of each party process up to the end of this case, in bytes
     /// (`null` where unavailable; see [`super::peak_rss_bytes`]).
     pub peak_rss_bytes: Vec<Option<u64>>,
@@ -208,6 +213,7 @@ pub(super) fn summarise(
             .max()
             .unwrap_or(0),
         intersection: expected,
+        cpu_seconds: median_cpu_seconds(runs),
         peak_rss_bytes: last_peak_rss(runs),
         repeat: plan.repeat,
         warmup: plan.warmup,
@@ -235,13 +241,15 @@ pub(super) async fn run_cases<W: Write>(
             let mut params = PsiParams::new(JOB_ID, case.mode.psi_mode());
             params.first_round = round.wrapping_add(1);
             let before = transport.counters().snapshot();
+            let cpu_start = process_cpu_seconds();
             let start = Instant::now();
             let outcome = psi::run(transport, &params, &ids, &mut rng, |_| {}).await?;
-            let seconds = start.elapsed().as_secs_f64();
-            let t = transport.counters().snapshot().since(&before);
+            let elapsed = start.elapsed();
+            let traffic = transport.counters().snapshot().since(&before);
             round = params.first_round.wrapping_add(outcome.rounds);
             if let Some(run) = run {
-                out.run(c, run, seconds, t.rounds, t.bytes_sent, outcome.size)?;
+                let report = Reported::new(elapsed, traffic, cpu_start, outcome.size);
+                out.run(c, run, report)?;
             }
         }
     }
@@ -250,7 +258,7 @@ pub(super) async fn run_cases<W: Write>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Reported, Workload};
+    use super::super::Workload;
     use super::*;
 
     fn plan(case: PsiCase) -> BenchPlan {
@@ -268,6 +276,7 @@ mod tests {
             rounds: 3,
             bytes_sent,
             intersection,
+            cpu_seconds: Some(seconds),
             peak_rss: Some(1 << 20),
         })
     }
@@ -285,6 +294,7 @@ mod tests {
         assert_eq!((r.bytes_per_party, r.bytes_total), (500, 900));
         assert_eq!((r.intersection, r.rounds), (300, 3));
         assert_eq!(r.peak_rss_bytes, [Some(1 << 20), Some(1 << 20)]);
+        assert_eq!(r.cpu_seconds, [Some(2.5), Some(2.5)]);
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["op"], "psi");
         assert_eq!(json["mode"], "one");
