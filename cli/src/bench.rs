@@ -27,7 +27,8 @@ enum BenchCommand {
     /// (on loopback). Each party generates its own synthetic ids (untimed); per case: --warmup
     /// untimed runs, then --repeat timed runs, each after a barrier round; the time of a run is
     /// the slowest party's. Reports the median, rounds, bytes per party and in total, the
-    /// intersection size (checked against the known overlap) and each party's peak RSS.
+    /// intersection size (checked against the known overlap), and each party's CPU time and peak
+    /// RSS.
     Psi(PsiArgs),
     /// One party process of `bench mpc` or `bench psi` (started by it; reads its plan on stdin).
     #[command(hide = true)]
