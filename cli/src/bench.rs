@@ -1,4 +1,4 @@
-//! `treaty bench mpc`: parse, hand over to `treaty_party::bench`, print.
+//! `treaty bench mpc` and `treaty bench psi`: parse, hand over to `treaty_party::bench`, print.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use treaty_mpc::rep3::workload::{Case, DEFAULT_MATRICES, DEFAULT_NS, Op, Shape};
-use treaty_party::bench::{self, BenchPlan, CaseResult};
+use treaty_party::bench::{self, BenchPlan, BenchResult, PsiBenchMode, PsiCase, Workload};
 
 #[derive(Args, Debug)]
 pub(crate) struct BenchArgs {
@@ -18,21 +18,44 @@ pub(crate) struct BenchArgs {
 #[derive(Subcommand, Debug)]
 enum BenchCommand {
     /// Time rep3 operations between three local party processes talking gRPC with mutual TLS
-    /// (the deployed data plane, on loopback). Per case: one untimed warm-up, then --repeat timed
+    /// (the deployed data plane, on loopback). Per case: --warmup untimed runs, then --repeat timed
     /// runs; inputs are shared untimed, a barrier round precedes the timed operation; the time of
     /// a run is the slowest party's, and the median over runs is reported with the rounds and the
     /// most bytes any party sent.
     Mpc(MpcArgs),
-    /// One party process of `bench mpc` (started by it; reads its plan on stdin).
+    /// Time two-party ECDH-PSI between two local party processes talking gRPC with mutual TLS
+    /// (on loopback). Each party generates its own synthetic ids (untimed); per case: --warmup
+    /// untimed runs, then --repeat timed runs, each after a barrier round; the time of a run is
+    /// the slowest party's. Reports the median, rounds, bytes per party and in total, the
+    /// intersection size (checked against the known overlap), and each party's CPU time and peak
+    /// RSS.
+    Psi(PsiArgs),
+    /// One party process of `bench mpc` or `bench psi` (started by it; reads its plan on stdin).
     #[command(hide = true)]
-    MpcParty(MpcPartyArgs),
+    Party(PartyArgs),
+}
+
+/// Options every benchmark takes.
+#[derive(Args, Debug)]
+pub(crate) struct RunArgs {
+    /// One JSON object per case and line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Timed runs per case (the median is reported).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    repeat: u64,
+    /// Untimed runs per case before the timed ones.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Seconds a party waits for a peer's message before the run fails.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
 }
 
 #[derive(Args, Debug)]
 pub(crate) struct MpcArgs {
-    /// One JSON object per case and line (op, n, shape, seconds, rounds, bytes_per_party, …).
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: RunArgs,
     /// Operations to run, comma-separated.
     #[arg(long, value_delimiter = ',', value_parser = parse_op, default_values_t = Op::ALL.to_vec())]
     ops: Vec<Op>,
@@ -42,22 +65,37 @@ pub(crate) struct MpcArgs {
     /// Matrix products `MxKxN` (an M×K by a K×N matrix; n = M·N output elements), comma-separated.
     #[arg(long, value_delimiter = ',', value_parser = parse_matrix, default_values_t = DEFAULT_MATRICES)]
     shapes: Vec<Shape>,
-    /// Timed runs per case (the median is reported), after one untimed warm-up.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
-    repeat: u64,
-    /// Seconds a party waits for a peer's message before the run fails.
-    #[arg(long, default_value_t = 600)]
-    timeout: u64,
 }
 
 #[derive(Args, Debug)]
-pub(crate) struct MpcPartyArgs {
+pub(crate) struct PsiArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Ids per party, comma-separated.
+    #[arg(long = "n", value_delimiter = ',', default_values_t = [1usize << 16, 1 << 20])]
+    ns: Vec<usize>,
+    /// Share of each party's ids that the other also holds, in [0, 1].
+    #[arg(long, default_value_t = 0.5)]
+    overlap: f64,
+    /// Who learns what, comma-separated: `one` (party 0 learns the intersection), `both`, or
+    /// `size` (party 0 learns its size only).
+    #[arg(long, value_delimiter = ',', value_parser = parse_mode, default_values_t = [PsiBenchMode::One])]
+    mode: Vec<PsiBenchMode>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PartyArgs {
     /// Party index (0, 1 or 2).
     #[arg(long)]
     index: usize,
     /// The throwaway PKI written by the parent.
     #[arg(long)]
     pki: PathBuf,
+}
+
+fn parse_mode(s: &str) -> Result<PsiBenchMode, String> {
+    PsiBenchMode::from_name(s.trim())
+        .ok_or_else(|| format!("unknown mode {s:?}; known: one, both, size"))
 }
 
 fn parse_op(s: &str) -> Result<Op, String> {
@@ -85,25 +123,26 @@ pub(crate) async fn run(
     log: Option<&str>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<ExitCode> {
-    match args.command {
-        BenchCommand::Mpc(args) => mpc(args, log, shutdown).await,
-        BenchCommand::MpcParty(args) => {
+    let (workload, run) = match args.command {
+        BenchCommand::Mpc(args) => (
+            Workload::Mpc(Case::grid(&args.ops, &args.ns, &args.shapes)?),
+            args.run,
+        ),
+        BenchCommand::Psi(args) => (
+            Workload::Psi(PsiCase::grid(&args.ns, args.overlap, &args.mode)?),
+            args.run,
+        ),
+        BenchCommand::Party(args) => {
             let stdin = std::io::BufReader::new(std::io::stdin());
             bench::run_child(args.index, &args.pki, stdin, std::io::stdout()).await?;
-            Ok(ExitCode::SUCCESS)
+            return Ok(ExitCode::SUCCESS);
         }
-    }
-}
-
-async fn mpc(
-    args: MpcArgs,
-    log: Option<&str>,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<ExitCode> {
+    };
     let plan = BenchPlan {
-        cases: Case::grid(&args.ops, &args.ns, &args.shapes)?,
-        repeat: usize::try_from(args.repeat).context("--repeat")?,
-        timeout: Duration::from_secs(args.timeout),
+        workload,
+        repeat: usize::try_from(run.repeat).context("--repeat")?,
+        warmup: usize::try_from(run.warmup).context("--warmup")?,
+        timeout: Duration::from_secs(run.timeout),
     };
     let exe = std::env::current_exe().context("locating the treaty binary")?;
     let command = |index: usize, pki: &std::path::Path| {
@@ -111,16 +150,16 @@ async fn mpc(
         if let Some(log) = log {
             c.arg("--log").arg(log);
         }
-        c.args(["bench", "mpc-party", "--index", &index.to_string(), "--pki"])
+        c.args(["bench", "party", "--index", &index.to_string(), "--pki"])
             .arg(pki);
         c
     };
-    if !args.json {
-        println!("{}", crate::print::bench_header());
+    if !run.json {
+        println!("{}", crate::print::bench_header(&plan.workload));
     }
-    let json = args.json;
+    let json = run.json;
     let mut print_err = None;
-    bench::run_parent(&plan, command, shutdown, |r: &CaseResult| {
+    bench::run_parent(&plan, command, shutdown, |r: &BenchResult| {
         if json {
             match serde_json::to_string(r) {
                 Ok(line) => println!("{line}"),

@@ -53,8 +53,9 @@ enum Command {
     Result(analyst::ResultArgs),
     /// Cancel an unfinished job.
     Cancel(analyst::CancelArgs),
-    /// Benchmarks over the real data plane (`treaty bench mpc`: rep3 operations between three
-    /// local party processes over gRPC with mutual TLS).
+    /// Benchmarks over the real data plane between local party processes talking gRPC with
+    /// mutual TLS (`treaty bench mpc`: rep3 operations, three parties; `treaty bench psi`:
+    /// ECDH-PSI, two parties).
     Bench(bench::BenchArgs),
 }
 

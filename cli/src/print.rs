@@ -3,6 +3,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use treaty_mpc::stats::StatsResult;
+use treaty_party::bench::{BenchResult, Workload};
 use treaty_proto::v1::{self as pb, JobState, job_spec};
 
 pub(crate) fn state(s: JobState) -> String {
@@ -176,33 +177,87 @@ pub(crate) fn stats(r: &StatsResult) {
     }
 }
 
-/// Column titles of the `bench mpc` table.
-pub(crate) fn bench_header() -> String {
-    format!(
-        "{:<8} {:>9} {:<16} {:>10} {:>10} {:>10} {:>7} {:>14} {:>8}",
-        "op", "n", "shape", "median s", "min s", "max s", "rounds", "bytes/party", "B/elem"
-    )
+/// Column titles of the `bench mpc` or `bench psi` table.
+pub(crate) fn bench_header(workload: &Workload) -> String {
+    match workload {
+        Workload::Mpc(_) => format!(
+            "{:<8} {:>9} {:<16} {:>10} {:>10} {:>10} {:>7} {:>14} {:>8}",
+            "op", "n", "shape", "median s", "min s", "max s", "rounds", "bytes/party", "B/elem"
+        ),
+        Workload::Psi(_) => format!(
+            "{:<5} {:>10} {:>10} {:>10} {:>10} {:>7} {:>14} {:>14} {:>10} {:>16} {:>18}",
+            "mode",
+            "n",
+            "median s",
+            "min s",
+            "max s",
+            "rounds",
+            "bytes/party",
+            "bytes total",
+            "common",
+            "CPU s/party",
+            "peak RSS MiB/party"
+        ),
+    }
 }
 
-/// One `bench mpc` case as a table row.
-pub(crate) fn bench_row(r: &treaty_party::bench::CaseResult) -> String {
-    let shape = r
-        .shape
-        .map_or_else(|| "-".to_string(), |[m, k, n]| format!("{m}x{k}x{n}"));
-    let min = r.run_seconds.iter().copied().fold(f64::INFINITY, f64::min);
-    let max = r.run_seconds.iter().copied().fold(0.0, f64::max);
-    format!(
-        "{:<8} {:>9} {:<16} {:>10.4} {:>10.4} {:>10.4} {:>7} {:>14} {:>8.2}",
-        r.op.name(),
-        r.n,
-        shape,
-        r.seconds,
-        min,
-        max,
-        r.rounds,
-        r.bytes_per_party,
-        r.bytes_per_element
-    )
+/// One `bench mpc` or `bench psi` case as a table row.
+pub(crate) fn bench_row(r: &BenchResult) -> String {
+    match r {
+        BenchResult::Mpc(r) => {
+            let shape = r
+                .shape
+                .map_or_else(|| "-".to_string(), |[m, k, n]| format!("{m}x{k}x{n}"));
+            let (min, max) = min_max(&r.run_seconds);
+            format!(
+                "{:<8} {:>9} {:<16} {:>10.4} {:>10.4} {:>10.4} {:>7} {:>14} {:>8.2}",
+                r.op.name(),
+                r.n,
+                shape,
+                r.seconds,
+                min,
+                max,
+                r.rounds,
+                r.bytes_per_party,
+                r.bytes_per_element
+            )
+        }
+        BenchResult::Psi(r) => {
+            let (min, max) = min_max(&r.run_seconds);
+            let rss: Vec<String> = r
+                .peak_rss_bytes
+                .iter()
+                .map(|b| b.map_or_else(|| "n/a".into(), |b| format!("{:.0}", b as f64 / MIB)))
+                .collect();
+            let cpu: Vec<String> = r
+                .cpu_seconds
+                .iter()
+                .map(|s| s.map_or_else(|| "n/a".into(), |s| format!("{s:.2}")))
+                .collect();
+            format!(
+                "{:<5} {:>10} {:>10.4} {:>10.4} {:>10.4} {:>7} {:>14} {:>14} {:>10} {:>16} {:>18}",
+                r.mode.name(),
+                r.n,
+                r.seconds,
+                min,
+                max,
+                r.rounds,
+                r.bytes_per_party,
+                r.bytes_total,
+                r.intersection,
+                cpu.join(" / "),
+                rss.join(" / ")
+            )
+        }
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn min_max(runs: &[f64]) -> (f64, f64) {
+    let min = runs.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = runs.iter().copied().fold(0.0, f64::max);
+    (min, max)
 }
 
 /// A live progress bar for `watch`.

@@ -80,17 +80,33 @@ pub struct PsiDemoReport {
     pub tls: bool,
 }
 
-/// The two parties' id lists: `rows` each, `round(overlap·rows)` shared, each list shuffled
+/// The two parties' id lists: `rows` each, [`shared_ids`] of them in both, each list shuffled
 /// (deterministic in `seed`).
 pub fn synthetic_ids(rows: usize, overlap: f64, seed: u64) -> [Vec<String>; 2] {
-    let shared = ((overlap.clamp(0.0, 1.0) * rows as f64).round() as usize).min(rows);
-    let id = |k: usize| format!("P{k:010}");
-    let mut a: Vec<String> = (0..rows).map(id).collect();
-    let mut b: Vec<String> = (rows - shared..2 * rows - shared).map(id).collect();
+    [0, 1].map(|party| synthetic_party_ids(party, rows, overlap, seed))
+}
+
+/// How many ids the two lists of [`synthetic_ids`] have in common: `round(overlap·rows)`, with
+/// `overlap` clamped to `[0, 1]`.
+pub fn shared_ids(rows: usize, overlap: f64) -> usize {
+    ((overlap.clamp(0.0, 1.0) * rows as f64).round() as usize).min(rows)
+}
+
+/// Party `party`'s list of [`synthetic_ids`] (0 or 1), generated without the other's (so a party
+/// process of `treaty bench psi` holds only its own): ids `P0000000000`, `P0000000001`, … party 0
+/// has `0..rows`, party 1 `rows − shared..2·rows − shared`, shuffled by ChaCha20 seeded with `seed`
+/// on stream `party`.
+pub fn synthetic_party_ids(party: usize, rows: usize, overlap: f64, seed: u64) -> Vec<String> {
+    let first = if party == 0 {
+        0
+    } else {
+        rows - shared_ids(rows, overlap)
+    };
+    let mut ids: Vec<String> = (first..first + rows).map(|k| format!("P{k:010}")).collect();
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    a.shuffle(&mut rng);
-    b.shuffle(&mut rng);
-    [a, b]
+    rng.set_stream(party as u64);
+    ids.shuffle(&mut rng);
+    ids
 }
 
 /// Writes a patients file (`patient_id`, `age`) and returns its dataset config.

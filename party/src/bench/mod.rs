@@ -1,39 +1,53 @@
-//! `treaty bench mpc`: the rep3 workloads of [`treaty_mpc::rep3::workload`] between three party
-//! processes on loopback, over the real data plane ([`GrpcTransport`] on `PartyLink` streams with
-//! mutual TLS and pinned certificates, as deployed).
+//! `treaty bench mpc` and `treaty bench psi`: a workload between party processes on loopback, over
+//! the real data plane ([`GrpcTransport`] on `PartyLink` streams with mutual TLS and pinned
+//! certificates, as deployed). [`Workload::Mpc`] runs the rep3 workloads of
+//! [`treaty_mpc::rep3::workload`] between three processes ([`mpc`]); [`Workload::Psi`] runs
+//! two-party ECDH-PSI ([`treaty_mpc::psi`]) on synthetic id sets between two ([`psi`]).
 //!
 //! ```text
 //!                       parent (run_parent): throwaway PKI in a temp dir; starts the same
-//!              ┌───────────────┼───────────────┐  binary 3× (a hidden subcommand)
+//!              ┌───────────────┼───────────────┐  binary once per party (a hidden subcommand)
 //!              ▼ stdin/stdout  ▼               ▼
 //!          party-0 ◄───────► party-1 ◄───────► party-2    run_child: PartyLink on 127.0.0.1:0
-//!              ▲          gRPC + mutual TLS    ▲
+//!              ▲          gRPC + mutual TLS    ▲          (party-2 only for mpc)
 //!              └───────────────────────────────┘
 //!   child → parent (stdout, JSON lines): ready {port, cert_sha256} · run {case, run, …} · done
 //!   parent → child (stdin, one JSON line): the peers (endpoints, pinned fingerprints) and the plan
 //! ```
 //!
 //! **Port exchange without races.** Each child binds port 0 itself, then reports the port it got
-//! and its certificate fingerprint; only when all three have reported does the parent send every
-//! child the full peer list. No port is chosen before it is bound.
+//! and its certificate fingerprint; only when all have reported does the parent send every child
+//! the full peer list. No port is chosen before it is bound.
 //!
-//! **A run** (per case: one untimed warm-up, then `repeat` timed runs, all on one rep3 session):
-//! inputs shared (untimed), a barrier round, then the operation timed at every party
-//! ([`treaty_mpc::rep3::workload::Case::measure`]). A run's time is the slowest party's; a case
-//! reports the median over its runs, the rounds, and the most payload bytes any party sent
+//! **A run** (per case: `warmup` untimed runs, then `repeat` timed runs, all on one session):
+//! inputs prepared untimed (rep3: shared; PSI: each party generates its own ids once per case), a
+//! barrier round, then the operation timed at every party. A run's time is the slowest party's; a
+//! case reports the median over its runs, the rounds, and the most payload bytes any party sent
 //! during the operation (framing and TLS overhead are not counted).
 //!
+//! **CPU time.** Each child also reports the CPU time its process used during the operation (all
+//! threads, from `/proc/self/stat`): on a machine shared with other work the wall time grows with
+//! the load, the CPU time much less, so it shows what the operation itself costs.
+//!
+//! **Peak memory.** With every timed run each child reports its peak resident set size so far
+//! (`VmHWM` from `/proc/self/status`; `None` where that file does not exist, i.e. off Linux). A
+//! process's peak cannot be reset, so a case's figure covers the child's whole life up to the end
+//! of that case: start-up, connection, input generation and every earlier run and case.
+//!
 //! **Clean end.** A party that is through its runs closes its links gracefully
-//! ([`GrpcTransport::close`]: its last message still leaves, and it waits until both peers have
+//! ([`GrpcTransport::close`]: its last message still leaves, and it waits until every peer has
 //! finished) and only then reports `done`; it exits when the parent closes its stdin, which the
-//! parent does once all three are done.
+//! parent does once every party is done.
 //!
 //! **No orphans.** Children run in their own process group (a terminal's Ctrl-C reaches only the
 //! parent, which then kills them) and are killed when the parent's handle on them is dropped, on
 //! any error or interruption. A child also stops by itself as soon as its stdin closes, which
 //! happens however the parent dies, even by `SIGKILL`. A child that fails is reported by its name
-//! and index with the end of its stderr, followed by how the other two ended (the root cause may
+//! and index with the end of its stderr, followed by how the others ended (the root cause may
 //! be theirs).
+
+pub mod mpc;
+pub mod psi;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -50,10 +64,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use treaty_coordinator::tls::TlsIdentity;
 use treaty_coordinator::{CoordinatorError, pki};
-use treaty_mpc::rep3::Rep3Session;
-use treaty_mpc::rep3::workload::{self, Case, Op, Shape};
-use treaty_mpc::seeds::{SessionContext, os_rng};
-use treaty_mpc::transport::{DEFAULT_MAX_MESSAGE, PartyIndex};
+use treaty_mpc::rep3::workload::Case;
+use treaty_mpc::transport::{CounterSnapshot, DEFAULT_MAX_MESSAGE, PartyIndex};
+
+pub use mpc::CaseResult;
+pub use psi::{PsiBenchMode, PsiCase, PsiResult};
 
 use crate::PartyError;
 use crate::link::{
@@ -64,10 +79,7 @@ use crate::link::{
 /// How the reports name the transport.
 pub const TRANSPORT: &str = "grpc+tls";
 
-/// Number of parties (rep3).
-pub const PARTIES: usize = 3;
-
-/// Job id of the benchmark session (binds its pairwise seeds).
+/// Job id of the benchmark session (binds its pairwise seeds and the PSI hash).
 const JOB_ID: &str = "bench";
 
 /// How long the parent waits for every child to report its port.
@@ -87,43 +99,120 @@ pub fn party_name(index: PartyIndex) -> String {
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct BenchPlan {
-    /// The cases, in order.
-    pub cases: Vec<Case>,
-    /// Timed runs per case (after one untimed warm-up); at least 1.
+    /// The cases, in order, and so the number of parties.
+    pub workload: Workload,
+    /// Timed runs per case; at least 1.
     pub repeat: usize,
+    /// Untimed runs per case before the timed ones.
+    pub warmup: usize,
     /// How long a party waits for a peer's message (and to connect) before it fails.
     pub timeout: Duration,
 }
 
-/// One case's figures, as `treaty bench mpc --json` prints them (one object per line).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CaseResult {
-    /// The operation ([`Op::name`]).
-    pub op: Op,
-    /// Output elements (`m·n` for a matrix product).
-    pub n: usize,
-    /// `[m, k, n]` of a matrix product `m×k · k×n`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shape: Option<[usize; 3]>,
-    /// Median over the timed runs of the slowest party's time for the operation, in seconds.
-    pub seconds: f64,
-    /// Communication rounds of the operation.
-    pub rounds: u64,
-    /// Most payload bytes any party sent during the operation.
-    pub bytes_per_party: u64,
-    /// `bytes_per_party / n`.
-    pub bytes_per_element: f64,
-    /// Every timed run's time (slowest party), in run order.
-    pub run_seconds: Vec<f64>,
-    /// Timed runs.
-    pub repeat: usize,
-    /// Fixed-point fractional bits of the inputs.
-    pub frac_bits: u32,
-    /// Number of parties (processes).
-    pub parties: usize,
-    /// [`TRANSPORT`].
-    pub transport: &'static str,
+/// The cases of a benchmark, by protocol.
+#[derive(Debug, Clone)]
+pub enum Workload {
+    /// rep3 operations between three parties.
+    Mpc(Vec<Case>),
+    /// Two-party ECDH-PSI.
+    Psi(Vec<PsiCase>),
 }
+
+impl Workload {
+    /// Number of party processes.
+    pub fn parties(&self) -> usize {
+        match self {
+            Self::Mpc(_) => mpc::PARTIES,
+            Self::Psi(_) => psi::PARTIES,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Mpc(c) => c.len(),
+            Self::Psi(c) => c.len(),
+        }
+    }
+
+    fn wire(&self) -> WireWorkload {
+        match self {
+            Self::Mpc(cases) => WireWorkload::Mpc {
+                cases: cases.iter().map(mpc::WireCase::from).collect(),
+            },
+            Self::Psi(cases) => WireWorkload::Psi {
+                cases: cases.clone(),
+            },
+        }
+    }
+
+    /// The figures of case `case` from its complete runs.
+    fn summarise(
+        &self,
+        case: usize,
+        plan: &BenchPlan,
+        runs: &[RunReports],
+    ) -> Result<BenchResult, PartyError> {
+        Ok(match self {
+            Self::Mpc(cases) => BenchResult::Mpc(mpc::summarise(&cases[case], plan, runs)),
+            Self::Psi(cases) => BenchResult::Psi(psi::summarise(&cases[case], plan, runs)?),
+        })
+    }
+}
+
+/// One case's figures, as `treaty bench … --json` prints them (one object per line).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum BenchResult {
+    /// A rep3 operation.
+    Mpc(CaseResult),
+    /// A PSI run.
+    Psi(PsiResult),
+}
+
+/// What one party reports for one timed run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct Reported {
+    /// This party's time for the operation.
+    seconds: f64,
+    /// Rounds of the operation.
+    rounds: u64,
+    /// Payload bytes this party sent during the operation.
+    bytes_sent: u64,
+    /// The intersection size, for a PSI party that learns it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    intersection: Option<u64>,
+    /// This process's CPU time during the operation ([`process_cpu_seconds`]).
+    #[serde(default)]
+    cpu_seconds: Option<f64>,
+    /// [`peak_rss_bytes`] right after the run.
+    #[serde(default)]
+    peak_rss: Option<u64>,
+}
+
+impl Reported {
+    /// A run that took `elapsed` and `traffic` and started when the process had used `cpu_start`
+    /// seconds of CPU; reads the CPU time and the peak RSS now.
+    fn new(
+        elapsed: Duration,
+        traffic: CounterSnapshot,
+        cpu_start: Option<f64>,
+        intersection: Option<u64>,
+    ) -> Self {
+        Self {
+            seconds: elapsed.as_secs_f64(),
+            rounds: traffic.rounds,
+            bytes_sent: traffic.bytes_sent,
+            intersection,
+            cpu_seconds: process_cpu_seconds()
+                .zip(cpu_start)
+                .map(|(end, start)| (end - start).max(0.0)),
+            peak_rss: peak_rss_bytes(),
+        }
+    }
+}
+
+/// One timed run's reports, by party.
+type RunReports = Vec<Option<Reported>>;
 
 /// Child → parent, one JSON object per stdout line.
 #[derive(Debug, Serialize, Deserialize)]
@@ -135,9 +224,8 @@ enum ChildEvent {
     Run {
         case: usize,
         run: usize,
-        seconds: f64,
-        rounds: u64,
-        bytes_sent: u64,
+        #[serde(flatten)]
+        report: Reported,
     },
     /// Every case ran.
     Done,
@@ -151,19 +239,21 @@ struct WirePeer {
     cert_sha256: String,
 }
 
-/// A case on the wire (checked again with [`Case::new`] by the child).
+/// The cases on the wire (checked again by the child).
 #[derive(Debug, Serialize, Deserialize)]
-struct WireCase {
-    op: Op,
-    shape: Shape,
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum WireWorkload {
+    Mpc { cases: Vec<mpc::WireCase> },
+    Psi { cases: Vec<PsiCase> },
 }
 
 /// Parent → child, one JSON line on stdin.
 #[derive(Debug, Serialize, Deserialize)]
 struct Setup {
     peers: Vec<WirePeer>,
-    cases: Vec<WireCase>,
+    workload: WireWorkload,
     repeat: usize,
+    warmup: usize,
     timeout_ms: u64,
 }
 
@@ -180,6 +270,41 @@ fn child_err(index: PartyIndex, what: impl Into<String>) -> PartyError {
         index,
         what: what.into(),
     }
+}
+
+/// This process's peak resident set size in bytes (`VmHWM` in `/proc/self/status`), or `None`
+/// where that is not available (off Linux). It covers the process's whole life: it cannot be reset.
+pub fn peak_rss_bytes() -> Option<u64> {
+    vm_hwm(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+/// Clock ticks per second of the times in `/proc/PID/stat` (Linux's `USER_HZ`, fixed at 100 for
+/// user space whatever the kernel's tick rate).
+const USER_HZ: f64 = 100.0;
+
+/// CPU time this process has used so far (user + system, every thread), in seconds, from
+/// `/proc/self/stat` (so in steps of 10 ms); `None` off Linux. On a loaded machine the wall time
+/// of a run grows with the load; its CPU time much less.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let ticks = cpu_ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+    Some(ticks as f64 / USER_HZ)
+}
+
+/// `utime + stime` of a `/proc/PID/stat` line: fields 14 and 15, counted from the state (field 3)
+/// after the command name, which may hold spaces and parentheses.
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    utime.checked_add(stime)
+}
+
+/// The `VmHWM:   123 kB` line of a `/proc/PID/status` text, in bytes.
+fn vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -305,45 +430,35 @@ fn spawn_child(
     Ok(proc)
 }
 
-/// What one party reported for one timed run.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Reported {
-    seconds: f64,
-    rounds: u64,
-    bytes_sent: u64,
-}
-
-/// One timed run's reports, by party.
-type RunReports = [Option<Reported>; PARTIES];
-
-/// Runs `plan` between three child processes and returns one result per case, calling
-/// `on_result` as soon as each case is complete.
+/// Runs `plan` between [`Workload::parties`] child processes and returns one result per case,
+/// calling `on_result` as soon as each case is complete.
 ///
 /// `command(index, pki_dir)` must build the command line of a child that calls [`run_child`]
 /// with that index and PKI directory (for `treaty`: the same binary with a hidden subcommand);
 /// stdin, stdout and stderr are set here. Stops, killing the children, with
 /// [`PartyError::Aborted`] when `shutdown` resolves, and with [`PartyError::BenchParty`] naming
-/// the party when a child fails.
+/// the party when a child fails (or a PSI party finds a wrong intersection).
 pub async fn run_parent(
     plan: &BenchPlan,
     command: impl Fn(PartyIndex, &Path) -> Command,
     shutdown: impl Future<Output = ()>,
-    mut on_result: impl FnMut(&CaseResult),
-) -> Result<Vec<CaseResult>, PartyError> {
+    mut on_result: impl FnMut(&BenchResult),
+) -> Result<Vec<BenchResult>, PartyError> {
     if plan.repeat == 0 {
         return Err(PartyError::Rejected("--repeat must be at least 1".into()));
     }
+    let parties = plan.workload.parties();
     let dir = tempfile::Builder::new()
         .prefix("treaty-bench-")
         .tempdir()
         .map_err(io_err("a temporary directory"))?;
     let pki_dir = dir.path().join("pki");
-    let names: Vec<String> = (0..PARTIES).map(party_name).collect();
+    let names: Vec<String> = (0..parties).map(party_name).collect();
     pki::write_deployment(&pki_dir, &[], &names, &[]).map_err(CoordinatorError::from)?;
 
     let (tx, mut events) = mpsc::unbounded_channel();
-    let mut procs = Vec::with_capacity(PARTIES);
-    for i in 0..PARTIES {
+    let mut procs = Vec::with_capacity(parties);
+    for i in 0..parties {
         procs.push(spawn_child(i, command(i, &pki_dir), tx.clone())?);
     }
     drop(tx);
@@ -353,7 +468,7 @@ pub async fn run_parent(
         || PartyError::Aborted("interrupted; the party processes were stopped".into());
 
     // 1. Every child reports its port and fingerprint.
-    let mut ready: [Option<(u16, String)>; PARTIES] = Default::default();
+    let mut ready: Vec<Option<(u16, String)>> = vec![None; parties];
     let deadline = tokio::time::sleep(READY_TIMEOUT);
     tokio::pin!(deadline);
     while ready.iter().any(Option::is_none) {
@@ -387,15 +502,9 @@ pub async fn run_parent(
                 }
             })
             .collect(),
-        cases: plan
-            .cases
-            .iter()
-            .map(|c| WireCase {
-                op: c.op(),
-                shape: c.shape(),
-            })
-            .collect(),
+        workload: plan.workload.wire(),
         repeat: plan.repeat,
+        warmup: plan.warmup,
         timeout_ms: u64::try_from(plan.timeout.as_millis()).unwrap_or(u64::MAX),
     };
     let line = serde_json::to_string(&setup)
@@ -405,41 +514,26 @@ pub async fn run_parent(
     }
 
     // 3. Runs, until every child is done.
-    let mut runs: Vec<Vec<RunReports>> = plan
-        .cases
-        .iter()
-        .map(|_| vec![[None; PARTIES]; plan.repeat])
+    let mut runs: Vec<Vec<RunReports>> = (0..plan.workload.len())
+        .map(|_| vec![vec![None; parties]; plan.repeat])
         .collect();
-    let mut results = Vec::with_capacity(plan.cases.len());
-    let mut done = [false; PARTIES];
+    let mut results = Vec::with_capacity(runs.len());
+    let mut done = vec![false; parties];
     while done.iter().any(|d| !d) {
         let event = tokio::select! {
             e = events.recv() => e,
             () = &mut shutdown => return Err(interrupted()),
         };
         match parse_event(event, &mut procs).await? {
-            (
-                i,
-                ChildEvent::Run {
-                    case,
-                    run,
-                    seconds,
-                    rounds,
-                    bytes_sent,
-                },
-            ) => {
+            (i, ChildEvent::Run { case, run, report }) => {
                 let slot = runs
                     .get_mut(case)
                     .and_then(|r| r.get_mut(run))
                     .ok_or_else(|| child_err(i, format!("reported an unknown run {case}/{run}")))?;
-                slot[i] = Some(Reported {
-                    seconds,
-                    rounds,
-                    bytes_sent,
-                });
+                slot[i] = Some(report);
                 // Parties run the cases in order: a case is complete when its last run is.
                 if results.len() == case && runs[case].iter().flatten().all(Option::is_some) {
-                    let r = summarise(&plan.cases[case], plan.repeat, &runs[case]);
+                    let r = plan.workload.summarise(case, plan, &runs[case])?;
                     on_result(&r);
                     results.push(r);
                 }
@@ -458,7 +552,7 @@ pub async fn run_parent(
     for p in &mut procs {
         p.stdin.take();
     }
-    for i in 0..PARTIES {
+    for i in 0..parties {
         match procs[i].exit_status(EXIT_TIMEOUT).await {
             Some(s) if s.success() => {}
             Some(_) => return Err(failure(&mut procs, i, "failed after its last run").await),
@@ -504,33 +598,30 @@ async fn parse_event(
     }
 }
 
-/// The figures of one case from its complete runs.
-fn summarise(case: &Case, repeat: usize, runs: &[RunReports]) -> CaseResult {
-    let per_party = || runs.iter().flatten().flatten();
-    let run_seconds: Vec<f64> = runs
-        .iter()
+/// Per run, the slowest party's time.
+fn run_seconds(runs: &[RunReports]) -> Vec<f64> {
+    runs.iter()
         .map(|r| r.iter().flatten().map(|m| m.seconds).fold(0.0, f64::max))
-        .collect();
-    let rounds = per_party().map(|m| m.rounds).max().unwrap_or(0);
-    let bytes_per_party = per_party().map(|m| m.bytes_sent).max().unwrap_or(0);
-    let n = case.out_len();
-    CaseResult {
-        op: case.op(),
-        n,
-        shape: match case.shape() {
-            Shape::Matrix { m, k, n } => Some([m, k, n]),
-            Shape::Vector { .. } => None,
-        },
-        seconds: median(&run_seconds),
-        rounds,
-        bytes_per_party,
-        bytes_per_element: bytes_per_party as f64 / n as f64,
-        run_seconds,
-        repeat,
-        frac_bits: workload::FRAC_BITS,
-        parties: PARTIES,
-        transport: TRANSPORT,
-    }
+        .collect()
+}
+
+/// Every party's median CPU time over the runs (`None` if a run of it has none).
+fn median_cpu_seconds(runs: &[RunReports]) -> Vec<Option<f64>> {
+    let parties = runs.first().map_or(0, Vec::len);
+    (0..parties)
+        .map(|p| {
+            let cpu: Option<Vec<f64>> = runs.iter().map(|r| r[p]?.cpu_seconds).collect();
+            cpu.map(|c| median(&c))
+        })
+        .collect()
+}
+
+/// Every party's last reported peak RSS (reports come after each run, and a peak only grows).
+fn last_peak_rss(runs: &[RunReports]) -> Vec<Option<u64>> {
+    let parties = runs.first().map_or(0, Vec::len);
+    (0..parties)
+        .map(|p| runs.iter().filter_map(|r| r[p]?.peak_rss).max())
+        .collect()
 }
 
 /// The median (the mean of the two middle values for an even count); 0 for no values.
@@ -549,7 +640,7 @@ pub fn median(values: &[f64]) -> f64 {
 
 /// One party process: serves `PartyLink` on `127.0.0.1:0` with the identity `party-INDEX` from
 /// `pki_dir`, reports its port on `output`, reads the peers and plan from `input`, connects a
-/// [`GrpcTransport`] to the other two and runs the plan, reporting each timed run on `output`.
+/// [`GrpcTransport`] to the other parties and runs the plan, reporting each timed run on `output`.
 ///
 /// After reporting `done` it waits for `input` to close, which the parent does once every party
 /// is done (so no peer is still reading this party's last message when the process exits).
@@ -560,11 +651,6 @@ pub async fn run_child(
     input: impl BufRead + Send + 'static,
     output: impl Write,
 ) -> Result<(), PartyError> {
-    if index >= PARTIES {
-        return Err(PartyError::Rejected(format!(
-            "party index {index}: there are {PARTIES} parties"
-        )));
-    }
     let name = party_name(index);
     let tls = TlsIdentity::load(
         &pki_dir.join("ca.pem"),
@@ -643,6 +729,25 @@ impl<W: Write> Reporter<W> {
             .and_then(|()| self.0.flush())
             .map_err(io_err("stdout"))
     }
+
+    /// Reports timed run `run` of case `case`.
+    fn run(&mut self, case: usize, run: usize, report: Reported) -> Result<(), PartyError> {
+        self.send(&ChildEvent::Run { case, run, report })
+    }
+}
+
+/// How many runs of each case a child does, and which it reports.
+#[derive(Debug, Clone, Copy)]
+struct Runs {
+    warmup: usize,
+    repeat: usize,
+}
+
+impl Runs {
+    /// Every run of a case, each with its index among the timed runs (`None` for a warm-up).
+    fn iter(self) -> impl Iterator<Item = Option<usize>> {
+        (0..self.warmup + self.repeat).map(move |r| r.checked_sub(self.warmup))
+    }
 }
 
 async fn run_plan<W: Write>(
@@ -653,17 +758,16 @@ async fn run_plan<W: Write>(
     abort: CancellationToken,
     out: &mut Reporter<W>,
 ) -> Result<(), PartyError> {
-    if setup.peers.len() != PARTIES {
+    let parties = match &setup.workload {
+        WireWorkload::Mpc { .. } => mpc::PARTIES,
+        WireWorkload::Psi { .. } => psi::PARTIES,
+    };
+    if setup.peers.len() != parties || index >= parties {
         return Err(PartyError::Rejected(format!(
-            "the plan names {} parties, not {PARTIES}",
+            "the plan names {} parties, not {parties}, or index {index} is not among them",
             setup.peers.len()
         )));
     }
-    let cases = setup
-        .cases
-        .iter()
-        .map(|c| Case::new(c.op, c.shape))
-        .collect::<Result<Vec<_>, _>>()?;
     let peers: Vec<SessionPeer> = setup
         .peers
         .iter()
@@ -678,6 +782,7 @@ async fn run_plan<W: Write>(
         })
         .collect::<Result<_, PartyError>>()?;
     let ids: Vec<String> = peers.iter().map(|p| p.party.clone()).collect();
+    let timeout = Duration::from_millis(setup.timeout_ms);
     let transport = GrpcTransport::connect(
         SessionSetup {
             job_id: JOB_ID,
@@ -685,40 +790,21 @@ async fn run_plan<W: Write>(
             peers: &peers,
             tls: Some(tls),
             max_message: DEFAULT_MAX_MESSAGE,
-            timeout: Duration::from_millis(setup.timeout_ms),
+            timeout,
             abort,
         },
         hub,
     )
     .await
     .map_err(|e| PartyError::from(e).with_peer_names(&ids))?;
-    let result = async {
-        let ctx = SessionContext {
-            job_id: JOB_ID,
-            party_ids: &ids,
-        };
-        let mut s = Rep3Session::setup(&transport, ctx, 0, &mut os_rng()?).await?;
-        for (c, case) in cases.iter().enumerate() {
-            let inputs = case.inputs_for(index);
-            // Run 0 is the warm-up.
-            for run in 0..=setup.repeat {
-                let shared = case.share(&mut s, &inputs).await?;
-                let (result, m) = case.measure(&mut s, &shared).await?;
-                drop(result);
-                if run > 0 {
-                    out.send(&ChildEvent::Run {
-                        case: c,
-                        run: run - 1,
-                        seconds: m.elapsed.as_secs_f64(),
-                        rounds: m.traffic.rounds,
-                        bytes_sent: m.traffic.bytes_sent,
-                    })?;
-                }
-            }
-        }
-        Ok::<_, PartyError>(())
-    }
-    .await;
+    let runs = Runs {
+        warmup: setup.warmup,
+        repeat: setup.repeat,
+    };
+    let result = match &setup.workload {
+        WireWorkload::Mpc { cases } => mpc::run_cases(&transport, &ids, cases, runs, out).await,
+        WireWorkload::Psi { cases } => psi::run_cases(&transport, cases, runs, out).await,
+    };
     if let Err(e) = &result {
         transport.abort_peers(&format!("{} failed: {e}", party_name(index)));
         // Give the abort frames a moment to leave before the links drop.
@@ -727,7 +813,7 @@ async fn run_plan<W: Write>(
     }
     // Our last message may still be queued: end the links gracefully, not by dropping them.
     transport
-        .close(Duration::from_millis(setup.timeout_ms))
+        .close(timeout)
         .await
         .map_err(|e| PartyError::from(e).with_peer_names(&ids))?;
     out.send(&ChildEvent::Done)
@@ -745,31 +831,6 @@ mod tests {
     }
 
     #[test]
-    fn a_case_is_summarised_by_its_slowest_party_and_largest_sender() {
-        let case = Case::new(Op::Matmul, Shape::Matrix { m: 10, k: 3, n: 2 }).unwrap();
-        let rep = |seconds, bytes_sent| {
-            Some(Reported {
-                seconds,
-                rounds: 2,
-                bytes_sent,
-            })
-        };
-        let runs = [
-            [rep(1.0, 160), rep(3.0, 150), rep(2.0, 160)],
-            [rep(5.0, 160), rep(1.0, 150), rep(1.0, 160)],
-            [rep(2.0, 160), rep(2.5, 150), rep(1.0, 160)],
-        ];
-        let r = summarise(&case, 3, &runs);
-        assert_eq!(r.run_seconds, vec![3.0, 5.0, 2.5]);
-        assert_eq!(r.seconds, 3.0);
-        assert_eq!((r.rounds, r.bytes_per_party, r.n), (2, 160, 20));
-        assert_eq!(r.shape, Some([10, 3, 2]));
-        let json = serde_json::to_value(&r).unwrap();
-        assert_eq!(json["op"], "matmul");
-        assert_eq!(json["transport"], "grpc+tls");
-    }
-
-    #[test]
     fn reports_round_trip_as_tagged_json_lines() {
         let line = serde_json::to_string(&ChildEvent::Ready {
             port: 4242,
@@ -779,5 +840,54 @@ mod tests {
         assert_eq!(line, r#"{"event":"ready","port":4242,"cert_sha256":"ab"}"#);
         let back: ChildEvent = serde_json::from_str(&line).unwrap();
         assert!(matches!(back, ChildEvent::Ready { port: 4242, .. }));
+        let run = ChildEvent::Run {
+            case: 1,
+            run: 0,
+            report: Reported {
+                seconds: 0.5,
+                rounds: 3,
+                bytes_sent: 10,
+                intersection: Some(7),
+                cpu_seconds: Some(0.25),
+                peak_rss: None,
+            },
+        };
+        let line = serde_json::to_string(&run).unwrap();
+        let back: ChildEvent = serde_json::from_str(&line).unwrap();
+        assert!(
+            matches!(back, ChildEvent::Run { case: 1, report, .. } if report.intersection == Some(7)),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn peak_rss_is_read_from_vm_hwm() {
+        let status = "Name:\ttreaty\nVmPeak:\t  900 kB\nVmHWM:\t    1536 kB\nVmRSS:\t 1000 kB\n";
+        assert_eq!(vm_hwm(status), Some(1536 * 1024));
+        assert_eq!(vm_hwm("Name:\tx\n"), None);
+        #[cfg(target_os = "linux")]
+        assert!(peak_rss_bytes().is_some_and(|b| b > 0));
+    }
+
+    #[test]
+    fn cpu_time_is_read_from_proc_stat() {
+        // A command name with spaces and a parenthesis; utime 250 and stime 50 ticks.
+        let stat = "42 (tr (x) y) R 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
+        assert_eq!(cpu_ticks(stat), Some(300));
+        assert_eq!(cpu_ticks("42 (x) R 1"), None);
+        #[cfg(target_os = "linux")]
+        assert!(process_cpu_seconds().is_some_and(|s| s >= 0.0));
+    }
+
+    #[test]
+    fn warm_up_runs_are_not_reported() {
+        let runs = Runs {
+            warmup: 2,
+            repeat: 2,
+        };
+        assert_eq!(
+            runs.iter().collect::<Vec<_>>(),
+            [None, None, Some(0), Some(1)]
+        );
     }
 }
