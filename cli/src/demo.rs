@@ -180,9 +180,13 @@ struct PsiDemoArgs {
     /// Synthetic patient ids per party.
     #[arg(long, default_value_t = 100_000)]
     rows: usize,
-    /// Share of each party's ids the other party also has (0 to 1).
+    /// Share of each party's ids every other party also has (0 to 1).
     #[arg(long, default_value_t = 0.5)]
     overlap: f64,
+    /// The parties: a number (2 = hospital, insurer; 3 adds bank; more add party-4, …) or a
+    /// comma-separated list of ids. Three or more run the multi-party chain.
+    #[arg(long, default_value = "2", value_parser = parse_psi_parties)]
+    parties: PsiParties,
     /// Seed of the synthetic ids.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -197,6 +201,22 @@ struct PsiDemoArgs {
     json: bool,
 }
 
+/// The `--parties` of `treaty demo psi`.
+#[derive(Debug, Clone)]
+struct PsiParties(Vec<String>);
+
+fn parse_psi_parties(s: &str) -> Result<PsiParties, String> {
+    let parties = match s.parse::<usize>() {
+        Ok(n) => treaty_party::demo_psi::default_parties(n),
+        Err(_) => s.split(',').map(|p| p.trim().to_string()).collect(),
+    };
+    let max = treaty_coordinator::validate::MAX_PSI_PARTIES;
+    if parties.len() < 2 || parties.len() > max || parties.iter().any(String::is_empty) {
+        return Err(format!("2 to {max} parties: a number or a list like a,b,c"));
+    }
+    Ok(PsiParties(parties))
+}
+
 async fn run_psi(args: PsiDemoArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.overlap) {
         anyhow::bail!("--overlap must be between 0 and 1, got {}", args.overlap);
@@ -209,11 +229,14 @@ async fn run_psi(args: PsiDemoArgs) -> anyhow::Result<ExitCode> {
     opts.overlap = args.overlap;
     opts.seed = args.seed;
     opts.insecure = args.insecure;
+    opts.parties = args.parties.0.clone();
     if !args.json {
+        let names = match opts.parties.split_last() {
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        };
         println!(
-            "treaty demo psi: coordinator + {} and {} on loopback ({}), {} synthetic patient ids each, {:.0}% shared",
-            opts.parties[0],
-            opts.parties[1],
+            "treaty demo psi: coordinator + {names} on loopback ({}), {} synthetic patient ids each, {:.0}% shared by all",
             if opts.insecure {
                 "plaintext"
             } else {
@@ -250,7 +273,7 @@ async fn run_psi(args: PsiDemoArgs) -> anyhow::Result<ExitCode> {
             "reference", report.clear_size
         );
         println!(
-            "  aligned: {} (both parties stored the same ids in the same order)",
+            "  aligned: {} (every party stored the same ids in the same order)",
             if report.aligned { "yes" } else { "NO" }
         );
         for (party, bytes) in &report.bytes_sent_per_party {

@@ -21,7 +21,7 @@
 //! # public_key = "<64 hex chars>", or set by `treaty submit --recipient-key alice.hpke.pub`
 //! ```
 //!
-//! A `psi` job (two inputs) replaces `[stats]` with:
+//! A `psi` job (two inputs, or three to sixteen for the multi-party chain) replaces `[stats]` with:
 //!
 //! ```text
 //! [psi]
@@ -31,7 +31,7 @@
 //! ```
 //!
 //! A `stats` job over vertically split data adds a `[join]` (two data parties, whose rows are
-//! aligned by PSI, and a helper: an input without a dataset), names columns and filters as
+//! aligned by PSI, and a helper: an input without a dataset; or three data parties), names columns and filters as
 //! `party.column`, and may give several filters (all must hold):
 //!
 //! ```text

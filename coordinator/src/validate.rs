@@ -14,11 +14,16 @@ use crate::CoordinatorError;
 
 /// The protocol the `stats` job runs when the spec names none.
 pub const DEFAULT_STATS_PROTOCOL: &str = "additive";
-/// The protocol of the `psi` job.
+/// The protocol of the `psi` job between two parties.
 pub const PSI_PROTOCOL: &str = "psi-ecdh";
+/// The protocol of the `psi` job among three or more parties (`treaty_mpc::psi::multi`).
+pub const PSI_MULTI_PROTOCOL: &str = "psi-ecdh-chain";
+/// Most parties of one `psi` job (the chain's cost grows with the square of the party count).
+pub const MAX_PSI_PARTIES: usize = 16;
 /// The protocol of the `stats` job over vertically split data (a `join`).
 pub const JOIN_STATS_PROTOCOL: &str = "rep3";
-/// Parties of a job with a join: two data parties and a helper (rep3 needs three).
+/// Parties of a job with a join: two data parties and a helper, or three data parties (rep3
+/// needs three).
 pub const JOIN_PARTIES: usize = 3;
 /// Largest number of fractional bits accepted.
 pub const MAX_FRAC_BITS: u32 = 40;
@@ -35,6 +40,7 @@ pub fn validate_spec(
     let mut problems = Vec::new();
     if spec.protocol.is_empty() {
         spec.protocol = match (&spec.computation, &spec.join) {
+            (Some(job_spec::Computation::Psi(_)), _) if spec.inputs.len() > 2 => PSI_MULTI_PROTOCOL,
             (Some(job_spec::Computation::Psi(_)), _) => PSI_PROTOCOL,
             (_, Some(_)) => JOIN_STATS_PROTOCOL,
             _ => DEFAULT_STATS_PROTOCOL,
@@ -250,8 +256,8 @@ pub fn is_job_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Checks a `stats` job with a join: three inputs (two data parties named in `id_columns`, one
-/// helper), id columns of text or integers, and `party.column` names for columns and filters.
+/// Checks a `stats` job with a join: three inputs (two or three data parties named in
+/// `id_columns`, the rest a helper), id columns of text or integers, and `party.column` names for columns and filters.
 fn check_join_stats(
     spec: &JobSpec,
     stats: &StatsJob,
@@ -268,19 +274,15 @@ fn check_join_stats(
     if spec.inputs.len() != JOIN_PARTIES {
         problems.push(format!(
             "a join runs on rep3 with exactly {JOIN_PARTIES} parties (two data parties and a \
-             helper), the spec names {}",
+             helper, or three data parties), the spec names {}",
             spec.inputs.len()
         ));
     }
     match join.id_columns.len() {
-        2 => {}
-        3 => problems.push(
-            "join: three data parties would need three-party PSI, which Treaty does not have \
-             yet; name two data parties in join.id_columns (the third input is the helper)"
-                .into(),
-        ),
+        2 | 3 => {}
         n => problems.push(format!(
-            "join: name exactly 2 data parties in join.id_columns, got {n}"
+            "join: name 2 or 3 data parties in join.id_columns (with 2, the third input is the \
+             helper), got {n}"
         )),
     }
     let named = |p: &str| spec.inputs.iter().any(|i| i.party == p);
@@ -379,6 +381,17 @@ pub fn check_psi_reference(
         ));
     }
     let mut problems = Vec::new();
+    let psi_parties: HashSet<&str> = psi_spec
+        .map(|s| s.inputs.iter().map(|i| i.party.as_str()).collect())
+        .unwrap_or_default();
+    let data_parties: HashSet<&str> = join.id_columns.keys().map(String::as_str).collect();
+    if psi_parties.len() > data_parties.len() {
+        problems.push(format!(
+            "join: psi_job {id:?} intersected the ids of {} parties; a join reuses the \
+             intersection of exactly its data parties",
+            psi_parties.len()
+        ));
+    }
     for (party, column) in &join.id_columns {
         if psi.reveal() != PsiReveal::Intersection || !psi.to.contains(party) {
             problems.push(format!(
@@ -425,22 +438,29 @@ pub fn check_psi_reference(
     }
 }
 
-/// Checks a `psi` job: two inputs, who learns what, and an id column of text or integers at each.
+/// Checks a `psi` job: 2 to [`MAX_PSI_PARTIES`] inputs, who learns what, and an id column of text
+/// or integers at each.
 fn check_psi(
     spec: &JobSpec,
     psi: &PsiJob,
     datasets: &[(&str, &DatasetSchema)],
     problems: &mut Vec<String>,
 ) {
-    if spec.protocol != PSI_PROTOCOL {
+    let protocol = if spec.inputs.len() > 2 {
+        PSI_MULTI_PROTOCOL
+    } else {
+        PSI_PROTOCOL
+    };
+    if spec.protocol != protocol {
         problems.push(format!(
-            "psi runs on protocol {PSI_PROTOCOL:?}, not {:?}",
+            "psi with {} parties runs on protocol {protocol:?}, not {:?}",
+            spec.inputs.len(),
             spec.protocol
         ));
     }
-    if spec.inputs.len() != 2 {
+    if spec.inputs.len() > MAX_PSI_PARTIES {
         problems.push(format!(
-            "psi: exactly 2 parties for now, the spec names {}",
+            "psi: at most {MAX_PSI_PARTIES} parties, the spec names {}",
             spec.inputs.len()
         ));
     }
@@ -617,7 +637,60 @@ mod tests {
         assert!(p.contains("has no id column \"nope\""), "{p}");
         let mut s = psi_spec(PsiReveal::Intersection, &["hospital"]);
         s.protocol = "additive".into();
-        assert!(problems(s).contains("psi runs on protocol"));
+        assert!(problems(s).contains("psi with 2 parties runs on protocol \"psi-ecdh\""));
+    }
+
+    /// Issue 4: three or more parties run the chain, up to [`MAX_PSI_PARTIES`].
+    #[test]
+    fn psi_with_three_or_more_parties_runs_the_chain() {
+        let mut registry = registry();
+        let names: Vec<String> = (0..MAX_PSI_PARTIES + 1).map(|i| format!("p{i}")).collect();
+        let info = registry["hospital"].clone();
+        for n in &names {
+            registry.insert(
+                n.clone(),
+                PartyInfo {
+                    id: n.clone(),
+                    ..info.clone()
+                },
+            );
+        }
+        let with = |parties: &[String], reveal: PsiReveal, to: &[&str]| {
+            let mut s = psi_spec(reveal, to);
+            s.inputs = parties
+                .iter()
+                .map(|p| JobInput {
+                    party: p.clone(),
+                    dataset: "claims".into(),
+                })
+                .collect();
+            validate_spec(s, &registry)
+        };
+        for to in [&["p0", "p1", "p2"][..], &["p1"], &["p0", "p2"]] {
+            let s = with(&names[..3], PsiReveal::Intersection, to).unwrap();
+            assert_eq!(s.protocol, PSI_MULTI_PROTOCOL);
+        }
+        let s = with(&names[..4], PsiReveal::Cardinality, &["p3"]).unwrap();
+        assert_eq!(s.protocol, PSI_MULTI_PROTOCOL);
+        let e = with(&names[..3], PsiReveal::Cardinality, &["p0", "p1"]).unwrap_err();
+        assert!(e.to_string().contains("exactly one party"), "{e}");
+        let e = with(&names, PsiReveal::Intersection, &["p0"]).unwrap_err();
+        assert!(e.to_string().contains("at most 16 parties"), "{e}");
+        let mut s = psi_spec(PsiReveal::Intersection, &["p0"]);
+        s.inputs = names[..3]
+            .iter()
+            .map(|p| JobInput {
+                party: p.clone(),
+                dataset: "claims".into(),
+            })
+            .collect();
+        s.protocol = PSI_PROTOCOL.into();
+        let e = validate_spec(s, &registry).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("psi with 3 parties runs on protocol \"psi-ecdh-chain\""),
+            "{e}"
+        );
     }
 
     #[test]
@@ -794,14 +867,14 @@ mod tests {
 
     #[test]
     fn join_structure_problems_are_named() {
-        // Three data parties, a helper with a dataset, an id column that is missing or a float,
-        // a psi_job that is no job id.
+        // A third data party without the dataset, a helper with a dataset, an id column that
+        // is missing or a float, a psi_job that is no job id.
         let mut s = join_spec(&["insurer.claim_amount"], vec![]);
         let join = s.join.as_mut().unwrap();
         join.id_columns.insert("bank".into(), "customer_id".into());
         join.psi_job = "../../etc/passwd".into();
         let p = join_problems(s);
-        assert!(p.contains("three-party PSI"), "{p}");
+        assert!(!p.contains("data parties in join.id_columns"), "{p}");
         assert!(p.contains("is not a job id"), "{p}");
         assert!(p.contains("party \"bank\" has no dataset \"\""), "{p}");
 
@@ -825,7 +898,7 @@ mod tests {
         let mut s = join_spec(&["insurer.claim_amount"], vec![]);
         s.join.as_mut().unwrap().id_columns.remove("hospital");
         let p = join_problems(s);
-        assert!(p.contains("exactly 2 data parties"), "{p}");
+        assert!(p.contains("name 2 or 3 data parties"), "{p}");
         let mut s = psi_spec(PsiReveal::Intersection, &["hospital"]);
         s.join = join_spec(&[], vec![]).join;
         assert!(join_problems(s).contains("a psi job has no [join]"));
@@ -868,6 +941,14 @@ mod tests {
             e.contains("matched \"insurer\" ids in column \"plan\""),
             "{e}"
         );
+        // A three-party intersection is not the two data parties' intersection.
+        let mut wide = psi.clone();
+        wide.inputs.push(JobInput {
+            party: "bank".into(),
+            dataset: "patients".into(),
+        });
+        let e = err(Some(&job(JobState::Succeeded, &wide)));
+        assert!(e.contains("intersected the ids of 3 parties"), "{e}");
         // No psi_job: nothing to check.
         spec.join.as_mut().unwrap().psi_job.clear();
         check_psi_reference(&spec, None, &registry).unwrap();

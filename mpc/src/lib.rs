@@ -21,8 +21,8 @@
 //! - [`vstats`]: the same over vertically split data aligned by PSI, on [`rep3`] (two data
 //!   parties and a helper);
 //! - [`rep3`]: three-party replicated sharing (ABY3-style): mul, matmul, fixed-point truncation;
-//! - [`psi`]: two-party ECDH-PSI on Ristretto255, streamed in batches, with a common order of
-//!   the intersection for aligning vertically split rows;
+//! - [`psi`]: ECDH-PSI on Ristretto255 (two parties, or three or more in [`psi::multi`]), streamed
+//!   in batches, with a common order of the intersection for aligning vertically split rows;
 //! - [`output`]: sealing an output share to the recipient with HPKE (RFC 9180) and opening it.
 //!
 //! What is *not* here: gRPC, files, configuration or job scheduling. The party node provides a

@@ -1,7 +1,7 @@
-//! `treaty demo psi`: a hospital and an insurer on loopback (coordinator + two party nodes, mutual
-//! TLS) find their common patients with a `psi` job, and the result is checked against the
-//! intersection computed in the clear: the same size, the same ids, and the same order at both
-//! parties (the alignment later jobs rely on).
+//! `treaty demo psi`: a hospital and an insurer (or three or more parties) on loopback
+//! (coordinator + party nodes, mutual TLS) find their common patients with a `psi` job, and the
+//! result is checked against the intersection computed in the clear: the same size, the same ids,
+//! and the same order at every party (the alignment later jobs rely on).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
@@ -35,8 +35,8 @@ pub struct PsiDemoOptions {
     pub overlap: f64,
     /// Seed of the synthetic ids.
     pub seed: u64,
-    /// The two party ids.
-    pub parties: [String; 2],
+    /// The party ids: two (two-party PSI) or more (the multi-party chain).
+    pub parties: Vec<String>,
     /// Plaintext gRPC (development only).
     pub insecure: bool,
     /// Where data, keys and state go.
@@ -50,7 +50,7 @@ impl PsiDemoOptions {
             rows: 100_000,
             overlap: 0.5,
             seed: 42,
-            parties: ["hospital".into(), "insurer".into()],
+            parties: vec!["hospital".into(), "insurer".into()],
             insecure: false,
             work_dir,
         }
@@ -68,7 +68,7 @@ pub struct PsiDemoReport {
     pub secure_size: BTreeMap<String, u64>,
     /// Intersection size computed in the clear.
     pub clear_size: u64,
-    /// Whether both parties stored exactly the clear intersection, in the same order.
+    /// Whether every party stored exactly the clear intersection, in the same order.
     pub aligned: bool,
     /// Seconds from submission to the opened result.
     pub seconds: f64,
@@ -109,6 +109,45 @@ pub fn synthetic_party_ids(party: usize, rows: usize, overlap: f64, seed: u64) -
     ids
 }
 
+/// Party ids for `n` parties: hospital, insurer, bank, then `party-4`, … .
+pub fn default_parties(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| match i {
+            0 => "hospital".to_string(),
+            1 => "insurer".to_string(),
+            2 => "bank".to_string(),
+            i => format!("party-{}", i + 1),
+        })
+        .collect()
+}
+
+/// The id lists of `parties ≥ 3` parties: `rows` each, `round(overlap·rows)` of them held by every
+/// party; of the rest, a quarter shared with the next party round the ring and a quarter with the
+/// previous one (so the pairwise intersections are larger than the common one), the remainder
+/// held by one party only. Each list shuffled (deterministic in `seed`).
+pub fn synthetic_ids_multi(
+    rows: usize,
+    overlap: f64,
+    seed: u64,
+    parties: usize,
+) -> Vec<Vec<String>> {
+    let shared = ((overlap.clamp(0.0, 1.0) * rows as f64).round() as usize).min(rows);
+    let pair = (rows - shared) / 4;
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    (0..parties)
+        .map(|i| {
+            let next = (i + 1) % parties;
+            let prev = (i + parties - 1) % parties;
+            let mut ids: Vec<String> = (0..shared).map(|k| format!("P{k:010}")).collect();
+            ids.extend((0..pair).map(|k| format!("Q{i:02}-{next:02}-{k:08}")));
+            ids.extend((0..pair).map(|k| format!("Q{prev:02}-{i:02}-{k:08}")));
+            ids.extend((0..rows - shared - 2 * pair).map(|k| format!("R{i:02}-{k:08}")));
+            ids.shuffle(&mut rng);
+            ids
+        })
+        .collect()
+}
+
 /// Writes a patients file (`patient_id`, `age`) and returns its dataset config.
 fn write_patients(path: &Path, ids: &[String], seed: u64) -> Result<DatasetConfig, PartyError> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io_err(path))?);
@@ -137,10 +176,10 @@ fn write_patients(path: &Path, ids: &[String], seed: u64) -> Result<DatasetConfi
     })
 }
 
-/// The demo's job spec: intersection to both parties.
-pub fn psi_spec(parties: &[String; 2], recipient_public_key: Vec<u8>) -> pb::JobSpec {
+/// The demo's job spec: intersection to every party.
+pub fn psi_spec(parties: &[String], recipient_public_key: Vec<u8>) -> pb::JobSpec {
     pb::JobSpec {
-        name: "demo: common patients of hospital and insurer".into(),
+        name: format!("demo: common patients of {}", parties.join(", ")),
         inputs: parties
             .iter()
             .map(|p| pb::JobInput {
@@ -168,7 +207,15 @@ pub async fn run(
 ) -> Result<PsiDemoReport, PartyError> {
     let dir = &opts.work_dir;
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let ids = synthetic_ids(opts.rows, opts.overlap, opts.seed);
+    if opts.parties.len() < 2 {
+        return Err(PartyError::Rejected(
+            "the PSI demo needs at least two parties".into(),
+        ));
+    }
+    let ids = match opts.parties.len() {
+        2 => synthetic_ids(opts.rows, opts.overlap, opts.seed).to_vec(),
+        n => synthetic_ids_multi(opts.rows, opts.overlap, opts.seed, n),
+    };
     let mut data = Vec::new();
     for (party, ids) in opts.parties.iter().zip(&ids) {
         let path = dir.join(format!("{party}-patients.csv"));
@@ -201,16 +248,19 @@ pub async fn run(
     let (job, reports, seconds) = outcome?;
 
     // The clear intersection, and what each party stored.
-    let b: HashSet<&String> = ids[1].iter().collect();
-    let clear: HashSet<&String> = ids[0].iter().filter(|id| b.contains(id)).collect();
+    let mut clear: HashSet<&String> = ids[0].iter().collect();
+    for other in &ids[1..] {
+        let other: HashSet<&String> = other.iter().collect();
+        clear.retain(|id| other.contains(id));
+    }
     let mut stored = Vec::new();
     for (_, report) in &reports {
         let path = PathBuf::from(&report.stored_as);
         let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
         stored.push(text.lines().map(str::to_owned).collect::<Vec<_>>());
     }
-    let aligned = stored.len() == 2
-        && stored[0] == stored[1]
+    let aligned = stored.len() == opts.parties.len()
+        && stored.iter().all(|s| *s == stored[0])
         && stored[0].len() == clear.len()
         && stored[0].iter().all(|id| clear.contains(id));
     Ok(PsiDemoReport {
@@ -245,6 +295,41 @@ mod tests {
             assert_eq!((a.len(), b.len()), (rows, rows));
             assert_eq!(b.iter().filter(|id| a.contains(*id)).count(), want);
         }
+    }
+
+    #[test]
+    fn multi_party_ids_share_exactly_the_common_core() {
+        for parties in [3, 4] {
+            let sets = synthetic_ids_multi(200, 0.3, 7, parties);
+            let sets: Vec<HashSet<String>> =
+                sets.into_iter().map(|s| s.into_iter().collect()).collect();
+            assert!(sets.iter().all(|s| s.len() == 200));
+            let common = sets[0]
+                .iter()
+                .filter(|id| sets.iter().all(|s| s.contains(*id)))
+                .count();
+            assert_eq!(common, 60);
+            let pairwise = sets[0].intersection(&sets[1]).count();
+            assert_eq!(
+                pairwise,
+                60 + 35,
+                "the next party shares a quarter of the rest"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_party_psi_demo_aligns_every_party() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = PsiDemoOptions::new(dir.path().to_path_buf());
+        opts.rows = 2000;
+        opts.overlap = 0.25;
+        opts.parties = default_parties(3);
+        let report = run(&opts, |_| {}).await.unwrap();
+        assert_eq!(report.clear_size, 500);
+        assert!(report.aligned, "{report:?}");
+        assert_eq!(report.secure_size.len(), 3);
+        assert!(report.secure_size.values().all(|&s| s == 500), "{report:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

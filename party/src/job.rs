@@ -13,6 +13,7 @@ use tonic::transport::Channel;
 use treaty_coordinator::tls::TlsIdentity;
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::output;
+use treaty_mpc::psi::multi::{self, MultiPsiMode, MultiPsiParams, PartySet};
 use treaty_mpc::psi::{self, PsiMode, PsiParams};
 use treaty_mpc::seeds::{self, SessionContext};
 use treaty_mpc::stats::{self, LocalAggregates};
@@ -299,6 +300,15 @@ pub fn local_stats(
     Ok(LocalAggregates::from_encoded(&encoded)?)
 }
 
+/// What a PSI run (two-party or multi-party) left this party with.
+struct PsiRun {
+    size: Option<u64>,
+    matched: Option<Vec<usize>>,
+    peer_set_size: u64,
+    set_sizes: std::collections::HashMap<String, u64>,
+    rounds: u32,
+}
+
 /// Everything a running job needs.
 pub struct JobRun {
     /// Node config.
@@ -533,8 +543,9 @@ impl JobRun {
         Ok(())
     }
 
-    /// Runs two-party PSI on this party's ids; stores the aligned intersection if this party
-    /// learns it. Returns the report sealed to the analyst and the next free round.
+    /// Runs PSI on this party's ids (two-party, or the multi-party chain with three or more
+    /// parties); stores the aligned intersection if this party learns it. Returns the report
+    /// sealed to the analyst and the next free round.
     async fn psi(
         &self,
         transport: &GrpcTransport,
@@ -545,13 +556,7 @@ impl JobRun {
         let a = &self.assignment;
         let index_of = |party: &str| a.peers.iter().position(|p| p.party == party);
         let to: Vec<usize> = psi.to.iter().filter_map(|p| index_of(p)).collect();
-        let mode = match (psi.reveal(), to.as_slice()) {
-            (pb::PsiReveal::Intersection, [r]) => PsiMode::IntersectionTo(*r),
-            (pb::PsiReveal::Intersection, [_, _]) => PsiMode::IntersectionToBoth,
-            (pb::PsiReveal::Cardinality, [r]) => PsiMode::CardinalityTo(*r),
-            _ => return Err(PartyError::Rejected("psi: bad reveal or `to`".into())),
-        };
-        let params = PsiParams::new(&a.job_id, mode);
+        let bad_mode = || PartyError::Rejected("psi: bad reveal or `to`".into());
         // Progress goes to the coordinator from a side task, at most every 200 ms.
         let (tx, mut rx) = tokio::sync::watch::channel(0.0f64);
         let reporter = {
@@ -568,12 +573,59 @@ impl JobRun {
                 }
             })
         };
-        let outcome = psi::run(transport, &params, own, rng, |p| {
+        let on_progress = |p: psi::PsiProgress| {
             let done = (p.own_sent + p.peer_done) as f64;
             let total = (p.own_total + p.peer_total).max(1) as f64;
             tx.send_replace(0.1 + 0.8 * done / total);
-        })
-        .await;
+        };
+        let first_round = 0;
+        let outcome = if a.peers.len() > 2 {
+            let mode = match (psi.reveal(), to.as_slice()) {
+                (pb::PsiReveal::Intersection, to) if !to.is_empty() && to.len() == psi.to.len() => {
+                    MultiPsiMode::IntersectionTo(PartySet::new(to).ok_or_else(bad_mode)?)
+                }
+                (pb::PsiReveal::Cardinality, [r]) => MultiPsiMode::CardinalityTo(*r),
+                _ => return Err(bad_mode()),
+            };
+            let mut params = MultiPsiParams::new(&a.job_id, mode);
+            params.first_round = first_round;
+            multi::run(transport, &params, own, rng, on_progress)
+                .await
+                .map(|o| {
+                    let peer_ids: Vec<&str> = a.peers.iter().map(|p| p.party.as_str()).collect();
+                    let me = transport.me();
+                    PsiRun {
+                        size: o.size,
+                        matched: o.matched,
+                        peer_set_size: (o.set_sizes.iter().sum::<u64>())
+                            .saturating_sub(o.set_sizes.get(me).copied().unwrap_or(0)),
+                        set_sizes: peer_ids
+                            .iter()
+                            .zip(&o.set_sizes)
+                            .map(|(p, n)| (p.to_string(), *n))
+                            .collect(),
+                        rounds: o.rounds,
+                    }
+                })
+        } else {
+            let mode = match (psi.reveal(), to.as_slice()) {
+                (pb::PsiReveal::Intersection, [r]) => PsiMode::IntersectionTo(*r),
+                (pb::PsiReveal::Intersection, [_, _]) => PsiMode::IntersectionToBoth,
+                (pb::PsiReveal::Cardinality, [r]) => PsiMode::CardinalityTo(*r),
+                _ => return Err(bad_mode()),
+            };
+            let mut params = PsiParams::new(&a.job_id, mode);
+            params.first_round = first_round;
+            psi::run(transport, &params, own, rng, on_progress)
+                .await
+                .map(|o| PsiRun {
+                    size: o.size,
+                    matched: o.matched,
+                    peer_set_size: o.peer_set_size,
+                    set_sizes: Default::default(),
+                    rounds: o.rounds,
+                })
+        };
         drop(tx);
         let _ = reporter.await;
         let outcome = outcome?;
@@ -590,8 +642,9 @@ impl JobRun {
                 peer_set_size: outcome.peer_set_size,
                 intersection_size: outcome.size,
                 stored_as,
+                set_sizes: outcome.set_sizes,
             },
-            params.first_round.wrapping_add(outcome.rounds),
+            first_round.wrapping_add(outcome.rounds),
         ))
     }
 
@@ -616,18 +669,29 @@ impl JobRun {
             (None, _) => VerticalInput::helper(),
             (Some(table), Some(matched)) => table.input(&matched, &a.job_id, fixed)?,
             (Some(table), None) => {
-                let sub = SubTransport::new(transport, plan.data_parties()).ok_or_else(|| {
-                    PartyError::Rejected("this data party is not among the join's parties".into())
-                })?;
-                let params = PsiParams::new(&a.job_id, PsiMode::IntersectionToBoth);
-                let outcome = psi::run(&sub, &params, table.ids(), rng, |_| {}).await?;
-                if outcome.rounds >= JOIN_ROUND {
+                let data = plan.data_parties();
+                let (matched, rounds) = if data.len() == transport.parties() {
+                    // Three data parties: the multi-party chain, intersection to all.
+                    let mode = MultiPsiMode::IntersectionTo(PartySet::all(data.len()));
+                    let params = MultiPsiParams::new(&a.job_id, mode);
+                    let o = multi::run(transport, &params, table.ids(), rng, |_| {}).await?;
+                    (o.matched, o.rounds)
+                } else {
+                    let sub = SubTransport::new(transport, data).ok_or_else(|| {
+                        PartyError::Rejected(
+                            "this data party is not among the join's parties".into(),
+                        )
+                    })?;
+                    let params = PsiParams::new(&a.job_id, PsiMode::IntersectionToBoth);
+                    let o = psi::run(&sub, &params, table.ids(), rng, |_| {}).await?;
+                    (o.matched, o.rounds)
+                };
+                if rounds >= JOIN_ROUND {
                     return Err(PartyError::Rejected(format!(
-                        "the inline PSI took {} rounds, more than the {JOIN_ROUND} a join allows",
-                        outcome.rounds
+                        "the inline PSI took {rounds} rounds, more than the {JOIN_ROUND} a join allows"
                     )));
                 }
-                let matched = outcome.matched.ok_or_else(|| {
+                let matched = matched.ok_or_else(|| {
                     PartyError::Rejected("the inline PSI revealed no intersection".into())
                 })?;
                 table.input(&matched, &a.job_id, fixed)?

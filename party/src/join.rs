@@ -82,9 +82,9 @@ impl JoinPlan {
                 peers.len()
             ));
         }
-        if join.id_columns.len() != 2 {
+        if !(2..=3).contains(&join.id_columns.len()) {
             return reject(format!(
-                "a join needs exactly 2 data parties in id_columns, got {}",
+                "a join needs 2 or 3 data parties in id_columns, got {}",
                 join.id_columns.len()
             ));
         }

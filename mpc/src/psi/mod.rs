@@ -43,8 +43,13 @@
 //! Curve work: one hash to the group and one scalar multiplication per own id, one decompression
 //! and one scalar multiplication per peer id (all batch-compressed, across every core with rayon).
 //! Bytes sent: `32` per own id, plus `tag_len` per peer id if the peer learns the result.
+//!
+//! # Three or more parties
+//! [`multi`] runs the same group operations as a shrinking chain among `m ≥ 3` parties (and says
+//! what each party learns there).
 
 mod curve;
+pub mod multi;
 
 #[cfg(test)]
 mod tests;

@@ -170,3 +170,103 @@ async fn join_failures_name_their_cause() {
     assert!(ok, "max error {err}: {result:?} vs {clear:?}");
     sandbox.shut_down().await;
 }
+
+/// Issue 4: with three-party PSI, all three inputs of a join may hold data. The bank holds every
+/// other hospital patient (and some of its own) with an account balance; the statistics run over
+/// the patients all three hold, with the PSI inline and with a stored three-party intersection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_data_parties_join_on_their_common_patients() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 400, 0.5);
+    let mut data = write_data(&o).unwrap();
+    let load = |ds: &DatasetConfig, columns: &[&str]| dataset::load_columns(ds, &ds.path, columns);
+    let hospital = load(&data[0].1, &[ID_COLUMN, "diabetic"]).unwrap();
+    let hospital_ids = hospital.text(ID_COLUMN).unwrap().to_vec();
+    let bank_csv = dir.path().join("bank-patients.csv");
+    let mut text = String::from("patient_id,balance\n");
+    let bank_ids: Vec<String> = hospital_ids
+        .iter()
+        .step_by(2)
+        .cloned()
+        .chain((0..50).map(|k| format!("B{k:06}")))
+        .collect();
+    for (k, id) in bank_ids.iter().enumerate() {
+        text.push_str(&format!("{id},{}\n", 1000 + 37 * k));
+    }
+    std::fs::write(&bank_csv, text).unwrap();
+    data.push((
+        PARTIES[2].to_string(),
+        DatasetConfig {
+            name: DATASET.into(),
+            path: bank_csv,
+            id_column: ID_COLUMN.into(),
+            columns: vec![
+                decl(ID_COLUMN, ColumnType::String),
+                decl("balance", ColumnType::Int),
+            ],
+        },
+    ));
+
+    // The clear reference: patients at all three, diabetic at the hospital.
+    let insurer = load(&data[1].1, &[ID_COLUMN, "claim_amount"]).unwrap();
+    let claims: HashMap<&String, f64> = insurer
+        .text(ID_COLUMN)
+        .unwrap()
+        .iter()
+        .zip(insurer.numeric("claim_amount").unwrap().iter().copied())
+        .collect();
+    let balances: HashMap<&String, f64> = bank_ids
+        .iter()
+        .enumerate()
+        .map(|(k, id)| (id, (1000 + 37 * k) as f64))
+        .collect();
+    let diabetic = hospital.numeric("diabetic").unwrap();
+    let mut columns = vec![Vec::new(), Vec::new()];
+    let mut common = 0;
+    for (j, id) in hospital_ids.iter().enumerate() {
+        if let (Some(c), Some(b)) = (claims.get(id), balances.get(id)) {
+            common += 1;
+            if diabetic[j] == 1.0 {
+                columns[0].push(*c);
+                columns[1].push(*b);
+            }
+        }
+    }
+    assert!(common > 50 && common < 200, "{common}");
+    let names = vec![
+        "insurer.claim_amount".to_string(),
+        "bank.balance".to_string(),
+    ];
+    let clear = StatsResult::plaintext(&names, &columns);
+
+    let sandbox = start(&o, &data).await.unwrap();
+    let key = RecipientSecretKey::generate(&mut seeds::os_rng().unwrap());
+    let public = key.public_key().unwrap().to_vec();
+    let parties = PARTIES.map(String::from);
+    let psi = sandbox
+        .run_job_to_success(demo_psi::psi_spec(&parties, public.clone()), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(psi.spec.as_ref().unwrap().protocol, "psi-ecdh-chain");
+    for psi_job in [None, Some(psi.id.as_str())] {
+        let mut spec = join_spec(16, psi_job, public.clone());
+        spec.inputs[2].dataset = DATASET.into();
+        let join = spec.join.as_mut().unwrap();
+        join.id_columns.insert(PARTIES[2].into(), ID_COLUMN.into());
+        if let Some(job_spec::Computation::Stats(s)) = &mut spec.computation {
+            s.columns = names.clone();
+        }
+        let job = sandbox.run_job_to_success(spec, |_| {}).await.unwrap();
+        let mut client = sandbox.analyst().await.unwrap();
+        let result = analyst::fetch_stats_result(&mut client, &job, &key)
+            .await
+            .unwrap();
+        assert_eq!(result.count, clear.count, "psi_job {psi_job:?}");
+        let (err, ok) = vstats::compare(&result, &clear, FixedPoint::default());
+        assert!(
+            ok,
+            "psi_job {psi_job:?}: max error {err}: {result:?} vs {clear:?}"
+        );
+    }
+    sandbox.shut_down().await;
+}
