@@ -2,15 +2,15 @@
 //! `run_in_memory`, every result compared exactly with a plaintext model (Z_2^64 words, signed
 //! `i64` comparisons).
 
-use std::collections::HashSet;
-
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 use super::Rep3Bits;
 use super::packed::low_mask;
-use super::test_util::{Cost, Tap, block_on, col, measure, open, open_bits, run3, session, word};
+use super::test_util::{
+    Cost, Tap, assert_look_uniform, block_on, col, measure, open, open_bits, run3, session, word,
+};
 use crate::MpcError;
 use crate::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
 
@@ -563,21 +563,8 @@ fn received_and_messages_look_uniform_and_hide_the_inputs() {
         let received = received_and_words(v, w, len, runs, None);
         for (p, words) in received.iter().enumerate() {
             assert_eq!(words.len(), total, "party {p} v={v:#x} w={w:#x}");
-            for bit in 0..64 {
-                let set = words.iter().filter(|x| (*x >> bit) & 1 == 1).count();
-                assert!(
-                    (total * 4 / 10..=total * 6 / 10).contains(&set),
-                    "and: bit {bit} received by party {p} set in {set}/{total}, v={v:#x} w={w:#x}"
-                );
-            }
-            let distinct: HashSet<_> = words.iter().collect();
-            assert_eq!(distinct.len(), total, "and: repeated words at party {p}");
-            for secret in [v, w, v & w] {
-                assert!(
-                    !words.contains(&secret),
-                    "and: party {p} received the plaintext {secret:#x}"
-                );
-            }
+            let what = format!("and at party {p}, v={v:#x} w={w:#x}");
+            assert_look_uniform(words, 64, &[v, w, v & w], &what);
         }
     }
 }
@@ -598,20 +585,8 @@ fn received_packed_and_messages_look_uniform_and_hide_the_inputs() {
             let received = received_and_words(v, w, len, runs, Some(width));
             for (p, words) in received.iter().enumerate() {
                 assert_eq!(words.len(), total, "party {p} width {width}");
-                for bit in 0..64 {
-                    let set = words.iter().filter(|x| (*x >> bit) & 1 == 1).count();
-                    assert!(
-                        (total * 4 / 10..=total * 6 / 10).contains(&set),
-                        "packed and: bit {bit} received by party {p} set in {set}/{total}, \
-                         width {width} v={v:#x} w={w:#x}"
-                    );
-                }
-                let distinct: HashSet<_> = words.iter().collect();
-                assert_eq!(
-                    distinct.len(),
-                    total,
-                    "packed and: repeated words at party {p}"
-                );
+                let what = format!("packed and at party {p}, width {width} v={v:#x} w={w:#x}");
+                assert_look_uniform(words, 64, &[], &what);
             }
         }
     }
@@ -658,19 +633,7 @@ fn received_b2a_bit_messages_look_uniform_and_hide_the_bits() {
         for (p, words) in acc.iter().enumerate().skip(1) {
             let total = words.len();
             assert_eq!(total, runs * len * if p == 1 { 2 } else { 1 }, "party {p}");
-            for bit in 0..64 {
-                let set = words.iter().filter(|x| (*x >> bit) & 1 == 1).count();
-                assert!(
-                    (total * 4 / 10..=total * 6 / 10).contains(&set),
-                    "b2a_bit: bit {bit} received by party {p} set in {set}/{total}"
-                );
-            }
-            let distinct: HashSet<_> = words.iter().collect();
-            assert_eq!(
-                distinct.len(),
-                total,
-                "b2a_bit: repeated words at party {p}"
-            );
+            assert_look_uniform(words, 64, &[], &format!("b2a_bit at party {p}"));
         }
     }
 }

@@ -2,15 +2,15 @@
 //! result compared exactly with a plaintext model (Z_2^64 equality, signed `i64` argmax with
 //! numpy's lowest-index tie rule), plus exact communication costs and a leakage smoke test.
 
-use std::collections::HashSet;
-
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 use super::boolean_tests::msb_bytes;
 use super::equality::{EQ_LEVELS, role_count};
-use super::test_util::{Cost, Tap, block_on, col, measure, open, open_bits, run3, session, word};
+use super::test_util::{
+    Cost, Tap, assert_look_uniform, block_on, col, measure, open, open_bits, run3, session, word,
+};
 use super::{Rep3Argmax, Rep3Share};
 use crate::MpcError;
 use crate::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
@@ -392,21 +392,9 @@ fn received_eq_messages_look_uniform_and_hide_the_inputs() {
             let per_run = role_count(len, (p + 1) % 3) + 63;
             let total = runs * per_run;
             assert_eq!(words.len(), total, "party {p} v={v:#x} w={w:#x}");
-            for bit in 0..64 {
-                let set = words.iter().filter(|x| (*x >> bit) & 1 == 1).count();
-                assert!(
-                    (total * 4 / 10..=total * 6 / 10).contains(&set),
-                    "eq: bit {bit} received by party {p} set in {set}/{total}, v={v:#x} w={w:#x}"
-                );
-            }
-            let distinct: HashSet<_> = words.iter().collect();
-            assert_eq!(distinct.len(), total, "eq: repeated words at party {p}");
-            for secret in [v, w, v.wrapping_sub(w), w.wrapping_sub(v)] {
-                assert!(
-                    !words.contains(&secret),
-                    "eq: party {p} received the plaintext {secret:#x}"
-                );
-            }
+            let secrets = [v, w, v.wrapping_sub(w), w.wrapping_sub(v)];
+            let what = format!("eq at party {p}, v={v:#x} w={w:#x}");
+            assert_look_uniform(words, 64, &secrets, &what);
         }
     }
 }
@@ -453,15 +441,7 @@ fn received_lt_messages_look_uniform_and_hide_the_inputs() {
             for (p, words) in received.iter().enumerate() {
                 let total = words.len();
                 assert_eq!(total, 12 * msb_bytes(len as u64) as usize / 8, "party {p}");
-                for bit in 0..64 {
-                    let set = words.iter().filter(|x| (*x >> bit) & 1 == 1).count();
-                    assert!(
-                        (total * 4 / 10..=total * 6 / 10).contains(&set),
-                        "lt: bit {bit} received by party {p} set in {set}/{total}, v={v} w={w}"
-                    );
-                }
-                let distinct: HashSet<_> = words.iter().collect();
-                assert_eq!(distinct.len(), total, "lt: repeated words at party {p}");
+                assert_look_uniform(words, 64, &[], &format!("lt at party {p}, v={v} w={w}"));
             }
         }
     }

@@ -187,3 +187,25 @@ impl Transport for Tap {
         Ok(msg)
     }
 }
+
+/// The security smoke check on the words one party received: each of the low `bits` bit
+/// positions is set in 40%..60% of them (many standard deviations for uniform bits at the sizes
+/// the tests use, so this cannot flake), no word repeats, and none is one of `secrets`.
+pub(super) fn assert_look_uniform(words: &[u64], bits: u32, secrets: &[u64], what: &str) {
+    let total = words.len();
+    for bit in 0..bits {
+        let set = words.iter().filter(|w| (*w >> bit) & 1 == 1).count();
+        assert!(
+            (total * 4 / 10..=total * 6 / 10).contains(&set),
+            "{what}: bit {bit} set in {set}/{total} received words"
+        );
+    }
+    let distinct: std::collections::HashSet<_> = words.iter().collect();
+    assert_eq!(distinct.len(), total, "{what}: repeated received words");
+    for secret in secrets {
+        assert!(
+            !words.contains(secret),
+            "{what}: received the plaintext {secret:#x}"
+        );
+    }
+}

@@ -1,13 +1,11 @@
 //! All three parties in-process over `run_in_memory`; every result is compared with a plaintext
 //! model (exact in Z_2^64, or within the documented truncation bound for fixed point).
 
-use std::collections::HashSet;
-
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-use super::test_util::{Tap, block_on, measure, open, run3, session, word};
+use super::test_util::{Tap, assert_look_uniform, block_on, measure, open, run3, session, word};
 use super::{Rep3Session, Rep3Share};
 use crate::MpcError;
 use crate::fixed::FixedPoint;
@@ -552,25 +550,13 @@ fn received_multiplication_messages_look_uniform_and_hide_the_inputs() {
             } else {
                 64
             };
-            for bit in 0..bits {
-                let set = words.iter().filter(|w| (*w >> bit) & 1 == 1).count();
-                assert!(
-                    (total * 4 / 10..=total * 6 / 10).contains(&set),
-                    "{op}: bit {bit} received by party {p} set in {set}/{total} runs, x=y={v}"
-                );
-            }
-            let distinct: HashSet<_> = words.iter().collect();
-            assert_eq!(
-                distinct.len(),
-                total,
-                "{op}: repeated words at party {p}, x=y={v}"
+            let secrets = [v, v.wrapping_mul(v), v.wrapping_mul(v) >> F, 0];
+            assert_look_uniform(
+                words,
+                bits,
+                &secrets,
+                &format!("{op} at party {p}, x=y={v}"),
             );
-            for secret in [v, v.wrapping_mul(v), v.wrapping_mul(v) >> F, 0] {
-                assert!(
-                    !words.contains(&secret),
-                    "{op}: party {p} received the plaintext {secret}, x=y={v}"
-                );
-            }
         }
     }
 }
