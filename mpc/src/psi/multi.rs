@@ -85,6 +85,7 @@
 //! # Memory
 //! A party keeps the lists it must forward (32 bytes per point, in full: a uniform shuffle needs
 //! the whole list) and, at the combiner and the final party, 16-byte tags of the lists it compares.
+//! The random points of a padded list are drawn batch by batch as it is sent.
 //!
 //! # Bad input
 //! Duplicate or over-long ids are refused before anything is sent ([`validate_ids`]). A point that
@@ -100,7 +101,8 @@ use std::collections::HashMap;
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::traits::IsIdentity;
 use rand::seq::SliceRandom;
-use rand_core::CryptoRng;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, SeedableRng};
 use rayon::prelude::*;
 use sha2::{Digest, Sha512};
 
@@ -366,16 +368,16 @@ where
                     Source::Points(held.remove(&owner).unwrap_or_default())
                 }
                 Stream::CandOut { .. } | Stream::Final => {
-                    let (points, mask) = pad(&cand, tr.len, rng)?;
-                    real = mask;
-                    Source::Points(points)
+                    let padded = Padded::new(std::mem::take(&mut cand), tr.len, batch, rng)?;
+                    real.clone_from(&padded.real);
+                    Source::Padded(Box::new(padded))
                 }
                 Stream::CandBack { .. } => Source::Points(std::mem::take(&mut trip)),
             };
             out.push((i, source));
         }
         let received = ctx
-            .step(round, step, &out, &mut prog, &mut progress)
+            .step(round, step, &mut out, &mut prog, &mut progress)
             .await?;
         round = round.wrapping_add(step_rounds(step, batch) as u32);
         for (i, mut points) in received {
@@ -630,6 +632,73 @@ enum Source {
     Own,
     /// Points already at hand.
     Points(Vec<Point>),
+    /// A padded candidate list, its random points drawn batch by batch as they go.
+    Padded(Box<Padded>),
+}
+
+/// The candidates `cand` (shuffled) at the positions `real` marks, uniformly random points
+/// elsewhere: `real` has `cand.len()` marks among `len` positions, uniformly placed.
+struct Padded {
+    cand: Vec<Point>,
+    real: Vec<bool>,
+    /// Candidates before each batch.
+    before: Vec<usize>,
+    rng: ChaCha20Rng,
+}
+
+impl Padded {
+    fn new<R: CryptoRng + ?Sized>(
+        mut cand: Vec<Point>,
+        len: u64,
+        batch: u64,
+        rng: &mut R,
+    ) -> Result<Self, MpcError> {
+        let len = len as usize;
+        if cand.len() > len {
+            return Err(MpcError::LengthMismatch {
+                what: "PSI candidates (more than the smallest set)",
+                expected: len,
+                got: cand.len(),
+            });
+        }
+        cand.shuffle(rng);
+        let mut real = vec![false; len];
+        real[..cand.len()].fill(true);
+        real.shuffle(rng);
+        let before = (0..Batches::new(len as u64, batch).count())
+            .scan(0usize, |seen, k| {
+                let start = *seen;
+                let range = Batches::new(len as u64, batch).range(k);
+                *seen += real[range].iter().filter(|r| **r).count();
+                Some(start)
+            })
+            .collect();
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        Ok(Self {
+            cand,
+            real,
+            before,
+            rng: ChaCha20Rng::from_seed(seed),
+        })
+    }
+
+    /// The entries at `range` (batch `k`).
+    fn batch(&mut self, k: u64, range: std::ops::Range<usize>) -> Vec<Point> {
+        let real = &self.real[range];
+        let mut next = self.before.get(k as usize).copied().unwrap_or(0);
+        let mut random = random_points(real.iter().filter(|r| !**r).count(), &mut self.rng);
+        real.iter()
+            .map(|&r| {
+                if r {
+                    next += 1;
+                    self.cand[next - 1]
+                } else {
+                    random.pop().unwrap_or_default()
+                }
+            })
+            .collect()
+    }
 }
 
 /// What a party needs to move lists.
@@ -651,12 +720,12 @@ impl<T: Transport, I: AsRef<[u8]> + Sync> Ctx<'_, T, I> {
         &self,
         first_round: u32,
         step: &[Transfer],
-        out: &[(usize, Source)],
+        out: &mut [(usize, Source)],
         prog: &mut PsiProgress,
         progress: &mut impl FnMut(PsiProgress),
     ) -> Result<Vec<(usize, Vec<Point>)>, MpcError> {
         let m = self.chain.len();
-        for (i, source) in out {
+        for (i, source) in out.iter() {
             if let Source::Points(points) = source
                 && points.len() as u64 != step[*i].len
             {
@@ -677,15 +746,19 @@ impl<T: Transport, I: AsRef<[u8]> + Sync> Ctx<'_, T, I> {
             let round = first_round.wrapping_add(k as u32);
             for q in (0..m).filter(|&q| q != self.pos) {
                 let mut msg = Vec::new();
-                for (i, source) in out.iter().filter(|(i, _)| step[*i].to == q) {
+                for (i, source) in out.iter_mut().filter(|(i, _)| step[*i].to == q) {
                     let range = Batches::new(step[*i].len, self.batch).range(k);
-                    let blinded;
+                    let made;
                     let points: &[Point] = match source {
                         Source::Own => {
-                            blinded = blind(self.key, self.hasher, &self.own[range]);
-                            &blinded
+                            made = blind(self.key, self.hasher, &self.own[range]);
+                            &made
                         }
                         Source::Points(points) => &points[range],
+                        Source::Padded(padded) => {
+                            made = padded.batch(k, range);
+                            &made
+                        }
                     };
                     msg.reserve(COUNT_LEN + points.len() * POINT_LEN);
                     msg.extend_from_slice(&(points.len() as u32).to_le_bytes());
@@ -790,23 +863,12 @@ fn member(sorted: &[u128], point: &Point) -> bool {
     sorted.binary_search(&tag_of(point, 16)).is_ok()
 }
 
-/// `cand` topped up with uniformly random points to `len` entries, shuffled; and which are real.
-fn pad<R: CryptoRng + ?Sized>(
-    cand: &[Point],
-    len: u64,
-    rng: &mut R,
-) -> Result<(Vec<Point>, Vec<bool>), MpcError> {
-    let len = len as usize;
-    let dummies = len
-        .checked_sub(cand.len())
-        .ok_or(MpcError::LengthMismatch {
-            what: "PSI candidates (more than the smallest set)",
-            expected: len,
-            got: cand.len(),
-        })?;
-    let mut seeds = vec![[0u8; 64]; dummies];
+/// `count` uniformly random points (each from 64 random bytes, as `from_uniform_bytes` maps them),
+/// compressed.
+fn random_points<R: CryptoRng + ?Sized>(count: usize, rng: &mut R) -> Vec<Point> {
+    let mut seeds = vec![[0u8; 64]; count];
     seeds.iter_mut().for_each(|s| rng.fill_bytes(s));
-    let random: Vec<Point> = seeds
+    seeds
         .par_chunks(CHUNK)
         .flat_map_iter(|chunk| {
             let points: Vec<RistrettoPoint> = chunk
@@ -817,14 +879,7 @@ fn pad<R: CryptoRng + ?Sized>(
                 .into_iter()
                 .map(|c| c.to_bytes())
         })
-        .collect();
-    let mut entries: Vec<(Point, bool)> = cand
-        .iter()
-        .map(|p| (*p, true))
-        .chain(random.into_iter().map(|p| (p, false)))
-        .collect();
-    entries.shuffle(rng);
-    Ok(entries.into_iter().unzip())
+        .collect()
 }
 
 fn id_tag_prefix(job_id: &str) -> Sha512 {

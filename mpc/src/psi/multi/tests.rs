@@ -542,3 +542,37 @@ proptest! {
         check(&sets, mode, &run_n(&sets, mode, batch));
     }
 }
+
+#[test]
+fn a_padded_list_holds_every_candidate_once_among_fresh_random_points() {
+    let mut rng = ChaCha20Rng::from_seed([5; 32]);
+    let cand = random_points(13, &mut rng);
+    let mut padded = Padded::new(cand.clone(), 40, 7, &mut rng).unwrap();
+    let real = padded.real.clone();
+    let list: Vec<Point> = (0..6u64)
+        .flat_map(|k| padded.batch(k, Batches::new(40, 7).range(k)))
+        .collect();
+    assert_eq!(list.len(), 40);
+    assert_eq!(real.iter().filter(|r| **r).count(), 13);
+    let reals: HashSet<Point> = list
+        .iter()
+        .zip(&real)
+        .filter(|(_, r)| **r)
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(reals, cand.iter().copied().collect());
+    assert_eq!(
+        list.iter().collect::<HashSet<_>>().len(),
+        40,
+        "dummies are fresh"
+    );
+    assert_eq!(
+        check_points(&list.concat()),
+        Ok(()),
+        "dummies are valid points"
+    );
+    assert!(
+        Padded::new(cand, 12, 7, &mut rng).is_err(),
+        "more candidates than room"
+    );
+}
