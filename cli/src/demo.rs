@@ -117,17 +117,11 @@ async fn run_join(args: JoinDemoArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    let mut bar = (!args.json).then(print::JobBar::new);
-    let report = treaty_party::demo_join::run(&opts, |job| {
-        if let Some(bar) = &mut bar {
-            bar.update(job);
-        }
-    })
-    .await
-    .context("the join demo failed")?;
-    if let Some(bar) = bar {
-        bar.finish_silently();
-    }
+    let mut bar = print::JobBar::shown(!args.json);
+    let report = treaty_party::demo_join::run(&opts, |job| bar.update(job))
+        .await
+        .context("the join demo failed")?;
+    bar.finish_silently();
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -246,17 +240,11 @@ async fn run_psi(args: PsiDemoArgs) -> anyhow::Result<ExitCode> {
             100.0 * opts.overlap
         );
     }
-    let mut bar = (!args.json).then(print::JobBar::new);
-    let report = treaty_party::demo_psi::run(&opts, |job| {
-        if let Some(bar) = &mut bar {
-            bar.update(job);
-        }
-    })
-    .await
-    .context("the PSI demo failed")?;
-    if let Some(bar) = bar {
-        bar.finish_silently();
-    }
+    let mut bar = print::JobBar::shown(!args.json);
+    let report = treaty_party::demo_psi::run(&opts, |job| bar.update(job))
+        .await
+        .context("the PSI demo failed")?;
+    bar.finish_silently();
     let sizes_agree = report.secure_size.values().all(|&s| s == report.clear_size);
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -328,17 +316,11 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             opts.rows
         );
     }
-    let mut bar = (!args.json).then(print::JobBar::new);
-    let report = treaty_party::demo::run(&opts, |job| {
-        if let Some(bar) = &mut bar {
-            bar.update(job);
-        }
-    })
-    .await
-    .context("the demo failed")?;
-    if let Some(bar) = bar {
-        bar.finish_silently();
-    }
+    let mut bar = print::JobBar::shown(!args.json);
+    let report = treaty_party::demo::run(&opts, |job| bar.update(job))
+        .await
+        .context("the demo failed")?;
+    bar.finish_silently();
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -267,7 +267,16 @@ pub(crate) struct JobBar {
 
 impl JobBar {
     pub(crate) fn new() -> Self {
-        let bar = ProgressBar::new(1000);
+        Self::shown(true)
+    }
+
+    /// A bar that draws only if `show` (otherwise every update is a no-op).
+    pub(crate) fn shown(show: bool) -> Self {
+        let bar = if show {
+            ProgressBar::new(1000)
+        } else {
+            ProgressBar::hidden()
+        };
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:40} {percent:>3}% {msg}",
