@@ -31,8 +31,8 @@
 //! ```
 //!
 //! A `stats` job over vertically split data adds a `[join]` (two data parties, whose rows are
-//! aligned by PSI, and a helper: an input without a dataset; or three data parties), names columns and filters as
-//! `party.column`, and may give several filters (all must hold):
+//! aligned by PSI, and a helper: an input without a dataset; or three data parties), names columns
+//! and filters as `party.column`, and may give several filters (all must hold):
 //!
 //! ```text
 //! [[inputs]]

@@ -257,7 +257,8 @@ pub fn is_job_id(id: &str) -> bool {
 }
 
 /// Checks a `stats` job with a join: three inputs (two or three data parties named in
-/// `id_columns`, the rest a helper), id columns of text or integers, and `party.column` names for columns and filters.
+/// `id_columns`, the rest a helper), id columns of text or integers, and `party.column` names for
+/// columns and filters.
 fn check_join_stats(
     spec: &JobSpec,
     stats: &StatsJob,

@@ -688,7 +688,8 @@ impl JobRun {
                 };
                 if rounds >= JOIN_ROUND {
                     return Err(PartyError::Rejected(format!(
-                        "the inline PSI took {rounds} rounds, more than the {JOIN_ROUND} a join allows"
+                        "the inline PSI took {rounds} rounds, more than the {JOIN_ROUND} a join \
+                         allows"
                     )));
                 }
                 let matched = matched.ok_or_else(|| {

@@ -12,13 +12,13 @@
 //! [`chain`] orders the parties `P_1, …, P_m`: the last, `P_m`, is the *final party* (the receiver;
 //! with several receivers the highest-indexed one), the others follow in index order, so `P_1` —
 //! the combiner — is the lowest-indexed party that is not final. `k_i` is `P_i`'s fresh secret
-//! exponent, `X_i` its ids, `X^{[S]}` the points `(Π_{i∈S} k_i)·H(x)` for `x ∈ X`, `I_j` the partial
-//! intersection `X_1 ∩ … ∩ X_j`, and `pad(·)` a list topped up with uniformly random points to a
-//! public length and shuffled (the combiner remembers which entries are real).
+//! exponent, `X_i` its ids, `X^{[S]}` the points `(Π_{i∈S} k_i)·H(x)` for `x ∈ X`, `I_j` the
+//! partial intersection `X_1 ∩ … ∩ X_j`, and `pad(·)` a list topped up with uniformly random points
+//! to a public length and shuffled (the combiner remembers which entries are real).
 //!
 //! ```text
 //!  step 1     P_1 ─X_1^{[1]}─► P_2 ─X_2^{[2]}─► P_1 ; P_j ─X_j^{[j]}─► P_{j−1} (j ≥ 3)
-//!  step 2     P_2 ─shuffled X_1^{[1,2]}─► P_1          I_2^{[1,2]} = X_1^{[1,2]} ∩ X_2^{[1,2]} at P_1
+//!  step 2     P_2 ─shuffled X_1^{[1,2]}─► P_1     I_2^{[1,2]} = X_1^{[1,2]} ∩ X_2^{[1,2]} at P_1
 //!  step h     X_j (3 ≤ j ≤ m−1) moves down the chain to P_1, re-blinded and shuffled at every hop;
 //!             X_m moves down to P_1 and back up to P_m, re-blinded, in place (shuffled in the
 //!             cardinality mode), arriving as X_m^{[1..m]}
@@ -30,8 +30,8 @@
 //! ```
 //!
 //! A party compares two lists only when they carry the same product of exponents, and every such
-//! pair is one the protocol means to compare: `P_1` holds `[1..j]` lists of `X_j` and `I_{j−1}` only,
-//! in orders it cannot link to ids (`P_2` shuffled `X_1`, the parties between `P_j` and `P_1`
+//! pair is one the protocol means to compare: `P_1` holds `[1..j]` lists of `X_j` and `I_{j−1}`
+//! only, in orders it cannot link to ids (`P_2` shuffled `X_1`, the parties between `P_j` and `P_1`
 //! shuffled `X_j`, and `P_1` cannot tell which of its ids is in `I_{j−1}`); nobody else ever holds
 //! two lists under the same product, except `P_m` at `[1..m]`. The padded length for `P_j` is
 //! `min(|X_1|, …, |X_{j−1}|)`, known to all from the header.
@@ -42,9 +42,9 @@
 //!   its ids), in the common order; the final party learns nothing else (the padded list hides
 //!   `|I_{m−1}|`); the combiner `P_1` also learns `|X_1 ∩ X_2|, |X_1 ∩ X_2 ∩ X_3|, …, |I_{m−1}|`
 //!   (one number for three parties) but not which ids; every other party learns nothing else.
-//! - [`MultiPsiMode::CardinalityTo`]`(r)`: `r` (the final party) learns `|X_1 ∩ … ∩ X_m|` only — its
-//!   own list comes back shuffled by every other party, so it cannot tell which of its ids matched;
-//!   the combiner learns the same partial sizes as above.
+//! - [`MultiPsiMode::CardinalityTo`]`(r)`: `r` (the final party) learns `|X_1 ∩ … ∩ X_m|` only —
+//!   its own list comes back shuffled by every other party, so it cannot tell which of its ids
+//!   matched; the combiner learns the same partial sizes as above.
 //!
 //! Collusion: a coalition learns at least what its members learn; in particular `P_2` with `P_m`
 //! (or with any `P_j` that handles the padded list) can tell real from dummy entries and so learn
@@ -71,16 +71,18 @@
 //!
 //! A list sent costs its sender `32` bytes per point plus `4` bytes per round of its step. Per
 //! party, with `n_i = |X_i|` and `L_j = min(n_1, …, n_{j−1})`:
-//! - `P_1` sends `X_1`, `X_m` (last hop up), `pad(I_{j−1})` for `3 ≤ j ≤ m`: `32·(n_1 + n_m + Σ L_j)`;
+//! - `P_1` sends `X_1`, `X_m` (last hop up) and `pad(I_{j−1})` for `3 ≤ j ≤ m`:
+//!   `32·(n_1 + n_m + Σ_j L_j)`;
 //! - `P_2` sends `X_1` (re-blinded), `X_2` and every `X_j`, `j ≥ 3`, on its way: `32·Σ_i n_i`;
-//! - `P_j`, `3 ≤ j ≤ m − 1`, sends `X_j`, `X_{j'}` for `j' > j`, and `pad(I_{j−1})`: `32·(Σ_{i≥j} n_i + L_j)`;
+//! - `P_j`, `3 ≤ j ≤ m − 1`, sends `X_j`, every `X_{j'}` for `j' > j` on its way, and
+//!   `pad(I_{j−1})` back: `32·(Σ_{i≥j} n_i + L_j)`;
 //! - `P_m` sends `X_m` and, to each other receiver, `16` bytes per id of the intersection;
 //!
 //! plus `28` bytes of header to each peer. Curve work: one hash to the group and one scalar
 //! multiplication per point a party blinds or re-blinds (one per point it receives, except its own
 //! lists coming home), one decompression per point it receives, batch compression throughout
-//! (rayon over every core). For `m = 3` and `n` ids each: `P_1` and `P_2` each send `3·32·n` bytes and
-//! do `3n` scalar multiplications, `P_3` sends `32·n` and does `2n`.
+//! (rayon over every core). For `m = 3` and `n` ids each: `P_1` and `P_2` each send `3·32·n` bytes
+//! and do `3n` scalar multiplications, `P_3` sends `32·n` and does `2n`.
 //!
 //! # Memory
 //! A party keeps the lists it must forward (32 bytes per point, in full: a uniform shuffle needs
@@ -780,8 +782,11 @@ impl<T: Transport, I: AsRef<[u8]> + Sync> Ctx<'_, T, I> {
                         from,
                         index: start + index as u64,
                     };
-                    let coming_home = matches!(tr.stream, Stream::Pass { owner, .. } if owner == tr.to)
-                        || matches!(tr.stream, Stream::CandBack { .. });
+                    let coming_home = match tr.stream {
+                        Stream::Pass { owner, .. } => owner == tr.to,
+                        Stream::CandBack { .. } => true,
+                        Stream::CandOut { .. } | Stream::Final => false,
+                    };
                     if coming_home {
                         check_points(points).map_err(bad)?;
                         list.extend(points.chunks_exact(POINT_LEN).map(to_point));

@@ -168,7 +168,7 @@ fn cost_matches_the_documented_count() {
         assert_eq!(o.rounds as u64, 1 + r1 + r2 + r3, "party {p}");
         assert_eq!(c.rounds, 1 + r1 + r2 + r3, "party {p}");
     }
-    // To all: the final party also hands 16 bytes per id of the intersection to each other receiver.
+    // To all: the final party also hands each other receiver 16 bytes per id of the intersection.
     let out = run_n(
         &s,
         MultiPsiMode::IntersectionTo(PartySet::all(3)),
