@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 
+use super::boolean_tests::msb_bytes;
 use super::exp::EXP_COEFFS;
 use super::sigmoid::SIGMOID_COEFFS;
 use super::test_util::{measure, open, run3};
@@ -475,14 +476,6 @@ fn cost_powers_fixed() {
     // x^2 | x^3, x^4 | x^8 (from x^4·x^4) — 3 levels, 4 products, no final truncation.
     let out = cost!(|s, x| s.powers_fixed(&x, &[3, 8], F).await.unwrap());
     assert_eq!(out, vec![(6, 32 * n, 3); 3]);
-}
-
-/// Bytes per party of `msb` on `n` elements: one packed AND round per width (see compare.rs).
-fn msb_bytes(n: u64) -> u64 {
-    [63u64, 62, 61, 29, 15, 7, 3, 1]
-        .iter()
-        .map(|w| 8 * (n * w).div_ceil(64))
-        .sum()
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! the workload's own inputs), costs exactly the documented rounds and bytes, and cases are
 //! validated, enumerated and named as documented.
 
+use super::boolean_tests::msb_bytes;
 use super::test_util::{open, open_bits, run3};
 use super::workload::{
     self, Case, DEFAULT_MATRICES, DEFAULT_NS, FRAC_BITS, INPUT_BOUND, Layout, Op, Output, Shape,
@@ -129,14 +130,6 @@ fn matmul_is_the_truncated_matrix_product_of_the_inputs() {
 /// `(rounds, bytes sent, messages sent)` of one party.
 fn cost(t: &CounterSnapshot) -> (u64, u64, u64) {
     (t.rounds, t.bytes_sent, t.messages_sent)
-}
-
-/// Bytes per party of `lt` on `n` elements, as documented in `compare.rs`.
-fn msb_bytes(n: u64) -> u64 {
-    [63u64, 62, 61, 29, 15, 7, 3, 1]
-        .iter()
-        .map(|w| 8 * (n * w).div_ceil(64))
-        .sum()
 }
 
 #[test]
