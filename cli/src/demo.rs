@@ -85,13 +85,16 @@ struct JoinDemoArgs {
     json: bool,
 }
 
-async fn run_join(args: JoinDemoArgs) -> anyhow::Result<ExitCode> {
-    if !(0.0..=1.0).contains(&args.overlap) {
-        anyhow::bail!("--overlap must be between 0 and 1, got {}", args.overlap);
+/// Checks `--overlap` (a share, 0 to 1) and makes the demo's temporary directory.
+fn overlap_demo_dir(prefix: &str, overlap: f64) -> anyhow::Result<tempfile::TempDir> {
+    if !(0.0..=1.0).contains(&overlap) {
+        anyhow::bail!("--overlap must be between 0 and 1, got {overlap}");
     }
-    let tmp = tempfile::Builder::new()
-        .prefix("treaty-demo-join-")
-        .tempdir()?;
+    Ok(tempfile::Builder::new().prefix(prefix).tempdir()?)
+}
+
+async fn run_join(args: JoinDemoArgs) -> anyhow::Result<ExitCode> {
+    let tmp = overlap_demo_dir("treaty-demo-join-", args.overlap)?;
     let mut opts = JoinDemoOptions::new(args.dir.clone().unwrap_or_else(|| tmp.path().into()));
     opts.rows = args.rows;
     opts.overlap = args.overlap;
@@ -212,12 +215,7 @@ fn parse_psi_parties(s: &str) -> Result<PsiParties, String> {
 }
 
 async fn run_psi(args: PsiDemoArgs) -> anyhow::Result<ExitCode> {
-    if !(0.0..=1.0).contains(&args.overlap) {
-        anyhow::bail!("--overlap must be between 0 and 1, got {}", args.overlap);
-    }
-    let tmp = tempfile::Builder::new()
-        .prefix("treaty-demo-psi-")
-        .tempdir()?;
+    let tmp = overlap_demo_dir("treaty-demo-psi-", args.overlap)?;
     let mut opts = PsiDemoOptions::new(args.dir.clone().unwrap_or_else(|| tmp.path().into()));
     opts.rows = args.rows;
     opts.overlap = args.overlap;

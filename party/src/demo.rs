@@ -217,12 +217,8 @@ async fn analyst_side(
         plaintext,
         max_abs_error,
         within_bound,
-        rounds: job.parties.iter().map(|p| p.rounds).max().unwrap_or(0),
-        bytes_sent_per_party: job
-            .parties
-            .iter()
-            .map(|p| (p.party.clone(), p.bytes_sent))
-            .collect(),
+        rounds: max_rounds(&job),
+        bytes_sent_per_party: bytes_sent(&job),
         bytes_received_per_party: job
             .parties
             .iter()
@@ -261,4 +257,17 @@ pub fn clear_reference(
         }
     }
     Ok(StatsResult::plaintext(&opts.columns, &columns))
+}
+
+/// The most data-plane rounds any party of `job` ran.
+pub(crate) fn max_rounds(job: &pb::Job) -> u64 {
+    job.parties.iter().map(|p| p.rounds).max().unwrap_or(0)
+}
+
+/// Data-plane payload bytes each party of `job` sent.
+pub(crate) fn bytes_sent(job: &pb::Job) -> BTreeMap<String, u64> {
+    job.parties
+        .iter()
+        .map(|p| (p.party.clone(), p.bytes_sent))
+        .collect()
 }

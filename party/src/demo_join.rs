@@ -325,12 +325,8 @@ pub async fn run(
         plaintext,
         max_abs_error,
         within_bound,
-        rounds: job.parties.iter().map(|p| p.rounds).max().unwrap_or(0),
-        bytes_sent_per_party: job
-            .parties
-            .iter()
-            .map(|p| (p.party.clone(), p.bytes_sent))
-            .collect(),
+        rounds: crate::demo::max_rounds(&job),
+        bytes_sent_per_party: crate::demo::bytes_sent(&job),
         seconds,
         stats_seconds,
         frac_bits: opts.frac_bits,

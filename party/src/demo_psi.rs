@@ -273,12 +273,8 @@ pub async fn run(
         clear_size: clear.len() as u64,
         aligned,
         seconds,
-        rounds: job.parties.iter().map(|p| p.rounds).max().unwrap_or(0),
-        bytes_sent_per_party: job
-            .parties
-            .iter()
-            .map(|p| (p.party.clone(), p.bytes_sent))
-            .collect(),
+        rounds: crate::demo::max_rounds(&job),
+        bytes_sent_per_party: crate::demo::bytes_sent(&job),
         tls: !opts.insecure,
     })
 }
