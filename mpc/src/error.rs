@@ -50,6 +50,22 @@ pub enum MpcError {
         /// Number of parties the bound was computed for.
         parties: usize,
     },
+    /// A feature value is not finite or beyond the accepted range (after standardisation).
+    #[error("column {column:?}, aligned row {row}: value is not finite or beyond ±{limit} (standardised)")]
+    FeatureRange {
+        /// The column.
+        column: String,
+        /// The aligned row (0-based).
+        row: usize,
+        /// The largest magnitude accepted.
+        limit: f64,
+    },
+    /// A logistic-regression label that is not 0 or 1.
+    #[error("label at aligned row {row} is not 0 or 1")]
+    BadLabel {
+        /// The aligned row (0-based).
+        row: usize,
+    },
     /// A column of a vertical `stats` job whose sums could leave the 64-bit ring.
     #[error(
         "column {column:?}: Σ|x| or Σx² over the {rows} aligned rows exceeds the exact 64-bit range \

@@ -21,6 +21,8 @@
 //! - [`vstats`]: the same over vertically split data aligned by PSI, on [`rep3`] (two data
 //!   parties and a helper);
 //! - [`rep3`]: three-party replicated sharing (ABY3-style): mul, matmul, fixed-point truncation;
+//! - [`glm`]: logistic and linear regression trained and applied on [`rep3`] shares over
+//!   vertically split data, with a plaintext reference;
 //! - [`psi`]: ECDH-PSI on Ristretto255 (two parties, or three or more in [`psi::multi`]), streamed
 //!   in batches, with a common order of the intersection for aligning vertically split rows;
 //! - [`output`]: sealing an output share to the recipient with HPKE (RFC 9180) and opening it.
@@ -32,6 +34,7 @@
 
 pub mod error;
 pub mod fixed;
+pub mod glm;
 pub mod output;
 pub mod psi;
 pub mod rep3;

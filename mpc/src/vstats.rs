@@ -247,7 +247,8 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
         }
     }
 
-    let rows = header(transport, first_round, layout, input).await?;
+    let mine = input.digest.as_ref().map(|d| (input.rows, d));
+    let rows = agree_rows(transport, first_round, &layout.data_parties, mine).await?;
     if rows == 0 {
         return Err(MpcError::EmptyIntersection);
     }
@@ -354,19 +355,27 @@ fn encode_column(
     Ok(())
 }
 
-/// Round 0: the data parties announce `N` (and compare their alignment digests); returns `N`.
-async fn header<T: Transport>(
+/// One round (`round`): every data party announces its number `N` of aligned rows to both peers
+/// and its alignment digest to the other data parties; everyone checks that the data parties
+/// agree. `mine` is `Some((N, digest))` at a data party and `None` at a helper (which learns `N`
+/// and nothing else). Returns `N`.
+pub(crate) async fn agree_rows<T: Transport>(
     transport: &T,
     round: u32,
-    layout: &VerticalLayout,
-    input: &VerticalInput,
+    data_parties: &[PartyIndex],
+    mine: Option<(usize, &[u8; DIGEST_LEN])>,
 ) -> Result<usize, MpcError> {
     let me = transport.me();
-    let is_data = |p: PartyIndex| layout.data_parties.contains(&p);
-    let got = exchange(transport, round, |peer| match &input.digest {
+    let is_data = |p: PartyIndex| data_parties.contains(&p);
+    if is_data(me) != mine.is_some() {
+        return Err(MpcError::BadParams(
+            "this party's input does not match its role (data party or helper)",
+        ));
+    }
+    let got = exchange(transport, round, |peer| match mine {
         None => Vec::new(),
-        Some(digest) => {
-            let mut m = (input.rows as u64).to_le_bytes().to_vec();
+        Some((rows, digest)) => {
+            let mut m = (rows as u64).to_le_bytes().to_vec();
             if is_data(peer) {
                 m.extend_from_slice(digest);
             }
@@ -374,7 +383,7 @@ async fn header<T: Transport>(
         }
     })
     .await?;
-    let mut rows = is_data(me).then_some(input.rows);
+    let mut rows = mine.map(|(rows, _)| rows);
     for (from, msg) in got.iter().enumerate() {
         let Some(msg) = msg else { continue };
         if !is_data(from) {
@@ -411,17 +420,17 @@ async fn header<T: Transport>(
             }
             _ => rows = Some(n),
         }
-        if let Some(digest) = &input.digest {
+        if let Some((_, digest)) = mine {
             // Both sides know the ids; a plain comparison leaks nothing new.
             if msg[8..] != digest[..] {
                 return Err(MpcError::ProtocolMismatch {
                     from,
-                    what: "aligned ids (the two data parties hold different intersections)",
+                    what: "aligned ids (the data parties hold different intersections)",
                 });
             }
         }
     }
-    rows.ok_or(MpcError::BadParams("vertical stats: no data party"))
+    rows.ok_or(MpcError::BadParams("no data party"))
 }
 
 /// Turns the reconstructed words `[count, Σx̃_0, Σq_0, …]` (Z_2^64) into the Z_2^128 totals of

@@ -1,0 +1,459 @@
+//! Secure training against the f64 reference ([`plain::train`]) on the same standardised rows,
+//! schedule and effective steps: synthetic data with a known model, and the real Breast Cancer
+//! Wisconsin data split across three parties.
+
+use super::*;
+use crate::transport::{CounterSnapshot, DEFAULT_MAX_MESSAGE, InMemoryTransport, run_in_memory};
+use rand::RngExt;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+/// The accepted gap between secure and f64 weights (the bound).
+const WEIGHT_TOLERANCE: f64 = 5e-4;
+
+/// A clear joined table: raw feature columns, their owners, the label and its owner.
+#[derive(Clone)]
+struct Table {
+    columns: Vec<Vec<f64>>,
+    owners: Vec<PartyIndex>,
+    label: Vec<f64>,
+    label_owner: PartyIndex,
+}
+
+impl Table {
+    fn rows(&self) -> usize {
+        self.label.len()
+    }
+
+    /// Every column standardised by its owner over the training rows, as a party does.
+    fn standardised(&self, train: Range<usize>) -> Vec<Vec<f64>> {
+        self.columns
+            .iter()
+            .map(|c| {
+                let s = Standardizer::fit(&c[train.clone()]).unwrap();
+                c.iter().map(|&x| s.apply(x)).collect()
+            })
+            .collect()
+    }
+
+    fn layout(&self) -> GlmLayout {
+        GlmLayout {
+            feature_owners: self.owners.clone(),
+            label_owner: Some(self.label_owner),
+        }
+    }
+}
+
+/// `rows` records with `features` standard-normal-ish features, owners round-robin over
+/// `owners`, and labels drawn from a logistic model with coefficients in ±1.5 and intercept
+/// `bias` (negative for rare positives).
+fn synthetic(
+    rows: usize,
+    features: usize,
+    owners: &[PartyIndex],
+    label_owner: PartyIndex,
+    bias: f64,
+    seed: u64,
+) -> Table {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let beta: Vec<f64> = (0..features)
+        .map(|_| rng.random_range(-1.5..1.5))
+        .collect();
+    let columns: Vec<Vec<f64>> = (0..features)
+        .map(|c| {
+            // Different units per column (the standardisation must handle them).
+            let (shift, scale) = [(0.0, 1.0), (50.0, 12.0), (1000.0, 400.0)][c % 3];
+            (0..rows)
+                .map(|_| shift + scale * (rng.random::<f64>() + rng.random::<f64>() - 1.0) * 2.4)
+                .collect()
+        })
+        .collect();
+    let label = (0..rows)
+        .map(|j| {
+            let z: f64 = bias
+                + (0..features)
+                    .map(|c| {
+                        let (shift, scale) = [(0.0, 1.0), (50.0, 12.0), (1000.0, 400.0)][c % 3];
+                        beta[c] * (columns[c][j] - shift) / scale
+                    })
+                    .sum::<f64>();
+            f64::from(u8::from(rng.random::<f64>() < plain::sigmoid(z)))
+        })
+        .collect();
+    Table {
+        columns,
+        owners: (0..features).map(|c| owners[c % owners.len()]).collect(),
+        label,
+        label_owner,
+    }
+}
+
+/// The real data: `mean_*` at party 0, `*_error` at party 1, `worst_*` and the label at party 2.
+fn wdbc() -> Table {
+    let text = include_str!("../../../data/wdbc.csv");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header.len(), 32);
+    let mut columns = vec![Vec::new(); 30];
+    let mut label = Vec::new();
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        for (c, cell) in cells[1..31].iter().enumerate() {
+            columns[c].push(cell.parse::<f64>().unwrap());
+        }
+        label.push(cells[31].parse::<f64>().unwrap());
+    }
+    let owners = header[1..31]
+        .iter()
+        .map(|h| {
+            if h.starts_with("mean_") {
+                0
+            } else if h.ends_with("_error") {
+                1
+            } else {
+                2
+            }
+        })
+        .collect();
+    Table {
+        columns,
+        owners,
+        label,
+        label_owner: 2,
+    }
+}
+
+/// What one secure run produced: the opened weights, the opened held-out logits and every
+/// party's traffic.
+struct Run {
+    weights: Vec<f64>,
+    logits: Vec<f64>,
+    traffic: Vec<CounterSnapshot>,
+}
+
+/// Trains on `train` rows with all three parties in memory (deterministic seeds), then computes
+/// the logits of `test` rows; opens both.
+fn secure(
+    table: &Table,
+    params: &TrainParams,
+    train_rows: Range<usize>,
+    test_rows: Range<usize>,
+    frac_bits: u32,
+) -> Result<Run, MpcError> {
+    let columns = table.standardised(train_rows.clone());
+    secure_on(columns, table, params, train_rows, test_rows, frac_bits)
+}
+
+/// [`secure`] on given (standardised) columns.
+fn secure_on(
+    columns: Vec<Vec<f64>>,
+    table: &Table,
+    params: &TrainParams,
+    train_rows: Range<usize>,
+    test_rows: Range<usize>,
+    frac_bits: u32,
+) -> Result<Run, MpcError> {
+    let layout = table.layout();
+    let names: Vec<String> = (0..layout.feature_owners.len())
+        .map(|c| format!("c{c}"))
+        .collect();
+    let (rows, label) = (table.rows(), table.label.clone());
+    let params = params.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outs = runtime
+        .block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t: InMemoryTransport| {
+            let me = t.me();
+            let layout = layout.clone();
+            let names = names.clone();
+            let params = params.clone();
+            let (fit, test) = (train_rows.clone(), test_rows.clone());
+            let input = if layout.data_parties().contains(&me) {
+                let own = layout
+                    .features_of(me)
+                    .iter()
+                    .map(|&c| columns[c].clone())
+                    .collect();
+                let label = (layout.label_owner == Some(me)).then(|| label.clone());
+                GlmInput::data(rows, own, label, [7; DIGEST_LEN])
+            } else {
+                Ok(GlmInput::helper())
+            };
+            async move {
+                let input = input?;
+                let ids: Vec<String> = (0..3).map(|i| format!("p{i}")).collect();
+                let ctx = SessionContext {
+                    job_id: "glm-test",
+                    party_ids: &ids,
+                };
+                let mut rng = ChaCha20Rng::seed_from_u64(1000 + me as u64);
+                let (mut s, n) = setup(&t, ctx, 0, &layout, &input, &mut rng).await?;
+                let data = share(
+                    &mut s,
+                    n,
+                    &layout,
+                    &input,
+                    &names,
+                    params.kind,
+                    params.fit_intercept,
+                    frac_bits,
+                )
+                .await?;
+                let model = train(&mut s, &data, fit, &params, frac_bits, |_, _| {}).await?;
+                let logits = predict(&mut s, &model, &data, test).await?;
+                Ok::<_, MpcError>((
+                    model.output_share().values().to_vec(),
+                    logits.a().to_vec(),
+                    t.counters().snapshot(),
+                ))
+            }
+        }))
+        .unwrap();
+    let mut parts = Vec::new();
+    for o in outs {
+        parts.push(o?);
+    }
+    let sum = |f: fn(&(Vec<u64>, Vec<u64>, CounterSnapshot)) -> &Vec<u64>| -> Vec<u64> {
+        (0..f(&parts[0]).len())
+            .map(|j| {
+                parts
+                    .iter()
+                    .fold(0u64, |acc, p| acc.wrapping_add(f(p)[j]))
+            })
+            .collect()
+    };
+    let fixed = FixedPoint::new(frac_bits)?;
+    Ok(Run {
+        weights: SharedModel::decode_weights(&sum(|p| &p.0), frac_bits),
+        logits: sum(|p| &p.1)
+            .into_iter()
+            .map(|v| fixed.decode(v))
+            .collect(),
+        traffic: parts.iter().map(|p| p.2).collect(),
+    })
+}
+
+fn max_gap(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Trains securely and in f64 and checks the weights (≤ 5e-4 apart), the held-out logits and
+/// the held-out AUC (within 0.001). Returns the run and the reference weights.
+fn check_against_reference(
+    table: &Table,
+    params: &TrainParams,
+    holdout: usize,
+) -> (Run, Vec<f64>) {
+    let n = table.rows();
+    let (train, test) = (0..n - holdout, n - holdout..n);
+    let run = secure(table, params, train.clone(), test.clone(), 16).unwrap();
+    let columns = table.standardised(train.clone());
+    let reference = plain::train(&columns, &table.label, train, params).unwrap();
+    let gap = max_gap(&run.weights, &reference);
+    assert!(
+        gap <= WEIGHT_TOLERANCE,
+        "max weight gap {gap:e}\nsecure    {:?}\nreference {:?}",
+        run.weights,
+        reference
+    );
+    let clear_logits = plain::logits(&columns, &reference, test.clone(), params.fit_intercept);
+    // Logits: the weight gap times Σ|x| plus fixed-point rounding.
+    let logit_gap = max_gap(&run.logits, &clear_logits);
+    assert!(logit_gap < 0.02, "held-out logits differ by {logit_gap}");
+    if params.kind == GlmKind::Logistic {
+        let labels = &table.label[test];
+        if let (Some(a), Some(b)) = (
+            plain::auc(&run.logits, labels),
+            plain::auc(&clear_logits, labels),
+        ) {
+            assert!((a - b).abs() <= 1e-3, "AUC {a} vs {b}");
+        }
+    }
+    (run, reference)
+}
+
+#[test]
+fn logistic_regression_on_breast_cancer_data_matches_f64() {
+    let table = wdbc();
+    let mut params = TrainParams::new(GlmKind::Logistic);
+    params.batch_size = 64;
+    params.epochs = 10;
+    let (run, reference) = check_against_reference(&table, &params, 114);
+    // The model is useful: held-out AUC above 0.95.
+    let labels = &table.label[table.rows() - 114..];
+    assert!(plain::auc(&run.logits, labels).unwrap() > 0.95);
+    assert!(reference.iter().any(|w| w.abs() > 0.1));
+}
+
+#[test]
+fn logistic_regression_with_the_label_at_each_party() {
+    for label_owner in 0..3 {
+        let table = synthetic(1500, 6, &[0, 1, 2], label_owner, 0.0, 10 + label_owner as u64);
+        let mut params = TrainParams::new(GlmKind::Logistic);
+        params.batch_size = 128;
+        params.epochs = 3;
+        params.l2 = 0.01;
+        check_against_reference(&table, &params, 300);
+    }
+}
+
+#[test]
+fn a_party_without_features_helps_and_a_constant_column_is_harmless() {
+    // Features at parties 0 and 2 only, the label at 2: party 1 is a helper.
+    let mut table = synthetic(1200, 5, &[0, 2], 2, -0.5, 21);
+    table.columns[1].fill(42.0);
+    let mut params = TrainParams::new(GlmKind::Logistic);
+    params.batch_size = 100;
+    params.epochs = 4;
+    let (run, _) = check_against_reference(&table, &params, 200);
+    // The constant column standardises to zeros: its weight never moves.
+    assert_eq!(run.weights[1], 0.0);
+    assert_eq!(table.layout().data_parties(), [0, 2]);
+    assert!(run.traffic[1].bytes_sent > 0, "the helper computes");
+}
+
+#[test]
+fn very_imbalanced_labels() {
+    // About 2% positives.
+    let table = synthetic(3000, 6, &[0, 1, 2], 1, -4.5, 31);
+    let positives = table.label.iter().filter(|&&y| y == 1.0).count();
+    assert!((20..=150).contains(&positives), "{positives} positives");
+    let mut params = TrainParams::new(GlmKind::Logistic);
+    params.batch_size = 256;
+    params.epochs = 3;
+    check_against_reference(&table, &params, 600);
+}
+
+#[test]
+fn linear_regression_matches_f64() {
+    let mut table = synthetic(1000, 6, &[0, 1, 2], 0, 0.0, 41);
+    // A continuous target: a linear function of the features plus noise.
+    let mut rng = ChaCha20Rng::seed_from_u64(5);
+    table.label = (0..table.rows())
+        .map(|j| {
+            3.0 + 0.02 * table.columns[1][j] - 0.001 * table.columns[2][j]
+                + rng.random_range(-0.5..0.5)
+        })
+        .collect();
+    let mut params = TrainParams::new(GlmKind::Linear);
+    params.learning_rate = 0.05;
+    params.batch_size = 50;
+    params.epochs = 5;
+    params.l2 = 0.001;
+    check_against_reference(&table, &params, 100);
+}
+
+#[test]
+fn rounds_per_batch_are_as_documented() {
+    let table = synthetic(300, 3, &[0, 1, 2], 0, 0.0, 51);
+    let mut params = TrainParams::new(GlmKind::Logistic);
+    params.batch_size = 100;
+    params.epochs = 1;
+    let one = secure(&table, &params, 0..300, 0..0, 16).unwrap();
+    params.epochs = 2;
+    let two = secure(&table, &params, 0..300, 0..0, 16).unwrap();
+    for p in 0..3 {
+        // Three more batches cost 3 · 37 more rounds at every party.
+        assert_eq!(two.traffic[p].rounds - one.traffic[p].rounds, 3 * 37);
+    }
+    params.kind = GlmKind::Linear;
+    params.epochs = 1;
+    let linear = secure(&table, &params, 0..300, 0..0, 16).unwrap();
+    params.epochs = 2;
+    let linear2 = secure(&table, &params, 0..300, 0..0, 16).unwrap();
+    assert_eq!(linear2.traffic[0].rounds - linear.traffic[0].rounds, 3 * 6);
+}
+
+#[test]
+fn bad_inputs_are_refused_before_anything_is_sent() {
+    let mut params = TrainParams::new(GlmKind::Logistic);
+    params.batch_size = 10;
+    params.epochs = 1;
+    // A NaN feature at party 1.
+    let table = synthetic(50, 3, &[0, 1, 2], 0, 0.0, 61);
+    let mut columns = table.standardised(0..50);
+    columns[1][7] = f64::NAN;
+    let err = secure_on(columns, &table, &params, 0..50, 0..0, 16)
+        .err()
+        .unwrap();
+    assert!(matches!(err, MpcError::NotFinite | MpcError::FeatureRange { .. } | MpcError::Transport(_)), "{err}");
+    // A label that is not 0/1.
+    let mut table = synthetic(50, 3, &[0, 1, 2], 0, 0.0, 62);
+    table.label[3] = 0.5;
+    let err = secure(&table, &params, 0..50, 0..0, 16).err().unwrap();
+    assert!(matches!(err, MpcError::BadLabel { row: 3 } | MpcError::Transport(_)), "{err}");
+    // Bad hyperparameters.
+    for bad in [
+        TrainParams { learning_rate: 0.0, ..params.clone() },
+        TrainParams { learning_rate: f64::NAN, ..params.clone() },
+        TrainParams { epochs: 0, ..params.clone() },
+        TrainParams { batch_size: 0, ..params.clone() },
+        TrainParams { l2: -1.0, ..params.clone() },
+    ] {
+        assert!(bad.check().is_err());
+    }
+    // A value beyond the limit is named by column and row, never by value.
+    let mut out = Vec::new();
+    let fixed = FixedPoint::new(16).unwrap();
+    let e = encode_column("bank.income", &[1.0, 5000.0], fixed, &mut out).unwrap_err();
+    assert_eq!(e.to_string(), "column \"bank.income\", aligned row 1: value is not finite or beyond ±4096 (standardised)");
+}
+
+#[test]
+fn schedule_and_standardisation() {
+    let mut params = TrainParams::new(GlmKind::Logistic);
+    params.batch_size = 4;
+    params.epochs = 2;
+    let s = params.schedule(10).unwrap();
+    let ranges: Vec<_> = s.iter().map(|s| s.rows.clone()).collect();
+    assert_eq!(ranges, [0..4, 4..8, 8..10, 0..4, 4..8, 8..10]);
+    for step in &s {
+        let b = (step.rows.end - step.rows.start) as f64;
+        let c = params.learning_rate / b;
+        assert!((step.rate - c).abs() <= c * 2f64.powi(-14), "{} vs {c}", step.rate);
+        assert!((1 << 14..1 << 15).contains(&step.c_int));
+    }
+    assert!(matches!(params.schedule(0), Err(MpcError::EmptyIntersection)));
+    let st = Standardizer::fit(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+    assert!((st.mean - 2.5).abs() < 1e-12 && (st.scale - 1.25f64.sqrt()).abs() < 1e-12);
+    let constant = Standardizer::fit(&[7.0; 5]).unwrap();
+    assert_eq!((constant.scale, constant.apply(7.0)), (1.0, 0.0));
+    assert!(Standardizer::fit(&[1.0, f64::INFINITY]).is_err());
+    assert!(Standardizer::fit(&[]).is_err());
+}
+
+#[test]
+fn reference_auc_handles_ties_and_one_class() {
+    assert_eq!(plain::auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]), Some(0.75));
+    assert_eq!(plain::auc(&[0.5, 0.5], &[0.0, 1.0]), Some(0.5));
+    assert_eq!(plain::auc(&[0.5, 0.7], &[1.0, 1.0]), None);
+    assert_eq!(plain::accuracy(&[-1.0, 2.0, 0.0], &[0.0, 1.0, 0.0], 0.0), 2.0 / 3.0);
+}
+
+#[test]
+#[ignore = "experiment"]
+fn big_workload_experiment() {
+    let table = synthetic(100_000, 30, &[0, 1, 2], 1, -1.0, 77);
+    let params = TrainParams::new(GlmKind::Logistic);
+    let t = std::time::Instant::now();
+    let run = secure(&table, &params, 0..80_000, 80_000..100_000, 16).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    let columns = table.standardised(0..80_000);
+    let reference = plain::train(&columns, &table.label, 0..80_000, &params).unwrap();
+    let gap = max_gap(&run.weights, &reference);
+    let cl = plain::logits(&columns, &reference, 80_000..100_000, true);
+    let labels = &table.label[80_000..];
+    eprintln!(
+        "secs {secs:.2} gap {gap:e} auc {:?} vs {:?} bytes {:?}",
+        plain::auc(&run.logits, labels),
+        plain::auc(&cl, labels),
+        run.traffic.iter().map(|t| t.bytes_sent).collect::<Vec<_>>()
+    );
+    eprintln!("secure {:?}\nref {:?}", &run.weights[25..], &reference[25..]);
+}
