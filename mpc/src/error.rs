@@ -51,7 +51,9 @@ pub enum MpcError {
         parties: usize,
     },
     /// A feature value is not finite or beyond the accepted range (after standardisation).
-    #[error("column {column:?}, aligned row {row}: value is not finite or beyond ±{limit} (standardised)")]
+    #[error(
+        "column {column:?}, aligned row {row}: value is not finite or beyond ±{limit} (standardised)"
+    )]
     FeatureRange {
         /// The column.
         column: String,

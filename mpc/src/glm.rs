@@ -6,11 +6,11 @@
 //!
 //! ```text
 //!   hospital  x_h (n×k_h) ─┐ share_input        ┌─ for each batch B (public rows, in order):
-//!   insurer   x_i, y      ─┼─────────► X, y ────┤   z = X_B·w           matmul_fixed   2 rounds
-//!   bank      x_b (n×k_b) ─┘  (n×d, d = Σk + 1) │   p = σ(z)            sigmoid       31 rounds
-//!                                               │   g = (p − y_B)ᵀ·X_B  matmul_fixed   2 rounds
-//!                                               │   W ← W − (c·g + δ·w)  trunc          1 round
-//!                                               └─  w = W / 2^8         trunc          1 round
+//!   insurer   x_i, y      ─┼─────────► X, y ────┤   z = X_B·w           matmul_fixed    2 r.
+//!   bank      x_b (n×k_b) ─┘  (n×d, d = Σk + 1) │   p = σ(z)            sigmoid_precise 31 r.
+//!                                               │   g = (p − y_B)ᵀ·X_B  matmul_fixed    2 r.
+//!                                               │   W ← W − (c·g + δ·w)  trunc           1 r.
+//!                                               └─  w = W / 2^8         trunc           1 r.
 //! ```
 //!
 //! ## Protocol
@@ -23,7 +23,9 @@
 //!    the rows in their aligned order, cut into batches of `batch_size`, the same every epoch; PSI's
 //!    common order is already a pseudo-random order of the records). Weights start at zero. Per
 //!    batch of `b` rows, with `f` fractional bits: `z = X_B·w` ([`Rep3Session::matmul_fixed`]),
-//!    `p = σ(z)` ([`Rep3Session::sigmoid`]; `p = z` for linear regression), `e = p − y_B`,
+//!    `p = σ(z)` ([`Rep3Session::sigmoid_precise`]: systematic error below `2·10^−5`, which
+//!    matters as every evaluation adds to the weights; `p = z` for linear regression),
+//!    `e = p − y_B`,
 //!    `g = eᵀ·X_B` (a `1×b · b×d` matrix product, so no transpose is formed), then the update of
 //!    the weight accumulator `W` (scale `2^{f+8}`, see below): `W ← W − trunc(g·C + w·D)` with
 //!    public integers `C = round(c·2^K)` (`c` = learning rate / `b`) and `D = round(c·b·λ·2^K)`
@@ -129,7 +131,9 @@ impl TrainParams {
     /// Checks the hyperparameters: a finite positive learning rate below 16, 1 to 10,000 epochs,
     /// a batch of 1 to 2^20 rows, a finite λ in `[0, 1]`.
     pub fn check(&self) -> Result<(), MpcError> {
-        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0 && self.learning_rate < 16.0)
+        if !(self.learning_rate.is_finite()
+            && self.learning_rate > 0.0
+            && self.learning_rate < 16.0)
         {
             return Err(MpcError::BadParams(
                 "train: the learning rate must be positive and below 16",
@@ -139,7 +143,9 @@ impl TrainParams {
             return Err(MpcError::BadParams("train: epochs must be 1 to 10,000"));
         }
         if !(1..=1 << 20).contains(&self.batch_size) {
-            return Err(MpcError::BadParams("train: the batch size must be 1 to 2^20"));
+            return Err(MpcError::BadParams(
+                "train: the batch size must be 1 to 2^20",
+            ));
         }
         if !(self.l2.is_finite() && (0.0..=1.0).contains(&self.l2)) {
             return Err(MpcError::BadParams("train: λ (l2) must be in [0, 1]"));
@@ -222,7 +228,9 @@ impl GlmLayout {
             .chain(&self.label_owner)
             .any(|&p| p > 2)
         {
-            return Err(MpcError::BadParams("glm: owners must be among parties 0, 1, 2"));
+            return Err(MpcError::BadParams(
+                "glm: owners must be among parties 0, 1, 2",
+            ));
         }
         Ok(())
     }
@@ -483,7 +491,8 @@ pub async fn share<T: Transport>(
     let fixed = FixedPoint::new(frac_bits)?;
     let me = session.me();
     let mine = layout.features_of(me);
-    if input.columns.len() != mine.len() || input.label.is_some() != (layout.label_owner == Some(me))
+    if input.columns.len() != mine.len()
+        || input.label.is_some() != (layout.label_owner == Some(me))
     {
         return Err(MpcError::BadParams(
             "glm: this party's input does not match its role in the layout",
@@ -524,20 +533,24 @@ pub async fn share<T: Transport>(
     let width = features + usize::from(fit_intercept);
     let mut sources = Vec::with_capacity(features);
     for (c, &p) in layout.feature_owners.iter().enumerate() {
-        let k = layout.features_of(p).iter().position(|&x| x == c).unwrap_or(0);
+        let k = layout
+            .features_of(p)
+            .iter()
+            .position(|&x| x == c)
+            .unwrap_or(0);
         sources.push((p, column(p, k)?));
     }
     let one = fixed.encode(1.0)?;
     let ones = session.constant(rows, one);
     let interleave = |get: fn(&Rep3Share) -> &[u64], ones: &[u64]| -> Vec<u64> {
         let mut out = Vec::with_capacity(rows * width);
-        for j in 0..rows {
+        for (j, one) in ones.iter().enumerate() {
             for (p, r) in &sources {
                 // `shared[p]` is Some for every source (checked by `column`).
                 out.push(shared[*p].as_ref().map_or(0, |s| get(s)[r.start + j]));
             }
             if fit_intercept {
-                out.push(ones[j]);
+                out.push(*one);
             }
         }
         out
@@ -612,7 +625,7 @@ pub async fn train<T: Transport>(
         let xb = data.features(batch.clone());
         let z = session.matmul_fixed(&xb, &w, b, d, 1, frac_bits).await?;
         let p = match params.kind {
-            GlmKind::Logistic => session.sigmoid(&z, frac_bits).await?,
+            GlmKind::Logistic => session.sigmoid_precise(&z, frac_bits).await?,
             GlmKind::Linear => z,
         };
         let e = session.sub(&p, &slice(y, batch))?;

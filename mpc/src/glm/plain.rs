@@ -48,14 +48,15 @@ pub fn train(
     let mut grad = vec![0.0; d];
     for step in params.schedule(rows.end - rows.start)? {
         grad.iter_mut().for_each(|g| *g = 0.0);
-        for j in step.rows.start + rows.start..step.rows.end + rows.start {
+        let batch = step.rows.start + rows.start..step.rows.end + rows.start;
+        for (j, y) in batch.clone().zip(&label[batch]) {
             row(j, &mut x);
             let z: f64 = x.iter().zip(&w).map(|(a, b)| a * b).sum();
             let p = match params.kind {
                 GlmKind::Logistic => sigmoid(z),
                 GlmKind::Linear => z,
             };
-            let e = p - label[j];
+            let e = p - y;
             for (g, xi) in grad.iter_mut().zip(&x) {
                 *g += e * xi;
             }
@@ -104,11 +105,7 @@ pub fn auc(scores: &[f64], labels: &[f64]) -> Option<f64> {
             j += 1;
         }
         let rank = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += order[i..=j]
-            .iter()
-            .filter(|&&r| labels[r] == 1.0)
-            .count() as f64
-            * rank;
+        rank_sum += order[i..=j].iter().filter(|&&r| labels[r] == 1.0).count() as f64 * rank;
         i = j + 1;
     }
     let pos = labels.iter().filter(|&&y| y == 1.0).count() as f64;

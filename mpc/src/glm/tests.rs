@@ -56,9 +56,7 @@ fn synthetic(
     seed: u64,
 ) -> Table {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let beta: Vec<f64> = (0..features)
-        .map(|_| rng.random_range(-1.5..1.5))
-        .collect();
+    let beta: Vec<f64> = (0..features).map(|_| rng.random_range(-1.5..1.5)).collect();
     let columns: Vec<Vec<f64>> = (0..features)
         .map(|c| {
             // Different units per column (the standardisation must handle them).
@@ -131,6 +129,9 @@ struct Run {
     traffic: Vec<CounterSnapshot>,
 }
 
+/// One party's output components: weights, held-out logits, traffic.
+type Opened = (Vec<u64>, Vec<u64>, CounterSnapshot);
+
 /// Trains on `train` rows with all three parties in memory (deterministic seeds), then computes
 /// the logits of `test` rows; opens both.
 fn secure(
@@ -164,73 +165,70 @@ fn secure_on(
         .build()
         .unwrap();
     let outs = runtime
-        .block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t: InMemoryTransport| {
-            let me = t.me();
-            let layout = layout.clone();
-            let names = names.clone();
-            let params = params.clone();
-            let (fit, test) = (train_rows.clone(), test_rows.clone());
-            let input = if layout.data_parties().contains(&me) {
-                let own = layout
-                    .features_of(me)
-                    .iter()
-                    .map(|&c| columns[c].clone())
-                    .collect();
-                let label = (layout.label_owner == Some(me)).then(|| label.clone());
-                GlmInput::data(rows, own, label, [7; DIGEST_LEN])
-            } else {
-                Ok(GlmInput::helper())
-            };
-            async move {
-                let input = input?;
-                let ids: Vec<String> = (0..3).map(|i| format!("p{i}")).collect();
-                let ctx = SessionContext {
-                    job_id: "glm-test",
-                    party_ids: &ids,
+        .block_on(run_in_memory(
+            3,
+            DEFAULT_MAX_MESSAGE,
+            move |t: InMemoryTransport| {
+                let me = t.me();
+                let layout = layout.clone();
+                let names = names.clone();
+                let params = params.clone();
+                let (fit, test) = (train_rows.clone(), test_rows.clone());
+                let input = if layout.data_parties().contains(&me) {
+                    let own = layout
+                        .features_of(me)
+                        .iter()
+                        .map(|&c| columns[c].clone())
+                        .collect();
+                    let label = (layout.label_owner == Some(me)).then(|| label.clone());
+                    GlmInput::data(rows, own, label, [7; DIGEST_LEN])
+                } else {
+                    Ok(GlmInput::helper())
                 };
-                let mut rng = ChaCha20Rng::seed_from_u64(1000 + me as u64);
-                let (mut s, n) = setup(&t, ctx, 0, &layout, &input, &mut rng).await?;
-                let data = share(
-                    &mut s,
-                    n,
-                    &layout,
-                    &input,
-                    &names,
-                    params.kind,
-                    params.fit_intercept,
-                    frac_bits,
-                )
-                .await?;
-                let model = train(&mut s, &data, fit, &params, frac_bits, |_, _| {}).await?;
-                let logits = predict(&mut s, &model, &data, test).await?;
-                Ok::<_, MpcError>((
-                    model.output_share().values().to_vec(),
-                    logits.a().to_vec(),
-                    t.counters().snapshot(),
-                ))
-            }
-        }))
+                async move {
+                    let input = input?;
+                    let ids: Vec<String> = (0..3).map(|i| format!("p{i}")).collect();
+                    let ctx = SessionContext {
+                        job_id: "glm-test",
+                        party_ids: &ids,
+                    };
+                    let mut rng = ChaCha20Rng::seed_from_u64(1000 + me as u64);
+                    let (mut s, n) = setup(&t, ctx, 0, &layout, &input, &mut rng).await?;
+                    let data = share(
+                        &mut s,
+                        n,
+                        &layout,
+                        &input,
+                        &names,
+                        params.kind,
+                        params.fit_intercept,
+                        frac_bits,
+                    )
+                    .await?;
+                    let model = train(&mut s, &data, fit, &params, frac_bits, |_, _| {}).await?;
+                    let logits = predict(&mut s, &model, &data, test).await?;
+                    Ok::<_, MpcError>((
+                        model.output_share().values().to_vec(),
+                        logits.a().to_vec(),
+                        t.counters().snapshot(),
+                    ))
+                }
+            },
+        ))
         .unwrap();
     let mut parts = Vec::new();
     for o in outs {
         parts.push(o?);
     }
-    let sum = |f: fn(&(Vec<u64>, Vec<u64>, CounterSnapshot)) -> &Vec<u64>| -> Vec<u64> {
+    let sum = |f: fn(&Opened) -> &Vec<u64>| -> Vec<u64> {
         (0..f(&parts[0]).len())
-            .map(|j| {
-                parts
-                    .iter()
-                    .fold(0u64, |acc, p| acc.wrapping_add(f(p)[j]))
-            })
+            .map(|j| parts.iter().fold(0u64, |acc, p| acc.wrapping_add(f(p)[j])))
             .collect()
     };
     let fixed = FixedPoint::new(frac_bits)?;
     Ok(Run {
         weights: SharedModel::decode_weights(&sum(|p| &p.0), frac_bits),
-        logits: sum(|p| &p.1)
-            .into_iter()
-            .map(|v| fixed.decode(v))
-            .collect(),
+        logits: sum(|p| &p.1).into_iter().map(|v| fixed.decode(v)).collect(),
         traffic: parts.iter().map(|p| p.2).collect(),
     })
 }
@@ -245,11 +243,7 @@ fn max_gap(a: &[f64], b: &[f64]) -> f64 {
 
 /// Trains securely and in f64 and checks the weights (≤ 5e-4 apart), the held-out logits and
 /// the held-out AUC (within 0.001). Returns the run and the reference weights.
-fn check_against_reference(
-    table: &Table,
-    params: &TrainParams,
-    holdout: usize,
-) -> (Run, Vec<f64>) {
+fn check_against_reference(table: &Table, params: &TrainParams, holdout: usize) -> (Run, Vec<f64>) {
     let n = table.rows();
     let (train, test) = (0..n - holdout, n - holdout..n);
     let run = secure(table, params, train.clone(), test.clone(), 16).unwrap();
@@ -294,7 +288,14 @@ fn logistic_regression_on_breast_cancer_data_matches_f64() {
 #[test]
 fn logistic_regression_with_the_label_at_each_party() {
     for label_owner in 0..3 {
-        let table = synthetic(1500, 6, &[0, 1, 2], label_owner, 0.0, 10 + label_owner as u64);
+        let table = synthetic(
+            1500,
+            6,
+            &[0, 1, 2],
+            label_owner,
+            0.0,
+            10 + label_owner as u64,
+        );
         let mut params = TrainParams::new(GlmKind::Logistic);
         params.batch_size = 128;
         params.epochs = 3;
@@ -382,19 +383,43 @@ fn bad_inputs_are_refused_before_anything_is_sent() {
     let err = secure_on(columns, &table, &params, 0..50, 0..0, 16)
         .err()
         .unwrap();
-    assert!(matches!(err, MpcError::NotFinite | MpcError::FeatureRange { .. } | MpcError::Transport(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            MpcError::NotFinite | MpcError::FeatureRange { .. } | MpcError::Transport(_)
+        ),
+        "{err}"
+    );
     // A label that is not 0/1.
     let mut table = synthetic(50, 3, &[0, 1, 2], 0, 0.0, 62);
     table.label[3] = 0.5;
     let err = secure(&table, &params, 0..50, 0..0, 16).err().unwrap();
-    assert!(matches!(err, MpcError::BadLabel { row: 3 } | MpcError::Transport(_)), "{err}");
+    assert!(
+        matches!(err, MpcError::BadLabel { row: 3 } | MpcError::Transport(_)),
+        "{err}"
+    );
     // Bad hyperparameters.
     for bad in [
-        TrainParams { learning_rate: 0.0, ..params.clone() },
-        TrainParams { learning_rate: f64::NAN, ..params.clone() },
-        TrainParams { epochs: 0, ..params.clone() },
-        TrainParams { batch_size: 0, ..params.clone() },
-        TrainParams { l2: -1.0, ..params.clone() },
+        TrainParams {
+            learning_rate: 0.0,
+            ..params.clone()
+        },
+        TrainParams {
+            learning_rate: f64::NAN,
+            ..params.clone()
+        },
+        TrainParams {
+            epochs: 0,
+            ..params.clone()
+        },
+        TrainParams {
+            batch_size: 0,
+            ..params.clone()
+        },
+        TrainParams {
+            l2: -1.0,
+            ..params.clone()
+        },
     ] {
         assert!(bad.check().is_err());
     }
@@ -402,7 +427,10 @@ fn bad_inputs_are_refused_before_anything_is_sent() {
     let mut out = Vec::new();
     let fixed = FixedPoint::new(16).unwrap();
     let e = encode_column("bank.income", &[1.0, 5000.0], fixed, &mut out).unwrap_err();
-    assert_eq!(e.to_string(), "column \"bank.income\", aligned row 1: value is not finite or beyond ±4096 (standardised)");
+    assert_eq!(
+        e.to_string(),
+        "column \"bank.income\", aligned row 1: value is not finite or beyond ±4096 (standardised)"
+    );
 }
 
 #[test]
@@ -416,10 +444,17 @@ fn schedule_and_standardisation() {
     for step in &s {
         let b = (step.rows.end - step.rows.start) as f64;
         let c = params.learning_rate / b;
-        assert!((step.rate - c).abs() <= c * 2f64.powi(-14), "{} vs {c}", step.rate);
+        assert!(
+            (step.rate - c).abs() <= c * 2f64.powi(-14),
+            "{} vs {c}",
+            step.rate
+        );
         assert!((1 << 14..1 << 15).contains(&step.c_int));
     }
-    assert!(matches!(params.schedule(0), Err(MpcError::EmptyIntersection)));
+    assert!(matches!(
+        params.schedule(0),
+        Err(MpcError::EmptyIntersection)
+    ));
     let st = Standardizer::fit(&[1.0, 2.0, 3.0, 4.0]).unwrap();
     assert!((st.mean - 2.5).abs() < 1e-12 && (st.scale - 1.25f64.sqrt()).abs() < 1e-12);
     let constant = Standardizer::fit(&[7.0; 5]).unwrap();
@@ -430,10 +465,16 @@ fn schedule_and_standardisation() {
 
 #[test]
 fn reference_auc_handles_ties_and_one_class() {
-    assert_eq!(plain::auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]), Some(0.75));
+    assert_eq!(
+        plain::auc(&[0.1, 0.4, 0.35, 0.8], &[0.0, 0.0, 1.0, 1.0]),
+        Some(0.75)
+    );
     assert_eq!(plain::auc(&[0.5, 0.5], &[0.0, 1.0]), Some(0.5));
     assert_eq!(plain::auc(&[0.5, 0.7], &[1.0, 1.0]), None);
-    assert_eq!(plain::accuracy(&[-1.0, 2.0, 0.0], &[0.0, 1.0, 0.0], 0.0), 2.0 / 3.0);
+    assert_eq!(
+        plain::accuracy(&[-1.0, 2.0, 0.0], &[0.0, 1.0, 0.0], 0.0),
+        2.0 / 3.0
+    );
 }
 
 #[test]
@@ -455,5 +496,9 @@ fn big_workload_experiment() {
         plain::auc(&cl, labels),
         run.traffic.iter().map(|t| t.bytes_sent).collect::<Vec<_>>()
     );
-    eprintln!("secure {:?}\nref {:?}", &run.weights[25..], &reference[25..]);
+    eprintln!(
+        "secure {:?}\nref {:?}",
+        &run.weights[25..],
+        &reference[25..]
+    );
 }

@@ -52,6 +52,7 @@
 //! | [`Rep3Session::sqrt`] (`f = 16`) | `28 + 4t` = 40 | `≈ 578n` (party 1: `562n`) |
 //! | [`Rep3Session::log`] (degree 7) | 31 | `≈ 418n` (party 1: `410n`) |
 //! | [`Rep3Session::sigmoid`] | 31 | 2 msb `+ 64n` (`≈ 124.25n`), party 1 `+ 16n` |
+//! | [`Rep3Session::sigmoid_precise`] | 31 | msb(`n`) + msb(`4n`) `+ 208n` (`≈ 358.6n`), party 1 `+ 64n` |
 //! | [`Rep3Session::exp`] | 16 | `72n`, party 1 `+ 16n` |
 //! | [`workload::barrier`] | 1 | 0 (an empty message to each peer) |
 //!
@@ -289,4 +290,4 @@ pub use recip::{NONLINEAR_MAX_FRAC_BITS, NONLINEAR_MIN_FRAC_BITS};
 
 pub use session::Rep3Session;
 pub use share::Rep3Share;
-pub use sigmoid::{SIGMOID_BOUND, SIGMOID_MAX_FRAC_BITS, SIGMOID_MIN_FRAC_BITS};
+pub use sigmoid::{SIGMOID_BOUND, SIGMOID_MAX_FRAC_BITS, SIGMOID_MIN_FRAC_BITS, SIGMOID_PIECES};

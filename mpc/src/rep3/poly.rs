@@ -168,48 +168,92 @@ impl<T: Transport> Rep3Session<'_, T> {
         if k == 0 || d < k || d > 2 * k {
             return Err(MpcError::PolyDegree { max: 2 * k, got: d });
         }
+        // A constant q_1 (no term above x^k) needs no split: the direct sum has the same powers.
         let fc = FixedPoint::new(frac_bits + extra)?;
-        let enc: Vec<u64> = coeffs
+        if coeffs[k + 1..]
             .iter()
             .map(|&c| fc.encode(c))
-            .collect::<Result<_, _>>()?;
-        // A constant q_1 (no term above x^k) needs no split: the direct sum has the same powers.
-        if enc[k + 1..].iter().all(|&c| c == 0) {
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .all(|&c| c == 0)
+        {
             return self.poly_fixed_extra(x, coeffs, frac_bits, extra).await;
         }
+        self.poly_fixed_split_pieces(x, &[coeffs], frac_bits, extra, k)
+            .await
+    }
+
+    /// [`Self::poly_fixed_split`] with a different polynomial per piece: `x` is the
+    /// concatenation of `pieces.len()` equal-length vectors and piece `s` is evaluated with
+    /// `pieces[s]` (all of the same degree `d`, `k ≤ d ≤ 2k`). Same rounds as one polynomial;
+    /// the bytes of one polynomial on the whole concatenation.
+    pub(crate) async fn poly_fixed_split_pieces(
+        &mut self,
+        x: &Rep3Share,
+        pieces: &[&[f64]],
+        frac_bits: u32,
+        extra: u32,
+        k: usize,
+    ) -> Result<Rep3Share, MpcError> {
+        let d = pieces.first().map_or(0, |c| c.len().saturating_sub(1));
+        if k == 0 || d < k || d > 2 * k || pieces.iter().any(|c| c.len() != d + 1) {
+            return Err(MpcError::PolyDegree { max: 2 * k, got: d });
+        }
+        if !x.len().is_multiple_of(pieces.len()) {
+            return Err(MpcError::LengthMismatch {
+                what: "polynomial pieces vs input length",
+                expected: pieces.len(),
+                got: x.len(),
+            });
+        }
+        let fc = FixedPoint::new(frac_bits + extra)?;
+        let enc: Vec<Vec<u64>> = pieces
+            .iter()
+            .map(|c| c.iter().map(|&c| fc.encode(c)).collect())
+            .collect::<Result<_, _>>()?;
         let exps: Vec<usize> = (1..=k).collect();
         let pw = self.powers_fixed(x, &exps, frac_bits).await?;
         let len = x.len();
+        let n = len / pieces.len();
         // Q_1 = Σ_{i≥k} C_i·X^{i−k} and Q_0 = Σ_{i<k} C_i·X^i at 2f + extra bits (the constant
-        // terms C·2^f added as public values).
+        // terms C·2^f added as public values), each piece with its own coefficients.
         let mut halves = [
             (vec![0u64; len], vec![0u64; len]),
             (vec![0u64; len], vec![0u64; len]),
         ];
-        for (i, &c) in enc.iter().enumerate() {
-            let (half, e) = if i < k { (0, i) } else { (1, i - k) };
-            if e == 0 || c == 0 {
-                continue;
-            }
-            let p = &pw[e - 1];
-            let (a, b) = &mut halves[half];
-            for (acc, v) in a.iter_mut().zip(p.a()) {
-                *acc = acc.wrapping_add(c.wrapping_mul(*v));
-            }
-            for (acc, v) in b.iter_mut().zip(p.b()) {
-                *acc = acc.wrapping_add(c.wrapping_mul(*v));
+        for (s, enc) in enc.iter().enumerate() {
+            let r = s * n..(s + 1) * n;
+            for (i, &c) in enc.iter().enumerate() {
+                let (half, e) = if i < k { (0, i) } else { (1, i - k) };
+                let (a, b) = &mut halves[half];
+                if e == 0 {
+                    // The constant term, as a public value in component x_0.
+                    let c = c.wrapping_shl(frac_bits);
+                    let target = match self.me {
+                        0 => &mut a[r.clone()],
+                        2 => &mut b[r.clone()],
+                        _ => continue,
+                    };
+                    target.iter_mut().for_each(|v| *v = v.wrapping_add(c));
+                    continue;
+                }
+                if c == 0 {
+                    continue;
+                }
+                let p = &pw[e - 1];
+                for (acc, v) in a[r.clone()].iter_mut().zip(&p.a()[r.clone()]) {
+                    *acc = acc.wrapping_add(c.wrapping_mul(*v));
+                }
+                for (acc, v) in b[r.clone()].iter_mut().zip(&p.b()[r.clone()]) {
+                    *acc = acc.wrapping_add(c.wrapping_mul(*v));
+                }
             }
         }
         let [(a0, b0), (a1, b1)] = halves;
-        let q0 = self.add_public_scalar(
-            &Rep3Share::new_unchecked(a0, b0),
-            enc[0].wrapping_shl(frac_bits),
-        );
-        let q1 = self.add_public_scalar(
-            &Rep3Share::new_unchecked(a1, b1),
-            enc[k].wrapping_shl(frac_bits),
-        );
-        let q1 = self.trunc(&q1, frac_bits + extra).await?;
+        let q0 = Rep3Share::new_unchecked(a0, b0);
+        let q1 = self
+            .trunc(&Rep3Share::new_unchecked(a1, b1), frac_bits + extra)
+            .await?;
         // x^k·q_1 (3-out-of-3, 2f bits) · 2^extra + Q_0 (this party's component), then one
         // truncation back to f bits.
         let mut z = self.mul_local(&pw[k - 1], &q1)?;

@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::boolean_tests::msb_bytes;
 use super::exp::EXP_COEFFS;
-use super::sigmoid::SIGMOID_COEFFS;
+use super::sigmoid::{SIGMOID_COEFFS, SIGMOID_PIECE_COEFFS, SIGMOID_PIECES};
 use super::test_util::{measure, open, run3};
 use super::{
     EXP_MAX, EXP_MAX_FRAC_BITS, EXP_MIN, EXP_MIN_FRAC_BITS, MAX_POLY_DEGREE, Rep3Share,
@@ -223,7 +223,7 @@ fn sigmoid_f64(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
-/// Applies `op` (0: sigmoid, 1: exp) to the raw ring words `raw` with a fixed seed `salt`.
+/// Applies `op` (0: sigmoid, 1: exp, 2: precise sigmoid) to the raw ring words `raw` with a fixed seed `salt`.
 fn eval_nl(op: u8, raw: &[u64], f: u32, salt: u64) -> Vec<f64> {
     let raw = raw.to_vec();
     let n = raw.len();
@@ -232,6 +232,7 @@ fn eval_nl(op: u8, raw: &[u64], f: u32, salt: u64) -> Vec<f64> {
         let x = s.share_input(2, (me == 2).then_some(&raw[..]), n).await.unwrap();
         match op {
             0 => s.sigmoid(&x, f).await.unwrap(),
+            2 => s.sigmoid_precise(&x, f).await.unwrap(),
             _ => s.exp(&x, f).await.unwrap(),
         }
     });
@@ -328,6 +329,75 @@ proptest! {
         salt in 0u64..1000,
     ) {
         prop_assert!(check_sigmoid(&raw, f, salt).is_ok(), "{:?}", check_sigmoid(&raw, f, salt));
+    }
+}
+
+// ---- precise sigmoid ----
+
+/// The precise sigmoid's systematic error budget: interpolation, saturation and coefficient
+/// rounding (see its docs).
+const PRECISE_SYSTEMATIC: f64 = 1.6e-6 + 1.2e-7 + 7.0 * 1.5258789e-5 / 8.0;
+
+#[test]
+fn precise_sigmoid_pieces_on_dense_grid() {
+    let steps = 200_000;
+    let fc = FixedPoint::new(F + 2).unwrap();
+    for (k, &(a, b)) in SIGMOID_PIECES.iter().enumerate() {
+        // The coefficients as the protocol encodes them at f = 16 (+2 bits).
+        let rounded: Vec<f64> = SIGMOID_PIECE_COEFFS[k]
+            .iter()
+            .map(|&c| fc.decode(fc.encode(c).unwrap()))
+            .collect();
+        for (coeffs, bound) in [
+            (&SIGMOID_PIECE_COEFFS[k][..], 1.6e-6),
+            (&rounded[..], PRECISE_SYSTEMATIC),
+        ] {
+            let worst = (0..=steps)
+                .map(|i| {
+                    let u = -1.0 + 2.0 * i as f64 / steps as f64;
+                    (horner(coeffs, u) - sigmoid_f64(a + (u + 1.0) * (b - a) / 2.0)).abs()
+                })
+                .fold(0.0, f64::max);
+            assert!(worst <= bound, "piece {k}: error {worst}");
+        }
+        assert!(SIGMOID_PIECE_COEFFS[k].iter().all(|c| c.abs() < 1.0));
+    }
+    assert!(1.0 - sigmoid_f64(16.0) <= 1.2e-7);
+}
+
+/// Every element within the systematic budget plus 8 units; the mean signed error over a dense
+/// sweep within the systematic budget (the truncation errors are unbiased).
+#[test]
+fn precise_sigmoid_sweep_and_edges() {
+    for f in [SIGMOID_MIN_FRAC_BITS, SIGMOID_MAX_FRAC_BITS] {
+        let fmt = FixedPoint::new(f).unwrap();
+        let mut raw: Vec<u64> = (-20_000..=20_000)
+            .map(|i| fmt.encode(i as f64 / 1000.0).unwrap())
+            .collect();
+        raw.extend(sigmoid_edges(f));
+        for b in [2.0, 4.0, 8.0, 16.0] {
+            let e = fmt.encode(b).unwrap() as i64;
+            for d in [-1i64, 0, 1] {
+                raw.extend([(e + d) as u64, (-(e + d)) as u64]);
+            }
+        }
+        let got = eval_nl(2, &raw, f, 40 + u64::from(f));
+        let unit = (-(f as f64)).exp2();
+        let mut signed = 0.0;
+        for (&r, &g) in raw.iter().zip(&got) {
+            let x = fmt.decode(r);
+            let err = g - sigmoid_f64(x);
+            signed += err;
+            assert!(
+                err.abs() <= PRECISE_SYSTEMATIC + 8.0 * unit,
+                "precise sigmoid(x = {x}, f = {f}) = {g}: error {err}"
+            );
+        }
+        let mean = signed / raw.len() as f64;
+        assert!(
+            mean.abs() <= PRECISE_SYSTEMATIC,
+            "mean error {mean} at f = {f}"
+        );
     }
 }
 
@@ -647,4 +717,21 @@ fn timing_at_one_million() {
             );
         }
     }
+}
+
+#[test]
+fn cost_sigmoid_precise() {
+    let n = N as u64;
+    let out = cost!(|s, x| s.sigmoid_precise(&x, F).await.unwrap());
+    // msb(n) + msb(4n), B2A of n and 4n bits, mul S·x (n), V (4n), three polynomial products
+    // and the final product (4n each); party 1 also truncates u and q_1 (4n each).
+    let common = msb_bytes(n) + msb_bytes(4 * n) + 8 * (1 + 1 + 4 + 4 + 3 * 4 + 4) * n;
+    assert_eq!(
+        out,
+        vec![
+            (31, common, 24),
+            (31, common + 64 * n, 26),
+            (31, common, 24)
+        ]
+    );
 }
