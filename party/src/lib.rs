@@ -30,6 +30,7 @@ pub mod link;
 pub mod node;
 pub mod sandbox;
 pub mod synthetic;
+pub mod synthetic_risk;
 
 pub use config::PartyConfig;
 pub use error::PartyError;
