@@ -36,6 +36,7 @@
 //! | [`Rep3Session::add_bits`] (Kogge–Stone) | 7 | `96n` |
 //! | [`Rep3Session::a2b`] | 8 | `104n` |
 //! | [`Rep3Session::msb`], [`Rep3Session::lt`], `gt`, `ge`, `le` | 8 | `≈ 30.125n` (241 AND bits per element, packed; exactly `8·Σ_w ⌈wn/64⌉`, `w ∈ {63, 62, 61, 29, 15, 7, 3, 1}`: `1144` at `n = 37`) |
+//! | [`Rep3Session::msb_is_zero`], [`Rep3Session::lt_eq`] | 8 | `≈ 38n` (304 AND bits per element: msb's, the last six rounds carrying a zero-test tree of `32 + 16 + … + 1`; `1440` at `n = 37`) |
 //! | [`Rep3Session::b2a_bit`] | 2 | `8n` (one message per party) |
 //! | [`Rep3Session::select`] | 3 | `16n` |
 //! | [`Rep3Session::relu`], [`Rep3Session::max`] | 11 | msb / lt `+ 16n` (`≈ 46.1n`) |
@@ -135,6 +136,15 @@
 //! `gt(x, y) = lt(y, x)`, `ge = ¬lt`, `le = ¬gt`; correct whenever the integer difference
 //! satisfies `|x − y| < 2^63` (for instance both inputs in `[−2^62, 2^62)`), otherwise `x − y`
 //! wraps and the answer is inverted. Results are boolean sharings with the bit in bit 0.
+//!
+//! **Sign and zero test together.** `x = s + c (mod 2^64)` is zero iff `s ⊕ c = (s ∨ c) << 1`
+//! (with every sum bit zero the carry into bit `j` is `s_j ⊕ c_j` and the carry out `s_j ∨ c_j`;
+//! conversely by induction from `carry_0 = 0`). After the msb circuit's second round both sides
+//! are local bit by bit (`(s ⊕ c)_j = P_j`, `(s ∨ c)_j = P_j ⊕ G_j`), so
+//! [`Rep3Session::msb_is_zero`] reduces the 64 XNORs with an AND tree whose six levels ride in the
+//! six rounds of the carry tree: `[x < 0]` and `[x = 0]` in 8 rounds and 304 AND bits per element,
+//! where [`Rep3Session::lt`] and [`Rep3Session::eq`] take 15 rounds and 304 bits plus the eq input
+//! round, and two `lt` 482 bits. [`Rep3Session::lt_eq`] is the three-way comparison on `x − y`.
 //!
 //! **B2A for bits.** Party 0 knows `c = b_0 ⊕ b_1`, parties 1 and 2 know `b_2`, and
 //! `b = c ⊕ b_2 = c·(1 − 2b_2) + b_2`. Party 0 sends `c − r` to party 1 (`r` from `k_{2,0}`),
