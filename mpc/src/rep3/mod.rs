@@ -54,6 +54,8 @@
 //! | [`Rep3Session::log`] (degree 7) | 31 | `≈ 418n` (party 1: `410n`) |
 //! | [`Rep3Session::sigmoid`] | 31 | 2 msb `+ 64n` (`≈ 124.25n`), party 1 `+ 16n` |
 //! | [`Rep3Session::exp`] | 16 | `72n`, party 1 `+ 16n` |
+//! | [`Rep3Session::accuracy`] (`n` scores) | 12 (11 for `n` a power of two `≤ 2^f`) | msb `+ 8n + 8` (`≈ 38.1n`; `1448` at `n = 37`) |
+//! | [`Rep3Session::auc`] (`n` scores, `B = max(1, ⌈n(n−1)/2^21⌉)` blocks, `S = max(1, ⌈f/8⌉)` digits) | `10B + 11S` (`f = 16`: `10B + 22`, 32 for `n ≤ 1448`) | `≈ 27n²` (54 per unordered pair: `lt_eq + 16` per pair, `+ 16`, division `19528` at `f = 16`; `29896` at `n = 20`) |
 //! | [`workload::barrier`] | 1 | 0 (an empty message to each peer) |
 //!
 //! [`workload`] defines the benchmarked cases (operation, shape, deterministic inputs, one
@@ -253,6 +255,20 @@
 //! `f = 16`. Both take 16 to 20 fractional bits; see their docs for the exact bounds and the
 //! truncation failure probabilities.
 //!
+//! # Classifier metrics
+//!
+//! [`Rep3Session::accuracy`] and [`Rep3Session::auc`] evaluate a binary classifier on secret
+//! scores and secret 0/1 labels and return only the metric, as a sharing. The accuracy at a
+//! public threshold is one msb per element, a bit injection, and the count
+//! `n − Σ pred − Σ y + 2·Σ pred·y` as one dot product scaled by `round(2^{f+k}/n)` and truncated
+//! once: within `2^−f` of the true fraction for `n² ≤ 2^{41−f}`. The ROC AUC (Mann–Whitney,
+//! ties one half) uses `2U = P·N + Σ_{i<j} (2[s_i < s_j] + [s_i = s_j] − 1)(y_j − y_i)`: one
+//! [`Rep3Session::msb_is_zero`] per unordered pair (in blocks of [`AUC_BLOCK_PAIRS`] for bounded
+//! memory), a bit injection, local cross terms summed over all blocks and reshared once with
+//! `P·N`, then an exact long division in radix `2^8` (comparisons of `2^8·rem` with multiples of
+//! the denominator, no truncation): the result is `⌊AUC·2^f⌋` exactly; an undefined AUC (one
+//! class) gives `½`.
+//!
 //! Not here yet: a packed A2B / adder (whole-word B2A and A2B dominate the local cost of the
 //! functions above), the sync typestate split of `protocols/` vs `run/`, and malicious security.
 
@@ -264,6 +280,7 @@ mod equality;
 mod exp;
 mod gemm;
 mod log;
+mod metrics;
 mod mul;
 mod normalize;
 mod packed;
@@ -280,6 +297,8 @@ mod boolean_tests;
 #[cfg(test)]
 mod cmp_tests;
 #[cfg(test)]
+mod metrics_tests;
+#[cfg(test)]
 mod poly_tests;
 #[cfg(test)]
 mod recip_tests;
@@ -293,6 +312,7 @@ mod workload_tests;
 pub use argmax::Rep3Argmax;
 pub use boolean::Rep3Bits;
 pub use exp::{EXP_MAX, EXP_MAX_FRAC_BITS, EXP_MIN, EXP_MIN_FRAC_BITS};
+pub use metrics::{ACCURACY_MAX_LEN, AUC_BLOCK_PAIRS, AUC_MAX_LEN};
 pub use normalize::Normalized;
 pub use poly::MAX_POLY_DEGREE;
 pub use recip::{NONLINEAR_MAX_FRAC_BITS, NONLINEAR_MIN_FRAC_BITS};
