@@ -567,3 +567,52 @@ fn received_metric_messages_look_uniform_and_hide_the_inputs() {
         assert_look_uniform(words, 64, &secrets, &format!("metrics at party {p}"));
     }
 }
+
+// ---- timing (run by hand) ----
+
+/// Wall time, rounds and bytes of `auc` at `n = 1448` (one full block of `≈ 2^20` pairs) and
+/// `n = 2048` (two blocks), all three parties in this process on a multi-threaded runtime; run
+/// under `/usr/bin/time -v` for the peak memory (three parties). Not a test of anything: run with
+/// `cargo test --release -p treaty-mpc timing_auc -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, run by hand"]
+fn timing_auc() {
+    use std::time::Instant;
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for n in [1448usize, 2048] {
+        let mut rng = ChaCha20Rng::seed_from_u64(92);
+        let labels = random_labels(&mut rng, n, 300);
+        let scores = words(&random_scores(&mut rng, &labels, 0));
+        let out = rt
+            .block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| {
+                let (scores, labels) = (scores.clone(), labels.clone());
+                async move {
+                    let mut s = session(&t, Some(93)).await;
+                    let me = s.me();
+                    let x = s
+                        .share_input(0, (me == 0).then_some(&scores[..]), n)
+                        .await
+                        .unwrap();
+                    let y = s
+                        .share_input(1, (me == 1).then_some(&labels[..]), n)
+                        .await
+                        .unwrap();
+                    let before = t.counters().snapshot();
+                    let start = Instant::now();
+                    drop(s.auc(&x, &y, 16).await.unwrap());
+                    let took = start.elapsed();
+                    let d = t.counters().snapshot().since(&before);
+                    (took, d.rounds, d.bytes_sent)
+                }
+            }))
+            .unwrap();
+        let slowest = out.iter().map(|o| o.0).max().unwrap();
+        println!(
+            "auc n={n}: {slowest:?}, {} rounds, {} bytes at party 0 ({:.1} per pair)",
+            out[0].1,
+            out[0].2,
+            out[0].2 as f64 / (n * (n - 1) / 2) as f64
+        );
+    }
+}
