@@ -276,6 +276,85 @@ fn comparisons_match_signed_plaintext_within_range() {
     assert!(equal >= n / 5, "equal pairs are covered ({equal})");
 }
 
+/// The zero test riding on the msb circuit: `a + b ≡ 0 (mod 2^64)` iff
+/// `a ⊕ b = (a ∨ b) << 1`, on the plaintext (the identity behind `msb_is_zero`).
+#[test]
+fn sum_is_zero_iff_xor_is_shifted_or() {
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    let check = |a: u64, b: u64| {
+        assert_eq!(
+            a.wrapping_add(b) == 0,
+            a ^ b == (a | b) << 1,
+            "a={a:#x} b={b:#x}"
+        );
+    };
+    for _ in 0..20_000 {
+        let a = rng.next_u64();
+        check(a, a.wrapping_neg());
+        check(a, a.wrapping_neg() ^ (1 << (rng.next_u64() % 64)));
+        check(a, rng.next_u64());
+    }
+    for a in 0..=255u64 {
+        for b in 0..=255u64 {
+            // 8-bit words embedded at the top: carries out of bit 63 are dropped.
+            check(a << 56, b << 56);
+            check(a, b.wrapping_neg());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn msb_is_zero_is_exact((xs, ys) in word_pairs(150), owner in 0usize..3) {
+        // Zero in about half the elements (x − x), any word otherwise; two full blocks of 64 and
+        // a partial one.
+        let n = xs.len();
+        let xs: Vec<u64> = xs.iter().zip(&ys).map(|(x, y)| if y & 1 == 0 { 0 } else { *x }).collect();
+        let out = run3!(None; [xs] |s| {
+            let x = s.share_input(owner, (s.me() == owner).then_some(&xs[..]), n).await.unwrap();
+            let (msb, zero) = s.msb_is_zero(&x).await.unwrap();
+            [msb, zero]
+        });
+        let (msb, zero) = (open_bits(&col(&out, 0)), open_bits(&col(&out, 1)));
+        for j in 0..n {
+            prop_assert_eq!(msb[j], xs[j] >> 63, "msb x={:#x}", xs[j]);
+            prop_assert_eq!(zero[j], u64::from(xs[j] == 0), "is_zero x={:#x}", xs[j]);
+        }
+    }
+}
+
+#[test]
+fn lt_eq_matches_signed_plaintext() {
+    let n = 400;
+    let (xi, yi) = signed_pairs(18, n);
+    let (mut xs, mut ys) = (to_u64(&xi), to_u64(&yi));
+    // Equality is exact for every word, also beyond the range of lt: one bit apart, and equal.
+    let mut rng = ChaCha20Rng::seed_from_u64(19);
+    for bit in 0..64 {
+        let x = rng.next_u64();
+        xs.extend([x, x, i64::MIN as u64]);
+        ys.extend([x ^ (1 << bit), x, i64::MIN as u64 ^ (1 << bit)]);
+    }
+    let len = xs.len();
+    let out = run3!(None; [xs, ys] |s| {
+        let me = s.me();
+        let x = s.share_input(0, (me == 0).then_some(&xs[..]), len).await.unwrap();
+        let y = s.share_input(2, (me == 2).then_some(&ys[..]), len).await.unwrap();
+        let (lt, eq) = s.lt_eq(&x, &y).await.unwrap();
+        [lt, eq]
+    });
+    let (lt, eq) = (open_bits(&col(&out, 0)), open_bits(&col(&out, 1)));
+    for j in 0..len {
+        let (x, y) = (xs[j] as i64, ys[j] as i64);
+        assert_eq!(eq[j], u64::from(x == y), "eq x={x} y={y}");
+        if j < n {
+            assert_eq!(lt[j], u64::from(x < y), "lt x={x} y={y}");
+        }
+    }
+}
+
 // ---- B2A, select, ReLU, max ----
 
 #[test]
@@ -460,6 +539,26 @@ fn cost_msb_and_comparisons() {
     assert_eq!(msb_bytes(37), MSB_BYTES_37);
     // 241 AND bits per element: 30.125 bytes per element and party in the limit.
     assert_eq!(msb_bytes(1 << 20), 241 * (1 << 20) / 8);
+}
+
+#[test]
+fn cost_msb_is_zero_and_lt_eq() {
+    let out = cost!(|s, x, y, bx, by| s.msb_is_zero(&x).await.unwrap(), N);
+    assert_eq!(out, vec![(8, lt_eq_bytes(N as u64), 8); 3]);
+    let out = cost!(|s, x, y, bx, by| s.lt_eq(&x, &y).await.unwrap(), 1000);
+    assert_eq!(out, vec![(8, lt_eq_bytes(1000), 8); 3]);
+    // 8·(37 + 36 + 54 + 27 + 14 + 7 + 3 + 2); 304 AND bits per element: 38 bytes in the limit.
+    assert_eq!(lt_eq_bytes(37), 1440);
+    assert_eq!(lt_eq_bytes(1 << 20), 38 * (1 << 20));
+}
+
+/// Bytes per party of `msb_is_zero` (and `lt_eq`) on `n` elements: the msb's packed AND
+/// rounds, the last six each carrying a level of the zero test's tree (`32, 16, …, 1` bits).
+pub(super) fn lt_eq_bytes(n: u64) -> u64 {
+    [63u64, 62, 61 + 32, 29 + 16, 15 + 8, 7 + 4, 3 + 2, 1 + 1]
+        .iter()
+        .map(|w| 8 * (n * w).div_ceil(64))
+        .sum()
 }
 
 /// Bytes per party of `msb` on `n` elements: one packed AND round per width.

@@ -33,6 +33,37 @@ impl<T: Transport> Rep3Session<'_, T> {
     /// once into bit planes, 64 elements per word; every AND operand, and every move between
     /// levels, is then a choice of plane words, and the result is plane 0 of the last XOR.
     pub async fn msb(&mut self, x: &Rep3Share) -> Result<Rep3Bits, MpcError> {
+        Ok(self.msb_core(x, false).await?.0)
+    }
+
+    /// `(msb(x), x == 0)` element-wise, both as boolean sharings of bit 0: [`Self::msb`]'s
+    /// circuit with the zero test riding along, exact for every word. 8 rounds, 304 AND bits per
+    /// element: `8·(⌈63n/64⌉ + ⌈62n/64⌉ + ⌈93n/64⌉ + ⌈45n/64⌉ + ⌈23n/64⌉ + ⌈11n/64⌉ +
+    /// ⌈5n/64⌉ + ⌈2n/64⌉)` bytes per party, `38n` for large `n` (`1440` for `n = 37`; the msb
+    /// alone is `≈ 30.1n`, [`Self::is_zero`] alone `≈ 10.5n` in 7 more rounds).
+    ///
+    /// With `(s, c)` the two summands of the full-adder layer, `x = s + c (mod 2^64)`, and
+    /// `s + c ≡ 0` iff `s ⊕ c = (s ∨ c) << 1`: if every sum bit is zero, the carry into bit `j`
+    /// is `s_j ⊕ c_j` and the carry out is then `maj(s_j, c_j, s_j ⊕ c_j) = s_j ∨ c_j`; conversely
+    /// the equation makes every sum bit zero, by induction from `carry_0 = 0`. After round 2 of
+    /// the msb circuit every bit of both sides is local: `(s ⊕ c)_j` is `P_j` (`s_0` at `j = 0`,
+    /// `s_63 ⊕ c_63` at the top), `(s ∨ c)_j = P_j ⊕ G_j` (`s_0` at `j = 0`, as `c_0 = 0`). The
+    /// 64 XNORs are reduced by an AND tree `64 → 32 → … → 1` whose six levels share the six
+    /// rounds of the carry tree (one packed AND per round carries both).
+    pub async fn msb_is_zero(&mut self, x: &Rep3Share) -> Result<(Rep3Bits, Rep3Bits), MpcError> {
+        match self.msb_core(x, true).await? {
+            (msb, Some(zero)) => Ok((msb, zero)),
+            (_, None) => Err(MpcError::Reconstruct("msb lost the zero test (internal)")),
+        }
+    }
+
+    /// The circuit of [`Self::msb`] and, if `with_zero`, the zero test of
+    /// [`Self::msb_is_zero`] in the same rounds.
+    async fn msb_core(
+        &mut self,
+        x: &Rep3Share,
+        with_zero: bool,
+    ) -> Result<(Rep3Bits, Option<Rep3Bits>), MpcError> {
         let n = x.len();
         // Bit planes of this party's components (x_me, x_{me+1}); s = x_0 ⊕ x_1 ⊕ x_2 is the
         // pair itself. The boolean sharings of x_0 ⊕ x_2, x_1 ⊕ x_2 and x_2 hold each slot's
@@ -75,23 +106,43 @@ impl<T: Transport> Rep3Session<'_, T> {
         });
         let top =
             [0, 1].map(|i| Planes::map(&[&s[i], &maj[i]], 1, |q, d| d[0] = q[0][63] ^ q[1][62]));
+        let s0 = with_zero.then(|| [0, 1].map(|i| Planes::map(&[&s[i]], 1, |q, d| d[0] = q[0][0])));
         drop((s, maj, x02, x12));
         let (g0, g1) = self
             .and_planes((&s_hi[0], &s_hi[1]), (&c_hi[0], &c_hi[1]))
             .await?;
         let mut g = [g0, g1];
-        // Rounds 3–8: the carry tree over 62 → 31 → 16 → 8 → 4 → 2 → 1 groups.
+        // The zero test's 64 XNOR planes, `¬((s ⊕ c)_j ⊕ (s ∨ c)_{j−1})`: the NOT flips
+        // component 0 only (this party's first slot at party 0, its second at party 2).
+        let mut zero = s0.map(|s0| {
+            [0, 1].map(|i| {
+                let flip = (self.me + i).is_multiple_of(3);
+                zero_test_planes(&s0[i], &p[i], &g[i], &top[i], flip)
+            })
+        });
+        // Rounds 3–8: the carry tree over 62 → 31 → 16 → 8 → 4 → 2 → 1 groups, and the zero
+        // test's AND tree over 64 → 32 → … → 1 planes, in the same packed ANDs.
         while g[0].width() > 1 {
             let m = g[0].width();
             let (c, odd) = (m / 2, m % 2 == 1);
             let w = 2 * c - 1;
-            let left = [0, 1].map(|i| Planes::map(&[&p[i]], w, |q, d| tree_left(q[0], d, c)));
-            let right = [0, 1]
+            let mut left = [0, 1].map(|i| Planes::map(&[&p[i]], w, |q, d| tree_left(q[0], d, c)));
+            let mut right = [0, 1]
                 .map(|i| Planes::map(&[&g[i], &p[i]], w, |q, d| tree_right(q[0], q[1], d, c)));
+            let h = zero.as_ref().map_or(0, |z| z[0].width() / 2);
+            if let Some(z) = &zero {
+                left = [0, 1].map(|i| append_planes(&left[i], &z[i], 0..h));
+                right = [0, 1].map(|i| append_planes(&right[i], &z[i], h..2 * h));
+            }
             let (r0, r1) = self
                 .and_planes((&left[0], &left[1]), (&right[0], &right[1]))
                 .await?;
             let r = [r0, r1];
+            if zero.is_some() {
+                zero = Some(
+                    [0, 1].map(|i| Planes::map(&[&r[i]], h, |q, d| d.copy_from_slice(&q[0][w..]))),
+                );
+            }
             let next_w = c + usize::from(odd);
             let g_next = [0, 1].map(|i| {
                 Planes::map(&[&g[i], &r[i]], next_w, |q, d| {
@@ -109,7 +160,11 @@ impl<T: Transport> Rep3Session<'_, T> {
         let [a, b] = [0, 1].map(|i| {
             Planes::map(&[&top[i], &g[i]], 1, |q, d| d[0] = q[0][0] ^ q[1][0]).plane0_words()
         });
-        Ok(Rep3Bits::new_unchecked(a, b))
+        let zero = zero.map(|z| {
+            let [a, b] = z.each_ref().map(Planes::plane0_words);
+            Rep3Bits::new_unchecked(a, b)
+        });
+        Ok((Rep3Bits::new_unchecked(a, b), zero))
     }
 
     /// `x < y` (signed) as a boolean sharing of bit 0: `msb(x − y)`. Correct when
@@ -135,6 +190,20 @@ impl<T: Transport> Rep3Session<'_, T> {
     pub async fn le(&mut self, x: &Rep3Share, y: &Rep3Share) -> Result<Rep3Bits, MpcError> {
         let gt = self.gt(x, y).await?;
         Ok(self.not_bit(&gt))
+    }
+
+    /// `(x < y, x == y)` (signed less-than, equality in Z_2^64) as boolean sharings of bit 0, in
+    /// the rounds of one comparison: [`Self::msb_is_zero`]`(x − y)`. The less-than is correct when
+    /// `|x − y| < 2^63` (as [`Self::lt`]), the equality for all words. 8 rounds, `≈ 38·len` bytes
+    /// per party (`1440` for `len = 37`): a three-way comparison for less than two
+    /// [`Self::lt`]s, and in one round trip less than [`Self::lt`] and [`Self::eq`].
+    pub async fn lt_eq(
+        &mut self,
+        x: &Rep3Share,
+        y: &Rep3Share,
+    ) -> Result<(Rep3Bits, Rep3Bits), MpcError> {
+        let d = self.sub(x, y)?;
+        self.msb_is_zero(&d).await
     }
 
     /// `bit ? x : y` element-wise, as `y + b·(x − y)` with `b` = [`Self::b2a_bit`]`(bit)` (bit 0
@@ -226,4 +295,39 @@ fn tree_next_p(p: &[u64], r: &[u64], d: &mut [u64], c: usize, odd: bool) {
     if odd {
         d[c] = p[2 * c];
     }
+}
+
+/// One component's 64 XNOR planes of the zero test (see [`Rep3Session::msb_is_zero`]):
+/// `u_j = (s ⊕ c)_j ⊕ (s ∨ c)_{j−1}` from `s_0`, `P_j` (plane `j − 1` of `p`, `j = 1..=62`),
+/// `G_j` (plane `j − 1` of `g`) and `top = s_63 ⊕ c_63`; negated (`¬u_j`, all 64 planes of the
+/// present elements flipped) when `flip`, for the holders of component 0.
+fn zero_test_planes(s0: &Planes, p: &Planes, g: &Planes, top: &Planes, flip: bool) -> Planes {
+    let u = Planes::map(&[s0, p, g, top], 64, |q, d| {
+        let (s0, p, g, top) = (q[0][0], q[1], q[2], q[3][0]);
+        d[0] = s0;
+        d[1] = p[0] ^ s0;
+        for j in 2..63 {
+            d[j] = p[j - 1] ^ p[j - 2] ^ g[j - 2];
+        }
+        d[63] = top ^ p[61] ^ g[61];
+    });
+    if flip {
+        let ones = Planes::ones(u.len(), 64);
+        Planes::map(&[&u, &ones], 64, |q, d| {
+            for (j, d) in d.iter_mut().enumerate() {
+                *d = q[0][j] ^ q[1][j];
+            }
+        })
+    } else {
+        u
+    }
+}
+
+/// `x`'s planes followed by planes `range` of `z` (same elements), one AND operand for both.
+fn append_planes(x: &Planes, z: &Planes, range: std::ops::Range<usize>) -> Planes {
+    let w = x.width();
+    Planes::map(&[x, z], w + range.len(), |q, d| {
+        d[..w].copy_from_slice(q[0]);
+        d[w..].copy_from_slice(&q[1][range.clone()]);
+    })
 }

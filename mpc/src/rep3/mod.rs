@@ -36,6 +36,7 @@
 //! | [`Rep3Session::add_bits`] (Kogge–Stone) | 7 | `96n` |
 //! | [`Rep3Session::a2b`] | 8 | `104n` |
 //! | [`Rep3Session::msb`], [`Rep3Session::lt`], `gt`, `ge`, `le` | 8 | `≈ 30.125n` (241 AND bits per element, packed; exactly `8·Σ_w ⌈wn/64⌉`, `w ∈ {63, 62, 61, 29, 15, 7, 3, 1}`: `1144` at `n = 37`) |
+//! | [`Rep3Session::msb_is_zero`], [`Rep3Session::lt_eq`] | 8 | `≈ 38n` (304 AND bits per element: msb's, the last six rounds carrying a zero-test tree of `32 + 16 + … + 1`; `1440` at `n = 37`) |
 //! | [`Rep3Session::b2a_bit`] | 2 | `8n` (one message per party) |
 //! | [`Rep3Session::select`] | 3 | `16n` |
 //! | [`Rep3Session::relu`], [`Rep3Session::max`] | 11 | msb / lt `+ 16n` (`≈ 46.1n`) |
@@ -54,6 +55,8 @@
 //! | [`Rep3Session::sigmoid`] | 31 | 2 msb `+ 64n` (`≈ 124.25n`), party 1 `+ 16n` |
 //! | [`Rep3Session::sigmoid_precise`] | 31 | msb(`n`) + msb(`4n`) `+ 208n` (`≈ 358.6n`), party 1 `+ 64n` |
 //! | [`Rep3Session::exp`] | 16 | `72n`, party 1 `+ 16n` |
+//! | [`Rep3Session::accuracy`] (`n` scores) | 12 (11 for `n` a power of two `≤ 2^f`) | msb `+ 8n + 8` (`≈ 38.1n`; `1448` at `n = 37`) |
+//! | [`Rep3Session::auc`] (`n` scores, `B = max(1, ⌈n(n−1)/2^21⌉)` blocks, `S = max(1, ⌈f/8⌉)` digits) | `10B + 11S` (`f = 16`: `10B + 22`, 32 for `n ≤ 1448`) | `≈ 27n²` (54 per unordered pair: `lt_eq + 16` per pair, `+ 16`, division `19528` at `f = 16`; `29896` at `n = 20`) |
 //! | [`workload::barrier`] | 1 | 0 (an empty message to each peer) |
 //!
 //! [`workload`] defines the benchmarked cases (operation, shape, deterministic inputs, one
@@ -136,6 +139,15 @@
 //! `gt(x, y) = lt(y, x)`, `ge = ¬lt`, `le = ¬gt`; correct whenever the integer difference
 //! satisfies `|x − y| < 2^63` (for instance both inputs in `[−2^62, 2^62)`), otherwise `x − y`
 //! wraps and the answer is inverted. Results are boolean sharings with the bit in bit 0.
+//!
+//! **Sign and zero test together.** `x = s + c (mod 2^64)` is zero iff `s ⊕ c = (s ∨ c) << 1`
+//! (with every sum bit zero the carry into bit `j` is `s_j ⊕ c_j` and the carry out `s_j ∨ c_j`;
+//! conversely by induction from `carry_0 = 0`). After the msb circuit's second round both sides
+//! are local bit by bit (`(s ⊕ c)_j = P_j`, `(s ∨ c)_j = P_j ⊕ G_j`), so
+//! [`Rep3Session::msb_is_zero`] reduces the 64 XNORs with an AND tree whose six levels ride in the
+//! six rounds of the carry tree: `[x < 0]` and `[x = 0]` in 8 rounds and 304 AND bits per element,
+//! where [`Rep3Session::lt`] and [`Rep3Session::eq`] take 15 rounds and 304 bits plus the eq input
+//! round, and two `lt` 482 bits. [`Rep3Session::lt_eq`] is the three-way comparison on `x − y`.
 //!
 //! **B2A for bits.** Party 0 knows `c = b_0 ⊕ b_1`, parties 1 and 2 know `b_2`, and
 //! `b = c ⊕ b_2 = c·(1 − 2b_2) + b_2`. Party 0 sends `c − r` to party 1 (`r` from `k_{2,0}`),
@@ -244,6 +256,20 @@
 //! `f = 16`. Both take 16 to 20 fractional bits; see their docs for the exact bounds and the
 //! truncation failure probabilities.
 //!
+//! # Classifier metrics
+//!
+//! [`Rep3Session::accuracy`] and [`Rep3Session::auc`] evaluate a binary classifier on secret
+//! scores and secret 0/1 labels and return only the metric, as a sharing. The accuracy at a
+//! public threshold is one msb per element, a bit injection, and the count
+//! `n − Σ pred − Σ y + 2·Σ pred·y` as one dot product scaled by `round(2^{f+k}/n)` and truncated
+//! once: within `2^−f` of the true fraction for `n² ≤ 2^{41−f}`. The ROC AUC (Mann–Whitney,
+//! ties one half) uses `2U = P·N + Σ_{i<j} (2[s_i < s_j] + [s_i = s_j] − 1)(y_j − y_i)`: one
+//! [`Rep3Session::msb_is_zero`] per unordered pair (in blocks of [`AUC_BLOCK_PAIRS`] for bounded
+//! memory), a bit injection, local cross terms summed over all blocks and reshared once with
+//! `P·N`, then an exact long division in radix `2^8` (comparisons of `2^8·rem` with multiples of
+//! the denominator, no truncation): the result is `⌊AUC·2^f⌋` exactly; an undefined AUC (one
+//! class) gives `½`.
+//!
 //! Not here yet: a packed A2B / adder (whole-word B2A and A2B dominate the local cost of the
 //! functions above), the sync typestate split of `protocols/` vs `run/`, and malicious security.
 
@@ -255,6 +281,7 @@ mod equality;
 mod exp;
 mod gemm;
 mod log;
+mod metrics;
 mod mul;
 mod normalize;
 mod packed;
@@ -271,6 +298,8 @@ mod boolean_tests;
 #[cfg(test)]
 mod cmp_tests;
 #[cfg(test)]
+mod metrics_tests;
+#[cfg(test)]
 mod poly_tests;
 #[cfg(test)]
 mod recip_tests;
@@ -284,6 +313,7 @@ mod workload_tests;
 pub use argmax::Rep3Argmax;
 pub use boolean::Rep3Bits;
 pub use exp::{EXP_MAX, EXP_MAX_FRAC_BITS, EXP_MIN, EXP_MIN_FRAC_BITS};
+pub use metrics::{ACCURACY_MAX_LEN, AUC_BLOCK_PAIRS, AUC_MAX_LEN};
 pub use normalize::Normalized;
 pub use poly::MAX_POLY_DEGREE;
 pub use recip::{NONLINEAR_MAX_FRAC_BITS, NONLINEAR_MIN_FRAC_BITS};

@@ -96,6 +96,23 @@ impl Planes {
         }
     }
 
+    /// `w` planes per block with the bits of every present element set (a public constant: XORed
+    /// into one component it negates a sharing).
+    pub(crate) fn ones(n: usize, w: usize) -> Self {
+        let mut out = Self::zeros(n, w);
+        let t = n % BLOCK;
+        for (b, planes) in out.words.chunks_exact_mut(w).enumerate() {
+            let last = b + 1 == Self::blocks(n) && t != 0;
+            planes.fill(if last { low_mask(t as u32) } else { u64::MAX });
+        }
+        out
+    }
+
+    /// Number of elements.
+    pub(crate) fn len(&self) -> usize {
+        self.n
+    }
+
     /// Planes per block.
     pub(crate) fn width(&self) -> usize {
         self.w
