@@ -245,6 +245,26 @@ pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let is_train = job.spec.as_ref().is_some_and(|s| {
+        matches!(
+            s.computation,
+            Some(treaty_proto::v1::job_spec::Computation::Train(_))
+        )
+    });
+    if is_train {
+        let result = treaty_party::analyst::fetch_train_result(&mut c, &job, &key)
+            .await
+            .context("opening the sealed reports")?;
+        if args.connect.json {
+            println!(
+                "{}",
+                serde_json::json!({ "job_id": job.id, "result": result })
+            );
+        } else {
+            print::train(&result);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let result = treaty_party::analyst::fetch_stats_result(&mut c, &job, &key)
         .await
         .context("opening the sealed result")?;

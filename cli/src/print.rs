@@ -24,6 +24,7 @@ fn kind(job: &pb::Job) -> &'static str {
         Some(job_spec::Computation::Stats(_)) if joined => "stats-join",
         Some(job_spec::Computation::Stats(_)) => "stats",
         Some(job_spec::Computation::Psi(_)) => "psi",
+        Some(job_spec::Computation::Train(_)) => "train",
         None => "?",
     }
 }
@@ -330,6 +331,30 @@ impl JobBar {
                 p.bytes_received,
                 p.reason
             );
+        }
+    }
+}
+
+/// A `train` job's result for humans: the metric, then the weights if revealed.
+pub(crate) fn train(r: &treaty_party::train::TrainResult) {
+    println!(
+        "model {}: {} aligned rows, {} trained ({} steps, {:.2} s)",
+        r.model_id, r.rows, r.train_rows, r.steps, r.train_seconds
+    );
+    match r.value {
+        Some(v) => println!("{} on {} held-out rows: {v:.4}", r.metric, r.holdout_rows),
+        None => println!("no evaluation"),
+    }
+    match &r.weights {
+        None => println!("weights: secret-shared at the parties (not revealed)"),
+        Some(w) => {
+            println!("{:<40} {:>12}", "feature (standardised)", "weight");
+            for (name, v) in r.features.iter().zip(w) {
+                println!("{name:<40} {v:>12.6}");
+            }
+            if w.len() > r.features.len() {
+                println!("{:<40} {:>12.6}", "(intercept)", w[w.len() - 1]);
+            }
         }
     }
 }

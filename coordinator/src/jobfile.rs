@@ -46,6 +46,23 @@
 //! columns = ["insurer.claim_amount"]
 //! filter = [{ column = "hospital.diabetic", equals = 1 }, { column = "insurer.plan", equals = "basic" }]
 //! ```
+//!
+//! A `train` job (logistic or linear regression) needs a `[join]` too; the weights stay
+//! secret-shared at the parties under `model_id` unless `reveal_weights`:
+//!
+//! ```text
+//! [train]
+//! model = "logistic"                   # or "linear"
+//! features = ["hospital.age", "hospital.bmi", "insurer.claim_amount", "bank.late_payments_12m"]
+//! label = "insurer.fraud"              # 0/1 for logistic regression
+//! learning_rate = 0.1                  # defaults: 0.1, 10 epochs, batch 1024, l2 0, intercept
+//! epochs = 10
+//! batch_size = 1024
+//! holdout = 0.2                        # the last 20% of the aligned rows evaluate the model
+//! metric = "auc"                       # or "accuracy", "none"
+//! model_id = "fraud-2026-11"           # default: the job id
+//! reveal_weights = false
+//! ```
 
 use serde::Deserialize;
 use treaty_proto::v1::{self as pb, filter, job_spec};
@@ -71,7 +88,9 @@ pub struct JobFile {
     pub stats: Option<StatsFile>,
     /// A `psi` computation.
     pub psi: Option<PsiFile>,
-    /// How vertically split inputs are aligned (for `stats`).
+    /// A `train` computation.
+    pub train: Option<TrainFile>,
+    /// How vertically split inputs are aligned (for `stats` and `train`).
     pub join: Option<JoinFile>,
     /// Who gets the result.
     pub output: OutputFile,
@@ -132,6 +151,47 @@ pub struct PsiFile {
     pub id_columns: std::collections::BTreeMap<String, String>,
 }
 
+/// `[train]`: logistic or linear regression over a join (see `TrainJob` in the proto for the
+/// defaults of omitted fields).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainFile {
+    /// `logistic` (default) or `linear`.
+    #[serde(default)]
+    pub model: String,
+    /// Feature columns, `party.column`.
+    pub features: Vec<String>,
+    /// The label column, `party.column`.
+    pub label: String,
+    /// 0: the default (0.1).
+    #[serde(default)]
+    pub learning_rate: f64,
+    /// 0: the default (10).
+    #[serde(default)]
+    pub epochs: u32,
+    /// 0: the default (1024).
+    #[serde(default)]
+    pub batch_size: u32,
+    /// L2 regularisation.
+    #[serde(default)]
+    pub l2: f64,
+    /// `false` learns no intercept.
+    #[serde(default)]
+    pub intercept: Option<bool>,
+    /// Share of the aligned rows held out for evaluation.
+    #[serde(default)]
+    pub holdout: f64,
+    /// `auc`, `accuracy` or `none`.
+    #[serde(default)]
+    pub metric: String,
+    /// Where the parties store the model (default: the job id).
+    #[serde(default)]
+    pub model_id: String,
+    /// Reveal the weights to the recipient.
+    #[serde(default)]
+    pub reveal_weights: bool,
+}
+
 /// A row filter: `equals`, or `min`/`max` (inclusive).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,18 +239,37 @@ impl JobFile {
                 ));
             }
         };
-        let computation = match (&self.stats, &self.psi) {
-            (None, None) => {
+        let sections = [
+            self.stats.is_some(),
+            self.psi.is_some(),
+            self.train.is_some(),
+        ];
+        let computation = match (&self.stats, &self.psi, &self.train) {
+            _ if sections.iter().filter(|s| **s).count() > 1 => {
                 return Err(bad(
-                    "the job file has no computation section (e.g. [stats] or [psi])".into(),
+                    "a job file has one computation: [stats], [psi] or [train]".into(),
                 ));
             }
-            (Some(_), Some(_)) => {
+            (None, None, None) => {
                 return Err(bad(
-                    "a job file has one computation: [stats] or [psi]".into()
+                    "the job file has no computation section ([stats], [psi] or [train])".into(),
                 ));
             }
-            (Some(s), None) => {
+            (_, _, Some(t)) => job_spec::Computation::Train(pb::TrainJob {
+                model: t.model.clone(),
+                features: t.features.clone(),
+                label: t.label.clone(),
+                learning_rate: t.learning_rate,
+                epochs: t.epochs,
+                batch_size: t.batch_size,
+                l2: t.l2,
+                no_intercept: t.intercept == Some(false),
+                holdout: t.holdout,
+                metric: t.metric.clone(),
+                model_id: t.model_id.clone(),
+                reveal_weights: t.reveal_weights,
+            }),
+            (Some(s), _, _) => {
                 let (filter, filters) = match &s.filter {
                     None => (None, Vec::new()),
                     Some(Filters::One(f)) => (Some(f.to_wire()?), Vec::new()),
@@ -207,7 +286,7 @@ impl JobFile {
                     filters,
                 })
             }
-            (None, Some(p)) => job_spec::Computation::Psi(pb::PsiJob {
+            (None, Some(p), _) => job_spec::Computation::Psi(pb::PsiJob {
                 reveal: match p.reveal.as_str() {
                     "intersection" => pb::PsiReveal::Intersection,
                     "cardinality" => pb::PsiReveal::Cardinality,
@@ -386,6 +465,7 @@ mod tests {
         for text in [
             include_str!("../../examples/stats-job.toml"),
             include_str!("../../examples/join-stats-job.toml"),
+            include_str!("../../examples/train-job.toml"),
         ] {
             let spec = JobFile::parse(text)
                 .unwrap()
@@ -393,6 +473,28 @@ mod tests {
                 .unwrap();
             assert_eq!(spec.inputs.len(), 3);
         }
+        let train = JobFile::parse(include_str!("../../examples/train-job.toml"))
+            .unwrap()
+            .to_spec(Some([3; 32]))
+            .unwrap();
+        let Some(job_spec::Computation::Train(t)) = train.computation else {
+            panic!("not a train job");
+        };
+        assert_eq!(
+            (t.label.as_str(), t.features.len(), t.epochs),
+            ("insurer.fraud", 15, 10)
+        );
+        assert!(!t.no_intercept && !t.reveal_weights);
+        // Two computations are refused.
+        let two = format!(
+            "{}\n[stats]\ncolumns = [\"insurer.claim_amount\"]\n",
+            include_str!("../../examples/train-job.toml")
+        );
+        let e = JobFile::parse(&two)
+            .unwrap()
+            .to_spec(Some([3; 32]))
+            .unwrap_err();
+        assert!(e.to_string().contains("one computation"), "{e}");
         let text = include_str!("../../examples/join-stats-job.toml");
         let spec = JobFile::parse(&text.replace("# psi_job", "psi_job"))
             .unwrap()

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use treaty_proto::v1::{
     ColumnType, DatasetSchema, Filter, Job, JobSpec, JobState, JoinSpec, PartyInfo, PsiJob,
-    PsiReveal, StatsJob, filter, job_spec,
+    PsiReveal, StatsJob, TrainJob, filter, job_spec,
 };
 
 use crate::CoordinatorError;
@@ -132,7 +132,14 @@ pub fn validate_spec(
             check_psi(&spec, psi, &datasets, &mut problems)
         }
         (Some(job_spec::Computation::Psi(_)), Some(_)) => {
-            problems.push("a join applies to stats jobs; a psi job has no [join]".into())
+            problems.push("a join applies to stats and train jobs; a psi job has no [join]".into())
+        }
+        (Some(job_spec::Computation::Train(_)), None) => problems.push(
+            "train runs on vertically split data: add a [join] naming each data party's id column"
+                .into(),
+        ),
+        (Some(job_spec::Computation::Train(train)), Some(join)) => {
+            check_join_train(&spec, train, join, &datasets, &mut problems);
         }
     }
     if problems.is_empty() {
@@ -256,19 +263,19 @@ pub fn is_job_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Checks a `stats` job with a join: three inputs (two or three data parties named in
-/// `id_columns`, the rest a helper), id columns of text or integers, and `party.column` names for
-/// columns and filters.
-fn check_join_stats(
+/// Checks what every job with a join needs: its protocol, three inputs (two or three data
+/// parties named in `id_columns`, the rest a helper), id columns of text or integers, and a
+/// well-formed `psi_job`.
+fn check_join(
     spec: &JobSpec,
-    stats: &StatsJob,
+    kind: &str,
     join: &JoinSpec,
     datasets: &[(&str, &DatasetSchema)],
     problems: &mut Vec<String>,
 ) {
     if spec.protocol != JOIN_STATS_PROTOCOL {
         problems.push(format!(
-            "stats with a join runs on protocol {JOIN_STATS_PROTOCOL:?}, not {:?}",
+            "{kind} with a join runs on protocol {JOIN_STATS_PROTOCOL:?}, not {:?}",
             spec.protocol
         ));
     }
@@ -310,33 +317,47 @@ fn check_join_stats(
             )),
         }
     }
-    // A `party.column` name: the party must hold data in the join and the column exist there.
-    fn resolve<'a>(
-        name: &'a str,
-        what: &str,
-        join: &JoinSpec,
-        datasets: &[(&str, &'a DatasetSchema)],
-        problems: &mut Vec<String>,
-    ) -> Option<(&'a str, &'a str, &'a DatasetSchema)> {
-        let Some((party, column)) = qualified(name) else {
-            problems.push(format!(
-                "{what} {name:?}: with a join, name it as \"party.column\""
-            ));
-            return None;
-        };
-        if !join.id_columns.contains_key(party) {
-            problems.push(format!(
-                "{what} {name:?} names party {party:?}, which holds no data in this join \
-                 (the data parties are those in join.id_columns)"
-            ));
-            return None;
-        }
-        let ds = datasets
-            .iter()
-            .find(|(q, _)| *q == party)
-            .map(|(_, d)| *d)?;
-        Some((party, column, ds))
+}
+
+/// A `party.column` name of a job with a join: the party must hold data in the join; returns
+/// the party, the column and the party's dataset (the column itself is the caller's to check).
+fn resolve<'a>(
+    name: &'a str,
+    what: &str,
+    join: &JoinSpec,
+    datasets: &[(&str, &'a DatasetSchema)],
+    problems: &mut Vec<String>,
+) -> Option<(&'a str, &'a str, &'a DatasetSchema)> {
+    let Some((party, column)) = qualified(name) else {
+        problems.push(format!(
+            "{what} {name:?}: with a join, name it as \"party.column\""
+        ));
+        return None;
+    };
+    if !join.id_columns.contains_key(party) {
+        problems.push(format!(
+            "{what} {name:?} names party {party:?}, which holds no data in this join \
+             (the data parties are those in join.id_columns)"
+        ));
+        return None;
     }
+    let ds = datasets
+        .iter()
+        .find(|(q, _)| *q == party)
+        .map(|(_, d)| *d)?;
+    Some((party, column, ds))
+}
+
+/// Checks a `stats` job with a join: [`check_join`], and `party.column` names for columns and
+/// filters.
+fn check_join_stats(
+    spec: &JobSpec,
+    stats: &StatsJob,
+    join: &JoinSpec,
+    datasets: &[(&str, &DatasetSchema)],
+    problems: &mut Vec<String>,
+) {
+    check_join(spec, "stats", join, datasets, problems);
     check_column_list(stats, problems);
     for c in &stats.columns {
         if let Some((party, column, ds)) = resolve(c, "stats: column", join, datasets, problems) {
@@ -352,6 +373,114 @@ fn check_join_stats(
         }
     }
     check_ranges(stats, problems);
+}
+
+/// Most features of one `train` job.
+pub const MAX_TRAIN_FEATURES: usize = 4096;
+
+/// Checks a `train` job (with its join): [`check_join`], numeric `party.column` features and
+/// label (no id column, no repeats), the model and metric names, hyperparameters in range and a
+/// well-formed model id.
+fn check_join_train(
+    spec: &JobSpec,
+    train: &TrainJob,
+    join: &JoinSpec,
+    datasets: &[(&str, &DatasetSchema)],
+    problems: &mut Vec<String>,
+) {
+    check_join(spec, "train", join, datasets, problems);
+    let logistic = match train.model.as_str() {
+        "" | "logistic" => true,
+        "linear" => false,
+        other => {
+            problems.push(format!(
+                "train: model {other:?} is unknown (\"logistic\" or \"linear\")"
+            ));
+            true
+        }
+    };
+    if train.features.is_empty() {
+        problems.push("train: name at least one feature".into());
+    }
+    if train.features.len() > MAX_TRAIN_FEATURES {
+        problems.push(format!(
+            "train: at most {MAX_TRAIN_FEATURES} features, got {}",
+            train.features.len()
+        ));
+    }
+    let mut seen = HashSet::new();
+    for name in train.features.iter().chain(std::iter::once(&train.label)) {
+        if !seen.insert(name.as_str()) {
+            problems.push(format!(
+                "train: {name:?} is named twice (features and label are distinct columns)"
+            ));
+        }
+    }
+    let named = train
+        .features
+        .iter()
+        .map(|f| (f, "feature"))
+        .chain(std::iter::once((&train.label, "label")));
+    for (name, what) in named {
+        let shown = format!("train: {what}");
+        if let Some((party, column, ds)) = resolve(name, &shown, join, datasets, problems) {
+            check_value_column(party, ds, column, what, problems);
+            if join.id_columns.get(party).is_some_and(|id| id == column) {
+                problems.push(format!("{shown} {name:?} is the record id column"));
+            }
+        }
+    }
+    let rate = train.learning_rate;
+    if !(rate == 0.0 || (rate.is_finite() && rate > 0.0 && rate < 16.0)) {
+        problems.push(format!(
+            "train: learning_rate {rate} must be positive and below 16"
+        ));
+    }
+    if train.epochs > 10_000 {
+        problems.push(format!("train: epochs {} is above 10,000", train.epochs));
+    }
+    if train.batch_size > 1 << 20 {
+        problems.push(format!(
+            "train: batch_size {} is above 2^20",
+            train.batch_size
+        ));
+    }
+    if !(train.l2.is_finite() && (0.0..=1.0).contains(&train.l2)) {
+        problems.push(format!("train: l2 {} must be in [0, 1]", train.l2));
+    }
+    if !(train.holdout.is_finite() && (0.0..=0.5).contains(&train.holdout)) {
+        problems.push(format!(
+            "train: holdout {} must be in [0, 0.5]",
+            train.holdout
+        ));
+    }
+    match train.metric.as_str() {
+        "" | "none" => {}
+        "auc" | "accuracy" if !logistic => problems.push(format!(
+            "train: metric {:?} applies to logistic regression",
+            train.metric
+        )),
+        "auc" | "accuracy" if train.holdout == 0.0 => problems.push(format!(
+            "train: metric {:?} needs held-out rows (set holdout, e.g. 0.2)",
+            train.metric
+        )),
+        "auc" | "accuracy" => {}
+        other => problems.push(format!(
+            "train: metric {other:?} is unknown (\"auc\", \"accuracy\" or \"none\")"
+        )),
+    }
+    if !train.model_id.is_empty() && !is_job_id(&train.model_id) {
+        problems.push(format!(
+            "train: model_id {:?} must be 1 to 64 letters, digits, '-' or '_'",
+            train.model_id
+        ));
+    }
+    if spec.frac_bits != 0 && !(16..=20).contains(&spec.frac_bits) {
+        problems.push(format!(
+            "train: frac_bits {} is unsupported (16 to 20)",
+            spec.frac_bits
+        ));
+    }
 }
 
 /// Checks the `psi` job a join reuses (`referenced`, looked up by the caller): a succeeded
@@ -832,6 +961,76 @@ mod tests {
         let mut s = join_spec(&["insurer.claim_amount"], vec![]);
         s.protocol = "additive".into();
         assert!(join_problems(s).contains("with a join runs on protocol \"rep3\""));
+    }
+
+    fn train_spec(features: &[&str], label: &str) -> JobSpec {
+        let mut s = join_spec(&["insurer.claim_amount"], vec![]);
+        s.computation = Some(job_spec::Computation::Train(TrainJob {
+            features: features.iter().map(|f| f.to_string()).collect(),
+            label: label.into(),
+            holdout: 0.2,
+            metric: "auc".into(),
+            ..Default::default()
+        }));
+        s
+    }
+
+    #[test]
+    fn a_good_train_spec_runs_on_rep3_and_problems_are_named() {
+        let s = train_spec(
+            &["hospital.claim_amount", "insurer.claim_amount"],
+            "hospital.diabetic",
+        );
+        assert_eq!(validate_spec(s, &join_registry()).unwrap().protocol, "rep3");
+        let p = join_problems(train_spec(
+            &["claim_amount", "bank.x", "insurer.plan"],
+            "insurer.nope",
+        ));
+        assert!(
+            p.contains("train: feature \"claim_amount\": with a join, name it as"),
+            "{p}"
+        );
+        assert!(
+            p.contains("names party \"bank\", which holds no data"),
+            "{p}"
+        );
+        assert!(
+            p.contains("column \"plan\" is COLUMN_TYPE_STRING, not numeric"),
+            "{p}"
+        );
+        assert!(p.contains("has no label \"nope\""), "{p}");
+        let p = join_problems(train_spec(&["hospital.patient_id"], "hospital.patient_id"));
+        assert!(p.contains("named twice"), "{p}");
+        let mut s = train_spec(&["hospital.claim_amount"], "insurer.diabetic");
+        if let Some(job_spec::Computation::Train(t)) = &mut s.computation {
+            t.model = "forest".into();
+            t.learning_rate = -1.0;
+            t.holdout = 0.9;
+            t.metric = "f1".into();
+            t.model_id = "../etc".into();
+            t.l2 = f64::NAN;
+        }
+        s.frac_bits = 30;
+        let p = join_problems(s);
+        for want in [
+            "model \"forest\" is unknown",
+            "learning_rate -1",
+            "holdout 0.9",
+            "metric \"f1\"",
+            "model_id \"../etc\"",
+            "l2 NaN",
+            "frac_bits 30",
+        ] {
+            assert!(p.contains(want), "{want}: {p}");
+        }
+        let mut s = train_spec(&["hospital.claim_amount"], "insurer.diabetic");
+        s.join = None;
+        assert!(join_problems(s).contains("train runs on vertically split data"));
+        let mut s = train_spec(&["hospital.claim_amount"], "insurer.claim_amount");
+        if let Some(job_spec::Computation::Train(t)) = &mut s.computation {
+            t.model = "linear".into();
+        }
+        assert!(join_problems(s).contains("applies to logistic regression"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The analyst's side of a result: fetch every party's sealed upload, open each with the
-//! recipient's private key, then reconstruct and decode (`stats`, horizontal or with a join) or
-//! collect the reports (`psi`).
+//! recipient's private key, then reconstruct and decode (`stats`, horizontal or with a join;
+//! `train`'s metric and revealed weights) or collect the reports (`psi`).
 
 use std::collections::BTreeMap;
 
@@ -71,6 +71,29 @@ pub async fn fetch_psi_result(
             Ok((party, report))
         })
         .collect()
+}
+
+/// Fetches and opens every party's report of a succeeded `train` job and combines them: the
+/// metric and, if the job revealed them, the weights.
+pub async fn fetch_train_result(
+    client: &mut CoordinatorClient<Channel>,
+    job: &pb::Job,
+    key: &RecipientSecretKey,
+) -> Result<crate::train::TrainResult, PartyError> {
+    let Some(job_spec::Computation::Train(train)) =
+        job.spec.as_ref().and_then(|s| s.computation.as_ref())
+    else {
+        return Err(PartyError::Rejected("not a train job".into()));
+    };
+    let reports = fetch_opened(client, job, key)
+        .await?
+        .into_iter()
+        .map(|(_, plain)| {
+            pb::TrainPartyResult::decode(plain.as_slice())
+                .map_err(|_| MpcError::Reconstruct("a party's train report does not decode").into())
+        })
+        .collect::<Result<Vec<_>, PartyError>>()?;
+    crate::train::TrainResult::combine(&reports, train.reveal_weights)
 }
 
 /// Fetches every party's sealed upload and opens it, in the job's party order.

@@ -28,6 +28,7 @@ use crate::dataset::{self, DatasetConfig, Predicate};
 use crate::error::io_err;
 use crate::join::{JOIN_ROUND, JoinPlan, JoinTable, predicate};
 use crate::link::{GrpcTransport, LinkHub, SessionPeer, SessionSetup};
+use crate::train::{self, TrainPlan};
 
 /// Round of the release barrier (after the protocol's own rounds).
 const BARRIER_ROUND: u32 = 1;
@@ -119,12 +120,27 @@ pub fn check_assignment(
         .as_ref()
         .ok_or_else(|| PartyError::Rejected("the assignment has no spec".into()))?;
     if let Some(join) = &spec.join {
-        let job_spec::Computation::Stats(stats) = computation(spec)? else {
-            return Err(PartyError::Rejected(
-                "a join applies to stats jobs only".into(),
-            ));
+        let plan = match computation(spec)? {
+            job_spec::Computation::Stats(stats) => {
+                JoinPlan::for_stats(spec, stats, join, &peer_ids(assignment))?
+            }
+            job_spec::Computation::Train(train) => {
+                let plan = train_join_plan(spec, train, join, &peer_ids(assignment))?;
+                let t = TrainPlan::new(train, &plan, &assignment.job_id, spec.frac_bits)?;
+                if train::model_path(cfg, &t.model_id).exists() {
+                    return Err(PartyError::Rejected(format!(
+                        "this party already stores a model {:?}; choose another model_id",
+                        t.model_id
+                    )));
+                }
+                plan
+            }
+            job_spec::Computation::Psi(_) => {
+                return Err(PartyError::Rejected(
+                    "a join applies to stats and train jobs only".into(),
+                ));
+            }
         };
-        let plan = JoinPlan::new(spec, stats, join, &peer_ids(assignment))?;
         if plan.id_column(me).is_none() {
             // The helper: no data of its own in this job.
             return match dataset {
@@ -148,6 +164,11 @@ pub fn check_assignment(
         job_spec::Computation::Psi(psi) => {
             id_column(cfg, psi, ds)?;
             return check_file(cfg, ds);
+        }
+        job_spec::Computation::Train(_) => {
+            return Err(PartyError::Rejected(
+                "a train job needs a join (vertically split data)".into(),
+            ));
         }
     };
     for c in &stats.columns {
@@ -184,6 +205,18 @@ pub fn check_assignment(
     check_file(cfg, ds)
 }
 
+/// The join plan of a `train` job: its features, then its label, as the join's columns.
+fn train_join_plan(
+    spec: &pb::JobSpec,
+    train: &pb::TrainJob,
+    join: &pb::JoinSpec,
+    peers: &[String],
+) -> Result<JoinPlan, PartyError> {
+    let mut columns = train.features.clone();
+    columns.push(train.label.clone());
+    JoinPlan::new(spec, &columns, &[], join, peers)
+}
+
 /// The job's party ids in protocol order.
 fn peer_ids(assignment: &pb::JobAssignment) -> Vec<String> {
     assignment.peers.iter().map(|p| p.party.clone()).collect()
@@ -206,10 +239,17 @@ enum LocalInput {
     Join(Box<JoinLocal>),
 }
 
-/// A `stats` job with a join, before the protocol: the plan and, at a data party, its rows and
+/// What a job with a join computes once its rows are aligned.
+enum JoinWork {
+    Stats,
+    Train(Box<TrainPlan>),
+}
+
+/// A `stats` or `train` job with a join, before the protocol: the plan and, at a data party, its rows and
 /// (with a stored intersection) their alignment.
 struct JoinLocal {
     plan: JoinPlan,
+    work: JoinWork,
     fixed: FixedPoint,
     table: Option<JoinTable>,
     matched: Option<Vec<usize>>,
@@ -218,20 +258,36 @@ struct JoinLocal {
 impl JoinLocal {
     /// Reads this party's rows and, when the join reuses a stored intersection, aligns them.
     /// CPU-bound: call it off the async runtime.
+    #[allow(clippy::too_many_arguments)]
     fn load(
         cfg: &PartyConfig,
         spec: &pb::JobSpec,
-        stats: &pb::StatsJob,
+        job_id: &str,
+        comp: &job_spec::Computation,
         join: &pb::JoinSpec,
         peers: &[String],
         me: usize,
         dataset: &str,
     ) -> Result<Self, PartyError> {
-        let plan = JoinPlan::new(spec, stats, join, peers)?;
+        let (plan, work) = match comp {
+            job_spec::Computation::Stats(stats) => (
+                JoinPlan::for_stats(spec, stats, join, peers)?,
+                JoinWork::Stats,
+            ),
+            job_spec::Computation::Train(train) => {
+                let plan = train_join_plan(spec, train, join, peers)?;
+                let t = TrainPlan::new(train, &plan, job_id, spec.frac_bits)?;
+                (plan, JoinWork::Train(Box::new(t)))
+            }
+            job_spec::Computation::Psi(_) => {
+                return Err(PartyError::Rejected("a psi job has no join".into()));
+            }
+        };
         let fixed = FixedPoint::new(spec.frac_bits)?;
         if plan.id_column(me).is_none() {
             return Ok(Self {
                 plan,
+                work,
                 fixed,
                 table: None,
                 matched: None,
@@ -250,6 +306,7 @@ impl JoinLocal {
         };
         Ok(Self {
             plan,
+            work,
             fixed,
             table: Some(table),
             matched,
@@ -418,6 +475,7 @@ impl JobRun {
         let cfg = self.cfg.clone();
         let (spec, dataset) = (spec.clone(), dataset.to_string());
         let peers = peer_ids(a);
+        let job_id = a.job_id.clone();
         let local = {
             let work = tokio::task::spawn_blocking(move || {
                 let ds = || {
@@ -425,10 +483,17 @@ impl JobRun {
                         .ok_or_else(|| PartyError::Rejected(format!("unknown dataset {dataset:?}")))
                 };
                 match (comp, &spec.join) {
-                    (job_spec::Computation::Stats(stats), Some(join)) => {
-                        let local =
-                            JoinLocal::load(&cfg, &spec, &stats, join, &peers, me, &dataset)?;
+                    (
+                        comp @ (job_spec::Computation::Stats(_) | job_spec::Computation::Train(_)),
+                        Some(join),
+                    ) => {
+                        let local = JoinLocal::load(
+                            &cfg, &spec, &job_id, &comp, join, &peers, me, &dataset,
+                        )?;
                         Ok::<_, PartyError>(LocalInput::Join(Box::new(local)))
+                    }
+                    (job_spec::Computation::Train(_), None) => {
+                        Err(PartyError::Rejected("a train job needs a join".into()))
                     }
                     (job_spec::Computation::Stats(stats), None) => {
                         let local = local_stats(&cfg, ds()?, &stats, fixed)?;
@@ -516,7 +581,7 @@ impl JobRun {
                 let (report, rounds) = self.psi(transport, &psi, &own, &mut rng).await?;
                 (report.encode_to_vec(), rounds)
             }
-            LocalInput::Join(join) => self.join_stats(transport, &ids, *join, &mut rng).await?,
+            LocalInput::Join(join) => self.join_job(transport, &ids, *join, &mut rng).await?,
         };
         let mut plain = plain;
         let sealed = output::seal(recipient, &a.job_id, &self.cfg.id, &plain, &mut rng)?;
@@ -648,10 +713,10 @@ impl JobRun {
         ))
     }
 
-    /// Runs a `stats` job with a join: the inline PSI between the data parties if the join
-    /// reuses no stored intersection, then the vertical protocol with the helper. Returns this
-    /// party's output share (bytes) and the next free round.
-    async fn join_stats(
+    /// Runs a `stats` or `train` job with a join: the inline PSI between the data parties if
+    /// the join reuses no stored intersection, then the vertical protocol with the helper.
+    /// Returns this party's sealed output (bytes) and the next free round.
+    async fn join_job(
         &self,
         transport: &GrpcTransport,
         ids: &[String],
@@ -661,13 +726,14 @@ impl JobRun {
         let a = &self.assignment;
         let JoinLocal {
             plan,
+            work,
             fixed,
             table,
             matched,
         } = local;
-        let input = match (table, matched) {
-            (None, _) => VerticalInput::helper(),
-            (Some(table), Some(matched)) => table.input(&matched, &a.job_id, fixed)?,
+        let aligned = match (table, matched) {
+            (None, _) => None,
+            (Some(table), Some(matched)) => Some((table, matched)),
             (Some(table), None) => {
                 let data = plan.data_parties();
                 let (matched, rounds) = if data.len() == transport.parties() {
@@ -695,8 +761,18 @@ impl JobRun {
                 let matched = matched.ok_or_else(|| {
                     PartyError::Rejected("the inline PSI revealed no intersection".into())
                 })?;
-                table.input(&matched, &a.job_id, fixed)?
+                Some((table, matched))
             }
+        };
+        self.progress(0.3, Some(transport)).await;
+        if let JoinWork::Train(train) = work {
+            return self
+                .train(transport, ids, &train, aligned.as_ref(), rng)
+                .await;
+        }
+        let input = match aligned {
+            None => VerticalInput::helper(),
+            Some((table, matched)) => table.input(&matched, &a.job_id, fixed)?,
         };
         self.progress(0.5, Some(transport)).await;
         let ctx = SessionContext {
@@ -715,6 +791,56 @@ impl JobRun {
         )
         .await?;
         Ok((out.share.to_bytes(), out.next_round))
+    }
+
+    /// The `train` protocol on aligned rows, with progress reports every 200 ms at most; stores
+    /// this party's part of the model. Returns the sealed report's plaintext and the next round.
+    async fn train(
+        &self,
+        transport: &GrpcTransport,
+        ids: &[String],
+        plan: &TrainPlan,
+        aligned: Option<&(JoinTable, Vec<usize>)>,
+        rng: &mut ChaCha20Rng,
+    ) -> Result<(Vec<u8>, u32), PartyError> {
+        let a = &self.assignment;
+        let (tx, mut rx) = tokio::sync::watch::channel(0.3f64);
+        let reporter = {
+            let this = self.reporter();
+            tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    let fraction = *rx.borrow_and_update();
+                    this.report(job_report::Report::Progress(pb::JobProgress {
+                        fraction,
+                        ..Default::default()
+                    }))
+                    .await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        };
+        let outcome = train::run(
+            transport,
+            ids,
+            &a.job_id,
+            plan,
+            aligned.map(|(t, m)| (t, m.as_slice())),
+            rng,
+            |done, total| {
+                tx.send_replace(0.3 + 0.55 * done as f64 / total.max(1) as f64);
+            },
+        )
+        .await;
+        drop(tx);
+        let _ = reporter.await;
+        let outcome = outcome?;
+        let cfg = self.cfg.clone();
+        let model = outcome.model;
+        let path = tokio::task::spawn_blocking(move || model.save(&cfg))
+            .await
+            .map_err(|_| PartyError::Aborted("storing the model panicked".into()))??;
+        tracing::info!(job = %a.job_id, model = %plan.model_id, path = %path.display(), "model share stored");
+        Ok((outcome.report.encode_to_vec(), outcome.next_round))
     }
 
     /// Writes the matched ids, one per line in the common order, to

@@ -67,11 +67,14 @@ pub fn predicate(f: &pb::Filter) -> Result<Predicate, PartyError> {
 }
 
 impl JoinPlan {
-    /// Builds the plan of `spec` (a `stats` job with a join) for the parties `peers` (in
-    /// protocol order); refuses what the coordinator should already have refused.
+    /// Builds the plan of `spec`'s join for the parties `peers` (in protocol order); refuses what
+    /// the coordinator should already have refused. `columns` and `filters` name their party
+    /// (`party.column`): a `stats` job's columns and filters ([`Self::for_stats`]), or a `train`
+    /// job's features and label.
     pub fn new(
         spec: &pb::JobSpec,
-        stats: &pb::StatsJob,
+        columns: &[String],
+        filters: &[&pb::Filter],
         join: &pb::JoinSpec,
         peers: &[String],
     ) -> Result<Self, PartyError> {
@@ -113,16 +116,18 @@ impl JoinPlan {
                 ))),
             }
         };
-        let columns = stats
-            .columns
+        let column_names = columns.to_vec();
+        let columns = columns
             .iter()
             .map(|c| owner(c, "column"))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut filters = Vec::new();
-        for f in all_filters(stats) {
-            let (i, column) = owner(&f.column, "filter column")?;
-            filters.push((i, column, predicate(f)?));
-        }
+        let filters = filters
+            .iter()
+            .map(|f| {
+                let (i, column) = owner(&f.column, "filter column")?;
+                Ok((i, column, predicate(f)?))
+            })
+            .collect::<Result<Vec<_>, PartyError>>()?;
         let mut filter_parties: Vec<usize> = filters.iter().map(|(i, _, _)| *i).collect();
         filter_parties.sort_unstable();
         filter_parties.dedup();
@@ -145,8 +150,19 @@ impl JoinPlan {
             filters,
             id_columns,
             psi_job,
-            column_names: stats.columns.clone(),
+            column_names,
         })
+    }
+
+    /// The plan of a `stats` job with a join: its columns and all its filters.
+    pub fn for_stats(
+        spec: &pb::JobSpec,
+        stats: &pb::StatsJob,
+        join: &pb::JoinSpec,
+        peers: &[String],
+    ) -> Result<Self, PartyError> {
+        let filters: Vec<&pb::Filter> = all_filters(stats).collect();
+        Self::new(spec, &stats.columns, &filters, join, peers)
     }
 
     /// This party's id column, if it holds data in the join.
@@ -436,6 +452,27 @@ impl JoinTable {
         let ids = matched.iter().map(|&r| self.ids[r].as_str());
         let digest = alignment_digest(job_id, ids);
         Ok(VerticalInput::data(matched.len(), filter, columns, digest)?)
+    }
+
+    /// The raw values of this party's columns (job order) at the rows `matched` (in the common
+    /// order), with their names, and the digest of the aligned ids.
+    pub fn aligned(
+        &self,
+        matched: &[usize],
+        job_id: &str,
+    ) -> (Vec<(String, Vec<f64>)>, [u8; DIGEST_LEN]) {
+        let columns = self
+            .columns
+            .iter()
+            .map(|(name, values)| (name.clone(), matched.iter().map(|&r| values[r]).collect()))
+            .collect();
+        let ids = matched.iter().map(|&r| self.ids[r].as_str());
+        (columns, alignment_digest(job_id, ids))
+    }
+
+    /// The dataset's name.
+    pub fn dataset(&self) -> &str {
+        &self.dataset
     }
 }
 

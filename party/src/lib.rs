@@ -21,6 +21,7 @@ pub mod bench;
 pub mod config;
 pub mod dataset;
 pub mod demo;
+pub mod demo_claims;
 pub mod demo_join;
 pub mod demo_psi;
 pub mod error;
@@ -31,6 +32,7 @@ pub mod node;
 pub mod sandbox;
 pub mod synthetic;
 pub mod synthetic_risk;
+pub mod train;
 
 pub use config::PartyConfig;
 pub use error::PartyError;

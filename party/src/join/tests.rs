@@ -35,7 +35,7 @@ fn plan_of(spec: &pb::JobSpec, peers: &[&str]) -> Result<JoinPlan, PartyError> {
     let Some(pb::job_spec::Computation::Stats(stats)) = &spec.computation else {
         unreachable!()
     };
-    JoinPlan::new(spec, stats, spec.join.as_ref().unwrap(), &s(peers))
+    JoinPlan::for_stats(spec, stats, spec.join.as_ref().unwrap(), &s(peers))
 }
 
 const PEERS: [&str; 3] = ["insurer", "bank", "hospital"];

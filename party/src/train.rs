@@ -1,0 +1,482 @@
+//! The `train` job at a party node: logistic or linear regression over a join, on
+//! [`treaty_mpc::glm`].
+//!
+//! ```text
+//!   aligned rows (PSI) ─► own features standardised on the training rows (locally) ─► glm::share
+//!        ─► glm::train on rows 0..n−h ─► metric on the held-out rows n−h..n (AUC or accuracy)
+//!        ─► each party stores its share of the weights under the model id; the recipient gets
+//!           the metric (and the weights, if the job reveals them), sealed
+//! ```
+//!
+//! Standardisation is local: each feature belongs to one party, which computes its mean and
+//! standard deviation over its own training rows and keeps them with its part of the model (to
+//! standardise the records it scores later). Nothing about a column leaves its owner.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rand_chacha::rand_core::CryptoRng;
+use serde::{Deserialize, Serialize};
+use treaty_coordinator::validate::is_job_id;
+use treaty_mpc::fixed::FixedPoint;
+use treaty_mpc::glm::{self, GlmInput, GlmKind, GlmLayout, SharedModel, Standardizer, TrainParams};
+use treaty_mpc::rep3::Rep3Share;
+use treaty_mpc::seeds::SessionContext;
+use treaty_mpc::transport::Transport;
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::PartyError;
+use crate::config::PartyConfig;
+use crate::error::io_err;
+use crate::join::{JOIN_ROUND, JoinPlan, JoinTable};
+
+/// Most held-out rows the AUC is computed on (it compares every pair: `m(m−1)/2` comparisons,
+/// one block of [`treaty_mpc::rep3::AUC_BLOCK_PAIRS`] at 1448 rows, ≈ 54 bytes per pair);
+/// larger holdouts are evaluated on their first `AUC_MAX_ROWS` rows, and the result says how
+/// many rows it used.
+pub const AUC_MAX_ROWS: usize = 1448;
+
+/// The evaluation of a `train` job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// No evaluation.
+    None,
+    /// ROC AUC on the held-out rows (ties count ½).
+    Auc,
+    /// Accuracy of `[σ(x·w) ≥ 0.5]` on the held-out rows.
+    Accuracy,
+}
+
+impl Metric {
+    /// The name in specs and results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "",
+            Self::Auc => "auc",
+            Self::Accuracy => "accuracy",
+        }
+    }
+}
+
+/// What a `train` job asks, derived from the spec and its [`JoinPlan`] (whose columns are the
+/// features, then the label).
+#[derive(Debug, Clone)]
+pub struct TrainPlan {
+    /// Hyperparameters (defaults filled in).
+    pub params: TrainParams,
+    /// Feature and label owners.
+    pub layout: GlmLayout,
+    /// The features as `party.column`, in model order.
+    pub features: Vec<String>,
+    /// Share of the aligned rows held out.
+    pub holdout: f64,
+    /// The evaluation.
+    pub metric: Metric,
+    /// Where every party stores its share of the model.
+    pub model_id: String,
+    /// Whether the recipient gets the weights.
+    pub reveal_weights: bool,
+    /// Fixed-point fractional bits.
+    pub frac_bits: u32,
+}
+
+impl TrainPlan {
+    /// The plan of `train` over `join` (built with the features then the label as columns).
+    pub fn new(
+        train: &treaty_proto::v1::TrainJob,
+        join: &JoinPlan,
+        job_id: &str,
+        frac_bits: u32,
+    ) -> Result<Self, PartyError> {
+        let reject = |m: String| Err(PartyError::Rejected(m));
+        let kind = match train.model.as_str() {
+            "" | "logistic" => GlmKind::Logistic,
+            "linear" => GlmKind::Linear,
+            other => return reject(format!("train: unknown model {other:?}")),
+        };
+        let k = train.features.len();
+        if join.columns.len() != k + 1 {
+            return reject("train: the join's columns are not the features and the label".into());
+        }
+        let owners: Vec<usize> = join.columns.iter().map(|(i, _)| *i).collect();
+        let mut params = TrainParams::new(kind);
+        if train.learning_rate != 0.0 {
+            params.learning_rate = train.learning_rate;
+        }
+        if train.epochs != 0 {
+            params.epochs = train.epochs;
+        }
+        if train.batch_size != 0 {
+            params.batch_size = train.batch_size as usize;
+        }
+        params.l2 = train.l2;
+        params.fit_intercept = !train.no_intercept;
+        params.check()?;
+        if !(train.holdout.is_finite() && (0.0..=0.5).contains(&train.holdout)) {
+            return reject(format!(
+                "train: holdout {} is not in [0, 0.5]",
+                train.holdout
+            ));
+        }
+        let metric = match (train.metric.as_str(), train.holdout > 0.0, kind) {
+            ("none", _, _) | ("", false, _) | ("", _, GlmKind::Linear) => Metric::None,
+            ("" | "auc", true, GlmKind::Logistic) => Metric::Auc,
+            ("accuracy", true, GlmKind::Logistic) => Metric::Accuracy,
+            (other, _, _) => {
+                return reject(format!(
+                    "train: metric {other:?} needs logistic regression and held-out rows"
+                ));
+            }
+        };
+        let model_id = if train.model_id.is_empty() {
+            job_id.to_string()
+        } else {
+            train.model_id.clone()
+        };
+        if !is_job_id(&model_id) {
+            return reject(format!("train: model_id {model_id:?} is not a valid id"));
+        }
+        Ok(Self {
+            params,
+            layout: GlmLayout {
+                feature_owners: owners[..k].to_vec(),
+                label_owner: Some(owners[k]),
+            },
+            features: train.features.clone(),
+            holdout: train.holdout,
+            metric,
+            model_id,
+            reveal_weights: train.reveal_weights,
+            frac_bits,
+        })
+    }
+
+    /// `(training rows, held-out rows)` of `n` aligned rows: the last `⌊n·holdout⌋` are held out.
+    pub fn split(&self, n: usize) -> (usize, usize) {
+        let h = ((n as f64) * self.holdout).floor() as usize;
+        (n - h.min(n), h.min(n))
+    }
+}
+
+/// Where models are stored: `<state dir>/models/<model id>.json`.
+pub fn model_path(cfg: &PartyConfig, model_id: &str) -> PathBuf {
+    cfg.state_dir()
+        .join("models")
+        .join(format!("{model_id}.json"))
+}
+
+/// One party's part of a trained model, as stored (mode 0600): the public description, this
+/// party's share of the weights, and the standardisation of the features it owns. Zeroized on
+/// drop; `Debug` shows no share.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct StoredModel {
+    /// The model id.
+    pub model_id: String,
+    /// The job that trained it.
+    pub job_id: String,
+    /// `logistic` or `linear`.
+    pub kind: String,
+    /// Fixed-point fractional bits of the features.
+    pub frac_bits: u32,
+    /// Whether the last weight is an intercept.
+    pub intercept: bool,
+    /// The features as `party.column`, in weight order.
+    pub features: Vec<String>,
+    /// The parties of the training job, in protocol order.
+    pub parties: Vec<String>,
+    /// This party's index among them.
+    pub index: usize,
+    /// This party's share of the weights: its two replicated components.
+    pub share_a: Vec<u64>,
+    /// See `share_a`.
+    pub share_b: Vec<u64>,
+    /// `(feature, mean, scale)` for every feature this party owns.
+    pub standardizers: Vec<(String, f64, f64)>,
+}
+
+impl std::fmt::Debug for StoredModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredModel")
+            .field("model_id", &self.model_id)
+            .field("kind", &self.kind)
+            .field("features", &self.features.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoredModel {
+    /// Writes the model to [`model_path`] (mode 0600 on Unix); refuses to overwrite one.
+    pub fn save(&self, cfg: &PartyConfig) -> Result<PathBuf, PartyError> {
+        let path = model_path(cfg, &self.model_id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        let json = zeroize::Zeroizing::new(
+            serde_json::to_vec(self)
+                .map_err(|e| PartyError::Rejected(format!("model does not serialise: {e}")))?,
+        );
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(io_err(&path))?;
+        std::io::Write::write_all(&mut file, &json).map_err(io_err(&path))?;
+        Ok(path)
+    }
+
+    /// Reads a stored model.
+    pub fn load(cfg: &PartyConfig, model_id: &str) -> Result<Self, PartyError> {
+        if !is_job_id(model_id) {
+            return Err(PartyError::Rejected(format!(
+                "{model_id:?} is not a valid model id"
+            )));
+        }
+        let path = model_path(cfg, model_id);
+        let bytes = zeroize::Zeroizing::new(std::fs::read(&path).map_err(io_err(&path))?);
+        serde_json::from_slice(&bytes).map_err(|e| {
+            PartyError::Rejected(format!(
+                "model {model_id:?} at {} is corrupt: {e}",
+                path.display()
+            ))
+        })
+    }
+}
+
+/// What one party ends a `train` job with.
+#[derive(Debug)]
+pub struct TrainOutcome {
+    /// The report sealed to the recipient.
+    pub report: treaty_proto::v1::TrainPartyResult,
+    /// This party's part of the model, to store.
+    pub model: StoredModel,
+    /// The next free round.
+    pub next_round: u32,
+}
+
+/// Runs the `train` protocol at this party over aligned rows: `table` and `matched` at a data
+/// party (its rows in the common order), `None` at a helper.
+#[allow(clippy::too_many_arguments)]
+pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
+    transport: &T,
+    party_ids: &[String],
+    job_id: &str,
+    plan: &TrainPlan,
+    aligned: Option<(&JoinTable, &[usize])>,
+    rng: &mut R,
+    mut on_step: impl FnMut(usize, usize),
+) -> Result<TrainOutcome, PartyError> {
+    let me = transport.me();
+    // Local input: own features standardised over the training rows; the label if owned.
+    let mut standardizers = Vec::new();
+    let input = match aligned {
+        None => GlmInput::helper(),
+        Some((table, matched)) => {
+            let (columns, digest) = table.aligned(matched, job_id);
+            let n = matched.len();
+            let (train_rows, _) = plan.split(n);
+            let mine = plan.layout.features_of(me);
+            let mut features = Vec::with_capacity(mine.len());
+            let mut label = None;
+            // The table's columns are this party's job columns in job order: its features (in
+            // model order), then the label if it owns it.
+            for (k, (name, values)) in columns.into_iter().enumerate() {
+                if k < mine.len() {
+                    let fit = if train_rows == 0 {
+                        Standardizer::identity()
+                    } else {
+                        Standardizer::fit(&values[..train_rows]).map_err(|e| {
+                            PartyError::Rejected(format!(
+                                "dataset {:?} column {name:?}: {e}",
+                                table.dataset()
+                            ))
+                        })?
+                    };
+                    features.push(values.iter().map(|&x| fit.apply(x)).collect());
+                    standardizers.push((plan.features[mine[k]].clone(), fit.mean, fit.scale));
+                } else {
+                    label = Some(values);
+                }
+            }
+            GlmInput::data(n, features, label, digest)?
+        }
+    };
+    let ctx = SessionContext { job_id, party_ids };
+    let (mut s, n) = glm::setup(transport, ctx, JOIN_ROUND, &plan.layout, &input, rng).await?;
+    let (train_rows, holdout_rows) = plan.split(n);
+    if train_rows == 0 {
+        return Err(PartyError::Rejected(
+            "train: no aligned row is left for training".into(),
+        ));
+    }
+    let data = glm::share(
+        &mut s,
+        n,
+        &plan.layout,
+        &input,
+        &plan.features,
+        plan.params.kind,
+        plan.params.fit_intercept,
+        plan.frac_bits,
+    )
+    .await?;
+    drop(input);
+    let started = Instant::now();
+    let model = glm::train(
+        &mut s,
+        &data,
+        0..train_rows,
+        &plan.params,
+        plan.frac_bits,
+        &mut on_step,
+    )
+    .await?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    let steps = plan.params.schedule(train_rows)?.len() as u64;
+
+    // Evaluation on the held-out rows, revealed to nobody but the recipient.
+    let mut words: Vec<u64> = Vec::new();
+    let mut evaluated = 0;
+    if plan.metric != Metric::None && holdout_rows > 0 {
+        let rows = match plan.metric {
+            Metric::Auc => holdout_rows.min(AUC_MAX_ROWS),
+            _ => holdout_rows,
+        };
+        let test = train_rows..train_rows + rows;
+        let logits = glm::predict(&mut s, &model, &data, test.clone()).await?;
+        let label = data
+            .label()
+            .ok_or_else(|| PartyError::Rejected("train: no label".into()))?;
+        let y = Rep3Share::from_parts(label.a()[test.clone()].to_vec(), label.b()[test].to_vec())?;
+        // The labels as integers 0/1 (exact: they are multiples of 2^f).
+        let y = s.trunc(&y, plan.frac_bits).await?;
+        let metric = match plan.metric {
+            Metric::Auc => s.auc(&logits, &y, plan.frac_bits).await?,
+            _ => s.accuracy(&logits, &y, 0, plan.frac_bits).await?,
+        };
+        words.extend_from_slice(metric.a());
+        evaluated = rows;
+    }
+    if plan.reveal_weights {
+        words.extend_from_slice(model.output_share().values());
+    }
+    let next_round = s.next_round();
+    let mut share = Vec::with_capacity(words.len() * 8);
+    for w in &words {
+        share.extend_from_slice(&w.to_le_bytes());
+    }
+    words.zeroize();
+    let weights = model.weights();
+    let stored = StoredModel {
+        model_id: plan.model_id.clone(),
+        job_id: job_id.to_string(),
+        kind: plan.params.kind.name().to_string(),
+        frac_bits: plan.frac_bits,
+        intercept: plan.params.fit_intercept,
+        features: plan.features.clone(),
+        parties: party_ids.to_vec(),
+        index: me,
+        share_a: weights.a().to_vec(),
+        share_b: weights.b().to_vec(),
+        standardizers,
+    };
+    Ok(TrainOutcome {
+        report: treaty_proto::v1::TrainPartyResult {
+            model_id: plan.model_id.clone(),
+            rows: n as u64,
+            train_rows: train_rows as u64,
+            holdout_rows: evaluated as u64,
+            metric: if evaluated > 0 {
+                plan.metric.name().to_string()
+            } else {
+                String::new()
+            },
+            share,
+            features: plan.features.clone(),
+            intercept: plan.params.fit_intercept,
+            frac_bits: plan.frac_bits,
+            steps,
+            train_seconds,
+        },
+        model: stored,
+        next_round,
+    })
+}
+
+/// The recipient's view of a `train` job: the metric and, if revealed, the weights, from every
+/// party's opened report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainResult {
+    /// The model id.
+    pub model_id: String,
+    /// Aligned rows, training rows, held-out rows evaluated.
+    pub rows: u64,
+    /// Rows the model was trained on.
+    pub train_rows: u64,
+    /// Held-out rows the metric was computed on.
+    pub holdout_rows: u64,
+    /// `auc`, `accuracy`, or empty.
+    pub metric: String,
+    /// The metric's value.
+    pub value: Option<f64>,
+    /// The features (weight order).
+    pub features: Vec<String>,
+    /// The weights (features, then the intercept if any), if revealed.
+    pub weights: Option<Vec<f64>>,
+    /// Gradient steps.
+    pub steps: u64,
+    /// The slowest party's training time.
+    pub train_seconds: f64,
+}
+
+impl TrainResult {
+    /// Combines the parties' opened reports (their shares sum to the revealed words).
+    pub fn combine(
+        reports: &[treaty_proto::v1::TrainPartyResult],
+        reveal_weights: bool,
+    ) -> Result<Self, PartyError> {
+        let first = reports
+            .first()
+            .ok_or_else(|| PartyError::Rejected("no party report".into()))?;
+        let bad = |m: &str| PartyError::Rejected(format!("train result: {m}"));
+        let len = first.share.len();
+        if len % 8 != 0 || reports.iter().any(|r| r.share.len() != len) {
+            return Err(bad("the parties' shares differ in length"));
+        }
+        let mut words = vec![0u64; len / 8];
+        for r in reports {
+            if r.model_id != first.model_id || r.rows != first.rows || r.metric != first.metric {
+                return Err(bad("the parties disagree on the model"));
+            }
+            for (w, c) in words.iter_mut().zip(r.share.chunks_exact(8)) {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                *w = w.wrapping_add(u64::from_le_bytes(b));
+            }
+        }
+        let fixed = FixedPoint::new(first.frac_bits)?;
+        let has_metric = !first.metric.is_empty();
+        let value = has_metric.then(|| fixed.decode(words[0]));
+        let rest = &words[usize::from(has_metric)..];
+        let d = first.features.len() + usize::from(first.intercept);
+        let weights = if reveal_weights {
+            if rest.len() != d {
+                return Err(bad("the weights have the wrong length"));
+            }
+            Some(SharedModel::decode_weights(rest, first.frac_bits))
+        } else {
+            None
+        };
+        Ok(Self {
+            model_id: first.model_id.clone(),
+            rows: first.rows,
+            train_rows: first.train_rows,
+            holdout_rows: first.holdout_rows,
+            metric: first.metric.clone(),
+            value,
+            features: first.features.clone(),
+            weights,
+            steps: first.steps,
+            train_seconds: reports.iter().map(|r| r.train_seconds).fold(0.0, f64::max),
+        })
+    }
+}
