@@ -191,11 +191,11 @@ fn psi_spec(key: Vec<u8>) -> pb::JobSpec {
     }
 }
 
-/// Runs the demo; `on_update` sees every state change of each job.
-pub async fn run(
+/// Writes the synthetic data and starts the sandbox: the coordinator and the three parties with
+/// their datasets, all online. Returns the sandbox and the datasets by party.
+pub async fn start(
     opts: &ClaimsDemoOptions,
-    mut on_update: impl FnMut(&pb::Job),
-) -> Result<ClaimsDemoReport, PartyError> {
+) -> Result<(Sandbox, Vec<(String, DatasetConfig)>), PartyError> {
     let data_opts = synthetic_risk::RiskDataOptions {
         rows: opts.rows,
         overlap: opts.overlap,
@@ -207,7 +207,7 @@ pub async fn run(
     sandbox_opts.insecure = opts.insecure;
     let parties = PARTIES.map(String::from);
     let mut sandbox = Sandbox::start(sandbox_opts, &parties).await?;
-    let outcome = async {
+    let started = async {
         for party in &parties {
             let datasets = data
                 .iter()
@@ -216,9 +216,25 @@ pub async fn run(
                 .collect();
             sandbox.start_party(party, datasets).await?;
         }
-        sandbox
-            .wait_online(&parties, Duration::from_secs(60))
-            .await?;
+        sandbox.wait_online(&parties, Duration::from_secs(60)).await
+    }
+    .await;
+    match started {
+        Ok(()) => Ok((sandbox, data)),
+        Err(e) => {
+            sandbox.shut_down().await;
+            Err(e)
+        }
+    }
+}
+
+/// Runs the demo; `on_update` sees every state change of each job.
+pub async fn run(
+    opts: &ClaimsDemoOptions,
+    mut on_update: impl FnMut(&pb::Job),
+) -> Result<ClaimsDemoReport, PartyError> {
+    let (sandbox, data) = start(opts).await?;
+    let outcome = async {
         let key = RecipientSecretKey::generate(&mut seeds::os_rng()?);
         let public = key.public_key()?.to_vec();
         let started = Instant::now();
@@ -235,21 +251,7 @@ pub async fn run(
         let train_job_seconds = started.elapsed().as_secs_f64();
         // The common order, as the hospital stored it (the clear pipeline needs it; no real
         // deployment has one party's files, let alone all three).
-        let order = {
-            let cfg = sandbox.party_config(
-                PARTIES[0],
-                "127.0.0.1:0"
-                    .parse()
-                    .map_err(|_| PartyError::Rejected("loopback address".into()))?,
-                Vec::new(),
-            );
-            let path = intersection_path(&cfg, &psi.id);
-            std::fs::read_to_string(&path)
-                .map_err(crate::error::io_err(&path))?
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
+        let order = stored_intersection(&sandbox, PARTIES[0], &psi.id)?;
         Ok::<_, PartyError>((psi, psi_seconds, job, result, train_job_seconds, order))
     }
     .await;
@@ -269,6 +271,22 @@ pub async fn run(
         train_job_seconds,
         clear,
     )
+}
+
+/// The intersection `party` stored for `psi_job`, in the common order.
+pub fn stored_intersection(
+    sandbox: &Sandbox,
+    party: &str,
+    psi_job: &str,
+) -> Result<Vec<String>, PartyError> {
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let cfg = sandbox.party_config(party, loopback, Vec::new());
+    let path = intersection_path(&cfg, psi_job);
+    Ok(std::fs::read_to_string(&path)
+        .map_err(crate::error::io_err(&path))?
+        .lines()
+        .map(str::to_owned)
+        .collect())
 }
 
 /// The f64 pipeline's outcome.
@@ -392,3 +410,6 @@ fn report(
         tls: !opts.insecure,
     })
 }
+
+#[cfg(test)]
+mod tests;

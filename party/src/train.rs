@@ -231,13 +231,14 @@ impl StoredModel {
                 "{model_id:?} is not a valid model id"
             )));
         }
-        let path = model_path(cfg, model_id);
-        let bytes = zeroize::Zeroizing::new(std::fs::read(&path).map_err(io_err(&path))?);
+        Self::read(&model_path(cfg, model_id))
+    }
+
+    /// Reads a stored model from `path`.
+    pub fn read(path: &std::path::Path) -> Result<Self, PartyError> {
+        let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(io_err(path))?);
         serde_json::from_slice(&bytes).map_err(|e| {
-            PartyError::Rejected(format!(
-                "model {model_id:?} at {} is corrupt: {e}",
-                path.display()
-            ))
+            PartyError::Rejected(format!("the model at {} is corrupt: {e}", path.display()))
         })
     }
 }

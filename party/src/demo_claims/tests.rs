@@ -1,0 +1,151 @@
+use super::*;
+use crate::train::StoredModel;
+
+fn opts(dir: &std::path::Path, rows: usize) -> ClaimsDemoOptions {
+    let mut o = ClaimsDemoOptions::new(dir.to_path_buf());
+    o.rows = rows;
+    o.overlap = 0.8;
+    o.holdout = 0.2;
+    o.params.epochs = 2;
+    o.params.batch_size = 128;
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psi_then_train_matches_the_f64_pipeline_and_stores_the_model_shares() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 1500);
+    let report = run(&o, |_| {}).await.unwrap();
+    assert!(report.within_bound, "{report:#?}");
+    assert_eq!(
+        (report.rows, report.train_rows, report.holdout_rows),
+        (1200, 960, 240)
+    );
+    assert_eq!(report.features, 30);
+    assert_eq!(report.steps, 2 * 8);
+    // The synthetic labels follow a real model: the secure AUC is far from chance.
+    assert!(report.secure_auc > 0.75, "{report:#?}");
+    // Every party stored its share; the three first components sum to the revealed weights.
+    let mut sum = vec![0u64; 31];
+    for party in PARTIES {
+        let path = dir
+            .path()
+            .join(format!("{party}-state/models/{}.json", report.train_job_id));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+        }
+        let model = StoredModel::read(&path).unwrap();
+        assert_eq!(model.features, feature_names());
+        assert_eq!(
+            model.standardizers.len(),
+            10,
+            "each party standardised its own 10"
+        );
+        for (s, w) in sum.iter_mut().zip(&model.share_a) {
+            *s = s.wrapping_add(*w);
+        }
+        assert!(!format!("{model:?}").contains(&model.share_a[0].to_string()));
+    }
+    let weights = glm::SharedModel::decode_weights(&sum, o.frac_bits);
+    assert_eq!(weights, report.secure_weights);
+}
+
+fn helper_spec(key: Vec<u8>, label: &str, model_id: &str) -> pb::JobSpec {
+    let mut inputs: Vec<pb::JobInput> = PARTIES[..2]
+        .iter()
+        .map(|p| pb::JobInput {
+            party: (*p).into(),
+            dataset: synthetic_risk::DATASET.into(),
+        })
+        .collect();
+    inputs.push(pb::JobInput {
+        party: PARTIES[2].into(),
+        dataset: String::new(),
+    });
+    pb::JobSpec {
+        name: "train with a helper".into(),
+        inputs,
+        output: Some(pb::JobOutput {
+            recipient: ANALYST.into(),
+            recipient_public_key: key,
+        }),
+        join: Some(pb::JoinSpec {
+            id_columns: PARTIES[..2]
+                .iter()
+                .map(|p| ((*p).to_string(), ID_COLUMN.to_string()))
+                .collect(),
+            psi_job: String::new(),
+        }),
+        computation: Some(job_spec::Computation::Train(pb::TrainJob {
+            features: vec![
+                "hospital.admissions_12m".into(),
+                "hospital.prescriptions".into(),
+                "insurer.claims_12m".into(),
+                "insurer.provider_risk".into(),
+            ],
+            label: label.into(),
+            epochs: 2,
+            batch_size: 64,
+            holdout: 0.25,
+            metric: "accuracy".into(),
+            model_id: model_id.into(),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helper_an_inline_psi_and_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 600);
+    let (sandbox, _) = start(&o).await.unwrap();
+    let key = RecipientSecretKey::generate(&mut seeds::os_rng().unwrap());
+    let public = key.public_key().unwrap().to_vec();
+    let outcome = async {
+        // Hospital and insurer hold data, the bank only computes; the PSI runs inline.
+        let job = sandbox
+            .run_job_to_success(helper_spec(public.clone(), "insurer.fraud", "m1"), |_| {})
+            .await
+            .unwrap();
+        let mut client = sandbox.analyst().await.unwrap();
+        let r = analyst::fetch_train_result(&mut client, &job, &key)
+            .await
+            .unwrap();
+        assert_eq!(r.metric, "accuracy");
+        // The hospital and the insurer hold 80% + pairwise extras of 600 each in common.
+        assert!(r.rows >= 480, "{r:?}");
+        assert_eq!(r.holdout_rows, r.rows / 4);
+        let acc = r.value.unwrap();
+        assert!((0.8..=1.0).contains(&acc), "{r:?}");
+        assert!(r.weights.is_none(), "weights stay secret-shared by default");
+
+        // The same model id again: refused by every data party before anything runs.
+        let again = sandbox
+            .run_job(helper_spec(public.clone(), "insurer.fraud", "m1"), |_| {})
+            .await
+            .unwrap();
+        assert_ne!(again.state(), pb::JobState::Succeeded);
+        assert!(
+            again.reason.contains("already stores a model \"m1\""),
+            "{}",
+            again.reason
+        );
+
+        // A label that is not 0/1: the insurer names the aligned row, never the value.
+        let bad = sandbox
+            .run_job(
+                helper_spec(public.clone(), "insurer.claim_amount", "m2"),
+                |_| {},
+            )
+            .await
+            .unwrap();
+        assert_eq!(bad.state(), pb::JobState::Failed, "{bad:?}");
+        assert!(bad.reason.contains("is not 0 or 1"), "{}", bad.reason);
+    };
+    outcome.await;
+    sandbox.shut_down().await;
+}
