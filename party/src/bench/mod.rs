@@ -246,7 +246,8 @@ impl Reported {
             intersection,
             cpu_seconds: process_cpu_seconds()
                 .zip(cpu_start)
-                .map(|(end, start)| (end - start).max(0.0)),
+                // Whole ticks, without the float noise of the subtraction (1.78, not 1.7799…).
+                .map(|(end, start)| ((end - start) * USER_HZ).round().max(0.0) / USER_HZ),
             peak_rss: peak_rss_bytes(),
             ..Self::default()
         }
