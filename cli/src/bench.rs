@@ -1,4 +1,4 @@
-//! `treaty bench mpc` and `treaty bench psi`: parse, hand over to `treaty_party::bench`, print.
+//! `treaty bench mpc|psi|train|score`: parse, hand over to `treaty_party::bench`, print.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use treaty_mpc::rep3::workload::{Case, DEFAULT_MATRICES, DEFAULT_NS, Op, Shape};
-use treaty_party::bench::{self, BenchPlan, BenchResult, PsiBenchMode, PsiCase, Workload};
+use treaty_party::bench::{
+    self, BenchPlan, BenchResult, PsiBenchMode, PsiCase, ScoreCase, TrainCase, Workload,
+};
 
 #[derive(Args, Debug)]
 pub(crate) struct BenchArgs {
@@ -30,7 +32,21 @@ enum BenchCommand {
     /// intersection size (checked against the known overlap), and each party's CPU time and peak
     /// RSS.
     Psi(PsiArgs),
-    /// One party process of `bench mpc` or `bench psi` (started by it; reads its plan on stdin).
+    /// Time secure logistic (or linear) regression training between three local party
+    /// processes (gRPC with mutual TLS on loopback) on a synthetic table, feature c at party
+    /// c mod 3 and the label at party 1. Each party generates the table from a fixed seed and
+    /// standardises its own columns; setup and input sharing are untimed; after a barrier round
+    /// the training alone is timed (slowest party). Afterwards party 0 opens the weights and
+    /// reports their largest gap from an f64 reference trained on the same rows.
+    Train(TrainArgs),
+    /// Time scoring with a secret-shared logistic model between three local party processes:
+    /// the throughput of --records records (each party shares its features, logits, fast
+    /// sigmoid; chunks of --chunk records), and the latency of --requests sequential one-record
+    /// requests (median, p99, mean; each request timed at its slowest party after a barrier).
+    /// The model's weights are shared and truncated once, untimed. Party 0 checks every score
+    /// against an f64 reference. --records 0 or --requests 0 skips that measurement.
+    Score(ScoreArgs),
+    /// One party process of `bench` (started by it; reads its plan on stdin).
     #[command(hide = true)]
     Party(PartyArgs),
 }
@@ -50,6 +66,119 @@ pub(crate) struct RunArgs {
     /// Seconds a party waits for a peer's message before the run fails.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
+}
+
+/// Options of the long glm benchmarks: as [`RunArgs`], one timed run and no warm-up by default.
+#[derive(Args, Debug)]
+pub(crate) struct GlmRunArgs {
+    /// One JSON object per case and line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Timed runs per case (the median is reported).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    repeat: u64,
+    /// Untimed runs per case before the timed ones.
+    #[arg(long, default_value_t = 0)]
+    warmup: u64,
+    /// Seconds a party waits for a peer's message before the run fails.
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+}
+
+impl From<GlmRunArgs> for RunArgs {
+    fn from(a: GlmRunArgs) -> Self {
+        Self {
+            json: a.json,
+            repeat: a.repeat,
+            warmup: a.warmup,
+            timeout: a.timeout,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct TrainArgs {
+    #[command(flatten)]
+    run: GlmRunArgs,
+    /// Training rows.
+    #[arg(long, default_value_t = 100_000)]
+    rows: usize,
+    /// Features (feature c at party c mod 3).
+    #[arg(long, default_value_t = 30)]
+    features: usize,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 1024)]
+    batch: usize,
+    /// Passes over the rows.
+    #[arg(long, default_value_t = 10)]
+    epochs: u32,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    learning_rate: f64,
+    /// L2 regularisation strength (not applied to the intercept).
+    #[arg(long, default_value_t = 0.0)]
+    l2: f64,
+    /// Linear instead of logistic regression.
+    #[arg(long)]
+    linear: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ScoreArgs {
+    #[command(flatten)]
+    run: GlmRunArgs,
+    /// Records scored per run for throughput (0: skip).
+    #[arg(long, default_value_t = 1_000_000)]
+    records: usize,
+    /// Records per share–predict–sigmoid pass.
+    #[arg(long, default_value_t = 1 << 17)]
+    chunk: usize,
+    /// Sequential one-record requests per run for latency (0: skip).
+    #[arg(long, default_value_t = 1000)]
+    requests: usize,
+    /// Features per record (feature c at party c mod 3).
+    #[arg(long, default_value_t = 30)]
+    features: usize,
+}
+
+impl TrainArgs {
+    fn case(&self) -> anyhow::Result<TrainCase> {
+        let case = TrainCase {
+            rows: self.rows,
+            features: self.features,
+            batch: self.batch,
+            epochs: self.epochs,
+            learning_rate: self.learning_rate,
+            l2: self.l2,
+            linear: self.linear,
+        };
+        case.check()?;
+        Ok(case)
+    }
+}
+
+impl ScoreArgs {
+    fn cases(&self) -> anyhow::Result<Vec<ScoreCase>> {
+        let mut cases = Vec::new();
+        if self.records > 0 {
+            cases.push(ScoreCase::Batch {
+                records: self.records,
+                features: self.features,
+                chunk: self.chunk.min(self.records),
+            });
+        }
+        if self.requests > 0 {
+            cases.push(ScoreCase::Single {
+                requests: self.requests,
+                features: self.features,
+            });
+        }
+        anyhow::ensure!(!cases.is_empty(), "--records and --requests are both 0");
+        for c in &cases {
+            c.check()?;
+        }
+        Ok(cases)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -132,6 +261,8 @@ pub(crate) async fn run(
             Workload::Psi(PsiCase::grid(&args.ns, args.overlap, &args.mode)?),
             args.run,
         ),
+        BenchCommand::Train(args) => (Workload::Train(vec![args.case()?]), args.run.into()),
+        BenchCommand::Score(args) => (Workload::Score(args.cases()?), args.run.into()),
         BenchCommand::Party(args) => {
             let stdin = std::io::BufReader::new(std::io::stdin());
             bench::run_child(args.index, &args.pki, stdin, std::io::stdout()).await?;

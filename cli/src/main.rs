@@ -55,7 +55,8 @@ enum Command {
     Cancel(analyst::CancelArgs),
     /// Benchmarks over the real data plane between local party processes talking gRPC with
     /// mutual TLS (`treaty bench mpc`: rep3 operations, three parties; `treaty bench psi`:
-    /// ECDH-PSI, two parties).
+    /// ECDH-PSI, two parties; `treaty bench train` and `treaty bench score`: secure logistic
+    /// regression, three parties).
     Bench(bench::BenchArgs),
 }
 

@@ -178,7 +178,7 @@ pub(crate) fn stats(r: &StatsResult) {
     }
 }
 
-/// Column titles of the `bench mpc` or `bench psi` table.
+/// Column titles of a `bench` table.
 pub(crate) fn bench_header(workload: &Workload) -> String {
     match workload {
         Workload::Mpc(_) => format!(
@@ -199,10 +199,45 @@ pub(crate) fn bench_header(workload: &Workload) -> String {
             "CPU s/party",
             "peak RSS MiB/party"
         ),
+        Workload::Train(_) => format!(
+            "{:<8} {:>9} {:>5} {:>6} {:>6} {:>6} {:>10} {:>10} {:>10} {:>7} {:>14} {:>14} {:>10} {:>18} {:>18}",
+            "model",
+            "rows",
+            "feat",
+            "batch",
+            "epochs",
+            "steps",
+            "median s",
+            "min s",
+            "max s",
+            "rounds",
+            "bytes/party",
+            "bytes total",
+            "max w err",
+            "CPU s/party",
+            "peak RSS MiB/party"
+        ),
+        Workload::Score(_) => format!(
+            "{:<6} {:>9} {:>5} {:>10} {:>12} {:>10} {:>10} {:>10} {:>7} {:>14} {:>10} {:>5} {:>18} {:>18}",
+            "mode",
+            "n",
+            "feat",
+            "median s",
+            "records/s",
+            "median ms",
+            "p99 ms",
+            "mean ms",
+            "rounds",
+            "bytes/party",
+            "max p err",
+            "off",
+            "CPU s/party",
+            "peak RSS MiB/party"
+        ),
     }
 }
 
-/// One `bench mpc` or `bench psi` case as a table row.
+/// One `bench` case as a table row.
 pub(crate) fn bench_row(r: &BenchResult) -> String {
     match r {
         BenchResult::Mpc(r) => {
@@ -225,16 +260,7 @@ pub(crate) fn bench_row(r: &BenchResult) -> String {
         }
         BenchResult::Psi(r) => {
             let (min, max) = min_max(&r.run_seconds);
-            let rss: Vec<String> = r
-                .peak_rss_bytes
-                .iter()
-                .map(|b| b.map_or_else(|| "n/a".into(), |b| format!("{:.0}", b as f64 / MIB)))
-                .collect();
-            let cpu: Vec<String> = r
-                .cpu_seconds
-                .iter()
-                .map(|s| s.map_or_else(|| "n/a".into(), |s| format!("{s:.2}")))
-                .collect();
+            let (cpu, rss) = (cpu(&r.cpu_seconds), rss(&r.peak_rss_bytes));
             format!(
                 "{:<5} {:>10} {:>10.4} {:>10.4} {:>10.4} {:>7} {:>14} {:>14} {:>10} {:>16} {:>18}",
                 r.mode.name(),
@@ -246,11 +272,89 @@ pub(crate) fn bench_row(r: &BenchResult) -> String {
                 r.bytes_per_party,
                 r.bytes_total,
                 r.intersection,
-                cpu.join(" / "),
-                rss.join(" / ")
+                cpu,
+                rss
             )
         }
+        BenchResult::Train(r) => {
+            let (min, max) = min_max(&r.run_seconds);
+            format!(
+                "{:<8} {:>9} {:>5} {:>6} {:>6} {:>6} {:>10.3} {:>10.3} {:>10.3} {:>7} {:>14} {:>14} {:>10} {:>18} {:>18}",
+                r.model,
+                r.rows,
+                r.features,
+                r.batch,
+                r.epochs,
+                r.steps,
+                r.seconds,
+                min,
+                max,
+                r.rounds,
+                r.bytes_per_party,
+                r.bytes_total,
+                error(r.max_weight_error),
+                cpu(&r.cpu_seconds),
+                rss(&r.peak_rss_bytes)
+            )
+        }
+        BenchResult::ScoreBatch(r) => format!(
+            "{:<6} {:>9} {:>5} {:>10.3} {:>12.0} {:>10} {:>10} {:>10} {:>7} {:>14} {:>10} {:>5} {:>18} {:>18}",
+            r.mode,
+            r.records,
+            r.features,
+            r.seconds,
+            r.records_per_second,
+            "-",
+            "-",
+            "-",
+            r.rounds,
+            r.bytes_per_party,
+            error(r.max_score_error),
+            r.scores_off.map_or_else(|| "n/a".into(), |n| n.to_string()),
+            cpu(&r.cpu_seconds),
+            rss(&r.peak_rss_bytes)
+        ),
+        BenchResult::ScoreSingle(r) => format!(
+            "{:<6} {:>9} {:>5} {:>10} {:>12} {:>10.3} {:>10.3} {:>10.3} {:>7} {:>14} {:>10} {:>5} {:>18} {:>18}",
+            r.mode,
+            r.requests,
+            r.features,
+            "-",
+            "-",
+            r.median_ms,
+            r.p99_ms,
+            r.mean_ms,
+            r.rounds,
+            r.bytes_per_party,
+            error(r.max_score_error),
+            r.scores_off.map_or_else(|| "n/a".into(), |n| n.to_string()),
+            cpu(&r.cpu_seconds),
+            rss(&r.peak_rss_bytes)
+        ),
     }
+}
+
+/// Per party CPU seconds, `a / b / c`.
+fn cpu(seconds: &[Option<f64>]) -> String {
+    let v: Vec<String> = seconds
+        .iter()
+        .map(|s| s.map_or_else(|| "n/a".into(), |s| format!("{s:.2}")))
+        .collect();
+    v.join(" / ")
+}
+
+/// Per party peak RSS in MiB, `a / b / c`.
+fn rss(bytes: &[Option<u64>]) -> String {
+    let v: Vec<String> = bytes
+        .iter()
+        .map(|b| b.map_or_else(|| "n/a".into(), |b| format!("{:.0}", b as f64 / MIB)))
+        .collect();
+    v.join(" / ")
+}
+
+/// An error figure, or `n/a`.
+fn error(e: Option<f64>) -> String {
+    e.map_or_else(|| "n/a".into(), |e| format!("{e:.2e}"))
 }
 
 const MIB: f64 = 1024.0 * 1024.0;

@@ -32,8 +32,10 @@
 //!    (L2 regularisation λ, not applied to the intercept), and finally `w = trunc(W, 8)` for the
 //!    next forward pass. 37 rounds per batch for logistic regression (6 for linear).
 //! 3. The caller reveals what the job allows: [`SharedModel::output_share`] seals the weights to
-//!    a recipient, [`predict`] computes logits of other rows (scoring, or held-out evaluation with
-//!    [`Rep3Session::auc`]-style metrics).
+//!    a recipient, [`predict`] computes logits of other rows (scoring, or held-out evaluation of
+//!    the opened logits with metrics such as [`plain::auc`]). To score many batches, truncate
+//!    the weights once ([`SharedModel::scoring_weights`]) and call [`predict_with`] per batch
+//!    (2 rounds, not 3).
 //!
 //! ## Precision
 //! The weights accumulate in `W` with 8 more fractional bits than the features
@@ -652,23 +654,56 @@ pub async fn train<T: Transport>(
     })
 }
 
+/// The weights of a [`SharedModel`] truncated once to the features' scale `2^f`
+/// ([`SharedModel::scoring_weights`]), for scoring many batches of records with [`predict_with`]
+/// without truncating them again for each. Secret; zeroized on drop (the share is).
+#[derive(Debug, Clone)]
+pub struct ScoringWeights {
+    w: Rep3Share,
+    frac_bits: u32,
+    fit_intercept: bool,
+}
+
+impl SharedModel {
+    /// `w = W / 2^WEIGHT_EXTRA_BITS`, the weights at the features' scale: one truncation (one
+    /// round, `8·d` bytes from party 1).
+    pub async fn scoring_weights<T: Transport>(
+        &self,
+        session: &mut Rep3Session<'_, T>,
+    ) -> Result<ScoringWeights, MpcError> {
+        Ok(ScoringWeights {
+            w: session.trunc(&self.weights, WEIGHT_EXTRA_BITS).await?,
+            frac_bits: self.frac_bits,
+            fit_intercept: self.fit_intercept,
+        })
+    }
+}
+
 /// The logits `x·w` (scale `2^f`) of the rows `rows` of `data` under `model`: one truncation of
-/// the weights to `2^f`, then one fixed-point matrix product (3 rounds, `8·(d + len)` bytes per
-/// party).
+/// the weights to `2^f` ([`SharedModel::scoring_weights`]), then [`predict_with`]: 3 rounds,
+/// `8·(d + len)` bytes per party.
 pub async fn predict<T: Transport>(
     session: &mut Rep3Session<'_, T>,
     model: &SharedModel,
     data: &GlmData,
     rows: Range<usize>,
 ) -> Result<Rep3Share, MpcError> {
+    check_width(model.weights.len(), model.fit_intercept, data)?;
+    let w = model.scoring_weights(session).await?;
+    predict_with(session, &w, data, rows).await
+}
+
+/// The logits `x·w` (scale `2^f`) of the rows `rows` of `data` under weights already truncated
+/// by [`SharedModel::scoring_weights`]: one fixed-point matrix product (2 rounds, `8·len` bytes
+/// per party).
+pub async fn predict_with<T: Transport>(
+    session: &mut Rep3Session<'_, T>,
+    weights: &ScoringWeights,
+    data: &GlmData,
+    rows: Range<usize>,
+) -> Result<Rep3Share, MpcError> {
     let d = data.width;
-    if model.weights.len() != d || model.fit_intercept != data.fit_intercept {
-        return Err(MpcError::LengthMismatch {
-            what: "model weights vs shared columns",
-            expected: d,
-            got: model.weights.len(),
-        });
-    }
+    check_width(weights.w.len(), weights.fit_intercept, data)?;
     if rows.end > data.rows || rows.start > rows.end {
         return Err(MpcError::LengthMismatch {
             what: "rows to score",
@@ -676,11 +711,29 @@ pub async fn predict<T: Transport>(
             got: rows.end,
         });
     }
-    let w = session.trunc(&model.weights, WEIGHT_EXTRA_BITS).await?;
     let x = data.features(rows.clone());
     session
-        .matmul_fixed(&x, &w, rows.end - rows.start, d, 1, model.frac_bits)
+        .matmul_fixed(
+            &x,
+            &weights.w,
+            rows.end - rows.start,
+            d,
+            1,
+            weights.frac_bits,
+        )
         .await
+}
+
+/// Refuses weights that do not fit the shared columns (count, intercept).
+fn check_width(weights: usize, fit_intercept: bool, data: &GlmData) -> Result<(), MpcError> {
+    if weights != data.width || fit_intercept != data.fit_intercept {
+        return Err(MpcError::LengthMismatch {
+            what: "model weights vs shared columns",
+            expected: data.width,
+            got: weights,
+        });
+    }
+    Ok(())
 }
 
 /// Appends a column's encoded values to `out`, refusing non-finite values and values beyond

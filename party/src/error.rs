@@ -65,7 +65,7 @@ pub enum PartyError {
     /// The job was aborted (by the coordinator, a peer, or shutdown).
     #[error("aborted: {0}")]
     Aborted(String),
-    /// A party process of `treaty bench mpc` or `treaty bench psi` failed (or found a wrong
+    /// A party process of `treaty bench` (mpc, psi, train, score) failed (or found a wrong
     /// intersection).
     #[error("bench party {party} (index {index}) {what}")]
     BenchParty {

@@ -2,9 +2,79 @@
 //! with the same batch schedule, initialisation (zeros) and effective step sizes
 //! ([`TrainParams::schedule`]), and the exact logistic function. Tests, demos and benches compare
 //! the secure weights with these.
+//!
+//! Also a synthetic table with a known logistic model ([`synthetic_table`]), the same on every
+//! machine and in every process that asks for it, column by column if need be
+//! ([`synthetic_column`]).
+
+use rand::RngExt;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
 
 use super::{GlmKind, TrainParams};
 use crate::MpcError;
+
+/// `(shift, scale)` of synthetic feature `c` is `SYNTHETIC_UNITS[c % 3]`: different units per
+/// column, which the parties' standardisation has to handle.
+pub const SYNTHETIC_UNITS: [(f64, f64); 3] = [(0.0, 1.0), (50.0, 12.0), (1000.0, 400.0)];
+
+/// A synthetic table: raw feature columns (`columns[c][j]`) and 0/1 labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntheticTable {
+    /// The feature columns, on their [`SYNTHETIC_UNITS`].
+    pub columns: Vec<Vec<f64>>,
+    /// Labels drawn from the model of [`synthetic_model`].
+    pub label: Vec<f64>,
+}
+
+/// ChaCha20 seeded with `seed` on stream `stream` (the model, each column and the labels draw
+/// from their own streams, so a column can be generated alone).
+fn synthetic_rng(seed: u64, stream: u64) -> ChaCha20Rng {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+/// The known model of [`synthetic_table`]: a coefficient in `[−1.5, 1.5)` per feature (on the
+/// feature's `(x − shift)/scale`, see [`SYNTHETIC_UNITS`]), then the intercept `bias`.
+pub fn synthetic_model(features: usize, bias: f64, seed: u64) -> Vec<f64> {
+    let mut rng = synthetic_rng(seed, 0);
+    let mut beta: Vec<f64> = (0..features).map(|_| rng.random_range(-1.5..1.5)).collect();
+    beta.push(bias);
+    beta
+}
+
+/// Feature column `c` of [`synthetic_table`] (the first `rows` values of the column's own
+/// stream): `shift + scale·t`, `t` triangular on `[−2.4, 2.4]` (a sum of two uniforms), with
+/// `(shift, scale)` from [`SYNTHETIC_UNITS`].
+pub fn synthetic_column(rows: usize, c: usize, seed: u64) -> Vec<f64> {
+    let mut rng = synthetic_rng(seed, 1 + c as u64);
+    let (shift, scale) = SYNTHETIC_UNITS[c % 3];
+    (0..rows)
+        .map(|_| shift + scale * (rng.random::<f64>() + rng.random::<f64>() - 1.0) * 2.4)
+        .collect()
+}
+
+/// `rows` records of `features` columns ([`synthetic_column`]) and labels drawn from the
+/// logistic model [`synthetic_model`] (`bias` negative for rare positives). Deterministic in
+/// `seed` (ChaCha20).
+pub fn synthetic_table(rows: usize, features: usize, bias: f64, seed: u64) -> SyntheticTable {
+    let beta = synthetic_model(features, bias, seed);
+    let columns: Vec<Vec<f64>> = (0..features)
+        .map(|c| synthetic_column(rows, c, seed))
+        .collect();
+    let mut rng = synthetic_rng(seed, 1 + features as u64);
+    let label = (0..rows)
+        .map(|j| {
+            let z = (0..features).fold(bias, |z, c| {
+                let (shift, scale) = SYNTHETIC_UNITS[c % 3];
+                z + beta[c] * (columns[c][j] - shift) / scale
+            });
+            f64::from(u8::from(rng.random::<f64>() < sigmoid(z)))
+        })
+        .collect();
+    SyntheticTable { columns, label }
+}
 
 /// `σ(x) = 1 / (1 + e^−x)`, computed without overflow for large `|x|`.
 pub fn sigmoid(x: f64) -> f64 {

@@ -44,9 +44,9 @@ impl Table {
     }
 }
 
-/// `rows` records with `features` standard-normal-ish features, owners round-robin over
-/// `owners`, and labels drawn from a logistic model with coefficients in ±1.5 and intercept
-/// `bias` (negative for rare positives).
+/// `rows` records of [`plain::synthetic_table`] (features on different units, labels from a
+/// logistic model with coefficients in ±1.5 and intercept `bias`, negative for rare positives),
+/// owners round-robin over `owners`.
 fn synthetic(
     rows: usize,
     features: usize,
@@ -55,29 +55,8 @@ fn synthetic(
     bias: f64,
     seed: u64,
 ) -> Table {
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    let beta: Vec<f64> = (0..features).map(|_| rng.random_range(-1.5..1.5)).collect();
-    let columns: Vec<Vec<f64>> = (0..features)
-        .map(|c| {
-            // Different units per column (the standardisation must handle them).
-            let (shift, scale) = [(0.0, 1.0), (50.0, 12.0), (1000.0, 400.0)][c % 3];
-            (0..rows)
-                .map(|_| shift + scale * (rng.random::<f64>() + rng.random::<f64>() - 1.0) * 2.4)
-                .collect()
-        })
-        .collect();
-    let label = (0..rows)
-        .map(|j| {
-            let z: f64 = bias
-                + (0..features)
-                    .map(|c| {
-                        let (shift, scale) = [(0.0, 1.0), (50.0, 12.0), (1000.0, 400.0)][c % 3];
-                        beta[c] * (columns[c][j] - shift) / scale
-                    })
-                    .sum::<f64>();
-            f64::from(u8::from(rng.random::<f64>() < plain::sigmoid(z)))
-        })
-        .collect();
+    let plain::SyntheticTable { columns, label } =
+        plain::synthetic_table(rows, features, bias, seed);
     Table {
         columns,
         owners: (0..features).map(|c| owners[c % owners.len()]).collect(),
@@ -126,11 +105,14 @@ fn wdbc() -> Table {
 struct Run {
     weights: Vec<f64>,
     logits: Vec<f64>,
+    /// The same logits from [`SharedModel::scoring_weights`] and [`predict_with`].
+    logits_with: Vec<f64>,
     traffic: Vec<CounterSnapshot>,
 }
 
-/// One party's output components: weights, held-out logits, traffic.
-type Opened = (Vec<u64>, Vec<u64>, CounterSnapshot);
+/// One party's output components: weights, held-out logits (by [`predict`], by
+/// [`predict_with`]), traffic (before the second scoring).
+type Opened = (Vec<u64>, Vec<u64>, Vec<u64>, CounterSnapshot);
 
 /// Trains on `train` rows with all three parties in memory (deterministic seeds), then computes
 /// the logits of `test` rows; opens both.
@@ -206,11 +188,15 @@ fn secure_on(
                     )
                     .await?;
                     let model = train(&mut s, &data, fit, &params, frac_bits, |_, _| {}).await?;
-                    let logits = predict(&mut s, &model, &data, test).await?;
+                    let logits = predict(&mut s, &model, &data, test.clone()).await?;
+                    let traffic = t.counters().snapshot();
+                    let w = model.scoring_weights(&mut s).await?;
+                    let logits_with = predict_with(&mut s, &w, &data, test).await?;
                     Ok::<_, MpcError>((
                         model.output_share().values().to_vec(),
                         logits.a().to_vec(),
-                        t.counters().snapshot(),
+                        logits_with.a().to_vec(),
+                        traffic,
                     ))
                 }
             },
@@ -229,7 +215,8 @@ fn secure_on(
     Ok(Run {
         weights: SharedModel::decode_weights(&sum(|p| &p.0), frac_bits),
         logits: sum(|p| &p.1).into_iter().map(|v| fixed.decode(v)).collect(),
-        traffic: parts.iter().map(|p| p.2).collect(),
+        logits_with: sum(|p| &p.2).into_iter().map(|v| fixed.decode(v)).collect(),
+        traffic: parts.iter().map(|p| p.3).collect(),
     })
 }
 
@@ -260,6 +247,8 @@ fn check_against_reference(table: &Table, params: &TrainParams, holdout: usize) 
     // Logits: the weight gap times Σ|x| plus fixed-point rounding.
     let logit_gap = max_gap(&run.logits, &clear_logits);
     assert!(logit_gap < 0.02, "held-out logits differ by {logit_gap}");
+    let with_gap = max_gap(&run.logits_with, &clear_logits);
+    assert!(with_gap < 0.02, "predict_with: logits differ by {with_gap}");
     if params.kind == GlmKind::Logistic {
         let labels = &table.label[test];
         if let (Some(a), Some(b)) = (
@@ -461,6 +450,54 @@ fn schedule_and_standardisation() {
     assert_eq!((constant.scale, constant.apply(7.0)), (1.0, 0.0));
     assert!(Standardizer::fit(&[1.0, f64::INFINITY]).is_err());
     assert!(Standardizer::fit(&[]).is_err());
+}
+
+#[test]
+fn the_synthetic_table_is_deterministic_column_by_column_and_follows_its_model() {
+    let (rows, features, bias, seed) = (5000, 4, -1.0, 9);
+    let t = plain::synthetic_table(rows, features, bias, seed);
+    assert_eq!(t, plain::synthetic_table(rows, features, bias, seed));
+    assert_ne!(
+        t.columns,
+        plain::synthetic_table(rows, features, bias, 10).columns
+    );
+    for c in 0..features {
+        assert_eq!(
+            plain::synthetic_column(rows, c, seed),
+            t.columns[c],
+            "column {c}"
+        );
+        assert_eq!(plain::synthetic_column(100, c, seed), t.columns[c][..100]);
+        // On its units: mean `shift`, and within ±2.4 scales of it.
+        let (shift, scale) = plain::SYNTHETIC_UNITS[c % 3];
+        let mean = t.columns[c].iter().sum::<f64>() / rows as f64;
+        assert!(
+            (mean - shift).abs() < 0.05 * scale,
+            "column {c}: mean {mean}"
+        );
+        assert!(
+            t.columns[c]
+                .iter()
+                .all(|x| (x - shift).abs() <= 2.4 * scale)
+        );
+    }
+    let beta = plain::synthetic_model(features, bias, seed);
+    assert_eq!((beta.len(), beta[features]), (features + 1, bias));
+    assert!(beta[..features].iter().all(|b| b.abs() <= 1.5));
+    // The labels' mean is the model's mean probability, within 4 standard errors.
+    let p: f64 = (0..rows)
+        .map(|j| {
+            let z = (0..features).fold(bias, |z, c| {
+                let (shift, scale) = plain::SYNTHETIC_UNITS[c % 3];
+                z + beta[c] * (t.columns[c][j] - shift) / scale
+            });
+            plain::sigmoid(z)
+        })
+        .sum::<f64>()
+        / rows as f64;
+    let positives = t.label.iter().sum::<f64>() / rows as f64;
+    let se = (p * (1.0 - p) / rows as f64).sqrt();
+    assert!((positives - p).abs() < 4.0 * se, "{positives} vs {p}");
 }
 
 #[test]

@@ -1,15 +1,17 @@
-//! `treaty bench mpc` and `treaty bench psi`: a workload between party processes on loopback, over
+//! `treaty bench mpc|psi|train|score`: a workload between party processes on loopback, over
 //! the real data plane ([`GrpcTransport`] on `PartyLink` streams with mutual TLS and pinned
 //! certificates, as deployed). [`Workload::Mpc`] runs the rep3 workloads of
 //! [`treaty_mpc::rep3::workload`] between three processes ([`mpc`]); [`Workload::Psi`] runs
-//! two-party ECDH-PSI ([`treaty_mpc::psi`]) on synthetic id sets between two ([`psi`]).
+//! two-party ECDH-PSI ([`treaty_mpc::psi`]) on synthetic id sets between two ([`psi`]);
+//! [`Workload::Train`] and [`Workload::Score`] train and apply secure logistic regression
+//! ([`treaty_mpc::glm`]) on a synthetic vertically split table between three ([`glm`]).
 //!
 //! ```text
 //!                       parent (run_parent): throwaway PKI in a temp dir; starts the same
 //!              ┌───────────────┼───────────────┐  binary once per party (a hidden subcommand)
 //!              ▼ stdin/stdout  ▼               ▼
 //!          party-0 ◄───────► party-1 ◄───────► party-2    run_child: PartyLink on 127.0.0.1:0
-//!              ▲          gRPC + mutual TLS    ▲          (party-2 only for mpc)
+//!              ▲          gRPC + mutual TLS    ▲          (party-2 not for psi)
 //!              └───────────────────────────────┘
 //!   child → parent (stdout, JSON lines): ready {port, cert_sha256} · run {case, run, …} · done
 //!   parent → child (stdin, one JSON line): the peers (endpoints, pinned fingerprints) and the plan
@@ -20,8 +22,8 @@
 //! the full peer list. No port is chosen before it is bound.
 //!
 //! **A run** (per case: `warmup` untimed runs, then `repeat` timed runs, all on one session):
-//! inputs prepared untimed (rep3: shared; PSI: each party generates its own ids once per case), a
-//! barrier round, then the operation timed at every party. A run's time is the slowest party's; a
+//! inputs prepared untimed (rep3: shared; PSI: each party generates its own ids once per case;
+//! glm: see [`glm`]), a barrier round, then the operation timed at every party. A run's time is the slowest party's; a
 //! case reports the median over its runs, the rounds, and the most payload bytes any party sent
 //! during the operation (framing and TLS overhead are not counted).
 //!
@@ -46,6 +48,7 @@
 //! and index with the end of its stderr, followed by how the others ended (the root cause may
 //! be theirs).
 
+pub mod glm;
 pub mod mpc;
 pub mod psi;
 
@@ -67,6 +70,9 @@ use treaty_coordinator::{CoordinatorError, pki};
 use treaty_mpc::rep3::workload::Case;
 use treaty_mpc::transport::{CounterSnapshot, DEFAULT_MAX_MESSAGE, PartyIndex};
 
+pub use glm::{
+    ScoreBatchResult, ScoreCase, ScoreResult, ScoreSingleResult, TrainCase, TrainResult,
+};
 pub use mpc::CaseResult;
 pub use psi::{PsiBenchMode, PsiCase, PsiResult};
 
@@ -116,6 +122,10 @@ pub enum Workload {
     Mpc(Vec<Case>),
     /// Two-party ECDH-PSI.
     Psi(Vec<PsiCase>),
+    /// Secure logistic or linear regression training between three parties.
+    Train(Vec<TrainCase>),
+    /// Scoring with a secret-shared model between three parties.
+    Score(Vec<ScoreCase>),
 }
 
 impl Workload {
@@ -124,6 +134,7 @@ impl Workload {
         match self {
             Self::Mpc(_) => mpc::PARTIES,
             Self::Psi(_) => psi::PARTIES,
+            Self::Train(_) | Self::Score(_) => glm::PARTIES,
         }
     }
 
@@ -131,6 +142,8 @@ impl Workload {
         match self {
             Self::Mpc(c) => c.len(),
             Self::Psi(c) => c.len(),
+            Self::Train(c) => c.len(),
+            Self::Score(c) => c.len(),
         }
     }
 
@@ -140,6 +153,12 @@ impl Workload {
                 cases: cases.iter().map(mpc::WireCase::from).collect(),
             },
             Self::Psi(cases) => WireWorkload::Psi {
+                cases: cases.clone(),
+            },
+            Self::Train(cases) => WireWorkload::Train {
+                cases: cases.clone(),
+            },
+            Self::Score(cases) => WireWorkload::Score {
                 cases: cases.clone(),
             },
         }
@@ -155,6 +174,13 @@ impl Workload {
         Ok(match self {
             Self::Mpc(cases) => BenchResult::Mpc(mpc::summarise(&cases[case], plan, runs)),
             Self::Psi(cases) => BenchResult::Psi(psi::summarise(&cases[case], plan, runs)?),
+            Self::Train(cases) => {
+                BenchResult::Train(glm::summarise_train(&cases[case], plan, runs))
+            }
+            Self::Score(cases) => match glm::summarise_score(&cases[case], plan, runs) {
+                ScoreResult::Batch(r) => BenchResult::ScoreBatch(r),
+                ScoreResult::Single(r) => BenchResult::ScoreSingle(r),
+            },
         })
     }
 }
@@ -167,10 +193,16 @@ pub enum BenchResult {
     Mpc(CaseResult),
     /// A PSI run.
     Psi(PsiResult),
+    /// A training run.
+    Train(TrainResult),
+    /// Batch scoring.
+    ScoreBatch(ScoreBatchResult),
+    /// Single-record scoring latency.
+    ScoreSingle(ScoreSingleResult),
 }
 
 /// What one party reports for one timed run.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Reported {
     /// This party's time for the operation.
     seconds: f64,
@@ -187,6 +219,15 @@ struct Reported {
     /// [`peak_rss_bytes`] right after the run.
     #[serde(default)]
     peak_rss: Option<u64>,
+    /// The largest gap from a plaintext reference, from the party that checks it (glm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_error: Option<f64>,
+    /// How many results are off by more than the workload tolerates (glm scores).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    off: Option<u64>,
+    /// This party's time for each request, in seconds (glm single-record scoring).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    latencies: Option<Vec<f64>>,
 }
 
 impl Reported {
@@ -205,8 +246,10 @@ impl Reported {
             intersection,
             cpu_seconds: process_cpu_seconds()
                 .zip(cpu_start)
-                .map(|(end, start)| (end - start).max(0.0)),
+                // Whole ticks, without the float noise of the subtraction (1.78, not 1.7799…).
+                .map(|(end, start)| ((end - start) * USER_HZ).round().max(0.0) / USER_HZ),
             peak_rss: peak_rss_bytes(),
+            ..Self::default()
         }
     }
 }
@@ -245,6 +288,8 @@ struct WirePeer {
 enum WireWorkload {
     Mpc { cases: Vec<mpc::WireCase> },
     Psi { cases: Vec<PsiCase> },
+    Train { cases: Vec<TrainCase> },
+    Score { cases: Vec<ScoreCase> },
 }
 
 /// Parent → child, one JSON line on stdin.
@@ -610,7 +655,7 @@ fn median_cpu_seconds(runs: &[RunReports]) -> Vec<Option<f64>> {
     let parties = runs.first().map_or(0, Vec::len);
     (0..parties)
         .map(|p| {
-            let cpu: Option<Vec<f64>> = runs.iter().map(|r| r[p]?.cpu_seconds).collect();
+            let cpu: Option<Vec<f64>> = runs.iter().map(|r| r[p].as_ref()?.cpu_seconds).collect();
             cpu.map(|c| median(&c))
         })
         .collect()
@@ -620,7 +665,7 @@ fn median_cpu_seconds(runs: &[RunReports]) -> Vec<Option<f64>> {
 fn last_peak_rss(runs: &[RunReports]) -> Vec<Option<u64>> {
     let parties = runs.first().map_or(0, Vec::len);
     (0..parties)
-        .map(|p| runs.iter().filter_map(|r| r[p]?.peak_rss).max())
+        .map(|p| runs.iter().filter_map(|r| r[p].as_ref()?.peak_rss).max())
         .collect()
 }
 
@@ -761,6 +806,7 @@ async fn run_plan<W: Write>(
     let parties = match &setup.workload {
         WireWorkload::Mpc { .. } => mpc::PARTIES,
         WireWorkload::Psi { .. } => psi::PARTIES,
+        WireWorkload::Train { .. } | WireWorkload::Score { .. } => glm::PARTIES,
     };
     if setup.peers.len() != parties || index >= parties {
         return Err(PartyError::Rejected(format!(
@@ -804,6 +850,8 @@ async fn run_plan<W: Write>(
     let result = match &setup.workload {
         WireWorkload::Mpc { cases } => mpc::run_cases(&transport, &ids, cases, runs, out).await,
         WireWorkload::Psi { cases } => psi::run_cases(&transport, cases, runs, out).await,
+        WireWorkload::Train { cases } => glm::run_train(&transport, &ids, cases, runs, out).await,
+        WireWorkload::Score { cases } => glm::run_score(&transport, &ids, cases, runs, out).await,
     };
     if let Err(e) = &result {
         transport.abort_peers(&format!("{} failed: {e}", party_name(index)));
@@ -850,6 +898,7 @@ mod tests {
                 intersection: Some(7),
                 cpu_seconds: Some(0.25),
                 peak_rss: None,
+                ..Reported::default()
             },
         };
         let line = serde_json::to_string(&run).unwrap();

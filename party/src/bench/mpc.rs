@@ -152,6 +152,7 @@ mod tests {
                 intersection: None,
                 cpu_seconds: Some(seconds / 2.0),
                 peak_rss: Some(bytes_sent * 1000),
+                ..Reported::default()
             })
         };
         let runs = [

@@ -182,7 +182,7 @@ pub(super) fn summarise(
     let mode = case.mode.psi_mode();
     for (run, reports) in runs.iter().enumerate() {
         for (p, report) in reports.iter().enumerate() {
-            let found = report.and_then(|r| r.intersection);
+            let found = report.as_ref().and_then(|r| r.intersection);
             let want = mode.learns_size(p).then_some(expected);
             if found != want {
                 return Err(child_err(
@@ -278,6 +278,7 @@ mod tests {
             intersection,
             cpu_seconds: Some(seconds),
             peak_rss: Some(1 << 20),
+            ..Reported::default()
         })
     }
 
