@@ -265,6 +265,26 @@ pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let is_score = job.spec.as_ref().is_some_and(|s| {
+        matches!(
+            s.computation,
+            Some(treaty_proto::v1::job_spec::Computation::Score(_))
+        )
+    });
+    if is_score {
+        let result = treaty_party::analyst::fetch_score_result(&mut c, &job, &key)
+            .await
+            .context("opening the sealed reports")?;
+        if args.connect.json {
+            println!(
+                "{}",
+                serde_json::json!({ "job_id": job.id, "result": result })
+            );
+        } else {
+            print::score(&result);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let result = treaty_party::analyst::fetch_stats_result(&mut c, &job, &key)
         .await
         .context("opening the sealed result")?;

@@ -25,6 +25,7 @@ fn kind(job: &pb::Job) -> &'static str {
         Some(job_spec::Computation::Stats(_)) => "stats",
         Some(job_spec::Computation::Psi(_)) => "psi",
         Some(job_spec::Computation::Train(_)) => "train",
+        Some(job_spec::Computation::Score(_)) => "score",
         None => "?",
     }
 }
@@ -460,5 +461,37 @@ pub(crate) fn train(r: &treaty_party::train::TrainResult) {
                 println!("{:<40} {:>12.6}", "(intercept)", w[w.len() - 1]);
             }
         }
+    }
+}
+
+/// A `score` job's result for humans: the first records, then a summary.
+pub(crate) fn score(r: &treaty_party::score::ScoreResult) {
+    println!(
+        "model {}: {} records scored ({:.3} s on shares)",
+        r.model_id, r.rows, r.score_seconds
+    );
+    println!("{:<24} {:>10} {:>9}", "record", "score", "decision");
+    let shown = (r.rows as usize).min(20);
+    for i in 0..shown {
+        let id = r.ids.get(i).map_or("-", String::as_str);
+        let score = r
+            .scores
+            .as_ref()
+            .map_or("-".to_string(), |s| format!("{:.4}", s[i]));
+        let decision = r
+            .decisions
+            .as_ref()
+            .map_or("-", |d| if d[i] { "yes" } else { "no" });
+        println!("{id:<24} {score:>10} {decision:>9}");
+    }
+    if r.rows as usize > shown {
+        println!("… {} more (use --json for all)", r.rows as usize - shown);
+    }
+    if let Some(d) = &r.decisions {
+        println!(
+            "decisions: {} yes of {}",
+            d.iter().filter(|x| **x).count(),
+            d.len()
+        );
     }
 }

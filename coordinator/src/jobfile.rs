@@ -63,6 +63,17 @@
 //! model_id = "fraud-2026-11"           # default: the job id
 //! reveal_weights = false
 //! ```
+//!
+//! A `score` job applies a stored model to the records of a `[join]` (the same parties as the
+//! `train` job, in the same order; each record's features at their parties):
+//!
+//! ```text
+//! [score]
+//! model_id = "fraud-2026-11"
+//! output = "both"                      # "score" (default), "decision" or "both"
+//! threshold = 0.5                      # decisions: [score ≥ threshold]
+//! ids_from = "insurer"                 # whose record ids come with the results
+//! ```
 
 use serde::Deserialize;
 use treaty_proto::v1::{self as pb, filter, job_spec};
@@ -90,6 +101,8 @@ pub struct JobFile {
     pub psi: Option<PsiFile>,
     /// A `train` computation.
     pub train: Option<TrainFile>,
+    /// A `score` computation.
+    pub score: Option<ScoreFile>,
     /// How vertically split inputs are aligned (for `stats` and `train`).
     pub join: Option<JoinFile>,
     /// Who gets the result.
@@ -192,6 +205,22 @@ pub struct TrainFile {
     pub reveal_weights: bool,
 }
 
+/// `[score]`: apply a stored model to the records of a join.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreFile {
+    /// The model id of the `train` job.
+    pub model_id: String,
+    /// `score` (default), `decision` or `both`.
+    #[serde(default)]
+    pub output: String,
+    /// The decision threshold (default 0.5; 0 for linear regression).
+    pub threshold: Option<f64>,
+    /// The data party whose record ids come with the results (default: the first).
+    #[serde(default)]
+    pub ids_from: String,
+}
+
 /// A row filter: `equals`, or `min`/`max` (inclusive).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,19 +272,27 @@ impl JobFile {
             self.stats.is_some(),
             self.psi.is_some(),
             self.train.is_some(),
+            self.score.is_some(),
         ];
-        let computation = match (&self.stats, &self.psi, &self.train) {
+        let computation = match (&self.stats, &self.psi, &self.train, &self.score) {
             _ if sections.iter().filter(|s| **s).count() > 1 => {
                 return Err(bad(
-                    "a job file has one computation: [stats], [psi] or [train]".into(),
+                    "a job file has one computation: [stats], [psi], [train] or [score]".into(),
                 ));
             }
-            (None, None, None) => {
+            (_, _, _, Some(sc)) => job_spec::Computation::Score(pb::ScoreJob {
+                model_id: sc.model_id.clone(),
+                output: sc.output.clone(),
+                threshold: sc.threshold,
+                ids_from: sc.ids_from.clone(),
+            }),
+            (None, None, None, None) => {
                 return Err(bad(
-                    "the job file has no computation section ([stats], [psi] or [train])".into(),
+                    "the job file has no computation section ([stats], [psi], [train] or [score])"
+                        .into(),
                 ));
             }
-            (_, _, Some(t)) => job_spec::Computation::Train(pb::TrainJob {
+            (_, _, Some(t), _) => job_spec::Computation::Train(pb::TrainJob {
                 model: t.model.clone(),
                 features: t.features.clone(),
                 label: t.label.clone(),
@@ -269,7 +306,7 @@ impl JobFile {
                 model_id: t.model_id.clone(),
                 reveal_weights: t.reveal_weights,
             }),
-            (Some(s), _, _) => {
+            (Some(s), _, _, _) => {
                 let (filter, filters) = match &s.filter {
                     None => (None, Vec::new()),
                     Some(Filters::One(f)) => (Some(f.to_wire()?), Vec::new()),
@@ -286,7 +323,7 @@ impl JobFile {
                     filters,
                 })
             }
-            (None, Some(p), _) => job_spec::Computation::Psi(pb::PsiJob {
+            (None, Some(p), _, _) => job_spec::Computation::Psi(pb::PsiJob {
                 reveal: match p.reveal.as_str() {
                     "intersection" => pb::PsiReveal::Intersection,
                     "cardinality" => pb::PsiReveal::Cardinality,

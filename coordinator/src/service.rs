@@ -27,7 +27,9 @@ use treaty_proto::v1::{
 use crate::CoordinatorError;
 use crate::store::Store;
 use crate::tls::peer_cert_sha256;
-use crate::validate::{check_psi_reference, validate_spec};
+use crate::validate::{
+    check_model_reference, check_psi_reference, trained_model_id, validate_spec,
+};
 
 /// Timeouts and limits of the coordinator.
 #[derive(Debug, Clone)]
@@ -789,6 +791,20 @@ impl coordinator_server::Coordinator for CoordinatorService {
         if let Some(join) = spec.join.as_ref().filter(|j| !j.psi_job.is_empty()) {
             let referenced = self.inner.store.job(&join.psi_job)?;
             check_psi_reference(&spec, referenced.as_ref(), &registry)?;
+        }
+        if let Some(pb::job_spec::Computation::Score(score)) = spec.computation.as_ref() {
+            // The newest succeeded train job that stored this model id.
+            let trained = self
+                .inner
+                .store
+                .jobs()?
+                .into_iter()
+                .filter(|j| {
+                    j.state() == JobState::Succeeded
+                        && trained_model_id(j) == Some(score.model_id.as_str())
+                })
+                .max_by_key(|j| j.finished_at_ms);
+            check_model_reference(&spec, trained.as_ref(), &registry)?;
         }
         let now = now_ms();
         let job = Job {

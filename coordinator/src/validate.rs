@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use treaty_proto::v1::{
     ColumnType, DatasetSchema, Filter, Job, JobSpec, JobState, JoinSpec, PartyInfo, PsiJob,
-    PsiReveal, StatsJob, TrainJob, filter, job_spec,
+    PsiReveal, ScoreJob, StatsJob, TrainJob, filter, job_spec,
 };
 
 use crate::CoordinatorError;
@@ -140,6 +140,15 @@ pub fn validate_spec(
         ),
         (Some(job_spec::Computation::Train(train)), Some(join)) => {
             check_join_train(&spec, train, join, &datasets, &mut problems);
+        }
+        (Some(job_spec::Computation::Score(_)), None) => problems.push(
+            "score runs on vertically split records: add a [join] naming each data party's id \
+             column"
+                .into(),
+        ),
+        (Some(job_spec::Computation::Score(score)), Some(join)) => {
+            check_join(&spec, "score", join, &datasets, &mut problems);
+            check_score(score, join, &mut problems);
         }
     }
     if problems.is_empty() {
@@ -480,6 +489,103 @@ fn check_join_train(
             "train: frac_bits {} is unsupported (16 to 20)",
             spec.frac_bits
         ));
+    }
+}
+
+/// The outputs a `score` job may ask for.
+pub const SCORE_OUTPUTS: [&str; 3] = ["score", "decision", "both"];
+
+/// Checks a `score` job's own fields (its model is checked against the training job by
+/// [`check_model_reference`]).
+fn check_score(score: &ScoreJob, join: &JoinSpec, problems: &mut Vec<String>) {
+    if !is_job_id(&score.model_id) {
+        problems.push(format!(
+            "score: model_id {:?} must be 1 to 64 letters, digits, '-' or '_'",
+            score.model_id
+        ));
+    }
+    if !score.output.is_empty() && !SCORE_OUTPUTS.contains(&score.output.as_str()) {
+        problems.push(format!(
+            "score: output {:?} is unknown (\"score\", \"decision\" or \"both\")",
+            score.output
+        ));
+    }
+    if score.threshold.is_some_and(|t| !t.is_finite()) {
+        problems.push("score: the threshold must be a finite number".into());
+    }
+    if !score.ids_from.is_empty() && !join.id_columns.contains_key(&score.ids_from) {
+        problems.push(format!(
+            "score: ids_from {:?} is not a data party of the join",
+            score.ids_from
+        ));
+    }
+}
+
+/// The model id a `train` job stores its model under: its `model_id`, or the job id.
+pub fn trained_model_id(job: &Job) -> Option<&str> {
+    match job.spec.as_ref()?.computation.as_ref()? {
+        job_spec::Computation::Train(t) if t.model_id.is_empty() => Some(&job.id),
+        job_spec::Computation::Train(t) => Some(&t.model_id),
+        _ => None,
+    }
+}
+
+/// Checks a `score` job against the `train` job that stored its model (`trained`, found by the
+/// caller: the newest succeeded `train` job with that model id): the same parties in the same
+/// order (each holds the share of its index), and every feature of the model a numeric column of
+/// its party's dataset in this job.
+pub fn check_model_reference(
+    spec: &JobSpec,
+    trained: Option<&Job>,
+    parties: &BTreeMap<String, PartyInfo>,
+) -> Result<(), CoordinatorError> {
+    let Some(job_spec::Computation::Score(score)) = spec.computation.as_ref() else {
+        return Ok(());
+    };
+    let invalid = |m: String| Err(CoordinatorError::InvalidSpec(vec![m]));
+    let Some(trained) = trained.filter(|j| j.state() == JobState::Succeeded) else {
+        return invalid(format!(
+            "score: no succeeded train job stored model {:?}",
+            score.model_id
+        ));
+    };
+    let Some(tspec) = trained.spec.as_ref() else {
+        return invalid("score: the training job has no spec".into());
+    };
+    let Some(job_spec::Computation::Train(train)) = tspec.computation.as_ref() else {
+        return invalid("score: the model's job is not a train job".into());
+    };
+    let order = |s: &JobSpec| s.inputs.iter().map(|i| i.party.clone()).collect::<Vec<_>>();
+    if order(spec) != order(tspec) {
+        return invalid(format!(
+            "score: the parties must be the training job's, in its order: {}",
+            order(tspec).join(", ")
+        ));
+    }
+    let mut problems = Vec::new();
+    let join = spec.join.clone().unwrap_or_default();
+    let datasets: Vec<(&str, &DatasetSchema)> = spec
+        .inputs
+        .iter()
+        .filter_map(|i| {
+            let ds = parties
+                .get(&i.party)?
+                .datasets
+                .iter()
+                .find(|d| d.name == i.dataset)?;
+            Some((i.party.as_str(), ds))
+        })
+        .collect();
+    for name in &train.features {
+        let shown = "score: the model's feature";
+        if let Some((party, column, ds)) = resolve(name, shown, &join, &datasets, &mut problems) {
+            check_value_column(party, ds, column, "feature", &mut problems);
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CoordinatorError::InvalidSpec(problems))
     }
 }
 

@@ -96,6 +96,31 @@ pub async fn fetch_train_result(
     crate::train::TrainResult::combine(&reports, train.reveal_weights)
 }
 
+/// Fetches and opens every party's report of a succeeded `score` job and combines them: the
+/// scores and/or decisions, with the record ids of the `ids_from` party.
+pub async fn fetch_score_result(
+    client: &mut CoordinatorClient<Channel>,
+    job: &pb::Job,
+    key: &RecipientSecretKey,
+) -> Result<crate::score::ScoreResult, PartyError> {
+    let is_score = job
+        .spec
+        .as_ref()
+        .is_some_and(|s| matches!(s.computation, Some(job_spec::Computation::Score(_))));
+    if !is_score {
+        return Err(PartyError::Rejected("not a score job".into()));
+    }
+    let reports = fetch_opened(client, job, key)
+        .await?
+        .into_iter()
+        .map(|(_, plain)| {
+            pb::ScorePartyResult::decode(plain.as_slice())
+                .map_err(|_| MpcError::Reconstruct("a party's score report does not decode").into())
+        })
+        .collect::<Result<Vec<_>, PartyError>>()?;
+    crate::score::ScoreResult::combine(&reports)
+}
+
 /// Fetches every party's sealed upload and opens it, in the job's party order.
 async fn fetch_opened(
     client: &mut CoordinatorClient<Channel>,

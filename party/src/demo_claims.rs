@@ -22,6 +22,7 @@ use treaty_proto::v1::{self as pb, job_spec};
 use crate::dataset::{self, DatasetConfig};
 use crate::join::{id_strings, intersection_path};
 use crate::sandbox::{ANALYST, Sandbox, SandboxOptions};
+use crate::score::ScoreResult;
 use crate::synthetic_risk::{self, FEATURES, ID_COLUMN, LABEL_COLUMN, LABEL_PARTY, PARTIES};
 use crate::train::{AUC_MAX_ROWS, TrainResult};
 use crate::{PartyError, analyst};
@@ -37,6 +38,9 @@ pub struct ClaimsDemoOptions {
     pub seed: u64,
     /// Share of the aligned rows held out for the AUC.
     pub holdout: f64,
+    /// New people per party whose claims the trained model scores (a second dataset, drawn
+    /// with another seed).
+    pub score_rows: usize,
     /// Training hyperparameters (logistic regression).
     pub params: TrainParams,
     /// Fixed-point fractional bits.
@@ -58,6 +62,7 @@ impl ClaimsDemoOptions {
             overlap: 0.7,
             seed: 42,
             holdout: 0.15,
+            score_rows: 5_000,
             params,
             frac_bits: 16,
             insecure: false,
@@ -105,6 +110,23 @@ pub struct ClaimsDemoReport {
     pub rounds: u64,
     /// Data-plane payload bytes sent in the `train` job, per party.
     pub bytes_sent_per_party: std::collections::BTreeMap<String, u64>,
+    /// The `score` job: new records scored (the people all three hold in the new dataset).
+    pub scored_records: u64,
+    /// Largest difference between a secure score and the f64 model's σ(x·w) on the same record.
+    pub max_score_error: f64,
+    /// Records whose secure decision (score ≥ 0.5) differs from the f64 model's.
+    pub decision_mismatches: u64,
+    /// Of those, records whose f64 logit is more than 10⁻³ from the threshold (should be 0).
+    pub clear_decision_mismatches: u64,
+    /// The slowest party's seconds from shared inputs to shared scores.
+    pub score_seconds: f64,
+    /// The `score` job (inline PSI included) from submission to the opened result, seconds.
+    pub score_job_seconds: f64,
+    /// One application (one record at each party) scored through the coordinator: submission
+    /// to the decision opened by the recipient, seconds.
+    pub single_record_seconds: f64,
+    /// The decision for that application (score ≥ 0.5), and whether it matches the f64 model's.
+    pub single_record_decision: bool,
     /// Whether the secure run is within the bounds: weights within 5e-4 and AUC within
     /// 0.001 of the f64 pipeline.
     pub within_bound: bool,
@@ -116,6 +138,9 @@ pub struct ClaimsDemoReport {
 pub const WEIGHT_BOUND: f64 = 5e-4;
 /// The accepted gap between secure and f64 AUC.
 pub const AUC_BOUND: f64 = 1e-3;
+/// The accepted gap between a secure score and the f64 model's: the fast sigmoid's 10⁻³ plus
+/// the logit's difference from the weights' (≤ 5·10⁻⁴ each, times Σ|x| over the features).
+pub const SCORE_BOUND: f64 = 2e-3;
 
 /// The features as `party.column`, in model order (hospital, insurer, bank).
 pub fn feature_names() -> Vec<String> {
@@ -191,8 +216,14 @@ fn psi_spec(key: Vec<u8>) -> pb::JobSpec {
     }
 }
 
-/// Writes the synthetic data and starts the sandbox: the coordinator and the three parties with
-/// their datasets, all online. Returns the sandbox and the datasets by party.
+/// The dataset of new records to score, at every party.
+pub const NEW_DATASET: &str = "risk-new";
+/// The dataset holding one application, at every party.
+pub const APPLICATION_DATASET: &str = "application";
+
+/// Writes the synthetic data (training records, new records to score and one application) and
+/// starts the sandbox: the coordinator and the three parties with their datasets, all online.
+/// Returns the sandbox and the training datasets by party.
 pub async fn start(
     opts: &ClaimsDemoOptions,
 ) -> Result<(Sandbox, Vec<(String, DatasetConfig)>), PartyError> {
@@ -203,6 +234,16 @@ pub async fn start(
         ..Default::default()
     };
     let data = synthetic_risk::write_risk_data(&opts.work_dir, &data_opts)?;
+    let new_opts = synthetic_risk::RiskDataOptions {
+        rows: opts.score_rows,
+        seed: opts.seed.wrapping_add(1),
+        ..data_opts
+    };
+    let mut extra = synthetic_risk::write_risk_data(&opts.work_dir.join("new"), &new_opts)?;
+    for (_, ds) in &mut extra {
+        ds.name = NEW_DATASET.into();
+    }
+    extra.extend(write_application(opts, &extra)?);
     let mut sandbox_opts = SandboxOptions::new(opts.work_dir.clone());
     sandbox_opts.insecure = opts.insecure;
     let parties = PARTIES.map(String::from);
@@ -211,6 +252,7 @@ pub async fn start(
         for party in &parties {
             let datasets = data
                 .iter()
+                .chain(&extra)
                 .filter(|(p, _)| p == party)
                 .map(|(_, d)| d.clone())
                 .collect();
@@ -244,33 +286,211 @@ pub async fn run(
         let psi_seconds = started.elapsed().as_secs_f64();
         let started = Instant::now();
         let job = sandbox
-            .run_job_to_success(train_spec(opts, &psi.id, public), &mut on_update)
+            .run_job_to_success(train_spec(opts, &psi.id, public.clone()), &mut on_update)
             .await?;
         let mut client = sandbox.analyst().await?;
         let result = analyst::fetch_train_result(&mut client, &job, &key).await?;
         let train_job_seconds = started.elapsed().as_secs_f64();
+        // Score the new records with the stored model, then one application on its own.
+        let started = Instant::now();
+        let scored = sandbox
+            .run_job_to_success(
+                score_spec(&job.id, NEW_DATASET, public.clone()),
+                &mut on_update,
+            )
+            .await?;
+        let scores = analyst::fetch_score_result(&mut client, &scored, &key).await?;
+        let score_job_seconds = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let one = sandbox
+            .run_job_to_success(
+                score_spec(&job.id, APPLICATION_DATASET, public.clone()),
+                &mut on_update,
+            )
+            .await?;
+        let application = analyst::fetch_score_result(&mut client, &one, &key).await?;
+        let single_record_seconds = started.elapsed().as_secs_f64();
+        let scoring = Scoring {
+            scores,
+            score_job_seconds,
+            application,
+            single_record_seconds,
+        };
         // The common order, as the hospital stored it (the clear pipeline needs it; no real
         // deployment has one party's files, let alone all three).
         let order = stored_intersection(&sandbox, PARTIES[0], &psi.id)?;
-        Ok::<_, PartyError>((psi, psi_seconds, job, result, train_job_seconds, order))
+        Ok::<_, PartyError>((
+            psi,
+            psi_seconds,
+            job,
+            result,
+            train_job_seconds,
+            order,
+            scoring,
+        ))
     }
     .await;
     sandbox.shut_down().await;
-    let (psi, psi_seconds, job, result, train_job_seconds, order) = outcome?;
+    let (psi, psi_seconds, job, result, train_job_seconds, order, scoring) = outcome?;
 
     let opts2 = opts.clone();
     let clear = tokio::task::spawn_blocking(move || clear_pipeline(&opts2, &data, &order))
         .await
         .map_err(|_| PartyError::Aborted("the clear pipeline panicked".into()))??;
+    let clear_scores = {
+        let (opts2, ids) = (opts.clone(), scoring.scores.ids.clone());
+        let app = scoring.application.ids.clone();
+        let new = new_datasets(opts)?;
+        let weights = clear.weights.clone();
+        let stds = clear.standardizers.clone();
+        tokio::task::spawn_blocking(move || {
+            Ok::<_, PartyError>((
+                clear_logits(&opts2, &new, &ids, &weights, &stds)?,
+                clear_logits(&opts2, &new, &app, &weights, &stds)?,
+            ))
+        })
+        .await
+        .map_err(|_| PartyError::Aborted("the clear scoring panicked".into()))??
+    };
     report(
         opts,
-        psi,
-        psi_seconds,
-        job,
-        result,
-        train_job_seconds,
+        Timings {
+            psi_seconds,
+            train_job_seconds,
+        },
+        (psi, job, result),
         clear,
+        scoring,
+        clear_scores,
     )
+}
+
+/// The `score` jobs' opened results and timings.
+struct Scoring {
+    scores: ScoreResult,
+    score_job_seconds: f64,
+    application: ScoreResult,
+    single_record_seconds: f64,
+}
+
+/// Wall times of the `psi` and `train` jobs.
+struct Timings {
+    psi_seconds: f64,
+    train_job_seconds: f64,
+}
+
+/// The new-record datasets as written by [`start`] (paths under the work directory).
+fn new_datasets(opts: &ClaimsDemoOptions) -> Result<Vec<(String, DatasetConfig)>, PartyError> {
+    let dir = opts.work_dir.join("new");
+    PARTIES
+        .iter()
+        .map(|p| {
+            synthetic_risk::risk_schema(p, dir.join(format!("{p}.csv")))
+                .map(|ds| (p.to_string(), ds))
+                .ok_or_else(|| PartyError::Rejected(format!("no schema for {p:?}")))
+        })
+        .collect()
+}
+
+/// The f64 model's logits for the records `ids` of the new files: features standardised with the
+/// training standardisation.
+fn clear_logits(
+    opts: &ClaimsDemoOptions,
+    data: &[(String, DatasetConfig)],
+    ids: &[String],
+    weights: &[f64],
+    standardizers: &[Standardizer],
+) -> Result<Vec<f64>, PartyError> {
+    let columns = aligned_columns(opts, data, ids)?;
+    let mut features = Vec::new();
+    for (name, fit) in feature_names().iter().zip(standardizers) {
+        let raw = columns
+            .get(name)
+            .ok_or_else(|| PartyError::Rejected(format!("the new records miss {name:?}")))?;
+        features.push(raw.iter().map(|&x| fit.apply(x)).collect::<Vec<_>>());
+    }
+    Ok(glm::plain::logits(
+        &features,
+        weights,
+        0..ids.len(),
+        opts.params.fit_intercept,
+    ))
+}
+
+/// Writes the application: each party's row of one person all three hold in the new records
+/// (the first id of the hospital's new file that the other two also have), as a one-row dataset
+/// [`APPLICATION_DATASET`].
+fn write_application(
+    opts: &ClaimsDemoOptions,
+    new: &[(String, DatasetConfig)],
+) -> Result<Vec<(String, DatasetConfig)>, PartyError> {
+    let read = |ds: &DatasetConfig| {
+        let path = opts.work_dir.join(&ds.path);
+        std::fs::read_to_string(&path).map_err(crate::error::io_err(&path))
+    };
+    let texts = new
+        .iter()
+        .map(|(_, ds)| read(ds))
+        .collect::<Result<Vec<_>, _>>()?;
+    let id_of = |line: &str| line.split(',').next().unwrap_or("").to_string();
+    let held = |t: &str, id: &str| t.lines().skip(1).any(|l| id_of(l) == id);
+    let id = texts
+        .first()
+        .and_then(|t| {
+            t.lines()
+                .skip(1)
+                .map(id_of)
+                .find(|id| texts[1..].iter().all(|o| held(o, id)))
+        })
+        .ok_or_else(|| PartyError::Rejected("no person is held by all three".into()))?;
+    let dir = opts.work_dir.join("application");
+    std::fs::create_dir_all(&dir).map_err(crate::error::io_err(&dir))?;
+    let mut out = Vec::new();
+    for ((party, ds), text) in new.iter().zip(&texts) {
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        let row = lines.find(|l| id_of(l) == id).unwrap_or_default();
+        let path = dir.join(format!("{party}.csv"));
+        std::fs::write(&path, format!("{header}\n{row}\n")).map_err(crate::error::io_err(&path))?;
+        let mut app = ds.clone();
+        app.name = APPLICATION_DATASET.into();
+        app.path = path;
+        out.push((party.clone(), app));
+    }
+    Ok(out)
+}
+
+/// A `score` job of the model `model_id` over `dataset` at all three parties (inline PSI),
+/// scores and decisions at 0.5, the insurer's record ids.
+pub fn score_spec(model_id: &str, dataset: &str, key: Vec<u8>) -> pb::JobSpec {
+    pb::JobSpec {
+        name: format!("demo: score {dataset} with {model_id}"),
+        inputs: PARTIES
+            .iter()
+            .map(|p| pb::JobInput {
+                party: (*p).into(),
+                dataset: dataset.into(),
+            })
+            .collect(),
+        output: Some(pb::JobOutput {
+            recipient: ANALYST.into(),
+            recipient_public_key: key,
+        }),
+        join: Some(pb::JoinSpec {
+            id_columns: PARTIES
+                .iter()
+                .map(|p| ((*p).to_string(), ID_COLUMN.to_string()))
+                .collect(),
+            psi_job: String::new(),
+        }),
+        computation: Some(job_spec::Computation::Score(pb::ScoreJob {
+            model_id: model_id.into(),
+            output: "both".into(),
+            threshold: Some(0.5),
+            ids_from: LABEL_PARTY.into(),
+        })),
+        ..Default::default()
+    }
 }
 
 /// The intersection `party` stored for `psi_job`, in the common order.
@@ -298,6 +518,8 @@ pub struct ClearRun {
     pub auc: f64,
     /// Aligned rows.
     pub rows: usize,
+    /// The training standardisation of every feature (model order).
+    pub standardizers: Vec<Standardizer>,
 }
 
 /// The pipeline in the clear from all three files (what no deployment can do): rows in the
@@ -308,6 +530,44 @@ pub fn clear_pipeline(
     data: &[(String, DatasetConfig)],
     order: &[String],
 ) -> Result<ClearRun, PartyError> {
+    let n = order.len();
+    let columns = aligned_columns(opts, data, order)?;
+    let take = |name: &str| {
+        columns
+            .get(name)
+            .cloned()
+            .ok_or_else(|| PartyError::Rejected(format!("the clear pipeline misses {name:?}")))
+    };
+    let h = ((n as f64) * opts.holdout).floor() as usize;
+    let train_rows = n - h;
+    let mut features = Vec::new();
+    let mut standardizers = Vec::new();
+    for name in feature_names() {
+        let raw = take(&name)?;
+        let fit = Standardizer::fit(&raw[..train_rows])?;
+        features.push(raw.iter().map(|&x| fit.apply(x)).collect::<Vec<_>>());
+        standardizers.push(fit);
+    }
+    let label = take(&format!("{LABEL_PARTY}.{LABEL_COLUMN}"))?;
+    let weights = glm::plain::train(&features, &label, 0..train_rows, &opts.params)?;
+    let test = train_rows..train_rows + h.min(AUC_MAX_ROWS);
+    let logits = glm::plain::logits(&features, &weights, test.clone(), opts.params.fit_intercept);
+    let auc = glm::plain::auc(&logits, &label[test]).unwrap_or(f64::NAN);
+    Ok(ClearRun {
+        weights,
+        auc,
+        rows: n,
+        standardizers,
+    })
+}
+
+/// Every column of the files `data` (as `party.column`), at the rows of `order`'s ids in that
+/// order (NaN where a file lacks an id).
+fn aligned_columns(
+    opts: &ClaimsDemoOptions,
+    data: &[(String, DatasetConfig)],
+    order: &[String],
+) -> Result<HashMap<String, Vec<f64>>, PartyError> {
     let n = order.len();
     let position: HashMap<&str, usize> = order
         .iter()
@@ -333,41 +593,18 @@ pub fn clear_pipeline(
             columns.insert(format!("{party}.{}", c.name), aligned);
         }
     }
-    let take = |name: &str| {
-        columns
-            .get(name)
-            .cloned()
-            .ok_or_else(|| PartyError::Rejected(format!("the clear pipeline misses {name:?}")))
-    };
-    let h = ((n as f64) * opts.holdout).floor() as usize;
-    let train_rows = n - h;
-    let mut features = Vec::new();
-    for name in feature_names() {
-        let raw = take(&name)?;
-        let fit = Standardizer::fit(&raw[..train_rows])?;
-        features.push(raw.iter().map(|&x| fit.apply(x)).collect::<Vec<_>>());
-    }
-    let label = take(&format!("{LABEL_PARTY}.{LABEL_COLUMN}"))?;
-    let weights = glm::plain::train(&features, &label, 0..train_rows, &opts.params)?;
-    let test = train_rows..train_rows + h.min(AUC_MAX_ROWS);
-    let logits = glm::plain::logits(&features, &weights, test.clone(), opts.params.fit_intercept);
-    let auc = glm::plain::auc(&logits, &label[test]).unwrap_or(f64::NAN);
-    Ok(ClearRun {
-        weights,
-        auc,
-        rows: n,
-    })
+    Ok(columns)
 }
 
 fn report(
     opts: &ClaimsDemoOptions,
-    psi: pb::Job,
-    psi_seconds: f64,
-    job: pb::Job,
-    result: TrainResult,
-    train_job_seconds: f64,
+    t: Timings,
+    (psi, job, result): (pb::Job, pb::Job, TrainResult),
     clear: ClearRun,
+    scoring: Scoring,
+    (clear_logits, clear_app): (Vec<f64>, Vec<f64>),
 ) -> Result<ClaimsDemoReport, PartyError> {
+    let (psi_seconds, train_job_seconds) = (t.psi_seconds, t.train_job_seconds);
     let secure_weights = result
         .weights
         .clone()
@@ -385,8 +622,40 @@ fn report(
         .zip(&clear.weights)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max);
-    let within_bound =
-        max_weight_error <= WEIGHT_BOUND && (secure_auc - clear.auc).abs() <= AUC_BOUND;
+    // Scores: the secure σ (≤ 10⁻³ off) of secure logits against σ of the f64 logits.
+    let secure_scores = scoring.scores.scores.clone().unwrap_or_default();
+    let secure_decisions = scoring.scores.decisions.clone().unwrap_or_default();
+    if secure_scores.len() != clear_logits.len() || secure_decisions.len() != clear_logits.len() {
+        return Err(PartyError::Rejected(
+            "the score job returned the wrong number of results".into(),
+        ));
+    }
+    let max_score_error = secure_scores
+        .iter()
+        .zip(&clear_logits)
+        .map(|(s, z)| (s - glm::plain::sigmoid(*z)).abs())
+        .fold(0.0, f64::max);
+    let mismatched: Vec<usize> = (0..clear_logits.len())
+        .filter(|&i| secure_decisions[i] != (clear_logits[i] >= 0.0))
+        .collect();
+    let clear_decision_mismatches = mismatched
+        .iter()
+        .filter(|&&i| clear_logits[i].abs() > 1e-3)
+        .count() as u64;
+    let single_record_decision = scoring
+        .application
+        .decisions
+        .as_ref()
+        .and_then(|d| d.first().copied())
+        .ok_or_else(|| PartyError::Rejected("the application got no decision".into()))?;
+    let app_matches = clear_app
+        .first()
+        .is_some_and(|z| (*z >= 0.0) == single_record_decision || z.abs() <= 1e-3);
+    let within_bound = max_weight_error <= WEIGHT_BOUND
+        && (secure_auc - clear.auc).abs() <= AUC_BOUND
+        && max_score_error <= SCORE_BOUND
+        && clear_decision_mismatches == 0
+        && app_matches;
     Ok(ClaimsDemoReport {
         psi_job_id: psi.id,
         train_job_id: job.id.clone(),
@@ -406,6 +675,14 @@ fn report(
         psi_seconds,
         rounds: crate::demo::max_rounds(&job),
         bytes_sent_per_party: crate::demo::bytes_sent(&job),
+        scored_records: scoring.scores.rows,
+        max_score_error,
+        decision_mismatches: mismatched.len() as u64,
+        clear_decision_mismatches,
+        score_seconds: scoring.scores.score_seconds,
+        score_job_seconds: scoring.score_job_seconds,
+        single_record_seconds: scoring.single_record_seconds,
+        single_record_decision,
         within_bound,
         tls: !opts.insecure,
     })

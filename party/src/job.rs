@@ -28,7 +28,8 @@ use crate::dataset::{self, DatasetConfig, Predicate};
 use crate::error::io_err;
 use crate::join::{JOIN_ROUND, JoinPlan, JoinTable, predicate};
 use crate::link::{GrpcTransport, LinkHub, SessionPeer, SessionSetup};
-use crate::train::{self, TrainPlan};
+use crate::score::{self, ScorePlan};
+use crate::train::{self, StoredModel, TrainPlan};
 
 /// Round of the release barrier (after the protocol's own rounds).
 const BARRIER_ROUND: u32 = 1;
@@ -135,9 +136,14 @@ pub fn check_assignment(
                 }
                 plan
             }
+            job_spec::Computation::Score(score) => {
+                let peers = peer_ids(assignment);
+                let (plan, _) = score_plans(cfg, spec, score, join, &peers, me)?;
+                plan
+            }
             job_spec::Computation::Psi(_) => {
                 return Err(PartyError::Rejected(
-                    "a join applies to stats and train jobs only".into(),
+                    "a join applies to stats, train and score jobs only".into(),
                 ));
             }
         };
@@ -165,9 +171,9 @@ pub fn check_assignment(
             id_column(cfg, psi, ds)?;
             return check_file(cfg, ds);
         }
-        job_spec::Computation::Train(_) => {
+        job_spec::Computation::Train(_) | job_spec::Computation::Score(_) => {
             return Err(PartyError::Rejected(
-                "a train job needs a join (vertically split data)".into(),
+                "train and score jobs need a join (vertically split data)".into(),
             ));
         }
     };
@@ -217,6 +223,33 @@ fn train_join_plan(
     JoinPlan::new(spec, &columns, &[], join, peers)
 }
 
+/// The join plan of a `score` job (over the stored model's features) and this party's score
+/// plan: reads the model this party stores.
+fn score_plans(
+    cfg: &PartyConfig,
+    spec: &pb::JobSpec,
+    score: &pb::ScoreJob,
+    join: &pb::JoinSpec,
+    peers: &[String],
+    me: usize,
+) -> Result<(JoinPlan, ScorePlan), PartyError> {
+    let model = StoredModel::load(cfg, &score.model_id).map_err(|e| match e {
+        PartyError::Io { .. } => {
+            PartyError::Rejected(format!("this party stores no model {:?}", score.model_id))
+        }
+        other => other,
+    })?;
+    if spec.frac_bits != 0 && spec.frac_bits != model.frac_bits {
+        return Err(PartyError::Rejected(format!(
+            "score: the model was trained at {} fractional bits, the job asks {}",
+            model.frac_bits, spec.frac_bits
+        )));
+    }
+    let plan = JoinPlan::new(spec, &model.features, &[], join, peers)?;
+    let score = ScorePlan::new(score, &plan, model, me, peers)?;
+    Ok((plan, score))
+}
+
 /// The job's party ids in protocol order.
 fn peer_ids(assignment: &pb::JobAssignment) -> Vec<String> {
     assignment.peers.iter().map(|p| p.party.clone()).collect()
@@ -243,6 +276,7 @@ enum LocalInput {
 enum JoinWork {
     Stats,
     Train(Box<TrainPlan>),
+    Score(Box<ScorePlan>),
 }
 
 /// A `stats` or `train` job with a join, before the protocol: the plan and, at a data party, its rows and
@@ -278,6 +312,10 @@ impl JoinLocal {
                 let plan = train_join_plan(spec, train, join, peers)?;
                 let t = TrainPlan::new(train, &plan, job_id, spec.frac_bits)?;
                 (plan, JoinWork::Train(Box::new(t)))
+            }
+            job_spec::Computation::Score(score) => {
+                let (plan, score) = score_plans(cfg, spec, score, join, peers, me)?;
+                (plan, JoinWork::Score(Box::new(score)))
             }
             job_spec::Computation::Psi(_) => {
                 return Err(PartyError::Rejected("a psi job has no join".into()));
@@ -484,7 +522,9 @@ impl JobRun {
                 };
                 match (comp, &spec.join) {
                     (
-                        comp @ (job_spec::Computation::Stats(_) | job_spec::Computation::Train(_)),
+                        comp @ (job_spec::Computation::Stats(_)
+                        | job_spec::Computation::Train(_)
+                        | job_spec::Computation::Score(_)),
                         Some(join),
                     ) => {
                         let local = JoinLocal::load(
@@ -492,8 +532,10 @@ impl JobRun {
                         )?;
                         Ok::<_, PartyError>(LocalInput::Join(Box::new(local)))
                     }
-                    (job_spec::Computation::Train(_), None) => {
-                        Err(PartyError::Rejected("a train job needs a join".into()))
+                    (job_spec::Computation::Train(_) | job_spec::Computation::Score(_), None) => {
+                        Err(PartyError::Rejected(
+                            "train and score jobs need a join".into(),
+                        ))
                     }
                     (job_spec::Computation::Stats(stats), None) => {
                         let local = local_stats(&cfg, ds()?, &stats, fixed)?;
@@ -765,10 +807,19 @@ impl JobRun {
             }
         };
         self.progress(0.3, Some(transport)).await;
-        if let JoinWork::Train(train) = work {
-            return self
-                .train(transport, ids, &train, aligned.as_ref(), rng)
-                .await;
+        match work {
+            JoinWork::Train(train) => {
+                return self
+                    .train(transport, ids, &train, aligned.as_ref(), rng)
+                    .await;
+            }
+            JoinWork::Score(plan) => {
+                let aligned = aligned.as_ref().map(|(t, m)| (t, m.as_slice()));
+                let (report, next) =
+                    score::run(transport, ids, &a.job_id, &plan, aligned, rng).await?;
+                return Ok((report.encode_to_vec(), next));
+            }
+            JoinWork::Stats => {}
         }
         let input = match aligned {
             None => VerticalInput::helper(),

@@ -470,6 +470,11 @@ impl JoinTable {
         (columns, alignment_digest(job_id, ids))
     }
 
+    /// The ids at the rows `matched`, in the common order.
+    pub fn aligned_ids(&self, matched: &[usize]) -> Vec<String> {
+        matched.iter().map(|&r| self.ids[r].clone()).collect()
+    }
+
     /// The dataset's name.
     pub fn dataset(&self) -> &str {
         &self.dataset

@@ -30,6 +30,7 @@ pub mod join;
 pub mod link;
 pub mod node;
 pub mod sandbox;
+pub mod score;
 pub mod synthetic;
 pub mod synthetic_risk;
 pub mod train;

@@ -1,11 +1,13 @@
 use super::*;
 use crate::train::StoredModel;
+use treaty_proto::v1 as pb;
 
 fn opts(dir: &std::path::Path, rows: usize) -> ClaimsDemoOptions {
     let mut o = ClaimsDemoOptions::new(dir.to_path_buf());
     o.rows = rows;
     o.overlap = 0.8;
     o.holdout = 0.2;
+    o.score_rows = 400;
     o.params.epochs = 2;
     o.params.batch_size = 128;
     o
@@ -25,6 +27,10 @@ async fn psi_then_train_matches_the_f64_pipeline_and_stores_the_model_shares() {
     assert_eq!(report.steps, 2 * 8);
     // The synthetic labels follow a real model: the secure AUC is far from chance.
     assert!(report.secure_auc > 0.75, "{report:#?}");
+    // The stored model scored the new records (400 · 0.8 held by all three) and one application.
+    assert_eq!(report.scored_records, 320);
+    assert!(report.max_score_error <= SCORE_BOUND, "{report:#?}");
+    assert_eq!(report.clear_decision_mismatches, 0, "{report:#?}");
     // Every party stored its share; the three first components sum to the revealed weights.
     let mut sum = vec![0u64; 31];
     for party in PARTIES {
@@ -134,6 +140,55 @@ async fn a_helper_an_inline_psi_and_failures() {
             "{}",
             again.reason
         );
+
+        // Score the new records with m1: hospital and insurer hold the records, the bank helps.
+        let mut spec = helper_spec(public.clone(), "insurer.fraud", "m1");
+        for i in &mut spec.inputs[..2] {
+            i.dataset = NEW_DATASET.into();
+        }
+        spec.computation = Some(job_spec::Computation::Score(pb::ScoreJob {
+            model_id: "m1".into(),
+            output: "decision".into(),
+            threshold: Some(0.5),
+            ids_from: String::new(),
+        }));
+        let scored = sandbox
+            .run_job_to_success(spec.clone(), |_| {})
+            .await
+            .unwrap();
+        let r = analyst::fetch_score_result(&mut client, &scored, &key)
+            .await
+            .unwrap();
+        assert!(r.rows >= 320, "{}", r.rows);
+        assert_eq!(
+            r.ids.len() as u64,
+            r.rows,
+            "the hospital's ids come with the results"
+        );
+        assert!(r.scores.is_none());
+        assert_eq!(r.decisions.as_ref().map(Vec::len), Some(r.rows as usize));
+        // An unknown model, and the parties in another order: refused at submission.
+        let mut unknown = spec.clone();
+        if let Some(job_spec::Computation::Score(sc)) = &mut unknown.computation {
+            sc.model_id = "nope".into();
+        }
+        let e = sandbox
+            .run_job(unknown, |_| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no succeeded train job stored model \"nope\""),
+            "{e}"
+        );
+        let mut reordered = spec.clone();
+        reordered.inputs.swap(0, 1);
+        let e = sandbox
+            .run_job(reordered, |_| {})
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the parties must be the training job's"), "{e}");
 
         // A label that is not 0/1: the insurer names the aligned row, never the value.
         let bad = sandbox
