@@ -219,6 +219,18 @@ pub struct ScoreFile {
     /// The data party whose record ids come with the results (default: the first).
     #[serde(default)]
     pub ids_from: String,
+    /// A party holding the model in the clear (instead of a stored shared model).
+    #[serde(default)]
+    pub weights_party: String,
+    /// With `weights_party`: the model's features, `party.column`.
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// With `weights_party`: `logistic` (default) or `linear`.
+    #[serde(default)]
+    pub model: String,
+    /// With `weights_party`: `false` for a model without intercept.
+    #[serde(default)]
+    pub intercept: Option<bool>,
 }
 
 /// A row filter: `equals`, or `min`/`max` (inclusive).
@@ -285,6 +297,10 @@ impl JobFile {
                 output: sc.output.clone(),
                 threshold: sc.threshold,
                 ids_from: sc.ids_from.clone(),
+                weights_party: sc.weights_party.clone(),
+                features: sc.features.clone(),
+                model: sc.model.clone(),
+                no_intercept: sc.intercept == Some(false),
             }),
             (None, None, None, None) => {
                 return Err(bad(

@@ -792,7 +792,9 @@ impl coordinator_server::Coordinator for CoordinatorService {
             let referenced = self.inner.store.job(&join.psi_job)?;
             check_psi_reference(&spec, referenced.as_ref(), &registry)?;
         }
-        if let Some(pb::job_spec::Computation::Score(score)) = spec.computation.as_ref() {
+        if let Some(pb::job_spec::Computation::Score(score)) = spec.computation.as_ref()
+            && score.weights_party.is_empty()
+        {
             // The newest succeeded train job that stored this model id.
             let trained = self
                 .inner

@@ -148,7 +148,7 @@ pub fn validate_spec(
         ),
         (Some(job_spec::Computation::Score(score)), Some(join)) => {
             check_join(&spec, "score", join, &datasets, &mut problems);
-            check_score(score, join, &mut problems);
+            check_score(&spec, score, join, &datasets, &mut problems);
         }
     }
     if problems.is_empty() {
@@ -495,9 +495,50 @@ fn check_join_train(
 /// The outputs a `score` job may ask for.
 pub const SCORE_OUTPUTS: [&str; 3] = ["score", "decision", "both"];
 
-/// Checks a `score` job's own fields (its model is checked against the training job by
-/// [`check_model_reference`]).
-fn check_score(score: &ScoreJob, join: &JoinSpec, problems: &mut Vec<String>) {
+/// Checks a `score` job's own fields: with a clear model (`weights_party`), its public shape
+/// (features at data parties, model kind); a stored model is checked against its training job
+/// by [`check_model_reference`].
+fn check_score(
+    spec: &JobSpec,
+    score: &ScoreJob,
+    join: &JoinSpec,
+    datasets: &[(&str, &DatasetSchema)],
+    problems: &mut Vec<String>,
+) {
+    if score.weights_party.is_empty() {
+        if !score.features.is_empty() || !score.model.is_empty() || score.no_intercept {
+            problems.push(
+                "score: features, model and no_intercept describe a clear model; set \
+                 weights_party, or drop them (a stored model brings its own)"
+                    .into(),
+            );
+        }
+    } else {
+        if !spec.inputs.iter().any(|i| i.party == score.weights_party) {
+            problems.push(format!(
+                "score: weights_party {:?} is not an input",
+                score.weights_party
+            ));
+        }
+        if !matches!(score.model.as_str(), "" | "logistic" | "linear") {
+            problems.push(format!(
+                "score: model {:?} is unknown (\"logistic\" or \"linear\")",
+                score.model
+            ));
+        }
+        if score.features.is_empty() || score.features.len() > MAX_TRAIN_FEATURES {
+            problems.push(format!(
+                "score: a clear model names 1 to {MAX_TRAIN_FEATURES} features"
+            ));
+        }
+        for name in &score.features {
+            if let Some((party, column, ds)) =
+                resolve(name, "score: feature", join, datasets, problems)
+            {
+                check_value_column(party, ds, column, "feature", problems);
+            }
+        }
+    }
     if !is_job_id(&score.model_id) {
         problems.push(format!(
             "score: model_id {:?} must be 1 to 64 letters, digits, '-' or '_'",
@@ -542,6 +583,10 @@ pub fn check_model_reference(
     let Some(job_spec::Computation::Score(score)) = spec.computation.as_ref() else {
         return Ok(());
     };
+    if !score.weights_party.is_empty() {
+        // A clear model: no training job behind it.
+        return Ok(());
+    }
     let invalid = |m: String| Err(CoordinatorError::InvalidSpec(vec![m]));
     let Some(trained) = trained.filter(|j| j.state() == JobState::Succeeded) else {
         return invalid(format!(

@@ -488,6 +488,7 @@ pub fn score_spec(model_id: &str, dataset: &str, key: Vec<u8>) -> pb::JobSpec {
             output: "both".into(),
             threshold: Some(0.5),
             ids_from: LABEL_PARTY.into(),
+            ..Default::default()
         })),
         ..Default::default()
     }

@@ -28,7 +28,7 @@ use crate::dataset::{self, DatasetConfig, Predicate};
 use crate::error::io_err;
 use crate::join::{JOIN_ROUND, JoinPlan, JoinTable, predicate};
 use crate::link::{GrpcTransport, LinkHub, SessionPeer, SessionSetup};
-use crate::score::{self, ScorePlan};
+use crate::score::{self, ClearModel, ModelSource, ScorePlan};
 use crate::train::{self, StoredModel, TrainPlan};
 
 /// Round of the release barrier (after the protocol's own rounds).
@@ -233,20 +233,47 @@ fn score_plans(
     peers: &[String],
     me: usize,
 ) -> Result<(JoinPlan, ScorePlan), PartyError> {
-    let model = StoredModel::load(cfg, &score.model_id).map_err(|e| match e {
+    let missing = |e: PartyError| match e {
         PartyError::Io { .. } => {
             PartyError::Rejected(format!("this party stores no model {:?}", score.model_id))
         }
         other => other,
-    })?;
-    if spec.frac_bits != 0 && spec.frac_bits != model.frac_bits {
-        return Err(PartyError::Rejected(format!(
-            "score: the model was trained at {} fractional bits, the job asks {}",
-            model.frac_bits, spec.frac_bits
-        )));
-    }
-    let plan = JoinPlan::new(spec, &model.features, &[], join, peers)?;
-    let score = ScorePlan::new(score, &plan, model, me, peers)?;
+    };
+    let (source, features) = if score.weights_party.is_empty() {
+        let model = StoredModel::load(cfg, &score.model_id).map_err(missing)?;
+        if spec.frac_bits != 0 && spec.frac_bits != model.frac_bits {
+            return Err(PartyError::Rejected(format!(
+                "score: the model was trained at {} fractional bits, the job asks {}",
+                model.frac_bits, spec.frac_bits
+            )));
+        }
+        let features = model.features.clone();
+        (ModelSource::Shared(model), features)
+    } else {
+        let weights_party = peers
+            .iter()
+            .position(|p| *p == score.weights_party)
+            .ok_or_else(|| {
+                PartyError::Rejected(format!(
+                    "score: weights_party {:?} is not a party of the job",
+                    score.weights_party
+                ))
+            })?;
+        let model = (weights_party == me)
+            .then(|| ClearModel::load(cfg, &score.model_id).map_err(missing))
+            .transpose()?;
+        let source = ModelSource::Clear {
+            weights_party,
+            model,
+        };
+        (source, score.features.clone())
+    };
+    let frac_bits = match spec.frac_bits {
+        0 => treaty_mpc::fixed::DEFAULT_FRAC_BITS,
+        f => f,
+    };
+    let plan = JoinPlan::new(spec, &features, &[], join, peers)?;
+    let score = ScorePlan::new(score, &plan, source, me, peers, frac_bits)?;
     Ok((plan, score))
 }
 

@@ -31,11 +31,97 @@ use crate::train::StoredModel;
 /// Records per chunk of the secure computation (bounds memory; larger chunks are not faster).
 pub const SCORE_CHUNK: usize = 1 << 17;
 
+/// A model held in the clear by one party (`<state dir>/models/<model id>.clear.json`): weights
+/// on standardised features (the intercept last, if any) and each feature's standardisation.
+/// Zeroized on drop; `Debug` shows no weight.
+#[derive(Clone, serde::Serialize, serde::Deserialize, Zeroize, zeroize::ZeroizeOnDrop)]
+pub struct ClearModel {
+    /// `logistic` or `linear`.
+    pub kind: String,
+    /// Whether the last weight is an intercept.
+    pub intercept: bool,
+    /// The features as `party.column`, in weight order.
+    pub features: Vec<String>,
+    /// The weights.
+    pub weights: Vec<f64>,
+    /// `(mean, scale)` per feature: the model applies to `(x − mean) / scale`.
+    pub standardizers: Vec<(f64, f64)>,
+}
+
+impl std::fmt::Debug for ClearModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClearModel")
+            .field("kind", &self.kind)
+            .field("features", &self.features.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClearModel {
+    /// Reads `<state dir>/models/<model_id>.clear.json` and checks its shape.
+    pub fn load(cfg: &crate::PartyConfig, model_id: &str) -> Result<Self, PartyError> {
+        if !treaty_coordinator::validate::is_job_id(model_id) {
+            return Err(PartyError::Rejected(format!(
+                "{model_id:?} is not a valid model id"
+            )));
+        }
+        let path = clear_model_path(cfg, model_id);
+        let bytes =
+            zeroize::Zeroizing::new(std::fs::read(&path).map_err(crate::error::io_err(&path))?);
+        let m: Self = serde_json::from_slice(&bytes).map_err(|e| {
+            PartyError::Rejected(format!("the model at {} is corrupt: {e}", path.display()))
+        })?;
+        let k = m.features.len();
+        let finite = m.weights.iter().all(|w| w.is_finite())
+            && m.standardizers
+                .iter()
+                .all(|(a, b)| a.is_finite() && b.is_finite() && *b > 0.0);
+        if m.weights.len() != k + usize::from(m.intercept) || m.standardizers.len() != k || !finite
+        {
+            return Err(PartyError::Rejected(format!(
+                "the model at {} needs one finite weight per feature (and the intercept) and a \
+                 positive scale per feature",
+                path.display()
+            )));
+        }
+        Ok(m)
+    }
+}
+
+/// Where a clear model is stored: `<state dir>/models/<model id>.clear.json`.
+pub fn clear_model_path(cfg: &crate::PartyConfig, model_id: &str) -> std::path::PathBuf {
+    cfg.state_dir()
+        .join("models")
+        .join(format!("{model_id}.clear.json"))
+}
+
+/// Where a `score` job's model comes from, at this party.
+#[derive(Debug, Clone)]
+pub enum ModelSource {
+    /// This party's share of a model stored by a `train` job.
+    Shared(StoredModel),
+    /// A model one party (`weights_party`) holds in the clear; `Some` at that party.
+    Clear {
+        /// The party holding the weights.
+        weights_party: usize,
+        /// The model, at that party only.
+        model: Option<ClearModel>,
+    },
+}
+
 /// What a `score` job asks of this party.
 #[derive(Debug, Clone)]
 pub struct ScorePlan {
-    /// This party's part of the model.
-    pub model: StoredModel,
+    /// The model id.
+    pub model_id: String,
+    /// Where the weights come from.
+    pub source: ModelSource,
+    /// The model's features as `party.column`.
+    pub features: Vec<String>,
+    /// Whether the model has an intercept.
+    pub intercept: bool,
+    /// Fixed-point fractional bits.
+    pub frac_bits: u32,
     /// The model's kind.
     pub kind: GlmKind,
     /// Feature owners (no label).
@@ -51,29 +137,64 @@ pub struct ScorePlan {
 }
 
 impl ScorePlan {
-    /// The plan of `score` for this party (`me` among `peers`), from its stored `model` and the
-    /// job's `join` over the model's features ([`JoinPlan::new`] with `model.features`).
+    /// The plan of `score` for this party (`me` among `peers`) with the model from `source`
+    /// and the job's `join` over the model's features ([`JoinPlan::new`] with them).
     pub fn new(
         score: &pb::ScoreJob,
         join: &JoinPlan,
-        model: StoredModel,
+        source: ModelSource,
         me: usize,
         peers: &[String],
+        frac_bits: u32,
     ) -> Result<Self, PartyError> {
         let reject = |m: String| Err(PartyError::Rejected(m));
-        if model.parties != peers || model.index != me {
-            return reject(format!(
-                "score: model {:?} was trained by {} (this party as #{}); the job's parties must \
-                 be the same, in the same order",
-                model.model_id,
-                model.parties.join(", "),
-                model.index
-            ));
-        }
-        let kind = match model.kind.as_str() {
+        let (kind, features, intercept, frac_bits, width) = match &source {
+            ModelSource::Shared(model) => {
+                if model.parties != peers || model.index != me {
+                    return reject(format!(
+                        "score: model {:?} was trained by {} (this party as #{}); the job's \
+                         parties must be the same, in the same order",
+                        model.model_id,
+                        model.parties.join(", "),
+                        model.index
+                    ));
+                }
+                (
+                    model.kind.clone(),
+                    model.features.clone(),
+                    model.intercept,
+                    model.frac_bits,
+                    model.share_a.len(),
+                )
+            }
+            ModelSource::Clear { model, .. } => {
+                let kind = match score.model.as_str() {
+                    "" => "logistic",
+                    k => k,
+                };
+                let intercept = !score.no_intercept;
+                if let Some(m) = model
+                    && (m.features != score.features || m.kind != kind || m.intercept != intercept)
+                {
+                    return reject(
+                        "score: the clear model's features, kind or intercept are not the job's"
+                            .into(),
+                    );
+                }
+                let width = score.features.len() + usize::from(intercept);
+                (
+                    kind.to_string(),
+                    score.features.clone(),
+                    intercept,
+                    frac_bits,
+                    width,
+                )
+            }
+        };
+        let kind = match kind.as_str() {
             "logistic" => GlmKind::Logistic,
             "linear" => GlmKind::Linear,
-            other => return reject(format!("score: stored model kind {other:?} is unknown")),
+            other => return reject(format!("score: model kind {other:?} is unknown")),
         };
         let (scores, decisions) = match score.output.as_str() {
             "" | "score" => (true, false),
@@ -107,11 +228,15 @@ impl ScorePlan {
                 })?
         };
         let owners: Vec<usize> = join.columns.iter().map(|(i, _)| *i).collect();
-        let width = model.features.len() + usize::from(model.intercept);
-        if owners.len() != model.features.len() || model.share_a.len() != width {
-            return reject("score: the stored model does not match its features".into());
+        if owners.len() != features.len() || width != features.len() + usize::from(intercept) {
+            return reject("score: the model does not match its features".into());
         }
         Ok(Self {
+            model_id: score.model_id.clone(),
+            source,
+            features,
+            intercept,
+            frac_bits,
             kind,
             layout: GlmLayout {
                 feature_owners: owners,
@@ -121,7 +246,6 @@ impl ScorePlan {
             decisions,
             threshold,
             ids_from,
-            model,
         })
     }
 }
@@ -137,29 +261,44 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<(pb::ScorePartyResult, u32), PartyError> {
     let me = transport.me();
-    let model = &plan.model;
+    // 1. The standardisation of this party's features: stored with its model share, or sent by
+    //    the party holding a clear model (one round, before anything is shared).
+    let mut round = JOIN_ROUND;
+    let standardizers: Vec<(f64, f64)> = match &plan.source {
+        ModelSource::Shared(model) => plan
+            .layout
+            .features_of(me)
+            .iter()
+            .map(|&c| {
+                let feature = &plan.features[c];
+                model
+                    .standardizers
+                    .iter()
+                    .find(|(f, _, _)| f == feature)
+                    .map(|(_, m, s)| (*m, *s))
+                    .ok_or_else(|| {
+                        PartyError::Rejected(format!(
+                            "score: the stored model has no standardisation of {feature:?}"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+        ModelSource::Clear {
+            weights_party,
+            model,
+        } => {
+            round += 1;
+            standardizers_from(transport, JOIN_ROUND, plan, *weights_party, model.as_ref()).await?
+        }
+    };
     let mut ids = Vec::new();
     let input = match aligned {
         None => GlmInput::helper(),
         Some((table, matched)) => {
             let (columns, digest) = table.aligned(matched, job_id);
             let mut features = Vec::with_capacity(columns.len());
-            for ((name, values), &c) in columns.into_iter().zip(&plan.layout.features_of(me)) {
-                let feature = &model.features[c];
-                let (_, mean, scale) = model
-                    .standardizers
-                    .iter()
-                    .find(|(f, _, _)| f == feature)
-                    .ok_or_else(|| {
-                        PartyError::Rejected(format!(
-                            "score: the stored model has no standardisation of {feature:?} \
-                             (column {name:?})"
-                        ))
-                    })?;
-                let fit = glm::Standardizer {
-                    mean: *mean,
-                    scale: *scale,
-                };
+            for ((_, values), &(mean, scale)) in columns.into_iter().zip(&standardizers) {
+                let fit = glm::Standardizer { mean, scale };
                 features.push(values.iter().map(|&x| fit.apply(x)).collect());
             }
             if me == plan.ids_from {
@@ -169,28 +308,48 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
         }
     };
     let ctx = SessionContext { job_id, party_ids };
-    let (mut s, n) = glm::setup(transport, ctx, JOIN_ROUND, &plan.layout, &input, rng).await?;
+    let (mut s, n) = glm::setup(transport, ctx, round, &plan.layout, &input, rng).await?;
     let data = glm::share(
         &mut s,
         n,
         &plan.layout,
         &input,
-        &model.features,
+        &plan.features,
         plan.kind,
-        model.intercept,
-        model.frac_bits,
+        plan.intercept,
+        plan.frac_bits,
     )
     .await?;
     drop(input);
     let started = Instant::now();
-    let shared = SharedModel::from_share(
-        plan.kind,
-        model.frac_bits,
-        model.intercept,
-        Rep3Share::from_parts(model.share_a.clone(), model.share_b.clone())?,
-    );
+    // 2. The weights: this party's stored share, or the clear model's weights shared by their
+    //    holder (one round, at scale 2^{f+8} like a trained model's).
+    let weights = match &plan.source {
+        ModelSource::Shared(model) => {
+            Rep3Share::from_parts(model.share_a.clone(), model.share_b.clone())?
+        }
+        ModelSource::Clear {
+            weights_party,
+            model,
+        } => {
+            let width = plan.features.len() + usize::from(plan.intercept);
+            let scale = FixedPoint::new(plan.frac_bits + glm::WEIGHT_EXTRA_BITS)?;
+            let own = match model {
+                Some(m) if me == *weights_party => Some(zeroize::Zeroizing::new(
+                    m.weights
+                        .iter()
+                        .map(|&w| scale.encode(w))
+                        .collect::<Result<Vec<u64>, _>>()?,
+                )),
+                _ => None,
+            };
+            s.share_input(*weights_party, own.as_ref().map(|w| &w[..]), width)
+                .await?
+        }
+    };
+    let shared = SharedModel::from_share(plan.kind, plan.frac_bits, plan.intercept, weights);
     let w = shared.scoring_weights(&mut s).await?;
-    let fixed = FixedPoint::new(model.frac_bits)?;
+    let fixed = FixedPoint::new(plan.frac_bits)?;
     let cut = match plan.kind {
         GlmKind::Logistic => (plan.threshold / (1.0 - plan.threshold)).ln(),
         GlmKind::Linear => plan.threshold,
@@ -202,7 +361,7 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
     while start < n {
         let rows = start..(start + SCORE_CHUNK).min(n);
         let z = glm::predict_with(&mut s, &w, &data, rows.clone()).await?;
-        let (sc, dc) = outputs(&mut s, plan, &z, cut, model.frac_bits).await?;
+        let (sc, dc) = outputs(&mut s, plan, &z, cut, plan.frac_bits).await?;
         scores.extend_from_slice(sc.as_ref().map_or(&[][..], Rep3Share::a));
         decisions.extend_from_slice(dc.as_ref().map_or(&[][..], Rep3Share::a));
         start = rows.end;
@@ -216,17 +375,83 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
     decisions.zeroize();
     Ok((
         pb::ScorePartyResult {
-            model_id: model.model_id.clone(),
+            model_id: plan.model_id.clone(),
             rows: n as u64,
             share,
             scores: plan.scores,
             decisions: plan.decisions,
-            frac_bits: model.frac_bits,
+            frac_bits: plan.frac_bits,
             ids,
             score_seconds,
         },
         s.next_round(),
     ))
+}
+
+/// One round (`round`): the party holding a clear model sends every other party the `(mean,
+/// scale)` of that party's features (16 bytes per feature, nothing to a party without
+/// features); returns this party's own. Refuses a malformed message.
+async fn standardizers_from<T: Transport>(
+    transport: &T,
+    round: u32,
+    plan: &ScorePlan,
+    weights_party: usize,
+    model: Option<&ClearModel>,
+) -> Result<Vec<(f64, f64)>, PartyError> {
+    let me = transport.me();
+    let of = |p: usize| -> Vec<(f64, f64)> {
+        model.map_or_else(Vec::new, |m| {
+            plan.layout
+                .features_of(p)
+                .iter()
+                .map(|&c| m.standardizers[c])
+                .collect()
+        })
+    };
+    let got = treaty_mpc::transport::exchange(transport, round, |peer| {
+        if me != weights_party {
+            return Vec::new();
+        }
+        of(peer)
+            .iter()
+            .flat_map(|(m, s)| m.to_le_bytes().into_iter().chain(s.to_le_bytes()))
+            .collect()
+    })
+    .await?;
+    if me == weights_party {
+        return Ok(of(me));
+    }
+    let want = plan.layout.features_of(me).len();
+    let msg = got
+        .get(weights_party)
+        .and_then(Option::as_ref)
+        .filter(|m| m.len() == 16 * want)
+        .ok_or(treaty_mpc::MpcError::MalformedMessage {
+            from: weights_party,
+            round,
+            what: "standardisation of the wrong length",
+        })?;
+    let word = |b: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(b);
+        f64::from_le_bytes(w)
+    };
+    let pairs: Vec<(f64, f64)> = msg
+        .chunks_exact(16)
+        .map(|c| (word(&c[..8]), word(&c[8..])))
+        .collect();
+    if pairs
+        .iter()
+        .any(|(m, s)| !m.is_finite() || !s.is_finite() || *s <= 0.0)
+    {
+        return Err(treaty_mpc::MpcError::MalformedMessage {
+            from: weights_party,
+            round,
+            what: "a standardisation that is not finite or not positive",
+        }
+        .into());
+    }
+    Ok(pairs)
 }
 
 /// The scores and decisions of one chunk of logits `z`: `σ(z)` (or `z` for linear regression)

@@ -1,4 +1,5 @@
 use super::*;
+use crate::score::ClearModel;
 use crate::train::StoredModel;
 use treaty_proto::v1 as pb;
 
@@ -151,6 +152,7 @@ async fn a_helper_an_inline_psi_and_failures() {
             output: "decision".into(),
             threshold: Some(0.5),
             ids_from: String::new(),
+            ..Default::default()
         }));
         let scored = sandbox
             .run_job_to_success(spec.clone(), |_| {})
@@ -189,6 +191,63 @@ async fn a_helper_an_inline_psi_and_failures() {
             .unwrap_err()
             .to_string();
         assert!(e.contains("the parties must be the training job's"), "{e}");
+
+        // A model the insurer holds in the clear: it shares the weights and sends each feature
+        // owner its standardisation; the scores match the same model applied in f64.
+        let features = [
+            "hospital.admissions_12m",
+            "hospital.prescriptions",
+            "insurer.claims_12m",
+            "insurer.provider_risk",
+        ];
+        let clear = ClearModel {
+            kind: "logistic".into(),
+            intercept: true,
+            features: features.iter().map(|f| f.to_string()).collect(),
+            weights: vec![0.4, -0.3, 0.8, 0.5, -1.2],
+            standardizers: vec![(1.0, 2.0), (3.0, 2.5), (2.0, 1.5), (0.5, 0.2)],
+        };
+        let path = dir.path().join("insurer-state/models/clear1.clear.json");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_vec(&clear).unwrap()).unwrap();
+        let mut clear_spec = spec.clone();
+        clear_spec.computation = Some(job_spec::Computation::Score(pb::ScoreJob {
+            model_id: "clear1".into(),
+            weights_party: "insurer".into(),
+            features: clear.features.clone(),
+            ..Default::default()
+        }));
+        let job = sandbox
+            .run_job_to_success(clear_spec.clone(), |_| {})
+            .await
+            .unwrap();
+        let r = analyst::fetch_score_result(&mut client, &job, &key)
+            .await
+            .unwrap();
+        let columns = aligned_columns(&o, &new_datasets(&o).unwrap(), &r.ids).unwrap();
+        let scores = r.scores.clone().unwrap();
+        let mut worst = 0.0f64;
+        for (j, score) in scores.iter().enumerate() {
+            let z: f64 = features
+                .iter()
+                .zip(&clear.weights)
+                .zip(&clear.standardizers)
+                .map(|((f, w), (m, sc))| w * (columns[*f][j] - m) / sc)
+                .sum::<f64>()
+                + clear.weights[4];
+            worst = worst.max((score - glm::plain::sigmoid(z)).abs());
+        }
+        assert!(worst <= SCORE_BOUND, "clear-model scores off by {worst}");
+        // The bank holds no such model: refused before anything runs.
+        if let Some(job_spec::Computation::Score(sc)) = &mut clear_spec.computation {
+            sc.weights_party = "bank".into();
+        }
+        let refused = sandbox.run_job(clear_spec, |_| {}).await.unwrap();
+        assert!(
+            refused.reason.contains("stores no model \"clear1\""),
+            "{}",
+            refused.reason
+        );
 
         // A label that is not 0/1: the insurer names the aligned row, never the value.
         let bad = sandbox
