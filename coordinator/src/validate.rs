@@ -1185,6 +1185,71 @@ mod tests {
     }
 
     #[test]
+    fn score_specs_are_checked() {
+        let score = |sc: ScoreJob| {
+            let mut s = train_spec(&["hospital.claim_amount"], "insurer.diabetic");
+            s.computation = Some(job_spec::Computation::Score(sc));
+            s
+        };
+        let ok = score(ScoreJob {
+            model_id: "m-1".into(),
+            output: "both".into(),
+            threshold: Some(0.3),
+            ids_from: "insurer".into(),
+            ..Default::default()
+        });
+        assert_eq!(validate_spec(ok, &join_registry()).unwrap().protocol, "rep3");
+        let p = join_problems(score(ScoreJob {
+            model_id: "../x".into(),
+            output: "all".into(),
+            threshold: Some(f64::INFINITY),
+            ids_from: "bank".into(),
+            features: vec!["hospital.claim_amount".into()],
+            ..Default::default()
+        }));
+        for want in ["model_id \"../x\"", "output \"all\"", "finite", "ids_from \"bank\"", "set weights_party"] {
+            assert!(p.contains(want), "{want}: {p}");
+        }
+        let p = join_problems(score(ScoreJob {
+            model_id: "m".into(),
+            weights_party: "nobody".into(),
+            model: "tree".into(),
+            features: vec!["hospital.plan".into(), "bank.x".into()],
+            ..Default::default()
+        }));
+        for want in ["weights_party \"nobody\" is not an input", "model \"tree\"", "\"plan\" is COLUMN_TYPE_STRING", "holds no data"] {
+            assert!(p.contains(want), "{want}: {p}");
+        }
+        // A stored model must come from a succeeded train job over the same parties, in order.
+        let spec = score(ScoreJob {
+            model_id: "m".into(),
+            ..Default::default()
+        });
+        let e = check_model_reference(&spec, None, &join_registry()).unwrap_err();
+        assert!(e.to_string().contains("no succeeded train job stored model \"m\""), "{e}");
+        let trained = Job {
+            id: "job-1".into(),
+            state: JobState::Succeeded as i32,
+            spec: Some(train_spec(&["hospital.claim_amount"], "insurer.diabetic")),
+            ..Default::default()
+        };
+        assert_eq!(trained_model_id(&trained), Some("job-1"));
+        check_model_reference(&spec, Some(&trained), &join_registry()).unwrap();
+        let mut swapped = spec.clone();
+        swapped.inputs.swap(0, 1);
+        let e = check_model_reference(&swapped, Some(&trained), &join_registry()).unwrap_err();
+        assert!(e.to_string().contains("in its order"), "{e}");
+        let mut other = trained.clone();
+        if let Some(job_spec::Computation::Train(t)) =
+            other.spec.as_mut().and_then(|s| s.computation.as_mut())
+        {
+            t.features = vec!["hospital.nope".into()];
+        }
+        let e = check_model_reference(&spec, Some(&other), &join_registry()).unwrap_err();
+        assert!(e.to_string().contains("has no feature \"nope\""), "{e}");
+    }
+
+    #[test]
     fn join_columns_and_filters_name_their_party() {
         let p = join_problems(join_spec(
             &[
