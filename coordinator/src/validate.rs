@@ -1198,7 +1198,10 @@ mod tests {
             ids_from: "insurer".into(),
             ..Default::default()
         });
-        assert_eq!(validate_spec(ok, &join_registry()).unwrap().protocol, "rep3");
+        assert_eq!(
+            validate_spec(ok, &join_registry()).unwrap().protocol,
+            "rep3"
+        );
         let p = join_problems(score(ScoreJob {
             model_id: "../x".into(),
             output: "all".into(),
@@ -1207,7 +1210,13 @@ mod tests {
             features: vec!["hospital.claim_amount".into()],
             ..Default::default()
         }));
-        for want in ["model_id \"../x\"", "output \"all\"", "finite", "ids_from \"bank\"", "set weights_party"] {
+        for want in [
+            "model_id \"../x\"",
+            "output \"all\"",
+            "finite",
+            "ids_from \"bank\"",
+            "set weights_party",
+        ] {
             assert!(p.contains(want), "{want}: {p}");
         }
         let p = join_problems(score(ScoreJob {
@@ -1217,7 +1226,12 @@ mod tests {
             features: vec!["hospital.plan".into(), "bank.x".into()],
             ..Default::default()
         }));
-        for want in ["weights_party \"nobody\" is not an input", "model \"tree\"", "\"plan\" is COLUMN_TYPE_STRING", "holds no data"] {
+        for want in [
+            "weights_party \"nobody\" is not an input",
+            "model \"tree\"",
+            "\"plan\" is COLUMN_TYPE_STRING",
+            "holds no data",
+        ] {
             assert!(p.contains(want), "{want}: {p}");
         }
         // A stored model must come from a succeeded train job over the same parties, in order.
@@ -1226,7 +1240,11 @@ mod tests {
             ..Default::default()
         });
         let e = check_model_reference(&spec, None, &join_registry()).unwrap_err();
-        assert!(e.to_string().contains("no succeeded train job stored model \"m\""), "{e}");
+        assert!(
+            e.to_string()
+                .contains("no succeeded train job stored model \"m\""),
+            "{e}"
+        );
         let trained = Job {
             id: "job-1".into(),
             state: JobState::Succeeded as i32,
