@@ -37,6 +37,10 @@ enum Command {
     Init(keys::InitArgs),
     /// Write a synthetic claims file (deterministic from --seed and --party) for trials.
     Synth(SynthArgs),
+    /// Write synthetic vertically split claim-fraud data: `hospital.csv`, `insurer.csv` (with the
+    /// `fraud` label) and `bank.csv`, keyed by `person_id`, 10 features each, labels from a known
+    /// logistic model (the data of `treaty demo claims` and `examples/train-job.toml`).
+    SynthRisk(SynthRiskArgs),
     /// Run the coordinator.
     Coordinator(CoordinatorArgs),
     /// Run a party node.
@@ -154,6 +158,25 @@ struct SynthArgs {
 }
 
 #[derive(Args, Debug)]
+struct SynthRiskArgs {
+    /// People per party.
+    #[arg(long, default_value_t = 10_000)]
+    rows: usize,
+    /// Share of each party's people that all three hold (0 to 1).
+    #[arg(long, default_value_t = 0.6)]
+    overlap: f64,
+    /// Share of positive (fraud) labels.
+    #[arg(long, default_value_t = 0.1)]
+    positive_rate: f64,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Output directory (created).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args, Debug)]
 struct PartyArgs {
     /// The node's config file (party.toml).
     #[arg(long, short)]
@@ -210,6 +233,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 args.party,
                 args.out.display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SynthRisk(args) => {
+            let opts = treaty_party::synthetic_risk::RiskDataOptions {
+                rows: args.rows,
+                overlap: args.overlap,
+                seed: args.seed,
+                positive_rate: args.positive_rate,
+            };
+            let written = treaty_party::synthetic_risk::write_risk_data(&args.out, &opts)
+                .with_context(|| format!("writing to {}", args.out.display()))?;
+            for (party, ds) in written {
+                println!(
+                    "wrote {} people for {party} to {} ({} columns)",
+                    args.rows,
+                    ds.path.display(),
+                    ds.columns.len()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Coordinator(args) => {

@@ -196,4 +196,71 @@ fn coordinator_and_three_party_processes_match_the_clear_computation() {
     for p in job["parties"].as_array().unwrap() {
         assert_eq!(p["rounds"], 2, "{p}");
     }
+
+    // A claim-fraud model across the three, as shipped in examples/train-job.toml (on its
+    // synthetic data), then a score job on the same people with the stored model.
+    run_ok(
+        treaty()
+            .args(["synth-risk", "--rows", "1500", "--overlap", "0.8", "--out"])
+            .arg(d.join("data/risk")),
+    );
+    let submit = |file: &Path| -> String {
+        let out = analyst(
+            treaty()
+                .args(["submit", "--json"])
+                .arg(file)
+                .arg("--recipient-key")
+                .arg(pki.join("analyst.hpke.pub")),
+        );
+        let submitted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let id = submitted["job_id"].as_str().unwrap().to_string();
+        analyst(treaty().args(["watch", &id]));
+        id
+    };
+    let open = |id: &str| -> serde_json::Value {
+        let out = analyst(
+            treaty()
+                .args(["result", id, "--json", "--key"])
+                .arg(pki.join("analyst.hpke.key")),
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["result"].clone()
+    };
+    let trained = open(&submit(&examples.join("train-job.toml")));
+    assert_eq!(trained["model_id"], "claim-fraud-v1");
+    assert_eq!(trained["rows"], 1200, "{trained}");
+    assert_eq!(trained["metric"], "auc");
+    let auc = trained["value"].as_f64().unwrap();
+    assert!(auc > 0.7 && auc <= 1.0, "{trained}");
+    assert!(
+        trained["weights"].is_null(),
+        "the weights stay secret-shared"
+    );
+    let score_job = d.join("configs/score-job.toml");
+    let inputs: String = PARTIES
+        .iter()
+        .map(|p| format!("[[inputs]]\nparty = \"{p}\"\ndataset = \"risk\"\n"))
+        .collect();
+    std::fs::write(
+        &score_job,
+        format!(
+            "{inputs}\n[join]\nid_columns = {{ hospital = \"person_id\", insurer = \"person_id\", \
+             bank = \"person_id\" }}\n\n[score]\nmodel_id = \"claim-fraud-v1\"\noutput = \"both\"\n\
+             ids_from = \"insurer\"\n\n[output]\nrecipient = \"analyst\"\n"
+        ),
+    )
+    .unwrap();
+    let scored = open(&submit(&score_job));
+    assert_eq!(scored["rows"], 1200, "{scored}");
+    let scores = scored["scores"].as_array().unwrap();
+    let decisions = scored["decisions"].as_array().unwrap();
+    assert_eq!((scores.len(), decisions.len()), (1200, 1200));
+    for (s, d) in scores.iter().zip(decisions) {
+        let s = s.as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&s), "{s}");
+        // Decisions compare the exact logit, scores carry the sigmoid's ≤ 10⁻³.
+        if (s - 0.5).abs() > 2e-3 {
+            assert_eq!(d.as_bool().unwrap(), s >= 0.5, "{s}");
+        }
+    }
+    assert!(scored["ids"][0].as_str().unwrap().starts_with("P-"));
 }
