@@ -224,77 +224,55 @@ pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    let is_psi = job.spec.as_ref().is_some_and(|s| {
-        matches!(
-            s.computation,
-            Some(treaty_proto::v1::job_spec::Computation::Psi(_))
-        )
-    });
-    if is_psi {
-        let reports = treaty_party::analyst::fetch_psi_result(&mut c, &job, &key)
-            .await
-            .context("opening the sealed reports")?;
-        if args.connect.json {
-            let result = print::psi_json(&reports);
-            println!(
-                "{}",
-                serde_json::json!({ "job_id": job.id, "result": result })
-            );
-        } else {
-            print::psi(&reports);
+    use treaty_party::analyst as opened;
+    use treaty_proto::v1::job_spec::Computation;
+    let computation = job.spec.as_ref().and_then(|s| s.computation.as_ref());
+    // Each kind: its JSON value and a printer for humans.
+    let (json, human): (serde_json::Value, Box<dyn FnOnce()>) = match computation {
+        Some(Computation::Psi(_)) => {
+            let reports = opened::fetch_psi_result(&mut c, &job, &key)
+                .await
+                .context("opening the sealed reports")?;
+            (
+                print::psi_json(&reports),
+                Box::new(move || print::psi(&reports)),
+            )
         }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let is_train = job.spec.as_ref().is_some_and(|s| {
-        matches!(
-            s.computation,
-            Some(treaty_proto::v1::job_spec::Computation::Train(_))
-        )
-    });
-    if is_train {
-        let result = treaty_party::analyst::fetch_train_result(&mut c, &job, &key)
-            .await
-            .context("opening the sealed reports")?;
-        if args.connect.json {
-            println!(
-                "{}",
-                serde_json::json!({ "job_id": job.id, "result": result })
-            );
-        } else {
-            print::train(&result);
+        Some(Computation::Train(_)) => {
+            let r = opened::fetch_train_result(&mut c, &job, &key)
+                .await
+                .context("opening the sealed reports")?;
+            (
+                serde_json::to_value(&r)?,
+                Box::new(move || print::train(&r)),
+            )
         }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let is_score = job.spec.as_ref().is_some_and(|s| {
-        matches!(
-            s.computation,
-            Some(treaty_proto::v1::job_spec::Computation::Score(_))
-        )
-    });
-    if is_score {
-        let result = treaty_party::analyst::fetch_score_result(&mut c, &job, &key)
-            .await
-            .context("opening the sealed reports")?;
-        if args.connect.json {
-            println!(
-                "{}",
-                serde_json::json!({ "job_id": job.id, "result": result })
-            );
-        } else {
-            print::score(&result);
+        Some(Computation::Score(_)) => {
+            let r = opened::fetch_score_result(&mut c, &job, &key)
+                .await
+                .context("opening the sealed reports")?;
+            (
+                serde_json::to_value(&r)?,
+                Box::new(move || print::score(&r)),
+            )
         }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let result = treaty_party::analyst::fetch_stats_result(&mut c, &job, &key)
-        .await
-        .context("opening the sealed result")?;
+        _ => {
+            let r = opened::fetch_stats_result(&mut c, &job, &key)
+                .await
+                .context("opening the sealed result")?;
+            (
+                serde_json::to_value(&r)?,
+                Box::new(move || print::stats(&r)),
+            )
+        }
+    };
     if args.connect.json {
         println!(
             "{}",
-            serde_json::json!({ "job_id": job.id, "result": result })
+            serde_json::json!({ "job_id": job.id, "result": json })
         );
     } else {
-        print::stats(&result);
+        human();
     }
     Ok(ExitCode::SUCCESS)
 }

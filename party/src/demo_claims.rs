@@ -150,28 +150,43 @@ pub fn feature_names() -> Vec<String> {
         .collect()
 }
 
+/// Every party's `dataset`, in [`PARTIES`] order.
+fn inputs(dataset: &str) -> Vec<pb::JobInput> {
+    PARTIES
+        .iter()
+        .map(|p| pb::JobInput {
+            party: (*p).into(),
+            dataset: dataset.into(),
+        })
+        .collect()
+}
+
+/// The analyst, with its public key.
+fn output(key: Vec<u8>) -> Option<pb::JobOutput> {
+    Some(pb::JobOutput {
+        recipient: ANALYST.into(),
+        recipient_public_key: key,
+    })
+}
+
+/// Every party's id column, for a `[join]` of all three.
+fn id_columns() -> HashMap<String, String> {
+    PARTIES
+        .iter()
+        .map(|p| ((*p).to_string(), ID_COLUMN.to_string()))
+        .collect()
+}
+
 /// The `train` job: every feature, the insurer's fraud flag, the PSI's stored intersection.
 pub fn train_spec(opts: &ClaimsDemoOptions, psi_job: &str, key: Vec<u8>) -> pb::JobSpec {
     let p = &opts.params;
     pb::JobSpec {
         name: "demo: claim fraud model, hospital + insurer + bank".into(),
-        inputs: PARTIES
-            .iter()
-            .map(|p| pb::JobInput {
-                party: (*p).into(),
-                dataset: synthetic_risk::DATASET.into(),
-            })
-            .collect(),
-        output: Some(pb::JobOutput {
-            recipient: ANALYST.into(),
-            recipient_public_key: key,
-        }),
+        inputs: inputs(synthetic_risk::DATASET),
+        output: output(key),
         frac_bits: opts.frac_bits,
         join: Some(pb::JoinSpec {
-            id_columns: PARTIES
-                .iter()
-                .map(|p| ((*p).to_string(), ID_COLUMN.to_string()))
-                .collect(),
+            id_columns: id_columns(),
             psi_job: psi_job.into(),
         }),
         computation: Some(job_spec::Computation::Train(pb::TrainJob {
@@ -196,17 +211,8 @@ pub fn train_spec(opts: &ClaimsDemoOptions, psi_job: &str, key: Vec<u8>) -> pb::
 fn psi_spec(key: Vec<u8>) -> pb::JobSpec {
     pb::JobSpec {
         name: "demo: people the hospital, insurer and bank share".into(),
-        inputs: PARTIES
-            .iter()
-            .map(|p| pb::JobInput {
-                party: (*p).into(),
-                dataset: synthetic_risk::DATASET.into(),
-            })
-            .collect(),
-        output: Some(pb::JobOutput {
-            recipient: ANALYST.into(),
-            recipient_public_key: key,
-        }),
+        inputs: inputs(synthetic_risk::DATASET),
+        output: output(key),
         computation: Some(job_spec::Computation::Psi(pb::PsiJob {
             reveal: pb::PsiReveal::Intersection as i32,
             to: PARTIES.iter().map(|p| (*p).to_string()).collect(),
@@ -465,22 +471,10 @@ fn write_application(
 pub fn score_spec(model_id: &str, dataset: &str, key: Vec<u8>) -> pb::JobSpec {
     pb::JobSpec {
         name: format!("demo: score {dataset} with {model_id}"),
-        inputs: PARTIES
-            .iter()
-            .map(|p| pb::JobInput {
-                party: (*p).into(),
-                dataset: dataset.into(),
-            })
-            .collect(),
-        output: Some(pb::JobOutput {
-            recipient: ANALYST.into(),
-            recipient_public_key: key,
-        }),
+        inputs: inputs(dataset),
+        output: output(key),
         join: Some(pb::JoinSpec {
-            id_columns: PARTIES
-                .iter()
-                .map(|p| ((*p).to_string(), ID_COLUMN.to_string()))
-                .collect(),
+            id_columns: id_columns(),
             psi_job: String::new(),
         }),
         computation: Some(job_spec::Computation::Score(pb::ScoreJob {
