@@ -8,8 +8,10 @@
 //!           aligned ids) to the recipient
 //! ```
 //!
-//! Every party of the job must be the training job's party of the same index: each holds the
-//! weight share of its index. Scores use the engine's fast sigmoid ([`Rep3Session::sigmoid`],
+//! With a stored model, every party of the job must be the training job's party of the same
+//! index: each holds the weight share of its index. With a model one party holds in the clear
+//! ([`ClearModel`], `weights_party`), that party shares the weights as its input and first sends
+//! each feature owner the standardisation of its features (one round). Scores use the engine's fast sigmoid ([`Rep3Session::sigmoid`],
 //! error ≤ 10⁻³); decisions compare the logit with the threshold's logit exactly (no sigmoid
 //! error), so a decision is the clear model's decision on the same fixed-point inputs.
 
