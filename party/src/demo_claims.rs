@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 use treaty_mpc::glm::{self, GlmKind, Standardizer, TrainParams};
@@ -252,28 +252,10 @@ pub async fn start(
     extra.extend(write_application(opts, &extra)?);
     let mut sandbox_opts = SandboxOptions::new(opts.work_dir.clone());
     sandbox_opts.insecure = opts.insecure;
+    let all: Vec<(String, DatasetConfig)> = data.iter().chain(&extra).cloned().collect();
     let parties = PARTIES.map(String::from);
-    let mut sandbox = Sandbox::start(sandbox_opts, &parties).await?;
-    let started = async {
-        for party in &parties {
-            let datasets = data
-                .iter()
-                .chain(&extra)
-                .filter(|(p, _)| p == party)
-                .map(|(_, d)| d.clone())
-                .collect();
-            sandbox.start_party(party, datasets).await?;
-        }
-        sandbox.wait_online(&parties, Duration::from_secs(60)).await
-    }
-    .await;
-    match started {
-        Ok(()) => Ok((sandbox, data)),
-        Err(e) => {
-            sandbox.shut_down().await;
-            Err(e)
-        }
-    }
+    let sandbox = Sandbox::start_with_datasets(sandbox_opts, &parties, &all).await?;
+    Ok((sandbox, data))
 }
 
 /// Runs the demo; `on_update` sees every state change of each job.

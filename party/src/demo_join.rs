@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::f64::consts::TAU;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand::distr::OpenClosed01;
 use rand::{RngExt, SeedableRng};
@@ -253,27 +253,7 @@ pub async fn start(
 ) -> Result<Sandbox, PartyError> {
     let mut sandbox_opts = SandboxOptions::new(opts.work_dir.clone());
     sandbox_opts.insecure = opts.insecure;
-    let parties = PARTIES.map(String::from);
-    let mut sandbox = Sandbox::start(sandbox_opts, &parties).await?;
-    let started = async {
-        for party in &parties {
-            let datasets = data
-                .iter()
-                .filter(|(p, _)| p == party)
-                .map(|(_, d)| d.clone())
-                .collect();
-            sandbox.start_party(party, datasets).await?;
-        }
-        sandbox.wait_online(&parties, Duration::from_secs(60)).await
-    }
-    .await;
-    match started {
-        Ok(()) => Ok(sandbox),
-        Err(e) => {
-            sandbox.shut_down().await;
-            Err(e)
-        }
-    }
+    Sandbox::start_with_datasets(sandbox_opts, &PARTIES.map(String::from), data).await
 }
 
 /// Runs the demo; `on_update` sees every state change of each job.

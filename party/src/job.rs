@@ -492,6 +492,28 @@ impl JobRun {
         self.reporter().report(report).await;
     }
 
+    /// Progress from a long protocol step: the fractions sent on the returned channel go to the
+    /// coordinator from a side task, at most every 200 ms (drop the sender, then await the task).
+    fn progress_side_task(
+        &self,
+        start: f64,
+    ) -> (tokio::sync::watch::Sender<f64>, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = tokio::sync::watch::channel(start);
+        let this = self.reporter();
+        let task = tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let fraction = *rx.borrow_and_update();
+                this.report(job_report::Report::Progress(pb::JobProgress {
+                    fraction,
+                    ..Default::default()
+                }))
+                .await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        (tx, task)
+    }
+
     async fn progress<T: Transport>(&self, fraction: f64, transport: Option<&T>) {
         let c = transport
             .map(|t| t.counters().snapshot())
@@ -691,22 +713,7 @@ impl JobRun {
         let index_of = |party: &str| a.peers.iter().position(|p| p.party == party);
         let to: Vec<usize> = psi.to.iter().filter_map(|p| index_of(p)).collect();
         let bad_mode = || PartyError::Rejected("psi: bad reveal or `to`".into());
-        // Progress goes to the coordinator from a side task, at most every 200 ms.
-        let (tx, mut rx) = tokio::sync::watch::channel(0.0f64);
-        let reporter = {
-            let this = self.reporter();
-            tokio::spawn(async move {
-                while rx.changed().await.is_ok() {
-                    let fraction = *rx.borrow_and_update();
-                    this.report(job_report::Report::Progress(pb::JobProgress {
-                        fraction,
-                        ..Default::default()
-                    }))
-                    .await;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            })
-        };
+        let (tx, reporter) = self.progress_side_task(0.0);
         let on_progress = |p: psi::PsiProgress| {
             let done = (p.own_sent + p.peer_done) as f64;
             let total = (p.own_total + p.peer_total).max(1) as f64;
@@ -882,21 +889,7 @@ impl JobRun {
         rng: &mut ChaCha20Rng,
     ) -> Result<(Vec<u8>, u32), PartyError> {
         let a = &self.assignment;
-        let (tx, mut rx) = tokio::sync::watch::channel(0.3f64);
-        let reporter = {
-            let this = self.reporter();
-            tokio::spawn(async move {
-                while rx.changed().await.is_ok() {
-                    let fraction = *rx.borrow_and_update();
-                    this.report(job_report::Report::Progress(pb::JobProgress {
-                        fraction,
-                        ..Default::default()
-                    }))
-                    .await;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            })
-        };
+        let (tx, reporter) = self.progress_side_task(0.3);
         let outcome = train::run(
             transport,
             ids,

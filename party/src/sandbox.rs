@@ -191,6 +191,36 @@ impl Sandbox {
         self.start_coordinator_on(listener)
     }
 
+    /// Starts the coordinator and every party of `parties` with its datasets from `data`
+    /// (`(party, dataset)` pairs), and waits until all are online; on failure shuts everything
+    /// down before returning the error.
+    pub async fn start_with_datasets(
+        opts: SandboxOptions,
+        parties: &[String],
+        data: &[(String, DatasetConfig)],
+    ) -> Result<Self, PartyError> {
+        let mut sandbox = Self::start(opts, parties).await?;
+        let started = async {
+            for party in parties {
+                let datasets = data
+                    .iter()
+                    .filter(|(p, _)| p == party)
+                    .map(|(_, d)| d.clone())
+                    .collect();
+                sandbox.start_party(party, datasets).await?;
+            }
+            sandbox.wait_online(parties, Duration::from_secs(60)).await
+        }
+        .await;
+        match started {
+            Ok(()) => Ok(sandbox),
+            Err(e) => {
+                sandbox.shut_down().await;
+                Err(e)
+            }
+        }
+    }
+
     /// A party config for `id` serving `datasets`, listening on `listen`.
     pub fn party_config(
         &self,
