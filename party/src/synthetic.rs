@@ -407,16 +407,6 @@ impl Sampler {
         }
     }
 
-    /// Uniform in `[0, 1)`.
-    fn uniform(&mut self) -> f64 {
-        self.0.random()
-    }
-
-    /// `true` with probability `p`.
-    fn chance(&mut self, p: f64) -> bool {
-        self.uniform() < p
-    }
-
     /// An index into `weights`, drawn with probability proportional to its weight.
     fn weighted(&mut self, weights: &[u32]) -> usize {
         let total: u32 = weights.iter().sum();
@@ -430,6 +420,24 @@ impl Sampler {
         // Unreachable: `pick` is below the sum of the weights.
         weights.len() - 1
     }
+}
+
+/// The draws both synthetic generators take from their ChaCha20 stream (claims here, the
+/// claim-fraud data in [`crate::synthetic_risk`]). Each output byte depends only on the seed
+/// and the order of the draws.
+pub(crate) trait Draws {
+    /// The stream.
+    fn rng(&mut self) -> &mut ChaCha20Rng;
+
+    /// Uniform in `[0, 1)`.
+    fn uniform(&mut self) -> f64 {
+        self.rng().random()
+    }
+
+    /// `true` with probability `p`.
+    fn chance(&mut self, p: f64) -> bool {
+        self.uniform() < p
+    }
 
     /// Standard normal, by the Box–Muller transform.
     fn standard_normal(&mut self) -> f64 {
@@ -437,9 +445,8 @@ impl Sampler {
         radius * (TAU * self.uniform()).cos()
     }
 
-    /// Normal with the given mean and standard deviation, redrawn until it
-    /// lands in `lo..=hi`. Terminates quickly because every profile's range
-    /// holds most of its distribution.
+    /// Normal with the given mean and standard deviation, redrawn until it lands in `lo..=hi`
+    /// (callers pass ranges that hold most of the distribution, so this ends quickly).
     fn truncated_normal(&mut self, mean: f64, sd: f64, (lo, hi): (f64, f64)) -> f64 {
         loop {
             let x = mean + sd * self.standard_normal();
@@ -456,7 +463,13 @@ impl Sampler {
 
     /// Uniform in `(0, 1]`, safe to take the logarithm of.
     fn open_closed(&mut self) -> f64 {
-        self.0.sample(OpenClosed01)
+        self.rng().sample(OpenClosed01)
+    }
+}
+
+impl Draws for Sampler {
+    fn rng(&mut self) -> &mut ChaCha20Rng {
+        &mut self.0
     }
 }
 

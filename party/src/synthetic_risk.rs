@@ -105,19 +105,18 @@
 //! Memory: about 300 bytes per person (id, 30 `f64` features); the population has about
 //! `(2.25 − 1.25·overlap)·rows` persons (`rows` at overlap 1, `1.5·rows` at the default 0.6).
 
-use std::f64::consts::TAU;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use rand::distr::OpenClosed01;
+use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use crate::PartyError;
 use crate::dataset::{ColumnDecl, ColumnType, DatasetConfig};
 use crate::error::io_err;
+use crate::synthetic::Draws;
 
 /// The parties, in ring order: the hospital, the insurer (which holds the label) and the bank.
 pub const PARTIES: [&str; 3] = ["hospital", "insurer", "bank"];
@@ -745,38 +744,6 @@ impl Sampler {
         f64::from(u8::from(self.chance(p)))
     }
 
-    /// Uniform in `[0, 1)`.
-    fn uniform(&mut self) -> f64 {
-        self.0.random()
-    }
-
-    /// `true` with probability `p`.
-    fn chance(&mut self, p: f64) -> bool {
-        self.uniform() < p
-    }
-
-    /// Standard normal, by the Box–Muller transform.
-    fn standard_normal(&mut self) -> f64 {
-        let radius = (-2.0 * self.open_closed().ln()).sqrt();
-        radius * (TAU * self.uniform()).cos()
-    }
-
-    /// Normal with the given mean and standard deviation, redrawn until it lands in `lo..=hi`
-    /// (which holds most of the distribution, so this ends quickly).
-    fn truncated_normal(&mut self, mean: f64, sd: f64, (lo, hi): (f64, f64)) -> f64 {
-        loop {
-            let x = mean + sd * self.standard_normal();
-            if (lo..=hi).contains(&x) {
-                return x;
-            }
-        }
-    }
-
-    /// Exponential with the given mean.
-    fn exponential(&mut self, mean: f64) -> f64 {
-        -mean * self.open_closed().ln()
-    }
-
     /// Poisson with mean `lambda` (capped at 50; the callers' means stay far below), by
     /// multiplying uniforms (Knuth).
     fn poisson(&mut self, lambda: f64) -> f64 {
@@ -789,10 +756,11 @@ impl Sampler {
         }
         count
     }
+}
 
-    /// Uniform in `(0, 1]`, safe to take the logarithm of.
-    fn open_closed(&mut self) -> f64 {
-        self.0.sample(OpenClosed01)
+impl Draws for Sampler {
+    fn rng(&mut self) -> &mut ChaCha20Rng {
+        &mut self.0
     }
 }
 
