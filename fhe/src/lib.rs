@@ -1,10 +1,24 @@
 //! # treaty-fhe
 //!
 //! The homomorphic-encryption half of Treaty: one party's data encrypted under its own key while
-//! another party evaluates its model on the ciphertexts (tfhe-rs high-level integer API).
+//! another party evaluates its model on the ciphertexts (tfhe-rs 1.8 high-level integer API).
 //!
-//! This crate is deliberately empty until the FHE issue lands: the foundation (control plane, data
-//! plane, sharing, sealed results) does not need it, and tfhe costs several CPU-minutes to build.
-//! Nothing in the workspace depends on it yet.
+//! - [`keys`]: the data owner's keys ([`OwnerKeys`]), the client-key wrapper ([`FheClientKey`]),
+//!   server-key export/import with a size limit and a parameter-conformance check, and [`KeyId`].
+//! - [`score`]: a linear score plus threshold evaluated on encrypted rows ([`LinearModel`],
+//!   [`EncryptedRows`], [`Evaluator`]), validated for overflow before anything is encrypted.
+//!
+//! Parameters: tfhe's defaults (`ConfigBuilder::default()`: 2-bit message, 2-bit carry, PBS with
+//! p_fail ≤ 2^-128), see [`keys::treaty_config`].
+//!
+//! Nothing in the workspace depends on this crate yet (issue 6 wires it into the party).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+mod error;
+pub mod keys;
+pub mod score;
+
+pub use error::FheError;
+pub use keys::{FheClientKey, KeyId, OwnerKeys, ServerKeyBytes, import_server_key};
+pub use score::{EncryptedRows, EncryptedScore, Evaluator, Feature, LinearModel};
