@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use treaty_proto::v1::{
-    ColumnType, DatasetSchema, Filter, Job, JobSpec, JobState, JoinSpec, PartyInfo, PsiJob,
-    PsiReveal, ScoreJob, StatsJob, TrainJob, filter, job_spec,
+    ColumnType, DatasetSchema, FheScoreJob, Filter, Job, JobSpec, JobState, JoinSpec, PartyInfo,
+    PsiJob, PsiReveal, ScoreJob, StatsJob, TrainJob, filter, job_spec,
 };
 
 use crate::CoordinatorError;
@@ -31,6 +31,8 @@ pub const MAX_FRAC_BITS: u32 = 40;
 pub const DEFAULT_FRAC_BITS: u32 = 16;
 /// Most parties one job may involve.
 pub const MAX_PARTIES: usize = 64;
+/// The protocol of the `fhe-score` job (the owner's tfhe key, the evaluator's clear model).
+pub const FHE_PROTOCOL: &str = "fhe";
 
 /// Validates `spec` against the registered `parties` and fills in defaults.
 pub fn validate_spec(
@@ -40,6 +42,7 @@ pub fn validate_spec(
     let mut problems = Vec::new();
     if spec.protocol.is_empty() {
         spec.protocol = match (&spec.computation, &spec.join) {
+            (Some(job_spec::Computation::FheScore(_)), _) => FHE_PROTOCOL,
             (Some(job_spec::Computation::Psi(_)), _) if spec.inputs.len() > 2 => PSI_MULTI_PROTOCOL,
             (Some(job_spec::Computation::Psi(_)), _) => PSI_PROTOCOL,
             (_, Some(_)) => JOIN_STATS_PROTOCOL,
@@ -74,6 +77,10 @@ pub fn validate_spec(
         Some(_) => {}
     }
     let join = spec.join.as_ref();
+    let fhe = match &spec.computation {
+        Some(job_spec::Computation::FheScore(fhe)) => Some(fhe),
+        _ => None,
+    };
     let mut seen = HashSet::new();
     let mut datasets = Vec::new();
     for input in &spec.inputs {
@@ -95,6 +102,11 @@ pub fn validate_spec(
                     input.party
                 ));
             }
+            continue;
+        }
+        if fhe.is_some_and(|f| f.evaluator == input.party || input.dataset.is_empty()) {
+            // The evaluator holds a model, not data; `check_fhe_score` names a dataset where
+            // one is missing or out of place.
             continue;
         }
         match party.datasets.iter().find(|d| d.name == input.dataset) {
@@ -149,6 +161,15 @@ pub fn validate_spec(
         (Some(job_spec::Computation::Score(score)), Some(join)) => {
             check_join(&spec, "score", join, &datasets, &mut problems);
             check_score(&spec, score, join, &datasets, &mut problems);
+        }
+        (Some(job_spec::Computation::FheScore(fhe)), join) => {
+            if join.is_some() {
+                problems.push(
+                    "fhe-score runs on the owner's rows alone; an fhe-score job has no [join]"
+                        .into(),
+                );
+            }
+            check_fhe_score(&spec, fhe, &datasets, &mut problems);
         }
     }
     if problems.is_empty() {
@@ -562,6 +583,122 @@ fn check_score(
     }
 }
 
+/// Most features of one `fhe-score` job.
+pub const MAX_FHE_FEATURES: usize = 64;
+/// Widest quantised feature of an `fhe-score` job, in bits.
+pub const MAX_FHE_FEATURE_BITS: u32 = 16;
+/// What an `fhe-score` job may release (`""` means `"scores"`).
+pub const FHE_RELEASES: [&str; 3] = ["scores", "decisions", "aggregate"];
+
+/// Checks an `fhe-score` job: its protocol, two inputs (the owner with a dataset, the evaluator
+/// without), the model id, the features (numeric columns of the owner's dataset, each once,
+/// with a bit width and a scale in range), what it releases and the id column.
+fn check_fhe_score(
+    spec: &JobSpec,
+    fhe: &FheScoreJob,
+    datasets: &[(&str, &DatasetSchema)],
+    problems: &mut Vec<String>,
+) {
+    if spec.protocol != FHE_PROTOCOL {
+        problems.push(format!(
+            "fhe-score runs on protocol {FHE_PROTOCOL:?}, not {:?}",
+            spec.protocol
+        ));
+    }
+    if spec.inputs.len() != 2 {
+        problems.push(format!(
+            "fhe-score: exactly 2 parties (the owner and the evaluator), the spec names {}",
+            spec.inputs.len()
+        ));
+    }
+    let input = |p: &str| spec.inputs.iter().find(|i| i.party == p);
+    for (role, party) in [("owner", &fhe.owner), ("evaluator", &fhe.evaluator)] {
+        if party.is_empty() {
+            problems.push(format!("fhe-score: name the {role}"));
+        } else if input(party).is_none() {
+            problems.push(format!("fhe-score: {role} {party:?} is not an input"));
+        }
+    }
+    if !fhe.owner.is_empty() && fhe.owner == fhe.evaluator {
+        problems.push(format!(
+            "fhe-score: {:?} is both owner and evaluator; they must be distinct parties",
+            fhe.owner
+        ));
+    }
+    if let Some(i) = input(&fhe.owner)
+        && i.dataset.is_empty()
+    {
+        problems.push(format!(
+            "fhe-score: the owner {:?} names no dataset (its rows are encrypted)",
+            fhe.owner
+        ));
+    }
+    if let Some(i) = input(&fhe.evaluator)
+        && !i.dataset.is_empty()
+        && fhe.owner != fhe.evaluator
+    {
+        problems.push(format!(
+            "fhe-score: the evaluator {:?} holds the model, not data: drop its dataset {:?}",
+            fhe.evaluator, i.dataset
+        ));
+    }
+    if !is_job_id(&fhe.model_id) {
+        problems.push(format!(
+            "fhe-score: model_id {:?} must be 1 to 64 letters, digits, '-' or '_'",
+            fhe.model_id
+        ));
+    }
+    if !fhe.release.is_empty() && !FHE_RELEASES.contains(&fhe.release.as_str()) {
+        problems.push(format!(
+            "fhe-score: release {:?} is unknown (\"scores\", \"decisions\" or \"aggregate\")",
+            fhe.release
+        ));
+    }
+    if !(1..=MAX_FHE_FEATURES).contains(&fhe.features.len()) {
+        problems.push(format!(
+            "fhe-score: name 1 to {MAX_FHE_FEATURES} features, got {}",
+            fhe.features.len()
+        ));
+    }
+    let owner_ds = datasets
+        .iter()
+        .find(|(p, _)| *p == fhe.owner)
+        .map(|(_, d)| *d);
+    let mut seen = HashSet::new();
+    for f in &fhe.features {
+        if !seen.insert(f.column.as_str()) {
+            problems.push(format!(
+                "fhe-score: feature column {:?} is listed twice",
+                f.column
+            ));
+        }
+        if let Some(ds) = owner_ds {
+            check_value_column(&fhe.owner, ds, &f.column, "feature", problems);
+        }
+        if !(1..=MAX_FHE_FEATURE_BITS).contains(&f.bits) {
+            problems.push(format!(
+                "fhe-score: feature {:?} has bits {}, must be 1 to {MAX_FHE_FEATURE_BITS}",
+                f.column, f.bits
+            ));
+        }
+        if !(f.scale.is_finite() && f.scale >= 0.0) {
+            problems.push(format!(
+                "fhe-score: feature {:?} has scale {}, must be a finite number ≥ 0 (0 means 1)",
+                f.column, f.scale
+            ));
+        }
+    }
+    if let Some(ds) = owner_ds
+        && !fhe.id_column.is_empty()
+        && column_type(ds, &fhe.id_column).is_none()
+    {
+        problems.push(format!(
+            "party {:?} dataset {:?} has no id_column {:?}",
+            fhe.owner, ds.name, fhe.id_column
+        ));
+    }
+}
+
 /// The model id a `train` job stores its model under: its `model_id`, or the job id.
 pub fn trained_model_id(job: &Job) -> Option<&str> {
     match job.spec.as_ref()?.computation.as_ref()? {
@@ -805,7 +942,8 @@ fn check_psi(
 mod tests {
     use super::*;
     use treaty_proto::v1::{
-        ColumnSchema, DatasetSchema, Filter, JobInput, JobOutput, NumericRange, StatsJob,
+        ColumnSchema, DatasetSchema, FheFeature, Filter, JobInput, JobOutput, NumericRange,
+        StatsJob,
     };
 
     fn registry() -> BTreeMap<String, PartyInfo> {
@@ -1386,6 +1524,257 @@ mod tests {
         // No psi_job: nothing to check.
         spec.join.as_mut().unwrap().psi_job.clear();
         check_psi_reference(&spec, None, &registry).unwrap();
+    }
+
+    /// The insurer encrypts `claims` (claim_amount, age) for the hospital's model.
+    fn fhe_spec() -> JobSpec {
+        let mut s = spec(&[], None);
+        s.inputs[0].dataset.clear();
+        let feature = |column: &str, bits, scale| FheFeature {
+            column: column.into(),
+            bits,
+            scale,
+        };
+        s.computation = Some(job_spec::Computation::FheScore(FheScoreJob {
+            owner: "insurer".into(),
+            evaluator: "hospital".into(),
+            model_id: "fraud-fhe-1".into(),
+            features: vec![feature("claim_amount", 16, 0.01), feature("age", 7, 0.0)],
+            release: String::new(),
+            id_column: "claim_id".into(),
+        }));
+        s
+    }
+
+    /// [`registry`], and the insurer's `wide` dataset: numeric columns `c0` to `c64`.
+    fn fhe_registry() -> BTreeMap<String, PartyInfo> {
+        let mut r = registry();
+        let wide = DatasetSchema {
+            name: "wide".into(),
+            id_column: String::new(),
+            columns: (0..=MAX_FHE_FEATURES)
+                .map(|i| ColumnSchema {
+                    name: format!("c{i}"),
+                    r#type: ColumnType::Int as i32,
+                })
+                .collect(),
+        };
+        if let Some(insurer) = r.get_mut("insurer") {
+            insurer.datasets.push(wide);
+        }
+        r
+    }
+
+    /// `n` features `c0`.. of the `wide` dataset.
+    fn wide_features(s: &mut JobSpec, n: usize) {
+        s.inputs[1].dataset = "wide".into();
+        let f = fhe(s);
+        f.id_column.clear();
+        f.features = (0..n)
+            .map(|i| FheFeature {
+                column: format!("c{i}"),
+                bits: 16,
+                scale: 0.0,
+            })
+            .collect();
+    }
+
+    fn fhe(s: &mut JobSpec) -> &mut FheScoreJob {
+        match &mut s.computation {
+            Some(job_spec::Computation::FheScore(f)) => f,
+            other => panic!("not an fhe-score spec: {other:?}"),
+        }
+    }
+
+    /// `edit` applied to [`fhe_spec`] yields exactly the problems containing `want`, in order.
+    fn assert_fhe_problems(case: &str, edit: impl FnOnce(&mut JobSpec), want: &[&str]) {
+        let mut s = fhe_spec();
+        edit(&mut s);
+        let got = match validate_spec(s, &fhe_registry()) {
+            Err(CoordinatorError::InvalidSpec(p)) => p,
+            other => panic!("{case}: expected InvalidSpec, got {other:?}"),
+        };
+        assert_eq!(got.len(), want.len(), "{case}: {got:#?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!(g.contains(w), "{case}: {w:?} not in {g:?}");
+        }
+    }
+
+    #[test]
+    fn a_good_fhe_score_spec_runs_on_fhe() {
+        let s = validate_spec(fhe_spec(), &fhe_registry()).unwrap();
+        assert_eq!(s.protocol, FHE_PROTOCOL);
+        // Any release, either input order, an explicit protocol, no id column.
+        for release in ["scores", "decisions", "aggregate"] {
+            let mut s = fhe_spec();
+            s.protocol = "fhe".into();
+            s.inputs.swap(0, 1);
+            fhe(&mut s).release = release.into();
+            fhe(&mut s).id_column.clear();
+            let mut s = validate_spec(s, &fhe_registry()).unwrap();
+            assert_eq!(fhe(&mut s).release, release);
+        }
+        // The most features, at the widest bits.
+        let mut s = fhe_spec();
+        wide_features(&mut s, MAX_FHE_FEATURES);
+        let mut s = validate_spec(s, &fhe_registry()).unwrap();
+        assert_eq!(fhe(&mut s).features.len(), 64);
+        // Its model is the evaluator's file: no train job stored it, and it stores none.
+        let job = Job {
+            id: "job-1".into(),
+            state: JobState::Succeeded as i32,
+            spec: Some(s.clone()),
+            ..Default::default()
+        };
+        assert_eq!(trained_model_id(&job), None);
+        check_model_reference(&s, None, &fhe_registry()).unwrap();
+    }
+
+    #[test]
+    fn fhe_score_protocol_and_join_are_checked() {
+        assert_fhe_problems(
+            "protocol",
+            |s| s.protocol = "rep3".into(),
+            &["fhe-score runs on protocol \"fhe\", not \"rep3\""],
+        );
+        assert_fhe_problems(
+            "join",
+            |s| s.join = join_spec(&[], vec![]).join,
+            &["an fhe-score job has no [join]"],
+        );
+        // With a join and no protocol, the default is still "fhe".
+        let mut s = fhe_spec();
+        s.join = join_spec(&[], vec![]).join;
+        let e = validate_spec(s, &registry()).unwrap_err().to_string();
+        assert!(!e.contains("runs on protocol"), "{e}");
+    }
+
+    #[test]
+    fn fhe_score_parties_are_checked() {
+        assert_fhe_problems(
+            "three inputs",
+            |s| {
+                s.inputs.push(JobInput {
+                    party: "bank".into(),
+                    dataset: String::new(),
+                })
+            },
+            &["unknown party \"bank\"", "exactly 2 parties"],
+        );
+        assert_fhe_problems(
+            "one input",
+            |s| s.inputs.truncate(1),
+            &[
+                "at least 2 parties",
+                "exactly 2 parties",
+                "owner \"insurer\" is not an input",
+            ],
+        );
+        assert_fhe_problems("no owner", |s| fhe(s).owner.clear(), &["name the owner"]);
+        assert_fhe_problems(
+            "owner not an input",
+            |s| fhe(s).owner = "bank".into(),
+            &["owner \"bank\" is not an input"],
+        );
+        assert_fhe_problems(
+            "evaluator not an input",
+            |s| fhe(s).evaluator = "bank".into(),
+            &["evaluator \"bank\" is not an input"],
+        );
+        assert_fhe_problems(
+            "unregistered party",
+            |s| {
+                s.inputs[0].party = "bank".into();
+                fhe(s).evaluator = "bank".into();
+            },
+            &["unknown party \"bank\""],
+        );
+        assert_fhe_problems(
+            "one party both roles",
+            |s| fhe(s).evaluator = "insurer".into(),
+            &["\"insurer\" is both owner and evaluator"],
+        );
+        assert_fhe_problems(
+            "owner without dataset",
+            |s| s.inputs[1].dataset.clear(),
+            &["the owner \"insurer\" names no dataset"],
+        );
+        assert_fhe_problems(
+            "owner with an unknown dataset",
+            |s| s.inputs[1].dataset = "other".into(),
+            &["party \"insurer\" has no dataset \"other\""],
+        );
+        assert_fhe_problems(
+            "evaluator with dataset",
+            |s| s.inputs[0].dataset = "claims".into(),
+            &["the evaluator \"hospital\" holds the model, not data: drop its dataset"],
+        );
+    }
+
+    #[test]
+    fn fhe_score_model_and_release_are_checked() {
+        for id in ["", "../models/x", "m".repeat(65).as_str()] {
+            assert_fhe_problems(
+                "model id",
+                |s| fhe(s).model_id = id.into(),
+                &[&format!("fhe-score: model_id {id:?} must be 1 to 64")],
+            );
+        }
+        assert_fhe_problems(
+            "release",
+            |s| fhe(s).release = "score".into(),
+            &["release \"score\" is unknown"],
+        );
+    }
+
+    #[test]
+    fn fhe_score_features_are_checked() {
+        assert_fhe_problems(
+            "no features",
+            |s| fhe(s).features.clear(),
+            &["name 1 to 64 features, got 0"],
+        );
+        assert_fhe_problems(
+            "65 features",
+            |s| wide_features(s, MAX_FHE_FEATURES + 1),
+            &["name 1 to 64 features, got 65"],
+        );
+        assert_fhe_problems(
+            "missing column",
+            |s| fhe(s).features[0].column = "nope".into(),
+            &["party \"insurer\" dataset \"claims\" has no feature \"nope\""],
+        );
+        assert_fhe_problems(
+            "text column",
+            |s| fhe(s).features[1].column = "claim_id".into(),
+            &["column \"claim_id\" is COLUMN_TYPE_STRING, not numeric"],
+        );
+        assert_fhe_problems(
+            "repeated column",
+            |s| fhe(s).features[1].column = "claim_amount".into(),
+            &["feature column \"claim_amount\" is listed twice"],
+        );
+        for bits in [0, 17] {
+            assert_fhe_problems(
+                "bits",
+                |s| fhe(s).features[1].bits = bits,
+                &[&format!("feature \"age\" has bits {bits}, must be 1 to 16")],
+            );
+        }
+        for scale in [-0.5, f64::NAN, f64::INFINITY] {
+            assert_fhe_problems(
+                "scale",
+                |s| fhe(s).features[0].scale = scale,
+                &[&format!(
+                    "feature \"claim_amount\" has scale {scale}, must be a finite"
+                )],
+            );
+        }
+        assert_fhe_problems(
+            "id column",
+            |s| fhe(s).id_column = "patient_id".into(),
+            &["party \"insurer\" dataset \"claims\" has no id_column \"patient_id\""],
+        );
     }
 
     #[test]
