@@ -74,11 +74,39 @@
 //! threshold = 0.5                      # decisions: [score ≥ threshold]
 //! ids_from = "insurer"                 # whose record ids come with the results
 //! ```
+//!
+//! An `fhe-score` job (protocol `"fhe"`, the default for it) has exactly two inputs and no
+//! `[join]`: the owner, whose input names the dataset whose rows it encrypts, and the evaluator,
+//! whose input has no dataset and which holds the model (`<state dir>/fhe-models/<model_id>.json`):
+//!
+//! ```text
+//! [[inputs]]
+//! party = "insurer"                    # the owner
+//! dataset = "claims"
+//! [[inputs]]
+//! party = "hospital"                   # the evaluator: no dataset
+//!
+//! [fhe_score]
+//! owner = "insurer"
+//! evaluator = "hospital"
+//! model_id = "fraud-fhe-1"
+//! release = "scores"                   # default; or "decisions", "aggregate"
+//! id_column = "claim_id"               # optional: the owner's ids go with the results
+//!
+//! [[fhe_score.features]]               # the owner's columns, in the model's feature order
+//! column = "claim_amount"
+//! bits = 16                            # 1 to 16: round(value · scale) must fit
+//! scale = 100.0                        # optional; default (0) means 1
+//! [[fhe_score.features]]
+//! column = "age"
+//! bits = 7
+//! ```
 
 use serde::Deserialize;
 use treaty_proto::v1::{self as pb, filter, job_spec};
 
 use crate::CoordinatorError;
+use crate::validate::FHE_PROTOCOL;
 
 /// A job file as written by an analyst.
 #[derive(Debug, Clone, Deserialize)]
@@ -103,6 +131,8 @@ pub struct JobFile {
     pub train: Option<TrainFile>,
     /// A `score` computation.
     pub score: Option<ScoreFile>,
+    /// An `fhe-score` computation.
+    pub fhe_score: Option<FheScoreFile>,
     /// How vertically split inputs are aligned (for `stats` and `train`).
     pub join: Option<JoinFile>,
     /// Who gets the result.
@@ -233,6 +263,39 @@ pub struct ScoreFile {
     pub intercept: Option<bool>,
 }
 
+/// `[fhe_score]`: the evaluator's clear model applied to the owner's encrypted rows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FheScoreFile {
+    /// The party whose rows are encrypted (its input names the dataset).
+    pub owner: String,
+    /// The party that holds the model (its input has no dataset).
+    pub evaluator: String,
+    /// The evaluator's model (`<state dir>/fhe-models/<model_id>.json`).
+    pub model_id: String,
+    /// The owner's columns, in the model's feature order (`[[fhe_score.features]]`).
+    pub features: Vec<FheFeatureFile>,
+    /// `scores` (default), `decisions` or `aggregate`.
+    #[serde(default)]
+    pub release: String,
+    /// The owner's column whose values go with the results to the recipient.
+    #[serde(default)]
+    pub id_column: String,
+}
+
+/// One `[[fhe_score.features]]` entry: a column quantised to `bits` bits as round(value · scale).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FheFeatureFile {
+    /// The owner's numeric column.
+    pub column: String,
+    /// Width of the quantised value, 1 to 16.
+    pub bits: u32,
+    /// Multiplier before rounding; omitted or 0 means 1.
+    #[serde(default)]
+    pub scale: f64,
+}
+
 /// A row filter: `equals`, or `min`/`max` (inclusive).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -285,14 +348,38 @@ impl JobFile {
             self.psi.is_some(),
             self.train.is_some(),
             self.score.is_some(),
+            self.fhe_score.is_some(),
         ];
-        let computation = match (&self.stats, &self.psi, &self.train, &self.score) {
-            _ if sections.iter().filter(|s| **s).count() > 1 => {
-                return Err(bad(
-                    "a job file has one computation: [stats], [psi], [train] or [score]".into(),
-                ));
-            }
-            (_, _, _, Some(sc)) => job_spec::Computation::Score(pb::ScoreJob {
+        if sections.iter().filter(|s| **s).count() > 1 {
+            return Err(bad(
+                "a job file has one computation: [stats], [psi], [train], [score] or [fhe_score]"
+                    .into(),
+            ));
+        }
+        let computation = match (
+            &self.stats,
+            &self.psi,
+            &self.train,
+            &self.score,
+            &self.fhe_score,
+        ) {
+            (_, _, _, _, Some(f)) => job_spec::Computation::FheScore(pb::FheScoreJob {
+                owner: f.owner.clone(),
+                evaluator: f.evaluator.clone(),
+                model_id: f.model_id.clone(),
+                features: f
+                    .features
+                    .iter()
+                    .map(|c| pb::FheFeature {
+                        column: c.column.clone(),
+                        bits: c.bits,
+                        scale: c.scale,
+                    })
+                    .collect(),
+                release: f.release.clone(),
+                id_column: f.id_column.clone(),
+            }),
+            (_, _, _, Some(sc), _) => job_spec::Computation::Score(pb::ScoreJob {
                 model_id: sc.model_id.clone(),
                 output: sc.output.clone(),
                 threshold: sc.threshold,
@@ -302,13 +389,14 @@ impl JobFile {
                 model: sc.model.clone(),
                 no_intercept: sc.intercept == Some(false),
             }),
-            (None, None, None, None) => {
+            (None, None, None, None, None) => {
                 return Err(bad(
-                    "the job file has no computation section ([stats], [psi], [train] or [score])"
+                    "the job file has no computation section ([stats], [psi], [train], [score] or \
+                     [fhe_score])"
                         .into(),
                 ));
             }
-            (_, _, Some(t), _) => job_spec::Computation::Train(pb::TrainJob {
+            (_, _, Some(t), _, _) => job_spec::Computation::Train(pb::TrainJob {
                 model: t.model.clone(),
                 features: t.features.clone(),
                 label: t.label.clone(),
@@ -322,7 +410,7 @@ impl JobFile {
                 model_id: t.model_id.clone(),
                 reveal_weights: t.reveal_weights,
             }),
-            (Some(s), _, _, _) => {
+            (Some(s), _, _, _, _) => {
                 let (filter, filters) = match &s.filter {
                     None => (None, Vec::new()),
                     Some(Filters::One(f)) => (Some(f.to_wire()?), Vec::new()),
@@ -339,7 +427,7 @@ impl JobFile {
                     filters,
                 })
             }
-            (None, Some(p), _, _) => job_spec::Computation::Psi(pb::PsiJob {
+            (None, Some(p), _, _, _) => job_spec::Computation::Psi(pb::PsiJob {
                 reveal: match p.reveal.as_str() {
                     "intersection" => pb::PsiReveal::Intersection,
                     "cardinality" => pb::PsiReveal::Cardinality,
@@ -353,9 +441,15 @@ impl JobFile {
                 id_columns: p.id_columns.clone().into_iter().collect(),
             }),
         };
+        let protocol = match &computation {
+            job_spec::Computation::FheScore(_) if self.protocol.is_empty() => {
+                FHE_PROTOCOL.to_string()
+            }
+            _ => self.protocol.clone(),
+        };
         Ok(pb::JobSpec {
             name: self.name.clone(),
-            protocol: self.protocol.clone(),
+            protocol,
             inputs: self
                 .inputs
                 .iter()
@@ -511,6 +605,143 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.to_string().contains("id_columns"), "{e}");
+    }
+
+    /// The documented `fhe-score` job file, with an `[output]`.
+    fn fhe_example() -> String {
+        let block = include_str!("jobfile.rs")
+            .lines()
+            .skip_while(|l| !l.starts_with("//! An `fhe-score` job"))
+            .skip_while(|l| !l.starts_with("//! ```text"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start_matches(' '))
+            .collect::<Vec<_>>()
+            .join("\n");
+        format!("{block}\n\n[output]\nrecipient = \"alice\"\n")
+    }
+
+    fn fhe_spec(text: &str) -> Result<pb::JobSpec, CoordinatorError> {
+        JobFile::parse(text)?.to_spec(Some([5; 32]))
+    }
+
+    #[test]
+    fn an_fhe_score_section_becomes_an_fhe_score_spec() {
+        let text = fhe_example();
+        let spec = fhe_spec(&text).unwrap();
+        assert_eq!(spec.protocol, "fhe", "{text}");
+        assert!(spec.join.is_none());
+        let inputs: Vec<_> = spec
+            .inputs
+            .iter()
+            .map(|i| (i.party.as_str(), i.dataset.as_str()))
+            .collect();
+        assert_eq!(inputs, [("insurer", "claims"), ("hospital", "")]);
+        let Some(job_spec::Computation::FheScore(f)) = &spec.computation else {
+            panic!("fhe_score expected: {text}")
+        };
+        assert_eq!(
+            (
+                f.owner.as_str(),
+                f.evaluator.as_str(),
+                f.model_id.as_str(),
+                f.release.as_str(),
+                f.id_column.as_str()
+            ),
+            ("insurer", "hospital", "fraud-fhe-1", "scores", "claim_id")
+        );
+        let features: Vec<_> = f
+            .features
+            .iter()
+            .map(|c| (c.column.as_str(), c.bits, c.scale))
+            .collect();
+        assert_eq!(features, [("claim_amount", 16, 100.0), ("age", 7, 0.0)]);
+        // The documented file passes validation against datasets that fit it.
+        let column = |name: &str, ty: pb::ColumnType| pb::ColumnSchema {
+            name: name.into(),
+            r#type: ty as i32,
+        };
+        let claims = pb::DatasetSchema {
+            name: "claims".into(),
+            id_column: "claim_id".into(),
+            columns: vec![
+                column("claim_id", pb::ColumnType::String),
+                column("claim_amount", pb::ColumnType::Float),
+                column("age", pb::ColumnType::Int),
+            ],
+        };
+        let registry = [("insurer", vec![claims]), ("hospital", vec![])]
+            .into_iter()
+            .map(|(id, datasets)| {
+                let info = pb::PartyInfo {
+                    id: id.into(),
+                    datasets,
+                    ..Default::default()
+                };
+                (id.to_string(), info)
+            })
+            .collect();
+        crate::validate::validate_spec(spec, &registry).unwrap();
+        // An integer scale is a number; a protocol the file names is kept (and refused later).
+        let spec = fhe_spec(&text.replace("scale = 100.0", "scale = 100").replace(
+            "[[inputs]]\nparty = \"insurer\"",
+            "protocol = \"rep3\"\n[[inputs]]\nparty = \"insurer\"",
+        ))
+        .unwrap();
+        assert_eq!(spec.protocol, "rep3");
+        let Some(job_spec::Computation::FheScore(f)) = &spec.computation else {
+            panic!("fhe_score expected")
+        };
+        assert_eq!(f.features[0].scale, 100.0);
+    }
+
+    #[test]
+    fn bad_fhe_score_sections_say_why() {
+        let text = fhe_example();
+        for (case, edited, want) in [
+            (
+                "unknown key",
+                text.replace("[fhe_score]\n", "[fhe_score]\nthreshold = 1\n"),
+                "unknown field `threshold`",
+            ),
+            (
+                "unknown feature key",
+                text.replace("bits = 7", "bits = 7\nweight = 2"),
+                "unknown field `weight`",
+            ),
+            (
+                "no bits",
+                text.replace("bits = 7", ""),
+                "missing field `bits`",
+            ),
+            (
+                "negative bits",
+                text.replace("bits = 7", "bits = -7"),
+                "integer `-7`, expected u32",
+            ),
+            (
+                "no features",
+                text.split("[[fhe_score.features]]")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string()
+                    + "\n[output]\nrecipient = \"alice\"\n",
+                "missing field `features`",
+            ),
+            (
+                "no owner",
+                text.replace("owner = \"insurer\"", ""),
+                "missing field `owner`",
+            ),
+            (
+                "two computations",
+                text.clone() + "\n[score]\nmodel_id = \"m\"\n",
+                "one computation: [stats], [psi], [train], [score] or [fhe_score]",
+            ),
+        ] {
+            let e = fhe_spec(&edited).unwrap_err().to_string();
+            assert!(e.contains(want), "{case}: {want:?} not in {e}\n{edited}");
+        }
     }
 
     #[test]
