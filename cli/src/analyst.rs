@@ -256,6 +256,16 @@ pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
                 Box::new(move || print::score(&r)),
             )
         }
+        #[cfg(feature = "fhe")]
+        Some(Computation::FheScore(_)) => {
+            let r = opened::fetch_fhe_score_result(&mut c, &job, &key)
+                .await
+                .context("opening the sealed reports")?;
+            (
+                serde_json::to_value(&r)?,
+                Box::new(move || print::fhe_score(&r, 20)),
+            )
+        }
         _ => {
             let r = opened::fetch_stats_result(&mut c, &job, &key)
                 .await

@@ -46,6 +46,14 @@ enum BenchCommand {
     /// The model's weights are shared and truncated once, untimed. Party 0 checks every score
     /// against an f64 reference. --records 0 or --requests 0 skips that measurement.
     Score(ScoreArgs),
+    /// Time the FHE path: key generation, the compressed server key's size, its import and its
+    /// upload, then per model (linear, scorecard, tree on 8 claim features) one claim's latency
+    /// and a batch's throughput, directly on tfhe-rs (one process: encrypt, evaluate, decrypt)
+    /// and through `fhe-score` jobs (coordinator and two nodes on loopback with mutual TLS:
+    /// upload, evaluation, masking, return, decryption, unmasking, sealing), with the ratio and
+    /// the bootstraps per claim. Every result is checked against the clear model.
+    #[cfg(feature = "fhe")]
+    Fhe(FheBenchArgs),
     /// One party process of `bench` (started by it; reads its plan on stdin).
     #[command(hide = true)]
     Party(PartyArgs),
@@ -263,6 +271,8 @@ pub(crate) async fn run(
         ),
         BenchCommand::Train(args) => (Workload::Train(vec![args.case()?]), args.run.into()),
         BenchCommand::Score(args) => (Workload::Score(args.cases()?), args.run.into()),
+        #[cfg(feature = "fhe")]
+        BenchCommand::Fhe(args) => return run_fhe(args).await,
         BenchCommand::Party(args) => {
             let stdin = std::io::BufReader::new(std::io::stdin());
             bench::run_child(args.index, &args.pki, stdin, std::io::stdout()).await?;
@@ -304,5 +314,84 @@ pub(crate) async fn run(
     if let Some(e) = print_err {
         return Err(e).context("encoding a result");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(feature = "fhe")]
+#[derive(Args, Debug)]
+pub(crate) struct FheBenchArgs {
+    /// Models, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "linear,scorecard,tree")]
+    models: Vec<String>,
+    /// Claims per batch.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Timed one-claim runs per model (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[cfg(feature = "fhe")]
+async fn run_fhe(args: FheBenchArgs) -> anyhow::Result<ExitCode> {
+    let tmp = tempfile::Builder::new()
+        .prefix("treaty-bench-fhe-")
+        .tempdir()?;
+    let opts = treaty_party::bench_fhe::FheBenchOptions {
+        work_dir: tmp.path().into(),
+        models: args.models,
+        batch: args.batch,
+        repeat: args.repeat.max(1),
+    };
+    let json = args.json;
+    let report = treaty_party::bench_fhe::run(&opts, |what| {
+        if !json {
+            eprintln!("… {what}");
+        }
+    })
+    .await
+    .context("the fhe bench failed")?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "keys: generated in {:.2} s; compressed server key {} bytes, imported (limit, \
+         conformance, decompression) in {:.2} s, uploaded in the first job in {:.2} s",
+        report.keygen_seconds,
+        report.server_key_bytes,
+        report.server_key_import_seconds,
+        report.key_upload_seconds
+    );
+    println!(
+        "{:<10} {:>8} {:>12} {:>12} {:>7} {:>14} {:>14} {:>7}",
+        "model",
+        "PBS",
+        "direct s",
+        "treaty s",
+        "ratio",
+        "direct claim/s",
+        "treaty claim/s",
+        "ratio"
+    );
+    for c in &report.cases {
+        println!(
+            "{:<10} {:>8.0} {:>12.3} {:>12.3} {:>7.2} {:>14.2} {:>14.2} {:>7.2}",
+            c.model,
+            c.bootstraps_per_claim,
+            c.direct_claim_seconds,
+            c.treaty_claim_seconds,
+            c.claim_ratio,
+            c.direct_claims_per_second,
+            c.treaty_claims_per_second,
+            c.batch_ratio
+        );
+    }
+    println!(
+        "(one claim: median of the timed runs; batch: {} claims)",
+        report.batch
+    );
     Ok(ExitCode::SUCCESS)
 }

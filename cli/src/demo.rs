@@ -61,6 +61,12 @@ enum DemoKind {
     /// printed beside the same pipeline run in the clear in f64. Exits 2 if the weights differ by
     /// more than 5e-4 or the AUC by more than 0.001.
     Claims(ClaimsDemoArgs),
+    /// The hospital's claims encrypted under its own tfhe key; the insurer scores them on
+    /// ciphertexts with its own model (linear, scorecard or tree) and learns the results through
+    /// the masking conversion; every decision checked against the clear model. Exits 2 on any
+    /// mismatch.
+    #[cfg(feature = "fhe")]
+    Fhe(crate::demo_fhe::FheDemoArgs),
 }
 
 #[derive(Args, Debug)]
@@ -459,6 +465,8 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Some(DemoKind::Psi(psi)) => return run_psi(psi).await,
         Some(DemoKind::Join(join)) => return run_join(join).await,
         Some(DemoKind::Claims(claims)) => return run_claims(claims).await,
+        #[cfg(feature = "fhe")]
+        Some(DemoKind::Fhe(fhe)) => return crate::demo_fhe::run(fhe).await,
         None => {}
     }
     if args.parties.len() < 2 {

@@ -4,6 +4,10 @@
 mod analyst;
 mod bench;
 mod demo;
+#[cfg(feature = "fhe")]
+mod demo_fhe;
+#[cfg(feature = "fhe")]
+mod fhe_key;
 mod keys;
 mod print;
 
@@ -62,6 +66,9 @@ enum Command {
     /// ECDH-PSI, two parties; `treaty bench train` and `treaty bench score`: secure logistic
     /// regression, three parties).
     Bench(bench::BenchArgs),
+    /// A party's FHE keys: show, rotate (as data owner), delete (own or cached).
+    #[cfg(feature = "fhe")]
+    FheKey(fhe_key::FheKeyArgs),
 }
 
 /// TLS material for a server: a PKI directory and a name, or explicit files.
@@ -293,6 +300,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Result(args) => analyst::result(args).await,
         Command::Cancel(args) => analyst::cancel(args).await,
         Command::Bench(args) => bench::run(args, log.as_deref(), shutdown_signal()).await,
+        #[cfg(feature = "fhe")]
+        Command::FheKey(args) => {
+            fhe_key::run(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -26,6 +26,7 @@ fn kind(job: &pb::Job) -> &'static str {
         Some(job_spec::Computation::Psi(_)) => "psi",
         Some(job_spec::Computation::Train(_)) => "train",
         Some(job_spec::Computation::Score(_)) => "score",
+        Some(job_spec::Computation::FheScore(_)) => "fhe-score",
         None => "?",
     }
 }
@@ -494,4 +495,54 @@ pub(crate) fn score(r: &treaty_party::score::ScoreResult) {
             d.len()
         );
     }
+}
+
+/// Prints an `fhe-score` result: the first rows, or the aggregate.
+#[cfg(feature = "fhe")]
+pub(crate) fn fhe_score(r: &treaty_party::fhe_score::FheScoreResult, rows: usize) {
+    println!(
+        "model {} ({}): {} claims scored on ciphertexts, release {} ({:.3} s, {:.0} bootstraps \
+         per claim at the evaluator)",
+        r.model_id, r.model_kind, r.rows, r.release, r.evaluate_seconds, r.bootstraps_per_claim
+    );
+    if let Some(d) = &r.decisions {
+        println!("{:<24} {:>10} {:>9}", "record", "score", "decision");
+        let shown = (r.rows as usize).min(rows);
+        for i in 0..shown {
+            let id = r.ids.get(i).map_or("-", String::as_str);
+            let score = r
+                .scores
+                .as_ref()
+                .map_or("-".to_string(), |s| s[i].to_string());
+            let decision = if d[i] { "yes" } else { "no" };
+            println!("{id:<24} {score:>10} {decision:>9}");
+        }
+        if r.rows as usize > shown {
+            println!("… {} more (use --json for all)", r.rows as usize - shown);
+        }
+        println!(
+            "decisions: {} yes of {}",
+            d.iter().filter(|x| **x).count(),
+            d.len()
+        );
+    }
+    if let Some(a) = &r.aggregate {
+        println!(
+            "aggregate, opened from both parties' shares: {} claims, sum of scores {}, mean {:.3}, \
+             {} positive decisions",
+            a.count, a.sum, a.mean, a.positives
+        );
+    }
+    println!(
+        "owner: encrypted in {:.2} s, {} bytes of ciphertext; server key {} ({} bytes, {})",
+        r.encrypt_seconds,
+        r.ciphertext_bytes,
+        r.key_id,
+        r.server_key_bytes,
+        if r.server_key_sent {
+            "sent in this job"
+        } else {
+            "cached at the evaluator"
+        }
+    );
 }

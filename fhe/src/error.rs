@@ -80,4 +80,41 @@ pub enum FheError {
         /// The declared width.
         bits: u32,
     },
+    /// A model file is malformed or does not fit the job's features.
+    #[error("invalid model: {0}")]
+    InvalidModel(String),
+    /// An unknown `release`.
+    #[error("unknown release {0:?}; expected \"scores\", \"decisions\" or \"aggregate\"")]
+    Release(String),
+    /// The owner's masked values do not match the masks (count or width).
+    #[error("masked values: {0}")]
+    MaskedValues(String),
+    /// A ciphertext batch is malformed, truncated, oversized or for other parameters.
+    #[error("ciphertext batch{}: {reason}", item.map(|i| format!(", item {i}")).unwrap_or_default())]
+    Wire {
+        /// The zero-based item, when one is to blame.
+        item: Option<usize>,
+        /// What is wrong (tfhe's description for header, size or conformance failures).
+        reason: String,
+    },
+    /// A ciphertext was encrypted under another key than the expected one (tags differ).
+    #[error("ciphertext {item} was encrypted under another key than this job's")]
+    WrongKey {
+        /// The zero-based item.
+        item: usize,
+    },
+    /// A key file cannot be read or written.
+    #[error("key file {path}: {reason}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The evaluator's worker threads could not be started.
+    #[error("cannot start the FHE worker threads: {0}")]
+    ThreadPool(String),
+    /// The operating system's randomness failed.
+    #[error("no randomness from the operating system")]
+    Entropy,
 }

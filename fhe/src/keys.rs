@@ -7,12 +7,43 @@
 //! with Treaty's parameters ([`treaty_config`]), and names it by its [`KeyId`].
 
 use std::fmt;
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
+use tfhe::prelude::*;
+use tfhe::safe_serialization::safe_deserialize;
 use tfhe::safe_serialization::{safe_deserialize_conformant, safe_serialize};
-use tfhe::{ClientKey, CompressedServerKey, Config, ConfigBuilder};
+use tfhe::shortint::client_key::atomic_pattern::AtomicPatternClientKey;
+use tfhe::{ClientKey, CompressedServerKey, Config, ConfigBuilder, ServerKey};
+use zeroize::Zeroize;
 
 use crate::FheError;
+
+/// File names under a key directory.
+pub const CLIENT_KEY_FILE: &str = "client.key";
+/// See [`CLIENT_KEY_FILE`].
+pub const SERVER_KEY_FILE: &str = "server.key";
+
+/// Upper bound on a serialized client key (≈ 30 KiB with Treaty's parameters).
+const CLIENT_KEY_SIZE_LIMIT: u64 = 16 << 20;
+
+/// Writes `bytes` to `path` through a temporary file created with mode 0600, then renames it.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
 
 /// Upper bound on a serialized (and on a deserialized) compressed server key: 256 MiB.
 ///
@@ -31,13 +62,11 @@ pub fn treaty_config() -> Config {
 
 /// The owner's tfhe client key (the secret key that decrypts).
 ///
-/// Never serialized, never logged: `Debug` prints nothing but the type name.
-///
-/// **Zeroization is best effort.** tfhe's `ClientKey` neither implements `Zeroize` nor wipes itself
-/// on drop, and its secret-key buffers are private. This wrapper keeps the key in one heap
-/// allocation (`Box`, so moves of the wrapper never copy the key material) and drops it
-/// explicitly in [`Drop`]; the freed memory is *not* overwritten. Wiping it for real needs
-/// `ClientKey::into_raw_parts` down to the LWE/GLWE secret-key containers (left for issue 6).
+/// Never serialized except by [`OwnerKeys::save`] (to a 0600 file), never logged: `Debug` prints
+/// nothing but the type name. Dropping it overwrites the secret-key buffers with zeros: tfhe's
+/// `ClientKey` neither implements `Zeroize` nor wipes itself, so [`Drop`] takes it apart with
+/// tfhe's `into_raw_parts` down to the GLWE and LWE secret-key containers and zeroizes them.
+/// The key lives in one heap allocation (`Box`), so moving the wrapper never copies it.
 pub struct FheClientKey {
     key: Option<Box<ClientKey>>,
 }
@@ -68,8 +97,22 @@ impl fmt::Debug for FheClientKey {
 
 impl Drop for FheClientKey {
     fn drop(&mut self) {
-        // Best effort (see the type's docs): release the key now, in one place.
-        drop(self.key.take());
+        let Some(key) = self.key.take() else { return };
+        // Treaty's config enables none of the optional private keys (compact, compression,
+        // noise squashing, ...): only the integer key holds secrets.
+        let (integer, ..) = key.into_raw_parts();
+        match integer.into_raw_parts().atomic_pattern {
+            AtomicPatternClientKey::Standard(k) => {
+                let (glwe, lwe, ..) = k.into_raw_parts();
+                glwe.into_container().zeroize();
+                lwe.into_container().zeroize();
+            }
+            AtomicPatternClientKey::KeySwitch32(k) => {
+                let (glwe, lwe, ..) = k.into_raw_parts();
+                glwe.into_container().zeroize();
+                lwe.into_container().zeroize();
+            }
+        }
     }
 }
 
@@ -152,14 +195,111 @@ pub struct OwnerKeys {
 
 impl OwnerKeys {
     /// Generates a fresh client key and its compressed server key (several CPU-seconds).
-    #[must_use]
-    pub fn generate() -> Self {
-        let client = ClientKey::generate(treaty_config());
+    ///
+    /// The key pair gets a random 16-byte tag (tfhe's `Tag`), which its server key and every
+    /// ciphertext encrypted under it carry: the evaluator refuses a ciphertext whose tag is not
+    /// its server key's ([`FheError::WrongKey`]), which catches rows encrypted under another key
+    /// of the same parameters.
+    ///
+    /// # Errors
+    /// [`FheError::Entropy`] if the OS has no randomness for the tag.
+    pub fn generate() -> Result<Self, FheError> {
+        let mut tag = [0u8; 16];
+        rand_core::Rng::fill_bytes(&mut crate::os_rng()?, &mut tag);
+        let mut client = ClientKey::generate(treaty_config());
+        client.tag_mut().set_data(&tag);
         let server = CompressedServerKey::new(&client);
-        Self {
+        Ok(Self {
             client: FheClientKey::new(client),
             server,
+        })
+    }
+
+    /// Writes the key pair to `dir` (created if missing): `client.key` with permissions 0600
+    /// (owner read/write only), then `server.key`. Each file is written to a temporary name and
+    /// renamed, so a crash leaves the old pair or the new one. The client key is protected by
+    /// the file permissions only, not encrypted: keep the state directory on an encrypted volume
+    /// (SECURITY.md).
+    ///
+    /// # Errors
+    /// [`FheError::KeyFile`] for I/O failures, [`FheError::KeySerialize`] if tfhe fails.
+    pub fn save(&self, dir: &Path) -> Result<(), FheError> {
+        let io = |path: &Path, e: std::io::Error| FheError::KeyFile {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let mut bytes = Vec::new();
+        safe_serialize(self.client.reveal(), &mut bytes, CLIENT_KEY_SIZE_LIMIT).map_err(|e| {
+            FheError::KeySerialize {
+                limit: CLIENT_KEY_SIZE_LIMIT,
+                reason: e.to_string(),
+            }
+        })?;
+        let written = write_private(&dir.join(CLIENT_KEY_FILE), &bytes);
+        bytes.zeroize();
+        written.map_err(|e| io(&dir.join(CLIENT_KEY_FILE), e))?;
+        let server = self.export_server_key()?;
+        write_private(&dir.join(SERVER_KEY_FILE), server.as_bytes())
+            .map_err(|e| io(&dir.join(SERVER_KEY_FILE), e))
+    }
+
+    /// Reads a key pair written by [`OwnerKeys::save`]; `None` if `dir` holds none.
+    ///
+    /// # Errors
+    /// [`FheError::KeyFile`] for unreadable or malformed files, or a client key file that group
+    /// or others may read; [`FheError::KeyRejected`] for a server key that does not conform.
+    pub fn load(dir: &Path) -> Result<Option<Self>, FheError> {
+        let client_path = dir.join(CLIENT_KEY_FILE);
+        let bad = |path: &Path, reason: String| FheError::KeyFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let mut bytes = match std::fs::read(&client_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(bad(&client_path, e.to_string())),
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&client_path)
+                .map_err(|e| bad(&client_path, e.to_string()))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                bytes.zeroize();
+                return Err(bad(
+                    &client_path,
+                    format!(
+                        "permissions {:o}: group or others may read the client key; chmod 600 it",
+                        mode & 0o777
+                    ),
+                ));
+            }
         }
+        let client: Result<ClientKey, _> =
+            safe_deserialize(bytes.as_slice(), CLIENT_KEY_SIZE_LIMIT);
+        bytes.zeroize();
+        let client = FheClientKey::new(client.map_err(|e| bad(&client_path, e))?);
+        let server_path = dir.join(SERVER_KEY_FILE);
+        let server_bytes =
+            std::fs::read(&server_path).map_err(|e| bad(&server_path, e.to_string()))?;
+        let (server, _) = import_server_key(&server_bytes)?;
+        if server.tag() != client.reveal().tag() {
+            return Err(bad(
+                &server_path,
+                "the server key is not the client key's".into(),
+            ));
+        }
+        Ok(Some(Self { client, server }))
+    }
+
+    /// Decompresses the server key (≈ 1 s, ≈ 170 MiB): the owner needs it to decompress the
+    /// masked results it decrypts.
+    #[must_use]
+    pub fn server_key(&self) -> ServerKey {
+        self.server.decompress()
     }
 
     /// The client key (stays on the owner's node).

@@ -21,10 +21,33 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod circuit;
 mod error;
 pub mod keys;
-pub mod score;
+pub mod mask;
+pub mod model;
+pub mod wire;
 
+pub use circuit::{EncryptedRows, EncryptedScore, Evaluator};
 pub use error::FheError;
 pub use keys::{FheClientKey, KeyId, OwnerKeys, ServerKeyBytes, import_server_key};
-pub use score::{EncryptedRows, EncryptedScore, Evaluator, Feature, LinearModel};
+pub use mask::{MaskedCiphertext, Masks, Release, RowResult};
+pub use model::{Feature, FheModel, ModelSpec};
+
+/// A ChaCha20 generator seeded from the operating system (masks and key tags).
+///
+/// # Errors
+/// [`FheError::Entropy`] if the OS has no randomness.
+pub fn os_rng() -> Result<rand_chacha::ChaCha20Rng, FheError> {
+    use rand_core::SeedableRng;
+    rand_chacha::ChaCha20Rng::try_from_rng(&mut rand::rngs::SysRng).map_err(|_| FheError::Entropy)
+}
+
+/// tfhe's process-wide count of programmable bootstraps so far (tfhe's `pbs-stats` counter).
+///
+/// Take the difference around a computation; it also counts other threads' bootstraps, so it
+/// is exact only when nothing else runs tfhe in the process meanwhile.
+#[must_use]
+pub fn bootstraps() -> u64 {
+    tfhe::get_pbs_count()
+}

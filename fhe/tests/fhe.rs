@@ -1,21 +1,47 @@
-//! End-to-end checks of keys and the encrypted linear score (release: `cargo test --release`).
+//! End-to-end checks of keys, wire formats, the three models on ciphertexts and the masking
+//! conversion, each against the same model in the clear (release: `cargo test --release`).
 //!
-//! Key generation costs seconds, so the whole binary shares one [`OwnerKeys`].
+//! Key generation costs seconds, so the whole binary shares two key pairs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use tfhe::ConfigBuilder;
 use tfhe::shortint::parameters::COMP_PARAM_MESSAGE_2_CARRY_2;
 use treaty_fhe::keys::{import_server_key_for, treaty_config};
+use treaty_fhe::wire::{decrypt_masked, encode_masked, encrypt_rows};
 use treaty_fhe::{
-    EncryptedRows, Evaluator, Feature, FheError, LinearModel, OwnerKeys, import_server_key,
+    EncryptedRows, Evaluator, Feature, FheError, FheModel, ModelSpec, OwnerKeys, Release,
+    import_server_key,
 };
 
-fn keys() -> &'static OwnerKeys {
-    static KEYS: OnceLock<OwnerKeys> = OnceLock::new();
-    KEYS.get_or_init(OwnerKeys::generate)
+struct Party {
+    keys: OwnerKeys,
+    /// The evaluator's view: the server key as imported from the wire.
+    evaluator: Evaluator,
+}
+
+fn party(slot: &'static OnceLock<Party>) -> &'static Party {
+    slot.get_or_init(|| {
+        let keys = OwnerKeys::generate().unwrap();
+        let bytes = keys.export_server_key().unwrap();
+        let (server, id) = import_server_key(bytes.as_bytes()).unwrap();
+        assert_eq!(id, bytes.key_id());
+        Party {
+            keys,
+            evaluator: Evaluator::new(server.decompress()).unwrap(),
+        }
+    })
+}
+
+fn hospital() -> &'static Party {
+    static P: OnceLock<Party> = OnceLock::new();
+    party(&P)
+}
+
+fn other_owner() -> &'static Party {
+    static P: OnceLock<Party> = OnceLock::new();
+    party(&P)
 }
 
 fn features() -> Vec<Feature> {
@@ -26,28 +52,65 @@ fn features() -> Vec<Feature> {
     ]
 }
 
-#[test]
-fn encrypted_score_matches_clear_model() {
-    let keys = keys();
-    // The evaluator's side goes through the wire format.
-    let bytes = keys.export_server_key().unwrap();
-    let (server, id) = import_server_key(bytes.as_bytes()).unwrap();
-    assert_eq!(id, bytes.key_id());
-    let evaluator = Evaluator::new(&server);
+fn rows() -> Vec<Vec<u16>> {
+    vec![vec![40, 100, 2], vec![127, 65_535, 0], vec![0, 0, 15]]
+}
 
-    let model = LinearModel::new(features(), vec![3, -2, 1000], -50, -1000).unwrap();
-    let rows = vec![vec![40, 100, 2], vec![127, 65_535, 0], vec![0, 0, 15]];
-    let encrypted = EncryptedRows::encrypt(model.features(), &rows, keys.client_key()).unwrap();
-    let results = evaluator.score(&model, &encrypted).unwrap();
-    assert_eq!(results.len(), rows.len());
-    for (row, result) in rows.iter().zip(&results) {
-        assert_eq!(
-            result.decrypt(keys.client_key()),
-            model.evaluate_clear(row).unwrap()
-        );
+/// Owner encrypts → wire → evaluator evaluates and masks → wire → owner decrypts the masked
+/// values → evaluator unmasks; compared with the clear model row by row.
+fn round_trip(spec: &str, release: Release) -> (FheModel, Vec<u64>, Vec<u64>) {
+    let p = hospital();
+    let spec: ModelSpec = serde_json::from_str(spec).unwrap();
+    let model = FheModel::new(spec, &features()).unwrap();
+    let rows = rows();
+    let upload = encrypt_rows(model.features(), &rows, p.keys.client_key()).unwrap();
+    let encrypted =
+        EncryptedRows::from_wire(&upload, model.features(), rows.len(), &p.evaluator).unwrap();
+    let results = p.evaluator.evaluate(&model, &encrypted).unwrap();
+    let mut rng = treaty_fhe::os_rng().unwrap();
+    let (masked, masks) = p.evaluator.mask(results, release, &mut rng);
+    let back = encode_masked(&p.evaluator, &masked).unwrap();
+    // The owner decompresses with its own (decompressed) server key.
+    let values = decrypt_masked(&back, masked.len(), &p.evaluator, p.keys.client_key()).unwrap();
+    let clear: Vec<(i32, bool)> = rows
+        .iter()
+        .map(|r| model.evaluate_clear(r).unwrap())
+        .collect();
+    match release {
+        Release::Aggregate => {
+            let shares = masks.evaluator_shares().unwrap();
+            for (i, &(score, decision)) in clear.iter().enumerate() {
+                assert_eq!(
+                    values[2 * i].wrapping_add(shares[2 * i]),
+                    score as i64 as u64
+                );
+                assert_eq!(
+                    values[2 * i + 1].wrapping_add(shares[2 * i + 1]),
+                    u64::from(decision)
+                );
+            }
+        }
+        _ => {
+            let got = masks.unmask(&values).unwrap();
+            for (g, &(score, decision)) in got.iter().zip(&clear) {
+                assert_eq!(g.decision, decision);
+                let want = (release == Release::Scores).then_some(score);
+                assert_eq!(g.score, want);
+            }
+        }
     }
-    // Both decisions occur, and a negative score survives the signed width.
-    let clear: Vec<_> = rows
+    (model, values, masks.evaluator_shares().unwrap_or_default())
+}
+
+#[test]
+fn linear_model_on_ciphertexts_matches_the_clear_model() {
+    let (model, ..) = round_trip(
+        r#"{"kind":"linear","features":["age","amount","prior_claims"],
+            "weights":[3,-2,1000],"bias":-50,"threshold":-1000}"#,
+        Release::Scores,
+    );
+    // Both decisions occur, and a negative score survives the masking mod 2^32.
+    let clear: Vec<_> = rows()
         .iter()
         .map(|r| model.evaluate_clear(r).unwrap())
         .collect();
@@ -56,64 +119,75 @@ fn encrypted_score_matches_clear_model() {
 }
 
 #[test]
-fn value_beyond_width_is_refused_naming_column_and_row() {
-    let rows = vec![vec![40, 100, 2], vec![128, 100, 2]];
-    let err = EncryptedRows::encrypt(&features(), &rows, keys().client_key())
+fn scorecard_decisions_only_match_the_clear_model() {
+    round_trip(
+        r#"{"kind":"scorecard","features":["age","amount","prior_claims"],"base":600,
+            "bins":[{"edges":[30,60],"points":[-10,0,15]},
+                    {"edges":[1000,20000],"points":[20,0,-40]},
+                    {"edges":[1],"points":[5,-25]}],
+            "threshold":600}"#,
+        Release::Decisions,
+    );
+}
+
+#[test]
+fn tree_ensemble_results_stay_additive_shares_that_sum_to_the_clear_result() {
+    let (_, owner, evaluator) = round_trip(
+        r#"{"kind":"tree","features":["age","amount","prior_claims"],"threshold":3,"trees":[
+            {"nodes":[{"feature":0,"threshold":50,"left":1,"right":2},
+                      {"feature":2,"threshold":3,"left":3,"right":4},
+                      {"feature":1,"threshold":500,"left":5,"right":6},
+                      {"leaf":-4},{"leaf":1},{"leaf":2},{"leaf":7}]},
+            {"nodes":[{"feature":1,"threshold":50,"left":1,"right":2},{"leaf":0},{"leaf":-3}]}]}"#,
+        Release::Aggregate,
+    );
+    // Neither side's shares are the results themselves.
+    assert_eq!(owner.len(), evaluator.len());
+    assert!(owner.iter().zip(&evaluator).all(|(o, e)| o != e));
+}
+
+#[test]
+fn bad_inputs_are_refused_before_or_while_reading() {
+    let p = hospital();
+    // A value beyond its declared width: nothing is encrypted, the error names column and row.
+    let bad = vec![vec![40, 100, 2], vec![128, 100, 2]];
+    let err = encrypt_rows(&features(), &bad, p.keys.client_key()).unwrap_err();
+    assert!(
+        matches!(&err, FheError::ValueOutOfRange { column, row: 1, bits: 7 } if column == "age"),
+        "{err}"
+    );
+    let upload = encrypt_rows(&features(), &rows()[..1], p.keys.client_key()).unwrap();
+    // Truncated, wrong count, trailing bytes.
+    let err = EncryptedRows::from_wire(&upload[..upload.len() - 7], &features(), 1, &p.evaluator)
         .err()
-        .expect("age 128 does not fit 7 bits");
-    assert!(
-        matches!(&err, FheError::ValueOutOfRange { column, row: 1, bits: 7 } if column == "age")
-    );
-    let message = err.to_string();
-    assert!(
-        message.contains("\"age\"") && message.contains("row 1"),
-        "{message}"
-    );
-
-    let short = vec![vec![1, 2]];
-    let err = EncryptedRows::encrypt(&features(), &short, keys().client_key()).err();
-    assert!(matches!(
-        err,
-        Some(FheError::RowLength {
-            row: 0,
-            expected: 3,
-            got: 2
-        })
-    ));
-    assert!(matches!(
-        Feature::new("wide", 17),
-        Err(FheError::FeatureWidth { bits: 17, .. })
-    ));
+        .unwrap();
+    assert!(err.to_string().contains("truncated"), "{err}");
+    assert!(EncryptedRows::from_wire(&upload, &features(), 2, &p.evaluator).is_err());
+    let mut longer = upload.clone();
+    longer.push(0);
+    assert!(EncryptedRows::from_wire(&longer, &features(), 1, &p.evaluator).is_err());
+    // Rows encrypted under another owner's key (same parameters) are refused by key tag.
+    let foreign = encrypt_rows(&features(), &rows()[..1], other_owner().keys.client_key()).unwrap();
+    let err = EncryptedRows::from_wire(&foreign, &features(), 1, &p.evaluator)
+        .err()
+        .unwrap();
+    assert!(matches!(err, FheError::WrongKey { item: 0 }), "{err}");
+    // A corrupted ciphertext body fails deserialization or conformance, naming the item.
+    let mut corrupt = upload.clone();
+    let at = 4 + 1 + 4 + 10;
+    corrupt[at] ^= 0xff;
+    let err = EncryptedRows::from_wire(&corrupt, &features(), 1, &p.evaluator)
+        .err()
+        .unwrap();
+    assert!(matches!(err, FheError::Wire { item: Some(0), .. }), "{err}");
 }
 
 #[test]
-fn overflowing_model_is_refused_with_bound() {
-    // 127·2^20 + 65535·2^15 + 15 + 1 > 2^31 − 1.
-    let err = LinearModel::new(features(), vec![1 << 20, -(1 << 15), 1], 1, 0).unwrap_err();
-    let expected: u128 = 127 * (1 << 20) + 65_535 * (1 << 15) + 15 + 1;
-    assert!(matches!(err, FheError::ModelOverflow { bound, width: 32, .. } if bound == expected));
-    assert!(err.to_string().contains(&expected.to_string()));
-    // Just under the limit is accepted, and reports its bound.
-    let ok = LinearModel::new(features(), vec![1 << 14, -(1 << 14), 1], 7, 0).unwrap();
-    assert_eq!(ok.bound(), 127 * (1 << 14) + 65_535 * (1 << 14) + 15 + 7);
-    assert!(matches!(
-        LinearModel::new(features(), vec![1, 2], 0, 0),
-        Err(FheError::WeightCount {
-            weights: 2,
-            features: 3
-        })
-    ));
-}
-
-#[test]
-fn server_key_roundtrip_and_rejections() {
-    let bytes = keys().export_server_key().unwrap();
+fn server_key_wire_format_is_checked() {
+    let keys = &hospital().keys;
+    let bytes = keys.export_server_key().unwrap();
     let raw = bytes.as_bytes();
-    let (_, id) = import_server_key(raw).unwrap();
-    assert_eq!(id, bytes.key_id());
-    assert_eq!(id.to_hex().len(), 64);
-
-    // Another parameter set (same blocks, list compression enabled) does not accept this key.
+    // A config with list compression enabled expects a compression key: not conformant.
     let other = ConfigBuilder::default()
         .enable_compression(COMP_PARAM_MESSAGE_2_CARRY_2)
         .build();
@@ -123,8 +197,6 @@ fn server_key_roundtrip_and_rejections() {
     assert!(matches!(err, FheError::KeyRejected { .. }), "{err}");
     assert!(err.to_string().contains("conformant"), "{err}");
     assert!(import_server_key_for(raw, treaty_config()).is_ok());
-
-    // Truncated and empty streams.
     let err = import_server_key(&raw[..raw.len() / 2])
         .err()
         .expect("truncated");
@@ -132,43 +204,28 @@ fn server_key_roundtrip_and_rejections() {
     assert!(import_server_key(&[]).is_err());
 }
 
-/// Measures key generation, server-key size and per-claim latency (8 features, linear score +
-/// threshold). `cargo test --release -p treaty-fhe -- --ignored --nocapture`; add
-/// `--features pbs-stats` to count bootstraps.
 #[test]
-#[ignore = "measurement; slow"]
-fn latency_one_claim_eight_features() {
-    let start = Instant::now();
-    let keys = OwnerKeys::generate();
-    let keygen = start.elapsed();
-    let bytes = keys.export_server_key().unwrap();
-    let start = Instant::now();
-    let (server, _) = import_server_key(bytes.as_bytes()).unwrap();
-    let evaluator = Evaluator::new(&server);
-    let import = start.elapsed();
-
-    let features: Vec<_> = (0..8)
-        .map(|i| Feature::new(format!("f{i}"), 16).unwrap())
-        .collect();
-    let model =
-        LinearModel::new(features, vec![3, -7, 100, 1, -1, 250, 4000, -12], -9, 1_000).unwrap();
-    let row = vec![vec![1, 2, 3, 4, 5, 6, 7, 65_535]];
-    let encrypted = EncryptedRows::encrypt(model.features(), &row, keys.client_key()).unwrap();
-
-    #[cfg(feature = "pbs-stats")]
-    tfhe::reset_pbs_count();
-    let start = Instant::now();
-    let result = evaluator.score(&model, &encrypted).unwrap();
-    let per_claim = start.elapsed();
-    #[cfg(feature = "pbs-stats")]
-    println!("PBS per claim: {}", tfhe::get_pbs_count());
+fn key_pair_saved_with_private_permissions_and_loaded() {
+    let keys = &hospital().keys;
+    let dir = tempfile::tempdir().unwrap();
+    assert!(OwnerKeys::load(dir.path()).unwrap().is_none());
+    keys.save(dir.path()).unwrap();
+    let loaded = OwnerKeys::load(dir.path()).unwrap().unwrap();
     assert_eq!(
-        result[0].decrypt(keys.client_key()),
-        model.evaluate_clear(&row[0]).unwrap()
+        loaded.export_server_key().unwrap().key_id(),
+        keys.export_server_key().unwrap().key_id()
     );
-    println!(
-        "keygen {keygen:?}; compressed server key {} bytes; import+decompress {import:?}; \
-         one claim (8 features) {per_claim:?}",
-        bytes.as_bytes().len()
-    );
+    // What the loaded client key encrypts, the original pair's evaluator accepts and reads.
+    let upload = encrypt_rows(&features(), &rows()[..1], loaded.client_key()).unwrap();
+    assert!(EncryptedRows::from_wire(&upload, &features(), 1, &hospital().evaluator).is_ok());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.path().join(treaty_fhe::keys::CLIENT_KEY_FILE);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = OwnerKeys::load(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
 }

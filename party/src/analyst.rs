@@ -121,6 +121,32 @@ pub async fn fetch_score_result(
     crate::score::ScoreResult::combine(&reports)
 }
 
+/// Fetches and opens both reports of a succeeded `fhe-score` job and combines them.
+#[cfg(feature = "fhe")]
+pub async fn fetch_fhe_score_result(
+    client: &mut CoordinatorClient<Channel>,
+    job: &pb::Job,
+    key: &RecipientSecretKey,
+) -> Result<crate::fhe_score::FheScoreResult, PartyError> {
+    let is_fhe = job
+        .spec
+        .as_ref()
+        .is_some_and(|s| matches!(s.computation, Some(job_spec::Computation::FheScore(_))));
+    if !is_fhe {
+        return Err(PartyError::Rejected("not an fhe-score job".into()));
+    }
+    let reports = fetch_opened(client, job, key)
+        .await?
+        .into_iter()
+        .map(|(_, plain)| {
+            pb::FheScorePartyResult::decode(plain.as_slice()).map_err(|_| {
+                MpcError::Reconstruct("a party's fhe-score report does not decode").into()
+            })
+        })
+        .collect::<Result<Vec<_>, PartyError>>()?;
+    crate::fhe_score::FheScoreResult::combine(&reports)
+}
+
 /// Fetches every party's sealed upload and opens it, in the job's party order.
 async fn fetch_opened(
     client: &mut CoordinatorClient<Channel>,

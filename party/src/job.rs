@@ -26,6 +26,8 @@ use crate::PartyError;
 use crate::config::PartyConfig;
 use crate::dataset::{self, DatasetConfig, Predicate};
 use crate::error::io_err;
+#[cfg(feature = "fhe")]
+use crate::fhe_score;
 use crate::join::{JOIN_ROUND, JoinPlan, JoinTable, predicate};
 use crate::link::{GrpcTransport, LinkHub, SessionPeer, SessionSetup};
 use crate::score::{self, ClearModel, ModelSource, ScorePlan};
@@ -120,6 +122,9 @@ pub fn check_assignment(
         .spec
         .as_ref()
         .ok_or_else(|| PartyError::Rejected("the assignment has no spec".into()))?;
+    if let Some(job_spec::Computation::FheScore(job)) = &spec.computation {
+        return check_fhe(cfg, job, &peer_ids(assignment), me, dataset);
+    }
     if let Some(join) = &spec.join {
         let plan = match computation(spec)? {
             job_spec::Computation::Stats(stats) => {
@@ -141,7 +146,7 @@ pub fn check_assignment(
                 let (plan, _) = score_plans(cfg, spec, score, join, &peers, me)?;
                 plan
             }
-            job_spec::Computation::Psi(_) => {
+            job_spec::Computation::Psi(_) | job_spec::Computation::FheScore(_) => {
                 return Err(PartyError::Rejected(
                     "a join applies to stats, train and score jobs only".into(),
                 ));
@@ -176,6 +181,9 @@ pub fn check_assignment(
                 "train and score jobs need a join (vertically split data)".into(),
             ));
         }
+        job_spec::Computation::FheScore(job) => {
+            return check_fhe(cfg, job, &peer_ids(assignment), me, dataset);
+        }
     };
     for c in &stats.columns {
         match ds.column(c) {
@@ -209,6 +217,69 @@ pub fn check_assignment(
     }
     FixedPoint::new(spec.frac_bits).map_err(|e| PartyError::Rejected(e.to_string()))?;
     check_file(cfg, ds)
+}
+
+/// Checks an `fhe-score` assignment: the evaluator's model fits the job's features (the overflow
+/// bound included), the owner's columns exist and are numeric.
+#[cfg(feature = "fhe")]
+fn check_fhe(
+    cfg: &PartyConfig,
+    job: &pb::FheScoreJob,
+    peers: &[String],
+    me: usize,
+    dataset: &str,
+) -> Result<(), PartyError> {
+    let plan = fhe_score::FhePlan::new(job, peers)?;
+    if me == plan.evaluator {
+        if !dataset.is_empty() {
+            return Err(PartyError::Rejected(format!(
+                "the evaluator contributes no data, but the job names its dataset {dataset:?}"
+            )));
+        }
+        fhe_score::load_model(cfg, &plan)?;
+        return Ok(());
+    }
+    let ds = cfg
+        .dataset(dataset)
+        .ok_or_else(|| PartyError::Rejected(format!("unknown dataset {dataset:?}")))?;
+    for (c, _) in &plan.columns {
+        match ds.column(c) {
+            None => {
+                return Err(PartyError::Rejected(format!(
+                    "dataset {dataset:?} has no column {c:?}"
+                )));
+            }
+            Some(d) if !d.ty.is_numeric() => {
+                return Err(PartyError::Rejected(format!(
+                    "dataset {dataset:?} column {c:?} is {}, not numeric",
+                    d.ty
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(id) = &plan.id_column
+        && ds.column(id).is_none()
+    {
+        return Err(PartyError::Rejected(format!(
+            "dataset {dataset:?} has no id column {id:?}"
+        )));
+    }
+    check_file(cfg, ds)
+}
+
+/// Without the `fhe` feature, `fhe-score` jobs are refused.
+#[cfg(not(feature = "fhe"))]
+fn check_fhe(
+    _: &PartyConfig,
+    _: &pb::FheScoreJob,
+    _: &[String],
+    _: usize,
+    _: &str,
+) -> Result<(), PartyError> {
+    Err(PartyError::Rejected(
+        "this party node was built without FHE (cargo feature `fhe`)".into(),
+    ))
 }
 
 /// The join plan of a `train` job: its features, then its label, as the join's columns.
@@ -297,6 +368,8 @@ enum LocalInput {
     Stats(pb::StatsJob, LocalAggregates),
     Psi(pb::PsiJob, Vec<String>),
     Join(Box<JoinLocal>),
+    #[cfg(feature = "fhe")]
+    Fhe(Box<(fhe_score::FhePlan, fhe_score::FheLocal)>),
 }
 
 /// What a job with a join computes once its rows are aligned.
@@ -344,8 +417,10 @@ impl JoinLocal {
                 let (plan, score) = score_plans(cfg, spec, score, join, peers, me)?;
                 (plan, JoinWork::Score(Box::new(score)))
             }
-            job_spec::Computation::Psi(_) => {
-                return Err(PartyError::Rejected("a psi job has no join".into()));
+            job_spec::Computation::Psi(_) | job_spec::Computation::FheScore(_) => {
+                return Err(PartyError::Rejected(
+                    "psi and fhe-score jobs have no join".into(),
+                ));
             }
         };
         let fixed = FixedPoint::new(spec.frac_bits)?;
@@ -594,6 +669,19 @@ impl JobRun {
                         let ids = local_ids(&cfg, ds()?, &psi)?;
                         Ok(LocalInput::Psi(psi, ids))
                     }
+                    #[cfg(feature = "fhe")]
+                    (job_spec::Computation::FheScore(job), None) => {
+                        let plan = fhe_score::FhePlan::new(&job, &peers)?;
+                        let local = fhe_score::load_local(&cfg, &plan, me, &dataset)?;
+                        Ok(LocalInput::Fhe(Box::new((plan, local))))
+                    }
+                    #[cfg(not(feature = "fhe"))]
+                    (job_spec::Computation::FheScore(_), None) => Err(PartyError::Rejected(
+                        "this party node was built without FHE (cargo feature `fhe`)".into(),
+                    )),
+                    (job_spec::Computation::FheScore(_), Some(_)) => Err(PartyError::Rejected(
+                        "an fhe-score job takes no join".into(),
+                    )),
                 }
             });
             tokio::select! {
@@ -673,6 +761,13 @@ impl JobRun {
                 (report.encode_to_vec(), rounds)
             }
             LocalInput::Join(join) => self.join_job(transport, &ids, *join, &mut rng).await?,
+            #[cfg(feature = "fhe")]
+            LocalInput::Fhe(fhe) => {
+                let (plan, local) = *fhe;
+                let (report, next) =
+                    fhe_score::run(transport, &self.cfg, &ids, &plan, local, &mut rng).await?;
+                (report.encode_to_vec(), next)
+            }
         };
         let mut plain = plain;
         let sealed = output::seal(recipient, &a.job_id, &self.cfg.id, &plain, &mut rng)?;

@@ -18,13 +18,19 @@
 
 pub mod analyst;
 pub mod bench;
+#[cfg(feature = "fhe")]
+pub mod bench_fhe;
 pub mod config;
 pub mod dataset;
 pub mod demo;
 pub mod demo_claims;
+#[cfg(feature = "fhe")]
+pub mod demo_fhe;
 pub mod demo_join;
 pub mod demo_psi;
 pub mod error;
+#[cfg(feature = "fhe")]
+pub mod fhe_score;
 pub mod job;
 pub mod join;
 pub mod link;

@@ -1,0 +1,281 @@
+//! Ciphertexts on the wire, both ways, with size limits, tfhe's versioned `safe_serialize`
+//! format, a parameter-conformance check and a key check.
+//!
+//! - Owner → evaluator ([`encrypt_rows`], [`EncryptedRows::from_wire`]): every feature bit as a
+//!   *seeded* compressed `FheBool` (the random mask of the LWE ciphertext is replaced by a seed:
+//!   ≈ 280 bytes instead of 16 KiB; decompressing costs no bootstrap).
+//! - Evaluator → owner ([`encode_masked`], [`decode_masked`]): every masked ciphertext
+//!   modulus-switched and compressed (tfhe's `compress`); the owner decompresses it (one
+//!   bootstrap per block, with its own server key) before decrypting.
+//!
+//! A batch is `u32 count` then per item `u8 kind, u32 length, bytes`, little-endian. Every item
+//! is read with `safe_deserialize_conformant` under [`ITEM_SIZE_LIMIT`] and must carry the tag
+//! of the expected key ([`FheError::WrongKey`] otherwise): a ciphertext for other parameters,
+//! for another key, truncated or oversized is refused with the item's index.
+
+use rayon::prelude::*;
+use tfhe::conformance::ParameterSetConformant;
+use tfhe::prelude::*;
+use tfhe::safe_serialization::{safe_deserialize_conformant, safe_serialize};
+use tfhe::{
+    CompressedFheBool, CompressedFheBoolConformanceParams, CompressedFheUint16,
+    CompressedFheUint16ConformanceParams, CompressedFheUint32,
+    CompressedFheUint32ConformanceParams, CompressedFheUint64,
+    CompressedFheUint64ConformanceParams, FheBool, Tag,
+};
+
+use crate::FheError;
+use crate::circuit::{EncryptedRows, Evaluator};
+use crate::keys::FheClientKey;
+use crate::mask::MaskedCiphertext;
+use crate::model::{Feature, check_rows};
+
+/// Largest serialized item (one compressed ciphertext): 1 MiB.
+pub const ITEM_SIZE_LIMIT: u64 = 1 << 20;
+
+const KIND_BOOL: u8 = 1;
+const KIND_U16: u8 = 2;
+const KIND_U32: u8 = 3;
+const KIND_U64: u8 = 4;
+
+fn push_item<T: serde::Serialize + tfhe::Versionize + tfhe::named::Named>(
+    out: &mut Vec<u8>,
+    kind: u8,
+    item: &T,
+) -> Result<(), FheError> {
+    let mut bytes = Vec::new();
+    safe_serialize(item, &mut bytes, ITEM_SIZE_LIMIT).map_err(|e| FheError::Wire {
+        item: None,
+        reason: e.to_string(),
+    })?;
+    out.push(kind);
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(&bytes);
+    Ok(())
+}
+
+/// Splits a batch into `(kind, bytes)` items, checking the framing.
+fn items(bytes: &[u8], expected: usize) -> Result<Vec<(u8, &[u8])>, FheError> {
+    let bad = |item: Option<usize>, reason: &str| FheError::Wire {
+        item,
+        reason: reason.to_string(),
+    };
+    let (count, mut rest) = bytes
+        .split_first_chunk::<4>()
+        .ok_or_else(|| bad(None, "truncated: no item count"))?;
+    let count = u32::from_le_bytes(*count) as usize;
+    if count != expected {
+        return Err(bad(
+            None,
+            &format!("{count} ciphertexts where {expected} were expected"),
+        ));
+    }
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let (&kind, r) = rest
+            .split_first()
+            .ok_or_else(|| bad(Some(i), "truncated"))?;
+        let (len, r) = r
+            .split_first_chunk::<4>()
+            .ok_or_else(|| bad(Some(i), "truncated"))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if len as u64 > ITEM_SIZE_LIMIT {
+            return Err(bad(Some(i), "larger than the item size limit"));
+        }
+        if r.len() < len {
+            return Err(bad(Some(i), "truncated"));
+        }
+        let (item, r) = r.split_at(len);
+        out.push((kind, item));
+        rest = r;
+    }
+    if !rest.is_empty() {
+        return Err(bad(None, "trailing bytes after the last ciphertext"));
+    }
+    Ok(out)
+}
+
+fn read<T>(item: usize, bytes: &[u8], params: &T::ParameterSet, tag: &Tag) -> Result<T, FheError>
+where
+    T: serde::de::DeserializeOwned
+        + tfhe::Unversionize
+        + tfhe::named::Named
+        + ParameterSetConformant
+        + Tagged,
+{
+    let value: T =
+        safe_deserialize_conformant(bytes, ITEM_SIZE_LIMIT, params).map_err(|reason| {
+            FheError::Wire {
+                item: Some(item),
+                reason,
+            }
+        })?;
+    if value.tag() != tag {
+        return Err(FheError::WrongKey { item });
+    }
+    Ok(value)
+}
+
+/// Owner: checks every value against its feature's width (nothing is encrypted if one fails),
+/// then encrypts the rows (seeded, compressed) into one batch, row by row.
+///
+/// # Errors
+/// [`FheError::RowLength`], [`FheError::ValueOutOfRange`] naming column and row, or
+/// [`FheError::Wire`] if serialization fails.
+pub fn encrypt_rows(
+    features: &[Feature],
+    rows: &[Vec<u16>],
+    key: &FheClientKey,
+) -> Result<Vec<u8>, FheError> {
+    check_rows(features, rows.iter().map(Vec::as_slice))?;
+    let ck = key.reveal();
+    let encrypted: Vec<Vec<u8>> = rows
+        .par_iter()
+        .map(|values| {
+            let mut out = Vec::new();
+            for bit in crate::circuit::row_bits(features, values) {
+                push_item(&mut out, KIND_BOOL, &CompressedFheBool::encrypt(bit, ck))?;
+            }
+            Ok(out)
+        })
+        .collect::<Result<_, FheError>>()?;
+    let width: usize = features.iter().map(|f| f.bits() as usize).sum();
+    let count = rows.len() * width;
+    let count = u32::try_from(count).map_err(|_| FheError::Wire {
+        item: None,
+        reason: format!("{count} ciphertexts do not fit one batch"),
+    })?;
+    let mut out = Vec::with_capacity(4 + encrypted.iter().map(Vec::len).sum::<usize>());
+    out.extend_from_slice(&count.to_le_bytes());
+    for row in encrypted {
+        out.extend_from_slice(&row);
+    }
+    Ok(out)
+}
+
+impl EncryptedRows {
+    /// Evaluator: reads `rows` rows of `features` from an owner's batch, checking framing,
+    /// limits, parameters and key for every ciphertext.
+    ///
+    /// # Errors
+    /// [`FheError::Wire`] (naming the item) or [`FheError::WrongKey`].
+    pub fn from_wire(
+        bytes: &[u8],
+        features: &[Feature],
+        rows: usize,
+        evaluator: &Evaluator,
+    ) -> Result<Self, FheError> {
+        let width: usize = features.iter().map(|f| f.bits() as usize).sum();
+        let items = items(bytes, rows * width)?;
+        let sk = evaluator.server_key();
+        let params = CompressedFheBoolConformanceParams::from(sk);
+        let tag = sk.tag();
+        let bits: Vec<FheBool> = evaluator.install(|| {
+            items
+                .par_iter()
+                .enumerate()
+                .map(|(i, &(kind, b))| {
+                    if kind != KIND_BOOL {
+                        return Err(FheError::Wire {
+                            item: Some(i),
+                            reason: format!("kind {kind} where an encrypted bit was expected"),
+                        });
+                    }
+                    let c: CompressedFheBool = read(i, b, &params, tag)?;
+                    Ok(c.decompress())
+                })
+                .collect::<Result<_, FheError>>()
+        })?;
+        let mut bits = bits.into_iter();
+        let rows = (0..rows)
+            .map(|_| bits.by_ref().take(width).collect())
+            .collect();
+        Ok(Self {
+            features: features.to_vec(),
+            rows,
+        })
+    }
+}
+
+/// Evaluator: compresses the masked ciphertexts (the owner's server key installed) into one
+/// batch.
+///
+/// # Errors
+/// [`FheError::Wire`] if serialization fails.
+pub fn encode_masked(
+    evaluator: &Evaluator,
+    masked: &[MaskedCiphertext],
+) -> Result<Vec<u8>, FheError> {
+    let parts: Vec<Vec<u8>> = evaluator.install(|| {
+        masked
+            .par_iter()
+            .map(|m| {
+                let mut out = Vec::new();
+                match m {
+                    MaskedCiphertext::Bool(b) => push_item(&mut out, KIND_BOOL, &b.compress())?,
+                    MaskedCiphertext::U16(v) => push_item(&mut out, KIND_U16, &v.compress())?,
+                    MaskedCiphertext::U32(v) => push_item(&mut out, KIND_U32, &v.compress())?,
+                    MaskedCiphertext::U64(v) => push_item(&mut out, KIND_U64, &v.compress())?,
+                }
+                Ok(out)
+            })
+            .collect::<Result<_, FheError>>()
+    })?;
+    let mut out = Vec::with_capacity(4 + parts.iter().map(Vec::len).sum::<usize>());
+    out.extend_from_slice(&(masked.len() as u32).to_le_bytes());
+    for p in parts {
+        out.extend_from_slice(&p);
+    }
+    Ok(out)
+}
+
+/// Owner: reads `expected` masked ciphertexts and decrypts them (decompression bootstraps with
+/// the owner's own server key, installed by `evaluator`).
+///
+/// # Errors
+/// [`FheError::Wire`] (naming the item) or [`FheError::WrongKey`].
+pub fn decrypt_masked(
+    bytes: &[u8],
+    expected: usize,
+    own: &Evaluator,
+    key: &FheClientKey,
+) -> Result<Vec<u64>, FheError> {
+    let items = items(bytes, expected)?;
+    let sk = own.server_key();
+    let tag = sk.tag();
+    let (pb, p16, p32, p64) = (
+        CompressedFheBoolConformanceParams::from(sk),
+        CompressedFheUint16ConformanceParams::from(sk),
+        CompressedFheUint32ConformanceParams::from(sk),
+        CompressedFheUint64ConformanceParams::from(sk),
+    );
+    own.install(|| {
+        items
+            .par_iter()
+            .enumerate()
+            .map(|(i, &(kind, b))| {
+                let m = match kind {
+                    KIND_BOOL => MaskedCiphertext::Bool(
+                        read::<CompressedFheBool>(i, b, &pb, tag)?.decompress(),
+                    ),
+                    KIND_U16 => MaskedCiphertext::U16(
+                        read::<CompressedFheUint16>(i, b, &p16, tag)?.decompress(),
+                    ),
+                    KIND_U32 => MaskedCiphertext::U32(
+                        read::<CompressedFheUint32>(i, b, &p32, tag)?.decompress(),
+                    ),
+                    KIND_U64 => MaskedCiphertext::U64(
+                        read::<CompressedFheUint64>(i, b, &p64, tag)?.decompress(),
+                    ),
+                    other => {
+                        return Err(FheError::Wire {
+                            item: Some(i),
+                            reason: format!("unknown ciphertext kind {other}"),
+                        });
+                    }
+                };
+                Ok(m.decrypt(key))
+            })
+            .collect()
+    })
+}

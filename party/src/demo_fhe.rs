@@ -1,0 +1,374 @@
+//! `treaty demo fhe`: a hospital and an insurer on loopback. The hospital's claims stay encrypted
+//! under the hospital's own tfhe key; the insurer applies its own model to the ciphertexts; the
+//! insurer learns each claim's score and decision, the hospital learns nothing (it only decrypts
+//! masked values). Every decision is checked against the same model applied in the clear.
+//!
+//! The claims are the hospital's file of the synthetic claim-fraud data
+//! ([`crate::synthetic_risk`]); eight of its columns are the encrypted features.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use treaty_fhe::{Feature, FheModel, ModelSpec};
+use treaty_mpc::output::RecipientSecretKey;
+use treaty_mpc::seeds;
+use treaty_proto::v1::{self as pb, job_spec};
+
+use crate::PartyError;
+use crate::analyst;
+use crate::dataset::DatasetConfig;
+use crate::error::io_err;
+use crate::fhe_score::{self, FheScoreResult};
+use crate::sandbox::{Sandbox, SandboxOptions};
+use crate::synthetic_risk::{self, RiskDataOptions};
+
+/// The data owner.
+pub const OWNER: &str = "hospital";
+/// The model holder.
+pub const EVALUATOR: &str = "insurer";
+
+/// The encrypted features: hospital column, bits, quantisation scale.
+pub const FEATURES: [(&str, u32, f64); 8] = [
+    ("age", 7, 1.0),
+    ("bmi", 10, 10.0),
+    ("chronic_conditions", 4, 1.0),
+    ("smoker", 1, 1.0),
+    ("admissions_12m", 4, 1.0),
+    ("length_of_stay", 8, 1.0),
+    ("er_visits_12m", 5, 1.0),
+    ("prescriptions", 5, 1.0),
+];
+
+/// The insurer's models (integer coefficients on the quantised features), by kind.
+///
+/// # Errors
+/// [`PartyError::Rejected`] for an unknown kind.
+pub fn model(kind: &str) -> Result<ModelSpec, PartyError> {
+    let features: Vec<String> = FEATURES.iter().map(|f| f.0.to_string()).collect();
+    let json = match kind {
+        "linear" => serde_json::json!({
+            "kind": "linear",
+            "features": features,
+            "weights": [-2, 1, -40, 15, -60, -3, 25, 18],
+            "bias": 300,
+            "threshold": 200,
+        }),
+        "scorecard" => serde_json::json!({
+            "kind": "scorecard",
+            "features": features,
+            "base": 600,
+            "bins": [
+                {"edges": [35, 50, 65], "points": [15, 5, 0, -10]},
+                {"edges": [250, 300, 350], "points": [0, 3, 8, 15]},
+                {"edges": [2, 4], "points": [0, -10, -25]},
+                {"edges": [1], "points": [0, 12]},
+                {"edges": [1, 3], "points": [0, -15, -35]},
+                {"edges": [4, 10], "points": [0, -5, -20]},
+                {"edges": [2, 5], "points": [0, 10, 30]},
+                {"edges": [5, 12], "points": [0, 8, 20]},
+            ],
+            "threshold": 620,
+        }),
+        "tree" => serde_json::json!({
+            "kind": "tree",
+            "features": features,
+            "threshold": 10,
+            "trees": [
+                {"nodes": [
+                    {"feature": 7, "threshold": 10, "left": 1, "right": 2},
+                    {"feature": 6, "threshold": 3, "left": 3, "right": 4},
+                    {"feature": 4, "threshold": 2, "left": 5, "right": 6},
+                    {"leaf": -5}, {"leaf": 8}, {"leaf": 20}, {"leaf": 4},
+                ]},
+                {"nodes": [
+                    {"feature": 0, "threshold": 45, "left": 1, "right": 2},
+                    {"feature": 3, "threshold": 1, "left": 3, "right": 4},
+                    {"feature": 2, "threshold": 3, "left": 5, "right": 6},
+                    {"leaf": 0}, {"leaf": 9}, {"leaf": 2}, {"leaf": -12},
+                ]},
+                {"nodes": [
+                    {"feature": 5, "threshold": 7, "left": 1, "right": 2},
+                    {"leaf": 3}, {"leaf": -4},
+                ]},
+            ],
+        }),
+        other => {
+            return Err(PartyError::Rejected(format!(
+                "unknown model kind {other:?}; expected linear, scorecard or tree"
+            )));
+        }
+    };
+    serde_json::from_value(json)
+        .map_err(|e| PartyError::Rejected(format!("built-in {kind} model: {e}")))
+}
+
+/// The declared features of [`FEATURES`].
+///
+/// # Errors
+/// Never for the built-in table (widths are in range).
+pub fn features() -> Result<Vec<Feature>, PartyError> {
+    FEATURES
+        .iter()
+        .map(|&(c, bits, _)| Feature::new(c, bits).map_err(|e| PartyError::Rejected(e.to_string())))
+        .collect()
+}
+
+/// The job spec: `kind`'s model stored at the insurer as `model_id`.
+pub fn spec(model_id: &str, release: &str, recipient_public_key: Vec<u8>) -> pb::JobSpec {
+    pb::JobSpec {
+        name: "fhe demo: the insurer scores the hospital's encrypted claims".into(),
+        protocol: "fhe".into(),
+        inputs: vec![
+            pb::JobInput {
+                party: OWNER.into(),
+                dataset: "risk".into(),
+            },
+            pb::JobInput {
+                party: EVALUATOR.into(),
+                dataset: String::new(),
+            },
+        ],
+        output: Some(pb::JobOutput {
+            recipient: "insurer analyst".into(),
+            recipient_public_key,
+        }),
+        computation: Some(job_spec::Computation::FheScore(pb::FheScoreJob {
+            owner: OWNER.into(),
+            evaluator: EVALUATOR.into(),
+            model_id: model_id.into(),
+            features: FEATURES
+                .iter()
+                .map(|&(column, bits, scale)| pb::FheFeature {
+                    column: column.into(),
+                    bits,
+                    scale,
+                })
+                .collect(),
+            release: release.into(),
+            id_column: synthetic_risk::ID_COLUMN.into(),
+        })),
+        ..Default::default()
+    }
+}
+
+/// What `treaty demo fhe` does.
+#[derive(Debug, Clone)]
+pub struct FheDemoOptions {
+    /// Working directory (data, configs, state).
+    pub work_dir: PathBuf,
+    /// Claims scored.
+    pub claims: usize,
+    /// `linear`, `scorecard` or `tree`.
+    pub model: String,
+    /// `scores`, `decisions` or `aggregate`.
+    pub release: String,
+    /// Data seed.
+    pub seed: u64,
+    /// Plain TCP instead of mutual TLS.
+    pub insecure: bool,
+}
+
+impl FheDemoOptions {
+    /// 100 claims, the linear model, release `scores`, under `work_dir`.
+    pub fn new(work_dir: PathBuf) -> Self {
+        Self {
+            work_dir,
+            claims: 100,
+            model: "linear".into(),
+            release: "scores".into(),
+            seed: 42,
+            insecure: false,
+        }
+    }
+}
+
+/// What the demo measured and checked.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FheDemoReport {
+    /// Claims scored.
+    pub claims: u64,
+    /// The model kind.
+    pub model: String,
+    /// The release.
+    pub release: String,
+    /// Decisions (and, under `scores`, scores) that differ from the clear model's.
+    pub mismatches: u64,
+    /// Positive decisions (clear model).
+    pub positives: u64,
+    /// The evaluator's seconds on ciphertexts per claim (evaluation, masking, compression).
+    pub seconds_per_claim: f64,
+    /// Programmable bootstraps per claim at the evaluator.
+    pub bootstraps_per_claim: f64,
+    /// The hospital's compressed server key, serialized.
+    pub server_key_bytes: u64,
+    /// Whether the job sent it (false: the insurer had it cached).
+    pub server_key_sent: bool,
+    /// Bytes of encrypted claims uploaded, and per claim.
+    pub ciphertext_bytes: u64,
+    /// `ciphertext_bytes / claims`.
+    pub ciphertext_bytes_per_claim: f64,
+    /// The hospital's seconds encrypting.
+    pub encrypt_seconds: f64,
+    /// Submission to opened result.
+    pub job_seconds: f64,
+    /// Rounds and bytes on the data plane, per party.
+    pub rounds: u64,
+    /// Bytes each party sent.
+    pub bytes_sent_per_party: Vec<(String, u64)>,
+    /// The job's id.
+    pub job_id: String,
+    /// The recipient's result (scores and decisions, or the aggregate).
+    #[serde(skip)]
+    pub result: Option<FheScoreResult>,
+}
+
+/// Writes the insurer's model file under its state directory.
+///
+/// # Errors
+/// I/O failures.
+pub fn write_model(state_dir: &Path, model_id: &str, spec: &ModelSpec) -> Result<(), PartyError> {
+    let path = state_dir
+        .join("fhe-models")
+        .join(format!("{model_id}.json"));
+    let dir = state_dir.join("fhe-models");
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let json =
+        serde_json::to_vec_pretty(spec).map_err(|e| PartyError::Rejected(format!("model: {e}")))?;
+    std::fs::write(&path, json).map_err(io_err(&path))
+}
+
+/// The demo's job as the parties read it.
+fn demo_plan() -> Result<fhe_score::FhePlan, PartyError> {
+    match spec("demo", "", Vec::new()).computation {
+        Some(job_spec::Computation::FheScore(job)) => {
+            fhe_score::FhePlan::new(&job, &[OWNER.to_string(), EVALUATOR.to_string()])
+        }
+        _ => Err(PartyError::Rejected(
+            "the demo spec is not fhe-score".into(),
+        )),
+    }
+}
+
+/// Runs the demo: data, coordinator + two nodes on loopback, the job, the clear check.
+///
+/// # Errors
+/// Any failure of the data, the nodes or the job; a result that does not decode.
+pub async fn run(
+    opts: &FheDemoOptions,
+    mut on_update: impl FnMut(&pb::Job),
+) -> Result<FheDemoReport, PartyError> {
+    let spec_model = model(&opts.model)?;
+    // Check the model against the features before starting anything.
+    let checked = FheModel::new(spec_model.clone(), &features()?)
+        .map_err(|e| PartyError::Rejected(e.to_string()))?;
+    let data_opts = RiskDataOptions {
+        rows: opts.claims,
+        overlap: 1.0,
+        seed: opts.seed,
+        ..RiskDataOptions::default()
+    };
+    let data = synthetic_risk::generate(&data_opts)?;
+    let files = synthetic_risk::write_risk_files(&opts.work_dir.join("data"), &data)?;
+    let hospital: Vec<(String, DatasetConfig)> =
+        files.into_iter().filter(|(p, _)| p == OWNER).collect();
+    let (_, ds) = hospital
+        .first()
+        .cloned()
+        .ok_or_else(|| PartyError::Rejected("no hospital file".into()))?;
+    let plan = demo_plan()?;
+    let rows = fhe_score::load_rows(&ds.path, &ds, &plan)?;
+
+    let mut sandbox_opts = SandboxOptions::new(opts.work_dir.clone());
+    sandbox_opts.insecure = opts.insecure;
+    let parties = [OWNER.to_string(), EVALUATOR.to_string()];
+    let sandbox = Sandbox::start_with_datasets(sandbox_opts, &parties, &hospital).await?;
+    let outcome = async {
+        let model_id = format!("claims-{}", opts.model);
+        let state = sandbox.dir().join(format!("{EVALUATOR}-state"));
+        write_model(&state, &model_id, &spec_model)?;
+        let key = RecipientSecretKey::generate(&mut seeds::os_rng()?);
+        let started = Instant::now();
+        let job = sandbox
+            .run_job_to_success(
+                spec(&model_id, &opts.release, key.public_key()?.to_vec()),
+                |j| on_update(j),
+            )
+            .await?;
+        let mut client = sandbox.analyst().await?;
+        let result = analyst::fetch_fhe_score_result(&mut client, &job, &key).await?;
+        Ok::<_, PartyError>((job, result, started.elapsed()))
+    }
+    .await;
+    sandbox.shut_down().await;
+    let (job, result, elapsed) = outcome?;
+    report(opts, &checked, &rows.rows, job, result, elapsed)
+}
+
+/// Compares the result with the clear model and collects the figures.
+fn report(
+    opts: &FheDemoOptions,
+    model: &FheModel,
+    rows: &[Vec<u16>],
+    job: pb::Job,
+    result: FheScoreResult,
+    elapsed: Duration,
+) -> Result<FheDemoReport, PartyError> {
+    let clear: Vec<(i32, bool)> = rows
+        .iter()
+        .map(|r| model.evaluate_clear(r))
+        .collect::<Result<_, _>>()
+        .map_err(|e| PartyError::Rejected(e.to_string()))?;
+    if result.rows as usize != clear.len() {
+        return Err(PartyError::Rejected(format!(
+            "{} claims scored for {} in the file",
+            result.rows,
+            clear.len()
+        )));
+    }
+    let mut mismatches = 0u64;
+    for (i, &(score, decision)) in clear.iter().enumerate() {
+        let bad_decision = result.decisions.as_ref().is_some_and(|d| d[i] != decision);
+        let bad_score = result
+            .scores
+            .as_ref()
+            .is_some_and(|s| s[i] != i64::from(score));
+        mismatches += u64::from(bad_decision || bad_score);
+    }
+    if let Some(agg) = &result.aggregate {
+        let sum: i64 = clear.iter().map(|c| i64::from(c.0)).sum();
+        let positives = clear.iter().filter(|c| c.1).count() as u64;
+        mismatches += u64::from(agg.sum != sum) + u64::from(agg.positives != positives);
+    }
+    let claims = result.rows;
+    Ok(FheDemoReport {
+        claims,
+        model: opts.model.clone(),
+        release: result.release.clone(),
+        mismatches,
+        positives: clear.iter().filter(|c| c.1).count() as u64,
+        seconds_per_claim: if claims == 0 {
+            0.0
+        } else {
+            result.evaluate_seconds / claims as f64
+        },
+        bootstraps_per_claim: result.bootstraps_per_claim,
+        server_key_bytes: result.server_key_bytes,
+        server_key_sent: result.server_key_sent,
+        ciphertext_bytes: result.ciphertext_bytes,
+        ciphertext_bytes_per_claim: if claims == 0 {
+            0.0
+        } else {
+            result.ciphertext_bytes as f64 / claims as f64
+        },
+        encrypt_seconds: result.encrypt_seconds,
+        job_seconds: elapsed.as_secs_f64(),
+        rounds: job.parties.iter().map(|p| p.rounds).max().unwrap_or(0),
+        bytes_sent_per_party: job
+            .parties
+            .iter()
+            .map(|p| (p.party.clone(), p.bytes_sent))
+            .collect(),
+        job_id: job.id,
+        result: Some(result),
+    })
+}
