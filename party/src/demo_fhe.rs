@@ -51,7 +51,7 @@ pub fn model(kind: &str) -> Result<ModelSpec, PartyError> {
             "features": features,
             "weights": [-2, 1, -40, 15, -60, -3, 25, 18],
             "bias": 300,
-            "threshold": 200,
+            "threshold": 507,
         }),
         "scorecard" => serde_json::json!({
             "kind": "scorecard",
@@ -67,12 +67,12 @@ pub fn model(kind: &str) -> Result<ModelSpec, PartyError> {
                 {"edges": [2, 5], "points": [0, 10, 30]},
                 {"edges": [5, 12], "points": [0, 8, 20]},
             ],
-            "threshold": 620,
+            "threshold": 615,
         }),
         "tree" => serde_json::json!({
             "kind": "tree",
             "features": features,
-            "threshold": 10,
+            "threshold": 5,
             "trees": [
                 {"nodes": [
                     {"feature": 7, "threshold": 10, "left": 1, "right": 2},
@@ -371,4 +371,178 @@ fn report(
         job_id: job.id,
         result: Some(result),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo end to end (scores), then on the same nodes: the key is found cached, the other
+    /// releases and models agree with the clear model, and bad jobs fail saying why.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fhe_score_jobs_match_the_clear_model_and_refuse_bad_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = FheDemoOptions::new(dir.path().to_path_buf());
+        o.claims = 3;
+        o.insecure = true;
+        let report = run(&o, |_| {}).await.unwrap();
+        assert_eq!((report.claims, report.mismatches), (3, 0), "{report:#?}");
+        assert!(report.server_key_sent);
+        let result = report.result.unwrap();
+        assert_eq!(result.ids.len(), 3);
+        assert_eq!(result.scores.as_ref().map(Vec::len), Some(3));
+        // The hospital's client key is stored 0600 under its state directory.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let key = dir.path().join("hospital-state/fhe/owner/client.key");
+            let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+
+        // Same directory again: new nodes, the insurer's disk cache has the hospital's key.
+        let data = synthetic_risk::generate(&RiskDataOptions {
+            rows: 3,
+            overlap: 1.0,
+            ..RiskDataOptions::default()
+        })
+        .unwrap();
+        let files = synthetic_risk::write_risk_files(&dir.path().join("data"), &data).unwrap();
+        let hospital: Vec<_> = files.into_iter().filter(|(p, _)| p == OWNER).collect();
+        let rows = fhe_score::load_rows(&hospital[0].1.path, &hospital[0].1, &demo_plan().unwrap())
+            .unwrap()
+            .rows;
+        let mut sopts = SandboxOptions::new(dir.path().to_path_buf());
+        sopts.insecure = true;
+        let parties = [OWNER.to_string(), EVALUATOR.to_string()];
+        let sandbox = Sandbox::start_with_datasets(sopts, &parties, &hospital)
+            .await
+            .unwrap();
+        let state = dir.path().join(format!("{EVALUATOR}-state"));
+        let key = RecipientSecretKey::generate(&mut seeds::os_rng().unwrap());
+        let public = key.public_key().unwrap().to_vec();
+        let fetch = |job: pb::Job| {
+            let (sandbox, key) = (&sandbox, &key);
+            async move {
+                let mut c = sandbox.analyst().await.unwrap();
+                analyst::fetch_fhe_score_result(&mut c, &job, key)
+                    .await
+                    .unwrap()
+            }
+        };
+        let features = features().unwrap();
+
+        // Aggregate release of the tree: only sums open, and they are the clear model's.
+        let tree = model("tree").unwrap();
+        write_model(&state, "t1", &tree).unwrap();
+        let job = sandbox
+            .run_job_to_success(spec("t1", "aggregate", public.clone()), |_| {})
+            .await
+            .unwrap();
+        let r = fetch(job).await;
+        assert!(!r.server_key_sent, "the key should be cached");
+        assert!(r.scores.is_none() && r.decisions.is_none());
+        let m = FheModel::new(tree, &features).unwrap();
+        let clear: Vec<(i32, bool)> = rows.iter().map(|x| m.evaluate_clear(x).unwrap()).collect();
+        let agg = r.aggregate.unwrap();
+        assert_eq!(agg.count, 3);
+        assert_eq!(agg.sum, clear.iter().map(|c| i64::from(c.0)).sum::<i64>());
+        assert_eq!(agg.positives, clear.iter().filter(|c| c.1).count() as u64);
+
+        // Decisions only, scorecard.
+        let card = model("scorecard").unwrap();
+        write_model(&state, "c1", &card).unwrap();
+        let job = sandbox
+            .run_job_to_success(spec("c1", "decisions", public.clone()), |_| {})
+            .await
+            .unwrap();
+        let r = fetch(job).await;
+        let m = FheModel::new(card, &features).unwrap();
+        let want: Vec<bool> = rows
+            .iter()
+            .map(|x| m.evaluate_clear(x).unwrap().1)
+            .collect();
+        assert_eq!(r.decisions.unwrap(), want);
+        assert!(r.scores.is_none());
+
+        // A model the insurer does not hold: refused before anything runs, naming it.
+        let job = sandbox
+            .run_job(spec("nope", "", public.clone()), |_| {})
+            .await
+            .unwrap();
+        assert_ne!(job.state(), pb::JobState::Succeeded);
+        assert!(
+            job.reason.contains("no FHE model \"nope\""),
+            "{}",
+            job.reason
+        );
+
+        // A model whose sum could overflow 32 bits: refused with the bound.
+        let mut huge = serde_json::to_value(model("linear").unwrap()).unwrap();
+        huge["weights"][1] = serde_json::json!(i32::MAX);
+        write_model(&state, "huge", &serde_json::from_value(huge).unwrap()).unwrap();
+        let job = sandbox
+            .run_job(spec("huge", "", public.clone()), |_| {})
+            .await
+            .unwrap();
+        assert_ne!(job.state(), pb::JobState::Succeeded);
+        assert!(job.reason.contains("overflow"), "{}", job.reason);
+
+        // A value beyond its declared width: the hospital fails naming column and row, before
+        // anything is encrypted.
+        write_model(&state, "l1", &model("linear").unwrap()).unwrap();
+        let mut narrow = spec("l1", "", public.clone());
+        if let Some(job_spec::Computation::FheScore(f)) = &mut narrow.computation {
+            f.features[0].bits = 5; // age up to 31
+        }
+        let job = sandbox.run_job(narrow, |_| {}).await.unwrap();
+        assert_eq!(job.state(), pb::JobState::Failed, "{}", job.reason);
+        assert!(
+            job.reason.contains("\"age\"") && job.reason.contains("row 1"),
+            "{}",
+            job.reason
+        );
+        sandbox.shut_down().await;
+    }
+
+    /// Every built-in model flags a sensible share of the synthetic claims (neither none nor
+    /// all), so the demo's decisions are informative.
+    #[test]
+    fn built_in_models_flag_some_claims_but_not_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = synthetic_risk::generate(&RiskDataOptions {
+            rows: 2000,
+            overlap: 1.0,
+            ..RiskDataOptions::default()
+        })
+        .unwrap();
+        let files = synthetic_risk::write_risk_files(dir.path(), &data).unwrap();
+        let (_, ds) = files.into_iter().find(|(p, _)| p == OWNER).unwrap();
+        let rows = fhe_score::load_rows(&ds.path, &ds, &demo_plan().unwrap())
+            .unwrap()
+            .rows;
+        for kind in ["linear", "scorecard", "tree"] {
+            let m = FheModel::new(model(kind).unwrap(), &features().unwrap()).unwrap();
+            let mut scores: Vec<i32> = rows
+                .iter()
+                .map(|r| m.evaluate_clear(r).unwrap().0)
+                .collect();
+            let flagged = rows
+                .iter()
+                .filter(|r| m.evaluate_clear(r).unwrap().1)
+                .count() as f64
+                / rows.len() as f64;
+            scores.sort_unstable();
+            let q = |p: f64| scores[((scores.len() - 1) as f64 * p) as usize];
+            eprintln!(
+                "{kind}: flagged {flagged:.3}; quantiles 10/25/50/75/90: {} {} {} {} {}",
+                q(0.1),
+                q(0.25),
+                q(0.5),
+                q(0.75),
+                q(0.9)
+            );
+            assert!((0.1..=0.5).contains(&flagged), "{kind}: {flagged}");
+        }
+    }
 }

@@ -292,7 +292,7 @@ fn u64_words(
     from: usize,
     round: u32,
 ) -> Result<Vec<u64>, PartyError> {
-    if bytes.len() % 8 != 0 {
+    if !bytes.len().is_multiple_of(8) {
         return Err(treaty_mpc::MpcError::MalformedMessage { from, round, what }.into());
     }
     Ok(bytes
@@ -736,7 +736,7 @@ async fn evaluator<T: Transport, R: CryptoRng + ?Sized>(
             .unwrap_or(usize::MAX);
         // Ciphertexts per row: one per declared feature bit.
         let k: usize = plan.features.iter().map(|f| f.bits() as usize).sum();
-        if items == usize::MAX || items % k != 0 || items / k > CHUNK_ROWS {
+        if items == usize::MAX || !items.is_multiple_of(k) || items / k > CHUNK_ROWS {
             return Err(treaty_mpc::MpcError::MalformedMessage {
                 from: owner,
                 round,
