@@ -757,6 +757,15 @@ mod tests {
                 .unwrap();
             assert_eq!(spec.inputs.len(), 3);
         }
+        let fhe = JobFile::parse(include_str!("../../examples/fhe-score-job.toml"))
+            .unwrap()
+            .to_spec(Some([3; 32]))
+            .unwrap();
+        let Some(job_spec::Computation::FheScore(f)) = fhe.computation else {
+            panic!("not an fhe-score job");
+        };
+        assert_eq!((f.owner.as_str(), f.features.len()), ("hospital", 8));
+        assert_eq!(fhe.protocol, "fhe");
         let train = JobFile::parse(include_str!("../../examples/train-job.toml"))
             .unwrap()
             .to_spec(Some([3; 32]))

@@ -1,23 +1,26 @@
 //! # treaty-fhe
 //!
-//! The homomorphic-encryption half of Treaty: one party's data encrypted under its own key while
-//! another party evaluates its model on the ciphertexts (tfhe-rs 1.8 high-level integer API).
+//! The homomorphic-encryption half of Treaty: one party's records encrypted under its own key
+//! while another party evaluates its own model on the ciphertexts (tfhe-rs 1.8, high-level API),
+//! and the result brought to the right party by masking. No I/O beyond key files, no gRPC.
 //!
-//! - [`keys`]: the data owner's keys ([`OwnerKeys`]), the client-key wrapper ([`FheClientKey`]),
-//!   server-key export/import with a size limit and a parameter-conformance check, and [`KeyId`].
-//! - [`score`]: a linear score plus threshold evaluated on encrypted rows ([`LinearModel`],
-//!   [`EncryptedRows`], [`Evaluator`]), validated for overflow before anything is encrypted.
+//! - [`keys`]: the owner's key pair ([`OwnerKeys`]: generated with a random key tag, saved with
+//!   the client key 0600, loaded), the client key wrapper ([`FheClientKey`]: no `Debug` content,
+//!   wiped on drop), the compressed server key on the wire (size limit, tfhe's versioned format,
+//!   conformance with [`keys::treaty_config`]) and its [`KeyId`].
+//! - [`model`]: the evaluator's models ([`ModelSpec`]: linear, scorecard, tree ensemble), validated
+//!   against the owner's declared features with their overflow bound ([`FheModel`]), and their
+//!   clear reference evaluation.
+//! - [`circuit`]: every model as one boolean–clear dot product over the encrypted feature bits
+//!   ([`EncryptedRows`], [`Evaluator`], one rayon pool per server key).
+//! - [`mask`]: the masking conversion — to the evaluator ([`Masks::unmask`]) or to additive
+//!   shares over Z_2^64 ([`Masks::evaluator_shares`]).
+//! - [`wire`]: ciphertext batches both ways (seeded compressed bits up, compressed masked results
+//!   down), every item checked for size, format, parameters and key tag.
 //!
 //! Parameters: tfhe's defaults (`ConfigBuilder::default()`: 2-bit message, 2-bit carry, PBS with
-//! p_fail ≤ 2^-128), see [`keys::treaty_config`].
-//!
-//! ## Measured (release, 2 shared cores with another build running, so pessimistic)
-//! Key generation 2.4 s; compressed server key 60 228 265 bytes (57 MiB) serialized;
-//! import + decompress 1.1 s; one claim, 8 features of 16 bits, linear score + threshold on
-//! `FheInt32`: 19 s wall (`latency_one_claim_eight_features`, ignored test). PBS are not counted
-//! by default: build with `--features pbs-stats` to print tfhe's counter.
-//!
-//! Nothing in the workspace depends on this crate yet (issue 6 wires it into the party).
+//! p_fail ≤ 2^-128), see [`keys::treaty_config`]. tfhe's `pbs-stats` counter is on
+//! ([`bootstraps`]): `treaty demo fhe` and `treaty bench fhe` report bootstraps per claim.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -4,9 +4,13 @@
 //! - Owner → evaluator ([`encrypt_rows`], [`EncryptedRows::from_wire`]): every feature bit as a
 //!   *seeded* compressed `FheBool` (the random mask of the LWE ciphertext is replaced by a seed:
 //!   ≈ 280 bytes instead of 16 KiB; decompressing costs no bootstrap).
-//! - Evaluator → owner ([`encode_masked`], [`decode_masked`]): every masked ciphertext
-//!   modulus-switched and compressed (tfhe's `compress`); the owner decompresses it (one
-//!   bootstrap per block, with its own server key) before decrypting.
+//! - Evaluator → owner ([`encode_masked`], [`decrypt_masked`]): masked bits and 16/32-bit
+//!   values as they are (≈ 16.5 KiB per block: 148 KiB per row for a 16-bit score and its
+//!   decision), which the owner decrypts at no cost; masked 64-bit shares (`aggregate`, 32 blocks
+//!   each) modulus-switched and compressed (tfhe's `compress`: ≈ 12 KiB instead of 528 KiB),
+//!   which the owner decompresses with one bootstrap per block before decrypting. Decompressing
+//!   the small results would cost the owner about 9 bootstraps per row — 8% of a linear claim —
+//!   to save bandwidth that one claim per second does not need.
 //!
 //! A batch is `u32 count` then per item `u8 kind, u32 length, bytes`, little-endian. Every item
 //! is read with `safe_deserialize_conformant` under [`ITEM_SIZE_LIMIT`] and must carry the tag
@@ -21,7 +25,8 @@ use tfhe::{
     CompressedFheBool, CompressedFheBoolConformanceParams, CompressedFheUint16,
     CompressedFheUint16ConformanceParams, CompressedFheUint32,
     CompressedFheUint32ConformanceParams, CompressedFheUint64,
-    CompressedFheUint64ConformanceParams, FheBool, Tag,
+    CompressedFheUint64ConformanceParams, FheBool, FheBoolConformanceParams, FheUint16,
+    FheUint16ConformanceParams, FheUint32, FheUint32ConformanceParams, Tag,
 };
 
 use crate::FheError;
@@ -37,6 +42,9 @@ const KIND_BOOL: u8 = 1;
 const KIND_U16: u8 = 2;
 const KIND_U32: u8 = 3;
 const KIND_U64: u8 = 4;
+const KIND_RAW_BOOL: u8 = 5;
+const KIND_RAW_U16: u8 = 6;
+const KIND_RAW_U32: u8 = 7;
 
 fn push_item<T: serde::Serialize + tfhe::Versionize + tfhe::named::Named>(
     out: &mut Vec<u8>,
@@ -212,9 +220,9 @@ pub fn encode_masked(
             .map(|m| {
                 let mut out = Vec::new();
                 match m {
-                    MaskedCiphertext::Bool(b) => push_item(&mut out, KIND_BOOL, &b.compress())?,
-                    MaskedCiphertext::U16(v) => push_item(&mut out, KIND_U16, &v.compress())?,
-                    MaskedCiphertext::U32(v) => push_item(&mut out, KIND_U32, &v.compress())?,
+                    MaskedCiphertext::Bool(b) => push_item(&mut out, KIND_RAW_BOOL, b)?,
+                    MaskedCiphertext::U16(v) => push_item(&mut out, KIND_RAW_U16, v)?,
+                    MaskedCiphertext::U32(v) => push_item(&mut out, KIND_RAW_U32, v)?,
                     MaskedCiphertext::U64(v) => push_item(&mut out, KIND_U64, &v.compress())?,
                 }
                 Ok(out)
@@ -243,6 +251,11 @@ pub fn decrypt_masked(
     let items = items(bytes, expected)?;
     let sk = own.server_key();
     let tag = sk.tag();
+    let (rb, r16, r32) = (
+        FheBoolConformanceParams::from(sk),
+        FheUint16ConformanceParams::from(sk),
+        FheUint32ConformanceParams::from(sk),
+    );
     let (pb, p16, p32, p64) = (
         CompressedFheBoolConformanceParams::from(sk),
         CompressedFheUint16ConformanceParams::from(sk),
@@ -255,6 +268,9 @@ pub fn decrypt_masked(
             .enumerate()
             .map(|(i, &(kind, b))| {
                 let m = match kind {
+                    KIND_RAW_BOOL => MaskedCiphertext::Bool(read::<FheBool>(i, b, &rb, tag)?),
+                    KIND_RAW_U16 => MaskedCiphertext::U16(read::<FheUint16>(i, b, &r16, tag)?),
+                    KIND_RAW_U32 => MaskedCiphertext::U32(read::<FheUint32>(i, b, &r32, tag)?),
                     KIND_BOOL => MaskedCiphertext::Bool(
                         read::<CompressedFheBool>(i, b, &pb, tag)?.decompress(),
                     ),

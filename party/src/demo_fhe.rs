@@ -505,6 +505,17 @@ mod tests {
         sandbox.shut_down().await;
     }
 
+    /// The shipped example model is the demo's linear model, and it fits the example job's
+    /// features.
+    #[test]
+    fn the_shipped_example_model_is_the_demos() {
+        let shipped: ModelSpec =
+            serde_json::from_str(include_str!("../../examples/fhe-models/claims-linear.json"))
+                .unwrap();
+        assert_eq!(shipped, model("linear").unwrap());
+        assert!(FheModel::new(shipped, &features().unwrap()).is_ok());
+    }
+
     /// Every built-in model flags a sensible share of the synthetic claims (neither none nor
     /// all), so the demo's decisions are informative.
     #[test]

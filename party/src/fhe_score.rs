@@ -38,7 +38,12 @@ use crate::error::io_err;
 /// First round of an `fhe-score` job.
 pub const FHE_ROUND: u32 = 1;
 /// Rows per encrypted chunk (one upload, one masked batch back).
-pub const CHUNK_ROWS: usize = 256;
+///
+/// The owner waits for a chunk's masked results under the data plane's peer timeout
+/// (`peer_timeout_secs`, 60 s by default), so a chunk must be evaluated well within it: 16 rows
+/// of the demo's models take 5–31 s on two cores (0.3–1.9 s per row, see `treaty bench fhe`).
+/// A model costing more than about `peer_timeout / 16` per row needs a longer timeout.
+pub const CHUNK_ROWS: usize = 16;
 /// First round of the chunks.
 const CHUNK_ROUND: u32 = 10;
 
