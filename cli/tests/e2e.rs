@@ -263,4 +263,52 @@ fn coordinator_and_three_party_processes_match_the_clear_computation() {
         }
     }
     assert!(scored["ids"][0].as_str().unwrap().starts_with("P-"));
+
+    // The insurer scores the hospital's claims under encryption, as shipped in
+    // examples/fhe-score-job.toml with examples/fhe-models/claims-linear.json.
+    run_ok(
+        treaty()
+            .args(["synth-risk", "--rows", "3", "--out"])
+            .arg(d.join("data/fhe")),
+    );
+    let models = d.join("party-state/insurer/fhe-models");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::copy(
+        examples.join("fhe-models/claims-linear.json"),
+        models.join("claims-linear.json"),
+    )
+    .unwrap();
+    let fhe = open(&submit(&examples.join("fhe-score-job.toml")));
+    assert_eq!(fhe["rows"], 3, "{fhe}");
+    assert_eq!(fhe["model_kind"], "linear");
+    assert_eq!(fhe["server_key_sent"], true);
+    // The same model in the clear, from the hospital's file.
+    let csv = std::fs::read_to_string(d.join("data/fhe/hospital.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let features = [
+        ("age", 1.0, -2),
+        ("bmi", 10.0, 1),
+        ("chronic_conditions", 1.0, -40),
+        ("smoker", 1.0, 15),
+        ("admissions_12m", 1.0, -60),
+        ("length_of_stay", 1.0, -3),
+        ("er_visits_12m", 1.0, 25),
+        ("prescriptions", 1.0, 18),
+    ];
+    for (i, line) in lines.enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        let score: i64 = 300
+            + features
+                .iter()
+                .map(|(c, scale, w)| {
+                    let at = header.iter().position(|h| h == c).unwrap();
+                    let x: f64 = cells[at].parse().unwrap();
+                    w * (x * scale).round() as i64
+                })
+                .sum::<i64>();
+        assert_eq!(fhe["scores"][i], score, "{fhe}");
+        assert_eq!(fhe["decisions"][i], score >= 507, "{fhe}");
+        assert_eq!(fhe["ids"][i], cells[0], "{fhe}");
+    }
 }

@@ -295,3 +295,38 @@ pub fn decrypt_masked(
             .collect()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(items: &[(u8, &[u8])]) -> Vec<u8> {
+        let mut out = (items.len() as u32).to_le_bytes().to_vec();
+        for (kind, bytes) in items {
+            out.push(*kind);
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+        out
+    }
+
+    #[test]
+    fn framing_is_checked_before_any_ciphertext_is_read() {
+        let good = batch(&[(KIND_BOOL, b"abc"), (KIND_BOOL, b"")]);
+        let items = items(&good, 2).unwrap();
+        assert_eq!(items, vec![(KIND_BOOL, &b"abc"[..]), (KIND_BOOL, &b""[..])]);
+        let err = |bytes: &[u8], n: usize| super::items(bytes, n).unwrap_err().to_string();
+        assert!(err(&good, 3).contains("2 ciphertexts where 3"));
+        assert!(err(&good[..good.len() - 2], 2).contains("item 1: truncated"));
+        assert!(err(&good[..good.len() - 6], 2).contains("item 0: truncated"));
+        assert!(err(&[1, 0], 1).contains("no item count"));
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(err(&trailing, 2).contains("trailing bytes"));
+        // A declared length above the item limit is refused without reading (or allocating) it.
+        let mut oversized = 1u32.to_le_bytes().to_vec();
+        oversized.push(KIND_BOOL);
+        oversized.extend_from_slice(&(ITEM_SIZE_LIMIT as u32 + 1).to_le_bytes());
+        assert!(err(&oversized, 1).contains("item 0: larger than the item size limit"));
+    }
+}
