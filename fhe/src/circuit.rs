@@ -220,6 +220,29 @@ fn ge_const(bits: &[FheBool], e: u16) -> FheBool {
 
 /// One row on ciphertexts; the server key is installed on this thread.
 pub(crate) fn evaluate_row(model: &FheModel, row: &[FheBool]) -> EncryptedScore {
+    let sum = row_sum(model, row);
+    let decision = decide(model, &sum);
+    EncryptedScore {
+        sum,
+        offset: model.offset,
+        decision,
+    }
+}
+
+/// `score ≥ threshold`, i.e. `Σ c_j·b_j ≥ threshold − K`, on the encrypted sum.
+pub(crate) fn decide(model: &FheModel, sum: &EncryptedSum) -> FheBool {
+    let threshold = i64::from(model.threshold()) - model.offset;
+    let range = i64::try_from(model.range).unwrap_or(i64::MAX);
+    // `FheModel::new` refused thresholds outside 1..=range: `0 < t ≤ range < 2^W`.
+    let t = threshold.clamp(1, range);
+    match sum {
+        EncryptedSum::U16(s) => s.ge(t as u16),
+        EncryptedSum::U32(s) => s.ge(t as u32),
+    }
+}
+
+/// `Σ c_j·b_j` for one row.
+pub(crate) fn row_sum(model: &FheModel, row: &[FheBool]) -> EncryptedSum {
     let x = feature_bits(model, row);
     // (boolean, signed coefficient) in the order of `FheModel::affine`.
     let terms: Vec<(FheBool, i64)> = match &model.spec {
@@ -267,38 +290,19 @@ pub(crate) fn evaluate_row(model: &FheModel, row: &[FheBool]) -> EncryptedScore 
             }
         })
         .unzip();
-    let threshold = i64::from(model.threshold()) - model.offset;
-    let range = i64::try_from(model.range).unwrap_or(i64::MAX);
-    let (sum, decision) = if model.score_bits() == 16 {
-        let sum = if bools.is_empty() {
+    if model.score_bits() == 16 {
+        EncryptedSum::U16(if bools.is_empty() {
             FheUint16::encrypt_trivial(0u16)
         } else {
             let c16: Vec<u16> = coefficients.iter().map(|&c| c as u16).collect();
             FheUint16::dot_product(&bools, &c16)
-        };
-        let decision = match threshold {
-            t if t <= 0 => FheBool::encrypt_trivial(true),
-            t if t > range => FheBool::encrypt_trivial(false),
-            t => sum.ge(t as u16),
-        };
-        (EncryptedSum::U16(sum), decision)
+        })
     } else {
-        let sum = if bools.is_empty() {
+        EncryptedSum::U32(if bools.is_empty() {
             FheUint32::encrypt_trivial(0u32)
         } else {
             FheUint32::dot_product(&bools, &coefficients)
-        };
-        let decision = match threshold {
-            t if t <= 0 => FheBool::encrypt_trivial(true),
-            t if t > range => FheBool::encrypt_trivial(false),
-            t => sum.ge(t as u32),
-        };
-        (EncryptedSum::U32(sum), decision)
-    };
-    EncryptedScore {
-        sum,
-        offset: model.offset,
-        decision,
+        })
     }
 }
 

@@ -17,7 +17,11 @@
 //! | [`Release::Aggregate`] | `sum + r`, `decision + r'` mod 2^64 | uniform `u64`s | its shares `K − r`, `−r'` only |
 //!
 //! Every mask is uniform over its whole ring (a one-time pad), so a masked value is independent
-//! of the result: perfect hiding, not statistical. In [`Release::Aggregate`] the owner's masked
+//! of the result: perfect hiding, not statistical. The sum is masked by addition, not XOR: the
+//! addition's carry propagation ends every block in a bootstrap, while tfhe's XOR with a clear
+//! value leaves a block that is a trivial encryption (the high blocks of a sum whose range needs
+//! fewer bits) trivial — readable without the key and refused by the conformance check. The
+//! decision is computed at the same time as the masking ([`Evaluator::evaluate_masked`]). In [`Release::Aggregate`] the owner's masked
 //! values and the evaluator's `K − r`, `−r'` are additive shares of the score and the decision
 //! over Z_2^64 — the ring of Treaty's MPC — exactly, with no wrap correction (`sum` and the
 //! decision are zero-extended to 64 bits, which costs no bootstrap).
@@ -35,8 +39,9 @@ use tfhe::{FheBool, FheUint16, FheUint32, FheUint64};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::FheError;
-use crate::circuit::{EncryptedScore, EncryptedSum, Evaluator};
+use crate::circuit::{EncryptedRows, EncryptedScore, EncryptedSum, Evaluator, decide, row_sum};
 use crate::keys::FheClientKey;
+use crate::model::FheModel;
 
 /// What leaves an `fhe-score` job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,6 +237,18 @@ impl Masks {
     }
 }
 
+/// Fresh mask words for `rows` rows: per row `values_per_row` words, each uniform over its ring.
+fn draw<R: CryptoRng + ?Sized>(rows: usize, release: Release, bits: u32, rng: &mut R) -> Vec<u64> {
+    let per_row = release.values_per_row();
+    (0..rows * per_row)
+        .map(|i| match (release, i % per_row) {
+            (Release::Decisions, _) | (Release::Scores, 1) => rng.next_u64() & 1,
+            (Release::Scores, _) => rng.next_u64() & ((1u64 << bits) - 1),
+            (Release::Aggregate, _) => rng.next_u64(),
+        })
+        .collect()
+}
+
 impl Evaluator {
     /// Masks every row's result for `release` with fresh uniform masks from `rng`: what goes
     /// to the owner, and what the evaluator keeps.
@@ -241,24 +258,18 @@ impl Evaluator {
         release: Release,
         rng: &mut R,
     ) -> (Vec<MaskedCiphertext>, Masks) {
-        let per_row = release.values_per_row();
         let bits = match results.first().map(|r| &r.sum) {
             Some(EncryptedSum::U32(_)) => 32,
             _ => 16,
         };
         let offset = results.first().map_or(0, |r| r.offset);
-        let mut words: Vec<u64> = (0..results.len() * per_row)
-            .map(|i| match (release, i % per_row) {
-                (Release::Decisions, _) | (Release::Scores, 1) => rng.next_u64() & 1,
-                (Release::Scores, _) => rng.next_u64() & ((1u64 << bits) - 1),
-                (Release::Aggregate, _) => rng.next_u64(),
-            })
-            .collect();
+        let mut words = draw(results.len(), release, bits, rng);
+        let per_row = release.values_per_row();
         let masked = self.install(|| {
             results
                 .into_par_iter()
                 .zip(words.par_chunks(per_row))
-                .flat_map_iter(|(r, m)| apply(r, release, m))
+                .flat_map_iter(|(r, m)| apply(&r.sum, || r.decision.clone(), release, m))
                 .collect()
         });
         let masks = Masks {
@@ -269,27 +280,81 @@ impl Evaluator {
         };
         (masked, masks)
     }
+
+    /// Evaluates `model` on every row and masks the results for `release` in one pass: per row
+    /// the encrypted sum, then its comparison with the threshold and its masking side by side
+    /// (what a job runs; [`Evaluator::evaluate`] then [`Evaluator::mask`] give the same result
+    /// one step after the other).
+    ///
+    /// # Errors
+    /// [`FheError::SchemaMismatch`] if the rows were encrypted for other features than the
+    /// model's.
+    pub fn evaluate_masked<R: CryptoRng + ?Sized>(
+        &self,
+        model: &FheModel,
+        rows: &EncryptedRows,
+        release: Release,
+        rng: &mut R,
+    ) -> Result<(Vec<MaskedCiphertext>, Masks), FheError> {
+        if rows.features != model.features {
+            return Err(FheError::SchemaMismatch);
+        }
+        let bits = model.score_bits();
+        let mut words = draw(rows.len(), release, bits, rng);
+        let per_row = release.values_per_row();
+        let masked = self.install(|| {
+            rows.rows
+                .par_iter()
+                .zip(words.par_chunks(per_row))
+                .flat_map_iter(|(row, m)| {
+                    let sum = row_sum(model, row);
+                    apply(&sum, || decide(model, &sum), release, m)
+                })
+                .collect()
+        });
+        let masks = Masks {
+            release,
+            bits,
+            offset: model.offset,
+            words: std::mem::take(&mut words),
+        };
+        Ok((masked, masks))
+    }
 }
 
-/// Masks one row; the server key is installed on this thread.
-fn apply(r: EncryptedScore, release: Release, m: &[u64]) -> Vec<MaskedCiphertext> {
+/// Masks one row: the decision (from `decision`) and the sum side by side; the server key is
+/// installed on this thread.
+fn apply(
+    sum: &EncryptedSum,
+    decision: impl FnOnce() -> FheBool + Send,
+    release: Release,
+    m: &[u64],
+) -> Vec<MaskedCiphertext> {
     let flip = |d: FheBool, b: u64| if b == 1 { !d } else { d };
     match release {
-        Release::Decisions => vec![MaskedCiphertext::Bool(flip(r.decision, m[0]))],
+        Release::Decisions => vec![MaskedCiphertext::Bool(flip(decision(), m[0]))],
         Release::Scores => {
             // `m[0]` was drawn below 2^bits.
-            let sum = match r.sum {
-                EncryptedSum::U16(s) => MaskedCiphertext::U16(s + m[0] as u16),
-                EncryptedSum::U32(s) => MaskedCiphertext::U32(s + m[0] as u32),
-            };
-            vec![sum, MaskedCiphertext::Bool(flip(r.decision, m[1]))]
+            let (sum, decision) = rayon::join(
+                || match sum {
+                    EncryptedSum::U16(s) => MaskedCiphertext::U16(s + (m[0] as u16)),
+                    EncryptedSum::U32(s) => MaskedCiphertext::U32(s + (m[0] as u32)),
+                },
+                decision,
+            );
+            vec![sum, MaskedCiphertext::Bool(flip(decision, m[1]))]
         }
         Release::Aggregate => {
-            let sum = match r.sum {
-                EncryptedSum::U16(s) => FheUint64::cast_from(s),
-                EncryptedSum::U32(s) => FheUint64::cast_from(s),
-            } + m[0];
-            let decision = FheUint64::cast_from(r.decision) + m[1];
+            let (sum, decision) = rayon::join(
+                || {
+                    let wide = match sum {
+                        EncryptedSum::U16(s) => FheUint64::cast_from(s.clone()),
+                        EncryptedSum::U32(s) => FheUint64::cast_from(s.clone()),
+                    };
+                    wide + m[0]
+                },
+                || FheUint64::cast_from(decision()) + m[1],
+            );
             vec![MaskedCiphertext::U64(sum), MaskedCiphertext::U64(decision)]
         }
     }

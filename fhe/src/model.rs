@@ -344,6 +344,18 @@ impl FheModel {
         }
         model.offset = offset;
         model.range = range as u64;
+        // A decision that is the same for every row needs no encryption and would travel as a
+        // trivial ciphertext: refuse the model instead.
+        let t = i64::from(model.threshold()) - offset;
+        if t <= 0 || t > range as i64 {
+            return Err(invalid(format!(
+                "threshold {} is {} reached: scores lie in {}..={}",
+                model.threshold(),
+                if t <= 0 { "always" } else { "never" },
+                offset,
+                offset + range as i64
+            )));
+        }
         Ok(model)
     }
 
@@ -681,6 +693,11 @@ mod tests {
             )
             .contains("feature index 2")
         );
+        // A threshold every row (or no row) reaches.
+        assert!(err(r#"{"kind":"linear","features":["age","amount"],"weights":[1,1],"bias":0,"threshold":0}"#)
+            .contains("always reached"));
+        assert!(err(r#"{"kind":"linear","features":["age","amount"],"weights":[1,1],"bias":0,"threshold":70000}"#)
+            .contains("never reached"));
         // Unknown fields are refused by serde.
         assert!(
             serde_json::from_str::<ModelSpec>(

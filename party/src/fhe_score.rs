@@ -763,9 +763,10 @@ async fn evaluator<T: Transport, R: CryptoRng + ?Sized>(
             use rand_chacha::rand_core::SeedableRng;
             let rows = EncryptedRows::from_wire(&upload, &f, n, &ev).map_err(fhe_err)?;
             let before = treaty_fhe::bootstraps();
-            let results = ev.evaluate(&m, &rows).map_err(fhe_err)?;
             let mut chunk_rng = rand_chacha::ChaCha20Rng::from_seed(masks_seed);
-            let (masked, masks) = ev.mask(results, release, &mut chunk_rng);
+            let (masked, masks) = ev
+                .evaluate_masked(&m, &rows, release, &mut chunk_rng)
+                .map_err(fhe_err)?;
             let pbs = treaty_fhe::bootstraps().saturating_sub(before);
             let batch = encode_masked(&ev, &masked).map_err(fhe_err)?;
             Ok((batch, masks, pbs))
