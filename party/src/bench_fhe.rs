@@ -6,8 +6,9 @@
 //! - **Upload**: the first job sends the server key, later ones find it cached; the difference
 //!   between a cold and a warm one-claim job is the key's upload (57 MiB over mutual TLS).
 //! - **Per model** (linear, scorecard, tree on the demo's 8 claim features): one claim's latency
-//!   and a batch's throughput, *direct* (one process: encrypt, evaluate, decrypt, with tfhe's
-//!   server key installed on every thread) and *Treaty* (an `fhe-score` job: coordinator, two
+//!   and a batch's throughput, *direct* (the same circuit in one process: encrypt, evaluate and
+//!   mask, decrypt the masked values, unmask — no serialization, transport or scheduling) and
+//!   *Treaty* (an `fhe-score` job: coordinator, two
 //!   nodes on loopback with mutual TLS, seeded compressed upload, evaluation, masking,
 //!   compressed return, the owner's decryption, unmasking, sealing, opening), and the ratio —
 //!   Treaty's overhead is everything but the circuit. Bootstraps per claim from tfhe's counter.
@@ -18,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use rayon::prelude::*;
-use treaty_fhe::{EncryptedRows, Evaluator, FheModel, OwnerKeys, import_server_key};
+use treaty_fhe::{EncryptedRows, Evaluator, FheModel, OwnerKeys, Release, import_server_key};
 use treaty_mpc::output::RecipientSecretKey;
 use treaty_mpc::seeds;
 
@@ -47,9 +48,10 @@ pub struct FheBenchOptions {
 pub struct FheBenchCase {
     /// The model kind.
     pub model: String,
-    /// Bootstraps per claim (tfhe's counter, direct run).
+    /// Bootstraps per claim: evaluation and masking (tfhe's counter, direct run).
     pub bootstraps_per_claim: f64,
-    /// One claim, direct on tfhe: encrypt, evaluate, decrypt (median seconds).
+    /// One claim, the same circuit directly on tfhe: encrypt, evaluate and mask, decrypt,
+    /// unmask (median seconds).
     pub direct_claim_seconds: f64,
     /// One claim through an `fhe-score` job, submission to opened result (median seconds).
     pub treaty_claim_seconds: f64,
@@ -241,8 +243,10 @@ pub async fn run(
     })
 }
 
-/// Encrypts, evaluates and decrypts `rows` directly on tfhe, `repeat` times; returns the median
-/// seconds and the bootstraps per claim. Checks every result against the clear model.
+/// The same circuit as a job runs, directly on tfhe in one process, `repeat` times: encrypt,
+/// evaluate and mask (`evaluate_masked`, release `scores`), decrypt the masked values, unmask.
+/// Returns the median seconds and the bootstraps per claim (evaluation and masking); checks every
+/// result against the clear model.
 fn direct(
     evaluator: &Evaluator,
     keys: &OwnerKeys,
@@ -253,20 +257,25 @@ fn direct(
     let err = |e: treaty_fhe::FheError| PartyError::Rejected(e.to_string());
     let mut times = Vec::new();
     let mut pbs = 0;
+    let mut rng = treaty_fhe::os_rng().map_err(err)?;
     for _ in 0..repeat.max(1) {
         let t = Instant::now();
         let encrypted =
             EncryptedRows::encrypt(model.features(), rows, keys.client_key()).map_err(err)?;
         let before = treaty_fhe::bootstraps();
-        let results = evaluator.evaluate(model, &encrypted).map_err(err)?;
+        let (masked, masks) = evaluator
+            .evaluate_masked(model, &encrypted, Release::Scores, &mut rng)
+            .map_err(err)?;
         pbs = treaty_fhe::bootstraps() - before;
-        let clear: Vec<(i32, bool)> = results
+        let values: Vec<u64> = masked
             .par_iter()
-            .map(|r| r.decrypt(keys.client_key()))
+            .map(|m| m.decrypt(keys.client_key()))
             .collect();
+        let got = masks.unmask(&values).map_err(err)?;
         times.push(t.elapsed().as_secs_f64());
-        for (row, got) in rows.iter().zip(clear) {
-            if model.evaluate_clear(row).map_err(err)? != got {
+        for (row, got) in rows.iter().zip(got) {
+            let (score, decision) = model.evaluate_clear(row).map_err(err)?;
+            if got.score != Some(score) || got.decision != decision {
                 return Err(PartyError::Rejected(format!(
                     "{}: a direct result differs from the clear model",
                     model.kind()
