@@ -1,0 +1,688 @@
+//! Tamper-evident audit logs: append-only, hash-chained entries with Ed25519-signed checkpoints,
+//! and the offline verification an auditor runs.
+//!
+//! Each participant (every party node, and the coordinator) keeps one log: a file of JSON lines,
+//! one [`AuditRecord`] per line. A record is an [`AuditEntry`] — sequence number, the previous
+//! record's hash, time, who wrote it, the job, and an [`AuditEvent`] — plus its own hash:
+//! `SHA-256("treaty-audit-entry-v1" ‖ canonical JSON of the entry)`. Changing a byte of any
+//! entry changes its hash, which the next entry holds; deleting or reordering entries breaks the
+//! sequence or the chain. After every job the writer appends a [`AuditEvent::Checkpoint`]: an
+//! Ed25519 signature with its identity key over `(writer, seq, head hash)`; the coordinator keeps
+//! each party's latest signed head ([`SignedHead`]), so a party that later rewrites or truncates
+//! its history — even with valid hashes — no longer matches the head it signed.
+//!
+//! Events never carry a share, key, seed or raw value: job ids, kinds, policy hashes, counts,
+//! byte totals and SHA-256 digests of data-plane traffic only.
+//!
+//! [`verify_log`] checks one log against its writer's public key (and the coordinator's record of
+//! its head); [`cross_check`] checks, for every job and every pair of parties, that what A
+//! committed as sent to B is what B committed as received from A. Every failure names the
+//! writer and the entry.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Domain separation of entry hashes.
+const ENTRY_DOMAIN: &[u8] = b"treaty-audit-entry-v1";
+/// Domain separation of checkpoint signatures.
+const CHECKPOINT_DOMAIN: &[u8] = b"treaty-audit-checkpoint-v1";
+
+/// A SHA-256 digest, hex in JSON.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Digest32(pub [u8; 32]);
+
+impl fmt::Debug for Digest32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Display for Digest32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl Serialize for Digest32 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest32 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(&text, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(Self(out))
+    }
+}
+
+/// What happened. Counts, hashes and names only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuditEvent {
+    /// A job arrived (its kind and the SHA-256 of its spec's encoding).
+    JobReceived {
+        /// `stats`, `psi`, `train`, `score`, `fhe-score`.
+        kind: String,
+        /// SHA-256 of the spec.
+        spec_sha256: Digest32,
+    },
+    /// The writer's policy admitted or refused the job.
+    PolicyDecision {
+        /// Whether the job may run.
+        admitted: bool,
+        /// SHA-256 of the policy version that decided.
+        policy_sha256: Digest32,
+        /// Why (empty when admitted).
+        reason: String,
+    },
+    /// A human approved or rejected the job.
+    Approval {
+        /// Who.
+        by: String,
+        /// The verdict.
+        approved: bool,
+        /// Their reason.
+        reason: String,
+    },
+    /// The protocol started with these peers.
+    ProtocolStart {
+        /// Party ids in protocol order.
+        peers: Vec<String>,
+    },
+    /// Per peer, the running digests of every data-plane message of the job (committed when it
+    /// ends).
+    PeerTraffic {
+        /// The peer.
+        peer: String,
+        /// SHA-256 over the messages sent to the peer, in order, each length-prefixed.
+        sent_sha256: Digest32,
+        /// Bytes sent.
+        sent_bytes: u64,
+        /// SHA-256 over the messages received from the peer.
+        received_sha256: Digest32,
+        /// Bytes received.
+        received_bytes: u64,
+    },
+    /// The job ended at this participant.
+    Completed {
+        /// `succeeded`, `failed` or `aborted`.
+        outcome: String,
+        /// Rounds run.
+        rounds: u64,
+        /// Why it failed (empty on success).
+        reason: String,
+    },
+    /// The output share was sealed to a recipient.
+    ResultSealed {
+        /// The recipient's label.
+        recipient: String,
+        /// SHA-256 of the sealed bytes.
+        sealed_sha256: Digest32,
+    },
+    /// A signed checkpoint over the head before it.
+    Checkpoint {
+        /// The signed head: the hash of the previous record.
+        head: Digest32,
+        /// Its sequence number.
+        head_seq: u64,
+        /// Ed25519 over `(writer, head_seq, head)`, hex.
+        signature: String,
+    },
+}
+
+/// One entry, before hashing. (No `deny_unknown_fields`: serde does not support it with the
+/// flattened event; the event's own tag and fields are checked, and any other change shows as a
+/// hash mismatch.)
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// 0, 1, 2, … without gaps.
+    pub seq: u64,
+    /// Hash of the previous record (zeros for the first).
+    pub prev: Digest32,
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// Who wrote the log.
+    pub writer: String,
+    /// The job, if the event belongs to one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+impl AuditEntry {
+    /// `SHA-256(domain ‖ canonical JSON)`.
+    #[must_use]
+    pub fn hash(&self) -> Digest32 {
+        // serde_json writes struct fields in declaration order: the encoding is canonical.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let mut h = Sha256::new();
+        h.update(ENTRY_DOMAIN);
+        h.update(&json);
+        Digest32(h.finalize().into())
+    }
+}
+
+/// A stored line: the entry and its hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRecord {
+    /// The entry.
+    pub entry: AuditEntry,
+    /// Its hash.
+    pub hash: Digest32,
+}
+
+/// A participant's signed head, as the coordinator stores it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedHead {
+    /// The writer.
+    pub writer: String,
+    /// The head's sequence number.
+    pub seq: u64,
+    /// The head's hash.
+    pub head: Digest32,
+    /// Ed25519 signature, hex.
+    pub signature: String,
+}
+
+fn checkpoint_message(writer: &str, seq: u64, head: &Digest32) -> Vec<u8> {
+    let mut m = CHECKPOINT_DOMAIN.to_vec();
+    m.extend_from_slice(&(writer.len() as u64).to_le_bytes());
+    m.extend_from_slice(writer.as_bytes());
+    m.extend_from_slice(&seq.to_le_bytes());
+    m.extend_from_slice(&head.0);
+    m
+}
+
+/// Checks a signed head against the writer's public key.
+#[must_use]
+pub fn head_signature_valid(head: &SignedHead, key: &VerifyingKey) -> bool {
+    let mut sig = [0u8; 64];
+    hex::decode_to_slice(&head.signature, &mut sig).is_ok()
+        && key
+            .verify(
+                &checkpoint_message(&head.writer, head.seq, &head.head),
+                &Signature::from_bytes(&sig),
+            )
+            .is_ok()
+}
+
+/// An in-memory audit log being written (the party or coordinator persists each record as one
+/// JSON line as it is appended).
+pub struct AuditLog {
+    writer: String,
+    records: Vec<AuditRecord>,
+}
+
+impl fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("writer", &self.writer)
+            .field("records", &self.records.len())
+            .finish()
+    }
+}
+
+impl AuditLog {
+    /// An empty log for `writer`.
+    #[must_use]
+    pub fn new(writer: impl Into<String>) -> Self {
+        Self {
+            writer: writer.into(),
+            records: Vec::new(),
+        }
+    }
+
+    /// The records so far.
+    #[must_use]
+    pub fn records(&self) -> &[AuditRecord] {
+        &self.records
+    }
+
+    /// Appends an event; returns the new record (to persist).
+    pub fn append(&mut self, time_ms: u64, job: Option<&str>, event: AuditEvent) -> &AuditRecord {
+        let entry = AuditEntry {
+            seq: self.records.len() as u64,
+            prev: self.records.last().map(|r| r.hash).unwrap_or_default(),
+            time_ms,
+            writer: self.writer.clone(),
+            job: job.map(str::to_string),
+            event,
+        };
+        let hash = entry.hash();
+        self.records.push(AuditRecord { entry, hash });
+        // Just pushed.
+        &self.records[self.records.len() - 1]
+    }
+
+    /// Signs the current head and appends the checkpoint; returns the signed head (for the
+    /// coordinator). `None` for an empty log.
+    pub fn checkpoint(&mut self, time_ms: u64, key: &SigningKey) -> Option<SignedHead> {
+        let last = self.records.last()?;
+        let (seq, head) = (last.entry.seq, last.hash);
+        let signature = hex::encode(
+            key.sign(&checkpoint_message(&self.writer, seq, &head))
+                .to_bytes(),
+        );
+        self.append(
+            time_ms,
+            None,
+            AuditEvent::Checkpoint {
+                head,
+                head_seq: seq,
+                signature: signature.clone(),
+            },
+        );
+        Some(SignedHead {
+            writer: self.writer.clone(),
+            seq,
+            head,
+            signature,
+        })
+    }
+
+    /// The log as JSON lines.
+    #[must_use]
+    pub fn to_jsonl(&self) -> String {
+        self.records
+            .iter()
+            .filter_map(|r| serde_json::to_string(r).ok())
+            .map(|l| l + "\n")
+            .collect()
+    }
+}
+
+/// One problem an auditor must see, with where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditFailure {
+    /// Whose log.
+    pub writer: String,
+    /// The entry (sequence number or, for unparseable lines, the 1-based line).
+    pub entry: Option<u64>,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for AuditFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.entry {
+            Some(e) => write!(f, "{}: entry {e}: {}", self.writer, self.problem),
+            None => write!(f, "{}: {}", self.writer, self.problem),
+        }
+    }
+}
+
+/// Parses and verifies one exported log: every line parses, sequence numbers run 0, 1, 2, …,
+/// each entry's hash is its content's and each `prev` the previous hash, every checkpoint's
+/// signature verifies under `key` for the head it names, and — given the coordinator's record of
+/// the writer's latest signed head — that head's signature is valid and the log contains exactly
+/// that entry (a log replaced by an older copy, or rewritten after the head, fails).
+///
+/// Returns the parsed records (as far as they parse) and every failure found.
+#[must_use]
+pub fn verify_log(
+    writer: &str,
+    jsonl: &str,
+    key: &VerifyingKey,
+    coordinator_head: Option<&SignedHead>,
+) -> (Vec<AuditRecord>, Vec<AuditFailure>) {
+    let fail = |entry: Option<u64>, problem: String| AuditFailure {
+        writer: writer.to_string(),
+        entry,
+        problem,
+    };
+    let mut failures = Vec::new();
+    let mut records: Vec<AuditRecord> = Vec::new();
+    for (i, line) in jsonl
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        match serde_json::from_str::<AuditRecord>(line) {
+            Ok(r) => records.push(r),
+            Err(e) => failures.push(fail(
+                None,
+                format!("line {} does not parse as an audit record: {e}", i + 1),
+            )),
+        }
+    }
+    let mut prev = Digest32::default();
+    for (i, r) in records.iter().enumerate() {
+        let e = &r.entry;
+        let at = Some(e.seq);
+        if e.seq != i as u64 {
+            failures.push(fail(
+                at,
+                format!("found at position {i}: an entry is missing, added or out of order"),
+            ));
+        }
+        if e.writer != writer {
+            failures.push(fail(at, format!("written by {:?}", e.writer)));
+        }
+        if e.hash() != r.hash {
+            failures.push(fail(
+                at,
+                "its content does not match its hash (altered)".into(),
+            ));
+        }
+        if e.prev != prev {
+            failures.push(fail(
+                at,
+                "does not chain to the previous entry (deleted, inserted or reordered)".into(),
+            ));
+        }
+        if let AuditEvent::Checkpoint {
+            head,
+            head_seq,
+            signature,
+        } = &e.event
+        {
+            let signed = SignedHead {
+                writer: writer.to_string(),
+                seq: *head_seq,
+                head: *head,
+                signature: signature.clone(),
+            };
+            let names_previous = *head_seq + 1 == e.seq && *head == e.prev;
+            if !names_previous {
+                failures.push(fail(
+                    at,
+                    "checkpoint does not sign the entry before it".into(),
+                ));
+            }
+            if !head_signature_valid(&signed, key) {
+                failures.push(fail(at, "checkpoint signature is not valid".into()));
+            }
+        }
+        prev = r.hash;
+    }
+    if let Some(head) = coordinator_head {
+        if !head_signature_valid(head, key) {
+            failures.push(fail(
+                Some(head.seq),
+                "the coordinator's record of this log's head has an invalid signature".into(),
+            ));
+        }
+        match records.get(head.seq as usize) {
+            Some(r) if r.entry.seq == head.seq && r.hash == head.head => {}
+            Some(_) => failures.push(fail(
+                Some(head.seq),
+                "differs from the head the writer signed and the coordinator holds (history \
+                 rewritten)"
+                    .into(),
+            )),
+            None => failures.push(fail(
+                Some(head.seq),
+                format!(
+                    "missing: the log ends at {} entries but the coordinator holds a signed head \
+                     at entry {} (an older copy, or truncated)",
+                    records.len(),
+                    head.seq
+                ),
+            )),
+        }
+    }
+    (records, failures)
+}
+
+/// For every job and ordered pair of writers that both committed traffic with each other:
+/// what A committed as sent to B must be what B committed as received from A (digest and bytes).
+#[must_use]
+pub fn cross_check(logs: &[(String, Vec<AuditRecord>)]) -> Vec<AuditFailure> {
+    // (job, from, to) → (digest, bytes, entry) as the sender and as the receiver committed.
+    type Side = BTreeMap<(String, String, String), (Digest32, u64, u64)>;
+    let (mut sent, mut received): (Side, Side) = (BTreeMap::new(), BTreeMap::new());
+    for (writer, records) in logs {
+        for r in records {
+            let (
+                Some(job),
+                AuditEvent::PeerTraffic {
+                    peer,
+                    sent_sha256,
+                    sent_bytes,
+                    received_sha256,
+                    received_bytes,
+                },
+            ) = (&r.entry.job, &r.entry.event)
+            else {
+                continue;
+            };
+            sent.insert(
+                (job.clone(), writer.clone(), peer.clone()),
+                (*sent_sha256, *sent_bytes, r.entry.seq),
+            );
+            received.insert(
+                (job.clone(), peer.clone(), writer.clone()),
+                (*received_sha256, *received_bytes, r.entry.seq),
+            );
+        }
+    }
+    let mut failures = Vec::new();
+    for (key @ (job, from, to), (digest, bytes, seq)) in &sent {
+        match received.get(key) {
+            Some((d, b, _)) if d == digest && b == bytes => {}
+            Some((_, b, rseq)) => failures.push(AuditFailure {
+                writer: from.clone(),
+                entry: Some(*seq),
+                problem: format!(
+                    "job {job}: sent {bytes} bytes to {to}, but {to} (entry {rseq}) committed \
+                     {b} bytes received from {from} with another digest"
+                ),
+            }),
+            None if logs.iter().any(|(w, _)| w == to) => failures.push(AuditFailure {
+                writer: from.clone(),
+                entry: Some(*seq),
+                problem: format!(
+                    "job {job}: traffic to {to} that {to}'s log does not commit as received"
+                ),
+            }),
+            None => {}
+        }
+    }
+    failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn traffic(
+        peer: &str,
+        sent: u8,
+        sent_bytes: u64,
+        received: u8,
+        received_bytes: u64,
+    ) -> AuditEvent {
+        AuditEvent::PeerTraffic {
+            peer: peer.into(),
+            sent_sha256: Digest32([sent; 32]),
+            sent_bytes,
+            received_sha256: Digest32([received; 32]),
+            received_bytes,
+        }
+    }
+
+    /// Two parties' logs of one job, each with a checkpoint: (logs, heads).
+    fn job_logs() -> (Vec<(String, AuditLog)>, Vec<SignedHead>) {
+        let mut logs = Vec::new();
+        let mut heads = Vec::new();
+        for (i, (me, peer)) in [("hospital", "insurer"), ("insurer", "hospital")]
+            .into_iter()
+            .enumerate()
+        {
+            let mut log = AuditLog::new(me);
+            log.append(
+                1,
+                Some("job-1"),
+                AuditEvent::JobReceived {
+                    kind: "stats".into(),
+                    spec_sha256: Digest32([9; 32]),
+                },
+            );
+            log.append(
+                2,
+                Some("job-1"),
+                AuditEvent::PolicyDecision {
+                    admitted: true,
+                    policy_sha256: Digest32([7; 32]),
+                    reason: String::new(),
+                },
+            );
+            // hospital sent A (100 bytes) and received B (50); insurer the mirror.
+            let event = if i == 0 {
+                traffic(peer, 0xA, 100, 0xB, 50)
+            } else {
+                traffic(peer, 0xB, 50, 0xA, 100)
+            };
+            log.append(3, Some("job-1"), event);
+            log.append(
+                4,
+                Some("job-1"),
+                AuditEvent::Completed {
+                    outcome: "succeeded".into(),
+                    rounds: 2,
+                    reason: String::new(),
+                },
+            );
+            heads.push(log.checkpoint(5, &key(i as u8 + 1)).unwrap());
+            logs.push((me.to_string(), log));
+        }
+        (logs, heads)
+    }
+
+    fn verify(writer: &str, text: &str, head: &SignedHead) -> Vec<AuditFailure> {
+        let k = if writer == "hospital" { key(1) } else { key(2) };
+        verify_log(writer, text, &k.verifying_key(), Some(head)).1
+    }
+
+    #[test]
+    fn intact_logs_verify_and_cross_check() {
+        let (logs, heads) = job_logs();
+        let mut parsed = Vec::new();
+        for ((w, log), head) in logs.iter().zip(&heads) {
+            let text = log.to_jsonl();
+            let k = if w == "hospital" { key(1) } else { key(2) };
+            let (records, failures) = verify_log(w, &text, &k.verifying_key(), Some(head));
+            assert!(failures.is_empty(), "{failures:?}");
+            assert_eq!(records.len(), 5);
+            parsed.push((w.clone(), records));
+        }
+        assert!(cross_check(&parsed).is_empty());
+        // Nothing secret: the lines hold names, counts and digests.
+        assert!(logs[0].1.to_jsonl().contains("\"event\":\"peer_traffic\""));
+    }
+
+    #[test]
+    fn each_kind_of_tampering_is_detected_naming_the_entry() {
+        let (logs, heads) = job_logs();
+        let text = logs[0].1.to_jsonl();
+        let lines: Vec<&str> = text.lines().collect();
+        let join = |ls: &[&str]| ls.iter().map(|l| format!("{l}\n")).collect::<String>();
+
+        // One byte of an entry changed (the job's round count).
+        let altered = text.replacen("\"rounds\":2", "\"rounds\":3", 1);
+        let f = verify("hospital", &altered, &heads[0]);
+        assert!(
+            f.iter()
+                .any(|f| f.entry == Some(3) && f.problem.contains("altered")),
+            "{f:?}"
+        );
+
+        // An entry deleted.
+        let deleted = join(&[lines[0], lines[2], lines[3], lines[4]]);
+        let f = verify("hospital", &deleted, &heads[0]);
+        assert!(
+            f.iter()
+                .any(|f| f.entry == Some(2) && f.problem.contains("missing")),
+            "{f:?}"
+        );
+
+        // Two entries swapped.
+        let swapped = join(&[lines[0], lines[2], lines[1], lines[3], lines[4]]);
+        let f = verify("hospital", &swapped, &heads[0]);
+        assert!(
+            f.iter()
+                .any(|f| f.entry == Some(2) && f.problem.contains("out of order")),
+            "{f:?}"
+        );
+
+        // An older copy of the log (before the job ended): the coordinator's head is missing.
+        let older = join(&lines[..2]);
+        let f = verify("hospital", &older, &heads[0]);
+        assert!(
+            f.iter()
+                .any(|f| f.entry == Some(3) && f.problem.contains("older copy")),
+            "{f:?}"
+        );
+
+        // History rewritten consistently (rehashed, re-chained, re-signed with another key):
+        // every hash checks out, but the head differs from the one the coordinator holds and the
+        // forged checkpoint does not verify under the registered key.
+        let mut forged = AuditLog::new("hospital");
+        for r in &logs[0].1.records()[..4] {
+            let mut event = r.entry.event.clone();
+            if let AuditEvent::Completed { rounds, .. } = &mut event {
+                *rounds = 9;
+            }
+            forged.append(r.entry.time_ms, r.entry.job.as_deref(), event);
+        }
+        forged.checkpoint(5, &key(99));
+        let f = verify("hospital", &forged.to_jsonl(), &heads[0]);
+        assert!(
+            f.iter()
+                .any(|f| f.entry == Some(4) && f.problem.contains("signature is not valid")),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|f| f.entry == Some(3) && f.problem.contains("history rewritten")),
+            "{f:?}"
+        );
+
+        // A forged head at the coordinator.
+        let mut bad_head = heads[0].clone();
+        bad_head.signature = hex::encode([0u8; 64]);
+        let f = verify("hospital", &text, &bad_head);
+        assert!(
+            f.iter().any(|f| f.problem.contains("invalid signature")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
+    fn a_sent_digest_that_the_peer_did_not_receive_is_named() {
+        let (logs, _) = job_logs();
+        let mut records: Vec<(String, Vec<AuditRecord>)> = logs
+            .iter()
+            .map(|(w, l)| (w.clone(), l.records().to_vec()))
+            .collect();
+        // The insurer's log commits a different digest received from the hospital.
+        if let AuditEvent::PeerTraffic {
+            received_sha256, ..
+        } = &mut records[1].1[2].entry.event
+        {
+            *received_sha256 = Digest32([0xC; 32]);
+        }
+        let f = cross_check(&records);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].writer.as_str(), f[0].entry), ("hospital", Some(2)));
+        assert!(
+            f[0].problem.contains("insurer (entry 2) committed"),
+            "{}",
+            f[0]
+        );
+    }
+}
