@@ -418,17 +418,22 @@ pub struct KeyListing {
     pub cached: Vec<(String, String, u64)>,
 }
 
+/// The id (hex) of the key pair stored in `dir`, if any.
+fn own_key_id(dir: &std::path::Path) -> Result<Option<String>, PartyError> {
+    OwnerKeys::load(dir)
+        .map_err(fhe_err)?
+        .map(|k| k.export_server_key().map(|b| b.key_id().to_hex()))
+        .transpose()
+        .map_err(fhe_err)
+}
+
 /// Lists this party's FHE keys.
 ///
 /// # Errors
 /// Unreadable key files.
 pub fn list_keys(cfg: &PartyConfig) -> Result<KeyListing, PartyError> {
     let own_dir = owner_key_dir(cfg);
-    let own = OwnerKeys::load(&own_dir)
-        .map_err(fhe_err)?
-        .map(|k| k.export_server_key().map(|b| b.key_id().to_hex()))
-        .transpose()
-        .map_err(fhe_err)?;
+    let own = own_key_id(&own_dir)?;
     let mut cached = Vec::new();
     let peers = cfg.state_dir().join("fhe").join("peers");
     if let Ok(owners) = std::fs::read_dir(&peers) {
@@ -464,11 +469,7 @@ pub fn list_keys(cfg: &PartyConfig) -> Result<KeyListing, PartyError> {
 /// Key generation or file failures.
 pub fn rotate_owner_key(cfg: &PartyConfig) -> Result<(Option<String>, String), PartyError> {
     let dir = owner_key_dir(cfg);
-    let old = OwnerKeys::load(&dir)
-        .map_err(fhe_err)?
-        .map(|k| k.export_server_key().map(|b| b.key_id().to_hex()))
-        .transpose()
-        .map_err(fhe_err)?;
+    let old = own_key_id(&dir)?;
     let keys = OwnerKeys::generate().map_err(fhe_err)?;
     keys.save(&dir).map_err(fhe_err)?;
     let new = keys.export_server_key().map_err(fhe_err)?.key_id().to_hex();

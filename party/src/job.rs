@@ -186,20 +186,7 @@ pub fn check_assignment(
         }
     };
     for c in &stats.columns {
-        match ds.column(c) {
-            None => {
-                return Err(PartyError::Rejected(format!(
-                    "dataset {dataset:?} has no column {c:?}"
-                )));
-            }
-            Some(d) if !d.ty.is_numeric() => {
-                return Err(PartyError::Rejected(format!(
-                    "dataset {dataset:?} column {c:?} is {}, not numeric",
-                    d.ty
-                )));
-            }
-            Some(_) => {}
-        }
+        check_numeric(ds, dataset, c)?;
     }
     for f in stats.filter.iter().chain(&stats.filters) {
         let decl = ds.column(&f.column).ok_or_else(|| {
@@ -243,20 +230,7 @@ fn check_fhe(
         .dataset(dataset)
         .ok_or_else(|| PartyError::Rejected(format!("unknown dataset {dataset:?}")))?;
     for (c, _) in &plan.columns {
-        match ds.column(c) {
-            None => {
-                return Err(PartyError::Rejected(format!(
-                    "dataset {dataset:?} has no column {c:?}"
-                )));
-            }
-            Some(d) if !d.ty.is_numeric() => {
-                return Err(PartyError::Rejected(format!(
-                    "dataset {dataset:?} column {c:?} is {}, not numeric",
-                    d.ty
-                )));
-            }
-            Some(_) => {}
-        }
+        check_numeric(ds, dataset, c)?;
     }
     if let Some(id) = &plan.id_column
         && ds.column(id).is_none()
@@ -351,6 +325,20 @@ fn score_plans(
 /// The job's party ids in protocol order.
 fn peer_ids(assignment: &pb::JobAssignment) -> Vec<String> {
     assignment.peers.iter().map(|p| p.party.clone()).collect()
+}
+
+/// Refuses a column the dataset does not declare, or declares non-numeric.
+fn check_numeric(ds: &DatasetConfig, dataset: &str, c: &str) -> Result<(), PartyError> {
+    match ds.column(c) {
+        None => Err(PartyError::Rejected(format!(
+            "dataset {dataset:?} has no column {c:?}"
+        ))),
+        Some(d) if !d.ty.is_numeric() => Err(PartyError::Rejected(format!(
+            "dataset {dataset:?} column {c:?} is {}, not numeric",
+            d.ty
+        ))),
+        Some(_) => Ok(()),
+    }
 }
 
 fn check_file(cfg: &PartyConfig, ds: &DatasetConfig) -> Result<(), PartyError> {
