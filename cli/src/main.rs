@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 mod analyst;
+mod audit;
 mod bench;
 mod demo;
 #[cfg(feature = "fhe")]
@@ -66,6 +67,9 @@ enum Command {
     /// ECDH-PSI, two parties; `treaty bench train` and `treaty bench score`: secure logistic
     /// regression, three parties).
     Bench(bench::BenchArgs),
+    /// Audit logs, offline: a party's audit key, verification of exported logs (chains,
+    /// signatures, cross-party traffic), and one job's timeline.
+    Audit(audit::AuditArgs),
     /// A party's FHE keys: show, rotate (as data owner), delete (own or cached).
     #[cfg(feature = "fhe")]
     FheKey(fhe_key::FheKeyArgs),
@@ -300,6 +304,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Result(args) => analyst::result(args).await,
         Command::Cancel(args) => analyst::cancel(args).await,
         Command::Bench(args) => bench::run(args, log.as_deref(), shutdown_signal()).await,
+        Command::Audit(args) => audit::run(args),
         #[cfg(feature = "fhe")]
         Command::FheKey(args) => {
             fhe_key::run(args)?;

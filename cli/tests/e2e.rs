@@ -311,4 +311,50 @@ fn coordinator_and_three_party_processes_match_the_clear_computation() {
         assert_eq!(fhe["decisions"][i], score >= 507, "{fhe}");
         assert_eq!(fhe["ids"][i], cells[0], "{fhe}");
     }
+
+    // The auditor: every party's log verifies offline under its key, and the traffic each party
+    // committed as sent is what its peers committed as received; one altered byte is named.
+    let mut args: Vec<String> = vec!["audit".into(), "verify".into()];
+    for p in PARTIES {
+        let out = run_ok(
+            treaty()
+                .args(["audit", "key", "--config"])
+                .arg(configs.join(format!("{p}.toml"))),
+        );
+        let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let log = d.join(format!("party-state/{p}/audit/log.jsonl"));
+        args.push("--log".into());
+        args.push(format!("{p}={}", log.display()));
+        args.push("--key".into());
+        args.push(format!("{p}={key}"));
+    }
+    let out = run_ok(treaty().args(&args));
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(report.starts_with("ok: 3 logs"), "{report}");
+    let hospital_log = d.join("party-state/hospital/audit/log.jsonl");
+    let text = std::fs::read_to_string(&hospital_log).unwrap();
+    assert!(text.contains("\"event\":\"peer_traffic\""));
+    assert!(text.contains("\"event\":\"checkpoint\""));
+    let tampered = d.join("hospital-tampered.jsonl");
+    std::fs::write(
+        &tampered,
+        text.replacen("\"outcome\":\"succeeded\"", "\"outcome\":\"failed\"", 1),
+    )
+    .unwrap();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            a.replace(
+                &hospital_log.display().to_string(),
+                &tampered.display().to_string(),
+            )
+        })
+        .collect();
+    let out = treaty().args(&args).output().unwrap();
+    assert!(!out.status.success());
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        report.contains("FAIL hospital: entry") && report.contains("altered"),
+        "{report}"
+    );
 }

@@ -242,6 +242,15 @@ impl AuditLog {
         }
     }
 
+    /// Continues a log from its stored records (check them with [`verify_log`] first).
+    #[must_use]
+    pub fn from_records(writer: impl Into<String>, records: Vec<AuditRecord>) -> Self {
+        Self {
+            writer: writer.into(),
+            records,
+        }
+    }
+
     /// The records so far.
     #[must_use]
     pub fn records(&self) -> &[AuditRecord] {

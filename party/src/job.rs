@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
+use treaty_coordinator::audit::{AuditEvent, Digest32};
 use treaty_coordinator::tls::TlsIdentity;
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::output;
@@ -17,7 +18,7 @@ use treaty_mpc::psi::multi::{self, MultiPsiMode, MultiPsiParams, PartySet};
 use treaty_mpc::psi::{self, PsiMode, PsiParams};
 use treaty_mpc::seeds::{self, SessionContext};
 use treaty_mpc::stats::{self, LocalAggregates};
-use treaty_mpc::transport::{SubTransport, Transport, exchange};
+use treaty_mpc::transport::{DigestedTransport, SubTransport, Transport, exchange};
 use treaty_mpc::vstats::{self, VerticalInput};
 use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient, job_report, job_spec};
 use zeroize::Zeroize;
@@ -322,6 +323,18 @@ fn score_plans(
     Ok((plan, score))
 }
 
+/// The job's kind as the audit log names it.
+fn job_kind(spec: &pb::JobSpec) -> &'static str {
+    match &spec.computation {
+        Some(job_spec::Computation::Stats(_)) => "stats",
+        Some(job_spec::Computation::Psi(_)) => "psi",
+        Some(job_spec::Computation::Train(_)) => "train",
+        Some(job_spec::Computation::Score(_)) => "score",
+        Some(job_spec::Computation::FheScore(_)) => "fhe-score",
+        None => "none",
+    }
+}
+
 /// The job's party ids in protocol order.
 fn peer_ids(assignment: &pb::JobAssignment) -> Vec<String> {
     assignment.peers.iter().map(|p| p.party.clone()).collect()
@@ -498,6 +511,10 @@ struct PsiRun {
 pub struct JobRun {
     /// Node config.
     pub cfg: Arc<PartyConfig>,
+    /// The node's audit log.
+    pub audit: Arc<crate::audit_log::PartyAudit>,
+    /// Rounds the protocol ran (set when it ends; for the audit log).
+    pub rounds: std::sync::atomic::AtomicU64,
     /// TLS identity.
     pub tls: Option<Arc<TlsIdentity>>,
     /// The data-plane rendezvous.
@@ -594,17 +611,47 @@ impl JobRun {
     pub async fn execute(self) {
         let job_id = self.assignment.job_id.clone();
         tracing::info!(job = %job_id, "job started");
-        match self.run().await {
-            Ok(()) => tracing::info!(job = %job_id, "job done: sealed share uploaded"),
+        let spec = self.assignment.spec.clone().unwrap_or_default();
+        self.audit_event(AuditEvent::JobReceived {
+            kind: job_kind(&spec).into(),
+            spec_sha256: Digest32(Sha256::digest(spec.encode_to_vec()).into()),
+        });
+        let (outcome, reason) = match self.run().await {
+            Ok(()) => {
+                tracing::info!(job = %job_id, "job done: sealed share uploaded");
+                ("succeeded", String::new())
+            }
             Err(e) => {
                 let reason = e.to_string();
                 tracing::warn!(job = %job_id, error = %reason, "job failed");
                 if !self.abort.is_cancelled() {
-                    self.report(job_report::Report::Failed(reason)).await;
+                    self.report(job_report::Report::Failed(reason.clone()))
+                        .await;
                 }
+                let outcome = if self.abort.is_cancelled() {
+                    "aborted"
+                } else {
+                    "failed"
+                };
+                (outcome, reason)
             }
+        };
+        self.audit_event(AuditEvent::Completed {
+            outcome: outcome.into(),
+            rounds: self.rounds.load(std::sync::atomic::Ordering::Relaxed),
+            reason,
+        });
+        if let Err(e) = self.audit.checkpoint() {
+            tracing::warn!(job = %job_id, error = %e, "audit checkpoint failed");
         }
         self.hub.forget_job(&job_id);
+    }
+
+    /// Appends an event of this job to the node's audit log (a failure to write is logged).
+    fn audit_event(&self, event: AuditEvent) {
+        if let Err(e) = self.audit.record(Some(&self.assignment.job_id), event) {
+            tracing::warn!(job = %self.assignment.job_id, error = %e, "audit log write failed");
+        }
     }
 
     async fn run(&self) -> Result<(), PartyError> {
@@ -704,10 +751,25 @@ impl JobRun {
         )
         .await
         .map_err(|e| PartyError::from(e).with_peer_names(&ids))?;
+        self.audit_event(AuditEvent::ProtocolStart { peers: ids.clone() });
+        let digested = DigestedTransport::new(&transport);
         let result = self
-            .protocol(&transport, &peers, local, &recipient)
+            .protocol(&digested, &peers, local, &recipient)
             .await
             .map_err(|e| e.with_peer_names(&ids));
+        self.rounds.store(
+            transport.counters().snapshot().rounds,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        for t in digested.traffic() {
+            self.audit_event(AuditEvent::PeerTraffic {
+                peer: ids.get(t.peer).cloned().unwrap_or_default(),
+                sent_sha256: Digest32(t.sent_sha256),
+                sent_bytes: t.sent_bytes,
+                received_sha256: Digest32(t.received_sha256),
+                received_bytes: t.received_bytes,
+            });
+        }
         match &result {
             Err(e) => {
                 transport.abort_peers(&format!("party {} failed: {e}", self.cfg.id));
@@ -727,7 +789,7 @@ impl JobRun {
 
     async fn protocol(
         &self,
-        transport: &GrpcTransport,
+        transport: &impl Transport,
         peers: &[SessionPeer],
         local: LocalInput,
         recipient: &[u8],
@@ -765,6 +827,15 @@ impl JobRun {
         // Release barrier: nobody uploads until every party has sealed its share, so a party that
         // fails mid-protocol leaves no share of this job anywhere.
         let digest: [u8; 32] = Sha256::digest(&sealed).into();
+        self.audit_event(AuditEvent::ResultSealed {
+            recipient: a
+                .spec
+                .as_ref()
+                .and_then(|s| s.output.as_ref())
+                .map(|o| o.recipient.clone())
+                .unwrap_or_default(),
+            sealed_sha256: Digest32(digest),
+        });
         let got = exchange(transport, barrier_round, |_| digest.to_vec()).await?;
         for (peer, msg) in got.iter().enumerate() {
             if msg.as_ref().is_some_and(|m| m.len() != 32) {
@@ -787,7 +858,7 @@ impl JobRun {
     /// sealed to the analyst and the next free round.
     async fn psi(
         &self,
-        transport: &GrpcTransport,
+        transport: &impl Transport,
         psi: &pb::PsiJob,
         own: &[String],
         rng: &mut ChaCha20Rng,
@@ -877,7 +948,7 @@ impl JobRun {
     /// Returns this party's sealed output (bytes) and the next free round.
     async fn join_job(
         &self,
-        transport: &GrpcTransport,
+        transport: &impl Transport,
         ids: &[String],
         local: JoinLocal,
         rng: &mut ChaCha20Rng,
@@ -965,7 +1036,7 @@ impl JobRun {
     /// this party's part of the model. Returns the sealed report's plaintext and the next round.
     async fn train(
         &self,
-        transport: &GrpcTransport,
+        transport: &impl Transport,
         ids: &[String],
         plan: &TrainPlan,
         aligned: Option<&(JoinTable, Vec<usize>)>,

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod analyst;
+pub mod audit_log;
 pub mod bench;
 #[cfg(feature = "fhe")]
 pub mod bench_fhe;

@@ -18,6 +18,7 @@ use treaty_proto::v1::{
 };
 
 use crate::PartyError;
+use crate::audit_log::PartyAudit;
 use crate::config::PartyConfig;
 use crate::job::{JobRun, check_assignment};
 use crate::link::{LinkHub, PartyLinkService, data_plane_incoming, data_plane_server};
@@ -30,6 +31,7 @@ struct ActiveJob {
 /// A running party node.
 struct Node {
     cfg: Arc<PartyConfig>,
+    audit: Arc<PartyAudit>,
     tls: Option<Arc<TlsIdentity>>,
     hub: Arc<LinkHub>,
     jobs: Mutex<HashMap<String, ActiveJob>>,
@@ -72,7 +74,9 @@ pub async fn run(
         });
     }
     let hub = Arc::new(LinkHub::default());
+    let audit = Arc::new(PartyAudit::open(&cfg)?);
     let node = Arc::new(Node {
+        audit,
         cfg: Arc::new(cfg),
         tls,
         hub: hub.clone(),
@@ -211,6 +215,8 @@ fn on_start(node: &Arc<Node>, client: &CoordinatorClient<Channel>, job_id: &str)
     };
     let run = JobRun {
         cfg: node.cfg.clone(),
+        audit: node.audit.clone(),
+        rounds: Default::default(),
         tls: node.tls.clone(),
         hub: node.hub.clone(),
         coordinator: client.clone(),
