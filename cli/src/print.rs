@@ -19,15 +19,15 @@ fn party_state(s: pb::PartyJobState) -> String {
 }
 
 fn kind(job: &pb::Job) -> &'static str {
-    let joined = job.spec.as_ref().is_some_and(|s| s.join.is_some());
-    match job.spec.as_ref().and_then(|s| s.computation.as_ref()) {
-        Some(job_spec::Computation::Stats(_)) if joined => "stats-join",
-        Some(job_spec::Computation::Stats(_)) => "stats",
-        Some(job_spec::Computation::Psi(_)) => "psi",
-        Some(job_spec::Computation::Train(_)) => "train",
-        Some(job_spec::Computation::Score(_)) => "score",
-        Some(job_spec::Computation::FheScore(_)) => "fhe-score",
+    match job.spec.as_ref() {
         None => "?",
+        Some(s)
+            if s.join.is_some()
+                && matches!(s.computation, Some(job_spec::Computation::Stats(_))) =>
+        {
+            "stats-join"
+        }
+        Some(s) => treaty_party::job::job_kind(s),
     }
 }
 

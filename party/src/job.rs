@@ -323,8 +323,8 @@ fn score_plans(
     Ok((plan, score))
 }
 
-/// The job's kind as the audit log names it.
-fn job_kind(spec: &pb::JobSpec) -> &'static str {
+/// The job's kind as the audit log and listings name it.
+pub fn job_kind(spec: &pb::JobSpec) -> &'static str {
     match &spec.computation {
         Some(job_spec::Computation::Stats(_)) => "stats",
         Some(job_spec::Computation::Psi(_)) => "psi",
