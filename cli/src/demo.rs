@@ -34,15 +34,22 @@ pub(crate) struct DemoArgs {
     /// Only claims of this diagnosis group ("all" for every claim).
     #[arg(long, default_value = "diabetes")]
     diagnosis: String,
+    #[command(flatten)]
+    run: DemoRunArgs,
+}
+
+/// What every demo takes: where to keep its files, TLS or not, and the output format.
+#[derive(Args, Debug)]
+pub(crate) struct DemoRunArgs {
     /// Keep data, keys and state in this directory (default: a temporary one, removed after).
     #[arg(long)]
-    dir: Option<PathBuf>,
+    pub(crate) dir: Option<PathBuf>,
     /// Plaintext gRPC instead of mutual TLS.
     #[arg(long)]
-    insecure: bool,
+    pub(crate) insecure: bool,
     /// Print one JSON object instead of tables.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -101,21 +108,14 @@ struct ClaimsDemoArgs {
     /// Fixed-point fractional bits (16 to 20).
     #[arg(long, default_value_t = 16)]
     frac_bits: u32,
-    /// Keep data, keys and state in this directory (default: a temporary one, removed after).
-    #[arg(long)]
-    dir: Option<PathBuf>,
-    /// Plaintext gRPC instead of mutual TLS.
-    #[arg(long)]
-    insecure: bool,
-    /// Print one JSON object instead of tables.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: DemoRunArgs,
 }
 
 async fn run_claims(args: ClaimsDemoArgs) -> anyhow::Result<ExitCode> {
     let tmp = overlap_demo_dir("treaty-demo-claims-", args.overlap)?;
     let mut opts = treaty_party::demo_claims::ClaimsDemoOptions::new(
-        args.dir.clone().unwrap_or_else(|| tmp.path().into()),
+        args.run.dir.clone().unwrap_or_else(|| tmp.path().into()),
     );
     opts.rows = args.rows;
     opts.overlap = args.overlap;
@@ -127,9 +127,9 @@ async fn run_claims(args: ClaimsDemoArgs) -> anyhow::Result<ExitCode> {
     opts.params.learning_rate = args.learning_rate;
     opts.params.l2 = args.l2;
     opts.frac_bits = args.frac_bits;
-    opts.insecure = args.insecure;
+    opts.insecure = args.run.insecure;
     opts.params.check()?;
-    if !args.json {
+    if !args.run.json {
         println!(
             "treaty demo claims: coordinator + hospital, insurer and bank on loopback ({}), {} \
              synthetic people per party, {:.0}% held by all three; psi, then train (logistic \
@@ -147,12 +147,12 @@ async fn run_claims(args: ClaimsDemoArgs) -> anyhow::Result<ExitCode> {
             100.0 * opts.holdout,
         );
     }
-    let mut bar = print::JobBar::shown(!args.json);
+    let mut bar = print::JobBar::shown(!args.run.json);
     let report = treaty_party::demo_claims::run(&opts, |job| bar.update(job))
         .await
         .context("the claims demo failed")?;
     bar.finish_silently();
-    if args.json {
+    if args.run.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
@@ -257,15 +257,8 @@ struct JoinDemoArgs {
     /// Run the PSI inline, as the first phase of the `stats` job (one job instead of two).
     #[arg(long)]
     inline_psi: bool,
-    /// Keep data, keys and state in this directory (default: a temporary one, removed after).
-    #[arg(long)]
-    dir: Option<PathBuf>,
-    /// Plaintext gRPC instead of mutual TLS.
-    #[arg(long)]
-    insecure: bool,
-    /// Print one JSON object instead of tables.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: DemoRunArgs,
 }
 
 /// Checks `--overlap` (a share, 0 to 1) and makes the demo's temporary directory.
@@ -278,14 +271,14 @@ fn overlap_demo_dir(prefix: &str, overlap: f64) -> anyhow::Result<tempfile::Temp
 
 async fn run_join(args: JoinDemoArgs) -> anyhow::Result<ExitCode> {
     let tmp = overlap_demo_dir("treaty-demo-join-", args.overlap)?;
-    let mut opts = JoinDemoOptions::new(args.dir.clone().unwrap_or_else(|| tmp.path().into()));
+    let mut opts = JoinDemoOptions::new(args.run.dir.clone().unwrap_or_else(|| tmp.path().into()));
     opts.rows = args.rows;
     opts.overlap = args.overlap;
     opts.seed = args.seed;
     opts.frac_bits = args.frac_bits;
     opts.inline_psi = args.inline_psi;
-    opts.insecure = args.insecure;
-    if !args.json {
+    opts.insecure = args.run.insecure;
+    if !args.run.json {
         println!(
             "treaty demo join: coordinator + hospital, insurer (data) and bank (helper) on loopback \
              ({}), {} synthetic patients per data party, {:.0}% shared; {}",
@@ -303,12 +296,12 @@ async fn run_join(args: JoinDemoArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    let mut bar = print::JobBar::shown(!args.json);
+    let mut bar = print::JobBar::shown(!args.run.json);
     let report = treaty_party::demo_join::run(&opts, |job| bar.update(job))
         .await
         .context("the join demo failed")?;
     bar.finish_silently();
-    if args.json {
+    if args.run.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         if let Some(psi) = &report.psi_job_id {
@@ -370,15 +363,8 @@ struct PsiDemoArgs {
     /// Seed of the synthetic ids.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Keep data, keys and state in this directory (default: a temporary one, removed after).
-    #[arg(long)]
-    dir: Option<PathBuf>,
-    /// Plaintext gRPC instead of mutual TLS.
-    #[arg(long)]
-    insecure: bool,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: DemoRunArgs,
 }
 
 /// The `--parties` of `treaty demo psi`.
@@ -399,13 +385,13 @@ fn parse_psi_parties(s: &str) -> Result<PsiParties, String> {
 
 async fn run_psi(args: PsiDemoArgs) -> anyhow::Result<ExitCode> {
     let tmp = overlap_demo_dir("treaty-demo-psi-", args.overlap)?;
-    let mut opts = PsiDemoOptions::new(args.dir.clone().unwrap_or_else(|| tmp.path().into()));
+    let mut opts = PsiDemoOptions::new(args.run.dir.clone().unwrap_or_else(|| tmp.path().into()));
     opts.rows = args.rows;
     opts.overlap = args.overlap;
     opts.seed = args.seed;
-    opts.insecure = args.insecure;
+    opts.insecure = args.run.insecure;
     opts.parties = args.parties.0.clone();
-    if !args.json {
+    if !args.run.json {
         let names = match opts.parties.split_last() {
             Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
             None => String::new(),
@@ -421,13 +407,13 @@ async fn run_psi(args: PsiDemoArgs) -> anyhow::Result<ExitCode> {
             100.0 * opts.overlap
         );
     }
-    let mut bar = print::JobBar::shown(!args.json);
+    let mut bar = print::JobBar::shown(!args.run.json);
     let report = treaty_party::demo_psi::run(&opts, |job| bar.update(job))
         .await
         .context("the PSI demo failed")?;
     bar.finish_silently();
     let sizes_agree = report.secure_size.values().all(|&s| s == report.clear_size);
-    if args.json {
+    if args.run.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         println!(
@@ -473,7 +459,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("the demo needs at least 2 parties (--parties a,b[,c...])");
     }
     let tmp = tempfile::Builder::new().prefix("treaty-demo-").tempdir()?;
-    let work_dir = match &args.dir {
+    let work_dir = match &args.run.dir {
         Some(d) => d.clone(),
         None => tmp.path().to_path_buf(),
     };
@@ -482,13 +468,13 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     opts.seed = args.seed;
     opts.parties = args.parties.clone();
     opts.frac_bits = args.frac_bits;
-    opts.insecure = args.insecure;
+    opts.insecure = args.run.insecure;
     if args.diagnosis == "all" {
         opts.filter = None;
     } else if let Some((_, p)) = &mut opts.filter {
         *p = Predicate::Equals(args.diagnosis.clone());
     }
-    if !args.json {
+    if !args.run.json {
         println!(
             "treaty demo: coordinator + {} party nodes on loopback ({}), {} synthetic claims each",
             opts.parties.len(),
@@ -500,12 +486,12 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             opts.rows
         );
     }
-    let mut bar = print::JobBar::shown(!args.json);
+    let mut bar = print::JobBar::shown(!args.run.json);
     let report = treaty_party::demo::run(&opts, |job| bar.update(job))
         .await
         .context("the demo failed")?;
     bar.finish_silently();
-    if args.json {
+    if args.run.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         print_report(&report, &opts);

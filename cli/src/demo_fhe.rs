@@ -1,12 +1,12 @@
 //! `treaty demo fhe`: argument parsing and printing around `treaty_party::demo_fhe`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
 use treaty_party::demo_fhe::{self, FheDemoOptions};
 
+use crate::demo::DemoRunArgs;
 use crate::print;
 
 #[derive(Args, Debug)]
@@ -24,28 +24,21 @@ pub(crate) struct FheDemoArgs {
     /// Seed of the synthetic data.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Keep data, keys and state in this directory (default: a temporary one, removed after).
-    #[arg(long)]
-    dir: Option<PathBuf>,
-    /// Plaintext gRPC instead of mutual TLS.
-    #[arg(long)]
-    insecure: bool,
-    /// Print one JSON object instead of tables.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    run: DemoRunArgs,
 }
 
 pub(crate) async fn run(args: FheDemoArgs) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::Builder::new()
         .prefix("treaty-demo-fhe-")
         .tempdir()?;
-    let mut opts = FheDemoOptions::new(args.dir.clone().unwrap_or_else(|| tmp.path().into()));
+    let mut opts = FheDemoOptions::new(args.run.dir.clone().unwrap_or_else(|| tmp.path().into()));
     opts.claims = args.claims;
     opts.model = args.model.clone();
     opts.release = args.release.clone();
     opts.seed = args.seed;
-    opts.insecure = args.insecure;
-    if !args.json {
+    opts.insecure = args.run.insecure;
+    if !args.run.json {
         println!(
             "treaty demo fhe: coordinator + hospital and insurer on loopback ({}); the hospital \
              encrypts {} synthetic claims (8 features) under its own tfhe key, the insurer applies \
@@ -60,12 +53,12 @@ pub(crate) async fn run(args: FheDemoArgs) -> anyhow::Result<ExitCode> {
             opts.release,
         );
     }
-    let mut bar = print::JobBar::shown(!args.json);
+    let mut bar = print::JobBar::shown(!args.run.json);
     let report = demo_fhe::run(&opts, |job| bar.update(job))
         .await
         .context("the fhe demo failed")?;
     bar.finish_silently();
-    if args.json {
+    if args.run.json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
         if let Some(result) = &report.result {
