@@ -22,9 +22,7 @@ use tfhe::conformance::ParameterSetConformant;
 use tfhe::prelude::*;
 use tfhe::safe_serialization::{safe_deserialize_conformant, safe_serialize};
 use tfhe::{
-    CompressedFheBool, CompressedFheBoolConformanceParams, CompressedFheUint16,
-    CompressedFheUint16ConformanceParams, CompressedFheUint32,
-    CompressedFheUint32ConformanceParams, CompressedFheUint64,
+    CompressedFheBool, CompressedFheBoolConformanceParams, CompressedFheUint64,
     CompressedFheUint64ConformanceParams, FheBool, FheBoolConformanceParams, FheUint16,
     FheUint16ConformanceParams, FheUint32, FheUint32ConformanceParams, Tag,
 };
@@ -38,9 +36,9 @@ use crate::model::{Feature, check_rows};
 /// Largest serialized item (one compressed ciphertext): 1 MiB.
 pub const ITEM_SIZE_LIMIT: u64 = 1 << 20;
 
+/// Item kinds: seeded compressed bits (upload); raw masked bits, 16- and 32-bit values and
+/// compressed 64-bit shares (return).
 const KIND_BOOL: u8 = 1;
-const KIND_U16: u8 = 2;
-const KIND_U32: u8 = 3;
 const KIND_U64: u8 = 4;
 const KIND_RAW_BOOL: u8 = 5;
 const KIND_RAW_U16: u8 = 6;
@@ -256,12 +254,7 @@ pub fn decrypt_masked(
         FheUint16ConformanceParams::from(sk),
         FheUint32ConformanceParams::from(sk),
     );
-    let (pb, p16, p32, p64) = (
-        CompressedFheBoolConformanceParams::from(sk),
-        CompressedFheUint16ConformanceParams::from(sk),
-        CompressedFheUint32ConformanceParams::from(sk),
-        CompressedFheUint64ConformanceParams::from(sk),
-    );
+    let p64 = CompressedFheUint64ConformanceParams::from(sk);
     own.install(|| {
         items
             .par_iter()
@@ -271,22 +264,13 @@ pub fn decrypt_masked(
                     KIND_RAW_BOOL => MaskedCiphertext::Bool(read::<FheBool>(i, b, &rb, tag)?),
                     KIND_RAW_U16 => MaskedCiphertext::U16(read::<FheUint16>(i, b, &r16, tag)?),
                     KIND_RAW_U32 => MaskedCiphertext::U32(read::<FheUint32>(i, b, &r32, tag)?),
-                    KIND_BOOL => MaskedCiphertext::Bool(
-                        read::<CompressedFheBool>(i, b, &pb, tag)?.decompress(),
-                    ),
-                    KIND_U16 => MaskedCiphertext::U16(
-                        read::<CompressedFheUint16>(i, b, &p16, tag)?.decompress(),
-                    ),
-                    KIND_U32 => MaskedCiphertext::U32(
-                        read::<CompressedFheUint32>(i, b, &p32, tag)?.decompress(),
-                    ),
                     KIND_U64 => MaskedCiphertext::U64(
                         read::<CompressedFheUint64>(i, b, &p64, tag)?.decompress(),
                     ),
                     other => {
                         return Err(FheError::Wire {
                             item: Some(i),
-                            reason: format!("unknown ciphertext kind {other}"),
+                            reason: format!("kind {other} is not a masked result"),
                         });
                     }
                 };
