@@ -222,6 +222,7 @@ fn party_config(dir: &Path, ds: DatasetConfig) -> PartyConfig {
         tls: None,
         limits: Limits::default(),
         datasets: vec![ds],
+        policy: None,
         state_dir: None,
         base_dir: dir.to_path_buf(),
     }

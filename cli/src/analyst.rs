@@ -57,6 +57,10 @@ pub(crate) struct SubmitArgs {
     /// Follow the job until it ends.
     #[arg(long)]
     watch: bool,
+    /// Your Ed25519 signing key (NAME.sign.key from `treaty init`); default
+    /// `<pki>/<NAME>.sign.key`. Every job is signed: the coordinator and each party check it.
+    #[arg(long, env = "TREATY_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -129,9 +133,24 @@ pub(crate) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let spec = JobFile::parse(&text)
         .and_then(|f| f.to_spec(key))
         .with_context(|| format!("in {}", args.job.display()))?;
+    let key_path = args
+        .signing_key
+        .clone()
+        .or_else(|| {
+            args.connect
+                .tls
+                .pki
+                .as_ref()
+                .map(|d| d.join(format!("{}.sign.key", args.connect.name)))
+        })
+        .context("no signing key: pass --signing-key FILE (NAME.sign.key from treaty init)")?;
+    let key = treaty_coordinator::identity::read_signing_key(&key_path)?;
+    let submission = treaty_party::sandbox::sign_now(spec, &args.connect.name, &key)?;
     let mut c = args.connect.client().await?;
     let job_id = c
-        .submit_job(pb::SubmitJobRequest { spec: Some(spec) })
+        .submit_job(pb::SubmitJobRequest {
+            submission: Some(submission),
+        })
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner()

@@ -73,7 +73,7 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         AuditCommand::Key { config } => {
             let cfg = treaty_party::PartyConfig::load(&config)?;
             let key =
-                treaty_party::audit_log::identity_key(&treaty_party::audit_log::key_path(&cfg))?;
+                treaty_coordinator::audit::identity_key(&treaty_party::audit_log::audit_dir(&cfg))?;
             println!("{}", hex::encode(key.verifying_key().to_bytes()));
             Ok(ExitCode::SUCCESS)
         }

@@ -32,6 +32,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
     )?;
     let mut paths: Vec<PathBuf> = written.paths().into_iter().map(Path::to_path_buf).collect();
     let mut rng = treaty_mpc::seeds::os_rng()?;
+    let mut signers = Vec::new();
     for analyst in &args.analysts {
         let key = RecipientSecretKey::generate(&mut rng);
         let secret = args.out.join(format!("{analyst}.hpke.key"));
@@ -40,14 +41,20 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
         std::fs::write(&public, hex::encode(key.public_key()?))
             .with_context(|| format!("writing {}", public.display()))?;
         paths.extend([secret, public]);
+        signers.push((analyst.clone(), Some(key.public_key()?)));
     }
+    paths.extend(treaty_coordinator::identity::write_analyst_keys(
+        &args.out, &signers,
+    )?);
     println!("wrote the deployment's keys and certificates:");
     for p in &paths {
         println!("  {}", p.display());
     }
     println!(
         "keep ca.key offline; give each node only ca.pem and its own NAME.pem/NAME.key; \
-         analysts keep NAME.hpke.key secret and put NAME.hpke.pub in job files"
+         analysts keep NAME.hpke.key and NAME.sign.key secret and put NAME.hpke.pub in job \
+         files; analysts.toml lists who may submit (the coordinator's --analysts and each \
+         party policy's analysts_file)"
     );
     Ok(())
 }

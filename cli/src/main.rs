@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 mod analyst;
+mod approve;
 mod audit;
 mod bench;
 mod demo;
@@ -62,6 +63,13 @@ enum Command {
     Result(analyst::ResultArgs),
     /// Cancel an unfinished job.
     Cancel(analyst::CancelArgs),
+    /// On a party's machine: the jobs waiting for a human approval under its policy.
+    Approvals(approve::ListArgs),
+    /// On a party's machine: approve a job its policy holds for approval.
+    Approve(approve::DecideArgs),
+    /// On a party's machine: reject a job its policy holds for approval (the reason goes to the
+    /// analyst).
+    Reject(approve::RejectArgs),
     /// Benchmarks over the real data plane between local party processes talking gRPC with
     /// mutual TLS (`treaty bench mpc`: rep3 operations, three parties; `treaty bench psi`:
     /// ECDH-PSI, two parties; `treaty bench train` and `treaty bench score`: secure logistic
@@ -150,6 +158,13 @@ struct CoordinatorArgs {
     /// Longest a job may run, in seconds.
     #[arg(long, default_value_t = 6 * 3600)]
     run_timeout: u64,
+    /// Seconds a job waits for a human approval at a party whose policy asks for one.
+    #[arg(long, default_value_t = 3600)]
+    approval_timeout: u64,
+    /// The analysts allowed to submit jobs (`analysts.toml` from `treaty init`; re-read at every
+    /// submission, so `revoked = true` applies at once). Default: `<pki>/analysts.toml`.
+    #[arg(long)]
+    analysts: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -267,6 +282,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Coordinator(args) => {
             let tls = args.tls.identity(&args.name)?;
+            let analysts = args
+                .analysts
+                .clone()
+                .or_else(|| args.tls.pki.as_ref().map(|d| d.join("analysts.toml")));
+            match &analysts {
+                Some(path) => {
+                    // Checked now so that a broken file stops the start, not the first job.
+                    treaty_coordinator::identity::AnalystList::load(path)?;
+                }
+                None if args.tls.insecure => eprintln!(
+                    "warning: no --analysts: any correctly signed job is accepted here (the \
+                     parties' policies still decide)"
+                ),
+                None => anyhow::bail!(
+                    "no analysts file: pass --analysts FILE (treaty init writes \
+                     <pki>/analysts.toml)"
+                ),
+            }
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("binding {}", args.listen))?;
@@ -280,6 +313,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         offline_timeout: Duration::from_secs(args.offline_timeout),
                         accept_timeout: Duration::from_secs(args.accept_timeout),
                         run_timeout: Duration::from_secs(args.run_timeout),
+                        approval_timeout: Duration::from_secs(args.approval_timeout),
+                        analysts_file: analysts,
                         ..Default::default()
                     },
                 },
@@ -303,6 +338,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Watch(args) => analyst::watch(args).await,
         Command::Result(args) => analyst::result(args).await,
         Command::Cancel(args) => analyst::cancel(args).await,
+        Command::Approvals(args) => approve::list(args),
+        Command::Approve(args) => approve::approve(args),
+        Command::Reject(args) => approve::reject(args),
         Command::Bench(args) => bench::run(args, log.as_deref(), shutdown_signal()).await,
         Command::Audit(args) => audit::run(args),
         #[cfg(feature = "fhe")]

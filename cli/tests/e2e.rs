@@ -103,6 +103,11 @@ fn coordinator_and_three_party_processes_match_the_clear_computation() {
             .replace("https://127.0.0.1:7000", &coordinator);
         let cfg = configs.join(format!("{p}.toml"));
         std::fs::write(&cfg, text).unwrap();
+        std::fs::copy(
+            examples.join(format!("{p}-policy.toml")),
+            configs.join(format!("{p}-policy.toml")),
+        )
+        .unwrap();
         parties.push(spawn(
             treaty().arg("party").arg("--config").arg(&cfg),
             &d.join(format!("{p}.log")),

@@ -21,10 +21,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::CoordinatorError;
 
 /// Domain separation of entry hashes.
 const ENTRY_DOMAIN: &[u8] = b"treaty-audit-entry-v1";
@@ -62,16 +70,25 @@ impl<'de> Deserialize<'de> for Digest32 {
     }
 }
 
-/// What happened. Counts, hashes and names only.
+/// What happened. Counts, hashes and names only. (Field names must differ from
+/// [`AuditEntry`]'s — `seq`, `prev`, `time_ms`, `writer`, `job` — since the event is flattened
+/// into the entry.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuditEvent {
-    /// A job arrived (its kind and the SHA-256 of its spec's encoding).
+    /// A job arrived (its kind, the SHA-256 of its spec's encoding, who signed it and the
+    /// SHA-256 of the signed submission, from which the job id derives).
     JobReceived {
         /// `stats`, `psi`, `train`, `score`, `fhe-score`.
         kind: String,
         /// SHA-256 of the spec.
         spec_sha256: Digest32,
+        /// The analyst who signed the submission.
+        #[serde(default)]
+        analyst: String,
+        /// SHA-256 of the signed submission bytes.
+        #[serde(default)]
+        submission_sha256: Digest32,
     },
     /// The writer's policy admitted or refused the job.
     PolicyDecision {
@@ -81,6 +98,9 @@ pub enum AuditEvent {
         policy_sha256: Digest32,
         /// Why (empty when admitted).
         reason: String,
+        /// Admitted once a human approves it.
+        #[serde(default)]
+        needs_approval: bool,
     },
     /// A human approved or rejected the job.
     Approval {
@@ -90,6 +110,48 @@ pub enum AuditEvent {
         approved: bool,
         /// Their reason.
         reason: String,
+        /// The policy version the approval was given under.
+        #[serde(default)]
+        policy_sha256: Digest32,
+    },
+    /// Coordinator: a party's answer to an assignment.
+    PartyAnswer {
+        /// The party.
+        party: String,
+        /// Whether it accepted.
+        admitted: bool,
+        /// The policy version it reported admitting the job under (zeros when refused).
+        policy_sha256: Digest32,
+        /// Who approved it there ("" when no approval was needed).
+        approved_by: String,
+        /// Its reason for refusing (or for waiting for approval).
+        reason: String,
+    },
+    /// Coordinator: a party's sealed output share was stored.
+    ResultStored {
+        /// The party.
+        party: String,
+        /// Its size.
+        bytes: u64,
+        /// SHA-256 of the sealed bytes.
+        sealed_sha256: Digest32,
+    },
+    /// Coordinator: a writer registered this audit key (first time, or a new one).
+    WriterKey {
+        /// The writer (a party).
+        party: String,
+        /// Ed25519 public key, hex.
+        public_key: String,
+    },
+    /// Coordinator: a writer's signed head was recorded (the verification key is the one the
+    /// writer registered).
+    HeadRecorded {
+        /// The writer (a party).
+        party: String,
+        /// The head's sequence number.
+        head_seq: u64,
+        /// The head's hash.
+        head: Digest32,
     },
     /// The protocol started with these peers.
     ProtocolStart {
@@ -192,6 +254,40 @@ pub struct SignedHead {
     pub head: Digest32,
     /// Ed25519 signature, hex.
     pub signature: String,
+}
+
+impl SignedHead {
+    /// The wire form.
+    #[must_use]
+    pub fn to_proto(&self) -> treaty_proto::v1::AuditHead {
+        treaty_proto::v1::AuditHead {
+            writer: self.writer.clone(),
+            seq: self.seq,
+            head: self.head.0.to_vec(),
+            signature: hex::decode(&self.signature).unwrap_or_default(),
+        }
+    }
+
+    /// From the wire form.
+    ///
+    /// # Errors
+    /// A head that is not 32 bytes or a signature that is not 64.
+    pub fn from_proto(p: &treaty_proto::v1::AuditHead) -> Result<Self, String> {
+        let head: [u8; 32] = p
+            .head
+            .as_slice()
+            .try_into()
+            .map_err(|_| "an audit head must be 32 bytes".to_string())?;
+        if p.signature.len() != 64 {
+            return Err("an audit head's signature must be 64 bytes".into());
+        }
+        Ok(Self {
+            writer: p.writer.clone(),
+            seq: p.seq,
+            head: Digest32(head),
+            signature: hex::encode(&p.signature),
+        })
+    }
 }
 
 fn checkpoint_message(writer: &str, seq: u64, head: &Digest32) -> Vec<u8> {
@@ -500,6 +596,205 @@ pub fn cross_check(logs: &[(String, Vec<AuditRecord>)]) -> Vec<AuditFailure> {
     failures
 }
 
+/// A log kept in a file (`<dir>/log.jsonl`, one record per line, appended and flushed as events
+/// happen) with its Ed25519 identity key (`<dir>/identity.key`, 32 bytes, mode 0600, created on
+/// first use). Opening verifies what is already there and refuses a log that fails: an operator
+/// must look at a log that was altered. Party nodes and the coordinator each keep one.
+pub struct AuditFile {
+    path: PathBuf,
+    key: SigningKey,
+    log: Mutex<AuditLog>,
+}
+
+impl fmt::Debug for AuditFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditFile")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CoordinatorError + '_ {
+    move |e| CoordinatorError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The log file in an audit directory.
+#[must_use]
+pub fn log_file(dir: &Path) -> PathBuf {
+    dir.join("log.jsonl")
+}
+
+/// Loads the identity key `<dir>/identity.key`, creating it (0600) from OS randomness if
+/// missing.
+///
+/// # Errors
+/// I/O failures, a key file of the wrong size, or no OS randomness.
+pub fn identity_key(dir: &Path) -> Result<SigningKey, CoordinatorError> {
+    let path = dir.join("identity.key");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let seed = zeroize::Zeroizing::new(bytes);
+            let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| {
+                CoordinatorError::InvalidRequest(format!(
+                    "{} is not a 32-byte Ed25519 key",
+                    path.display()
+                ))
+            })?;
+            Ok(SigningKey::from_bytes(&seed))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+            let mut rng = ChaCha20Rng::try_from_rng(&mut rand::rngs::SysRng).map_err(|_| {
+                CoordinatorError::InvalidRequest("no OS randomness for the audit key".into())
+            })?;
+            rng.fill_bytes(seed.as_mut_slice());
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut file = options.open(&path).map_err(io_err(&path))?;
+            file.write_all(seed.as_slice()).map_err(io_err(&path))?;
+            file.sync_all().map_err(io_err(&path))?;
+            Ok(SigningKey::from_bytes(&seed))
+        }
+        Err(e) => Err(io_err(&path)(e)),
+    }
+}
+
+impl AuditFile {
+    /// Opens (or starts) `writer`'s log in `dir` and verifies what is already there.
+    ///
+    /// # Errors
+    /// I/O failures, or an existing log that fails verification (the error lists why).
+    pub fn open(writer: &str, dir: &Path) -> Result<Self, CoordinatorError> {
+        let key = identity_key(dir)?;
+        let path = log_file(dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let (records, failures) = verify_log(writer, &text, &key.verifying_key(), None);
+        if !failures.is_empty() {
+            let list: Vec<String> = failures.iter().map(ToString::to_string).collect();
+            return Err(CoordinatorError::InvalidRequest(format!(
+                "the audit log {} fails verification: {}",
+                path.display(),
+                list.join("; ")
+            )));
+        }
+        Ok(Self {
+            path,
+            key,
+            log: Mutex::new(AuditLog::from_records(writer, records)),
+        })
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, AuditLog> {
+        // Every update is an append followed by a write; a poisoned log is still a valid chain.
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The public key auditors verify this log with.
+    #[must_use]
+    pub fn public_key(&self) -> VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// The log's file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends an event and writes its line (flushed to disk).
+    ///
+    /// # Errors
+    /// I/O failures.
+    pub fn record(&self, job: Option<&str>, event: AuditEvent) -> Result<(), CoordinatorError> {
+        let mut log = self.log();
+        let line = serde_json::to_string(log.append(now_ms(), job, event))
+            .map_err(|e| CoordinatorError::Storage(format!("audit record: {e}")))?;
+        self.write_line(&line)
+    }
+
+    /// Signs the head, appends the checkpoint and returns the signed head (`None` for an empty
+    /// log).
+    ///
+    /// # Errors
+    /// I/O failures.
+    pub fn checkpoint(&self) -> Result<Option<SignedHead>, CoordinatorError> {
+        let mut log = self.log();
+        let Some(head) = log.checkpoint(now_ms(), &self.key) else {
+            return Ok(None);
+        };
+        let line = log
+            .records()
+            .last()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| CoordinatorError::Storage(format!("audit record: {e}")))?
+            .unwrap_or_default();
+        self.write_line(&line)?;
+        Ok(Some(head))
+    }
+
+    /// The newest checkpoint's signed head (`None` before the first).
+    #[must_use]
+    pub fn latest_head(&self) -> Option<SignedHead> {
+        let log = self.log();
+        log.records()
+            .iter()
+            .rev()
+            .find_map(|r| match &r.entry.event {
+                AuditEvent::Checkpoint {
+                    head,
+                    head_seq,
+                    signature,
+                } => Some(SignedHead {
+                    writer: log.writer.clone(),
+                    seq: *head_seq,
+                    head: *head,
+                    signature: signature.clone(),
+                }),
+                _ => None,
+            })
+    }
+
+    /// Every record so far (a copy).
+    #[must_use]
+    pub fn records(&self) -> Vec<AuditRecord> {
+        self.log().records().to_vec()
+    }
+
+    fn write_line(&self, line: &str) -> Result<(), CoordinatorError> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io_err(&self.path))?;
+        file.write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| file.sync_data())
+            .map_err(io_err(&self.path))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,6 +834,8 @@ mod tests {
                 AuditEvent::JobReceived {
                     kind: "stats".into(),
                     spec_sha256: Digest32([9; 32]),
+                    analyst: "analyst".into(),
+                    submission_sha256: Digest32([8; 32]),
                 },
             );
             log.append(
@@ -548,6 +845,7 @@ mod tests {
                     admitted: true,
                     policy_sha256: Digest32([7; 32]),
                     reason: String::new(),
+                    needs_approval: false,
                 },
             );
             // hospital sent A (100 bytes) and received B (50); insurer the mirror.
@@ -592,6 +890,77 @@ mod tests {
         assert!(cross_check(&parsed).is_empty());
         // Nothing secret: the lines hold names, counts and digests.
         assert!(logs[0].1.to_jsonl().contains("\"event\":\"peer_traffic\""));
+    }
+
+    /// Every event kind survives the JSON-lines round trip and verifies (an event field named
+    /// like an entry field would collide in the flattened encoding).
+    #[test]
+    fn every_event_kind_round_trips_through_a_log() {
+        let d = Digest32([4; 32]);
+        let events = vec![
+            AuditEvent::JobReceived {
+                kind: "stats".into(),
+                spec_sha256: d,
+                analyst: "a".into(),
+                submission_sha256: d,
+            },
+            AuditEvent::PolicyDecision {
+                admitted: false,
+                policy_sha256: d,
+                reason: "r".into(),
+                needs_approval: true,
+            },
+            AuditEvent::Approval {
+                by: "op".into(),
+                approved: true,
+                reason: String::new(),
+                policy_sha256: d,
+            },
+            AuditEvent::PartyAnswer {
+                party: "p".into(),
+                admitted: true,
+                policy_sha256: d,
+                approved_by: "op".into(),
+                reason: String::new(),
+            },
+            AuditEvent::ResultStored {
+                party: "p".into(),
+                bytes: 3,
+                sealed_sha256: d,
+            },
+            AuditEvent::WriterKey {
+                party: "p".into(),
+                public_key: "00".into(),
+            },
+            AuditEvent::HeadRecorded {
+                party: "p".into(),
+                head_seq: 9,
+                head: d,
+            },
+            AuditEvent::ProtocolStart {
+                peers: vec!["p".into()],
+            },
+            traffic("p", 1, 2, 3, 4),
+            AuditEvent::ResultSealed {
+                recipient: "a".into(),
+                sealed_sha256: d,
+            },
+            AuditEvent::Completed {
+                outcome: "succeeded".into(),
+                rounds: 2,
+                reason: String::new(),
+            },
+        ];
+        let mut log = AuditLog::new("w");
+        for e in &events {
+            log.append(1, Some("job-1"), e.clone());
+        }
+        let head = log.checkpoint(2, &key(1)).unwrap();
+        let (records, failures) =
+            verify_log("w", &log.to_jsonl(), &key(1).verifying_key(), Some(&head));
+        assert!(failures.is_empty(), "{failures:?}");
+        let parsed: Vec<AuditEvent> = records.into_iter().map(|r| r.entry.event).collect();
+        assert_eq!(parsed[..events.len()], events[..]);
     }
 
     #[test]

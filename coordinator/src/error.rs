@@ -29,6 +29,15 @@ pub enum CoordinatorError {
     /// The caller's TLS identity does not match the party it claims to be.
     #[error("caller is not authenticated as party {0:?}")]
     NotAuthenticated(String),
+    /// The caller is authenticated but not allowed (unknown or revoked analyst, stale or
+    /// forged submission, a head that does not verify).
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
+    /// The same signed submission was already submitted.
+    #[error(
+        "this signed submission was already submitted as job {0} (sign it again for a new job)"
+    )]
+    AlreadySubmitted(String),
     /// The operation does not fit the job's state.
     #[error("job {job} is {state}: {what}")]
     WrongState {
@@ -77,7 +86,8 @@ impl From<CoordinatorError> for tonic::Status {
             E::InvalidSpec(_) | E::InvalidRequest(_) => tonic::Status::invalid_argument(msg),
             E::UnknownJob(_) | E::UnknownParty(_) => tonic::Status::not_found(msg),
             E::DuplicateParty { .. } => tonic::Status::already_exists(msg),
-            E::NotAuthenticated(_) => tonic::Status::permission_denied(msg),
+            E::NotAuthenticated(_) | E::NotAuthorized(_) => tonic::Status::permission_denied(msg),
+            E::AlreadySubmitted(_) => tonic::Status::already_exists(msg),
             E::WrongState { .. } => tonic::Status::failed_precondition(msg),
             E::ResultTooLarge { .. } => tonic::Status::resource_exhausted(msg),
             E::Storage(_) | E::Io { .. } | E::Tls(_) | E::Pki(_) | E::Transport(_) => {

@@ -19,6 +19,7 @@
 pub mod audit;
 pub mod client;
 pub mod error;
+pub mod identity;
 pub mod jobfile;
 pub mod pki;
 pub mod service;
@@ -61,7 +62,11 @@ pub async fn serve(
     let tasks = TaskTracker::new();
     let mut config = options.config;
     config.require_tls_identity = options.tls.is_some();
-    let service = CoordinatorService::new(store, config, token.clone(), tasks.clone())?;
+    let audit = audit::AuditFile::open(
+        service::COORDINATOR_WRITER,
+        &options.state_dir.join("audit"),
+    )?;
+    let service = CoordinatorService::new(store, audit, config, token.clone(), tasks.clone())?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<CoordinatorServer<CoordinatorService>>()

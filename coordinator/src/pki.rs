@@ -680,7 +680,7 @@ pub(crate) fn key_pem_error(e: &pem::Error) -> &'static str {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum FileKind {
+pub(crate) enum FileKind {
     Public,
     Secret,
 }
@@ -698,7 +698,7 @@ fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
 }
 
 /// Writes `contents` to a file that must not exist yet (`0600` on unix for secrets) and syncs it.
-fn write_new_file(path: &Path, contents: &[u8], kind: FileKind) -> Result<(), PkiError> {
+pub(crate) fn write_new_file(path: &Path, contents: &[u8], kind: FileKind) -> Result<(), PkiError> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

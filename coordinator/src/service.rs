@@ -7,11 +7,15 @@
 //! uploaded shares are deleted) and every party is told to abort.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ed25519_dalek::VerifyingKey;
 use futures::Stream;
+use prost::Message;
+use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
@@ -25,11 +29,16 @@ use treaty_proto::v1::{
 };
 
 use crate::CoordinatorError;
+use crate::audit::{AuditEvent, AuditFile, Digest32, SignedHead, head_signature_valid};
+use crate::identity::{AnalystList, check_fresh, verify_submission};
 use crate::store::Store;
 use crate::tls::peer_cert_sha256;
 use crate::validate::{
-    check_model_reference, check_psi_reference, trained_model_id, validate_spec,
+    check_model_reference, check_psi_reference, job_kind, trained_model_id, validate_spec,
 };
+
+/// The coordinator's name as an audit-log writer (no party may take it).
+pub const COORDINATOR_WRITER: &str = "coordinator";
 
 /// Timeouts and limits of the coordinator.
 #[derive(Debug, Clone)]
@@ -45,6 +54,12 @@ pub struct CoordinatorConfig {
     pub require_tls_identity: bool,
     /// Largest sealed result one party may upload for one job.
     pub max_result_bytes: usize,
+    /// How long a job waits for a human approval at a party whose policy asks for one.
+    pub approval_timeout: Duration,
+    /// The analysts allowed to submit (`analysts.toml`, re-read at every submission so that a
+    /// revocation applies at once). `None`: any correctly signed submission is accepted here,
+    /// and only the parties' policies decide (development).
+    pub analysts_file: Option<PathBuf>,
 }
 
 impl Default for CoordinatorConfig {
@@ -55,6 +70,8 @@ impl Default for CoordinatorConfig {
             run_timeout: Duration::from_secs(6 * 3600),
             require_tls_identity: true,
             max_result_bytes: 1 << 30,
+            approval_timeout: Duration::from_secs(3600),
+            analysts_file: None,
         }
     }
 }
@@ -68,6 +85,8 @@ enum DriverEvent {
     },
     Uploaded {
         party: String,
+        bytes: u64,
+        sha256: [u8; 32],
     },
     PartyOffline {
         party: String,
@@ -86,6 +105,7 @@ struct Subscription {
 
 struct Inner {
     store: Store,
+    audit: AuditFile,
     config: CoordinatorConfig,
     online: Mutex<HashMap<String, Subscription>>,
     drivers: Mutex<HashMap<String, mpsc::UnboundedSender<DriverEvent>>>,
@@ -145,16 +165,12 @@ fn wrong_state(job: &Job, what: &'static str) -> CoordinatorError {
     }
 }
 
-fn new_job_id() -> String {
-    let id = uuid::Uuid::new_v4().simple().to_string();
-    format!("job-{}", &id[..16])
-}
-
 impl CoordinatorService {
     /// Opens the service over `store`. Jobs left unfinished by a previous run are marked failed
     /// (their parties lost the coordinator mid-job) and their partial results deleted.
     pub fn new(
         store: Store,
+        audit: AuditFile,
         config: CoordinatorConfig,
         shutdown: CancellationToken,
         tasks: TaskTracker,
@@ -164,6 +180,7 @@ impl CoordinatorService {
         let svc = Self {
             inner: Arc::new(Inner {
                 store,
+                audit,
                 config,
                 online: Mutex::new(HashMap::new()),
                 drivers: Mutex::new(HashMap::new()),
@@ -210,6 +227,14 @@ impl CoordinatorService {
         match peer_cert_sha256(req) {
             Some(fp) if fp.as_slice() == info.tls_cert_sha256.as_slice() => Ok(()),
             _ => Err(CoordinatorError::NotAuthenticated(party.to_string())),
+        }
+    }
+
+    /// Appends to the coordinator's own audit log (a failure to write is logged, not fatal to
+    /// the job: the parties' logs still hold their side).
+    fn audit(&self, job: Option<&str>, event: AuditEvent) {
+        if let Err(e) = self.inner.audit.record(job, event) {
+            tracing::error!(job = ?job, error = %e, "audit log write failed");
         }
     }
 
@@ -325,6 +350,17 @@ impl Driver {
         self.job.finished_at_ms = now_ms();
         lock(&self.svc.inner.drivers).remove(&id);
         self.set_state(outcome.state);
+        self.svc.audit(
+            Some(&id),
+            AuditEvent::Completed {
+                outcome: state_name(outcome.state),
+                rounds: self.job.parties.iter().map(|p| p.rounds).max().unwrap_or(0),
+                reason: self.job.reason.clone(),
+            },
+        );
+        if let Err(e) = self.svc.inner.audit.checkpoint() {
+            tracing::error!(job = %id, error = %e, "audit checkpoint failed");
+        }
     }
 
     /// The next event that does not end the job by itself: a party's failure report and a
@@ -422,6 +458,7 @@ impl Driver {
                     job_id: self.job.id.clone(),
                     spec: self.job.spec.clone(),
                     peers: peers.clone(),
+                    submission: self.job.submission.clone(),
                 }),
             );
             if !sent {
@@ -431,21 +468,31 @@ impl Driver {
         }
         self.save();
 
-        let deadline = Instant::now() + cfg.accept_timeout;
+        let mut deadline = Instant::now() + cfg.accept_timeout;
         let mut answered: HashMap<String, Option<String>> = HashMap::new();
+        let mut awaiting: Vec<String> = Vec::new();
         while answered.len() < parties.len() {
             let silent: Vec<String> = parties
                 .iter()
                 .filter(|p| !answered.contains_key(*p))
                 .cloned()
                 .collect();
+            let waiting_for_approval = silent.iter().any(|p| awaiting.contains(p));
             let ev = match self
                 .next_event(deadline, || {
-                    format!(
-                        "party {} did not answer the assignment within {} s",
-                        silent.join(", "),
-                        cfg.accept_timeout.as_secs_f64()
-                    )
+                    if waiting_for_approval {
+                        format!(
+                            "party {}: no answer (approval pending) within {} s",
+                            silent.join(", "),
+                            cfg.approval_timeout.as_secs_f64()
+                        )
+                    } else {
+                        format!(
+                            "party {} did not answer the assignment within {} s",
+                            silent.join(", "),
+                            cfg.accept_timeout.as_secs_f64()
+                        )
+                    }
                 })
                 .await
             {
@@ -455,18 +502,51 @@ impl Driver {
             match ev {
                 DriverEvent::Report {
                     party,
-                    report: job_report::Report::Accepted(_),
-                } => {
+                    report: job_report::Report::Accepted(admission),
+                } if parties.contains(&party) => {
                     self.set_party(&party, PartyJobState::Accepted, "");
+                    self.svc.audit(
+                        Some(&self.job.id),
+                        AuditEvent::PartyAnswer {
+                            party: party.clone(),
+                            admitted: true,
+                            policy_sha256: Digest32(
+                                admission.policy_sha256.try_into().unwrap_or_default(),
+                            ),
+                            approved_by: admission.approved_by,
+                            reason: String::new(),
+                        },
+                    );
                     answered.insert(party, None);
                     self.save();
                 }
                 DriverEvent::Report {
                     party,
                     report: job_report::Report::Rejected(reason),
-                } => {
+                } if parties.contains(&party) => {
                     self.set_party(&party, PartyJobState::Rejected, &reason);
+                    self.svc.audit(
+                        Some(&self.job.id),
+                        AuditEvent::PartyAnswer {
+                            party: party.clone(),
+                            admitted: false,
+                            policy_sha256: Digest32::default(),
+                            approved_by: String::new(),
+                            reason: reason.clone(),
+                        },
+                    );
                     answered.insert(party, Some(reason));
+                    self.save();
+                }
+                DriverEvent::Report {
+                    party,
+                    report: job_report::Report::AwaitingApproval(note),
+                } if parties.contains(&party) && !answered.contains_key(&party) => {
+                    self.set_party(&party, PartyJobState::AwaitingApproval, &note);
+                    if !awaiting.contains(&party) {
+                        awaiting.push(party);
+                        deadline = deadline.max(Instant::now() + cfg.approval_timeout);
+                    }
                     self.save();
                 }
                 DriverEvent::PartyOffline { party } if parties.contains(&party) => {
@@ -534,13 +614,25 @@ impl Driver {
                     }
                     self.save();
                 }
-                DriverEvent::Uploaded { party } => {
+                DriverEvent::Uploaded {
+                    party,
+                    bytes,
+                    sha256,
+                } => {
                     if let Some(s) = self.status(&party)
                         && s.state() != PartyJobState::Uploaded
                     {
                         s.set_state(PartyJobState::Uploaded);
                         s.progress = 1.0;
                         uploaded += 1;
+                        self.svc.audit(
+                            Some(&self.job.id),
+                            AuditEvent::ResultStored {
+                                party,
+                                bytes,
+                                sealed_sha256: Digest32(sha256),
+                            },
+                        );
                     }
                     self.save();
                 }
@@ -578,6 +670,20 @@ impl coordinator_server::Coordinator for CoordinatorService {
             .ok_or_else(|| CoordinatorError::InvalidRequest("party is required".into()))?;
         crate::pki::validate_name(&info.id)
             .map_err(|e| CoordinatorError::InvalidRequest(format!("party id: {e}")))?;
+        if info.id == COORDINATOR_WRITER {
+            return Err(CoordinatorError::InvalidRequest(format!(
+                "party id {COORDINATOR_WRITER:?} is the coordinator's own"
+            ))
+            .into());
+        }
+        if !info.audit_public_key.is_empty() {
+            let key: [u8; 32] = info.audit_public_key.as_slice().try_into().map_err(|_| {
+                CoordinatorError::InvalidRequest("audit_public_key must be 32 bytes".into())
+            })?;
+            VerifyingKey::from_bytes(&key).map_err(|_| {
+                CoordinatorError::InvalidRequest("audit_public_key is not an Ed25519 key".into())
+            })?;
+        }
         if info.endpoint.is_empty() {
             return Err(CoordinatorError::InvalidRequest("endpoint is required".into()).into());
         }
@@ -612,6 +718,21 @@ impl coordinator_server::Coordinator for CoordinatorService {
         info.registered_at_ms = existing
             .as_ref()
             .map_or_else(now_ms, |o| o.registered_at_ms);
+        let old_key = existing.as_ref().map(|o| o.audit_public_key.as_slice());
+        if old_key != Some(info.audit_public_key.as_slice()) && !info.audit_public_key.is_empty() {
+            if old_key.is_some_and(|k| !k.is_empty()) {
+                // A new audit identity starts a new log: the old head cannot verify under it.
+                tracing::warn!(party = %info.id, "party registered a new audit key");
+                self.inner.store.delete_head(&info.id)?;
+            }
+            self.audit(
+                None,
+                AuditEvent::WriterKey {
+                    party: info.id.clone(),
+                    public_key: hex::encode(&info.audit_public_key),
+                },
+            );
+        }
         tracing::info!(party = %info.id, endpoint = %info.endpoint, "party registered");
         self.inner.store.put_party(&info)?;
         Ok(Response::new(pb::RegisterPartyResponse {
@@ -746,7 +867,12 @@ impl coordinator_server::Coordinator for CoordinatorService {
             return Err(CoordinatorError::InvalidRequest("empty upload".into()).into());
         };
         self.inner.store.put_result(&job_id, &party, &data)?;
-        if !self.to_driver(&job_id, DriverEvent::Uploaded { party }) {
+        let uploaded = DriverEvent::Uploaded {
+            party,
+            bytes: data.len() as u64,
+            sha256: Sha256::digest(&data).into(),
+        };
+        if !self.to_driver(&job_id, uploaded) {
             self.inner.store.delete_results(&job_id)?;
             return Err(CoordinatorError::WrongState {
                 job: job_id,
@@ -776,10 +902,22 @@ impl coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
-        let spec = request
-            .into_inner()
-            .spec
-            .ok_or_else(|| CoordinatorError::InvalidRequest("spec is required".into()))?;
+        let signed = request.into_inner().submission.ok_or_else(|| {
+            CoordinatorError::InvalidRequest(
+                "a signed submission is required (treaty submit signs the job spec)".into(),
+            )
+        })?;
+        let submission = verify_submission(&signed)?;
+        check_fresh(&submission, now_ms()).map_err(CoordinatorError::NotAuthorized)?;
+        if let Some(path) = &self.inner.config.analysts_file {
+            AnalystList::load(path)?
+                .admit(&submission)
+                .map_err(CoordinatorError::NotAuthorized)?;
+        }
+        let job_id = submission.job_id();
+        if self.inner.store.job(&job_id)?.is_some() {
+            return Err(CoordinatorError::AlreadySubmitted(job_id).into());
+        }
         let registry: BTreeMap<String, pb::PartyInfo> = self
             .inner
             .store
@@ -787,7 +925,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
             .into_iter()
             .map(|p| (p.id.clone(), p))
             .collect();
-        let spec = validate_spec(spec, &registry)?;
+        let spec = validate_spec(submission.spec.clone(), &registry)?;
         if let Some(join) = spec.join.as_ref().filter(|j| !j.psi_job.is_empty()) {
             let referenced = self.inner.store.job(&join.psi_job)?;
             check_psi_reference(&spec, referenced.as_ref(), &registry)?;
@@ -809,8 +947,19 @@ impl coordinator_server::Coordinator for CoordinatorService {
             check_model_reference(&spec, trained.as_ref(), &registry)?;
         }
         let now = now_ms();
+        self.audit(
+            Some(&job_id),
+            AuditEvent::JobReceived {
+                kind: job_kind(&spec).into(),
+                spec_sha256: Digest32(Sha256::digest(spec.encode_to_vec()).into()),
+                analyst: submission.analyst.clone(),
+                submission_sha256: Digest32(submission.sha256),
+            },
+        );
         let job = Job {
-            id: new_job_id(),
+            id: job_id,
+            analyst: submission.analyst.clone(),
+            submission: Some(signed),
             parties: spec
                 .inputs
                 .iter()
@@ -977,5 +1126,90 @@ impl coordinator_server::Coordinator for CoordinatorService {
         Ok(Response::new(Box::pin(
             tokio_stream::iter(chunks).map(|c| c),
         )))
+    }
+
+    async fn record_audit_head(
+        &self,
+        request: Request<pb::AuditHead>,
+    ) -> Result<Response<pb::RecordAuditHeadResponse>, Status> {
+        let writer = request.get_ref().writer.clone();
+        self.authenticate(&request, &writer)?;
+        let head = request.into_inner();
+        let info = self
+            .inner
+            .store
+            .party(&writer)?
+            .ok_or_else(|| CoordinatorError::UnknownParty(writer.clone()))?;
+        let key = <[u8; 32]>::try_from(info.audit_public_key.as_slice())
+            .ok()
+            .and_then(|k| VerifyingKey::from_bytes(&k).ok())
+            .ok_or_else(|| {
+                CoordinatorError::InvalidRequest(format!("party {writer} registered no audit key"))
+            })?;
+        let signed = SignedHead::from_proto(&head).map_err(CoordinatorError::InvalidRequest)?;
+        if !head_signature_valid(&signed, &key) {
+            return Err(CoordinatorError::NotAuthorized(format!(
+                "the head's signature does not verify under {writer}'s registered audit key"
+            ))
+            .into());
+        }
+        if let Some(old) = self.inner.store.head(&writer)? {
+            if head.seq < old.seq {
+                return Err(CoordinatorError::InvalidRequest(format!(
+                    "head at entry {} is older than the one recorded (entry {}): a log never \
+                     shrinks",
+                    head.seq, old.seq
+                ))
+                .into());
+            }
+            if head.seq == old.seq {
+                return if head.head == old.head {
+                    Ok(Response::new(pb::RecordAuditHeadResponse {}))
+                } else {
+                    Err(CoordinatorError::InvalidRequest(format!(
+                        "head at entry {} differs from the one recorded for that entry",
+                        head.seq
+                    ))
+                    .into())
+                };
+            }
+        }
+        self.inner.store.put_head(&head)?;
+        self.audit(
+            None,
+            AuditEvent::HeadRecorded {
+                party: writer,
+                head_seq: signed.seq,
+                head: signed.head,
+            },
+        );
+        Ok(Response::new(pb::RecordAuditHeadResponse {}))
+    }
+
+    async fn get_audit_registry(
+        &self,
+        _request: Request<pb::GetAuditRegistryRequest>,
+    ) -> Result<Response<pb::AuditRegistry>, Status> {
+        let mut writers = vec![pb::AuditWriter {
+            writer: COORDINATOR_WRITER.into(),
+            public_key: self.inner.audit.public_key().to_bytes().to_vec(),
+            head: self
+                .inner
+                .audit
+                .latest_head()
+                .as_ref()
+                .map(SignedHead::to_proto),
+        }];
+        for p in self.inner.store.parties()? {
+            if p.audit_public_key.is_empty() {
+                continue;
+            }
+            writers.push(pb::AuditWriter {
+                head: self.inner.store.head(&p.id)?,
+                writer: p.id,
+                public_key: p.audit_public_key,
+            });
+        }
+        Ok(Response::new(pb::AuditRegistry { writers }))
     }
 }

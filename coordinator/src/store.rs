@@ -7,12 +7,14 @@ use std::path::Path;
 
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use treaty_proto::v1::{Job, PartyInfo};
+use treaty_proto::v1::{AuditHead, Job, PartyInfo};
 
 use crate::CoordinatorError;
 
 const PARTIES: TableDefinition<&str, &[u8]> = TableDefinition::new("parties");
 const JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("jobs");
+/// Each audit writer's latest signed head, by writer.
+const HEADS: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_heads");
 /// Key: `"{job_id}\0{party}"`.
 const RESULTS: TableDefinition<&str, &[u8]> = TableDefinition::new("results");
 
@@ -42,7 +44,7 @@ impl Store {
         })?;
         let db = Database::create(state_dir.join(DB_FILE)).map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
-        for table in [PARTIES, JOBS, RESULTS] {
+        for table in [PARTIES, JOBS, RESULTS, HEADS] {
             txn.open_table(table).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
@@ -123,6 +125,26 @@ impl Store {
     /// All jobs (unordered).
     pub fn jobs(&self) -> Result<Vec<Job>, CoordinatorError> {
         self.all(JOBS)
+    }
+
+    /// Replaces a writer's latest signed head.
+    pub fn put_head(&self, head: &AuditHead) -> Result<(), CoordinatorError> {
+        self.put(HEADS, &head.writer, head)
+    }
+
+    /// A writer's latest signed head.
+    pub fn head(&self, writer: &str) -> Result<Option<AuditHead>, CoordinatorError> {
+        self.get(HEADS, writer)
+    }
+
+    /// Forgets a writer's head (its audit key changed: its new log starts afresh).
+    pub fn delete_head(&self, writer: &str) -> Result<(), CoordinatorError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        txn.open_table(HEADS)
+            .map_err(db_err)?
+            .remove(writer)
+            .map_err(db_err)?;
+        txn.commit().map_err(db_err)
     }
 
     /// Stores one party's sealed result for a job.

@@ -34,12 +34,10 @@ pub const MAX_PARTIES: usize = 64;
 /// The protocol of the `fhe-score` job (the owner's tfhe key, the evaluator's clear model).
 pub const FHE_PROTOCOL: &str = "fhe";
 
-/// Validates `spec` against the registered `parties` and fills in defaults.
-pub fn validate_spec(
-    mut spec: JobSpec,
-    parties: &BTreeMap<String, PartyInfo>,
-) -> Result<JobSpec, CoordinatorError> {
-    let mut problems = Vec::new();
+/// The spec with its defaults filled in (protocol from the computation, `frac_bits`): what the
+/// coordinator assigns, and what a party compares with the analyst's signed spec.
+#[must_use]
+pub fn normalize_spec(mut spec: JobSpec) -> JobSpec {
     if spec.protocol.is_empty() {
         spec.protocol = match (&spec.computation, &spec.join) {
             (Some(job_spec::Computation::FheScore(_)), _) => FHE_PROTOCOL,
@@ -53,6 +51,29 @@ pub fn validate_spec(
     if spec.frac_bits == 0 {
         spec.frac_bits = DEFAULT_FRAC_BITS;
     }
+    spec
+}
+
+/// The job's kind as listings, policies and audit logs name it.
+#[must_use]
+pub fn job_kind(spec: &JobSpec) -> &'static str {
+    match &spec.computation {
+        Some(job_spec::Computation::Stats(_)) => "stats",
+        Some(job_spec::Computation::Psi(_)) => "psi",
+        Some(job_spec::Computation::Train(_)) => "train",
+        Some(job_spec::Computation::Score(_)) => "score",
+        Some(job_spec::Computation::FheScore(_)) => "fhe-score",
+        None => "none",
+    }
+}
+
+/// Validates `spec` against the registered `parties` and fills in defaults.
+pub fn validate_spec(
+    spec: JobSpec,
+    parties: &BTreeMap<String, PartyInfo>,
+) -> Result<JobSpec, CoordinatorError> {
+    let spec = normalize_spec(spec);
+    let mut problems = Vec::new();
     if spec.frac_bits > MAX_FRAC_BITS {
         problems.push(format!(
             "frac_bits is {}, at most {MAX_FRAC_BITS} is allowed",

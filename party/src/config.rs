@@ -6,6 +6,7 @@
 //! listen = "0.0.0.0:7101"                  # data plane
 //! advertise = "https://10.0.0.5:7101"      # what peers dial (default: https://<listen>)
 //! coordinator = "https://10.0.0.1:7000"
+//! policy = "policy.toml"                   # who may run what here (see treaty_party::policy)
 //!
 //! [tls]                                    # omit only with `insecure = true`
 //! ca = "pki/ca.pem"
@@ -101,6 +102,10 @@ pub struct PartyConfig {
     /// Datasets this party offers.
     #[serde(default)]
     pub datasets: Vec<DatasetConfig>,
+    /// The data owner's policy file (see [`crate::policy`]); without one the node refuses
+    /// every job.
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
     /// Where the node keeps job outputs that stay at the party (e.g. PSI intersections);
     /// default `state` next to the config file.
     #[serde(default)]

@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use treaty_coordinator::audit::{AuditEvent, Digest32};
+use treaty_coordinator::identity::{check_fresh, verify_submission};
 use treaty_coordinator::tls::TlsIdentity;
+use treaty_coordinator::validate::normalize_spec;
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::output;
 use treaty_mpc::psi::multi::{self, MultiPsiMode, MultiPsiParams, PartySet};
@@ -31,6 +33,7 @@ use crate::error::io_err;
 use crate::fhe_score;
 use crate::join::{JOIN_ROUND, JoinPlan, JoinTable, predicate};
 use crate::link::{GrpcTransport, LinkHub, SessionPeer, SessionSetup};
+use crate::policy::{Policy, Request, Terms, check_cohort};
 use crate::score::{self, ClearModel, ModelSource, ScorePlan};
 use crate::train::{self, StoredModel, TrainPlan};
 
@@ -110,6 +113,114 @@ pub fn local_ids(
         PartyError::Rejected(format!("dataset {:?} id column {column:?}: {e}", ds.name))
     })?;
     Ok(ids)
+}
+
+/// How this party answered an assignment: who signed it, under which policy version, and the
+/// verdict (the terms it runs under, or why it is refused).
+#[derive(Debug)]
+pub struct Admission {
+    /// The analyst who signed the submission ("" if the signature did not verify).
+    pub analyst: String,
+    /// SHA-256 of the signed submission bytes (zeros without one).
+    pub submission_sha256: [u8; 32],
+    /// The policy version that decided (zeros if it was never consulted).
+    pub policy_sha256: [u8; 32],
+    /// What the job asks of this party, as the policy saw it.
+    pub request: Request,
+    /// The terms, or the reason to refuse.
+    pub verdict: Result<Terms, PartyError>,
+}
+
+/// Decides an assignment, in order: the analyst's signature over the job (and that the job id
+/// and spec are what was signed, fresh, and not seen before), the analyst on this party's list,
+/// this party's policy, then its datasets ([`check_assignment`]). Never touches data rows before
+/// the policy admits the job.
+pub fn admit(
+    cfg: &PartyConfig,
+    a: &pb::JobAssignment,
+    seen: impl Fn(&str) -> bool,
+    now_ms: i64,
+) -> Admission {
+    let mut out = Admission {
+        analyst: String::new(),
+        submission_sha256: [0; 32],
+        policy_sha256: [0; 32],
+        request: Request::default(),
+        verdict: Err(PartyError::Rejected(String::new())),
+    };
+    let reject = |reason: String| Err(PartyError::Rejected(reason));
+    let Some(signed) = &a.submission else {
+        out.verdict = reject("the job carries no signed submission".into());
+        return out;
+    };
+    let submission = match verify_submission(signed) {
+        Ok(s) => s,
+        Err(e) => {
+            out.verdict = reject(e.to_string());
+            return out;
+        }
+    };
+    out.analyst = submission.analyst.clone();
+    out.submission_sha256 = submission.sha256;
+    let spec = a.spec.clone().unwrap_or_default();
+    out.request = match my_role(cfg, a) {
+        Ok((_, dataset)) => {
+            let id = cfg.dataset(dataset).map(|d| d.id_column.as_str());
+            Request::of(&spec, &cfg.id, dataset, id)
+        }
+        Err(e) => {
+            out.verdict = Err(e);
+            return out;
+        }
+    };
+    let signed_checks = if submission.job_id() != a.job_id {
+        Err("the job id is not the one the analyst's signed submission yields".to_string())
+    } else if normalize_spec(submission.spec.clone()) != spec {
+        Err("the job spec differs from the one the analyst signed".to_string())
+    } else if seen(&a.job_id) {
+        Err(format!(
+            "{} already received job {} (a replayed submission)",
+            cfg.id, a.job_id
+        ))
+    } else {
+        check_fresh(&submission, now_ms)
+    };
+    if let Err(reason) = signed_checks {
+        out.verdict = reject(reason);
+        return out;
+    }
+    let Some(path) = &cfg.policy else {
+        out.verdict = reject(format!(
+            "party {} has no policy configured: it admits no job",
+            cfg.id
+        ));
+        return out;
+    };
+    let policy = match Policy::load(&cfg.resolve(path)) {
+        Ok(p) => p,
+        Err(e) => {
+            // The details are for the operator, not the analyst.
+            tracing::error!(error = %e, "the policy file is unusable: every job is refused");
+            out.verdict = reject(format!(
+                "party {}'s policy file is unusable (its operator must fix it)",
+                cfg.id
+            ));
+            return out;
+        }
+    };
+    out.policy_sha256 = policy.sha256;
+    let analyst = match policy.analysts.admit(&submission) {
+        Ok(a) => a,
+        Err(reason) => {
+            out.verdict = reject(format!("refused by {}: {reason}", cfg.id));
+            return out;
+        }
+    };
+    out.verdict = policy
+        .decide(analyst, &out.request)
+        .map_err(|r| PartyError::Rejected(format!("refused by {}'s policy: {r}", cfg.id)))
+        .and_then(|terms| check_assignment(cfg, a).map(|()| terms));
+    out
 }
 
 /// Checks an assignment against this party's own datasets (the registry only holds what the
@@ -323,15 +434,24 @@ fn score_plans(
     Ok((plan, score))
 }
 
-/// The job's kind as the audit log and listings name it.
-pub fn job_kind(spec: &pb::JobSpec) -> &'static str {
-    match &spec.computation {
-        Some(job_spec::Computation::Stats(_)) => "stats",
-        Some(job_spec::Computation::Psi(_)) => "psi",
-        Some(job_spec::Computation::Train(_)) => "train",
-        Some(job_spec::Computation::Score(_)) => "score",
-        Some(job_spec::Computation::FheScore(_)) => "fhe-score",
-        None => "none",
+pub use treaty_coordinator::validate::job_kind;
+
+/// Signs the audit log's head and records it with the coordinator (failures are logged: the
+/// head stays in the log and the next checkpoint records a newer one).
+pub async fn checkpoint(
+    audit: &treaty_coordinator::audit::AuditFile,
+    coordinator: &CoordinatorClient<Channel>,
+) {
+    let head = match audit.checkpoint() {
+        Ok(Some(head)) => head,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "audit checkpoint failed");
+            return;
+        }
+    };
+    if let Err(e) = coordinator.clone().record_audit_head(head.to_proto()).await {
+        tracing::warn!(error = %e.message(), "the coordinator did not record the audit head");
     }
 }
 
@@ -512,7 +632,7 @@ pub struct JobRun {
     /// Node config.
     pub cfg: Arc<PartyConfig>,
     /// The node's audit log.
-    pub audit: Arc<crate::audit_log::PartyAudit>,
+    pub audit: Arc<treaty_coordinator::audit::AuditFile>,
     /// Rounds the protocol ran (set when it ends; for the audit log).
     pub rounds: std::sync::atomic::AtomicU64,
     /// TLS identity.
@@ -523,6 +643,8 @@ pub struct JobRun {
     pub coordinator: CoordinatorClient<Channel>,
     /// The assignment.
     pub assignment: pb::JobAssignment,
+    /// The terms this party's policy admitted the job under.
+    pub terms: Terms,
     /// Cancelled when the job is aborted.
     pub abort: CancellationToken,
 }
@@ -611,11 +733,6 @@ impl JobRun {
     pub async fn execute(self) {
         let job_id = self.assignment.job_id.clone();
         tracing::info!(job = %job_id, "job started");
-        let spec = self.assignment.spec.clone().unwrap_or_default();
-        self.audit_event(AuditEvent::JobReceived {
-            kind: job_kind(&spec).into(),
-            spec_sha256: Digest32(Sha256::digest(spec.encode_to_vec()).into()),
-        });
         let (outcome, reason) = match self.run().await {
             Ok(()) => {
                 tracing::info!(job = %job_id, "job done: sealed share uploaded");
@@ -641,9 +758,7 @@ impl JobRun {
             rounds: self.rounds.load(std::sync::atomic::Ordering::Relaxed),
             reason,
         });
-        if let Err(e) = self.audit.checkpoint() {
-            tracing::warn!(job = %job_id, error = %e, "audit checkpoint failed");
-        }
+        checkpoint(&self.audit, &self.coordinator).await;
         self.hub.forget_job(&job_id);
     }
 
@@ -724,6 +839,11 @@ impl JobRun {
                 () = self.abort.cancelled() => return Err(PartyError::Aborted("job aborted".into())),
             }
         };
+        // The cohort rule, before anything leaves this party: rows behind a horizontal
+        // aggregate here (a join's aligned rows are checked once the PSI aligned them).
+        if let LocalInput::Stats(_, aggregates) = &local {
+            check_cohort(&self.terms, &self.cfg.id, aggregates.count())?;
+        }
         self.progress::<GrpcTransport>(0.4, None).await;
 
         // 2. Data plane.
@@ -994,6 +1114,9 @@ impl JobRun {
                 Some((table, matched))
             }
         };
+        if let Some((_, matched)) = &aligned {
+            check_cohort(&self.terms, &self.cfg.id, matched.len() as u64)?;
+        }
         self.progress(0.3, Some(transport)).await;
         match work {
             JoinWork::Train(train) => {
@@ -1113,5 +1236,159 @@ impl JobRun {
         let mut c = self.coordinator.clone();
         c.upload_result(tokio_stream::iter(chunks)).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use treaty_coordinator::identity::sign_submission;
+
+    const NOW: i64 = 1_800_000_000_000;
+
+    fn party_cfg(dir: &std::path::Path, policy: Option<&str>) -> PartyConfig {
+        let mut cfg: PartyConfig = toml::from_str(
+            "id = \"hospital\"\nlisten = \"127.0.0.1:1\"\ncoordinator = \"x\"\ninsecure = true",
+        )
+        .unwrap();
+        cfg.base_dir = dir.to_path_buf();
+        if let Some(text) = policy {
+            std::fs::write(dir.join("policy.toml"), text).unwrap();
+            cfg.policy = Some("policy.toml".into());
+        }
+        cfg
+    }
+
+    fn key() -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[3; 32])
+    }
+
+    fn policy() -> String {
+        format!(
+            "[[analysts]]\nname = \"ana\"\nkey = \"{}\"\n\n[[rules]]\nanalysts = [\"ana\"]\n\
+             jobs = [\"psi\"]\nrecipients = [\"*\"]\n",
+            hex::encode(key().verifying_key().to_bytes())
+        )
+    }
+
+    /// A PSI job between hospital (no dataset named here: the policy refuses nothing about
+    /// columns) and insurer, signed by "ana" at `signed_at`.
+    fn assignment(signed_at: i64) -> pb::JobAssignment {
+        let spec = pb::JobSpec {
+            inputs: vec![
+                pb::JobInput {
+                    party: "hospital".into(),
+                    dataset: String::new(),
+                },
+                pb::JobInput {
+                    party: "insurer".into(),
+                    dataset: String::new(),
+                },
+            ],
+            output: Some(pb::JobOutput {
+                recipient: "ana".into(),
+                recipient_public_key: vec![1; 32],
+            }),
+            computation: Some(job_spec::Computation::Psi(pb::PsiJob::default())),
+            ..Default::default()
+        };
+        let signed = sign_submission(spec.clone(), "ana", &key(), [5; 16], signed_at);
+        let id = verify_submission(&signed).unwrap().job_id();
+        pb::JobAssignment {
+            job_id: id,
+            spec: Some(normalize_spec(spec)),
+            peers: ["hospital", "insurer"]
+                .iter()
+                .enumerate()
+                .map(|(i, p)| pb::JobPeer {
+                    party: (*p).into(),
+                    index: i as u32,
+                    ..Default::default()
+                })
+                .collect(),
+            submission: Some(signed),
+        }
+    }
+
+    fn reason(a: &Admission) -> String {
+        a.verdict.as_ref().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_signature_policy_and_datasets_decide_in_that_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = party_cfg(dir.path(), Some(&policy()));
+        let a = assignment(NOW);
+        // Admitted by the policy; then the dataset check refuses (no dataset named).
+        let ok = admit(&cfg, &a, |_| false, NOW);
+        assert_eq!(ok.analyst, "ana");
+        assert_ne!(ok.policy_sha256, [0; 32]);
+        assert!(reason(&ok).contains("unknown dataset"), "{}", reason(&ok));
+
+        let cases: Vec<(pb::JobAssignment, &str)> = vec![
+            (
+                pb::JobAssignment {
+                    submission: None,
+                    ..a.clone()
+                },
+                "no signed submission",
+            ),
+            (
+                {
+                    // A coordinator that changes the job after the analyst signed it.
+                    let mut b = a.clone();
+                    if let Some(s) = b.spec.as_mut() {
+                        s.output = Some(pb::JobOutput {
+                            recipient: "mallory".into(),
+                            recipient_public_key: vec![2; 32],
+                        });
+                    }
+                    b
+                },
+                "differs from the one the analyst signed",
+            ),
+            (
+                pb::JobAssignment {
+                    job_id: "job-0000000000000000".into(),
+                    ..a.clone()
+                },
+                "job id is not the one",
+            ),
+            (
+                {
+                    let mut b = a.clone();
+                    if let Some(s) = b.submission.as_mut() {
+                        s.signature[0] ^= 1;
+                    }
+                    b
+                },
+                "signature does not verify",
+            ),
+            (assignment(NOW - 25 * 3600 * 1000), "signed 90000 s ago"),
+        ];
+        for (b, want) in cases {
+            let got = admit(&cfg, &b, |_| false, NOW);
+            assert!(reason(&got).contains(want), "{want}: {}", reason(&got));
+            assert_eq!(
+                got.policy_sha256, [0; 32],
+                "{want}: the policy was not consulted"
+            );
+        }
+        let replay = admit(&cfg, &a, |id| id == a.job_id, NOW);
+        assert!(reason(&replay).contains("a replayed submission"));
+
+        let none = admit(&party_cfg(dir.path(), None), &a, |_| false, NOW);
+        assert!(reason(&none).contains("has no policy configured"));
+        let broken = party_cfg(dir.path(), Some("[[rules]]\nnonsense"));
+        let got = admit(&broken, &a, |_| false, NOW);
+        assert!(
+            reason(&got).contains("policy file is unusable"),
+            "{}",
+            reason(&got)
+        );
+        assert!(
+            !reason(&got).contains("nonsense"),
+            "details stay with the operator"
+        );
     }
 }

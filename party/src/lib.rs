@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod analyst;
+pub mod approval;
 pub mod audit_log;
 pub mod bench;
 #[cfg(feature = "fhe")]
@@ -36,6 +37,7 @@ pub mod job;
 pub mod join;
 pub mod link;
 pub mod node;
+pub mod policy;
 pub mod sandbox;
 pub mod score;
 pub mod synthetic;

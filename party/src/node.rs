@@ -3,10 +3,11 @@
 //! back-off when the coordinator goes away (running jobs are aborted: their results could no
 //! longer be delivered).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -18,29 +19,51 @@ use treaty_proto::v1::{
 };
 
 use crate::PartyError;
-use crate::audit_log::PartyAudit;
+use crate::approval;
 use crate::config::PartyConfig;
-use crate::job::{JobRun, check_assignment};
+use crate::job::{JobRun, admit, checkpoint, job_kind};
 use crate::link::{LinkHub, PartyLinkService, data_plane_incoming, data_plane_server};
+use crate::policy::Terms;
+use prost::Message;
+use sha2::{Digest, Sha256};
+use treaty_coordinator::audit::AuditFile;
+use treaty_coordinator::audit::{AuditEvent, Digest32};
 
 struct ActiveJob {
     assignment: pb::JobAssignment,
     abort: CancellationToken,
+    terms: Terms,
+    /// Set once the job runs (it then writes its own end to the audit log).
+    started: bool,
 }
 
 /// A running party node.
 struct Node {
     cfg: Arc<PartyConfig>,
-    audit: Arc<PartyAudit>,
+    audit: Arc<AuditFile>,
     tls: Option<Arc<TlsIdentity>>,
     hub: Arc<LinkHub>,
     jobs: Mutex<HashMap<String, ActiveJob>>,
+    /// Every job id this node ever received (from its audit log): a replayed submission is
+    /// refused.
+    seen: Mutex<HashSet<String>>,
 }
 
 impl Node {
     fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, ActiveJob>> {
         // Single insert/remove updates: a poisoned map is still consistent.
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends an event of `job` to the audit log (a failure to write is logged).
+    fn audit_event(&self, job: &str, event: AuditEvent) {
+        if let Err(e) = self.audit.record(Some(job), event) {
+            tracing::warn!(job = %job, error = %e, "audit log write failed");
+        }
     }
 
     fn abort_all(&self, reason: &str) {
@@ -74,9 +97,16 @@ pub async fn run(
         });
     }
     let hub = Arc::new(LinkHub::default());
-    let audit = Arc::new(PartyAudit::open(&cfg)?);
+    let audit = Arc::new(crate::audit_log::open(&cfg)?);
+    let seen = audit
+        .records()
+        .into_iter()
+        .filter(|r| matches!(r.entry.event, AuditEvent::JobReceived { .. }))
+        .filter_map(|r| r.entry.job)
+        .collect();
     let node = Arc::new(Node {
         audit,
+        seen: Mutex::new(seen),
         cfg: Arc::new(cfg),
         tls,
         hub: hub.clone(),
@@ -144,6 +174,7 @@ async fn session(node: &Arc<Node>) -> Result<(), PartyError> {
             .map(|t| t.cert_sha256().to_vec())
             .unwrap_or_default(),
         datasets: cfg.published_schemas(),
+        audit_public_key: node.audit.public_key().to_bytes().to_vec(),
         ..Default::default()
     };
     client
@@ -161,9 +192,21 @@ async fn session(node: &Arc<Node>) -> Result<(), PartyError> {
             Some(party_event::Event::Assign(a)) => on_assign(node, &client, a).await,
             Some(party_event::Event::Start(s)) => on_start(node, &client, &s.job_id),
             Some(party_event::Event::Abort(a)) => {
-                if let Some(job) = node.jobs().remove(&a.job_id) {
+                let removed = node.jobs().remove(&a.job_id);
+                if let Some(job) = removed {
                     tracing::warn!(job = %a.job_id, reason = %a.reason, "job aborted by the coordinator");
                     job.abort.cancel();
+                    if !job.started {
+                        node.audit_event(
+                            &a.job_id,
+                            AuditEvent::Completed {
+                                outcome: "aborted".into(),
+                                rounds: 0,
+                                reason: a.reason.clone(),
+                            },
+                        );
+                        checkpoint(&node.audit, &client).await;
+                    }
                 }
             }
             None => {}
@@ -172,44 +215,211 @@ async fn session(node: &Arc<Node>) -> Result<(), PartyError> {
     Ok(())
 }
 
-async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb::JobAssignment) {
-    let job_id = a.job_id.clone();
-    let report = match check_assignment(&node.cfg, &a) {
-        Ok(()) => {
-            node.jobs().insert(
-                job_id.clone(),
-                ActiveJob {
-                    assignment: a,
-                    abort: CancellationToken::new(),
-                },
-            );
-            tracing::info!(job = %job_id, "job accepted");
-            job_report::Report::Accepted(pb::Empty {})
-        }
-        Err(e) => {
-            tracing::warn!(job = %job_id, reason = %e, "job rejected");
-            job_report::Report::Rejected(e.to_string())
-        }
-    };
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn report(
+    client: &CoordinatorClient<Channel>,
+    party: &str,
+    job_id: &str,
+    report: job_report::Report,
+) {
     let mut c = client.clone();
     if let Err(e) = c
         .report_job(pb::JobReport {
-            job_id,
-            party: node.cfg.id.clone(),
+            job_id: job_id.to_string(),
+            party: party.to_string(),
             report: Some(report),
         })
         .await
     {
-        tracing::warn!(error = %e.message(), "could not answer an assignment");
+        tracing::warn!(job = %job_id, error = %e.message(), "could not answer an assignment");
     }
 }
 
+/// Signature, policy and datasets decide; the decision goes to the audit log, then to the
+/// coordinator. A job whose rule asks for a human approval waits for one in a side task.
+async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb::JobAssignment) {
+    let job_id = a.job_id.clone();
+    let admission = {
+        let seen = node.seen();
+        admit(&node.cfg, &a, |id| seen.contains(id), now_ms())
+    };
+    node.seen().insert(job_id.clone());
+    let spec = a.spec.clone().unwrap_or_default();
+    node.audit_event(
+        &job_id,
+        AuditEvent::JobReceived {
+            kind: job_kind(&spec).into(),
+            spec_sha256: Digest32(Sha256::digest(spec.encode_to_vec()).into()),
+            analyst: admission.analyst.clone(),
+            submission_sha256: Digest32(admission.submission_sha256),
+        },
+    );
+    node.audit_event(
+        &job_id,
+        AuditEvent::PolicyDecision {
+            admitted: admission.verdict.is_ok(),
+            policy_sha256: Digest32(admission.policy_sha256),
+            reason: admission
+                .verdict
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            needs_approval: admission.verdict.as_ref().is_ok_and(|t| t.approval),
+        },
+    );
+    let party = node.cfg.id.clone();
+    let terms = match admission.verdict {
+        Ok(terms) => terms,
+        Err(e) => {
+            tracing::warn!(job = %job_id, reason = %e, "job rejected");
+            report(
+                client,
+                &party,
+                &job_id,
+                job_report::Report::Rejected(e.to_string()),
+            )
+            .await;
+            checkpoint(&node.audit, client).await;
+            return;
+        }
+    };
+    let abort = CancellationToken::new();
+    let approval = terms.approval;
+    let pending = approval.then(|| approval::PendingApproval {
+        job: job_id.clone(),
+        name: spec.name.clone(),
+        analyst: admission.analyst.clone(),
+        kind: admission.request.kind.clone(),
+        parties: a.peers.iter().map(|p| p.party.clone()).collect(),
+        dataset: admission.request.dataset.clone(),
+        columns: admission.request.columns.clone(),
+        recipient: spec
+            .output
+            .as_ref()
+            .map(|o| o.recipient.clone())
+            .unwrap_or_default(),
+        recipient_key: hex::encode(&admission.request.recipient_key),
+        policy_sha256: hex::encode(terms.policy_sha256),
+        received_at_ms: now_ms() as u64,
+    });
+    let policy_sha256 = terms.policy_sha256.to_vec();
+    node.jobs().insert(
+        job_id.clone(),
+        ActiveJob {
+            assignment: a,
+            abort: abort.clone(),
+            terms,
+            started: false,
+        },
+    );
+    let Some(pending) = pending else {
+        tracing::info!(job = %job_id, "job accepted");
+        let admitted = pb::Admission {
+            policy_sha256,
+            approved_by: String::new(),
+        };
+        report(
+            client,
+            &party,
+            &job_id,
+            job_report::Report::Accepted(admitted),
+        )
+        .await;
+        return;
+    };
+    if let Err(e) = approval::request(&node.cfg, &pending) {
+        tracing::error!(job = %job_id, error = %e, "could not record the approval request");
+        node.jobs().remove(&job_id);
+        let reason = format!("{party} could not record the approval request");
+        report(
+            client,
+            &party,
+            &job_id,
+            job_report::Report::Rejected(reason),
+        )
+        .await;
+        checkpoint(&node.audit, client).await;
+        return;
+    }
+    tracing::info!(job = %job_id, "job waits for approval: treaty approve {job_id}");
+    let note = format!("waiting for an operator at {party} to approve it");
+    report(
+        client,
+        &party,
+        &job_id,
+        job_report::Report::AwaitingApproval(note),
+    )
+    .await;
+    let (node, client) = (node.clone(), client.clone());
+    tokio::spawn(async move {
+        let decision = approval::wait(&node.cfg, &job_id, &abort).await;
+        let decision = match decision {
+            Ok(Some(d)) => d,
+            // Aborted while waiting: the abort handler logged it.
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(job = %job_id, error = %e, "reading the approval decision");
+                approval::Decision {
+                    approved: false,
+                    by: party.clone(),
+                    reason: "the approval decision could not be read".into(),
+                    at_ms: now_ms() as u64,
+                }
+            }
+        };
+        node.audit_event(
+            &job_id,
+            AuditEvent::Approval {
+                by: decision.by.clone(),
+                approved: decision.approved,
+                reason: decision.reason.clone(),
+                policy_sha256: Digest32(policy_sha256.as_slice().try_into().unwrap_or_default()),
+            },
+        );
+        if decision.approved {
+            tracing::info!(job = %job_id, by = %decision.by, "job approved");
+            let admitted = pb::Admission {
+                policy_sha256,
+                approved_by: decision.by,
+            };
+            report(
+                &client,
+                &party,
+                &job_id,
+                job_report::Report::Accepted(admitted),
+            )
+            .await;
+        } else {
+            tracing::warn!(job = %job_id, by = %decision.by, "job rejected by an operator");
+            node.jobs().remove(&job_id);
+            let reason = format!(
+                "rejected at {party} by {}: {}",
+                decision.by, decision.reason
+            );
+            report(
+                &client,
+                &party,
+                &job_id,
+                job_report::Report::Rejected(reason),
+            )
+            .await;
+            checkpoint(&node.audit, &client).await;
+        }
+    });
+}
+
 fn on_start(node: &Arc<Node>, client: &CoordinatorClient<Channel>, job_id: &str) {
-    let Some((assignment, abort)) = node
-        .jobs()
-        .get(job_id)
-        .map(|j| (j.assignment.clone(), j.abort.clone()))
-    else {
+    let started = node.jobs().get_mut(job_id).map(|j| {
+        j.started = true;
+        (j.assignment.clone(), j.abort.clone(), j.terms.clone())
+    });
+    let Some((assignment, abort, terms)) = started else {
         tracing::warn!(job = %job_id, "start for an unknown job");
         return;
     };
@@ -221,6 +431,7 @@ fn on_start(node: &Arc<Node>, client: &CoordinatorClient<Channel>, job_id: &str)
         hub: node.hub.clone(),
         coordinator: client.clone(),
         assignment,
+        terms,
         abort,
     };
     let node = node.clone();

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use treaty_coordinator::client::{COORDINATOR_TLS_NAME, Dial, connect};
+use treaty_coordinator::identity::{read_signing_key, sign_submission};
 use treaty_coordinator::tls::TlsIdentity;
 use treaty_coordinator::{CoordinatorConfig, CoordinatorError, ServeOptions, pki};
 use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient};
@@ -21,8 +22,21 @@ use crate::PartyError;
 use crate::config::{Limits, PartyConfig, TlsFiles};
 use crate::dataset::DatasetConfig;
 
-/// Name of the sandbox analyst's certificate.
+/// Name of the sandbox analyst's certificate and signing key.
 pub const ANALYST: &str = "analyst";
+
+/// The policy every sandbox party gets unless a test writes its own `<party>-policy.toml`
+/// first: the sandbox analyst may run every job kind on every dataset, for any recipient.
+pub const OPEN_POLICY: &str = "# Sandbox policy: the sandbox analyst may run anything here.
+analysts_file = \"analysts.toml\"
+
+[[rules]]
+analysts = [\"*\"]
+jobs = [\"stats\", \"psi\", \"train\", \"score\", \"fhe-score\"]
+datasets = { \"*\" = [\"*\"] }
+recipients = [\"*\"]
+reveal_models = true
+";
 
 /// A running component and the token that stops it.
 struct Running<T> {
@@ -85,6 +99,32 @@ impl std::fmt::Debug for Sandbox {
     }
 }
 
+/// Signs `spec` as `analyst` now, with a fresh random nonce.
+///
+/// # Errors
+/// No OS randomness.
+pub fn sign_now(
+    spec: pb::JobSpec,
+    analyst: &str,
+    key: &ed25519_dalek::SigningKey,
+) -> Result<pb::SignedSubmission, PartyError> {
+    let mut nonce = [0u8; 16];
+    rand::Rng::fill_bytes(&mut treaty_mpc::seeds::os_rng()?, &mut nonce);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Ok(sign_submission(spec, analyst, key, nonce, now))
+}
+
+/// Writes the sandbox analyst's signing key (`analyst.sign.key`) and the analysts file listing
+/// it (`analysts.toml`), unless they exist.
+fn write_analyst(dir: &Path) -> Result<(), PartyError> {
+    if !dir.join("analysts.toml").exists() {
+        treaty_coordinator::identity::write_analyst_keys(dir, &[(ANALYST.to_string(), None)])?;
+    }
+    Ok(())
+}
+
 fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> PartyError + '_ {
     move |e| PartyError::Io {
         path: PathBuf::from(what),
@@ -102,6 +142,7 @@ impl Sandbox {
             pki::write_deployment(&opts.dir.join("pki"), &[], &names, &[ANALYST.to_string()])
                 .map_err(CoordinatorError::from)?;
         }
+        write_analyst(&opts.dir)?;
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(io_err("127.0.0.1:0"))?;
@@ -118,12 +159,16 @@ impl Sandbox {
 
     fn start_coordinator_on(&mut self, listener: TcpListener) -> Result<(), PartyError> {
         let stop = CancellationToken::new();
+        let mut config = self.opts.coordinator.clone();
+        if config.analysts_file.is_none() {
+            config.analysts_file = Some(self.opts.dir.join("analysts.toml"));
+        }
         let serve = treaty_coordinator::serve(
             listener,
             ServeOptions {
                 state_dir: self.state_dir(),
                 tls: self.identity("coordinator")?,
-                config: self.opts.coordinator.clone(),
+                config,
             },
             stop.clone().cancelled_owned(),
         );
@@ -228,7 +273,15 @@ impl Sandbox {
         listen: SocketAddr,
         datasets: Vec<DatasetConfig>,
     ) -> PartyConfig {
+        let policy = PathBuf::from(format!("{id}-policy.toml"));
+        let path = self.opts.dir.join(&policy);
+        if !path.exists()
+            && let Err(e) = std::fs::write(&path, OPEN_POLICY)
+        {
+            tracing::warn!(error = %e, "could not write the sandbox policy");
+        }
         PartyConfig {
+            policy: Some(policy),
             id: id.to_string(),
             listen,
             advertise: None,
@@ -305,6 +358,17 @@ impl Sandbox {
         .await?)
     }
 
+    /// `spec` signed by the sandbox analyst, ready to submit.
+    ///
+    /// # Errors
+    /// The key file cannot be read, or no OS randomness.
+    pub fn sign(&self, spec: pb::JobSpec) -> Result<pb::SubmitJobRequest, PartyError> {
+        let key = read_signing_key(&self.opts.dir.join(format!("{ANALYST}.sign.key")))?;
+        Ok(pb::SubmitJobRequest {
+            submission: Some(sign_now(spec, ANALYST, &key)?),
+        })
+    }
+
     /// Waits until every party in `ids` is registered and online.
     pub async fn wait_online(&self, ids: &[String], within: Duration) -> Result<(), PartyError> {
         let deadline = Instant::now() + within;
@@ -339,7 +403,7 @@ impl Sandbox {
     ) -> Result<pb::Job, PartyError> {
         let mut client = self.analyst().await?;
         let job_id = client
-            .submit_job(pb::SubmitJobRequest { spec: Some(spec) })
+            .submit_job(self.sign(spec)?)
             .await?
             .into_inner()
             .job_id;

@@ -199,7 +199,7 @@ mod support {
             let r = self
                 .analyst()
                 .await
-                .submit_job(pb::SubmitJobRequest { spec: Some(spec) })
+                .submit_job(self.sandbox.sign(spec).unwrap())
                 .await?;
             Ok(r.into_inner().job_id)
         }
@@ -459,7 +459,7 @@ mod support {
             let report = pb::JobReport {
                 job_id: job_id.into(),
                 party: self.id.clone(),
-                report: Some(job_report::Report::Accepted(pb::Empty {})),
+                report: Some(job_report::Report::Accepted(pb::Admission::default())),
             };
             self.client.report_job(report).await.unwrap();
             assignment
