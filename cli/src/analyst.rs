@@ -145,7 +145,7 @@ pub(crate) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         })
         .context("no signing key: pass --signing-key FILE (NAME.sign.key from treaty init)")?;
     let key = treaty_coordinator::identity::read_signing_key(&key_path)?;
-    let submission = treaty_party::sandbox::sign_now(spec, &args.connect.name, &key)?;
+    let submission = treaty_coordinator::identity::sign_now(spec, &args.connect.name, &key)?;
     let mut c = args.connect.client().await?;
     let job_id = c
         .submit_job(pb::SubmitJobRequest {

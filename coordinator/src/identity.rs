@@ -271,6 +271,26 @@ pub fn sign_submission(
     }
 }
 
+/// Signs `spec` as `analyst` now, with a fresh random nonce (what `treaty submit` sends).
+///
+/// # Errors
+/// No OS randomness.
+pub fn sign_now(
+    spec: pb::JobSpec,
+    analyst: &str,
+    key: &SigningKey,
+) -> Result<pb::SignedSubmission, CoordinatorError> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha20Rng::try_from_rng(&mut rand::rngs::SysRng)
+        .map_err(|_| CoordinatorError::InvalidRequest("no OS randomness".into()))?;
+    let mut nonce = [0u8; 16];
+    rng.fill_bytes(&mut nonce);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Ok(sign_submission(spec, analyst, key, nonce, now))
+}
+
 fn signed_message(submission: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(SUBMISSION_DOMAIN.len() + submission.len());
     m.extend_from_slice(SUBMISSION_DOMAIN);

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use treaty_coordinator::client::{COORDINATOR_TLS_NAME, Dial, connect};
-use treaty_coordinator::identity::{read_signing_key, sign_submission};
+use treaty_coordinator::identity::{read_signing_key, sign_now};
 use treaty_coordinator::tls::TlsIdentity;
 use treaty_coordinator::{CoordinatorConfig, CoordinatorError, ServeOptions, pki};
 use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient};
@@ -97,23 +97,6 @@ impl std::fmt::Debug for Sandbox {
             .field("parties", &self.parties.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
-}
-
-/// Signs `spec` as `analyst` now, with a fresh random nonce.
-///
-/// # Errors
-/// No OS randomness.
-pub fn sign_now(
-    spec: pb::JobSpec,
-    analyst: &str,
-    key: &ed25519_dalek::SigningKey,
-) -> Result<pb::SignedSubmission, PartyError> {
-    let mut nonce = [0u8; 16];
-    rand::Rng::fill_bytes(&mut treaty_mpc::seeds::os_rng()?, &mut nonce);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    Ok(sign_submission(spec, analyst, key, nonce, now))
 }
 
 /// Writes the sandbox analyst's signing key (`analyst.sign.key`) and the analysts file listing
