@@ -84,17 +84,24 @@ pub(crate) fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) fn approve(args: DecideArgs) -> anyhow::Result<ExitCode> {
-    let cfg = PartyConfig::load(&args.config)?;
-    let by = approver(args.by);
-    let p = approval::decide(&cfg, &args.job, true, &by, &args.reason)?;
-    println!("approved {} ({} by {}) as {by}", p.job, p.kind, p.analyst);
-    Ok(ExitCode::SUCCESS)
+    decide(&args.config, &args.job, true, args.by, &args.reason)
 }
 
 pub(crate) fn reject(args: RejectArgs) -> anyhow::Result<ExitCode> {
-    let cfg = PartyConfig::load(&args.config)?;
-    let by = approver(args.by);
-    let p = approval::decide(&cfg, &args.job, false, &by, &args.reason)?;
-    println!("rejected {} ({} by {}) as {by}", p.job, p.kind, p.analyst);
+    decide(&args.config, &args.job, false, args.by, &args.reason)
+}
+
+fn decide(
+    config: &std::path::Path,
+    job: &str,
+    approved: bool,
+    by: Option<String>,
+    reason: &str,
+) -> anyhow::Result<ExitCode> {
+    let cfg = PartyConfig::load(config)?;
+    let by = approver(by);
+    let p = approval::decide(&cfg, job, approved, &by, reason)?;
+    let verdict = if approved { "approved" } else { "rejected" };
+    println!("{verdict} {} ({} by {}) as {by}", p.job, p.kind, p.analyst);
     Ok(ExitCode::SUCCESS)
 }

@@ -36,6 +36,7 @@ pub(crate) fn job_json(job: &pb::Job) -> Value {
         "id": job.id,
         "kind": kind(job),
         "name": job.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+        "analyst": job.analyst,
         "state": state(job.state()),
         "reason": job.reason,
         "submitted_at_ms": job.submitted_at_ms,
@@ -108,10 +109,11 @@ pub(crate) fn jobs(jobs: &[pb::Job]) {
     for j in jobs {
         let parties: Vec<&str> = j.parties.iter().map(|p| p.party.as_str()).collect();
         println!(
-            "{:<22} {:<6} {:<10} {:<28} {}",
+            "{:<22} {:<9} {:<10} {:<12} {:<28} {}",
             j.id,
             kind(j),
             state(j.state()),
+            j.analyst,
             parties.join(","),
             j.reason
         );

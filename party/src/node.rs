@@ -240,6 +240,19 @@ async fn report(
     }
 }
 
+/// Refuses a job: tells the coordinator why (the analyst sees it), then signs the audit log's
+/// head (the refusal is the job's last entry here).
+async fn refuse(node: &Node, client: &CoordinatorClient<Channel>, job_id: &str, reason: String) {
+    report(
+        client,
+        &node.cfg.id,
+        job_id,
+        job_report::Report::Rejected(reason),
+    )
+    .await;
+    checkpoint(&node.audit, client).await;
+}
+
 /// Signature, policy and datasets decide; the decision goes to the audit log, then to the
 /// coordinator. A job whose rule asks for a human approval waits for one in a side task.
 async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb::JobAssignment) {
@@ -278,14 +291,7 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
         Ok(terms) => terms,
         Err(e) => {
             tracing::warn!(job = %job_id, reason = %e, "job rejected");
-            report(
-                client,
-                &party,
-                &job_id,
-                job_report::Report::Rejected(e.to_string()),
-            )
-            .await;
-            checkpoint(&node.audit, client).await;
+            refuse(node, client, &job_id, e.to_string()).await;
             return;
         }
     };
@@ -337,14 +343,7 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
         tracing::error!(job = %job_id, error = %e, "could not record the approval request");
         node.jobs().remove(&job_id);
         let reason = format!("{party} could not record the approval request");
-        report(
-            client,
-            &party,
-            &job_id,
-            job_report::Report::Rejected(reason),
-        )
-        .await;
-        checkpoint(&node.audit, client).await;
+        refuse(node, client, &job_id, reason).await;
         return;
     }
     tracing::info!(job = %job_id, "job waits for approval: treaty approve {job_id}");
@@ -402,14 +401,7 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
                 "rejected at {party} by {}: {}",
                 decision.by, decision.reason
             );
-            report(
-                &client,
-                &party,
-                &job_id,
-                job_report::Report::Rejected(reason),
-            )
-            .await;
-            checkpoint(&node.audit, &client).await;
+            refuse(&node, &client, &job_id, reason).await;
         }
     });
 }
