@@ -342,7 +342,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Approve(args) => approve::approve(args),
         Command::Reject(args) => approve::reject(args),
         Command::Bench(args) => bench::run(args, log.as_deref(), shutdown_signal()).await,
-        Command::Audit(args) => audit::run(args),
+        Command::Audit(args) => audit::run(args).await,
         #[cfg(feature = "fhe")]
         Command::FheKey(args) => {
             fhe_key::run(args)?;
