@@ -35,7 +35,7 @@ pub(crate) struct ConnectArgs {
 }
 
 impl ConnectArgs {
-    async fn client(&self) -> anyhow::Result<CoordinatorClient<Channel>> {
+    pub(crate) async fn client(&self) -> anyhow::Result<CoordinatorClient<Channel>> {
         let tls = self.tls.identity(&self.name)?;
         connect(Dial {
             url: &self.coordinator,

@@ -1,12 +1,22 @@
-//! `treaty audit key|verify|show`: the auditor's side of the audit logs, offline.
+//! `treaty audit key|registry|verify|show`: the auditor's side of the audit logs. `registry`
+//! fetches the keys and signed heads the coordinator holds; everything else runs offline.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use ed25519_dalek::VerifyingKey;
-use treaty_coordinator::audit::{AuditEvent, AuditRecord, cross_check, verify_log};
+use serde::{Deserialize, Serialize};
+use treaty_coordinator::audit::{
+    AuditEvent, AuditRecord, Digest32, SignedHead, check_against_coordinator, cross_check,
+    verify_log,
+};
+use treaty_coordinator::service::COORDINATOR_WRITER;
+use treaty_proto::v1 as pb;
+
+use crate::analyst::ConnectArgs;
 
 #[derive(Args, Debug)]
 pub(crate) struct AuditArgs {
@@ -22,28 +32,100 @@ enum AuditCommand {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Fetch the coordinator's audit registry — every writer's public key and the latest signed
+    /// head the coordinator holds for it — as JSON, to save (`> registry.json`) and verify
+    /// exported logs against later with `treaty audit verify --registry`.
+    Registry(ConnectArgs),
     /// Verify exported logs offline: every chain intact, every checkpoint signature valid
-    /// under the writer's key, and for every job what each party committed as sent to a peer
-    /// equals what the peer committed as received. Exit code 1 on any failure, naming the entry.
+    /// under the writer's key, every head the coordinator holds (from --registry) present in the
+    /// writer's log, the heads and keys the coordinator's own log recorded for each party (when
+    /// the coordinator's log is given), and for every job what each party committed as sent to
+    /// a peer equals what the peer committed as received. Exit code 1 on any failure, naming
+    /// the entry.
     Verify {
-        /// A log: WRITER=FILE (the writer's `<state dir>/audit/log.jsonl`). Repeat per party.
+        /// A log: WRITER=FILE (the writer's `<state dir>/audit/log.jsonl`; the coordinator's is
+        /// `coordinator=<coordinator state dir>/audit/log.jsonl`). Repeat per writer.
         #[arg(long = "log", value_parser = pair, required = true)]
         logs: Vec<(String, PathBuf)>,
-        /// A writer's public key: WRITER=HEX (from `treaty audit key`). One per log.
-        #[arg(long = "key", value_parser = pair_hex, required = true)]
+        /// The registry saved from `treaty audit registry`: keys and coordinator-held heads.
+        #[arg(long)]
+        registry: Option<PathBuf>,
+        /// A writer's public key: WRITER=HEX (from `treaty audit key`); overrides the registry's.
+        /// Every log needs a key from one or the other.
+        #[arg(long = "key", value_parser = pair_hex)]
         keys: Vec<(String, String)>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// The timeline of one job across the given logs.
+    /// The timeline of one job across the given logs (parties and coordinator), with a summary.
     Show {
         /// The job id.
         job: String,
-        /// A log: WRITER=FILE. Repeat per party.
+        /// A log: WRITER=FILE. Repeat per writer.
         #[arg(long = "log", value_parser = pair, required = true)]
         logs: Vec<(String, PathBuf)>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
+}
+
+/// The saved form of the coordinator's `AuditRegistry`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Registry {
+    writers: Vec<RegistryWriter>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RegistryWriter {
+    writer: String,
+    /// Ed25519, hex.
+    public_key: String,
+    head: Option<RegistryHead>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RegistryHead {
+    seq: u64,
+    head: Digest32,
+    /// Ed25519, hex.
+    signature: String,
+}
+
+impl Registry {
+    fn from_proto(p: &pb::AuditRegistry) -> anyhow::Result<Self> {
+        let writers = p
+            .writers
+            .iter()
+            .map(|w| {
+                let head = w
+                    .head
+                    .as_ref()
+                    .map(|h| {
+                        SignedHead::from_proto(h).map_err(|e| {
+                            anyhow::anyhow!("the coordinator's head for {}: {e}", w.writer)
+                        })
+                    })
+                    .transpose()?
+                    .map(|h| RegistryHead {
+                        seq: h.seq,
+                        head: h.head,
+                        signature: h.signature,
+                    });
+                Ok(RegistryWriter {
+                    writer: w.writer.clone(),
+                    public_key: hex::encode(&w.public_key),
+                    head,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { writers })
+    }
+
+    fn get(&self, writer: &str) -> Option<&RegistryWriter> {
+        self.writers.iter().find(|w| w.writer == writer)
+    }
 }
 
 fn pair(s: &str) -> Result<(String, PathBuf), String> {
@@ -68,7 +150,15 @@ fn read_logs(logs: &[(String, PathBuf)]) -> anyhow::Result<Vec<(String, String)>
         .collect()
 }
 
-pub(crate) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+fn parse_key(writer: &str, hex_key: &str) -> anyhow::Result<VerifyingKey> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(hex_key, &mut bytes)
+        .with_context(|| format!("{writer}'s key is not 32 bytes of hex"))?;
+    VerifyingKey::from_bytes(&bytes)
+        .with_context(|| format!("{writer}'s key is not an Ed25519 public key"))
+}
+
+pub(crate) async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         AuditCommand::Key { config } => {
             let cfg = treaty_party::PartyConfig::load(&config)?;
@@ -77,76 +167,432 @@ pub(crate) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
             println!("{}", hex::encode(key.verifying_key().to_bytes()));
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify { logs, keys, json } => {
-            let texts = read_logs(&logs)?;
-            let mut failures = Vec::new();
-            let mut parsed: Vec<(String, Vec<AuditRecord>)> = Vec::new();
-            for (writer, text) in &texts {
-                let hex_key = keys
-                    .iter()
-                    .find(|(w, _)| w == writer)
-                    .map(|(_, k)| k)
-                    .with_context(|| format!("no --key for {writer}"))?;
-                let mut bytes = [0u8; 32];
-                hex::decode_to_slice(hex_key, &mut bytes)
-                    .with_context(|| format!("{writer}'s key is not 32 bytes of hex"))?;
-                let key = VerifyingKey::from_bytes(&bytes)
-                    .with_context(|| format!("{writer}'s key is not an Ed25519 public key"))?;
-                let (records, f) = verify_log(writer, text, &key, None);
-                failures.extend(f);
-                parsed.push((writer.clone(), records));
-            }
-            failures.extend(cross_check(&parsed));
-            let entries: usize = parsed.iter().map(|(_, r)| r.len()).sum();
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "logs": parsed.len(),
-                        "entries": entries,
-                        "ok": failures.is_empty(),
-                        "failures": failures,
-                    })
-                );
-            } else if failures.is_empty() {
-                println!(
-                    "ok: {} logs, {entries} entries; chains, signatures and cross-party traffic agree",
-                    parsed.len()
-                );
-            } else {
-                for f in &failures {
-                    println!("FAIL {f}");
-                }
-            }
-            Ok(if failures.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        AuditCommand::Show { job, logs } => {
-            let texts = read_logs(&logs)?;
-            let mut events: Vec<(u64, String, u64, AuditEvent)> = Vec::new();
-            for (writer, text) in &texts {
-                for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                    let r: AuditRecord = serde_json::from_str(line)
-                        .with_context(|| format!("{writer}'s log has a malformed line"))?;
-                    if r.entry.job.as_deref() == Some(job.as_str()) {
-                        events.push((r.entry.time_ms, writer.clone(), r.entry.seq, r.entry.event));
-                    }
-                }
-            }
-            events.sort_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
-            if events.is_empty() {
-                println!("no entry of job {job} in these logs");
-            }
-            for (time_ms, writer, seq, event) in events {
-                println!(
-                    "{time_ms} {writer:<12} #{seq:<5} {}",
-                    serde_json::to_string(&event)?
-                );
-            }
+        AuditCommand::Registry(connect) => {
+            let mut c = connect.client().await?;
+            let registry = c
+                .get_audit_registry(pb::GetAuditRegistryRequest {})
+                .await?
+                .into_inner();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&Registry::from_proto(&registry)?)?
+            );
             Ok(ExitCode::SUCCESS)
         }
+        AuditCommand::Verify {
+            logs,
+            registry,
+            keys,
+            json,
+        } => verify(&logs, registry.as_ref(), &keys, json),
+        AuditCommand::Show { job, logs, json } => show(&job, &logs, json),
     }
+}
+
+fn verify(
+    logs: &[(String, PathBuf)],
+    registry: Option<&PathBuf>,
+    keys: &[(String, String)],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let registry: Option<Registry> = registry
+        .map(|f| {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("reading the registry {}", f.display()))?;
+            serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not a registry saved from `treaty audit registry`",
+                    f.display()
+                )
+            })
+        })
+        .transpose()?;
+    let texts = read_logs(logs)?;
+    let mut failures = Vec::new();
+    let mut parsed: Vec<(String, Vec<AuditRecord>)> = Vec::new();
+    let mut used: Vec<(String, VerifyingKey)> = Vec::new();
+    let mut heads = 0usize;
+    for (writer, text) in &texts {
+        let listed = registry.as_ref().and_then(|r| r.get(writer));
+        let hex_key = keys
+            .iter()
+            .find(|(w, _)| w == writer)
+            .map(|(_, k)| k.as_str())
+            .or_else(|| listed.map(|l| l.public_key.as_str()))
+            .with_context(|| {
+                format!(
+                    "no key for {writer}: pass --key {writer}=HEX or a --registry that lists it"
+                )
+            })?;
+        let key = parse_key(writer, hex_key)?;
+        let head = listed.and_then(|l| l.head.as_ref()).map(|h| SignedHead {
+            writer: writer.clone(),
+            seq: h.seq,
+            head: h.head,
+            signature: h.signature.clone(),
+        });
+        heads += usize::from(head.is_some());
+        let (records, f) = verify_log(writer, text, &key, head.as_ref());
+        failures.extend(f);
+        parsed.push((writer.clone(), records));
+        used.push((writer.clone(), key));
+    }
+    let coordinator = parsed
+        .iter()
+        .find(|(w, _)| w == COORDINATOR_WRITER)
+        .map(|(_, r)| r.as_slice());
+    if let Some(coordinator) = coordinator {
+        let others: Vec<(String, Vec<AuditRecord>)> = parsed
+            .iter()
+            .filter(|(w, _)| w != COORDINATOR_WRITER)
+            .cloned()
+            .collect();
+        let keys: Vec<(String, VerifyingKey)> = used
+            .iter()
+            .filter(|(w, _)| w != COORDINATOR_WRITER)
+            .cloned()
+            .collect();
+        failures.extend(check_against_coordinator(coordinator, &others, &keys));
+    }
+    failures.extend(cross_check(&parsed));
+    let entries: usize = parsed.iter().map(|(_, r)| r.len()).sum();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "logs": parsed.len(),
+                "entries": entries,
+                "coordinator_heads": heads,
+                "coordinator_log": coordinator.is_some(),
+                "ok": failures.is_empty(),
+                "failures": failures,
+            })
+        );
+    } else if failures.is_empty() {
+        let mut checked = vec!["chains", "signatures"];
+        if heads > 0 {
+            checked.push("coordinator-held heads");
+        }
+        if coordinator.is_some() {
+            checked.push("the coordinator's record of heads and keys");
+        }
+        let last = "cross-party traffic";
+        println!(
+            "ok: {} logs, {entries} entries; {} and {last} agree",
+            parsed.len(),
+            checked.join(", ")
+        );
+    } else {
+        for f in &failures {
+            println!("FAIL {f}");
+        }
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// One event of the job, from one log.
+struct Line {
+    time_ms: u64,
+    writer: String,
+    seq: u64,
+    event: AuditEvent,
+}
+
+/// The first 8 hex digits of a digest.
+fn short(d: &Digest32) -> String {
+    format!("{}…", &hex::encode(d.0)[..8])
+}
+
+/// One event in words (`None` for checkpoints, which belong to no job).
+fn summary(event: &AuditEvent) -> Option<String> {
+    Some(match event {
+        AuditEvent::JobReceived {
+            kind,
+            analyst,
+            submission_sha256,
+            ..
+        } => format!(
+            "received {kind} job from {analyst} (submission {})",
+            short(submission_sha256)
+        ),
+        AuditEvent::PolicyDecision {
+            admitted: true,
+            needs_approval: true,
+            policy_sha256,
+            ..
+        } => format!(
+            "policy holds it for a human approval (version {})",
+            short(policy_sha256)
+        ),
+        AuditEvent::PolicyDecision {
+            admitted: true,
+            policy_sha256,
+            ..
+        } => format!("policy admitted (version {})", short(policy_sha256)),
+        AuditEvent::PolicyDecision {
+            admitted: false,
+            policy_sha256,
+            reason,
+            ..
+        } => format!(
+            "policy refused: {reason} (version {})",
+            short(policy_sha256)
+        ),
+        AuditEvent::Approval {
+            by,
+            approved,
+            reason,
+            policy_sha256,
+        } => {
+            let verdict = if *approved { "approved" } else { "rejected" };
+            let note = if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            };
+            format!(
+                "{verdict} by {by} under policy {}{note}",
+                short(policy_sha256)
+            )
+        }
+        AuditEvent::PartyAnswer {
+            party,
+            admitted: true,
+            policy_sha256,
+            approved_by,
+            ..
+        } => {
+            let approval = if approved_by.is_empty() {
+                String::new()
+            } else {
+                format!(", approved by {approved_by}")
+            };
+            format!(
+                "{party} accepted under policy {}{approval}",
+                short(policy_sha256)
+            )
+        }
+        AuditEvent::PartyAnswer {
+            party,
+            admitted: false,
+            reason,
+            ..
+        } => format!("{party} did not accept: {reason}"),
+        AuditEvent::ResultStored { party, bytes, .. } => {
+            format!("stored {party}'s sealed result ({bytes} B)")
+        }
+        AuditEvent::WriterKey { party, public_key } => {
+            format!(
+                "{party} registered audit key {}…",
+                public_key.get(..8).unwrap_or(public_key)
+            )
+        }
+        AuditEvent::HeadRecorded {
+            party,
+            head_seq,
+            head,
+        } => format!(
+            "recorded {party}'s head at entry {head_seq} ({})",
+            short(head)
+        ),
+        AuditEvent::ProtocolStart { peers } => {
+            format!("protocol started with {}", peers.join(", "))
+        }
+        AuditEvent::PeerTraffic {
+            peer,
+            sent_bytes,
+            received_bytes,
+            ..
+        } => format!("→ {peer}: sent {sent_bytes} B, received {received_bytes} B"),
+        AuditEvent::Completed {
+            outcome,
+            rounds,
+            reason,
+        } => {
+            let why = if reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {reason}")
+            };
+            format!("ended {outcome} after {rounds} rounds{why}")
+        }
+        AuditEvent::ResultSealed { recipient, .. } => format!("result sealed for {recipient}"),
+        AuditEvent::Checkpoint { .. } => return None,
+    })
+}
+
+fn show(job: &str, logs: &[(String, PathBuf)], json: bool) -> anyhow::Result<ExitCode> {
+    let texts = read_logs(logs)?;
+    let mut events: Vec<Line> = Vec::new();
+    for (writer, text) in &texts {
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let r: AuditRecord = serde_json::from_str(line)
+                .with_context(|| format!("{writer}'s log: line {} is malformed", i + 1))?;
+            if r.entry.job.as_deref() == Some(job)
+                && !matches!(r.entry.event, AuditEvent::Checkpoint { .. })
+            {
+                events.push(Line {
+                    time_ms: r.entry.time_ms,
+                    writer: writer.clone(),
+                    seq: r.entry.seq,
+                    event: r.entry.event,
+                });
+            }
+        }
+    }
+    events.sort_by(|a, b| (a.time_ms, &a.writer, a.seq).cmp(&(b.time_ms, &b.writer, b.seq)));
+
+    // The summary: duration, each writer's outcome, bytes each party sent, approvals.
+    let first = events.first().map_or(0, |e| e.time_ms);
+    let duration_ms = events.last().map_or(0, |e| e.time_ms) - first;
+    let mut outcomes: BTreeMap<&str, (&str, u64, &str)> = BTreeMap::new();
+    let mut sent: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut approvals: Vec<serde_json::Value> = Vec::new();
+    for e in &events {
+        match &e.event {
+            AuditEvent::Completed {
+                outcome,
+                rounds,
+                reason,
+            } => {
+                outcomes.insert(&e.writer, (outcome, *rounds, reason));
+            }
+            AuditEvent::PeerTraffic { sent_bytes, .. } => {
+                *sent.entry(&e.writer).or_default() += sent_bytes;
+            }
+            AuditEvent::Approval {
+                by,
+                approved,
+                reason,
+                policy_sha256,
+            } => approvals.push(serde_json::json!({
+                "party": e.writer,
+                "by": by,
+                "approved": approved,
+                "policy_sha256": policy_sha256,
+                "reason": reason,
+            })),
+            _ => {}
+        }
+    }
+    // Approvals the coordinator was told of, for parties whose own logs are not given.
+    for e in &events {
+        if let AuditEvent::PartyAnswer {
+            party,
+            admitted: true,
+            policy_sha256,
+            approved_by,
+            ..
+        } = &e.event
+            && !approved_by.is_empty()
+            && !approvals.iter().any(|a| a["party"] == party.as_str())
+        {
+            approvals.push(serde_json::json!({
+                "party": party,
+                "by": approved_by,
+                "approved": true,
+                "policy_sha256": policy_sha256,
+                "reason": "",
+                "reported_by": e.writer,
+            }));
+        }
+    }
+
+    if json {
+        let list: Vec<serde_json::Value> = events
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "time_ms": e.time_ms,
+                    "writer": e.writer,
+                    "seq": e.seq,
+                    "event": e.event,
+                })
+            })
+            .collect();
+        let outcomes: BTreeMap<&str, serde_json::Value> = outcomes
+            .iter()
+            .map(|(w, (outcome, rounds, reason))| {
+                (
+                    *w,
+                    serde_json::json!({ "outcome": outcome, "rounds": rounds, "reason": reason }),
+                )
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "job": job,
+                "events": list,
+                "summary": {
+                    "duration_ms": duration_ms,
+                    "outcomes": outcomes,
+                    "sent_bytes": sent,
+                    "approvals": approvals,
+                },
+            })
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    if events.is_empty() {
+        println!("no entry of job {job} in these logs");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = events.iter().map(|e| e.writer.len()).max().unwrap_or(0);
+    println!("job {job}");
+    for e in &events {
+        if let Some(text) = summary(&e.event) {
+            let at = e.time_ms - first;
+            println!(
+                "+{}.{:03}s  {:<width$}  {text}",
+                at / 1000,
+                at % 1000,
+                e.writer
+            );
+        }
+    }
+    println!();
+    println!(
+        "duration     {}.{:03} s (first to last event)",
+        duration_ms / 1000,
+        duration_ms % 1000
+    );
+    for (w, (outcome, rounds, reason)) in &outcomes {
+        let why = if reason.is_empty() {
+            String::new()
+        } else {
+            format!(": {reason}")
+        };
+        println!("outcome      {w:<width$}  {outcome} after {rounds} rounds{why}");
+    }
+    for (w, bytes) in &sent {
+        println!("sent         {w:<width$}  {bytes} B");
+    }
+    for a in &approvals {
+        let verdict = if a["approved"] == true {
+            "approved"
+        } else {
+            "rejected"
+        };
+        let policy = a["policy_sha256"].as_str().unwrap_or_default();
+        let via = a["reported_by"]
+            .as_str()
+            .map(|w| format!(" (as reported to the {w})"))
+            .unwrap_or_default();
+        println!(
+            "approval     {:<width$}  {verdict} by {} under policy {}…{via}",
+            a["party"].as_str().unwrap_or_default(),
+            a["by"].as_str().unwrap_or_default(),
+            policy.get(..8).unwrap_or(policy),
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -75,8 +75,9 @@ enum Command {
     /// ECDH-PSI, two parties; `treaty bench train` and `treaty bench score`: secure logistic
     /// regression, three parties).
     Bench(bench::BenchArgs),
-    /// Audit logs, offline: a party's audit key, verification of exported logs (chains,
-    /// signatures, cross-party traffic), and one job's timeline.
+    /// Audit logs: a party's audit key, the coordinator's registry of keys and signed heads,
+    /// offline verification of exported logs (chains, signatures, coordinator-held heads,
+    /// cross-party traffic), and one job's timeline.
     Audit(audit::AuditArgs),
     /// A party's FHE keys: show, rotate (as data owner), delete (own or cached).
     #[cfg(feature = "fhe")]
@@ -342,7 +343,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Approve(args) => approve::approve(args),
         Command::Reject(args) => approve::reject(args),
         Command::Bench(args) => bench::run(args, log.as_deref(), shutdown_signal()).await,
-        Command::Audit(args) => audit::run(args),
+        Command::Audit(args) => audit::run(args).await,
         #[cfg(feature = "fhe")]
         Command::FheKey(args) => {
             fhe_key::run(args)?;

@@ -362,4 +362,141 @@ fn coordinator_and_three_party_processes_match_the_clear_computation() {
         report.contains("FAIL hospital: entry") && report.contains("altered"),
         "{report}"
     );
+
+    // A human approval through the real binary: the insurer's policy now holds stats jobs for
+    // its operator (the node re-reads the policy per job), who approves from the command line.
+    let policy = configs.join("insurer-policy.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    assert!(text.contains("min_cohort = 10"));
+    std::fs::write(
+        &policy,
+        text.replacen("min_cohort = 10", "min_cohort = 10\napproval = true", 1),
+    )
+    .unwrap();
+    let out = analyst(
+        treaty()
+            .args(["submit", "--json"])
+            .arg(examples.join("stats-job.toml"))
+            .arg("--recipient-key")
+            .arg(pki.join("analyst.hpke.pub")),
+    );
+    let submitted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let approved_job = submitted["job_id"].as_str().unwrap().to_string();
+    let insurer_cfg = configs.join("insurer.toml");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = run_ok(
+            treaty()
+                .args(["approvals", "--json", "--config"])
+                .arg(&insurer_cfg),
+        );
+        let pending: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if pending
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["job"] == approved_job.as_str())
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job never waited for approval at the insurer: {pending}\ninsurer log:\n{}",
+            std::fs::read_to_string(d.join("insurer.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    run_ok(
+        treaty()
+            .args(["approve", &approved_job, "--by", "e2e-operator", "--config"])
+            .arg(&insurer_cfg),
+    );
+    analyst(treaty().args(["watch", &approved_job]));
+    let coordinator_log = d.join("state/audit/log.jsonl");
+    let mut logs: Vec<String> = vec![
+        "--log".into(),
+        format!("coordinator={}", coordinator_log.display()),
+    ];
+    for p in PARTIES {
+        logs.push("--log".into());
+        logs.push(format!(
+            "{p}={}",
+            d.join(format!("party-state/{p}/audit/log.jsonl")).display()
+        ));
+    }
+    let out = run_ok(treaty().args(["audit", "show", &approved_job]).args(&logs));
+    let timeline = String::from_utf8(out.stdout).unwrap();
+    assert!(timeline.contains("e2e-operator"), "{timeline}");
+    assert!(
+        timeline.contains("received stats job from analyst"),
+        "{timeline}"
+    );
+    let out = run_ok(
+        treaty()
+            .args(["audit", "show", &approved_job, "--json"])
+            .args(&logs),
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["summary"]["approvals"][0]["by"], "e2e-operator");
+    assert_eq!(
+        shown["summary"]["outcomes"]["insurer"]["outcome"],
+        "succeeded"
+    );
+
+    // The registry the coordinator holds (every writer's key and its latest signed head),
+    // saved by the auditor; all four logs verify against it. Parties send their heads right
+    // after a job ends, so the registry is fetched again until it has caught up.
+    let registry = d.join("registry.json");
+    let verify = |logs: &[String]| -> Output {
+        treaty()
+            .args(["audit", "verify", "--registry"])
+            .arg(&registry)
+            .args(logs)
+            .output()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let out = analyst(treaty().args(["audit", "registry"]));
+        std::fs::write(&registry, &out.stdout).unwrap();
+        let out = verify(&logs);
+        let report = String::from_utf8(out.stdout).unwrap();
+        if out.status.success() && report.starts_with("ok: 4 logs") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{report}\n{}\nregistry: {}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&registry).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // An older copy of the hospital's log no longer holds the head the coordinator keeps.
+    let older = d.join("hospital-older.jsonl");
+    let text = std::fs::read_to_string(&hospital_log).unwrap();
+    std::fs::write(
+        &older,
+        text.lines()
+            .take(5)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let logs: Vec<String> = logs
+        .iter()
+        .map(|a| {
+            a.replace(
+                &hospital_log.display().to_string(),
+                &older.display().to_string(),
+            )
+        })
+        .collect();
+    let out = verify(&logs);
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        report.contains("FAIL hospital") && report.contains("older copy"),
+        "{report}"
+    );
 }

@@ -16,8 +16,9 @@
 //!
 //! [`verify_log`] checks one log against its writer's public key (and the coordinator's record of
 //! its head); [`cross_check`] checks, for every job and every pair of parties, that what A
-//! committed as sent to B is what B committed as received from A. Every failure names the
-//! writer and the entry.
+//! committed as sent to B is what B committed as received from A; [`check_against_coordinator`]
+//! checks the parties' logs against the heads and keys the coordinator's own log records for
+//! them. Every failure names the writer and the entry.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -596,6 +597,79 @@ pub fn cross_check(logs: &[(String, Vec<AuditRecord>)]) -> Vec<AuditFailure> {
     failures
 }
 
+/// Checks the given writers' logs against what the coordinator's own (verified) log records
+/// about them:
+///
+/// - for every [`AuditEvent::HeadRecorded`] of a writer whose log is given, that log holds the
+///   recorded entry with the recorded hash (else the writer's log was replaced by an older copy,
+///   truncated, or rewritten after the coordinator recorded its head);
+/// - for every writer in `keys`, the key the auditor verified its log with is the last one the
+///   coordinator logged it registering ([`AuditEvent::WriterKey`]), if it logged any.
+///
+/// Failures name the writer and, where there is one, the entry of its log.
+#[must_use]
+pub fn check_against_coordinator(
+    coordinator: &[AuditRecord],
+    logs: &[(String, Vec<AuditRecord>)],
+    keys: &[(String, VerifyingKey)],
+) -> Vec<AuditFailure> {
+    let mut failures = Vec::new();
+    // writer → (coordinator entry, public key hex) of the last WriterKey.
+    let mut registered: BTreeMap<&str, (u64, &str)> = BTreeMap::new();
+    for r in coordinator {
+        match &r.entry.event {
+            AuditEvent::HeadRecorded {
+                party,
+                head_seq,
+                head,
+            } => {
+                let Some((_, records)) = logs.iter().find(|(w, _)| w == party) else {
+                    continue;
+                };
+                let at = r.entry.seq;
+                let problem = match records.get(*head_seq as usize) {
+                    Some(x) if x.entry.seq == *head_seq && x.hash == *head => continue,
+                    Some(_) => format!(
+                        "differs from the head the coordinator recorded (coordinator entry {at}): \
+                         history rewritten"
+                    ),
+                    None => format!(
+                        "missing: the log ends at {} entries, so it differs from the head the \
+                         coordinator recorded (coordinator entry {at}): an older copy, or truncated",
+                        records.len()
+                    ),
+                };
+                failures.push(AuditFailure {
+                    writer: party.clone(),
+                    entry: Some(*head_seq),
+                    problem,
+                });
+            }
+            AuditEvent::WriterKey { party, public_key } => {
+                registered.insert(party.as_str(), (r.entry.seq, public_key.as_str()));
+            }
+            _ => {}
+        }
+    }
+    for (writer, key) in keys {
+        let Some((at, logged)) = registered.get(writer.as_str()) else {
+            continue;
+        };
+        let used = hex::encode(key.to_bytes());
+        if !used.eq_ignore_ascii_case(logged) {
+            failures.push(AuditFailure {
+                writer: writer.clone(),
+                entry: None,
+                problem: format!(
+                    "verified with audit key {used}, but the last key the coordinator logged it \
+                     registering (coordinator entry {at}) is {logged}"
+                ),
+            });
+        }
+    }
+    failures
+}
+
 /// A log kept in a file (`<dir>/log.jsonl`, one record per line, appended and flushed as events
 /// happen) with its Ed25519 identity key (`<dir>/identity.key`, 32 bytes, mode 0600, created on
 /// first use). Opening verifies what is already there and refuses a log that fails: an operator
@@ -1038,6 +1112,121 @@ mod tests {
             f.iter().any(|f| f.problem.contains("invalid signature")),
             "{f:?}"
         );
+    }
+
+    /// The coordinator's log of the two parties of [`job_logs`]: their keys, then their heads.
+    fn coordinator_log(heads: &[SignedHead], keys: &[VerifyingKey]) -> Vec<AuditRecord> {
+        let mut log = AuditLog::new("coordinator");
+        for (h, k) in heads.iter().zip(keys) {
+            log.append(
+                1,
+                None,
+                AuditEvent::WriterKey {
+                    party: h.writer.clone(),
+                    public_key: hex::encode(k.to_bytes()),
+                },
+            );
+        }
+        for h in heads {
+            log.append(
+                6,
+                None,
+                AuditEvent::HeadRecorded {
+                    party: h.writer.clone(),
+                    head_seq: h.seq,
+                    head: h.head,
+                },
+            );
+        }
+        log.records().to_vec()
+    }
+
+    fn parsed(logs: &[(String, AuditLog)]) -> Vec<(String, Vec<AuditRecord>)> {
+        logs.iter()
+            .map(|(w, l)| (w.clone(), l.records().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn consistent_logs_agree_with_the_coordinator() {
+        let (logs, heads) = job_logs();
+        let keys = [key(1).verifying_key(), key(2).verifying_key()];
+        let coordinator = coordinator_log(&heads, &keys);
+        let used = vec![
+            ("hospital".to_string(), keys[0]),
+            ("insurer".to_string(), keys[1]),
+        ];
+        let f = check_against_coordinator(&coordinator, &parsed(&logs), &used);
+        assert!(f.is_empty(), "{f:?}");
+        // A writer whose log is not given is not checked.
+        let f = check_against_coordinator(&coordinator, &parsed(&logs[..1]), &used[..1]);
+        assert!(f.is_empty(), "{f:?}");
+    }
+
+    #[test]
+    fn a_party_log_rewritten_after_a_recorded_head_is_named() {
+        let (logs, heads) = job_logs();
+        let keys = [key(1).verifying_key(), key(2).verifying_key()];
+        let coordinator = coordinator_log(&heads, &keys);
+
+        // Rewritten consistently and re-signed with its own key: valid on its own.
+        let mut forged = AuditLog::new("hospital");
+        for r in &logs[0].1.records()[..4] {
+            let mut event = r.entry.event.clone();
+            if let AuditEvent::Completed { rounds, .. } = &mut event {
+                *rounds = 9;
+            }
+            forged.append(r.entry.time_ms, r.entry.job.as_deref(), event);
+        }
+        forged.checkpoint(5, &key(1));
+        let (_, own) = verify_log("hospital", &forged.to_jsonl(), &keys[0], None);
+        assert!(own.is_empty(), "{own:?}");
+        let mut records = parsed(&logs);
+        records[0].1 = forged.records().to_vec();
+        let f = check_against_coordinator(&coordinator, &records, &[]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].writer.as_str(), f[0].entry), ("hospital", Some(3)));
+        assert!(
+            f[0].problem
+                .contains("differs from the head the coordinator recorded"),
+            "{}",
+            f[0]
+        );
+
+        // An older copy: the recorded entry is missing.
+        records[0].1 = logs[0].1.records()[..2].to_vec();
+        let f = check_against_coordinator(&coordinator, &records, &[]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].writer.as_str(), f[0].entry), ("hospital", Some(3)));
+        assert!(f[0].problem.contains("older copy"), "{}", f[0]);
+    }
+
+    #[test]
+    fn a_key_other_than_the_logged_writer_key_is_named() {
+        let (logs, heads) = job_logs();
+        let keys = [key(1).verifying_key(), key(2).verifying_key()];
+        let mut coordinator = coordinator_log(&heads, &keys);
+        // The insurer later registered a new key: the last one counts.
+        let mut log = AuditLog::from_records("coordinator", coordinator.clone());
+        log.append(
+            7,
+            None,
+            AuditEvent::WriterKey {
+                party: "insurer".into(),
+                public_key: hex::encode(key(3).verifying_key().to_bytes()),
+            },
+        );
+        coordinator = log.records().to_vec();
+        let used = vec![
+            ("hospital".to_string(), keys[0]),
+            ("insurer".to_string(), keys[1]),
+        ];
+        let f = check_against_coordinator(&coordinator, &parsed(&logs), &used);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!((f[0].writer.as_str(), f[0].entry), ("insurer", None));
+        assert!(f[0].problem.contains("coordinator entry 4"), "{}", f[0]);
+        let used = vec![("insurer".to_string(), key(3).verifying_key())];
+        assert!(check_against_coordinator(&coordinator, &parsed(&logs), &used).is_empty());
     }
 
     #[test]
