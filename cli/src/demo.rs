@@ -502,6 +502,10 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
+    if !report.audit.failures.is_empty() {
+        eprintln!("error: the audit logs do not verify");
+        return Ok(ExitCode::from(3));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -536,6 +540,17 @@ fn print_report(r: &DemoReport, opts: &DemoOptions) {
         "wall time: {:.3} s from submission to opened result (data generation {:.2} s)",
         r.seconds, r.data_seconds
     );
+    if r.audit.failures.is_empty() {
+        println!(
+            "audit: {} signed logs, {} entries verified (chains, signatures, the heads the \
+             coordinator holds, cross-party traffic)",
+            r.audit.logs, r.audit.entries
+        );
+    } else {
+        for f in &r.audit.failures {
+            println!("audit FAIL {f}");
+        }
+    }
 }
 
 /// Secure and clear statistics side by side, with the absolute error.

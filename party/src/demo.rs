@@ -15,7 +15,7 @@ use treaty_proto::v1::{self as pb, filter, job_spec};
 
 use crate::dataset::{self, DatasetConfig, Predicate};
 use crate::error::io_err;
-use crate::sandbox::{ANALYST, Sandbox, SandboxOptions};
+use crate::sandbox::{ANALYST, AuditSummary, Sandbox, SandboxOptions};
 use crate::{PartyError, analyst, synthetic};
 
 /// Name of the dataset every demo party offers.
@@ -92,6 +92,8 @@ pub struct DemoReport {
     pub frac_bits: u32,
     /// Whether TLS was on.
     pub tls: bool,
+    /// The auditor's check of every node's audit log after the job.
+    pub audit: AuditSummary,
 }
 
 /// The demo's job spec.
@@ -211,7 +213,9 @@ async fn analyst_side(
     .map_err(|_| PartyError::Aborted("reference computation panicked".into()))??;
     let fixed = FixedPoint::new(opts.frac_bits)?;
     let (max_abs_error, within_bound) = result.compare(&plaintext, fixed);
+    let audit = sandbox.verify_audit(Duration::from_secs(10)).await?;
     Ok(DemoReport {
+        audit,
         job_id: job.id.clone(),
         result,
         plaintext,
@@ -270,4 +274,27 @@ pub(crate) fn bytes_sent(job: &pb::Job) -> BTreeMap<String, u64> {
         .iter()
         .map(|p| (p.party.clone(), p.bytes_sent))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default demo, small: the secure figures match the clear ones, and an auditor's check
+    /// of all four logs (three parties and the coordinator) against the coordinator's record
+    /// passes, with the parties' committed traffic agreeing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_demo_matches_the_clear_figures_and_its_audit_logs_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = DemoOptions::new(dir.path().to_path_buf());
+        opts.rows = 500;
+        let report = run(&opts, |_| {}).await.unwrap();
+        assert!(report.within_bound, "{report:?}");
+        assert_eq!(report.result.count, report.plaintext.count);
+        assert!(report.audit.failures.is_empty(), "{:?}", report.audit);
+        assert_eq!(report.audit.logs, 4, "{:?}", report.audit);
+        // Per party at least: received, decision, start, 2 peers' traffic, sealed, completed,
+        // checkpoint.
+        assert!(report.audit.entries >= 3 * 9, "{:?}", report.audit);
+    }
 }

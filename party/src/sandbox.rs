@@ -12,6 +12,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
+use treaty_coordinator::audit::{
+    AuditEvent, SignedHead, check_against_coordinator, cross_check, verify_log,
+};
 use treaty_coordinator::client::{COORDINATOR_TLS_NAME, Dial, connect};
 use treaty_coordinator::identity::{read_signing_key, sign_now};
 use treaty_coordinator::tls::TlsIdentity;
@@ -37,6 +40,17 @@ datasets = { \"*\" = [\"*\"] }
 recipients = [\"*\"]
 reveal_models = true
 ";
+
+/// What [`Sandbox::verify_audit`] found.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct AuditSummary {
+    /// Logs verified (the parties' and the coordinator's).
+    pub logs: usize,
+    /// Entries in them.
+    pub entries: usize,
+    /// Every problem, naming writer and entry (empty: all verified).
+    pub failures: Vec<String>,
+}
 
 /// A running component and the token that stops it.
 struct Running<T> {
@@ -418,6 +432,80 @@ impl Sandbox {
             )));
         }
         Ok(job)
+    }
+
+    /// Verifies every node's audit log as an auditor would: the coordinator's registry gives
+    /// each writer's key and the signed head it holds; each log (the parties' and the
+    /// coordinator's own) must verify against them, hold every head the coordinator's log
+    /// recorded and match the keys it logged, and the parties' committed traffic must agree
+    /// pairwise. Waits up to `within` for the heads of jobs that just ended to be recorded.
+    ///
+    /// # Errors
+    /// The registry cannot be fetched, a log cannot be read, or a key is malformed.
+    pub async fn verify_audit(&self, within: Duration) -> Result<AuditSummary, PartyError> {
+        let deadline = Instant::now() + within;
+        let mut client = self.analyst().await?;
+        loop {
+            let registry = client
+                .get_audit_registry(pb::GetAuditRegistryRequest {})
+                .await?
+                .into_inner();
+            let mut logs = Vec::new();
+            let mut keys = Vec::new();
+            let mut failures = Vec::new();
+            let mut settled = true;
+            for w in &registry.writers {
+                let dir = if w.writer == treaty_coordinator::service::COORDINATOR_WRITER {
+                    self.state_dir()
+                } else {
+                    self.opts.dir.join(format!("{}-state", w.writer))
+                };
+                let path = dir.join("audit").join("log.jsonl");
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(t) => t,
+                    // A registered writer without a log here (e.g. a test's fake party).
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io_err("audit log")(e)),
+                };
+                let key = <[u8; 32]>::try_from(w.public_key.as_slice())
+                    .ok()
+                    .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+                    .ok_or_else(|| {
+                        PartyError::Rejected(format!("{}'s audit key is malformed", w.writer))
+                    })?;
+                let head = w
+                    .head
+                    .as_ref()
+                    .map(SignedHead::from_proto)
+                    .transpose()
+                    .map_err(PartyError::Rejected)?;
+                let (records, found) = verify_log(&w.writer, &text, &key, head.as_ref());
+                let last_checkpoint = records.iter().rev().find_map(|r| match &r.entry.event {
+                    AuditEvent::Checkpoint { head_seq, .. } => Some(*head_seq),
+                    _ => None,
+                });
+                settled &= last_checkpoint == head.as_ref().map(|h| h.seq);
+                failures.extend(found.iter().map(ToString::to_string));
+                keys.push((w.writer.clone(), key));
+                logs.push((w.writer.clone(), records));
+            }
+            if settled || Instant::now() > deadline {
+                failures.extend(cross_check(&logs).iter().map(ToString::to_string));
+                let coordinator = logs
+                    .iter()
+                    .find(|(w, _)| w == treaty_coordinator::service::COORDINATOR_WRITER)
+                    .map(|(_, r)| r.as_slice())
+                    .unwrap_or_default();
+                let checked = check_against_coordinator(coordinator, &logs, &keys);
+                failures.extend(checked.iter().map(ToString::to_string));
+                return Ok(AuditSummary {
+                    logs: logs.len(),
+                    entries: logs.iter().map(|(_, r)| r.len()).sum(),
+                    failures,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Stops everything.
