@@ -39,7 +39,7 @@ enum Command {
     /// and print the result beside the same figures computed in the clear.
     Demo(demo::DemoArgs),
     /// Create the keys and certificates of a deployment (a local CA, one certificate per node,
-    /// and an HPKE result key per analyst).
+    /// per analyst an HPKE result key and an Ed25519 signing key, and `analysts.toml`).
     Init(keys::InitArgs),
     /// Write a synthetic claims file (deterministic from --seed and --party) for trials.
     Synth(SynthArgs),
