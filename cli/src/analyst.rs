@@ -29,12 +29,32 @@ pub(crate) struct ConnectArgs {
     name: String,
     #[command(flatten)]
     tls: TlsArgs,
+    /// Your Ed25519 signing key (NAME.sign.key from `treaty init`); default
+    /// `<pki>/<NAME>.sign.key`. Jobs and cancellations are signed: the coordinator and each
+    /// party check it.
+    #[arg(long, env = "TREATY_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
     /// Machine-readable output (JSON).
     #[arg(long, global = true)]
     json: bool,
 }
 
 impl ConnectArgs {
+    /// The analyst's Ed25519 signing key: `--signing-key`, else `<pki>/<NAME>.sign.key`.
+    fn signing_key(&self) -> anyhow::Result<ed25519_dalek::SigningKey> {
+        let path = self
+            .signing_key
+            .clone()
+            .or_else(|| {
+                self.tls
+                    .pki
+                    .as_ref()
+                    .map(|d| d.join(format!("{}.sign.key", self.name)))
+            })
+            .context("no signing key: pass --signing-key FILE (NAME.sign.key from treaty init)")?;
+        Ok(treaty_coordinator::identity::read_signing_key(&path)?)
+    }
+
     pub(crate) async fn client(&self) -> anyhow::Result<CoordinatorClient<Channel>> {
         let tls = self.tls.identity(&self.name)?;
         connect(Dial {
@@ -57,10 +77,6 @@ pub(crate) struct SubmitArgs {
     /// Follow the job until it ends.
     #[arg(long)]
     watch: bool,
-    /// Your Ed25519 signing key (NAME.sign.key from `treaty init`); default
-    /// `<pki>/<NAME>.sign.key`. Every job is signed: the coordinator and each party check it.
-    #[arg(long, env = "TREATY_SIGNING_KEY")]
-    signing_key: Option<PathBuf>,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -133,18 +149,7 @@ pub(crate) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let spec = JobFile::parse(&text)
         .and_then(|f| f.to_spec(key))
         .with_context(|| format!("in {}", args.job.display()))?;
-    let key_path = args
-        .signing_key
-        .clone()
-        .or_else(|| {
-            args.connect
-                .tls
-                .pki
-                .as_ref()
-                .map(|d| d.join(format!("{}.sign.key", args.connect.name)))
-        })
-        .context("no signing key: pass --signing-key FILE (NAME.sign.key from treaty init)")?;
-    let key = treaty_coordinator::identity::read_signing_key(&key_path)?;
+    let key = args.connect.signing_key()?;
     let submission = treaty_coordinator::identity::sign_now(spec, &args.connect.name, &key)?;
     let mut c = args.connect.client().await?;
     let job_id = c
@@ -309,10 +314,11 @@ pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
 pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
     let mut c = args.connect.client().await?;
     let job = c
-        .cancel_job(pb::CancelJobRequest {
-            job_id: args.job,
-            reason: args.reason,
-        })
+        .cancel_job(treaty_coordinator::identity::sign_cancel(
+            &args.job,
+            &args.reason,
+            &args.connect.signing_key()?,
+        ))
         .await
         .map_err(|s| anyhow::anyhow!("{}", s.message()))?
         .into_inner();

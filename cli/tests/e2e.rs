@@ -373,45 +373,70 @@ fn coordinator_and_three_party_processes_match_the_clear_computation() {
         text.replacen("min_cohort = 10", "min_cohort = 10\napproval = true", 1),
     )
     .unwrap();
-    let out = analyst(
-        treaty()
-            .args(["submit", "--json"])
-            .arg(examples.join("stats-job.toml"))
-            .arg("--recipient-key")
-            .arg(pki.join("analyst.hpke.pub")),
-    );
-    let submitted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let approved_job = submitted["job_id"].as_str().unwrap().to_string();
+    let submit_stats = || -> String {
+        let out = analyst(
+            treaty()
+                .args(["submit", "--json"])
+                .arg(examples.join("stats-job.toml"))
+                .arg("--recipient-key")
+                .arg(pki.join("analyst.hpke.pub")),
+        );
+        let submitted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        submitted["job_id"].as_str().unwrap().to_string()
+    };
     let insurer_cfg = configs.join("insurer.toml");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    let pending = || -> Vec<String> {
         let out = run_ok(
             treaty()
                 .args(["approvals", "--json", "--config"])
                 .arg(&insurer_cfg),
         );
-        let pending: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        if pending
-            .as_array()
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        list.as_array()
             .unwrap()
             .iter()
-            .any(|p| p["job"] == approved_job.as_str())
-        {
-            break;
+            .map(|p| p["job"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let wait_pending = |job: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !pending().iter().any(|p| p == job) {
+            assert!(
+                Instant::now() < deadline,
+                "job {job} never waited for approval at the insurer\ninsurer log:\n{}",
+                std::fs::read_to_string(d.join("insurer.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
-        assert!(
-            Instant::now() < deadline,
-            "the job never waited for approval at the insurer: {pending}\ninsurer log:\n{}",
-            std::fs::read_to_string(d.join("insurer.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    };
+    let approved_job = submit_stats();
+    wait_pending(&approved_job);
     run_ok(
         treaty()
             .args(["approve", &approved_job, "--by", "e2e-operator", "--config"])
             .arg(&insurer_cfg),
     );
     analyst(treaty().args(["watch", &approved_job]));
+
+    // The analyst withdraws a job still waiting for approval (a signed cancellation): it ends
+    // aborted and leaves the insurer's list of pending approvals.
+    let withdrawn = submit_stats();
+    wait_pending(&withdrawn);
+    let out = analyst(treaty().args(["cancel", &withdrawn, "--json", "--reason", "not needed"]));
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["state"], "aborted", "{job}");
+    assert_eq!(
+        job["reason"], "cancelled by the analyst: not needed",
+        "{job}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pending().iter().any(|p| *p == withdrawn) {
+        assert!(
+            Instant::now() < deadline,
+            "the withdrawn job is still pending"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let coordinator_log = d.join("state/audit/log.jsonl");
     let mut logs: Vec<String> = vec![
         "--log".into(),

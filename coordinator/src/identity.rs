@@ -291,6 +291,58 @@ pub fn sign_now(
     Ok(sign_submission(spec, analyst, key, nonce, now))
 }
 
+/// Domain separation of cancellation signatures.
+pub const CANCEL_DOMAIN: &[u8] = b"treaty-cancel-v1";
+
+fn cancel_message(job_id: &str, reason: &str) -> Vec<u8> {
+    let mut m = CANCEL_DOMAIN.to_vec();
+    m.extend_from_slice(&(job_id.len() as u64).to_le_bytes());
+    m.extend_from_slice(job_id.as_bytes());
+    m.extend_from_slice(reason.as_bytes());
+    m
+}
+
+/// A cancellation of `job_id` signed by the analyst who submitted it.
+#[must_use]
+pub fn sign_cancel(job_id: &str, reason: &str, key: &SigningKey) -> pb::CancelJobRequest {
+    pb::CancelJobRequest {
+        job_id: job_id.to_string(),
+        reason: reason.to_string(),
+        signature: key
+            .sign(&cancel_message(job_id, reason))
+            .to_bytes()
+            .to_vec(),
+    }
+}
+
+/// Checks that `request` is signed by the key that signed `job`'s submission.
+///
+/// # Errors
+/// The reason, for the caller: no signature, the job has no submission, or another key.
+pub fn verify_cancel(job: &pb::Job, request: &pb::CancelJobRequest) -> Result<(), String> {
+    let signature: [u8; 64] = request
+        .signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| "a cancellation must be signed (64-byte Ed25519 signature)".to_string())?;
+    let key = job
+        .submission
+        .as_ref()
+        .and_then(|s| <[u8; 32]>::try_from(s.public_key.as_slice()).ok())
+        .and_then(|k| VerifyingKey::from_bytes(&k).ok())
+        .ok_or_else(|| format!("job {} has no signed submission", job.id))?;
+    key.verify_strict(
+        &cancel_message(&request.job_id, &request.reason),
+        &Signature::from_bytes(&signature),
+    )
+    .map_err(|_| {
+        format!(
+            "only the analyst who submitted job {} ({}) may cancel it",
+            job.id, job.analyst
+        )
+    })
+}
+
 fn signed_message(submission: &[u8]) -> Vec<u8> {
     let mut m = Vec::with_capacity(SUBMISSION_DOMAIN.len() + submission.len());
     m.extend_from_slice(SUBMISSION_DOMAIN);
@@ -497,6 +549,36 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("64 bytes")
+        );
+    }
+
+    #[test]
+    fn only_the_submitting_analyst_may_cancel() {
+        let (k, other) = (key(1), key(2));
+        let job = pb::Job {
+            id: "job-1".into(),
+            analyst: "ana".into(),
+            submission: Some(sign_submission(spec(), "ana", &k, [7; 16], 5)),
+            ..Default::default()
+        };
+        assert!(verify_cancel(&job, &sign_cancel("job-1", "typo", &k)).is_ok());
+        let e = verify_cancel(&job, &sign_cancel("job-1", "typo", &other)).unwrap_err();
+        assert!(
+            e.contains("only the analyst who submitted job job-1 (ana)"),
+            "{e}"
+        );
+        // The reason is signed too.
+        let mut changed = sign_cancel("job-1", "typo", &k);
+        changed.reason = "other".into();
+        assert!(verify_cancel(&job, &changed).is_err());
+        let unsigned = pb::CancelJobRequest {
+            job_id: "job-1".into(),
+            ..Default::default()
+        };
+        assert!(
+            verify_cancel(&job, &unsigned)
+                .unwrap_err()
+                .contains("must be signed")
         );
     }
 

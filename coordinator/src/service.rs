@@ -30,7 +30,7 @@ use treaty_proto::v1::{
 
 use crate::CoordinatorError;
 use crate::audit::{AuditEvent, AuditFile, Digest32, SignedHead, head_signature_valid};
-use crate::identity::{AnalystList, check_fresh, verify_submission};
+use crate::identity::{AnalystList, check_fresh, verify_cancel, verify_submission};
 use crate::store::Store;
 use crate::tls::peer_cert_sha256;
 use crate::validate::{
@@ -1017,6 +1017,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
     ) -> Result<Response<Job>, Status> {
         let r = request.into_inner();
         let job = self.job(&r.job_id)?;
+        verify_cancel(&job, &r).map_err(CoordinatorError::NotAuthorized)?;
         if is_final(job.state()) {
             return Err(wrong_state(&job, "only an unfinished job can be cancelled").into());
         }

@@ -360,10 +360,19 @@ impl Sandbox {
     /// # Errors
     /// The key file cannot be read, or no OS randomness.
     pub fn sign(&self, spec: pb::JobSpec) -> Result<pb::SubmitJobRequest, PartyError> {
-        let key = read_signing_key(&self.opts.dir.join(format!("{ANALYST}.sign.key")))?;
         Ok(pb::SubmitJobRequest {
-            submission: Some(sign_now(spec, ANALYST, &key)?),
+            submission: Some(sign_now(spec, ANALYST, &self.analyst_key()?)?),
         })
+    }
+
+    /// The sandbox analyst's signing key.
+    ///
+    /// # Errors
+    /// The key file cannot be read.
+    pub fn analyst_key(&self) -> Result<ed25519_dalek::SigningKey, PartyError> {
+        Ok(read_signing_key(
+            &self.opts.dir.join(format!("{ANALYST}.sign.key")),
+        )?)
     }
 
     /// Waits until every party in `ids` is registered and online.

@@ -9,6 +9,7 @@
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use treaty_coordinator::identity::sign_cancel;
 use treaty_coordinator::pki::Pki;
 use treaty_party::PartyError;
 use treaty_party::config::TlsFiles;
@@ -193,6 +194,10 @@ mod support {
 
         pub(crate) async fn analyst(&self) -> CoordinatorClient<Channel> {
             self.sandbox.analyst().await.unwrap()
+        }
+
+        pub(crate) fn analyst_key(&self) -> ed25519_dalek::SigningKey {
+            self.sandbox.analyst_key().unwrap()
         }
 
         pub(crate) async fn submit(&self, spec: pb::JobSpec) -> Result<String, tonic::Status> {
@@ -979,10 +984,21 @@ async fn cancel_running_job() {
         })
         .await;
 
-    let request = pb::CancelJobRequest {
-        job_id: job_id.clone(),
-        reason: "wrong cohort".into(),
-    };
+    // Only the analyst who submitted the job may cancel it.
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let forged = sign_cancel(&job_id, "mine now", &stranger);
+    let status = cluster
+        .analyst()
+        .await
+        .cancel_job(forged)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    assert!(
+        status.message().contains("only the analyst who submitted"),
+        "{status:?}"
+    );
+    let request = sign_cancel(&job_id, "wrong cohort", &cluster.analyst_key());
     cluster.analyst().await.cancel_job(request).await.unwrap();
     let job = cluster.wait_final(&job_id).await;
     assert_eq!(job.state(), JobState::Aborted, "{job:?}");
@@ -992,10 +1008,7 @@ async fn cancel_running_job() {
     cluster.assert_no_result(&job).await;
 
     // A second cancel is refused: the job is over.
-    let again = pb::CancelJobRequest {
-        job_id: job_id.clone(),
-        reason: String::new(),
-    };
+    let again = sign_cancel(&job_id, "", &cluster.analyst_key());
     let status = cluster.analyst().await.cancel_job(again).await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
 
