@@ -430,7 +430,7 @@ fn coordinator_and_three_party_processes_match_the_clear_computation() {
         "{job}"
     );
     let deadline = Instant::now() + Duration::from_secs(60);
-    while pending().iter().any(|p| *p == withdrawn) {
+    while pending().contains(&withdrawn) {
         assert!(
             Instant::now() < deadline,
             "the withdrawn job is still pending"
