@@ -166,7 +166,7 @@ pub fn admit(
     out.request = match my_role(cfg, a) {
         Ok((_, dataset)) => {
             let id = cfg.dataset(dataset).map(|d| d.id_column.as_str());
-            Request::of(&spec, &cfg.id, dataset, id)
+            Request::of(&with_stored_features(cfg, &spec), &cfg.id, dataset, id)
         }
         Err(e) => {
             out.verdict = Err(e);
@@ -221,6 +221,21 @@ pub fn admit(
         .map_err(|r| PartyError::Rejected(format!("refused by {}'s policy: {r}", cfg.id)))
         .and_then(|terms| check_assignment(cfg, a).map(|()| terms));
     out
+}
+
+/// A `score` job of a stored shared model names no features: the model holds them. For the
+/// policy, the spec with the stored model's features filled in (unchanged for any other job, or
+/// if this party stores no such model — the dataset check refuses that later).
+fn with_stored_features(cfg: &PartyConfig, spec: &pb::JobSpec) -> pb::JobSpec {
+    let mut spec = spec.clone();
+    if let Some(job_spec::Computation::Score(score)) = &mut spec.computation
+        && score.weights_party.is_empty()
+        && score.features.is_empty()
+        && let Ok(model) = StoredModel::load(cfg, &score.model_id)
+    {
+        score.features.clone_from(&model.features);
+    }
+    spec
 }
 
 /// Checks an assignment against this party's own datasets (the registry only holds what the
@@ -1390,5 +1405,62 @@ mod tests {
             !reason(&got).contains("nonsense"),
             "details stay with the operator"
         );
+    }
+}
+
+#[cfg(test)]
+mod score_policy_tests {
+    use super::*;
+
+    /// A `score` job of a stored model names no columns; the policy still sees the model's
+    /// features at this party.
+    #[test]
+    fn a_stored_models_features_are_what_a_score_job_touches() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg: PartyConfig = toml::from_str(
+            "id = \"hospital\"\nlisten = \"127.0.0.1:1\"\ncoordinator = \"x\"\ninsecure = true",
+        )
+        .unwrap();
+        cfg.base_dir = dir.path().to_path_buf();
+        StoredModel {
+            model_id: "m1".into(),
+            job_id: "job-1".into(),
+            kind: "logistic".into(),
+            frac_bits: 16,
+            intercept: true,
+            features: vec!["hospital.age".into(), "bank.income".into()],
+            parties: vec!["hospital".into(), "insurer".into(), "bank".into()],
+            index: 0,
+            share_a: vec![0; 3],
+            share_b: vec![0; 3],
+            standardizers: Vec::new(),
+        }
+        .save(&cfg)
+        .unwrap();
+        let spec = pb::JobSpec {
+            join: Some(pb::JoinSpec {
+                id_columns: [("hospital".to_string(), "pid".to_string())].into(),
+                psi_job: String::new(),
+            }),
+            computation: Some(job_spec::Computation::Score(pb::ScoreJob {
+                model_id: "m1".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let req = Request::of(&with_stored_features(&cfg, &spec), "hospital", "risk", None);
+        assert_eq!(req.columns, ["age", "pid"]);
+        // Another model id: nothing stored, nothing added (the dataset check refuses later).
+        let mut other = spec.clone();
+        if let Some(job_spec::Computation::Score(s)) = other.computation.as_mut() {
+            s.model_id = "m2".into();
+        }
+        let req = Request::of(
+            &with_stored_features(&cfg, &other),
+            "hospital",
+            "risk",
+            None,
+        );
+        assert_eq!(req.columns, ["pid"]);
     }
 }
