@@ -346,15 +346,15 @@ fn coordinator_and_three_party_processes_match_the_clear_computation() {
         text.replacen("\"outcome\":\"succeeded\"", "\"outcome\":\"failed\"", 1),
     )
     .unwrap();
-    let args: Vec<String> = args
-        .iter()
-        .map(|a| {
-            a.replace(
-                &hospital_log.display().to_string(),
-                &tampered.display().to_string(),
-            )
-        })
-        .collect();
+    // The same arguments with the hospital's log replaced by another file.
+    let hospital_log_as = |args: &[String], file: &Path| -> Vec<String> {
+        let (from, to) = (
+            hospital_log.display().to_string(),
+            file.display().to_string(),
+        );
+        args.iter().map(|a| a.replace(&from, &to)).collect()
+    };
+    let args = hospital_log_as(&args, &tampered);
     let out = treaty().args(&args).output().unwrap();
     assert!(!out.status.success());
     let report = String::from_utf8(out.stdout).unwrap();
@@ -508,15 +508,7 @@ fn coordinator_and_three_party_processes_match_the_clear_computation() {
             .collect::<String>(),
     )
     .unwrap();
-    let logs: Vec<String> = logs
-        .iter()
-        .map(|a| {
-            a.replace(
-                &hospital_log.display().to_string(),
-                &older.display().to_string(),
-            )
-        })
-        .collect();
+    let logs = hospital_log_as(&logs, &older);
     let out = verify(&logs);
     assert_eq!(out.status.code(), Some(1));
     let report = String::from_utf8(out.stdout).unwrap();
