@@ -143,15 +143,19 @@ fn coordinator_and_three_party_processes_match_the_clear_computation() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    let out = analyst(
-        treaty()
-            .args(["submit", "--json"])
-            .arg(examples.join("stats-job.toml"))
-            .arg("--recipient-key")
-            .arg(pki.join("analyst.hpke.pub")),
-    );
-    let submitted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let job_id = submitted["job_id"].as_str().unwrap().to_string();
+    // examples/stats-job.toml, submitted as the analyst; returns the job id.
+    let submit_stats = || -> String {
+        let out = analyst(
+            treaty()
+                .args(["submit", "--json"])
+                .arg(examples.join("stats-job.toml"))
+                .arg("--recipient-key")
+                .arg(pki.join("analyst.hpke.pub")),
+        );
+        let submitted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        submitted["job_id"].as_str().unwrap().to_string()
+    };
+    let job_id = submit_stats();
 
     analyst(treaty().args(["watch", &job_id]));
     let out = analyst(
@@ -373,17 +377,6 @@ fn coordinator_and_three_party_processes_match_the_clear_computation() {
         text.replacen("min_cohort = 10", "min_cohort = 10\napproval = true", 1),
     )
     .unwrap();
-    let submit_stats = || -> String {
-        let out = analyst(
-            treaty()
-                .args(["submit", "--json"])
-                .arg(examples.join("stats-job.toml"))
-                .arg("--recipient-key")
-                .arg(pki.join("analyst.hpke.pub")),
-        );
-        let submitted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        submitted["job_id"].as_str().unwrap().to_string()
-    };
     let insurer_cfg = configs.join("insurer.toml");
     let pending = || -> Vec<String> {
         let out = run_ok(
