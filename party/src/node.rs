@@ -66,10 +66,22 @@ impl Node {
         }
     }
 
+    /// Aborts every job. A running job records its own end; one that never started (accepted,
+    /// or waiting for approval) is recorded here, and the log's head signed (it reaches the
+    /// coordinator with the next checkpoint).
     fn abort_all(&self, reason: &str) {
-        for (id, job) in self.jobs().drain() {
+        let jobs: Vec<(String, ActiveJob)> = self.jobs().drain().collect();
+        let mut unstarted = false;
+        for (id, job) in jobs {
             tracing::warn!(job = %id, reason, "aborting job");
             job.abort.cancel();
+            if !job.started {
+                self.audit_event(&id, aborted_before_start(reason));
+                unstarted = true;
+            }
+        }
+        if unstarted && let Err(e) = self.audit.checkpoint() {
+            tracing::warn!(error = %e, "audit checkpoint failed");
         }
     }
 }
@@ -197,14 +209,7 @@ async fn session(node: &Arc<Node>) -> Result<(), PartyError> {
                     tracing::warn!(job = %a.job_id, reason = %a.reason, "job aborted by the coordinator");
                     job.abort.cancel();
                     if !job.started {
-                        node.audit_event(
-                            &a.job_id,
-                            AuditEvent::Completed {
-                                outcome: "aborted".into(),
-                                rounds: 0,
-                                reason: a.reason.clone(),
-                            },
-                        );
+                        node.audit_event(&a.job_id, aborted_before_start(&a.reason));
                         checkpoint(&node.audit, &client).await;
                     }
                 }
@@ -213,6 +218,15 @@ async fn session(node: &Arc<Node>) -> Result<(), PartyError> {
         }
     }
     Ok(())
+}
+
+/// The end of a job aborted before its protocol started.
+fn aborted_before_start(reason: &str) -> AuditEvent {
+    AuditEvent::Completed {
+        outcome: "aborted".into(),
+        rounds: 0,
+        reason: reason.to_string(),
+    }
 }
 
 fn now_ms() -> i64 {
