@@ -109,6 +109,17 @@ pub async fn run(
         });
     }
     let hub = Arc::new(LinkHub::default());
+    // The policy is re-read for every job; a broken one stops the start, where the operator
+    // sees it, rather than refusing every job later.
+    match &cfg.policy {
+        Some(path) => {
+            crate::policy::Policy::load(&cfg.resolve(path))?;
+        }
+        None => tracing::warn!(
+            "party {} has no policy file (`policy` in its config): it refuses every job",
+            cfg.id
+        ),
+    }
     let audit = Arc::new(crate::audit_log::open(&cfg)?);
     let seen = audit
         .records()

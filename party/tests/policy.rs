@@ -411,3 +411,27 @@ async fn a_human_approves_or_rejects_what_the_policy_holds() {
     assert!(approval::list(&cfg).unwrap().is_empty());
     s.sandbox.shut_down().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_a_broken_policy_does_not_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sandbox = Sandbox::start(
+        SandboxOptions::new(dir.path().to_path_buf()),
+        &["lab".into()],
+    )
+    .await
+    .unwrap();
+    std::fs::write(
+        dir.path().join("lab-policy.toml"),
+        "[[rules]]\nanalysts = [\"nobody\"]\njobs = [\"stats\"]\n",
+    )
+    .unwrap();
+    sandbox.start_party("lab", Vec::new()).await.unwrap();
+    let exit = sandbox.party_exit("lab", PATIENCE).await.unwrap();
+    let e = exit.unwrap_err().to_string();
+    assert!(
+        e.contains("lab-policy.toml") && e.contains("analyst \"nobody\" is not listed"),
+        "{e}"
+    );
+    sandbox.shut_down().await;
+}
