@@ -674,14 +674,24 @@ impl std::fmt::Debug for JobRun {
 
 /// Sends a job's reports to the coordinator (cloneable into side tasks).
 #[derive(Clone)]
-struct Reporter {
+pub(crate) struct Reporter {
     coordinator: CoordinatorClient<Channel>,
     job_id: String,
     party: String,
 }
 
 impl Reporter {
-    async fn report(&self, report: job_report::Report) {
+    /// Reports of `party` about `job_id`.
+    pub(crate) fn new(coordinator: &CoordinatorClient<Channel>, job_id: &str, party: &str) -> Self {
+        Self {
+            coordinator: coordinator.clone(),
+            job_id: job_id.to_string(),
+            party: party.to_string(),
+        }
+    }
+
+    /// Sends one report (a failure is logged: the coordinator's timeouts handle a lost one).
+    pub(crate) async fn report(&self, report: job_report::Report) {
         let mut c = self.coordinator.clone();
         let r = c
             .report_job(pb::JobReport {
@@ -698,11 +708,7 @@ impl Reporter {
 
 impl JobRun {
     fn reporter(&self) -> Reporter {
-        Reporter {
-            coordinator: self.coordinator.clone(),
-            job_id: self.assignment.job_id.clone(),
-            party: self.cfg.id.clone(),
-        }
+        Reporter::new(&self.coordinator, &self.assignment.job_id, &self.cfg.id)
     }
 
     async fn report(&self, report: job_report::Report) {

@@ -21,7 +21,7 @@ use treaty_proto::v1::{
 use crate::PartyError;
 use crate::approval;
 use crate::config::PartyConfig;
-use crate::job::{JobRun, admit, checkpoint, job_kind};
+use crate::job::{JobRun, Reporter, admit, checkpoint, job_kind};
 use crate::link::{LinkHub, PartyLinkService, data_plane_incoming, data_plane_server};
 use crate::policy::Terms;
 use prost::Message;
@@ -246,35 +246,12 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-async fn report(
-    client: &CoordinatorClient<Channel>,
-    party: &str,
-    job_id: &str,
-    report: job_report::Report,
-) {
-    let mut c = client.clone();
-    if let Err(e) = c
-        .report_job(pb::JobReport {
-            job_id: job_id.to_string(),
-            party: party.to_string(),
-            report: Some(report),
-        })
-        .await
-    {
-        tracing::warn!(job = %job_id, error = %e.message(), "could not answer an assignment");
-    }
-}
-
 /// Refuses a job: tells the coordinator why (the analyst sees it), then signs the audit log's
 /// head (the refusal is the job's last entry here).
 async fn refuse(node: &Node, client: &CoordinatorClient<Channel>, job_id: &str, reason: String) {
-    report(
-        client,
-        &node.cfg.id,
-        job_id,
-        job_report::Report::Rejected(reason),
-    )
-    .await;
+    Reporter::new(client, job_id, &node.cfg.id)
+        .report(job_report::Report::Rejected(reason))
+        .await;
     checkpoint(&node.audit, client).await;
 }
 
@@ -312,6 +289,7 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
         },
     );
     let party = node.cfg.id.clone();
+    let reporter = Reporter::new(client, &job_id, &party);
     let terms = match admission.verdict {
         Ok(terms) => terms,
         Err(e) => {
@@ -355,13 +333,9 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
             policy_sha256,
             approved_by: String::new(),
         };
-        report(
-            client,
-            &party,
-            &job_id,
-            job_report::Report::Accepted(admitted),
-        )
-        .await;
+        reporter
+            .report(job_report::Report::Accepted(admitted))
+            .await;
         return;
     };
     if let Err(e) = approval::request(&node.cfg, &pending) {
@@ -373,13 +347,9 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
     }
     tracing::info!(job = %job_id, "job waits for approval: treaty approve {job_id}");
     let note = format!("waiting for an operator at {party} to approve it");
-    report(
-        client,
-        &party,
-        &job_id,
-        job_report::Report::AwaitingApproval(note),
-    )
-    .await;
+    reporter
+        .report(job_report::Report::AwaitingApproval(note))
+        .await;
     let (node, client) = (node.clone(), client.clone());
     tokio::spawn(async move {
         let decision = approval::wait(&node.cfg, &job_id, &abort).await;
@@ -412,13 +382,9 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
                 policy_sha256,
                 approved_by: decision.by,
             };
-            report(
-                &client,
-                &party,
-                &job_id,
-                job_report::Report::Accepted(admitted),
-            )
-            .await;
+            reporter
+                .report(job_report::Report::Accepted(admitted))
+                .await;
         } else {
             tracing::warn!(job = %job_id, by = %decision.by, "job rejected by an operator");
             node.jobs().remove(&job_id);
