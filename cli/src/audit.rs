@@ -10,8 +10,7 @@ use clap::{Args, Subcommand};
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use treaty_coordinator::audit::{
-    AuditEvent, AuditRecord, Digest32, SignedHead, check_against_coordinator, cross_check,
-    verify_log,
+    AuditEvent, AuditRecord, Digest32, ExportedLog, SignedHead, verify_logs,
 };
 use treaty_coordinator::service::COORDINATOR_WRITER;
 use treaty_proto::v1 as pb;
@@ -208,10 +207,7 @@ fn verify(
         })
         .transpose()?;
     let texts = read_logs(logs)?;
-    let mut failures = Vec::new();
-    let mut parsed: Vec<(String, Vec<AuditRecord>)> = Vec::new();
-    let mut used: Vec<(String, VerifyingKey)> = Vec::new();
-    let mut heads = 0usize;
+    let mut exported = Vec::with_capacity(texts.len());
     for (writer, text) in &texts {
         let listed = registry.as_ref().and_then(|r| r.get(writer));
         let hex_key = keys
@@ -231,30 +227,16 @@ fn verify(
             head: h.head,
             signature: h.signature.clone(),
         });
-        heads += usize::from(head.is_some());
-        let (records, f) = verify_log(writer, text, &key, head.as_ref());
-        failures.extend(f);
-        parsed.push((writer.clone(), records));
-        used.push((writer.clone(), key));
+        exported.push(ExportedLog {
+            writer,
+            text,
+            key,
+            head,
+        });
     }
-    let coordinator = parsed
-        .iter()
-        .find(|(w, _)| w == COORDINATOR_WRITER)
-        .map(|(_, r)| r.as_slice());
-    if let Some(coordinator) = coordinator {
-        let others: Vec<(String, Vec<AuditRecord>)> = parsed
-            .iter()
-            .filter(|(w, _)| w != COORDINATOR_WRITER)
-            .cloned()
-            .collect();
-        let keys: Vec<(String, VerifyingKey)> = used
-            .iter()
-            .filter(|(w, _)| w != COORDINATOR_WRITER)
-            .cloned()
-            .collect();
-        failures.extend(check_against_coordinator(coordinator, &others, &keys));
-    }
-    failures.extend(cross_check(&parsed));
+    let heads = exported.iter().filter(|l| l.head.is_some()).count();
+    let coordinator = exported.iter().any(|l| l.writer == COORDINATOR_WRITER);
+    let (parsed, failures) = verify_logs(&exported);
     let entries: usize = parsed.iter().map(|(_, r)| r.len()).sum();
     if json {
         println!(
@@ -263,7 +245,7 @@ fn verify(
                 "logs": parsed.len(),
                 "entries": entries,
                 "coordinator_heads": heads,
-                "coordinator_log": coordinator.is_some(),
+                "coordinator_log": coordinator,
                 "ok": failures.is_empty(),
                 "failures": failures,
             })
@@ -273,7 +255,7 @@ fn verify(
         if heads > 0 {
             checked.push("coordinator-held heads");
         }
-        if coordinator.is_some() {
+        if coordinator {
             checked.push("the coordinator's record of heads and keys");
         }
         let last = "cross-party traffic";

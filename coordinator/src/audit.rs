@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::CoordinatorError;
+use crate::service::COORDINATOR_WRITER;
 
 /// Domain separation of entry hashes.
 const ENTRY_DOMAIN: &[u8] = b"treaty-audit-entry-v1";
@@ -668,6 +669,52 @@ pub fn check_against_coordinator(
         }
     }
     failures
+}
+
+/// One exported log as an auditor holds it: whose, its text, the writer's key and the signed
+/// head the coordinator holds for it (if any).
+#[derive(Debug)]
+pub struct ExportedLog<'a> {
+    /// The writer (a party id, or [`COORDINATOR_WRITER`]).
+    pub writer: &'a str,
+    /// The JSON lines.
+    pub text: &'a str,
+    /// The writer's audit key.
+    pub key: VerifyingKey,
+    /// The coordinator's record of the writer's head.
+    pub head: Option<SignedHead>,
+}
+
+/// Everything an auditor checks over a set of exported logs: each log with [`verify_log`], the
+/// parties' logs against the coordinator's own when it is among them
+/// ([`check_against_coordinator`]), and the cross-party traffic ([`cross_check`]). Returns
+/// every writer's parsed records and every failure.
+#[must_use]
+pub fn verify_logs(
+    logs: &[ExportedLog<'_>],
+) -> (Vec<(String, Vec<AuditRecord>)>, Vec<AuditFailure>) {
+    let mut failures = Vec::new();
+    let mut parsed = Vec::with_capacity(logs.len());
+    for log in logs {
+        let (records, found) = verify_log(log.writer, log.text, &log.key, log.head.as_ref());
+        failures.extend(found);
+        parsed.push((log.writer.to_string(), records));
+    }
+    if let Some((_, coordinator)) = parsed.iter().find(|(w, _)| w == COORDINATOR_WRITER) {
+        let parties: Vec<(String, Vec<AuditRecord>)> = parsed
+            .iter()
+            .filter(|(w, _)| w != COORDINATOR_WRITER)
+            .cloned()
+            .collect();
+        let keys: Vec<(String, VerifyingKey)> = logs
+            .iter()
+            .filter(|l| l.writer != COORDINATOR_WRITER)
+            .map(|l| (l.writer.to_string(), l.key))
+            .collect();
+        failures.extend(check_against_coordinator(coordinator, &parties, &keys));
+    }
+    failures.extend(cross_check(&parsed));
+    (parsed, failures)
 }
 
 /// A log kept in a file (`<dir>/log.jsonl`, one record per line, appended and flushed as events

@@ -12,9 +12,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-use treaty_coordinator::audit::{
-    AuditEvent, SignedHead, check_against_coordinator, cross_check, verify_log,
-};
+use treaty_coordinator::audit::{AuditEvent, ExportedLog, SignedHead, verify_logs};
 use treaty_coordinator::client::{COORDINATOR_TLS_NAME, Dial, connect};
 use treaty_coordinator::identity::{read_signing_key, sign_now};
 use treaty_coordinator::tls::TlsIdentity;
@@ -459,20 +457,17 @@ impl Sandbox {
                 .get_audit_registry(pb::GetAuditRegistryRequest {})
                 .await?
                 .into_inner();
-            let mut logs = Vec::new();
-            let mut keys = Vec::new();
-            let mut failures = Vec::new();
-            let mut settled = true;
+            // (writer, text, key, head) of every registered writer with a log here (a test's
+            // fake party has none).
+            let mut found = Vec::new();
             for w in &registry.writers {
                 let dir = if w.writer == treaty_coordinator::service::COORDINATOR_WRITER {
                     self.state_dir()
                 } else {
                     self.opts.dir.join(format!("{}-state", w.writer))
                 };
-                let path = dir.join("audit").join("log.jsonl");
-                let text = match std::fs::read_to_string(&path) {
+                let text = match std::fs::read_to_string(dir.join("audit").join("log.jsonl")) {
                     Ok(t) => t,
-                    // A registered writer without a log here (e.g. a test's fake party).
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(io_err("audit log")(e)),
                 };
@@ -488,29 +483,31 @@ impl Sandbox {
                     .map(SignedHead::from_proto)
                     .transpose()
                     .map_err(PartyError::Rejected)?;
-                let (records, found) = verify_log(&w.writer, &text, &key, head.as_ref());
-                let last_checkpoint = records.iter().rev().find_map(|r| match &r.entry.event {
+                found.push((w.writer.as_str(), text, key, head));
+            }
+            let exported: Vec<ExportedLog<'_>> = found
+                .iter()
+                .map(|(writer, text, key, head)| ExportedLog {
+                    writer,
+                    text,
+                    key: *key,
+                    head: head.clone(),
+                })
+                .collect();
+            let (logs, failures) = verify_logs(&exported);
+            // Settled once every writer's last checkpoint is the head the coordinator holds.
+            let settled = logs.iter().zip(&exported).all(|((_, records), log)| {
+                let last = records.iter().rev().find_map(|r| match &r.entry.event {
                     AuditEvent::Checkpoint { head_seq, .. } => Some(*head_seq),
                     _ => None,
                 });
-                settled &= last_checkpoint == head.as_ref().map(|h| h.seq);
-                failures.extend(found.iter().map(ToString::to_string));
-                keys.push((w.writer.clone(), key));
-                logs.push((w.writer.clone(), records));
-            }
+                last == log.head.as_ref().map(|h| h.seq)
+            });
             if settled || Instant::now() > deadline {
-                failures.extend(cross_check(&logs).iter().map(ToString::to_string));
-                let coordinator = logs
-                    .iter()
-                    .find(|(w, _)| w == treaty_coordinator::service::COORDINATOR_WRITER)
-                    .map(|(_, r)| r.as_slice())
-                    .unwrap_or_default();
-                let checked = check_against_coordinator(coordinator, &logs, &keys);
-                failures.extend(checked.iter().map(ToString::to_string));
                 return Ok(AuditSummary {
                     logs: logs.len(),
                     entries: logs.iter().map(|(_, r)| r.len()).sum(),
-                    failures,
+                    failures: failures.iter().map(ToString::to_string).collect(),
                 });
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
