@@ -67,12 +67,9 @@ pub enum CoordinatorError {
         /// The cause.
         source: std::io::Error,
     },
-    /// TLS material could not be loaded or used.
+    /// Identities, certificates, signatures or TLS material.
     #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
-    /// Certificates could not be issued.
-    #[error(transparent)]
-    Pki(#[from] crate::pki::PkiError),
+    Trust(#[from] treaty_trust::TrustError),
     /// The gRPC server or channel failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -90,9 +87,27 @@ impl From<CoordinatorError> for tonic::Status {
             E::AlreadySubmitted(_) => tonic::Status::already_exists(msg),
             E::WrongState { .. } => tonic::Status::failed_precondition(msg),
             E::ResultTooLarge { .. } => tonic::Status::resource_exhausted(msg),
-            E::Storage(_) | E::Io { .. } | E::Tls(_) | E::Pki(_) | E::Transport(_) => {
+            E::Trust(
+                treaty_trust::TrustError::Submission(_) | treaty_trust::TrustError::Invalid(_),
+            ) => tonic::Status::invalid_argument(msg),
+            E::Trust(treaty_trust::TrustError::Certificate(_)) => {
+                tonic::Status::permission_denied(msg)
+            }
+            E::Storage(_) | E::Io { .. } | E::Trust(_) | E::Transport(_) => {
                 tonic::Status::internal(msg)
             }
         }
+    }
+}
+
+impl From<treaty_trust::tls::TlsError> for CoordinatorError {
+    fn from(e: treaty_trust::tls::TlsError) -> Self {
+        Self::Trust(e.into())
+    }
+}
+
+impl From<treaty_trust::pki::PkiError> for CoordinatorError {
+    fn from(e: treaty_trust::pki::PkiError) -> Self {
+        Self::Trust(e.into())
     }
 }

@@ -10,22 +10,20 @@
 //! never receives a share, a key, a seed or a raw value: what it stores is job specs, schemas,
 //! states, counters and HPKE-sealed bytes only the recipient can open.
 //!
-//! Also here, because every binary needs them: [`pki`] (a small deployment CA for `treaty init`
-//! and the demo), [`tls`] (loading identities, tonic TLS configs, peer fingerprints) and
-//! [`client`] (channels with Treaty's limits and keep-alives).
+//! Who may call what is decided by the caller's certificate (its `treaty://ROLE/NAME` URI, see
+//! [`treaty_trust::cert`]); [`pki`], [`tls`], [`identity`] and [`client`] are re-exported from
+//! `treaty-trust`, where they live.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod audit;
-pub mod client;
 pub mod error;
-pub mod identity;
 pub mod jobfile;
-pub mod pki;
 pub mod service;
 pub mod store;
-pub mod tls;
 pub mod validate;
+
+pub use treaty_trust::{client, identity, pki, tls};
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -907,10 +907,11 @@ impl coordinator_server::Coordinator for CoordinatorService {
                 "a signed submission is required (treaty submit signs the job spec)".into(),
             )
         })?;
-        let submission = verify_submission(&signed)?;
+        let submission = verify_submission(&signed).map_err(CoordinatorError::from)?;
         check_fresh(&submission, now_ms()).map_err(CoordinatorError::NotAuthorized)?;
         if let Some(path) = &self.inner.config.analysts_file {
-            AnalystList::load(path)?
+            AnalystList::load(path)
+                .map_err(CoordinatorError::from)?
                 .admit(&submission)
                 .map_err(CoordinatorError::NotAuthorized)?;
         }

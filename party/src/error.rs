@@ -56,6 +56,9 @@ pub enum PartyError {
     /// The coordinator or TLS layer failed.
     #[error(transparent)]
     Coordinator(#[from] CoordinatorError),
+    /// Identities, certificates, the roster or signatures.
+    #[error(transparent)]
+    Trust(#[from] treaty_trust::TrustError),
     /// A gRPC call failed (the status message is the whole story: no source chain).
     #[error("coordinator call failed: {}", .0.message())]
     Rpc(tonic::Status),

@@ -719,7 +719,9 @@ async fn duplicate_party_id_is_refused() {
     // A second "hospital" with a certificate from the same CA, but not the registered one.
     let pki = cluster.sandbox.dir().join("pki");
     let ca = Pki::load(&pki.join("ca.pem"), &pki.join("ca.key")).unwrap();
-    let cert = ca.issue("hospital", &[]).unwrap();
+    let cert = ca
+        .issue(treaty_trust::Role::Party, "hospital", &[])
+        .unwrap();
     let dir = cluster.sandbox.dir().join("imposter");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("hospital.pem"), &cert.cert_pem).unwrap();

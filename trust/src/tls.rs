@@ -415,7 +415,7 @@ mod tests {
         name: &str,
         sans: &[String],
     ) -> Result<TlsIdentity, Box<dyn std::error::Error>> {
-        let issued = pki.issue(name, sans)?;
+        let issued = pki.issue(crate::Role::Party, name, sans)?;
         Ok(TlsIdentity::from_pem(
             pki.ca_cert_pem(),
             &issued.cert_pem,
@@ -469,7 +469,7 @@ mod tests {
         // (a) A client certificate from another CA (the client still trusts the right CA, so
         // only the server's check of the client can fail).
         let other = Pki::generate("Other CA")?;
-        let forged = other.issue("alice", &[])?;
+        let forged = other.issue(crate::Role::Party, "alice", &[])?;
         let outsider =
             TlsIdentity::from_pem(pki.ca_cert_pem(), &forged.cert_pem, forged.key_pem())?;
         let result = check(server.addr, outsider.client_config("coordinator")).await;
@@ -521,8 +521,8 @@ mod tests {
     #[test]
     fn from_pem_validates_inputs() -> TestResult {
         let pki = Pki::generate("Test CA")?;
-        let alice = pki.issue("alice", &[])?;
-        let bob = pki.issue("bob", &[])?;
+        let alice = pki.issue(crate::Role::Party, "alice", &[])?;
+        let bob = pki.issue(crate::Role::Party, "bob", &[])?;
         let ca = pki.ca_cert_pem();
 
         let id = TlsIdentity::from_pem(ca, &alice.cert_pem, alice.key_pem())?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 use treaty_proto::v1::coordinator_client::CoordinatorClient;
 
-use crate::CoordinatorError;
+use crate::TrustError;
 use crate::tls::TlsIdentity;
 
 /// TLS server name the coordinator's certificate carries by default.
@@ -24,9 +24,9 @@ pub struct Dial<'a> {
 }
 
 /// Builds a channel with TCP/HTTP2 keep-alives (so a dead peer is noticed), lazily connected.
-pub fn endpoint(dial: Dial<'_>) -> Result<Endpoint, CoordinatorError> {
+pub fn endpoint(dial: Dial<'_>) -> Result<Endpoint, TrustError> {
     let mut ep = Endpoint::from_shared(dial.url.to_string())
-        .map_err(|e| CoordinatorError::InvalidRequest(format!("bad URL {:?}: {e}", dial.url)))?
+        .map_err(|e| TrustError::Invalid(format!("bad URL {:?}: {e}", dial.url)))?
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
         .tcp_keepalive(Some(Duration::from_secs(20)))
@@ -40,7 +40,7 @@ pub fn endpoint(dial: Dial<'_>) -> Result<Endpoint, CoordinatorError> {
 }
 
 /// Connects to the coordinator.
-pub async fn connect(dial: Dial<'_>) -> Result<CoordinatorClient<Channel>, CoordinatorError> {
+pub async fn connect(dial: Dial<'_>) -> Result<CoordinatorClient<Channel>, TrustError> {
     let channel = endpoint(dial)?.connect().await?;
     Ok(CoordinatorClient::new(channel)
         .max_decoding_message_size(treaty_proto::MAX_CONTROL_MESSAGE)

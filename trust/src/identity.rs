@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use treaty_proto::v1 as pb;
 
-use crate::CoordinatorError;
+use crate::TrustError;
 use crate::pki::{FileKind, PkiError, write_new_file};
 
 /// Domain separation of submission signatures.
@@ -110,13 +110,12 @@ impl AnalystList {
     ///
     /// # Errors
     /// I/O failures and everything [`Self::parse`] refuses, naming the file.
-    pub fn load(path: &Path) -> Result<Self, CoordinatorError> {
-        let text = std::fs::read_to_string(path).map_err(|e| CoordinatorError::Io {
+    pub fn load(path: &Path) -> Result<Self, TrustError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TrustError::Io {
             path: path.to_path_buf(),
             source: e,
         })?;
-        Self::parse(&text)
-            .map_err(|e| CoordinatorError::InvalidRequest(format!("{}: {e}", path.display())))
+        Self::parse(&text).map_err(|e| TrustError::Invalid(format!("{}: {e}", path.display())))
     }
 
     /// Checks names, keys and uniqueness.
@@ -279,10 +278,10 @@ pub fn sign_now(
     spec: pb::JobSpec,
     analyst: &str,
     key: &SigningKey,
-) -> Result<pb::SignedSubmission, CoordinatorError> {
+) -> Result<pb::SignedSubmission, TrustError> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha20Rng::try_from_rng(&mut rand::rngs::SysRng)
-        .map_err(|_| CoordinatorError::InvalidRequest("no OS randomness".into()))?;
+        .map_err(|_| TrustError::Randomness)?;
     let mut nonce = [0u8; 16];
     rng.fill_bytes(&mut nonce);
     let now = std::time::SystemTime::now()
@@ -356,10 +355,8 @@ fn signed_message(submission: &[u8]) -> Vec<u8> {
 /// # Errors
 /// Oversized or malformed fields, a signature that does not verify, an undecodable submission,
 /// a submission without a spec or a name.
-pub fn verify_submission(
-    signed: &pb::SignedSubmission,
-) -> Result<VerifiedSubmission, CoordinatorError> {
-    let bad = |what: &str| CoordinatorError::InvalidRequest(format!("submission: {what}"));
+pub fn verify_submission(signed: &pb::SignedSubmission) -> Result<VerifiedSubmission, TrustError> {
+    let bad = |what: &str| TrustError::Submission(what.to_string());
     if signed.submission.len() > MAX_SUBMISSION_BYTES {
         return Err(bad(&format!(
             "{} bytes, at most {MAX_SUBMISSION_BYTES} are accepted",
@@ -409,17 +406,17 @@ pub fn verify_submission(
 pub fn write_analyst_keys(
     dir: &Path,
     analysts: &[(String, Option<[u8; 32]>)],
-) -> Result<Vec<PathBuf>, CoordinatorError> {
+) -> Result<Vec<PathBuf>, TrustError> {
     use rand::{Rng, SeedableRng};
     let mut rng = rand_chacha::ChaCha20Rng::try_from_rng(&mut rand::rngs::SysRng)
-        .map_err(|_| CoordinatorError::InvalidRequest("no OS randomness".into()))?;
+        .map_err(|_| TrustError::Randomness)?;
     let mut list = AnalystList::default();
     let mut written = Vec::new();
     let list_path = dir.join("analysts.toml");
     if list_path.exists() {
         return Err(PkiError::FileExists { path: list_path }.into());
     }
-    std::fs::create_dir_all(dir).map_err(|e| CoordinatorError::Io {
+    std::fs::create_dir_all(dir).map_err(|e| TrustError::Io {
         path: dir.to_path_buf(),
         source: e,
     })?;
@@ -442,9 +439,9 @@ pub fn write_analyst_keys(
             revoked: false,
         });
     }
-    list.validate().map_err(CoordinatorError::InvalidRequest)?;
-    let text = toml::to_string(&list)
-        .map_err(|e| CoordinatorError::InvalidRequest(format!("analysts file: {e}")))?;
+    list.validate().map_err(TrustError::Invalid)?;
+    let text =
+        toml::to_string(&list).map_err(|e| TrustError::Invalid(format!("analysts file: {e}")))?;
     let text = format!(
         "# The analysts of this deployment: the coordinator (treaty coordinator --analysts) and\n\
          # each party's policy (analysts_file) admit jobs signed by these keys only. Set\n\
@@ -459,16 +456,15 @@ pub fn write_analyst_keys(
 ///
 /// # Errors
 /// I/O failures or a malformed file.
-pub fn read_signing_key(path: &Path) -> Result<SigningKey, CoordinatorError> {
-    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        CoordinatorError::Io {
+pub fn read_signing_key(path: &Path) -> Result<SigningKey, TrustError> {
+    let text =
+        zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| TrustError::Io {
             path: path.to_path_buf(),
             source: e,
-        }
-    })?);
+        })?);
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);
     hex::decode_to_slice(text.trim(), seed.as_mut_slice()).map_err(|_| {
-        CoordinatorError::InvalidRequest(format!(
+        TrustError::Invalid(format!(
             "{} is not an Ed25519 signing key (64 hex digits)",
             path.display()
         ))

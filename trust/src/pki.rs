@@ -35,6 +35,8 @@ use rustls_pki_types::{CertificateDer, DnsName, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+use crate::cert::{PeerIdentity, Role};
+
 /// How long a CA certificate made by [`Pki::generate`] is valid (10 years).
 pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 
@@ -365,10 +367,22 @@ impl Pki {
     ///
     /// The subject alternative names are DNS `name`, DNS `localhost`, IP `127.0.0.1`, IP `::1`
     /// and each of `extra_sans` (an IP address literal or a DNS name, lowercased), without
-    /// duplicates. The certificate is valid for both TLS server and client authentication.
-    pub fn issue(&self, name: &str, extra_sans: &[String]) -> Result<IssuedCert, PkiError> {
+    /// duplicates, and the URI `treaty://<role>/<name>` that every Treaty check reads (see
+    /// [`crate::cert`]). The certificate is valid for both TLS server and client authentication.
+    pub fn issue(
+        &self,
+        role: Role,
+        name: &str,
+        extra_sans: &[String],
+    ) -> Result<IssuedCert, PkiError> {
         validate_name(name)?;
-        let sans = leaf_sans(name, extra_sans)?;
+        let mut sans = leaf_sans(name, extra_sans)?;
+        let uri = PeerIdentity::new(role, name).uri();
+        let invalid = || PkiError::InvalidSan {
+            name: name.to_owned(),
+            san: uri.clone(),
+        };
+        sans.push(SanType::URI(uri.clone().try_into().map_err(|_| invalid())?));
 
         let key = KeyPair::generate().map_err(|source| PkiError::Certificate {
             action: format!("generate a key for {name:?}"),
@@ -528,14 +542,14 @@ pub fn write_deployment(
     }
 
     let pki = Pki::generate("Treaty deployment CA")?;
-    let coordinator = pki.issue(COORDINATOR, coordinator_sans)?;
+    let coordinator = pki.issue(Role::Coordinator, COORDINATOR, coordinator_sans)?;
     let parties = parties
         .iter()
-        .map(|name| pki.issue(name, &[]))
+        .map(|name| pki.issue(Role::Party, name, &[]))
         .collect::<Result<Vec<_>, _>>()?;
     let analysts = analysts
         .iter()
-        .map(|name| pki.issue(name, &[]))
+        .map(|name| pki.issue(Role::Analyst, name, &[]))
         .collect::<Result<Vec<_>, _>>()?;
 
     create_private_dir(dir)?;
@@ -944,7 +958,11 @@ mod tests {
             <[u8; 32]>::from(Sha256::digest(&ca_der))
         );
 
-        let leaf = pki.issue("alice", &strings(&["alice.example.org", "10.0.0.7"]))?;
+        let leaf = pki.issue(
+            Role::Party,
+            "alice",
+            &strings(&["alice.example.org", "10.0.0.7"]),
+        )?;
         assert_eq!(leaf.name(), "alice");
         let leaf_der = CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes())?;
         let info = der::parse_cert(&leaf_der).ok_or("leaf does not parse")?;
@@ -986,25 +1004,28 @@ mod tests {
             "", "Alice", "al ice", "al.ice", "al_ice", "-alice", "alice-", "123", "0x1f", "é",
             &long,
         ] {
-            match pki.issue(bad, &[]) {
+            match pki.issue(Role::Party, bad, &[]) {
                 Err(PkiError::InvalidName { name, .. }) => assert_eq!(name, bad),
                 other => panic!("name {bad:?} was not rejected: {other:?}"),
             }
         }
         for good in ["a", "party-1", "p2", "1a", &"b".repeat(63)] {
-            pki.issue(good, &[])
+            pki.issue(Role::Party, good, &[])
                 .map_err(|e| format!("name {good:?} rejected: {e}"))?;
         }
         for bad_san in ["", "*.example.org", "exa mple.org", "example.org.", "a..b"] {
             assert!(
                 matches!(
-                    pki.issue("alice", &strings(&[bad_san])),
+                    pki.issue(Role::Party, "alice", &strings(&[bad_san])),
                     Err(PkiError::InvalidSan { .. })
                 ),
                 "SAN {bad_san:?} was not rejected"
             );
         }
-        let err = pki.issue("Bob", &[]).err().ok_or("Bob accepted")?;
+        let err = pki
+            .issue(Role::Party, "Bob", &[])
+            .err()
+            .ok_or("Bob accepted")?;
         assert!(
             err.to_string().contains("\"Bob\""),
             "error names the input: {err}"
@@ -1066,7 +1087,7 @@ mod tests {
         // The written CA loads back, and what it issues chains to the written ca.pem.
         let loaded = Pki::load(&files.ca_cert, &files.ca_key)?;
         assert_eq!(loaded.ca_cert_pem(), fs::read_to_string(&files.ca_cert)?);
-        let leaf = loaded.issue("late-party", &[])?;
+        let leaf = loaded.issue(Role::Party, "late-party", &[])?;
         let leaf_der = CertificateDer::from_pem_slice(leaf.cert_pem.as_bytes())?;
         let ca_der = CertificateDer::from_pem_slice(loaded.ca_cert_pem().as_bytes())?;
         let (leaf, ca) = (der::parse_cert(&leaf_der), der::parse_cert(&ca_der));

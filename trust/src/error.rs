@@ -1,0 +1,38 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the trust layer. Never holds key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustError {
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A file or value is malformed (a key file, an analysts file, a URL).
+    #[error("{0}")]
+    Invalid(String),
+    /// A signed submission is malformed or its signature does not verify.
+    #[error("submission: {0}")]
+    Submission(String),
+    /// The operating system gave no randomness.
+    #[error("no OS randomness")]
+    Randomness,
+    /// A certificate names no Treaty role and name, or names them wrongly.
+    #[error("certificate: {0}")]
+    Certificate(String),
+    /// TLS material could not be loaded or used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// Certificates could not be issued.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    /// The gRPC channel failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
