@@ -381,6 +381,9 @@ fn summary(event: &AuditEvent) -> Option<String> {
             "recorded {party}'s head at entry {head_seq} ({})",
             short(head)
         ),
+        AuditEvent::RosterAccepted {
+            version, members, ..
+        } => format!("roster version {version} in use: {}", members.join(", ")),
         AuditEvent::ProtocolStart { peers } => {
             format!("protocol started with {}", peers.join(", "))
         }

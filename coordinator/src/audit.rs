@@ -155,6 +155,16 @@ pub enum AuditEvent {
         /// The head's hash.
         head: Digest32,
     },
+    /// The writer runs with this roster (recorded when a version is first used): who it
+    /// trusts as its peers, coordinator and analysts.
+    RosterAccepted {
+        /// The roster's version.
+        version: u64,
+        /// SHA-256 of the roster file.
+        sha256: Digest32,
+        /// Every member, as `treaty://ROLE/NAME`.
+        members: Vec<String>,
+    },
     /// The protocol started with these peers.
     ProtocolStart {
         /// Party ids in protocol order.
@@ -1057,6 +1067,11 @@ mod tests {
                 party: "p".into(),
                 head_seq: 9,
                 head: d,
+            },
+            AuditEvent::RosterAccepted {
+                version: 2,
+                sha256: d,
+                members: vec!["treaty://party/p".into()],
             },
             AuditEvent::ProtocolStart {
                 peers: vec!["p".into()],

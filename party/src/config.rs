@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use treaty_coordinator::client::COORDINATOR_TLS_NAME;
 use treaty_coordinator::tls::TlsIdentity;
 use treaty_proto::v1 as pb;
+use treaty_trust::roster::Roster;
 
 use crate::PartyError;
 use crate::dataset::{ColumnType, DatasetConfig};
@@ -106,6 +107,12 @@ pub struct PartyConfig {
     /// every job.
     #[serde(default)]
     pub policy: Option<PathBuf>,
+    /// The consortium's roster this node pins (see [`treaty_trust::roster`]): who its peers are,
+    /// their certificates, CAs and endpoints, and the coordinator's. Without one, the node
+    /// trusts the deployment CA of `[tls] ca` and the certificates' stated roles and names (the
+    /// one-CA trial set-up of `treaty init`).
+    #[serde(default)]
+    pub roster: Option<PathBuf>,
     /// Where the node keeps job outputs that stay at the party (e.g. PSI intersections);
     /// default `state` next to the config file.
     #[serde(default)]
@@ -145,6 +152,9 @@ impl PartyConfig {
             return Err(
                 "a [tls] section is required (or `insecure = true` for development)".into(),
             );
+        }
+        if self.roster.is_some() && self.insecure {
+            return Err("a roster pins certificates: it needs TLS, not `insecure = true`".into());
         }
         let mut names = HashSet::new();
         for d in &self.datasets {
@@ -187,6 +197,36 @@ impl PartyConfig {
                 reason: "no [tls] section".into(),
             }),
         }
+    }
+
+    /// The roster this node runs with: loaded, checked, and accepted by its operator
+    /// (`treaty roster accept`). `None` without `roster` in the config.
+    ///
+    /// # Errors
+    /// A roster that does not load, is not accepted here, or does not list this party with the
+    /// certificate it runs with.
+    pub fn load_roster(&self) -> Result<Option<Roster>, PartyError> {
+        let Some(path) = &self.roster else {
+            return Ok(None);
+        };
+        let roster = Roster::load(&self.resolve(path))?;
+        treaty_trust::roster::check_accepted(&self.state_dir(), &roster)?;
+        let me = roster.party(&self.id).ok_or_else(|| PartyError::Config {
+            path: self.resolve(path),
+            reason: format!("the roster does not list party {:?}", self.id),
+        })?;
+        if let Some(tls) = self.tls_identity()?
+            && tls.cert_sha256() != me.cert_sha256
+        {
+            return Err(PartyError::Config {
+                path: self.resolve(path),
+                reason: format!(
+                    "the roster pins another certificate for {:?} than this node's",
+                    self.id
+                ),
+            });
+        }
+        Ok(Some(roster))
     }
 
     /// The URL peers dial.

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use treaty_coordinator::audit::{AuditEvent, Digest32};
-use treaty_coordinator::identity::{check_fresh, verify_submission};
+use treaty_coordinator::identity::{VerifiedSubmission, check_fresh, verify_submission};
 use treaty_coordinator::tls::TlsIdentity;
 use treaty_coordinator::validate::normalize_spec;
 use treaty_mpc::fixed::FixedPoint;
@@ -23,6 +23,7 @@ use treaty_mpc::stats::{self, LocalAggregates};
 use treaty_mpc::transport::{DigestedTransport, SubTransport, Transport, exchange};
 use treaty_mpc::vstats::{self, VerticalInput};
 use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient, job_report, job_spec};
+use treaty_trust::roster::Roster;
 use zeroize::Zeroize;
 
 use crate::PartyError;
@@ -33,6 +34,7 @@ use crate::error::io_err;
 use crate::fhe_score;
 use crate::join::{JOIN_ROUND, JoinPlan, JoinTable, predicate};
 use crate::link::{GrpcTransport, LinkHub, SessionPeer, SessionSetup};
+use crate::membership;
 use crate::policy::{Policy, Request, Terms, check_cohort};
 use crate::score::{self, ClearModel, ModelSource, ScorePlan};
 use crate::train::{self, StoredModel, TrainPlan};
@@ -138,6 +140,7 @@ pub struct Admission {
 pub fn admit(
     cfg: &PartyConfig,
     a: &pb::JobAssignment,
+    roster: Option<&Roster>,
     seen: impl Fn(&str) -> bool,
     now_ms: i64,
 ) -> Admission {
@@ -182,6 +185,10 @@ pub fn admit(
             "{} already received job {} (a replayed submission)",
             cfg.id, a.job_id
         ))
+    } else if let Err(e) = membership::check(a, &spec, roster) {
+        Err(format!("{} refuses the job's membership: {e}", cfg.id))
+    } else if let Some(reason) = roster.and_then(|r| roster_signer(r, &submission)) {
+        Err(reason)
     } else {
         check_fresh(&submission, now_ms)
     };
@@ -221,6 +228,24 @@ pub fn admit(
         .map_err(|r| PartyError::Rejected(format!("refused by {}'s policy: {r}", cfg.id)))
         .and_then(|terms| check_assignment(cfg, a).map(|()| terms));
     out
+}
+
+/// With a roster, the submission must be signed by the key the roster lists for the analyst it
+/// names (on top of this party's policy list). Returns the reason to refuse.
+fn roster_signer(roster: &Roster, submission: &VerifiedSubmission) -> Option<String> {
+    let Some(analyst) = roster.member(treaty_trust::Role::Analyst, &submission.analyst) else {
+        return Some(format!(
+            "analyst {:?} is not in this party's roster",
+            submission.analyst
+        ));
+    };
+    let key = analyst.sign_key.map(|k| k.to_bytes());
+    (key != Some(submission.public_key)).then(|| {
+        format!(
+            "the submission is not signed with the key the roster lists for analyst {:?}",
+            submission.analyst
+        )
+    })
 }
 
 /// A `score` job of a stored shared model names no features: the model holds them. For the
@@ -646,6 +671,8 @@ struct PsiRun {
 pub struct JobRun {
     /// Node config.
     pub cfg: Arc<PartyConfig>,
+    /// The roster the node runs with (peers' endpoints, fingerprints and CAs come from it).
+    pub roster: Option<Arc<Roster>>,
     /// The node's audit log.
     pub audit: Arc<treaty_coordinator::audit::AuditFile>,
     /// Rounds the protocol ran (set when it ends; for the audit log).
@@ -868,15 +895,7 @@ impl JobRun {
         self.progress::<GrpcTransport>(0.4, None).await;
 
         // 2. Data plane.
-        let peers: Vec<SessionPeer> = a
-            .peers
-            .iter()
-            .map(|p| SessionPeer {
-                party: p.party.clone(),
-                endpoint: p.endpoint.clone(),
-                tls_cert_sha256: p.tls_cert_sha256.clone(),
-            })
-            .collect();
+        let peers: Vec<SessionPeer> = membership::session_peers(a, self.roster.as_deref());
         let ids: Vec<String> = peers.iter().map(|p| p.party.clone()).collect();
         let transport = GrpcTransport::connect(
             SessionSetup {
@@ -1341,7 +1360,7 @@ mod tests {
         let cfg = party_cfg(dir.path(), Some(&policy()));
         let a = assignment(NOW);
         // Admitted by the policy; then the dataset check refuses (no dataset named).
-        let ok = admit(&cfg, &a, |_| false, NOW);
+        let ok = admit(&cfg, &a, None, |_| false, NOW);
         assert_eq!(ok.analyst, "ana");
         assert_ne!(ok.policy_sha256, [0; 32]);
         assert!(reason(&ok).contains("unknown dataset"), "{}", reason(&ok));
@@ -1388,20 +1407,20 @@ mod tests {
             (assignment(NOW - 25 * 3600 * 1000), "signed 90000 s ago"),
         ];
         for (b, want) in cases {
-            let got = admit(&cfg, &b, |_| false, NOW);
+            let got = admit(&cfg, &b, None, |_| false, NOW);
             assert!(reason(&got).contains(want), "{want}: {}", reason(&got));
             assert_eq!(
                 got.policy_sha256, [0; 32],
                 "{want}: the policy was not consulted"
             );
         }
-        let replay = admit(&cfg, &a, |id| id == a.job_id, NOW);
+        let replay = admit(&cfg, &a, None, |id| id == a.job_id, NOW);
         assert!(reason(&replay).contains("a replayed submission"));
 
-        let none = admit(&party_cfg(dir.path(), None), &a, |_| false, NOW);
+        let none = admit(&party_cfg(dir.path(), None), &a, None, |_| false, NOW);
         assert!(reason(&none).contains("has no policy configured"));
         let broken = party_cfg(dir.path(), Some("[[rules]]\nnonsense"));
-        let got = admit(&broken, &a, |_| false, NOW);
+        let got = admit(&broken, &a, None, |_| false, NOW);
         assert!(
             reason(&got).contains("policy file is unusable"),
             "{}",

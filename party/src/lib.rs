@@ -36,6 +36,7 @@ pub mod fhe_score;
 pub mod job;
 pub mod join;
 pub mod link;
+pub mod membership;
 pub mod node;
 pub mod policy;
 pub mod sandbox;

@@ -29,6 +29,8 @@ use treaty_coordinator::tls::{TlsIdentity, peer_cert_sha256};
 use treaty_mpc::transport::{Counters, PartyIndex, Transport, TransportError};
 use treaty_proto::v1::{self as pb, frame, party_link_client::PartyLinkClient, party_link_server};
 use treaty_proto::{CHUNK_SIZE, MAX_DATA_FRAME};
+use treaty_trust::roster::Roster;
+use treaty_trust::{PeerIdentity, Role, TrustError};
 
 /// Frames queued per outgoing link before `send` waits (back-pressure).
 const OUTBOUND_QUEUE: usize = 32;
@@ -122,12 +124,15 @@ impl LinkHub {
 pub struct PartyLinkService {
     me: String,
     hub: Arc<LinkHub>,
+    roster: Option<Arc<Roster>>,
 }
 
 impl PartyLinkService {
-    /// A service for party `me` feeding `hub`.
-    pub fn new(me: String, hub: Arc<LinkHub>) -> Self {
-        Self { me, hub }
+    /// A service for party `me` feeding `hub`. With a `roster`, a stream is accepted only from a
+    /// certificate the roster pins for the party its hello names as sender; without one, from a
+    /// certificate (of the deployment CA) that states `treaty://party/<sender>`.
+    pub fn new(me: String, hub: Arc<LinkHub>, roster: Option<Arc<Roster>>) -> Self {
+        Self { me, hub, roster }
     }
 
     /// The tonic server with Treaty's frame limits.
@@ -147,6 +152,9 @@ impl party_link_server::PartyLink for PartyLinkService {
         request: Request<Streaming<pb::Frame>>,
     ) -> Result<Response<Self::ExchangeStream>, Status> {
         let fp = peer_cert_sha256(&request);
+        let leaf = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| c.to_vec()));
         let mut inbound = request.into_inner();
         let first = tokio::time::timeout(Duration::from_secs(30), inbound.message())
             .await
@@ -160,6 +168,14 @@ impl party_link_server::PartyLink for PartyLinkService {
                 "this is party {:?}, not {:?}",
                 self.me, hello.receiver
             )));
+        }
+        if let Some(der) = &leaf {
+            // Before the stream is parked: a certificate that is not the sender's never reaches
+            // (and so never disturbs) the session waiting for that sender.
+            check_sender(der, &hello.sender, self.roster.as_deref()).map_err(|e| {
+                tracing::warn!(sender = %hello.sender, error = %e, "data-plane stream refused");
+                Status::permission_denied(e.to_string())
+            })?;
         }
         let (out_tx, out_rx) = mpsc::channel::<pb::Frame>(OUTBOUND_QUEUE);
         let (resp_tx, resp_rx) = mpsc::channel(OUTBOUND_QUEUE);
@@ -183,6 +199,19 @@ impl party_link_server::PartyLink for PartyLinkService {
         );
         Ok(Response::new(ReceiverStream::new(resp_rx)))
     }
+}
+
+/// Checks that the client certificate `der` is the party `sender`: pinned for it by `roster`, or
+/// (without a roster) stating `treaty://party/<sender>`.
+///
+/// # Errors
+/// [`TrustError::Certificate`] naming what the certificate is instead.
+pub fn check_sender(der: &[u8], sender: &str, roster: Option<&Roster>) -> Result<(), TrustError> {
+    let identity = match roster {
+        Some(r) => r.identify(der)?.identity.clone(),
+        None => PeerIdentity::of_der(der)?,
+    };
+    identity.expect(Role::Party, sender)
 }
 
 /// The data-plane server builder every node uses: HTTP/2 keep-alives and, with `tls`, mutual
@@ -222,6 +251,9 @@ pub struct SessionPeer {
     pub endpoint: String,
     /// Pinned SHA-256 of its TLS certificate.
     pub tls_cert_sha256: Vec<u8>,
+    /// The CA that issued its certificate (from the roster): when set, dialling it trusts this CA
+    /// alone, so only a certificate its own organisation issued is accepted.
+    pub ca_pem: Option<String>,
 }
 
 /// What a session needs to connect.
@@ -458,9 +490,17 @@ async fn dial(
 ) -> Result<(PartyIndex, Link), TransportError> {
     let peer = &setup.peers[j];
     let fail = |what: String| TransportError::Violation { peer: j, what };
+    // With the peer's CA from the roster, trust that CA alone for this link.
+    let pinned = match (setup.tls, &peer.ca_pem) {
+        (Some(tls), Some(ca)) => Some(
+            tls.with_ca(ca)
+                .map_err(|e| fail(format!("the roster's CA for {}: {e}", peer.party)))?,
+        ),
+        _ => None,
+    };
     let ep = endpoint(Dial {
         url: &peer.endpoint,
-        tls: setup.tls,
+        tls: pinned.as_ref().or(setup.tls),
         server_name: &peer.party,
     })
     .map_err(|e| fail(format!("cannot dial {}: {e}", peer.endpoint)))?;
@@ -617,7 +657,7 @@ mod tests {
         let hub = Arc::new(LinkHub::default());
         let server = data_plane_server(None)
             .unwrap()
-            .add_service(PartyLinkService::new("party-1".into(), hub.clone()).into_server())
+            .add_service(PartyLinkService::new("party-1".into(), hub.clone(), None).into_server())
             .serve_with_incoming(data_plane_incoming(listener));
         tokio::spawn(server);
         let peers = [
@@ -625,11 +665,13 @@ mod tests {
                 party: "party-0".into(),
                 endpoint: "http://127.0.0.1:1".into(),
                 tls_cert_sha256: Vec::new(),
+                ca_pem: None,
             },
             SessionPeer {
                 party: "party-1".into(),
                 endpoint: format!("http://{addr}"),
                 tls_cert_sha256: Vec::new(),
+                ca_pem: None,
             },
         ];
         let setup = |me| SessionSetup {

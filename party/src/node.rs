@@ -28,11 +28,16 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use treaty_coordinator::audit::AuditFile;
 use treaty_coordinator::audit::{AuditEvent, Digest32};
+use treaty_trust::roster::Roster;
+use treaty_trust::{Role, TrustError};
 
 struct ActiveJob {
     assignment: pb::JobAssignment,
     abort: CancellationToken,
     terms: Terms,
+    /// Set once this party admitted the job: its policy accepted it and, where the policy asks
+    /// for one, a human approved it. Only an admitted job may start.
+    admitted: bool,
     /// Set once the job runs (it then writes its own end to the audit log).
     started: bool,
 }
@@ -42,6 +47,8 @@ struct Node {
     cfg: Arc<PartyConfig>,
     audit: Arc<AuditFile>,
     tls: Option<Arc<TlsIdentity>>,
+    /// The roster this node's operator accepted: who its peers and its coordinator are.
+    roster: Option<Arc<Roster>>,
     hub: Arc<LinkHub>,
     jobs: Mutex<HashMap<String, ActiveJob>>,
     /// Every job id this node ever received (from its audit log): a replayed submission is
@@ -121,6 +128,26 @@ pub async fn run(
         ),
     }
     let audit = Arc::new(crate::audit_log::open(&cfg)?);
+    let roster = cfg.load_roster()?.map(Arc::new);
+    if let Some(roster) = &roster {
+        let pinned = roster.party(&cfg.id).and_then(|m| m.audit_key);
+        if pinned != Some(audit.public_key()) {
+            return Err(PartyError::Config {
+                path: cfg.state_dir().join("audit"),
+                reason: format!(
+                    "the roster pins another audit key for {:?} than this node's \
+                     (treaty roster entry --config prints this node's)",
+                    cfg.id
+                ),
+            });
+        }
+        tracing::info!(
+            version = roster.version,
+            sha256 = %hex::encode(roster.sha256),
+            "running with the accepted roster"
+        );
+        record_roster(&audit, roster);
+    }
     let seen = audit
         .records()
         .into_iter()
@@ -129,6 +156,7 @@ pub async fn run(
         .collect();
     let node = Arc::new(Node {
         audit,
+        roster: roster.clone(),
         seen: Mutex::new(seen),
         cfg: Arc::new(cfg),
         tls,
@@ -137,8 +165,16 @@ pub async fn run(
     });
 
     // Data plane.
-    let data_plane = data_plane_server(node.tls.as_deref())?
-        .add_service(PartyLinkService::new(node.cfg.id.clone(), hub).into_server())
+    // With a roster, the data plane trusts the CAs of the roster's parties only.
+    let data_tls = match (&node.tls, &roster) {
+        (Some(tls), Some(r)) => Some(
+            tls.with_ca(r.ca_bundle(&[Role::Party]))
+                .map_err(TrustError::from)?,
+        ),
+        (tls, _) => tls.as_deref().cloned(),
+    };
+    let data_plane = data_plane_server(data_tls.as_ref())?
+        .add_service(PartyLinkService::new(node.cfg.id.clone(), hub, roster).into_server())
         .serve_with_incoming_shutdown(
             data_plane_incoming(listener),
             token.clone().cancelled_owned(),
@@ -182,10 +218,16 @@ fn is_fatal(e: &PartyError) -> bool {
 
 async fn session(node: &Arc<Node>) -> Result<(), PartyError> {
     let cfg = &node.cfg;
+    // With a roster, the coordinator is the roster's: its CA alone is trusted, under its name.
+    let coordinator = node.roster.as_ref().and_then(|r| r.coordinator());
+    let tls = match (&node.tls, coordinator) {
+        (Some(tls), Some(c)) => Some(tls.with_ca(&c.ca_pem).map_err(TrustError::from)?),
+        (tls, _) => tls.as_deref().cloned(),
+    };
     let mut client = connect(Dial {
         url: &cfg.coordinator,
-        tls: node.tls.as_deref(),
-        server_name: &cfg.coordinator_name,
+        tls: tls.as_ref(),
+        server_name: coordinator.map_or(&cfg.coordinator_name, |c| &c.identity.name),
     })
     .await?;
     let info = pb::PartyInfo {
@@ -213,7 +255,7 @@ async fn session(node: &Arc<Node>) -> Result<(), PartyError> {
     while let Some(event) = events.message().await? {
         match event.event {
             Some(party_event::Event::Assign(a)) => on_assign(node, &client, a).await,
-            Some(party_event::Event::Start(s)) => on_start(node, &client, &s.job_id),
+            Some(party_event::Event::Start(s)) => on_start(node, &client, &s.job_id).await,
             Some(party_event::Event::Abort(a)) => {
                 let removed = node.jobs().remove(&a.job_id);
                 if let Some(job) = removed {
@@ -229,6 +271,32 @@ async fn session(node: &Arc<Node>) -> Result<(), PartyError> {
         }
     }
     Ok(())
+}
+
+/// Records the roster this node runs with, once per version it is first seen with.
+fn record_roster(audit: &AuditFile, roster: &Roster) {
+    let sha256 = Digest32(roster.sha256);
+    let known = audit
+        .records()
+        .into_iter()
+        .rev()
+        .find_map(|r| match r.entry.event {
+            AuditEvent::RosterAccepted { sha256, .. } => Some(sha256),
+            _ => None,
+        });
+    if known != Some(sha256) {
+        let event = AuditEvent::RosterAccepted {
+            version: roster.version,
+            sha256,
+            members: roster.members().iter().map(|m| m.identity.uri()).collect(),
+        };
+        if let Err(e) = audit
+            .record(None, event)
+            .and_then(|_| audit.checkpoint().map(|_| ()))
+        {
+            tracing::warn!(error = %e, "audit log write failed");
+        }
+    }
 }
 
 /// The end of a job aborted before its protocol started.
@@ -261,7 +329,13 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
     let job_id = a.job_id.clone();
     let admission = {
         let seen = node.seen();
-        admit(&node.cfg, &a, |id| seen.contains(id), now_ms())
+        admit(
+            &node.cfg,
+            &a,
+            node.roster.as_deref(),
+            |id| seen.contains(id),
+            now_ms(),
+        )
     };
     node.seen().insert(job_id.clone());
     let spec = a.spec.clone().unwrap_or_default();
@@ -324,6 +398,7 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
             assignment: a,
             abort: abort.clone(),
             terms,
+            admitted: !approval,
             started: false,
         },
     );
@@ -378,6 +453,12 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
         );
         if decision.approved {
             tracing::info!(job = %job_id, by = %decision.by, "job approved");
+            // Admitted before the coordinator hears of it: its start may follow at once.
+            match node.jobs().get_mut(&job_id) {
+                Some(job) => job.admitted = true,
+                // Aborted while the decision was written: nothing to accept.
+                None => return,
+            }
             let admitted = pb::Admission {
                 policy_sha256,
                 approved_by: decision.by,
@@ -397,17 +478,49 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
     });
 }
 
-fn on_start(node: &Arc<Node>, client: &CoordinatorClient<Channel>, job_id: &str) {
-    let started = node.jobs().get_mut(job_id).map(|j| {
-        j.started = true;
-        (j.assignment.clone(), j.abort.clone(), j.terms.clone())
-    });
-    let Some((assignment, abort, terms)) = started else {
-        tracing::warn!(job = %job_id, "start for an unknown job");
-        return;
+/// Runs a job the coordinator says to start — only one this party admitted (and, where its
+/// policy asks, a human approved). A start for anything else fails the job here: a coordinator
+/// that skips a party's approval gets nothing from it.
+async fn on_start(node: &Arc<Node>, client: &CoordinatorClient<Channel>, job_id: &str) {
+    let started = {
+        let mut jobs = node.jobs();
+        match jobs.get_mut(job_id) {
+            Some(j) if j.admitted => {
+                j.started = true;
+                Ok((j.assignment.clone(), j.abort.clone(), j.terms.clone()))
+            }
+            Some(_) => Err(jobs.remove(job_id)),
+            None => Err(None),
+        }
+    };
+    let (assignment, abort, terms) = match started {
+        Ok(run) => run,
+        Err(None) => {
+            tracing::warn!(job = %job_id, "start for a job this party never admitted");
+            return;
+        }
+        Err(Some(job)) => {
+            tracing::error!(
+                job = %job_id,
+                "the coordinator started a job before this party admitted it: refused"
+            );
+            job.abort.cancel();
+            let reason = format!(
+                "{} had not admitted the job (it waits for approval there) when the coordinator \
+                 started it",
+                node.cfg.id
+            );
+            node.audit_event(job_id, aborted_before_start(&reason));
+            Reporter::new(client, job_id, &node.cfg.id)
+                .report(job_report::Report::Failed(reason))
+                .await;
+            checkpoint(&node.audit, client).await;
+            return;
+        }
     };
     let run = JobRun {
         cfg: node.cfg.clone(),
+        roster: node.roster.clone(),
         audit: node.audit.clone(),
         rounds: Default::default(),
         tls: node.tls.clone(),

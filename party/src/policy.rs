@@ -23,6 +23,7 @@
 //! min_cohort = 10                    # records behind any released aggregate, at this party
 //! reveal_models = false              # may a `train` job reveal its weights?
 //! approval = false                   # must a human here run `treaty approve JOB` first?
+//! peers = ["insurer", "bank"]        # the parties this party may compute with ("*": any, default)
 //! ```
 //!
 //! A job is admitted when at least one rule that names the analyst allows all of it; the first
@@ -67,6 +68,14 @@ pub struct Rule {
     /// Whether a human here must approve every job this rule admits.
     #[serde(default)]
     pub approval: bool,
+    /// The parties this party may compute with under this rule (`*`: any party of its roster,
+    /// the default).
+    #[serde(default = "any")]
+    pub peers: Vec<String>,
+}
+
+fn any() -> Vec<String> {
+    vec!["*".into()]
 }
 
 fn default_recipients() -> Vec<String> {
@@ -120,6 +129,8 @@ pub struct Request {
     pub recipient_key: Vec<u8>,
     /// A `train` job that reveals its weights.
     pub reveals_model: bool,
+    /// The job's other parties.
+    pub peers: Vec<String>,
 }
 
 impl Request {
@@ -197,6 +208,12 @@ impl Request {
                 .map(|o| o.recipient_public_key.clone())
                 .unwrap_or_default(),
             reveals_model: matches!(&spec.computation, Some(job_spec::Computation::Train(t)) if t.reveal_weights),
+            peers: spec
+                .inputs
+                .iter()
+                .map(|i| i.party.clone())
+                .filter(|p| p != me)
+                .collect(),
         }
     }
 }
@@ -251,6 +268,14 @@ impl Policy {
             let at = format!("rules[{i}]");
             if r.analysts.is_empty() || r.jobs.is_empty() {
                 return Err(format!("{at}: `analysts` and `jobs` must not be empty"));
+            }
+            if r.peers.is_empty() {
+                return Err(format!(
+                    "{at}: `peers` must not be empty (\"*\" for any party, or party ids)"
+                ));
+            }
+            for p in r.peers.iter().filter(|p| *p != "*") {
+                treaty_trust::pki::validate_name(p).map_err(|e| format!("{at}: peers: {e}"))?;
             }
             for k in &r.jobs {
                 if !JOB_KINDS.contains(&k.as_str()) {
@@ -329,6 +354,21 @@ impl Policy {
                         analyst.name
                     ));
                 }
+            }
+        }
+        if !rule.peers.iter().any(|p| p == "*") {
+            let strangers: Vec<String> = req
+                .peers
+                .iter()
+                .filter(|p| !rule.peers.contains(p))
+                .map(|p| format!("{p:?}"))
+                .collect();
+            if !strangers.is_empty() {
+                return Some(format!(
+                    "computing with party {} is not permitted to analyst {:?}",
+                    strangers.join(", "),
+                    analyst.name
+                ));
             }
         }
         if req.reveals_model && !rule.reveal_models {
@@ -451,6 +491,7 @@ mod tests {
             columns: columns.iter().map(|c| c.to_string()).collect(),
             recipient_key: hex::decode(recipient).unwrap(),
             reveals_model: false,
+            peers: vec!["insurer".into()],
         }
     }
 
@@ -539,6 +580,28 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_with_peers_admits_only_jobs_with_those_parties() {
+        let p = policy(
+            "[[rules]]\nanalysts = [\"*\"]\njobs = [\"stats\"]\ndatasets = { claims = [\"*\"] }\n\
+             peers = [\"insurer\", \"bank\"]\n",
+        );
+        let ana = analyst(&p, "ana");
+        let mut r = req("stats", "claims", &["age"], ANA);
+        assert!(p.decide(&ana, &r).is_ok());
+        r.peers = vec!["insurer".into(), "bank".into()];
+        assert!(p.decide(&ana, &r).is_ok());
+        r.peers = vec!["insurer".into(), "mallory".into()];
+        let why = p.decide(&ana, &r).unwrap_err();
+        assert!(why.contains("\"mallory\""), "{why}");
+        assert!(!why.contains("bank"), "the refusal leaks the rule: {why}");
+        // The default is any party.
+        let open = policy(
+            "[[rules]]\nanalysts = [\"*\"]\njobs = [\"stats\"]\ndatasets = { claims = [\"*\"] }\n",
+        );
+        assert!(open.decide(&analyst(&open, "ana"), &r).is_ok());
+    }
+
+    #[test]
     fn malformed_policies_are_refused_naming_the_problem() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");
@@ -552,6 +615,14 @@ mod tests {
             (
                 "[[rules]]\nanalysts = [\"*\"]\njobs = [\"mine-bitcoin\"]\n",
                 "unknown job kind",
+            ),
+            (
+                "[[rules]]\nanalysts = [\"*\"]\njobs = [\"stats\"]\npeers = []\n",
+                "`peers` must not be empty",
+            ),
+            (
+                "[[rules]]\nanalysts = [\"*\"]\njobs = [\"stats\"]\npeers = [\"Bad Name\"]\n",
+                "peers:",
             ),
             (
                 "[[rules]]\nanalysts = [\"*\"]\njobs = [\"stats\"]\ncolour = 1\n",

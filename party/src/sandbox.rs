@@ -287,6 +287,7 @@ impl Sandbox {
             limits: self.opts.limits.clone(),
             datasets,
             state_dir: Some(format!("{id}-state").into()),
+            roster: None,
             base_dir: self.opts.dir.clone(),
         }
     }

@@ -26,6 +26,33 @@ pub enum TrustError {
     /// A certificate names no Treaty role and name, or names them wrongly.
     #[error("certificate: {0}")]
     Certificate(String),
+    /// A roster file is malformed or inconsistent.
+    #[error("roster: {0}")]
+    Roster(String),
+    /// The roster is not the one this node's operator accepted.
+    #[error(
+        "roster version {version} (sha256 {sha256}) is not the one accepted here{}: review it \
+         and run `treaty roster accept`",
+        match pinned { Some((v, s)) => format!(" (version {v}, sha256 {s} is)"), None => " (none is)".to_string() }
+    )]
+    RosterNotAccepted {
+        /// The roster's version.
+        version: u64,
+        /// Its SHA-256, hex.
+        sha256: String,
+        /// The pinned version and SHA-256, if any.
+        pinned: Option<(u64, String)>,
+    },
+    /// A changed roster does not carry a higher version than the accepted one.
+    #[error(
+        "the roster changed but its version {version} is not above the accepted version {pinned}"
+    )]
+    RosterVersion {
+        /// The new file's version.
+        version: u64,
+        /// The accepted version.
+        pinned: u64,
+    },
     /// TLS material could not be loaded or used.
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),

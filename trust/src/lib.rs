@@ -20,6 +20,7 @@ pub mod client;
 pub mod error;
 pub mod identity;
 pub mod pki;
+pub mod roster;
 pub mod tls;
 
 pub use cert::{PeerIdentity, Role};

@@ -217,6 +217,30 @@ impl TlsIdentity {
         })
     }
 
+    /// The same identity trusting `ca_pem` (one or more CA certificates) instead of its own CA:
+    /// a node with a roster trusts, for each connection, only the CAs of the members it expects
+    /// there.
+    ///
+    /// # Errors
+    /// `ca_pem` holds no well-formed certificate.
+    pub fn with_ca(&self, ca_pem: impl AsRef<[u8]>) -> Result<Self, TlsError> {
+        parse_certificates(ca_pem.as_ref(), "CA certificate", &PemOrigin::Memory)?;
+        Ok(Self {
+            ca_pem: ca_pem.as_ref().to_vec(),
+            ..self.clone()
+        })
+    }
+
+    /// This node's certificate chain, PEM.
+    pub fn cert_pem(&self) -> &[u8] {
+        &self.cert_pem
+    }
+
+    /// The CA certificate(s) this identity trusts, PEM.
+    pub fn ca_pem(&self) -> &[u8] {
+        &self.ca_pem
+    }
+
     /// SHA-256 of the DER encoding of this node's leaf certificate (the first CERTIFICATE block),
     /// as a server sees it through [`peer_cert_sha256`].
     pub fn cert_sha256(&self) -> [u8; 32] {

@@ -721,7 +721,7 @@ pub async fn run_child(
     let addr: SocketAddr = listener.local_addr().map_err(io_err("listener"))?;
     let hub = Arc::new(LinkHub::default());
     let server = data_plane_server(Some(&tls))?
-        .add_service(PartyLinkService::new(name.clone(), hub.clone()).into_server())
+        .add_service(PartyLinkService::new(name.clone(), hub.clone(), None).into_server())
         .serve_with_incoming_shutdown(
             data_plane_incoming(listener),
             stop.clone().cancelled_owned(),
@@ -824,6 +824,7 @@ async fn run_plan<W: Write>(
                 tls_cert_sha256: hex::decode(&p.cert_sha256).map_err(|_| {
                     PartyError::Rejected(format!("bad fingerprint for {}", p.party))
                 })?,
+                ca_pem: None,
             })
         })
         .collect::<Result<_, PartyError>>()?;
