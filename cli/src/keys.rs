@@ -59,7 +59,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]

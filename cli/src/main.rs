@@ -12,6 +12,7 @@ mod demo_fhe;
 mod fhe_key;
 mod keys;
 mod print;
+mod roster;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,6 +80,9 @@ enum Command {
     /// offline verification of exported logs (chains, signatures, coordinator-held heads,
     /// cross-party traffic), and one job's timeline.
     Audit(audit::AuditArgs),
+    /// The per-organisation set-up: each organisation's own keys (`roster keys`), its entry,
+    /// the consortium's roster (`assemble`, `show`) and each node's explicit acceptance.
+    Roster(roster::RosterArgs),
     /// A party's FHE keys: show, rotate (as data owner), delete (own or cached).
     #[cfg(feature = "fhe")]
     FheKey(fhe_key::FheKeyArgs),
@@ -344,6 +348,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reject(args) => approve::reject(args),
         Command::Bench(args) => bench::run(args, log.as_deref(), shutdown_signal()).await,
         Command::Audit(args) => audit::run(args).await,
+        Command::Roster(args) => roster::run(args).map(|()| ExitCode::SUCCESS),
         #[cfg(feature = "fhe")]
         Command::FheKey(args) => {
             fhe_key::run(args)?;

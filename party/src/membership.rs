@@ -200,6 +200,7 @@ mod tests {
                         .to_bytes(),
                 ),
                 sign_key: String::new(),
+                result_key: String::new(),
                 ca: ca.ca_cert_pem().into(),
             });
         }

@@ -577,6 +577,64 @@ pub fn write_deployment(
     })
 }
 
+/// The files of one organisation's own identity, as [`write_organisation`] writes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganisationFiles {
+    /// `<dir>/ca.pem`: the organisation's own CA, which the roster lists with its members.
+    pub ca_cert: PathBuf,
+    /// `<dir>/ca.key` (mode `0600` on unix): keep it offline.
+    pub ca_key: PathBuf,
+    /// The member's certificate and key.
+    pub identity: IdentityFiles,
+}
+
+/// Creates one organisation's own CA and its member certificate (`role`, `name`) in `dir`: the
+/// per-organisation set-up, where no one holds a key for the whole consortium. Each
+/// organisation runs it on its own machine; the roster then pins every member's certificate
+/// and lists its CA.
+///
+/// Never overwrites (see [`write_deployment`]).
+///
+/// # Errors
+/// An invalid name or SAN, existing files, I/O failures.
+pub fn write_organisation(
+    dir: &Path,
+    role: Role,
+    name: &str,
+    sans: &[String],
+) -> Result<OrganisationFiles, PkiError> {
+    validate_name(name)?;
+    let ca_cert = dir.join(format!("{CA}.pem"));
+    if ca_cert.try_exists().map_err(|source| PkiError::Read {
+        what: "organisation directory",
+        path: dir.to_owned(),
+        source,
+    })? {
+        return Err(PkiError::AlreadyInitialized {
+            dir: dir.to_owned(),
+        });
+    }
+    let pki = Pki::generate(&format!("Treaty {role} {name} CA"))?;
+    let issued = pki.issue(role, name, sans)?;
+    create_private_dir(dir)?;
+    let ca_key = dir.join(format!("{CA}.key"));
+    write_new_file(&ca_cert, pki.ca_cert_pem.as_bytes(), FileKind::Public)?;
+    write_new_file(&ca_key, pki.ca_key_pem.as_bytes(), FileKind::Secret)?;
+    let identity = IdentityFiles {
+        name: name.to_owned(),
+        cert: dir.join(format!("{name}.pem")),
+        key: dir.join(format!("{name}.key")),
+        cert_sha256: issued.cert_sha256,
+    };
+    write_new_file(&identity.cert, issued.cert_pem.as_bytes(), FileKind::Public)?;
+    write_new_file(&identity.key, issued.key_pem.as_bytes(), FileKind::Secret)?;
+    Ok(OrganisationFiles {
+        ca_cert,
+        ca_key,
+        identity,
+    })
+}
+
 /// Checks that `name` is a single lowercase DNS label that rustls also accepts as a server name.
 /// Party ids must pass it: they are the TLS names peers expect.
 pub fn validate_name(name: &str) -> Result<(), PkiError> {

@@ -74,6 +74,9 @@ pub struct MemberEntry {
     /// Analysts: their Ed25519 submission key.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sign_key: String,
+    /// Analysts: the X25519 HPKE key results may be sealed to (optional).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub result_key: String,
     /// PEM of the CA certificate that issued the member's certificate.
     pub ca: String,
 }
@@ -107,6 +110,8 @@ pub struct Member {
     pub audit_key: Option<VerifyingKey>,
     /// Analysts: the submission signing key.
     pub sign_key: Option<VerifyingKey>,
+    /// Analysts: the HPKE result key, 64 hex digits ("" when none is listed).
+    pub result_key: String,
 }
 
 /// A checked roster.
@@ -173,6 +178,9 @@ impl Roster {
             }
             let audit_key = ed25519("audit_key", &who, &e.audit_key)?;
             let sign_key = ed25519("sign_key", &who, &e.sign_key)?;
+            if !e.result_key.is_empty() {
+                hex32("result_key", &who, &e.result_key)?;
+            }
             match role {
                 Role::Party | Role::Coordinator if e.endpoint.is_empty() => {
                     return Err(TrustError::Roster(format!(
@@ -212,6 +220,7 @@ impl Roster {
                 ca_pem: e.ca.clone(),
                 audit_key,
                 sign_key,
+                result_key: e.result_key.trim().to_string(),
             });
         }
         let coordinators = members
@@ -329,6 +338,28 @@ impl Roster {
             .filter(|m| m.identity.role == Role::Party)
             .filter_map(|m| Some((m.identity.name.clone(), m.audit_key?)))
             .collect()
+    }
+}
+
+impl Roster {
+    /// The roster's analysts as an analysts list (what a policy's `analysts_file` holds).
+    pub fn analysts(&self) -> crate::identity::AnalystList {
+        crate::identity::AnalystList {
+            analysts: self
+                .members
+                .iter()
+                .filter(|m| m.identity.role == Role::Analyst)
+                .filter_map(|m| {
+                    Some(crate::identity::Analyst {
+                        name: m.identity.name.clone(),
+                        key: hex::encode(m.sign_key?.to_bytes()),
+                        result_key: (!m.result_key.is_empty()).then(|| m.result_key.clone()),
+                        groups: Vec::new(),
+                        revoked: false,
+                    })
+                })
+                .collect(),
+        }
     }
 }
 

@@ -40,6 +40,7 @@ fn entry(o: &Org, role: Role) -> MemberEntry {
         } else {
             String::new()
         },
+        result_key: String::new(),
         ca: o.ca.ca_cert_pem().to_string(),
     }
 }
