@@ -35,7 +35,7 @@ use crate::fhe_score;
 use crate::join::{JOIN_ROUND, JoinPlan, JoinTable, predicate};
 use crate::link::{GrpcTransport, LinkHub, SessionPeer, SessionSetup};
 use crate::membership;
-use crate::policy::{Policy, Request, Terms, check_cohort};
+use crate::policy::{Policy, Request, Reuse, Terms, check_cohort};
 use crate::score::{self, ClearModel, ModelSource, ScorePlan};
 use crate::train::{self, StoredModel, TrainPlan};
 
@@ -169,7 +169,9 @@ pub fn admit(
     out.request = match my_role(cfg, a) {
         Ok((_, dataset)) => {
             let id = cfg.dataset(dataset).map(|d| d.id_column.as_str());
-            Request::of(&with_stored_features(cfg, &spec), &cfg.id, dataset, id)
+            let mut request = Request::of(&with_stored_features(cfg, &spec), &cfg.id, dataset, id);
+            request.reuses = reuses(cfg, &spec);
+            request
         }
         Err(e) => {
             out.verdict = Err(e);
@@ -248,19 +250,45 @@ fn roster_signer(roster: &Roster, submission: &VerifiedSubmission) -> Option<Str
     })
 }
 
-/// A `score` job of a stored shared model names no features: the model holds them. For the
-/// policy, the spec with the stored model's features filled in (unchanged for any other job, or
-/// if this party stores no such model — the dataset check refuses that later).
+/// A `score` job of a stored shared model runs on the model's own features, whatever the spec
+/// names. For the policy, the spec with the stored model's features in place of its own
+/// (unchanged for any other job, or if this party stores no such model — the dataset check
+/// refuses that later).
 fn with_stored_features(cfg: &PartyConfig, spec: &pb::JobSpec) -> pb::JobSpec {
     let mut spec = spec.clone();
     if let Some(job_spec::Computation::Score(score)) = &mut spec.computation
         && score.weights_party.is_empty()
-        && score.features.is_empty()
         && let Ok(model) = StoredModel::load(cfg, &score.model_id)
     {
         score.features.clone_from(&model.features);
     }
     spec
+}
+
+/// What `spec` reuses from earlier jobs at this party (a stored model, a stored intersection)
+/// and which analyst's job made it, for the policy's `reuse` rule. Only what this party holds:
+/// a missing model or intersection is refused by the dataset check.
+fn reuses(cfg: &PartyConfig, spec: &pb::JobSpec) -> Vec<Reuse> {
+    let mut out = Vec::new();
+    if let Some(job_spec::Computation::Score(score)) = &spec.computation
+        && score.weights_party.is_empty()
+        && let Ok(model) = StoredModel::load(cfg, &score.model_id)
+    {
+        out.push(Reuse {
+            what: format!("model {:?}", score.model_id),
+            origin: model.analyst.clone(),
+        });
+    }
+    if let Some(join) = &spec.join
+        && !join.psi_job.is_empty()
+        && crate::join::intersection_path(cfg, &join.psi_job).is_file()
+    {
+        out.push(Reuse {
+            what: format!("the intersection of psi job {}", join.psi_job),
+            origin: crate::join::intersection_origin(cfg, &join.psi_job),
+        });
+    }
+    out
 }
 
 /// Checks an assignment against this party's own datasets (the registry only holds what the
@@ -341,6 +369,13 @@ pub fn check_assignment(
         check_numeric(ds, dataset, c)?;
     }
     for f in stats.filter.iter().chain(&stats.filters) {
+        if f.column == ds.id_column {
+            return Err(PartyError::Rejected(format!(
+                "filter column {:?} is the record id column of dataset {dataset:?}; filtering \
+                 on ids would single out individual records",
+                f.column
+            )));
+        }
         let decl = ds.column(&f.column).ok_or_else(|| {
             PartyError::Rejected(format!(
                 "dataset {dataset:?} has no filter column {:?}",
@@ -673,6 +708,9 @@ pub struct JobRun {
     pub cfg: Arc<PartyConfig>,
     /// The roster the node runs with (peers' endpoints, fingerprints and CAs come from it).
     pub roster: Option<Arc<Roster>>,
+    /// The analyst who signed the job (recorded with what it leaves here: models,
+    /// intersections).
+    pub analyst: String,
     /// The node's audit log.
     pub audit: Arc<treaty_coordinator::audit::AuditFile>,
     /// Rounds the protocol ran (set when it ends; for the audit log).
@@ -1223,7 +1261,8 @@ impl JobRun {
         let _ = reporter.await;
         let outcome = outcome?;
         let cfg = self.cfg.clone();
-        let model = outcome.model;
+        let mut model = outcome.model;
+        model.analyst.clone_from(&self.analyst);
         let path = tokio::task::spawn_blocking(move || model.save(&cfg))
             .await
             .map_err(|_| PartyError::Aborted("storing the model panicked".into()))??;
@@ -1248,6 +1287,8 @@ impl JobRun {
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&path).map_err(io_err(&path))?;
         std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io_err(&path))?;
+        let origin = crate::join::origin_path(&self.cfg, &self.assignment.job_id);
+        std::fs::write(&origin, &self.analyst).map_err(io_err(&origin))?;
         Ok(path)
     }
 
@@ -1434,6 +1475,62 @@ mod tests {
 }
 
 #[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    /// The coordinator refuses a filter on a record id column; the party does too, on its own
+    /// dataset's declaration (a coordinator that lets one through does not single out a row).
+    #[test]
+    fn a_filter_on_the_id_column_is_refused_here() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("c.csv"), "claim_id,amount\na,1\n").unwrap();
+        let mut cfg: PartyConfig = toml::from_str(
+            "id = \"hospital\"\nlisten = \"127.0.0.1:1\"\ncoordinator = \"x\"\ninsecure = true\n\
+             [[datasets]]\nname = \"claims\"\npath = \"c.csv\"\nid_column = \"claim_id\"\n\
+             columns = [{ name = \"claim_id\", type = \"string\" }, { name = \"amount\", type = \"float\" }]",
+        )
+        .unwrap();
+        cfg.base_dir = dir.path().to_path_buf();
+        let filter = |column: &str| pb::Filter {
+            column: column.into(),
+            predicate: Some(pb::filter::Predicate::Equals("a".into())),
+        };
+        let assignment = |f: pb::Filter| pb::JobAssignment {
+            job_id: "job-1".into(),
+            spec: Some(pb::JobSpec {
+                inputs: ["hospital", "insurer"]
+                    .map(|p| pb::JobInput {
+                        party: p.into(),
+                        dataset: "claims".into(),
+                    })
+                    .to_vec(),
+                computation: Some(job_spec::Computation::Stats(pb::StatsJob {
+                    columns: vec!["amount".into()],
+                    filters: vec![f],
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }),
+            peers: ["hospital", "insurer"]
+                .iter()
+                .enumerate()
+                .map(|(i, p)| pb::JobPeer {
+                    party: (*p).into(),
+                    index: i as u32,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        check_assignment(&cfg, &assignment(filter("amount"))).unwrap();
+        match check_assignment(&cfg, &assignment(filter("claim_id"))) {
+            Err(PartyError::Rejected(why)) => assert!(why.contains("record id column"), "{why}"),
+            other => panic!("a filter on the id column passed: {other:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
 mod score_policy_tests {
     use super::*;
 
@@ -1459,6 +1556,7 @@ mod score_policy_tests {
             share_a: vec![0; 3],
             share_b: vec![0; 3],
             standardizers: Vec::new(),
+            analyst: "bob".into(),
         }
         .save(&cfg)
         .unwrap();
@@ -1475,6 +1573,26 @@ mod score_policy_tests {
         };
         let req = Request::of(&with_stored_features(&cfg, &spec), "hospital", "risk", None);
         assert_eq!(req.columns, ["age", "pid"]);
+        // Features the spec names instead of the model's do not hide the model's.
+        let mut named = spec.clone();
+        if let Some(job_spec::Computation::Score(s)) = named.computation.as_mut() {
+            s.features = vec!["hospital.postcode".into()];
+        }
+        let req = Request::of(
+            &with_stored_features(&cfg, &named),
+            "hospital",
+            "risk",
+            None,
+        );
+        assert_eq!(req.columns, ["age", "pid"]);
+        // Who made the model is what the policy's `reuse` rule sees.
+        assert_eq!(
+            reuses(&cfg, &spec),
+            [Reuse {
+                what: "model \"m1\"".into(),
+                origin: "bob".into()
+            }]
+        );
         // Another model id: nothing stored, nothing added (the dataset check refuses later).
         let mut other = spec.clone();
         if let Some(job_spec::Computation::Score(s)) = other.computation.as_mut() {

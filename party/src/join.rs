@@ -255,6 +255,22 @@ pub fn intersection_path(cfg: &PartyConfig, job_id: &str) -> PathBuf {
     cfg.state_dir().join("psi").join(format!("{job_id}.ids"))
 }
 
+/// Where the analyst whose `psi` job made an intersection is recorded:
+/// `<state dir>/psi/<job id>.origin`.
+pub fn origin_path(cfg: &PartyConfig, job_id: &str) -> PathBuf {
+    cfg.state_dir().join("psi").join(format!("{job_id}.origin"))
+}
+
+/// The analyst whose `psi` job made the stored intersection ("" when not recorded).
+pub fn intersection_origin(cfg: &PartyConfig, job_id: &str) -> String {
+    if !is_job_id(job_id) {
+        return String::new();
+    }
+    std::fs::read_to_string(origin_path(cfg, job_id))
+        .map(|s| s.trim().chars().take(64).collect())
+        .unwrap_or_default()
+}
+
 /// Reads the intersection stored by `psi_job` (one id per line, in the common order).
 pub fn read_intersection(cfg: &PartyConfig, psi_job: &str) -> Result<Vec<String>, PartyError> {
     if !is_job_id(psi_job) {

@@ -33,6 +33,8 @@ use treaty_trust::{Role, TrustError};
 
 struct ActiveJob {
     assignment: pb::JobAssignment,
+    /// The analyst who signed it.
+    analyst: String,
     abort: CancellationToken,
     terms: Terms,
     /// Set once this party admitted the job: its policy accepted it and, where the policy asks
@@ -396,6 +398,7 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
         job_id.clone(),
         ActiveJob {
             assignment: a,
+            analyst: admission.analyst.clone(),
             abort: abort.clone(),
             terms,
             admitted: !approval,
@@ -487,13 +490,18 @@ async fn on_start(node: &Arc<Node>, client: &CoordinatorClient<Channel>, job_id:
         match jobs.get_mut(job_id) {
             Some(j) if j.admitted => {
                 j.started = true;
-                Ok((j.assignment.clone(), j.abort.clone(), j.terms.clone()))
+                Ok((
+                    j.assignment.clone(),
+                    j.abort.clone(),
+                    j.terms.clone(),
+                    j.analyst.clone(),
+                ))
             }
             Some(_) => Err(jobs.remove(job_id)),
             None => Err(None),
         }
     };
-    let (assignment, abort, terms) = match started {
+    let (assignment, abort, terms, analyst) = match started {
         Ok(run) => run,
         Err(None) => {
             tracing::warn!(job = %job_id, "start for a job this party never admitted");
@@ -521,6 +529,7 @@ async fn on_start(node: &Arc<Node>, client: &CoordinatorClient<Channel>, job_id:
     let run = JobRun {
         cfg: node.cfg.clone(),
         roster: node.roster.clone(),
+        analyst,
         audit: node.audit.clone(),
         rounds: Default::default(),
         tls: node.tls.clone(),

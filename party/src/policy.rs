@@ -24,6 +24,8 @@
 //! reveal_models = false              # may a `train` job reveal its weights?
 //! approval = false                   # must a human here run `treaty approve JOB` first?
 //! peers = ["insurer", "bank"]        # the parties this party may compute with ("*": any, default)
+//! reuse = ["self"]                   # whose stored models/intersections a job may reuse: "self"
+//!                                    # (default), analyst names, "group:NAME", "*"
 //! ```
 //!
 //! A job is admitted when at least one rule that names the analyst allows all of it; the first
@@ -72,6 +74,14 @@ pub struct Rule {
     /// the default).
     #[serde(default = "any")]
     pub peers: Vec<String>,
+    /// Whose stored models and intersections a job under this rule may reuse: `self` (the
+    /// analyst who made them, the default), analyst names, `group:NAME`, or `*`.
+    #[serde(default = "own")]
+    pub reuse: Vec<String>,
+}
+
+fn own() -> Vec<String> {
+    vec!["self".into()]
 }
 
 fn any() -> Vec<String> {
@@ -131,6 +141,18 @@ pub struct Request {
     pub reveals_model: bool,
     /// The job's other parties.
     pub peers: Vec<String>,
+    /// What the job reuses from earlier jobs at this party, and who made it.
+    pub reuses: Vec<Reuse>,
+}
+
+/// Something a job reuses that an earlier job left at this party (a model share, an
+/// intersection), and the analyst who ran that job ("" when not recorded).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reuse {
+    /// What it is, for a refusal ("model \"m\"", "the intersection of psi job …").
+    pub what: String,
+    /// The analyst whose job made it.
+    pub origin: String,
 }
 
 impl Request {
@@ -214,6 +236,7 @@ impl Request {
                 .map(|i| i.party.clone())
                 .filter(|p| p != me)
                 .collect(),
+            reuses: Vec::new(),
         }
     }
 }
@@ -371,6 +394,30 @@ impl Policy {
                 ));
             }
         }
+        for reuse in &req.reuses {
+            let origin_groups = self
+                .analysts
+                .analysts
+                .iter()
+                .find(|a| a.name == reuse.origin)
+                .map(|a| a.groups.clone())
+                .unwrap_or_default();
+            let allowed = rule.reuse.iter().any(|r| match r.as_str() {
+                "*" => true,
+                "self" => !reuse.origin.is_empty() && reuse.origin == analyst.name,
+                r => match r.strip_prefix("group:") {
+                    Some(g) => origin_groups.iter().any(|x| x == g),
+                    None => !reuse.origin.is_empty() && r == reuse.origin,
+                },
+            });
+            if !allowed {
+                return Some(format!(
+                    "{} was made by another analyst's job; reusing it is not permitted to \
+                     analyst {:?}",
+                    reuse.what, analyst.name
+                ));
+            }
+        }
         if req.reveals_model && !rule.reveal_models {
             return Some(format!(
                 "revealing a trained model's weights is not permitted to analyst {:?}",
@@ -492,6 +539,7 @@ mod tests {
             recipient_key: hex::decode(recipient).unwrap(),
             reveals_model: false,
             peers: vec!["insurer".into()],
+            reuses: Vec::new(),
         }
     }
 
@@ -599,6 +647,43 @@ mod tests {
             "[[rules]]\nanalysts = [\"*\"]\njobs = [\"stats\"]\ndatasets = { claims = [\"*\"] }\n",
         );
         assert!(open.decide(&analyst(&open, "ana"), &r).is_ok());
+    }
+
+    #[test]
+    fn a_model_or_intersection_is_reused_only_by_whom_the_rule_allows() {
+        let rules = |reuse: &str| {
+            policy(&format!(
+                "[[rules]]\nanalysts = [\"*\"]\njobs = [\"score\"]\ndatasets = {{ claims = [\"*\"] }}\nrecipients = [\"*\"]\n{reuse}"
+            ))
+        };
+        let mut r = req("score", "claims", &["age"], ANA);
+        r.reuses = vec![Reuse {
+            what: "model \"m\"".into(),
+            origin: "bob".into(),
+        }];
+        // Default: only the analyst who made it.
+        let p = rules("");
+        assert!(p.decide(&analyst(&p, "bob"), &r).is_ok());
+        let why = p.decide(&analyst(&p, "ana"), &r).unwrap_err();
+        assert!(why.contains("model \"m\""), "{why}");
+        // Named, or by the maker's group, or anyone.
+        let p = rules("reuse = [\"bob\"]\n");
+        assert!(p.decide(&analyst(&p, "ana"), &r).is_ok());
+        let p = rules("reuse = [\"group:research\"]\n");
+        assert!(
+            p.decide(&analyst(&p, "ana"), &r).is_err(),
+            "bob is not in research"
+        );
+        r.reuses[0].origin = "ana".into();
+        assert!(
+            p.decide(&analyst(&p, "bob"), &r).is_ok(),
+            "ana is in research"
+        );
+        // A model whose maker was never recorded: only `*` reuses it.
+        r.reuses[0].origin = String::new();
+        assert!(rules("").decide(&analyst(&p, "ana"), &r).is_err());
+        let p = rules("reuse = [\"*\"]\n");
+        assert!(p.decide(&analyst(&p, "ana"), &r).is_ok());
     }
 
     #[test]

@@ -192,6 +192,10 @@ pub struct StoredModel {
     pub share_b: Vec<u64>,
     /// `(feature, mean, scale)` for every feature this party owns.
     pub standardizers: Vec<(String, f64, f64)>,
+    /// The analyst whose job trained it ("" in models stored before it was recorded): a
+    /// policy's `reuse` rule decides who else may score with it.
+    #[serde(default)]
+    pub analyst: String,
 }
 
 impl std::fmt::Debug for StoredModel {
@@ -379,6 +383,7 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
         share_a: weights.a().to_vec(),
         share_b: weights.b().to_vec(),
         standardizers,
+        analyst: String::new(),
     };
     Ok(TrainOutcome {
         report: treaty_proto::v1::TrainPartyResult {
