@@ -4,7 +4,7 @@
 //! - Owner → evaluator ([`encrypt_rows`], [`EncryptedRows::from_wire`]): every feature bit as a
 //!   *seeded* compressed `FheBool` (the random mask of the LWE ciphertext is replaced by a seed:
 //!   ≈ 280 bytes instead of 16 KiB; decompressing costs no bootstrap).
-//! - Evaluator → owner ([`encode_masked`], [`decrypt_masked`]): masked bits and 16/32-bit
+//! - Evaluator → owner ([`encode_masked`], [`OwnerResults::decrypt`]): masked bits and 16/32-bit
 //!   values as they are (≈ 16.5 KiB per block: 148 KiB per row for a 16-bit score and its
 //!   decision), which the owner decrypts at no cost; masked 64-bit shares (`aggregate`, 32 blocks
 //!   each) modulus-switched and compressed (tfhe's `compress`: ≈ 12 KiB instead of 528 KiB),
