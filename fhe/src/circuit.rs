@@ -92,6 +92,12 @@ impl EncryptedRows {
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
+
+    /// Row `i`'s encrypted bits (least significant first per feature, features in order).
+    #[must_use]
+    pub fn row(&self, i: usize) -> Option<&[FheBool]> {
+        self.rows.get(i).map(Vec::as_slice)
+    }
 }
 
 /// The encrypted part of a score, `Σ c_j·b_j`, on the model's width.

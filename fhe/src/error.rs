@@ -97,6 +97,33 @@ pub enum FheError {
         /// What is wrong (tfhe's description for header, size or conformance failures).
         reason: String,
     },
+    /// A batch holds another number of ciphertexts than the protocol defines for it (checked
+    /// before any ciphertext is read).
+    #[error("ciphertext batch: {got} ciphertexts where {expected} were expected")]
+    ItemCount {
+        /// The count the batch declares.
+        got: usize,
+        /// The count the protocol defines.
+        expected: usize,
+    },
+    /// A masked result is not of the kind the job's release defines at its position (checked
+    /// for every item before any ciphertext is read).
+    #[error("masked result {item} is {got} where the release defines {expected}")]
+    ResultKind {
+        /// The zero-based item.
+        item: usize,
+        /// What it is.
+        got: &'static str,
+        /// What the release defines there.
+        expected: &'static str,
+    },
+    /// A masked result contains one of the ciphertexts the owner uploaded (its own encrypted
+    /// feature bit sent back for it to decrypt).
+    #[error("masked result {item} contains one of the owner's own uploaded ciphertexts")]
+    EchoedCiphertext {
+        /// The zero-based item.
+        item: usize,
+    },
     /// A ciphertext was encrypted under another key than the expected one (tags differ).
     #[error("ciphertext {item} was encrypted under another key than this job's")]
     WrongKey {

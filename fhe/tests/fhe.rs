@@ -9,10 +9,10 @@ use std::sync::OnceLock;
 use tfhe::ConfigBuilder;
 use tfhe::shortint::parameters::COMP_PARAM_MESSAGE_2_CARRY_2;
 use treaty_fhe::keys::{import_server_key_for, treaty_config};
-use treaty_fhe::wire::{decrypt_masked, encode_masked, encrypt_rows};
+use treaty_fhe::wire::{OwnerResults, encode_masked, encrypt_chunk, encrypt_rows};
 use treaty_fhe::{
-    EncryptedRows, Evaluator, Feature, FheError, FheModel, ModelSpec, OwnerKeys, Release,
-    import_server_key,
+    EncryptedRows, Evaluator, Feature, FheError, FheModel, MaskedCiphertext, ModelSpec, OwnerKeys,
+    Release, import_server_key,
 };
 
 struct Party {
@@ -63,7 +63,8 @@ fn round_trip(spec: &str, release: Release) -> (FheModel, Vec<u64>, Vec<u64>) {
     let spec: ModelSpec = serde_json::from_str(spec).unwrap();
     let model = FheModel::new(spec, &features()).unwrap();
     let rows = rows();
-    let upload = encrypt_rows(model.features(), &rows, p.keys.client_key()).unwrap();
+    let (upload, uploaded) = encrypt_chunk(model.features(), &rows, p.keys.client_key()).unwrap();
+    assert_eq!(uploaded.len(), rows.len() * 27);
     let encrypted =
         EncryptedRows::from_wire(&upload, model.features(), rows.len(), &p.evaluator).unwrap();
     let results = p.evaluator.evaluate(&model, &encrypted).unwrap();
@@ -71,7 +72,16 @@ fn round_trip(spec: &str, release: Release) -> (FheModel, Vec<u64>, Vec<u64>) {
     let (masked, masks) = p.evaluator.mask(results, release, &mut rng);
     let back = encode_masked(&p.evaluator, &masked).unwrap();
     // The owner decompresses with its own (decompressed) server key.
-    let values = decrypt_masked(&back, masked.len(), &p.evaluator, p.keys.client_key()).unwrap();
+    let values = OwnerResults::new(release)
+        .decrypt(
+            &back,
+            rows.len(),
+            &uploaded,
+            &p.evaluator,
+            p.keys.client_key(),
+        )
+        .unwrap();
+    assert_eq!(values.len(), masked.len());
     let clear: Vec<(i32, bool)> = rows
         .iter()
         .map(|r| model.evaluate_clear(r).unwrap())
@@ -228,4 +238,114 @@ fn key_pair_saved_with_private_permissions_and_loaded() {
         let err = OwnerKeys::load(dir.path()).err().unwrap();
         assert!(err.to_string().contains("chmod 600"), "{err}");
     }
+}
+
+/// The owner decrypts only the release's layout: not its own uploaded bits (byte for byte,
+/// decompressed, or as blocks of a wider value), not one item more, not another kind, not a
+/// score width other than the job's first.
+#[test]
+fn owner_refuses_results_the_release_does_not_define() {
+    let p = hospital();
+    let spec: ModelSpec = serde_json::from_str(
+        r#"{"kind":"linear","features":["age","amount","prior_claims"],
+            "weights":[3,-2,1000],"bias":-50,"threshold":-1000}"#,
+    )
+    .unwrap();
+    let model = FheModel::new(spec, &features()).unwrap();
+    let rows = &rows()[..2];
+    let (upload, uploaded) = encrypt_chunk(model.features(), rows, p.keys.client_key()).unwrap();
+    let encrypted = EncryptedRows::from_wire(&upload, model.features(), 2, &p.evaluator).unwrap();
+    let mut rng = treaty_fhe::os_rng().unwrap();
+    let masked = |release| {
+        p.evaluator
+            .evaluate_masked(&model, &encrypted, release, &mut rng.clone())
+            .unwrap()
+            .0
+    };
+    let decrypt = |check: &mut OwnerResults, batch: &[u8], n| {
+        check.decrypt(batch, n, &uploaded, &p.evaluator, p.keys.client_key())
+    };
+    let bit = |row: usize, i: usize| MaskedCiphertext::Bool(encrypted.row(row).unwrap()[i].clone());
+
+    // The upload itself, re-framed as two items: refused by kind before anything is read.
+    let mut verbatim = 2u32.to_le_bytes().to_vec();
+    let mut at = 4;
+    for _ in 0..2 {
+        let len = u32::from_le_bytes(upload[at + 1..at + 5].try_into().unwrap()) as usize;
+        verbatim.extend_from_slice(&upload[at..at + 5 + len]);
+        at += 5 + len;
+    }
+    let err = decrypt(&mut OwnerResults::new(Release::Decisions), &verbatim, 2).unwrap_err();
+    assert!(matches!(err, FheError::ResultKind { item: 0, .. }), "{err}");
+
+    // Uploaded bits, decompressed, where decisions are expected.
+    let echo = encode_masked(&p.evaluator, &[bit(0, 0), bit(1, 3)]).unwrap();
+    let err = decrypt(&mut OwnerResults::new(Release::Decisions), &echo, 2).unwrap_err();
+    assert!(matches!(err, FheError::EchoedCiphertext { .. }), "{err}");
+    // ... or one of them second, after a genuine decision.
+    let mut half = masked(Release::Decisions);
+    half[1] = bit(1, 5);
+    let batch = encode_masked(&p.evaluator, &half).unwrap();
+    let err = decrypt(&mut OwnerResults::new(Release::Decisions), &batch, 2).unwrap_err();
+    assert!(
+        matches!(err, FheError::EchoedCiphertext { item: 1 }),
+        "{err}"
+    );
+
+    // One item too many.
+    let mut more = masked(Release::Decisions);
+    more.push(bit(0, 1));
+    let batch = encode_masked(&p.evaluator, &more).unwrap();
+    let err = decrypt(&mut OwnerResults::new(Release::Decisions), &batch, 2).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FheError::ItemCount {
+                got: 3,
+                expected: 2
+            }
+        ),
+        "{err}"
+    );
+
+    // Kinds the release does not define: scores under decisions, shares under scores, a score
+    // where the decision goes.
+    let scores = encode_masked(&p.evaluator, &masked(Release::Scores)).unwrap();
+    let shares = encode_masked(&p.evaluator, &masked(Release::Aggregate)).unwrap();
+    let err = decrypt(&mut OwnerResults::new(Release::Decisions), &scores, 4).unwrap_err();
+    assert!(matches!(err, FheError::ResultKind { item: 0, .. }), "{err}");
+    let err = decrypt(&mut OwnerResults::new(Release::Scores), &shares, 2).unwrap_err();
+    assert!(matches!(err, FheError::ResultKind { item: 0, .. }), "{err}");
+    let err = decrypt(&mut OwnerResults::new(Release::Aggregate), &scores, 2).unwrap_err();
+    assert!(matches!(err, FheError::ResultKind { item: 0, .. }), "{err}");
+    let mut swapped = masked(Release::Scores);
+    swapped.swap(0, 1);
+    let batch = encode_masked(&p.evaluator, &swapped).unwrap();
+    let err = decrypt(&mut OwnerResults::new(Release::Scores), &batch, 2).unwrap_err();
+    assert!(matches!(err, FheError::ResultKind { item: 0, .. }), "{err}");
+
+    // The genuine batches are accepted; a job's score width stays the first batch's.
+    let mut job = OwnerResults::new(Release::Scores);
+    assert_eq!(decrypt(&mut job, &scores, 2).unwrap().len(), 4);
+    let narrow = {
+        let spec: ModelSpec = serde_json::from_str(
+            r#"{"kind":"linear","features":["age","amount","prior_claims"],
+                "weights":[1,0,0],"bias":0,"threshold":50}"#,
+        )
+        .unwrap();
+        let m = FheModel::new(spec, &features()).unwrap();
+        let (r, _) = p
+            .evaluator
+            .evaluate_masked(&m, &encrypted, Release::Scores, &mut rng)
+            .unwrap();
+        encode_masked(&p.evaluator, &r).unwrap()
+    };
+    let err = decrypt(&mut job, &narrow, 2).unwrap_err();
+    assert!(matches!(err, FheError::ResultKind { item: 0, .. }), "{err}");
+    assert_eq!(
+        decrypt(&mut OwnerResults::new(Release::Aggregate), &shares, 2)
+            .unwrap()
+            .len(),
+        4
+    );
 }

@@ -16,13 +16,23 @@
 //! 3. per chunk of [`CHUNK_ROWS`] rows, three rounds: the owner's encrypted rows; the evaluator's
 //!    masked results; the owner's decrypted masked values (not under `release = "aggregate"`,
 //!    where they stay the owner's shares).
+//!
+//! ## What the owner decrypts
+//! Only the release's masked results for the chunk's rows ([`OwnerResults`]): per row a masked
+//! bit (`decisions`), a masked 16- or 32-bit value and a bit (`scores`, one width per job), or
+//! two masked 64-bit shares (`aggregate`), none of them one of its own uploaded ciphertexts. Any
+//! other count, kind or position, or an uploaded bit sent back, fails the job as a malformed
+//! message from the evaluator before anything of the batch is decrypted or sent: the owner's
+//! decryption is not an oracle for whatever the evaluator returns. What the evaluator still
+//! learns per row is bounded by the release's width (see [`OwnerResults`] for what the owner
+//! cannot detect: a result is whatever function of the row the evaluator's model computes).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use rand_chacha::rand_core::CryptoRng;
-use treaty_fhe::wire::{decrypt_masked, encode_masked, encrypt_rows};
+use treaty_fhe::wire::{OwnerResults, Uploaded, encode_masked, encrypt_chunk};
 use treaty_fhe::{
     EncryptedRows, Evaluator, Feature, FheModel, Masks, ModelSpec, OwnerKeys, Release,
     import_server_key,
@@ -289,6 +299,25 @@ async fn blocking<O: Send + 'static>(
 
 fn fhe_err(e: treaty_fhe::FheError) -> PartyError {
     PartyError::Rejected(format!("fhe: {e}"))
+}
+
+/// The owner's refusal of the evaluator's masked results (`from`, `round`): a batch the release
+/// does not define, or that does not read, is a malformed message from the evaluator.
+fn refused(e: treaty_fhe::FheError, from: usize, round: u32) -> PartyError {
+    use treaty_fhe::FheError as E;
+    let what = match &e {
+        E::ItemCount { .. } => "masked results: not the count the release defines",
+        E::ResultKind { .. } => {
+            "masked results: an item of a kind the release does not define at its position"
+        }
+        E::EchoedCiphertext { .. } => "masked results: one of the owner's own uploaded ciphertexts",
+        E::Wire { .. } | E::WrongKey { .. } => {
+            "masked results: a ciphertext that does not read under this job's key"
+        }
+        _ => return fhe_err(e),
+    };
+    tracing::warn!(error = %e, from, round, "fhe-score: refused the evaluator's masked results");
+    treaty_mpc::MpcError::MalformedMessage { from, round, what }.into()
 }
 
 fn u64_words(
@@ -573,7 +602,9 @@ async fn owner<T: Transport>(
     let all = Arc::new(rows.rows);
     let mut round = CHUNK_ROUND;
     let mut shares: Vec<u64> = Vec::new();
-    let per_row = plan.release.values_per_row();
+    let mut results = OwnerResults::new(plan.release);
+    // Every ciphertext uploaded in the job (8 bytes per bit), refused if it comes back.
+    let mut uploaded = Uploaded::default();
     let mut encrypt_seconds = 0.0;
     // Full chunks, then one short (possibly empty) chunk that tells the evaluator it is the last.
     for chunk in 0..=n / CHUNK_ROWS {
@@ -581,8 +612,8 @@ async fn owner<T: Transport>(
         let end = (start + CHUNK_ROWS).min(n);
         let (k, f, a) = (keys.clone(), features.clone(), all.clone());
         let t = Instant::now();
-        let upload = blocking(move || {
-            encrypt_rows(&f, &a[start..end], k.keys.client_key()).map_err(|e| match e {
+        let (upload, sent) = blocking(move || {
+            encrypt_chunk(&f, &a[start..end], k.keys.client_key()).map_err(|e| match e {
                 // Rows are 0-based within the chunk: name the dataset row.
                 treaty_fhe::FheError::ValueOutOfRange { column, row, bits } => {
                     PartyError::Rejected(format!(
@@ -595,15 +626,19 @@ async fn owner<T: Transport>(
         })
         .await?;
         encrypt_seconds += t.elapsed().as_secs_f64();
+        uploaded.extend(sent);
         report.ciphertext_bytes += upload.len() as u64;
         transport.send(ev, round, upload).await?;
         let masked = transport.recv(ev, round + 1).await?;
-        let expected = (end - start) * per_row;
         let k = keys.clone();
-        let values = blocking(move || {
-            decrypt_masked(&masked, expected, &k.own, k.keys.client_key()).map_err(fhe_err)
+        let (values, checked, seen) = blocking(move || {
+            let values = results
+                .decrypt(&masked, end - start, &uploaded, &k.own, k.keys.client_key())
+                .map_err(|e| refused(e, ev, round + 1))?;
+            Ok((values, results, uploaded))
         })
         .await?;
+        (results, uploaded) = (checked, seen);
         match plan.release {
             Release::Aggregate => shares.extend(values),
             Release::Scores | Release::Decisions => {
@@ -954,5 +989,202 @@ impl FheScoreResult {
             server_key_sent: owner.server_key_sent,
             key_id: owner.key_id.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use treaty_fhe::MaskedCiphertext;
+    use treaty_mpc::MpcError;
+    use treaty_mpc::transport::InMemoryTransport;
+
+    const OWNER: usize = 0;
+    const EVALUATOR: usize = 1;
+
+    /// What the fake evaluator sends back for the owner's (single) chunk.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Reply {
+        /// The honest masked results for the job's release.
+        Honest,
+        /// The owner's own uploaded ciphertexts, byte for byte, as many as the release expects.
+        UploadVerbatim,
+        /// The owner's uploaded bits, decompressed into the raw `FheBool`s a masked decision
+        /// travels as (one per row: a feature bit where the decision should be).
+        UploadDecompressed,
+        /// The honest results and one item more.
+        OneTooMany,
+        /// Under `decisions`: a masked 16-bit score (of a model that packs the row's raw
+        /// features) and a bit, where two decision bits are expected.
+        ScoreInsteadOfDecision,
+        /// Under `scores`: the aggregate's two 64-bit shares per row instead of a score and a
+        /// decision.
+        SharesInsteadOfScores,
+    }
+
+    fn features() -> Vec<Feature> {
+        vec![Feature::new("a", 4).unwrap(), Feature::new("b", 3).unwrap()]
+    }
+
+    fn plan(release: Release) -> FhePlan {
+        FhePlan {
+            owner: OWNER,
+            evaluator: EVALUATOR,
+            model_id: "m".into(),
+            columns: vec![("a".into(), 1.0), ("b".into(), 1.0)],
+            features: features(),
+            release,
+            id_column: None,
+        }
+    }
+
+    /// `a + 16·b`: the score is the row's raw features, packed.
+    fn packing_model() -> FheModel {
+        let spec: ModelSpec = serde_json::from_str(
+            r#"{"kind":"linear","features":["a","b"],"weights":[1,16],"bias":0,"threshold":50}"#,
+        )
+        .unwrap();
+        FheModel::new(spec, &features()).unwrap()
+    }
+
+    /// The first `m` items of a ciphertext batch, framed as a batch of their own.
+    fn first_items(batch: &[u8], m: usize) -> Vec<u8> {
+        let mut at = 4;
+        for _ in 0..m {
+            let len = u32::from_le_bytes(batch[at + 1..at + 5].try_into().unwrap()) as usize;
+            at += 5 + len;
+        }
+        let mut out = (m as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(&batch[4..at]);
+        out
+    }
+
+    fn reply(kind: Reply, upload: &[u8], release: Release, ev: &Evaluator) -> Vec<u8> {
+        let mut rng = treaty_fhe::os_rng().unwrap();
+        let f = features();
+        let width: usize = f.iter().map(|f| f.bits() as usize).sum();
+        let n = u32::from_le_bytes(upload[..4].try_into().unwrap()) as usize / width;
+        let rows = EncryptedRows::from_wire(upload, &f, n, ev).unwrap();
+        let model = packing_model();
+        let honest = |rng: &mut rand_chacha::ChaCha20Rng| {
+            ev.evaluate_masked(&model, &rows, release, rng).unwrap().0
+        };
+        let masked: Vec<MaskedCiphertext> = match kind {
+            Reply::Honest => honest(&mut rng),
+            Reply::UploadVerbatim => return first_items(upload, n * release.values_per_row()),
+            Reply::UploadDecompressed => (0..n)
+                .map(|i| MaskedCiphertext::Bool(rows.row(i).unwrap()[0].clone()))
+                .collect(),
+            Reply::OneTooMany => {
+                let mut m = honest(&mut rng);
+                m.push(MaskedCiphertext::Bool(rows.row(0).unwrap()[0].clone()));
+                m
+            }
+            Reply::ScoreInsteadOfDecision => {
+                let one = EncryptedRows::from_wire(&first_items(upload, width), &f, 1, ev).unwrap();
+                ev.evaluate_masked(&model, &one, Release::Scores, &mut rng)
+                    .unwrap()
+                    .0
+            }
+            Reply::SharesInsteadOfScores => {
+                ev.evaluate_masked(&model, &rows, Release::Aggregate, &mut rng)
+                    .unwrap()
+                    .0
+            }
+        };
+        encode_masked(ev, &masked).unwrap()
+    }
+
+    /// Runs the real owner against a fake evaluator that speaks the protocol up to its reply
+    /// for the first chunk; returns the owner's outcome and the messages the owner sent after
+    /// that reply. `key` is the evaluator's copy of the owner's server key (received once).
+    async fn against(
+        cfg: &PartyConfig,
+        release: Release,
+        kind: Reply,
+        key: &mut Option<Arc<Evaluator>>,
+    ) -> (Result<u32, PartyError>, u64) {
+        let net = InMemoryTransport::network(2);
+        let (o, e) = (&net[OWNER], &net[EVALUATOR]);
+        let plan = plan(release);
+        let rows = OwnerRows {
+            rows: vec![vec![3, 5], vec![9, 1]],
+            ids: Vec::new(),
+        };
+        let mut report = pb::FheScorePartyResult::default();
+        let owner_side = owner(o, cfg, &plan, rows, &mut report);
+        let evaluator_side = async {
+            let _offer = e.recv(OWNER, FHE_ROUND).await.unwrap();
+            e.send(OWNER, FHE_ROUND, vec![u8::from(key.is_some())])
+                .await
+                .unwrap();
+            if key.is_none() {
+                let bytes = e.recv(OWNER, FHE_ROUND + 1).await.unwrap();
+                let ev = blocking(move || {
+                    let (k, _) = import_server_key(&bytes).map_err(fhe_err)?;
+                    Evaluator::new(k.decompress()).map_err(fhe_err)
+                })
+                .await
+                .unwrap();
+                *key = Some(Arc::new(ev));
+            }
+            let ev = key.clone().unwrap();
+            let upload = e.recv(OWNER, CHUNK_ROUND).await.unwrap();
+            let batch = blocking(move || Ok(reply(kind, &upload, release, &ev)))
+                .await
+                .unwrap();
+            let before = o.counters().snapshot();
+            e.send(OWNER, CHUNK_ROUND + 1, batch).await.unwrap();
+            before
+        };
+        let (outcome, before) = tokio::join!(owner_side, evaluator_side);
+        let after = o.counters().snapshot().since(&before);
+        (outcome, after.messages_sent)
+    }
+
+    /// A malicious evaluator cannot have the owner decrypt anything but the release's masked
+    /// results: its own uploaded bits (verbatim or decompressed), one item too many, or items
+    /// of kinds the release does not define make the owner fail, blaming the evaluator's
+    /// reply, with nothing sent after it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn owner_decrypts_only_what_the_release_defines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg: PartyConfig = toml::from_str(
+            "id = \"hospital\"\nlisten = \"127.0.0.1:1\"\ncoordinator = \"x\"\ninsecure = true",
+        )
+        .unwrap();
+        cfg.base_dir = dir.path().to_path_buf();
+        let mut key = None;
+
+        // The harness itself: an honest reply is decrypted and its values returned (one
+        // message), for the one chunk of two rows.
+        let (outcome, sent) = against(&cfg, Release::Decisions, Reply::Honest, &mut key).await;
+        assert_eq!(outcome.unwrap(), CHUNK_ROUND + 3);
+        assert_eq!(sent, 1);
+
+        for (release, kind) in [
+            (Release::Decisions, Reply::UploadVerbatim),
+            (Release::Decisions, Reply::UploadDecompressed),
+            (Release::Decisions, Reply::OneTooMany),
+            (Release::Decisions, Reply::ScoreInsteadOfDecision),
+            (Release::Scores, Reply::SharesInsteadOfScores),
+        ] {
+            let (outcome, sent) = against(&cfg, release, kind, &mut key).await;
+            assert!(
+                matches!(
+                    outcome,
+                    Err(PartyError::Mpc(MpcError::MalformedMessage {
+                        from: EVALUATOR,
+                        round,
+                        ..
+                    })) if round == CHUNK_ROUND + 1
+                ),
+                "{kind:?}: {outcome:?}"
+            );
+            assert_eq!(
+                sent, 0,
+                "{kind:?}: the owner sent something after the reply"
+            );
+        }
     }
 }
