@@ -11,9 +11,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use treaty_coordinator::identity::sign_cancel;
 use treaty_coordinator::pki::Pki;
-use treaty_party::PartyError;
 use treaty_party::config::TlsFiles;
+use treaty_party::{PartyError, analyst};
 use treaty_proto::v1::{self as pb, JobState, PartyJobState, frame};
+use treaty_trust::TrustError;
+use treaty_trust::result::ResultFault;
 
 use support::{Cluster, FakeParty, MAX_MESSAGE, PATIENCE, ROWS, set_cell, within};
 
@@ -273,7 +275,8 @@ mod support {
 
         /// Fetches, opens and reconstructs a job's result with the analyst key.
         pub(crate) async fn fetch(&self, job: &pb::Job) -> Result<StatsResult, PartyError> {
-            analyst::fetch_stats_result(&mut self.analyst().await, job, &self.key).await
+            let keys = self.sandbox.party_keys();
+            analyst::fetch_stats_result(&mut self.analyst().await, job, &self.key, &keys).await
         }
 
         /// The job's statistics computed in the clear from the files of `parties`.
@@ -1019,3 +1022,4 @@ async fn cancel_running_job() {
     drop(mallory);
     cluster.finish().await;
 }
+
