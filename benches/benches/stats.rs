@@ -274,7 +274,7 @@ async fn one_job(
         job.reason
     );
     let mut client = sandbox.analyst().await.expect("analyst client");
-    let result = analyst::fetch_stats_result(&mut client, &job, key)
+    let result = analyst::fetch_stats_result(&mut client, &job, key, &sandbox.party_keys())
         .await
         .expect("result opened");
     (job, result)

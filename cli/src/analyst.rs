@@ -1,10 +1,12 @@
 //! Analyst commands: parties, submit, jobs, watch, result, cancel.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
+use ed25519_dalek::VerifyingKey;
 use tonic::transport::Channel;
 use treaty_coordinator::client::{Dial, connect};
 use treaty_coordinator::jobfile::JobFile;
@@ -105,6 +107,12 @@ pub(crate) struct ResultArgs {
     /// Your HPKE private key file (NAME.hpke.key from `treaty init`).
     #[arg(long, env = "TREATY_RESULT_KEY")]
     key: PathBuf,
+    /// The parties' identity keys, to verify every party's signature on its share before
+    /// anything is opened: the JSON `treaty audit registry` writes, obtained out of band (e.g.
+    /// from each party's `treaty audit key`). Without it the coordinator's registry is used,
+    /// which trusts the coordinator for the keys.
+    #[arg(long, env = "TREATY_PARTY_KEYS")]
+    party_keys: Option<PathBuf>,
     #[command(flatten)]
     connect: ConnectArgs,
 }
@@ -226,6 +234,29 @@ async fn follow(
     })
 }
 
+/// The keys `treaty result` verifies the parties' result signatures with, party id → Ed25519
+/// identity key: `--party-keys FILE` (out of band, trustworthy), else — with a warning — the
+/// coordinator's audit registry. The one place a further source plugs in.
+async fn party_keys(
+    file: Option<&Path>,
+    c: &mut CoordinatorClient<Channel>,
+) -> anyhow::Result<BTreeMap<String, VerifyingKey>> {
+    if let Some(file) = file {
+        return crate::audit::read_party_keys(file);
+    }
+    eprintln!(
+        "warning: no --party-keys: the parties' signature keys come from the coordinator, so \
+         the coordinator's word is trusted for them (pass --party-keys FILE, saved from \
+         `treaty audit registry` and checked out of band, to verify against keys you trust)"
+    );
+    let registry = c
+        .get_audit_registry(pb::GetAuditRegistryRequest {})
+        .await
+        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+        .into_inner();
+    crate::audit::party_keys_from_proto(&registry)
+}
+
 pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
     let key = keys::read_secret_key(&args.key)?;
     let mut c = args.connect.client().await?;
@@ -248,13 +279,14 @@ pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
+    let keys = party_keys(args.party_keys.as_deref(), &mut c).await?;
     use treaty_party::analyst as opened;
     use treaty_proto::v1::job_spec::Computation;
     let computation = job.spec.as_ref().and_then(|s| s.computation.as_ref());
     // Each kind: its JSON value and a printer for humans.
     let (json, human): (serde_json::Value, Box<dyn FnOnce()>) = match computation {
         Some(Computation::Psi(_)) => {
-            let reports = opened::fetch_psi_result(&mut c, &job, &key)
+            let reports = opened::fetch_psi_result(&mut c, &job, &key, &keys)
                 .await
                 .context("opening the sealed reports")?;
             (
@@ -263,7 +295,7 @@ pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
             )
         }
         Some(Computation::Train(_)) => {
-            let r = opened::fetch_train_result(&mut c, &job, &key)
+            let r = opened::fetch_train_result(&mut c, &job, &key, &keys)
                 .await
                 .context("opening the sealed reports")?;
             (
@@ -272,7 +304,7 @@ pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
             )
         }
         Some(Computation::Score(_)) => {
-            let r = opened::fetch_score_result(&mut c, &job, &key)
+            let r = opened::fetch_score_result(&mut c, &job, &key, &keys)
                 .await
                 .context("opening the sealed reports")?;
             (
@@ -282,7 +314,7 @@ pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
         }
         #[cfg(feature = "fhe")]
         Some(Computation::FheScore(_)) => {
-            let r = opened::fetch_fhe_score_result(&mut c, &job, &key)
+            let r = opened::fetch_fhe_score_result(&mut c, &job, &key, &keys)
                 .await
                 .context("opening the sealed reports")?;
             (
@@ -291,7 +323,7 @@ pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
             )
         }
         _ => {
-            let r = opened::fetch_stats_result(&mut c, &job, &key)
+            let r = opened::fetch_stats_result(&mut c, &job, &key, &keys)
                 .await
                 .context("opening the sealed result")?;
             (

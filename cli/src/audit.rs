@@ -2,7 +2,7 @@
 //! fetches the keys and signed heads the coordinator holds; everything else runs offline.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -125,6 +125,38 @@ impl Registry {
     fn get(&self, writer: &str) -> Option<&RegistryWriter> {
         self.writers.iter().find(|w| w.writer == writer)
     }
+}
+
+/// Party id → identity key of every party `registry` lists (the coordinator's own entry is not
+/// a party's).
+fn party_keys_of(registry: &Registry) -> anyhow::Result<BTreeMap<String, VerifyingKey>> {
+    registry
+        .writers
+        .iter()
+        .filter(|w| w.writer != COORDINATOR_WRITER)
+        .map(|w| Ok((w.writer.clone(), parse_key(&w.writer, &w.public_key)?)))
+        .collect()
+}
+
+/// The parties' identity keys from a registry file saved from `treaty audit registry` (keys the
+/// analyst obtained out of band).
+pub(crate) fn read_party_keys(path: &Path) -> anyhow::Result<BTreeMap<String, VerifyingKey>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the party keys {}", path.display()))?;
+    let registry: Registry = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a registry saved from `treaty audit registry`",
+            path.display()
+        )
+    })?;
+    party_keys_of(&registry).with_context(|| format!("in {}", path.display()))
+}
+
+/// The parties' identity keys as the coordinator's `GetAuditRegistry` lists them.
+pub(crate) fn party_keys_from_proto(
+    registry: &pb::AuditRegistry,
+) -> anyhow::Result<BTreeMap<String, VerifyingKey>> {
+    party_keys_of(&Registry::from_proto(registry)?)
 }
 
 fn pair(s: &str) -> Result<(String, PathBuf), String> {

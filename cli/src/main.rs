@@ -60,7 +60,8 @@ enum Command {
     Jobs(analyst::JobsArgs),
     /// Follow a job until it ends (exit code 1 unless it succeeds).
     Watch(analyst::JobArgs),
-    /// Fetch, open and print the result of a succeeded job.
+    /// Fetch the result of a succeeded job, verify every party's signature on its share, open
+    /// and print it.
     Result(analyst::ResultArgs),
     /// Cancel an unfinished job.
     Cancel(analyst::CancelArgs),

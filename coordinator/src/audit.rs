@@ -135,7 +135,7 @@ pub enum AuditEvent {
         party: String,
         /// Its size.
         bytes: u64,
-        /// SHA-256 of the sealed bytes.
+        /// SHA-256 of the stored bytes (the party's signed upload).
         sealed_sha256: Digest32,
     },
     /// Coordinator: a writer registered this audit key (first time, or a new one).
@@ -197,7 +197,8 @@ pub enum AuditEvent {
     ResultSealed {
         /// The recipient's label.
         recipient: String,
-        /// SHA-256 of the sealed bytes.
+        /// SHA-256 of the bytes uploaded (the signed, sealed share: what the coordinator's
+        /// `ResultStored` records).
         sealed_sha256: Digest32,
     },
     /// A signed checkpoint over the head before it.
@@ -843,6 +844,21 @@ impl AuditFile {
     #[must_use]
     pub fn public_key(&self) -> VerifyingKey {
         self.key.verifying_key()
+    }
+
+    /// Signs `party`'s output share of `job_id`, sealed to `recipient`, with this writer's
+    /// identity key (the key [`Self::public_key`] verifies; it never leaves this file): see
+    /// [`treaty_trust::result`]. A party signs its own share; the analyst checks it against the
+    /// party's audit key before opening anything.
+    #[must_use]
+    pub fn sign_result(
+        &self,
+        job_id: &str,
+        party: &str,
+        recipient: &[u8; treaty_trust::result::RECIPIENT_KEY_LEN],
+        sealed: Vec<u8>,
+    ) -> treaty_proto::v1::SignedResult {
+        treaty_trust::result::sign(&self.key, job_id, party, recipient, sealed)
     }
 
     /// The log's file.

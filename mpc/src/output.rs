@@ -5,6 +5,22 @@
 //! replayed into another job or passed off as another party's.
 //!
 //! Wire format: `b"TRS1" ‖ encapsulated key (32 bytes) ‖ ciphertext`.
+//!
+//! # What is authenticated, and by whom
+//!
+//! HPKE base mode gives confidentiality to the recipient, not authenticity of the sender: anyone
+//! holding the recipient's *public* key (the coordinator, which stores and serves the shares)
+//! can seal any numbers with any job and party in the associated data. The seal alone therefore
+//! proves nothing about who produced a share. Authenticity comes from a second layer: each
+//! party signs its sealed share with its Ed25519 identity key (the node's audit identity key,
+//! `identity.key`, registered with the coordinator and listed by `treaty audit registry`) over
+//! `"treaty-result-v1" ‖ u64-LE len ‖ job id ‖ u64-LE len ‖ party id ‖ recipient public key (32)
+//! ‖ SHA-256(sealed)` and uploads a `SignedResult { sealed, signature }` (see
+//! `treaty_trust::result`). The analyst verifies every party's signature against party keys it
+//! trusts before opening any share, so a forged, altered or swapped share is refused naming the
+//! party. The signature is only as good as the source of those keys: keys obtained out of band
+//! (`treaty result --party-keys`) do not depend on the coordinator; keys fetched from the
+//! coordinator do.
 
 use hpke::aead::ChaCha20Poly1305;
 use hpke::kdf::HkdfSha256;

@@ -1,9 +1,16 @@
-//! The analyst's side of a result: fetch every party's sealed upload, open each with the
-//! recipient's private key, then reconstruct and decode (`stats`, horizontal or with a join;
-//! `train`'s metric and revealed weights) or collect the reports (`psi`).
+//! The analyst's side of a result: fetch every party's signed, sealed upload, verify every
+//! party's signature (the party's identity key from [`PartyKeys`], over the job, the party, the
+//! recipient's public key and the sealed bytes: [`treaty_trust::result`]) before opening any,
+//! open each with the recipient's private key, then reconstruct and decode (`stats`, horizontal
+//! or with a join; `train`'s metric and revealed weights) or collect the reports (`psi`).
+//!
+//! A share that is unsigned, forged, altered, signed by another party (swapped) or from a party
+//! without a trusted key is refused with [`treaty_trust::TrustError::ResultSignature`] naming the
+//! party, and nothing is opened.
 
 use std::collections::BTreeMap;
 
+use ed25519_dalek::VerifyingKey;
 use prost::Message;
 use tonic::transport::Channel;
 use treaty_mpc::MpcError;
@@ -13,15 +20,25 @@ use treaty_mpc::share::{AdditiveShare, reconstruct};
 use treaty_mpc::stats::StatsResult;
 use treaty_mpc::vstats;
 use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient, job_spec};
+use treaty_trust::result;
 use zeroize::Zeroizing;
 
 use crate::PartyError;
+
+/// The keys the analyst trusts for the parties' result signatures: party id → Ed25519 identity
+/// (audit) key. Where they come from is the caller's choice: obtained out of band (the
+/// trustworthy source), the sandbox's own nodes, or the coordinator's word.
+pub type PartyKeys = BTreeMap<String, VerifyingKey>;
+
+/// Every party's opened share (plaintext, zeroized on drop), in the job's party order.
+pub type OpenedShares = Vec<(String, Zeroizing<Vec<u8>>)>;
 
 /// Fetches, opens and reconstructs the result of a succeeded `stats` job.
 pub async fn fetch_stats_result(
     client: &mut CoordinatorClient<Channel>,
     job: &pb::Job,
     key: &RecipientSecretKey,
+    party_keys: &PartyKeys,
 ) -> Result<StatsResult, PartyError> {
     let spec = job
         .spec
@@ -31,7 +48,7 @@ pub async fn fetch_stats_result(
         return Err(PartyError::Rejected("not a stats job".into()));
     };
     let fixed = FixedPoint::new(spec.frac_bits)?;
-    let opened = fetch_opened(client, job, key).await?;
+    let opened = fetch_opened(client, job, key, party_keys).await?;
     let totals = if spec.join.is_some() {
         // Vertical stats: shares over Z_2^64 of [count, Σx̃, Σq, …] (see `treaty_mpc::vstats`).
         let mut shares = Vec::with_capacity(opened.len());
@@ -54,6 +71,7 @@ pub async fn fetch_psi_result(
     client: &mut CoordinatorClient<Channel>,
     job: &pb::Job,
     key: &RecipientSecretKey,
+    party_keys: &PartyKeys,
 ) -> Result<Vec<(String, pb::PsiPartyResult)>, PartyError> {
     let is_psi = job
         .spec
@@ -62,7 +80,7 @@ pub async fn fetch_psi_result(
     if !is_psi {
         return Err(PartyError::Rejected("not a psi job".into()));
     }
-    fetch_opened(client, job, key)
+    fetch_opened(client, job, key, party_keys)
         .await?
         .into_iter()
         .map(|(party, plain)| {
@@ -79,13 +97,14 @@ pub async fn fetch_train_result(
     client: &mut CoordinatorClient<Channel>,
     job: &pb::Job,
     key: &RecipientSecretKey,
+    party_keys: &PartyKeys,
 ) -> Result<crate::train::TrainResult, PartyError> {
     let Some(job_spec::Computation::Train(train)) =
         job.spec.as_ref().and_then(|s| s.computation.as_ref())
     else {
         return Err(PartyError::Rejected("not a train job".into()));
     };
-    let reports = fetch_opened(client, job, key)
+    let reports = fetch_opened(client, job, key, party_keys)
         .await?
         .into_iter()
         .map(|(_, plain)| {
@@ -102,6 +121,7 @@ pub async fn fetch_score_result(
     client: &mut CoordinatorClient<Channel>,
     job: &pb::Job,
     key: &RecipientSecretKey,
+    party_keys: &PartyKeys,
 ) -> Result<crate::score::ScoreResult, PartyError> {
     let is_score = job
         .spec
@@ -110,7 +130,7 @@ pub async fn fetch_score_result(
     if !is_score {
         return Err(PartyError::Rejected("not a score job".into()));
     }
-    let reports = fetch_opened(client, job, key)
+    let reports = fetch_opened(client, job, key, party_keys)
         .await?
         .into_iter()
         .map(|(_, plain)| {
@@ -127,6 +147,7 @@ pub async fn fetch_fhe_score_result(
     client: &mut CoordinatorClient<Channel>,
     job: &pb::Job,
     key: &RecipientSecretKey,
+    party_keys: &PartyKeys,
 ) -> Result<crate::fhe_score::FheScoreResult, PartyError> {
     let is_fhe = job
         .spec
@@ -135,7 +156,7 @@ pub async fn fetch_fhe_score_result(
     if !is_fhe {
         return Err(PartyError::Rejected("not an fhe-score job".into()));
     }
-    let reports = fetch_opened(client, job, key)
+    let reports = fetch_opened(client, job, key, party_keys)
         .await?
         .into_iter()
         .map(|(_, plain)| {
@@ -147,37 +168,57 @@ pub async fn fetch_fhe_score_result(
     crate::fhe_score::FheScoreResult::combine(&reports)
 }
 
-/// Fetches every party's sealed upload and opens it, in the job's party order.
+/// Fetches every party's signed, sealed upload, verifies them all, then opens each, in the
+/// job's party order.
 async fn fetch_opened(
     client: &mut CoordinatorClient<Channel>,
     job: &pb::Job,
     key: &RecipientSecretKey,
-) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>, PartyError> {
+    party_keys: &PartyKeys,
+) -> Result<OpenedShares, PartyError> {
     let mut stream = client
         .fetch_result(pb::FetchResultRequest {
             job_id: job.id.clone(),
         })
         .await?
         .into_inner();
-    let mut sealed: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut uploads: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     while let Some(chunk) = stream.message().await? {
         if chunk.job_id != job.id {
             return Err(MpcError::Reconstruct("a chunk belongs to another job").into());
         }
-        sealed
-            .entry(chunk.party)
-            .or_default()
-            .extend_from_slice(&chunk.data);
+        if !job.parties.iter().any(|p| p.party == chunk.party) {
+            continue;
+        }
+        let upload = uploads.entry(chunk.party).or_default();
+        if upload.len().saturating_add(chunk.data.len()) > result::MAX_SIGNED_RESULT_BYTES {
+            return Err(MpcError::Reconstruct("a party's upload exceeds the size limit").into());
+        }
+        upload.extend_from_slice(&chunk.data);
     }
-    let mut opened = Vec::with_capacity(job.parties.len());
-    for p in &job.parties {
-        let bytes = sealed
-            .get(&p.party)
-            .ok_or(MpcError::Reconstruct("a party's sealed share is missing"))?;
-        opened.push((
-            p.party.clone(),
-            output::open(key, &job.id, &p.party, bytes)?,
-        ));
+    open_uploads(job, key, party_keys, &uploads)
+}
+
+/// Verifies every party's upload (an encoded `SignedResult`) of `job` against `party_keys`,
+/// then — only if all verify — opens each sealed share with `key`, in the job's party order.
+///
+/// # Errors
+/// [`treaty_trust::TrustError::ResultSignature`] naming the first party whose upload is missing,
+/// malformed, without a trusted key or not signed by it for this job and recipient; then a share
+/// that does not open.
+pub fn open_uploads(
+    job: &pb::Job,
+    key: &RecipientSecretKey,
+    party_keys: &PartyKeys,
+    uploads: &BTreeMap<String, Vec<u8>>,
+) -> Result<OpenedShares, PartyError> {
+    let recipient = key.public_key()?;
+    let parties: Vec<String> = job.parties.iter().map(|p| p.party.clone()).collect();
+    let sealed = result::verify_all(&job.id, &recipient, &parties, uploads, party_keys)?;
+    let mut opened = Vec::with_capacity(sealed.len());
+    for (party, bytes) in sealed {
+        let plain = output::open(key, &job.id, &party, &bytes)?;
+        opened.push((party, plain));
     }
     Ok(opened)
 }

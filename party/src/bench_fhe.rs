@@ -195,7 +195,9 @@ pub async fn run(
                 let t = Instant::now();
                 let job = sandbox.run_job_to_success(spec, |_| {}).await?;
                 let mut client = sandbox.analyst().await?;
-                let result = analyst::fetch_fhe_score_result(&mut client, &job, key).await?;
+                let result =
+                    analyst::fetch_fhe_score_result(&mut client, &job, key, &sandbox.party_keys())
+                        .await?;
                 Ok::<_, PartyError>((t.elapsed().as_secs_f64(), result))
             }
         };

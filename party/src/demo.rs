@@ -201,7 +201,8 @@ async fn analyst_side(
     let started = Instant::now();
     let job = sandbox.run_job_to_success(spec, |j| on_update(j)).await?;
     let mut client = sandbox.analyst().await?;
-    let result = analyst::fetch_stats_result(&mut client, &job, &key).await?;
+    let result =
+        analyst::fetch_stats_result(&mut client, &job, &key, &sandbox.party_keys()).await?;
     let seconds = started.elapsed().as_secs_f64();
 
     // The same figures in the clear, from the same files.

@@ -277,7 +277,8 @@ pub async fn run(
             .run_job_to_success(train_spec(opts, &psi.id, public.clone()), &mut on_update)
             .await?;
         let mut client = sandbox.analyst().await?;
-        let result = analyst::fetch_train_result(&mut client, &job, &key).await?;
+        let result =
+            analyst::fetch_train_result(&mut client, &job, &key, &sandbox.party_keys()).await?;
         let train_job_seconds = started.elapsed().as_secs_f64();
         // Score the new records with the stored model, then one application on its own.
         let started = Instant::now();
@@ -287,7 +288,8 @@ pub async fn run(
                 &mut on_update,
             )
             .await?;
-        let scores = analyst::fetch_score_result(&mut client, &scored, &key).await?;
+        let scores =
+            analyst::fetch_score_result(&mut client, &scored, &key, &sandbox.party_keys()).await?;
         let score_job_seconds = started.elapsed().as_secs_f64();
         let started = Instant::now();
         let one = sandbox
@@ -296,7 +298,8 @@ pub async fn run(
                 &mut on_update,
             )
             .await?;
-        let application = analyst::fetch_score_result(&mut client, &one, &key).await?;
+        let application =
+            analyst::fetch_score_result(&mut client, &one, &key, &sandbox.party_keys()).await?;
         let single_record_seconds = started.elapsed().as_secs_f64();
         let scoring = Scoring {
             scores,

@@ -295,7 +295,8 @@ pub async fn run(
             )
             .await?;
         let mut client = sandbox.analyst().await?;
-        let result = analyst::fetch_fhe_score_result(&mut client, &job, &key).await?;
+        let result =
+            analyst::fetch_fhe_score_result(&mut client, &job, &key, &sandbox.party_keys()).await?;
         Ok::<_, PartyError>((job, result, started.elapsed()))
     }
     .await;
@@ -425,7 +426,7 @@ mod tests {
             let (sandbox, key) = (&sandbox, &key);
             async move {
                 let mut c = sandbox.analyst().await.unwrap();
-                analyst::fetch_fhe_score_result(&mut c, &job, key)
+                analyst::fetch_fhe_score_result(&mut c, &job, key, &sandbox.party_keys())
                     .await
                     .unwrap()
             }

@@ -279,7 +279,8 @@ pub async fn run(
         let spec = join_spec(opts.frac_bits, psi_job.as_deref(), public);
         let job = sandbox.run_job_to_success(spec, &mut on_update).await?;
         let mut client = sandbox.analyst().await?;
-        let result = analyst::fetch_stats_result(&mut client, &job, &key).await?;
+        let result =
+            analyst::fetch_stats_result(&mut client, &job, &key, &sandbox.party_keys()).await?;
         let seconds = (
             started.elapsed().as_secs_f64(),
             stats_started.elapsed().as_secs_f64(),

@@ -239,7 +239,8 @@ pub async fn run(
             })
             .await?;
         let mut client = sandbox.analyst().await?;
-        let reports = analyst::fetch_psi_result(&mut client, &job, &key).await?;
+        let reports =
+            analyst::fetch_psi_result(&mut client, &job, &key, &sandbox.party_keys()).await?;
         let seconds = started.elapsed().as_secs_f64();
         Ok::<_, PartyError>((job, reports, seconds))
     }

@@ -1,5 +1,6 @@
 //! Executing an assigned job on this party: check it against local datasets, compute local
-//! aggregates, run the protocol over the data plane, seal the output share and upload it.
+//! aggregates, run the protocol over the data plane, seal the output share, sign it with the
+//! node's identity key and upload it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -1020,11 +1021,21 @@ impl JobRun {
         let mut plain = plain;
         let sealed = output::seal(recipient, &a.job_id, &self.cfg.id, &plain, &mut rng)?;
         plain.zeroize();
+        // Signed with this node's identity (audit) key, bound to the job, this party and the
+        // recipient: the analyst refuses a share the coordinator made up, altered or moved.
+        let recipient: &[u8; treaty_trust::result::RECIPIENT_KEY_LEN] =
+            recipient.try_into().map_err(|_| {
+                treaty_mpc::MpcError::Seal("signed: the recipient public key is not 32 bytes")
+            })?;
+        let upload = self
+            .audit
+            .sign_result(&a.job_id, &self.cfg.id, recipient, sealed)
+            .encode_to_vec();
         self.progress(0.9, Some(transport)).await;
 
         // Release barrier: nobody uploads until every party has sealed its share, so a party that
         // fails mid-protocol leaves no share of this job anywhere.
-        let digest: [u8; 32] = Sha256::digest(&sealed).into();
+        let digest: [u8; 32] = Sha256::digest(&upload).into();
         self.audit_event(AuditEvent::ResultSealed {
             recipient: a
                 .spec
@@ -1046,7 +1057,7 @@ impl JobRun {
             }
         }
         self.progress(0.95, Some(transport)).await;
-        self.upload(&sealed).await?;
+        self.upload(&upload).await?;
         self.progress(1.0, Some(transport)).await;
         Ok(())
     }
@@ -1292,12 +1303,13 @@ impl JobRun {
         Ok(path)
     }
 
-    async fn upload(&self, sealed: &[u8]) -> Result<(), PartyError> {
+    /// Uploads this party's signed, sealed share (an encoded `SignedResult`) in chunks.
+    async fn upload(&self, upload: &[u8]) -> Result<(), PartyError> {
         let a = &self.assignment;
-        let pieces: Vec<Vec<u8>> = if sealed.is_empty() {
+        let pieces: Vec<Vec<u8>> = if upload.is_empty() {
             vec![Vec::new()]
         } else {
-            sealed
+            upload
                 .chunks(treaty_proto::CHUNK_SIZE)
                 .map(<[u8]>::to_vec)
                 .collect()

@@ -100,6 +100,8 @@ pub struct Sandbox {
     coordinator_addr: SocketAddr,
     coordinator: Option<Running<()>>,
     parties: BTreeMap<String, Running<()>>,
+    /// The identity (audit) key of every node started here, kept when it stops.
+    party_keys: crate::analyst::PartyKeys,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -147,6 +149,7 @@ impl Sandbox {
             coordinator_addr,
             coordinator: None,
             parties: BTreeMap::new(),
+            party_keys: BTreeMap::new(),
         };
         sandbox.start_coordinator_on(listener)?;
         Ok(sandbox)
@@ -216,8 +219,23 @@ impl Sandbox {
 
     /// Stops the coordinator (gracefully) and starts it again on the same port and database.
     pub async fn restart_coordinator(&mut self) -> Result<(), PartyError> {
+        self.stop_coordinator().await;
+        self.start_coordinator().await
+    }
+
+    /// Stops the coordinator (gracefully); its database can then be opened (a test playing a
+    /// malicious coordinator edits it) until [`Self::start_coordinator`].
+    pub async fn stop_coordinator(&mut self) {
         if let Some(c) = self.coordinator.take() {
             c.shut_down().await;
+        }
+    }
+
+    /// Starts the coordinator again on the same port and database (after
+    /// [`Self::stop_coordinator`]).
+    pub async fn start_coordinator(&mut self) -> Result<(), PartyError> {
+        if self.coordinator.is_some() {
+            return Ok(());
         }
         // The port was just released; retry briefly in case the OS holds it.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -310,10 +328,18 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Starts a party node from a full config on a bound listener.
+    /// Starts a party node from a full config on a bound listener. Its identity key is created
+    /// first if it has none, and kept for [`Self::party_keys`].
     pub fn start_party_with(&mut self, cfg: PartyConfig, listener: TcpListener) {
         let stop = CancellationToken::new();
         let id = cfg.id.clone();
+        match treaty_coordinator::audit::identity_key(&crate::audit_log::audit_dir(&cfg)) {
+            Ok(key) => {
+                self.party_keys.insert(id.clone(), key.verifying_key());
+            }
+            // The node fails to open its audit log the same way and says so.
+            Err(e) => tracing::warn!(party = %id, error = %e, "no identity key for the party"),
+        }
         let task = tokio::spawn(crate::node::run(
             cfg,
             listener,
@@ -341,6 +367,13 @@ impl Sandbox {
             Ok(Ok(r)) => Some(r),
             _ => None,
         }
+    }
+
+    /// The identity (audit) keys of the nodes this sandbox started, by party id: it runs them,
+    /// so it knows them without asking the coordinator. The analyst verifies result shares
+    /// with them.
+    pub fn party_keys(&self) -> crate::analyst::PartyKeys {
+        self.party_keys.clone()
     }
 
     /// An analyst client.

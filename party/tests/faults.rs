@@ -11,9 +11,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use treaty_coordinator::identity::sign_cancel;
 use treaty_coordinator::pki::Pki;
-use treaty_party::PartyError;
 use treaty_party::config::TlsFiles;
+use treaty_party::{PartyError, analyst};
 use treaty_proto::v1::{self as pb, JobState, PartyJobState, frame};
+use treaty_trust::TrustError;
+use treaty_trust::result::ResultFault;
 
 use support::{Cluster, FakeParty, MAX_MESSAGE, PATIENCE, ROWS, set_cell, within};
 
@@ -273,7 +275,8 @@ mod support {
 
         /// Fetches, opens and reconstructs a job's result with the analyst key.
         pub(crate) async fn fetch(&self, job: &pb::Job) -> Result<StatsResult, PartyError> {
-            analyst::fetch_stats_result(&mut self.analyst().await, job, &self.key).await
+            let keys = self.sandbox.party_keys();
+            analyst::fetch_stats_result(&mut self.analyst().await, job, &self.key, &keys).await
         }
 
         /// The job's statistics computed in the clear from the files of `parties`.
@@ -1017,5 +1020,144 @@ async fn cancel_running_job() {
     // The real parties dropped the job (they were waiting for mallory) and take the next one.
     cluster.assert_job_succeeds(&real).await;
     drop(mallory);
+    cluster.finish().await;
+}
+
+/// Plays a malicious coordinator: with the coordinator stopped, `edit` rewrites sealed uploads
+/// in its database; then the coordinator starts again and serves them.
+async fn tamper_results(
+    cluster: &mut Cluster,
+    edit: impl FnOnce(&treaty_coordinator::store::Store),
+) {
+    cluster.sandbox.stop_coordinator().await;
+    {
+        let store = treaty_coordinator::store::Store::open(&cluster.sandbox.state_dir()).unwrap();
+        edit(&store);
+    }
+    cluster.sandbox.start_coordinator().await.unwrap();
+    within("the coordinator to serve again", async {
+        loop {
+            if let Ok(mut c) = cluster.sandbox.analyst().await
+                && c.list_parties(pb::ListPartiesRequest {}).await.is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// Asserts that fetching the job's result is refused because `party`'s share is not signed by
+/// it for this job and recipient.
+async fn assert_share_refused(cluster: &Cluster, job: &pb::Job, party: &str, what: &str) {
+    match cluster.fetch(job).await {
+        Err(PartyError::Trust(TrustError::ResultSignature { party: p, fault })) => {
+            assert_eq!(p, party, "{what}: refused naming {p} ({fault})");
+            assert_eq!(fault, ResultFault::BadSignature, "{what}");
+        }
+        other => panic!("{what}: the analyst accepted or failed otherwise: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn coordinator_cannot_forge_swap_or_alter_result_shares() {
+    use prost::Message;
+    use treaty_mpc::output;
+    use treaty_mpc::share::AdditiveShare;
+
+    let parties = ["hospital", "insurer", "bank"];
+    let mut cluster = Cluster::start(&parties, &[]).await;
+    let (job, honest) = cluster.assert_job_succeeds(&parties).await;
+    let recipient = cluster.key.public_key().unwrap();
+    let key = cluster.key.clone();
+    let id = job.id.clone();
+    let mut originals = std::collections::BTreeMap::new();
+
+    // (a) Forged: a valid HPKE seal to the recipient of other numbers (the insurer's share
+    // plus 2^20 in every total), stored as the insurer's upload — once unsigned, once signed
+    // by a key that is not the insurer's.
+    let mallory = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    for signer in [None, Some(&mallory)] {
+        tamper_results(&mut cluster, |store| {
+            for p in parties {
+                originals
+                    .entry(p)
+                    .or_insert_with(|| store.result(&id, p).unwrap().unwrap());
+            }
+            let upload = pb::SignedResult::decode(originals["insurer"].as_slice()).unwrap();
+            let plain = output::open(&key, &id, "insurer", &upload.sealed).unwrap();
+            let share = AdditiveShare::<u128>::from_bytes(&plain).unwrap();
+            let values = share.values().iter().map(|v| v.wrapping_add(1 << 20));
+            let forged = AdditiveShare::from_values(values.collect()).to_bytes();
+            let mut rng = treaty_mpc::seeds::os_rng().unwrap();
+            let sealed = output::seal(&recipient, &id, "insurer", &forged, &mut rng).unwrap();
+            let bytes = match signer {
+                None => pb::SignedResult {
+                    sealed,
+                    signature: Vec::new(),
+                }
+                .encode_to_vec(),
+                Some(k) => treaty_trust::result::sign(k, &id, "insurer", &recipient, sealed)
+                    .encode_to_vec(),
+            };
+            store.put_result(&id, "insurer", &bytes).unwrap();
+        })
+        .await;
+        match cluster.fetch(&job).await {
+            Err(PartyError::Trust(TrustError::ResultSignature { party, fault })) => {
+                assert_eq!(party, "insurer", "forged share refused naming {party}");
+                let expected = match signer {
+                    None => ResultFault::Malformed,
+                    Some(_) => ResultFault::BadSignature,
+                };
+                assert_eq!(fault, expected);
+            }
+            other => panic!("a forged insurer share: {other:?} (honest: {honest:?})"),
+        }
+    }
+
+    // (b) Swapped: the hospital's and the insurer's signed uploads under each other's name.
+    let o = originals.clone();
+    tamper_results(&mut cluster, |store| {
+        store.put_result(&id, "hospital", &o["insurer"]).unwrap();
+        store.put_result(&id, "insurer", &o["hospital"]).unwrap();
+    })
+    .await;
+    assert_share_refused(&cluster, &job, "hospital", "swapped shares").await;
+
+    // (c) Altered after signing: one byte of the bank's sealed share.
+    tamper_results(&mut cluster, |store| {
+        store.put_result(&id, "hospital", &o["hospital"]).unwrap();
+        store.put_result(&id, "insurer", &o["insurer"]).unwrap();
+        let mut upload = pb::SignedResult::decode(o["bank"].as_slice()).unwrap();
+        let last = upload.sealed.len() - 1;
+        upload.sealed[last] ^= 1;
+        store
+            .put_result(&id, "bank", &upload.encode_to_vec())
+            .unwrap();
+    })
+    .await;
+    assert_share_refused(&cluster, &job, "bank", "altered share").await;
+
+    // A key the analyst lacks: refused naming the party, nothing opened.
+    tamper_results(&mut cluster, |store| {
+        store.put_result(&id, "bank", &o["bank"]).unwrap();
+    })
+    .await;
+    let mut keys = cluster.sandbox.party_keys();
+    keys.remove("insurer");
+    let fetched =
+        analyst::fetch_stats_result(&mut cluster.analyst().await, &job, &cluster.key, &keys).await;
+    match fetched {
+        Err(PartyError::Trust(TrustError::ResultSignature { party, fault })) => {
+            assert_eq!((party.as_str(), fault), ("insurer", ResultFault::NoKey));
+        }
+        other => panic!("no insurer key: {other:?}"),
+    }
+
+    // The restored uploads open to the honest result again.
+    assert_eq!(cluster.fetch(&job).await.unwrap(), honest);
+    cluster.assert_job_succeeds(&parties).await;
     cluster.finish().await;
 }

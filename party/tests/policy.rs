@@ -147,6 +147,7 @@ async fn every_party_policy_decides_and_reloads_without_a_restart() {
         &mut s.sandbox.analyst().await.unwrap(),
         &ok,
         &s.recipient,
+        &s.sandbox.party_keys(),
     )
     .await
     .unwrap();

@@ -20,6 +20,15 @@ pub enum TrustError {
     /// A signed submission is malformed or its signature does not verify.
     #[error("submission: {0}")]
     Submission(String),
+    /// A party's result share is not signed by that party for this job and recipient (or no
+    /// key is trusted for it): nothing of the result is opened.
+    #[error("the result share of party {party:?} is refused: {fault}")]
+    ResultSignature {
+        /// The party whose share failed.
+        party: String,
+        /// Why.
+        fault: crate::result::ResultFault,
+    },
     /// The operating system gave no randomness.
     #[error("no OS randomness")]
     Randomness,

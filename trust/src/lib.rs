@@ -6,6 +6,8 @@
 //!  cert     roles and names in certificates (`treaty://party/hospital`), read from a peer's DER
 //!  roster   the membership every node pins: parties, coordinator, analysts, auditors
 //!  identity analysts' signed submissions and cancellations
+//!  result   each party's signature over its sealed result share
+//!  result   parties' signatures over the output shares they seal to the recipient
 //!  client   channels to the coordinator and to peers
 //! ```
 //!
@@ -20,6 +22,7 @@ pub mod client;
 pub mod error;
 pub mod identity;
 pub mod pki;
+pub mod result;
 pub mod roster;
 pub mod tls;
 

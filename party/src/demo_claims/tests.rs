@@ -121,7 +121,7 @@ async fn a_helper_an_inline_psi_and_failures() {
             .await
             .unwrap();
         let mut client = sandbox.analyst().await.unwrap();
-        let r = analyst::fetch_train_result(&mut client, &job, &key)
+        let r = analyst::fetch_train_result(&mut client, &job, &key, &sandbox.party_keys())
             .await
             .unwrap();
         assert_eq!(r.metric, "accuracy");
@@ -160,7 +160,7 @@ async fn a_helper_an_inline_psi_and_failures() {
             .run_job_to_success(spec.clone(), |_| {})
             .await
             .unwrap();
-        let r = analyst::fetch_score_result(&mut client, &scored, &key)
+        let r = analyst::fetch_score_result(&mut client, &scored, &key, &sandbox.party_keys())
             .await
             .unwrap();
         assert!(r.rows >= 320, "{}", r.rows);
@@ -223,7 +223,7 @@ async fn a_helper_an_inline_psi_and_failures() {
             .run_job_to_success(clear_spec.clone(), |_| {})
             .await
             .unwrap();
-        let r = analyst::fetch_score_result(&mut client, &job, &key)
+        let r = analyst::fetch_score_result(&mut client, &job, &key, &sandbox.party_keys())
             .await
             .unwrap();
         let columns = aligned_columns(&o, &new_datasets(&o).unwrap(), &r.ids).unwrap();

@@ -162,7 +162,7 @@ async fn join_failures_name_their_cause() {
         .await
         .unwrap();
     let mut client = sandbox.analyst().await.unwrap();
-    let result = analyst::fetch_stats_result(&mut client, &job, &key)
+    let result = analyst::fetch_stats_result(&mut client, &job, &key, &sandbox.party_keys())
         .await
         .unwrap();
     let (clear, _) = clear_reference(&data).unwrap();
@@ -258,7 +258,7 @@ async fn three_data_parties_join_on_their_common_patients() {
         }
         let job = sandbox.run_job_to_success(spec, |_| {}).await.unwrap();
         let mut client = sandbox.analyst().await.unwrap();
-        let result = analyst::fetch_stats_result(&mut client, &job, &key)
+        let result = analyst::fetch_stats_result(&mut client, &job, &key, &sandbox.party_keys())
             .await
             .unwrap();
         assert_eq!(result.count, clear.count, "psi_job {psi_job:?}");
