@@ -36,12 +36,24 @@ pub(crate) struct ConnectArgs {
     /// party check it.
     #[arg(long, env = "TREATY_SIGNING_KEY")]
     signing_key: Option<PathBuf>,
+    /// The consortium's roster: the coordinator is dialled trusting only the CA the roster lists
+    /// for it, and `treaty result` verifies the parties' shares with the keys it pins.
+    #[arg(long, env = "TREATY_ROSTER")]
+    roster: Option<PathBuf>,
     /// Machine-readable output (JSON).
     #[arg(long, global = true)]
     json: bool,
 }
 
 impl ConnectArgs {
+    fn roster(&self) -> anyhow::Result<Option<treaty_trust::roster::Roster>> {
+        self.roster
+            .as_deref()
+            .map(treaty_trust::roster::Roster::load)
+            .transpose()
+            .map_err(Into::into)
+    }
+
     /// The analyst's Ed25519 signing key: `--signing-key`, else `<pki>/<NAME>.sign.key`.
     fn signing_key(&self) -> anyhow::Result<ed25519_dalek::SigningKey> {
         let path = self
@@ -58,11 +70,16 @@ impl ConnectArgs {
     }
 
     pub(crate) async fn client(&self) -> anyhow::Result<CoordinatorClient<Channel>> {
-        let tls = self.tls.identity(&self.name)?;
+        let mut tls = self.tls.identity(&self.name)?;
+        let roster = self.roster()?;
+        let coordinator = roster.as_ref().and_then(|r| r.coordinator());
+        if let (Some(t), Some(c)) = (&tls, coordinator) {
+            tls = Some(t.with_ca(&c.ca_pem)?);
+        }
         connect(Dial {
             url: &self.coordinator,
             tls: tls.as_ref(),
-            server_name: &self.coordinator_name,
+            server_name: coordinator.map_or(&self.coordinator_name, |c| &c.identity.name),
         })
         .await
         .with_context(|| format!("connecting to the coordinator at {}", self.coordinator))
@@ -235,14 +252,18 @@ async fn follow(
 }
 
 /// The keys `treaty result` verifies the parties' result signatures with, party id → Ed25519
-/// identity key: `--party-keys FILE` (out of band, trustworthy), else — with a warning — the
-/// coordinator's audit registry. The one place a further source plugs in.
+/// identity key: `--party-keys FILE` (out of band, trustworthy), else the roster's (`--roster`,
+/// the keys the consortium agreed on), else — with a warning — the coordinator's audit registry.
 async fn party_keys(
     file: Option<&Path>,
+    connect: &ConnectArgs,
     c: &mut CoordinatorClient<Channel>,
 ) -> anyhow::Result<BTreeMap<String, VerifyingKey>> {
     if let Some(file) = file {
         return crate::audit::read_party_keys(file);
+    }
+    if let Some(roster) = connect.roster()? {
+        return Ok(roster.party_keys());
     }
     eprintln!(
         "warning: no --party-keys: the parties' signature keys come from the coordinator, so \
@@ -279,7 +300,7 @@ pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    let keys = party_keys(args.party_keys.as_deref(), &mut c).await?;
+    let keys = party_keys(args.party_keys.as_deref(), &args.connect, &mut c).await?;
     use treaty_party::analyst as opened;
     use treaty_proto::v1::job_spec::Computation;
     let computation = job.spec.as_ref().and_then(|s| s.computation.as_ref());

@@ -130,7 +130,14 @@ fn three_organisations_agree_on_a_roster_and_run_a_job() {
         d,
         "coordinator",
         treaty()
-            .args(["roster", "entry", "--role", "coordinator", "--name", "coordinator"])
+            .args([
+                "roster",
+                "entry",
+                "--role",
+                "coordinator",
+                "--name",
+                "coordinator",
+            ])
             .args(["--endpoint", &coordinator, "--cert"])
             .arg(d.join("coord/coordinator.pem"))
             .arg("--ca")
@@ -140,7 +147,9 @@ fn three_organisations_agree_on_a_roster_and_run_a_job() {
         d,
         "analyst",
         treaty()
-            .args(["roster", "entry", "--role", "analyst", "--name", "analyst", "--cert"])
+            .args([
+                "roster", "entry", "--role", "analyst", "--name", "analyst", "--cert",
+            ])
             .arg(d.join("analyst/analyst.pem"))
             .arg("--ca")
             .arg(d.join("analyst/ca.pem"))
@@ -152,12 +161,23 @@ fn three_organisations_agree_on_a_roster_and_run_a_job() {
     let roster = d.join("roster.toml");
     let out = run_ok(
         treaty()
-            .args(["roster", "assemble", "--version", "1", "--consortium", "claims", "--out"])
+            .args([
+                "roster",
+                "assemble",
+                "--version",
+                "1",
+                "--consortium",
+                "claims",
+                "--out",
+            ])
             .arg(&roster)
             .args(&entries),
     );
     let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(shown.contains("roster version 1 (claims) sha256"), "{shown}");
+    assert!(
+        shown.contains("roster version 1 (claims) sha256"),
+        "{shown}"
+    );
     run_ok(
         treaty()
             .args(["roster", "analysts"])
@@ -167,7 +187,12 @@ fn three_organisations_agree_on_a_roster_and_run_a_job() {
     );
 
     // A node whose operator has not accepted the roster does not start.
-    let out = treaty().arg("party").arg("--config").arg(&configs[0]).output().unwrap();
+    let out = treaty()
+        .arg("party")
+        .arg("--config")
+        .arg(&configs[0])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("treaty roster accept"), "{stderr}");
@@ -182,7 +207,11 @@ fn three_organisations_agree_on_a_roster_and_run_a_job() {
     // 4. The coordinator and the three nodes.
     let _coordinator = spawn(
         treaty()
-            .args(["coordinator", "--listen", &format!("127.0.0.1:{coord_port}")])
+            .args([
+                "coordinator",
+                "--listen",
+                &format!("127.0.0.1:{coord_port}"),
+            ])
             .arg("--roster")
             .arg(&roster)
             .arg("--tls-ca")
@@ -208,14 +237,15 @@ fn three_organisations_agree_on_a_roster_and_run_a_job() {
         })
         .collect();
 
-    // 5. The analyst: its own certificate, trusting the coordinator's CA.
+    // 5. The analyst: its own certificate; the roster says whom to trust as the coordinator
+    //    and which keys the parties sign their shares with.
     let analyst = |cmd: &mut Command| -> Output {
         run_ok(
             cmd.args(["--coordinator", &coordinator, "--as", "analyst"])
                 .arg("--pki")
                 .arg(d.join("analyst"))
-                .arg("--tls-ca")
-                .arg(d.join("coord/ca.pem")),
+                .arg("--roster")
+                .arg(&roster),
         )
     };
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -255,6 +285,11 @@ fn three_organisations_agree_on_a_roster_and_run_a_job() {
         treaty()
             .args(["result", &job, "--json", "--key"])
             .arg(d.join("analyst/analyst.hpke.key")),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("warning"),
+        "the shares were not verified with the roster's keys: {stderr}"
     );
     let opened: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let count = opened["result"]["count"].as_u64().unwrap();
