@@ -18,6 +18,10 @@ pub(crate) struct InitArgs {
     /// Analyst names, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "analyst")]
     analysts: Vec<String>,
+    /// Auditor names, comma separated (certificates that read every job and audit record and
+    /// change nothing). Default: none.
+    #[arg(long, value_delimiter = ',')]
+    auditors: Vec<String>,
     /// Extra DNS names or IPs for the coordinator's certificate.
     #[arg(long = "coordinator-san")]
     coordinator_sans: Vec<String>,
@@ -29,6 +33,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
         &args.coordinator_sans,
         &args.parties,
         &args.analysts,
+        &args.auditors,
     )?;
     let mut paths: Vec<PathBuf> = written.paths().into_iter().map(Path::to_path_buf).collect();
     let mut rng = treaty_mpc::seeds::os_rng()?;

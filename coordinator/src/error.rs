@@ -29,6 +29,39 @@ pub enum CoordinatorError {
     /// The caller's TLS identity does not match the party it claims to be.
     #[error("caller is not authenticated as party {0:?}")]
     NotAuthenticated(String),
+    /// A TLS caller's certificate states no valid Treaty identity (no `treaty://ROLE/NAME` URI,
+    /// two of them, or an unknown role): it names nobody, so it may call nothing.
+    #[error(
+        "the client certificate has no treaty:// role and name ({0}); re-issue it with `treaty init`"
+    )]
+    NoIdentity(String),
+    /// The caller's certificate is not the one identity this call needs (a party certificate
+    /// of another name, an analyst registering as a party, ...).
+    #[error("{what} ({expected}); this certificate is {found}")]
+    WrongIdentity {
+        /// The rule broken.
+        what: &'static str,
+        /// The identity needed, as its URI (`treaty://party/mallory`).
+        expected: String,
+        /// The identity the certificate states (`analyst "analyst"`).
+        found: String,
+    },
+    /// The caller's role may not make this call (a party submitting, an auditor cancelling).
+    #[error("{what}; this certificate is {found}")]
+    WrongRole {
+        /// The rule broken.
+        what: &'static str,
+        /// The identity the certificate states.
+        found: String,
+    },
+    /// A party reported on or uploaded for a job it is not a party of.
+    #[error("party {party:?} is not a party of job {job}")]
+    NotJobParty {
+        /// The job.
+        job: String,
+        /// The caller.
+        party: String,
+    },
     /// The caller is authenticated but not allowed (unknown or revoked analyst, stale or
     /// forged submission, a head that does not verify).
     #[error("not authorized: {0}")]
@@ -83,7 +116,12 @@ impl From<CoordinatorError> for tonic::Status {
             E::InvalidSpec(_) | E::InvalidRequest(_) => tonic::Status::invalid_argument(msg),
             E::UnknownJob(_) | E::UnknownParty(_) => tonic::Status::not_found(msg),
             E::DuplicateParty { .. } => tonic::Status::already_exists(msg),
-            E::NotAuthenticated(_) | E::NotAuthorized(_) => tonic::Status::permission_denied(msg),
+            E::NotAuthenticated(_)
+            | E::NotAuthorized(_)
+            | E::NoIdentity(_)
+            | E::WrongIdentity { .. }
+            | E::WrongRole { .. }
+            | E::NotJobParty { .. } => tonic::Status::permission_denied(msg),
             E::AlreadySubmitted(_) => tonic::Status::already_exists(msg),
             E::WrongState { .. } => tonic::Status::failed_precondition(msg),
             E::ResultTooLarge { .. } => tonic::Status::resource_exhausted(msg),

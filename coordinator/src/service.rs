@@ -36,6 +36,7 @@ use crate::tls::peer_cert_sha256;
 use crate::validate::{
     check_model_reference, check_psi_reference, job_kind, trained_model_id, validate_spec,
 };
+use treaty_trust::{PeerIdentity, Role};
 
 /// The coordinator's name as an audit-log writer (no party may take it).
 pub const COORDINATOR_WRITER: &str = "coordinator";
@@ -75,6 +76,83 @@ impl Default for CoordinatorConfig {
         }
     }
 }
+
+/// Who is calling, as [`CoordinatorService`] decides it once per request (from the mTLS client
+/// certificate's `treaty://ROLE/NAME` URI). Every handler authorises from this alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A plaintext deployment (`--insecure`, development only): nobody is identified and
+    /// nothing is checked.
+    Insecure,
+    /// The identity the caller's certificate states (its chain to the deployment CA was
+    /// verified by the TLS handshake).
+    Verified(PeerIdentity),
+}
+
+impl Caller {
+    /// Requires the certificate `role` `name` exactly.
+    ///
+    /// # Errors
+    /// [`CoordinatorError::WrongIdentity`], saying `what` rule was broken.
+    pub fn require(
+        &self,
+        role: Role,
+        name: &str,
+        what: &'static str,
+    ) -> Result<(), CoordinatorError> {
+        match self {
+            Caller::Insecure => Ok(()),
+            Caller::Verified(id) if id.role == role && id.name == name => Ok(()),
+            Caller::Verified(id) => Err(CoordinatorError::WrongIdentity {
+                what,
+                expected: PeerIdentity::new(role, name).uri(),
+                found: id.to_string(),
+            }),
+        }
+    }
+
+    /// Requires a certificate of `role`; returns its name (`None` when insecure).
+    ///
+    /// # Errors
+    /// [`CoordinatorError::WrongRole`], saying `what` rule was broken.
+    pub fn require_role(
+        &self,
+        role: Role,
+        what: &'static str,
+    ) -> Result<Option<&str>, CoordinatorError> {
+        match self {
+            Caller::Insecure => Ok(None),
+            Caller::Verified(id) if id.role == role => Ok(Some(&id.name)),
+            Caller::Verified(id) => Err(CoordinatorError::WrongRole {
+                what,
+                found: id.to_string(),
+            }),
+        }
+    }
+
+    /// Whether the caller may read `job`: the analyst who submitted it, or an auditor.
+    pub fn reads(&self, job: &Job) -> bool {
+        match self {
+            Caller::Insecure => true,
+            Caller::Verified(id) => match id.role {
+                Role::Auditor => true,
+                Role::Analyst => id.name == job.analyst,
+                Role::Party | Role::Coordinator => false,
+            },
+        }
+    }
+
+    /// Whether the caller owns `job`: the analyst who submitted it.
+    pub fn owns(&self, job: &Job) -> bool {
+        match self {
+            Caller::Insecure => true,
+            Caller::Verified(id) => id.role == Role::Analyst && id.name == job.analyst,
+        }
+    }
+}
+
+/// The rule a party call breaks when its certificate is not the party's own.
+const OWN_PARTY_CERT: &str = "a party calls with its own party certificate";
 
 /// What happened to a job, as told to its driver.
 #[derive(Debug)]
@@ -215,8 +293,31 @@ impl CoordinatorService {
         lock(&self.inner.online).clear();
     }
 
-    fn authenticate<T>(&self, req: &Request<T>, party: &str) -> Result<(), CoordinatorError> {
+    /// Who is calling: the one place that reads the caller's identity. In a plaintext
+    /// deployment (`require_tls_identity` off) [`Caller::Insecure`]; otherwise the identity the
+    /// client certificate states, and a certificate stating none (or no certificate) is refused.
+    ///
+    /// # Errors
+    /// [`CoordinatorError::NoIdentity`].
+    pub fn caller<T>(&self, req: &Request<T>) -> Result<Caller, CoordinatorError> {
         if !self.inner.config.require_tls_identity {
+            return Ok(Caller::Insecure);
+        }
+        match PeerIdentity::of_request(req) {
+            Some(Ok(id)) => Ok(Caller::Verified(id)),
+            Some(Err(e)) => Err(CoordinatorError::NoIdentity(e.to_string())),
+            None => Err(CoordinatorError::NoIdentity(
+                "no client certificate was presented".into(),
+            )),
+        }
+    }
+
+    /// Authenticates a call of the registered party `party`: the caller must hold the party
+    /// certificate named `party`, and it must be the one the party registered.
+    fn authenticate<T>(&self, req: &Request<T>, party: &str) -> Result<(), CoordinatorError> {
+        let caller = self.caller(req)?;
+        caller.require(Role::Party, party, OWN_PARTY_CERT)?;
+        if caller == Caller::Insecure {
             return Ok(());
         }
         let info = self
@@ -227,6 +328,29 @@ impl CoordinatorService {
         match peer_cert_sha256(req) {
             Some(fp) if fp.as_slice() == info.tls_cert_sha256.as_slice() => Ok(()),
             _ => Err(CoordinatorError::NotAuthenticated(party.to_string())),
+        }
+    }
+
+    /// `job` as `caller` may read it: a job the caller may not read is reported unknown, exactly
+    /// like a job that does not exist.
+    fn job_for(&self, caller: &Caller, id: &str) -> Result<Job, CoordinatorError> {
+        let job = self.job(id)?;
+        if caller.reads(&job) {
+            Ok(job)
+        } else {
+            Err(CoordinatorError::UnknownJob(id.to_string()))
+        }
+    }
+
+    /// Checks that `party` is one of `job`'s parties.
+    fn job_party(job: &Job, party: &str) -> Result<(), CoordinatorError> {
+        if job.parties.iter().any(|p| p.party == party) {
+            Ok(())
+        } else {
+            Err(CoordinatorError::NotJobParty {
+                job: job.id.clone(),
+                party: party.to_string(),
+            })
         }
     }
 
@@ -382,7 +506,7 @@ impl Driver {
             DriverEvent::Report {
                 party,
                 report: job_report::Report::Failed(reason),
-            } => {
+            } if self.job.parties.iter().any(|p| p.party == party) => {
                 self.set_party(&party, PartyJobState::Failed, &reason);
                 Err(Outcome::new(
                     JobState::Failed,
@@ -663,11 +787,17 @@ impl coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<pb::RegisterPartyRequest>,
     ) -> Result<Response<pb::RegisterPartyResponse>, Status> {
+        let caller = self.caller(&request)?;
         let peer_fp = peer_cert_sha256(&request);
         let mut info = request
             .into_inner()
             .party
             .ok_or_else(|| CoordinatorError::InvalidRequest("party is required".into()))?;
+        caller.require(
+            Role::Party,
+            &info.id,
+            "a party must register with its own party certificate",
+        )?;
         crate::pki::validate_name(&info.id)
             .map_err(|e| CoordinatorError::InvalidRequest(format!("party id: {e}")))?;
         if info.id == COORDINATOR_WRITER {
@@ -797,6 +927,11 @@ impl coordinator_server::Coordinator for CoordinatorService {
         let report = r
             .report
             .ok_or_else(|| CoordinatorError::InvalidRequest("report is required".into()))?;
+        // Only the job's own parties speak about it (a report on a job this coordinator does not
+        // know is answered "stop", as before).
+        if let Some(job) = self.inner.store.job(&r.job_id)? {
+            Self::job_party(&job, &party)?;
+        }
         let live = self.to_driver(&r.job_id, DriverEvent::Report { party, report });
         Ok(Response::new(pb::JobReportAck { r#continue: live }))
     }
@@ -805,6 +940,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<Streaming<pb::ResultChunk>>,
     ) -> Result<Response<pb::UploadResultResponse>, Status> {
+        let caller = self.caller(&request)?;
         let peer_fp = peer_cert_sha256(&request);
         let mut stream = request.into_inner();
         let mut data = Vec::new();
@@ -817,16 +953,15 @@ impl coordinator_server::Coordinator for CoordinatorService {
             })?;
             match &ident {
                 None => {
+                    caller.require(Role::Party, &chunk.party, OWN_PARTY_CERT)?;
                     let job = self.job(&chunk.job_id)?;
+                    Self::job_party(&job, &chunk.party)?;
                     if job.state() != JobState::Running {
                         return Err(
                             wrong_state(&job, "results are accepted only while it runs").into()
                         );
                     }
-                    if !job.parties.iter().any(|p| p.party == chunk.party) {
-                        return Err(CoordinatorError::UnknownParty(chunk.party).into());
-                    }
-                    if self.inner.config.require_tls_identity {
+                    if caller != Caller::Insecure {
                         let info = self.inner.store.party(&chunk.party)?;
                         let ok = matches!((info, peer_fp), (Some(i), Some(fp)) if i.tls_cert_sha256 == fp);
                         if !ok {
@@ -888,8 +1023,9 @@ impl coordinator_server::Coordinator for CoordinatorService {
 
     async fn list_parties(
         &self,
-        _request: Request<pb::ListPartiesRequest>,
+        request: Request<pb::ListPartiesRequest>,
     ) -> Result<Response<pb::ListPartiesResponse>, Status> {
+        self.caller(&request)?;
         let mut parties = self.inner.store.parties()?;
         let online = lock(&self.inner.online);
         for p in &mut parties {
@@ -902,12 +1038,19 @@ impl coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<pb::SubmitJobRequest>,
     ) -> Result<Response<pb::SubmitJobResponse>, Status> {
+        let caller = self.caller(&request)?;
+        caller.require_role(Role::Analyst, "only an analyst certificate submits jobs")?;
         let signed = request.into_inner().submission.ok_or_else(|| {
             CoordinatorError::InvalidRequest(
                 "a signed submission is required (treaty submit signs the job spec)".into(),
             )
         })?;
         let submission = verify_submission(&signed).map_err(CoordinatorError::from)?;
+        caller.require(
+            Role::Analyst,
+            &submission.analyst,
+            "a job is submitted with the certificate of the analyst who signed it",
+        )?;
         check_fresh(&submission, now_ms()).map_err(CoordinatorError::NotAuthorized)?;
         if let Some(path) = &self.inner.config.analysts_file {
             AnalystList::load(path)
@@ -991,18 +1134,32 @@ impl coordinator_server::Coordinator for CoordinatorService {
     }
 
     async fn get_job(&self, request: Request<pb::GetJobRequest>) -> Result<Response<Job>, Status> {
-        Ok(Response::new(self.job(&request.get_ref().job_id)?))
+        let caller = self.caller(&request)?;
+        Ok(Response::new(
+            self.job_for(&caller, &request.get_ref().job_id)?,
+        ))
     }
 
     async fn list_jobs(
         &self,
         request: Request<pb::ListJobsRequest>,
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
+        let caller = self.caller(&request)?;
+        if let Caller::Verified(id) = &caller
+            && !matches!(id.role, Role::Analyst | Role::Auditor)
+        {
+            return Err(CoordinatorError::WrongRole {
+                what: "only analysts and auditors list jobs",
+                found: id.to_string(),
+            }
+            .into());
+        }
         let limit = match request.get_ref().limit {
             0 => 50,
             n => n as usize,
         };
         let mut jobs = self.inner.store.jobs()?;
+        jobs.retain(|j| caller.reads(j));
         jobs.sort_by(|a, b| {
             b.submitted_at_ms
                 .cmp(&a.submitted_at_ms)
@@ -1016,8 +1173,13 @@ impl coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<pb::CancelJobRequest>,
     ) -> Result<Response<Job>, Status> {
+        let caller = self.caller(&request)?;
+        caller.require_role(Role::Analyst, "only an analyst certificate cancels jobs")?;
         let r = request.into_inner();
         let job = self.job(&r.job_id)?;
+        if !caller.owns(&job) {
+            return Err(CoordinatorError::UnknownJob(r.job_id).into());
+        }
         verify_cancel(&job, &r).map_err(CoordinatorError::NotAuthorized)?;
         if is_final(job.state()) {
             return Err(wrong_state(&job, "only an unfinished job can be cancelled").into());
@@ -1054,10 +1216,11 @@ impl coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<pb::WatchJobRequest>,
     ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let caller = self.caller(&request)?;
         let job_id = request.into_inner().job_id;
         // Subscribe before the first read so no change falls in between.
         let mut changes = self.inner.changes.subscribe();
-        let first = self.job(&job_id)?;
+        let first = self.job_for(&caller, &job_id)?;
         let (tx, rx) = mpsc::channel(16);
         let svc = self.clone();
         self.inner.tasks.spawn(async move {
@@ -1100,7 +1263,19 @@ impl coordinator_server::Coordinator for CoordinatorService {
         &self,
         request: Request<pb::FetchResultRequest>,
     ) -> Result<Response<Self::FetchResultStream>, Status> {
-        let job = self.job(&request.get_ref().job_id)?;
+        let caller = self.caller(&request)?;
+        let job = self.job_for(&caller, &request.get_ref().job_id)?;
+        if !caller.owns(&job) {
+            // An auditor sees the job but not its result.
+            return Err(CoordinatorError::WrongRole {
+                what: "only the analyst who submitted a job fetches its result",
+                found: match &caller {
+                    Caller::Verified(id) => id.to_string(),
+                    Caller::Insecure => String::new(),
+                },
+            }
+            .into());
+        }
         if job.state() != JobState::Succeeded {
             return Err(wrong_state(&job, "a result exists only for a succeeded job").into());
         }
@@ -1190,8 +1365,9 @@ impl coordinator_server::Coordinator for CoordinatorService {
 
     async fn get_audit_registry(
         &self,
-        _request: Request<pb::GetAuditRegistryRequest>,
+        request: Request<pb::GetAuditRegistryRequest>,
     ) -> Result<Response<pb::AuditRegistry>, Status> {
+        self.caller(&request)?;
         let mut writers = vec![pb::AuditWriter {
             writer: COORDINATOR_WRITER.into(),
             public_key: self.inner.audit.public_key().to_bytes().to_vec(),
@@ -1213,5 +1389,70 @@ impl coordinator_server::Coordinator for CoordinatorService {
             });
         }
         Ok(Response::new(pb::AuditRegistry { writers }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verified(role: Role, name: &str) -> Caller {
+        Caller::Verified(PeerIdentity::new(role, name))
+    }
+
+    #[test]
+    fn a_caller_is_exactly_one_role_and_name() {
+        let analyst = verified(Role::Analyst, "analyst");
+        match analyst.require(Role::Party, "mallory", "a party must register with its own") {
+            Err(CoordinatorError::WrongIdentity {
+                expected, found, ..
+            }) => {
+                assert_eq!(expected, "treaty://party/mallory");
+                assert_eq!(
+                    found,
+                    PeerIdentity::new(Role::Analyst, "analyst").to_string()
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            verified(Role::Party, "mallory")
+                .require(Role::Party, "mallory", "")
+                .is_ok()
+        );
+        assert!(Caller::Insecure.require(Role::Party, "mallory", "").is_ok());
+        assert!(matches!(
+            verified(Role::Auditor, "kim").require_role(Role::Analyst, ""),
+            Err(CoordinatorError::WrongRole { .. })
+        ));
+        assert!(matches!(
+            analyst.require_role(Role::Analyst, ""),
+            Ok(Some("analyst"))
+        ));
+        let status = Status::from(CoordinatorError::WrongIdentity {
+            what: "",
+            expected: String::new(),
+            found: String::new(),
+        });
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    }
+
+    #[test]
+    fn a_job_is_read_by_its_analyst_and_auditors_only() {
+        let job = Job {
+            analyst: "alice".into(),
+            ..Default::default()
+        };
+        for (caller, reads, owns) in [
+            (verified(Role::Analyst, "alice"), true, true),
+            (verified(Role::Analyst, "bob"), false, false),
+            (verified(Role::Auditor, "kim"), true, false),
+            (verified(Role::Party, "alice"), false, false),
+            (verified(Role::Coordinator, "alice"), false, false),
+            (Caller::Insecure, true, true),
+        ] {
+            assert_eq!(caller.reads(&job), reads, "{caller:?}");
+            assert_eq!(caller.owns(&job), owns, "{caller:?}");
+        }
     }
 }

@@ -26,6 +26,10 @@ use crate::dataset::DatasetConfig;
 /// Name of the sandbox analyst's certificate and signing key.
 pub const ANALYST: &str = "analyst";
 
+/// Name of the sandbox auditor's certificate (reads every job and audit record, changes
+/// nothing).
+pub const AUDITOR: &str = "auditor";
+
 /// The policy every sandbox party gets unless a test writes its own `<party>-policy.toml`
 /// first: the sandbox analyst may run every job kind on every dataset, for any recipient.
 pub const OPEN_POLICY: &str = "# Sandbox policy: the sandbox analyst may run anything here.
@@ -136,8 +140,14 @@ impl Sandbox {
         if !opts.insecure {
             let mut names: Vec<String> = parties.to_vec();
             names.extend(opts.extra_names.iter().cloned());
-            pki::write_deployment(&opts.dir.join("pki"), &[], &names, &[ANALYST.to_string()])
-                .map_err(CoordinatorError::from)?;
+            pki::write_deployment(
+                &opts.dir.join("pki"),
+                &[],
+                &names,
+                &[ANALYST.to_string()],
+                &[AUDITOR.to_string()],
+            )
+            .map_err(CoordinatorError::from)?;
         }
         write_analyst(&opts.dir)?;
         let listener = TcpListener::bind("127.0.0.1:0")
@@ -378,7 +388,17 @@ impl Sandbox {
 
     /// An analyst client.
     pub async fn analyst(&self) -> Result<CoordinatorClient<Channel>, PartyError> {
-        let tls = self.identity(ANALYST)?;
+        self.client(ANALYST).await
+    }
+
+    /// An auditor client: reads every job and the audit registry, changes nothing.
+    pub async fn auditor(&self) -> Result<CoordinatorClient<Channel>, PartyError> {
+        self.client(AUDITOR).await
+    }
+
+    /// A client holding the certificate `name` of the sandbox PKI.
+    async fn client(&self, name: &str) -> Result<CoordinatorClient<Channel>, PartyError> {
+        let tls = self.identity(name)?;
         Ok(connect(Dial {
             url: &self.coordinator_url(),
             tls: tls.as_ref(),
@@ -485,7 +505,7 @@ impl Sandbox {
     /// The registry cannot be fetched, a log cannot be read, or a key is malformed.
     pub async fn verify_audit(&self, within: Duration) -> Result<AuditSummary, PartyError> {
         let deadline = Instant::now() + within;
-        let mut client = self.analyst().await?;
+        let mut client = self.auditor().await?;
         loop {
             let registry = client
                 .get_audit_registry(pb::GetAuditRegistryRequest {})

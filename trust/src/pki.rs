@@ -484,6 +484,8 @@ pub struct DeploymentFiles {
     pub parties: Vec<IdentityFiles>,
     /// One identity per analyst, in the order given.
     pub analysts: Vec<IdentityFiles>,
+    /// One identity per auditor, in the order given.
+    pub auditors: Vec<IdentityFiles>,
 }
 
 impl DeploymentFiles {
@@ -493,6 +495,7 @@ impl DeploymentFiles {
         for id in std::iter::once(&self.coordinator)
             .chain(&self.parties)
             .chain(&self.analysts)
+            .chain(&self.auditors)
         {
             paths.push(&id.cert);
             paths.push(&id.key);
@@ -505,21 +508,22 @@ impl DeploymentFiles {
 ///
 /// Creates `dir` (mode `0700` on unix, if it does not exist) and writes `ca.pem`, `ca.key`,
 /// `coordinator.pem`/`coordinator.key` (with `coordinator_sans` as extra SANs, see
-/// [`Pki::issue`]) and `<name>.pem`/`<name>.key` for every party and analyst. Private keys get
-/// mode `0600` on unix.
+/// [`Pki::issue`]) and `<name>.pem`/`<name>.key` for every party, analyst and auditor (each
+/// certificate stating its role, see [`crate::cert`]). Private keys get mode `0600` on unix.
 ///
 /// Never overwrites: fails with [`PkiError::AlreadyInitialized`] if `dir` already holds
 /// `ca.pem`, and with [`PkiError::FileExists`] if any other file is in the way. All names are
-/// validated and every certificate is issued before the first file is written. Party and
-/// analyst names must be distinct and must not be `ca` or `coordinator`.
+/// validated and every certificate is issued before the first file is written. Party, analyst
+/// and auditor names must be distinct across all of them and must not be `ca` or `coordinator`.
 pub fn write_deployment(
     dir: &Path,
     coordinator_sans: &[String],
     parties: &[String],
     analysts: &[String],
+    auditors: &[String],
 ) -> Result<DeploymentFiles, PkiError> {
     let mut seen = BTreeSet::new();
-    for name in parties.iter().chain(analysts) {
+    for name in parties.iter().chain(analysts).chain(auditors) {
         validate_name(name)?;
         if name == CA || name == COORDINATOR {
             return Err(PkiError::ReservedName { name: name.clone() });
@@ -551,6 +555,10 @@ pub fn write_deployment(
         .iter()
         .map(|name| pki.issue(Role::Analyst, name, &[]))
         .collect::<Result<Vec<_>, _>>()?;
+    let auditors = auditors
+        .iter()
+        .map(|name| pki.issue(Role::Auditor, name, &[]))
+        .collect::<Result<Vec<_>, _>>()?;
 
     create_private_dir(dir)?;
     let ca_key = dir.join(format!("{CA}.key"));
@@ -574,6 +582,7 @@ pub fn write_deployment(
         coordinator: write(&coordinator)?,
         parties: parties.iter().map(write).collect::<Result<_, _>>()?,
         analysts: analysts.iter().map(write).collect::<Result<_, _>>()?,
+        auditors: auditors.iter().map(write).collect::<Result<_, _>>()?,
     })
 }
 
@@ -1101,7 +1110,14 @@ mod tests {
         let dir = tmp.path().join("deploy");
         let parties = strings(&["hospital-a", "hospital-b"]);
         let analysts = strings(&["alice"]);
-        let files = write_deployment(&dir, &strings(&["coord.example.org"]), &parties, &analysts)?;
+        let auditors = strings(&["kim"]);
+        let files = write_deployment(
+            &dir,
+            &strings(&["coord.example.org"]),
+            &parties,
+            &analysts,
+            &auditors,
+        )?;
 
         let expected: Vec<PathBuf> = [
             "ca.pem",
@@ -1114,6 +1130,8 @@ mod tests {
             "hospital-b.key",
             "alice.pem",
             "alice.key",
+            "kim.pem",
+            "kim.key",
         ]
         .iter()
         .map(|f| dir.join(f))
@@ -1127,6 +1145,16 @@ mod tests {
         }
         assert_eq!(files.parties[1].name, "hospital-b");
         assert_eq!(files.analysts[0].key, dir.join("alice.key"));
+        assert_eq!(files.auditors[0].cert, dir.join("kim.pem"));
+        for (files, role) in [
+            (&files.parties[0], Role::Party),
+            (&files.analysts[0], Role::Analyst),
+            (&files.auditors[0], Role::Auditor),
+        ] {
+            let der = CertificateDer::from_pem_slice(&fs::read(&files.cert)?)?;
+            let id = PeerIdentity::of_der(&der)?;
+            assert_eq!(id, PeerIdentity::new(role, files.name.clone()));
+        }
 
         #[cfg(unix)]
         {
@@ -1153,7 +1181,7 @@ mod tests {
 
         // A second run refuses, and leaves the keys alone.
         let ca_key = fs::read(&files.ca_key)?;
-        match write_deployment(&dir, &[], &parties, &analysts) {
+        match write_deployment(&dir, &[], &parties, &analysts, &auditors) {
             Err(PkiError::AlreadyInitialized { dir: d }) => assert_eq!(d, dir),
             other => panic!("second run was not refused: {other:?}"),
         }
@@ -1166,14 +1194,17 @@ mod tests {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().join("deploy");
         let cases = [
-            (strings(&["p1", "p1"]), vec![]),
-            (strings(&["p1"]), strings(&["p1"])),
-            (strings(&["coordinator"]), vec![]),
-            (vec![], strings(&["ca"])),
-            (strings(&["P1"]), vec![]),
+            (strings(&["p1", "p1"]), vec![], vec![]),
+            (strings(&["p1"]), strings(&["p1"]), vec![]),
+            (strings(&["p1"]), vec![], strings(&["p1"])),
+            (vec![], strings(&["kim"]), strings(&["kim"])),
+            (strings(&["coordinator"]), vec![], vec![]),
+            (vec![], strings(&["ca"]), vec![]),
+            (vec![], vec![], strings(&["coordinator"])),
+            (strings(&["P1"]), vec![], vec![]),
         ];
-        for (parties, analysts) in cases {
-            let result = write_deployment(&dir, &[], &parties, &analysts);
+        for (parties, analysts, auditors) in cases {
+            let result = write_deployment(&dir, &[], &parties, &analysts, &auditors);
             assert!(
                 matches!(
                     result,
@@ -1181,18 +1212,18 @@ mod tests {
                         | PkiError::ReservedName { .. }
                         | PkiError::InvalidName { .. })
                 ),
-                "parties {parties:?}, analysts {analysts:?}: {result:?}"
+                "parties {parties:?}, analysts {analysts:?}, auditors {auditors:?}: {result:?}"
             );
             assert!(!dir.exists(), "nothing may be written for {parties:?}");
         }
-        let result = write_deployment(&dir, &strings(&["not a name"]), &[], &[]);
+        let result = write_deployment(&dir, &strings(&["not a name"]), &[], &[], &[]);
         assert!(matches!(result, Err(PkiError::InvalidSan { .. })));
         assert!(!dir.exists());
 
         // A stray key file is never overwritten.
         fs::create_dir(&dir)?;
         fs::write(dir.join("p1.key"), "keep me")?;
-        match write_deployment(&dir, &[], &strings(&["p1"]), &[]) {
+        match write_deployment(&dir, &[], &strings(&["p1"]), &[], &[]) {
             Err(PkiError::FileExists { path }) => assert_eq!(path, dir.join("p1.key")),
             other => panic!("stray file was not protected: {other:?}"),
         }
@@ -1204,7 +1235,7 @@ mod tests {
     fn load_rejects_mismatched_or_non_ca_files() -> TestResult {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().join("deploy");
-        let files = write_deployment(&dir, &[], &strings(&["p1"]), &[])?;
+        let files = write_deployment(&dir, &[], &strings(&["p1"]), &[], &[])?;
         let p1 = &files.parties[0];
 
         match Pki::load(&files.ca_cert, &p1.key) {

@@ -455,6 +455,7 @@ mod tests {
             &["coord.example.org".to_owned()],
             &["hospital-a".to_owned()],
             &[],
+            &[],
         )?;
         let c = &files.coordinator;
         let server_id = TlsIdentity::load(&files.ca_cert, &c.cert, &c.key)?;
@@ -603,7 +604,7 @@ mod tests {
     #[test]
     fn load_names_the_missing_file() -> TestResult {
         let tmp = tempfile::tempdir()?;
-        let files = write_deployment(&tmp.path().join("d"), &[], &[], &[])?;
+        let files = write_deployment(&tmp.path().join("d"), &[], &[], &[], &[])?;
         let missing = tmp.path().join("missing.key");
         let c = &files.coordinator;
         match TlsIdentity::load(&files.ca_cert, &c.cert, &missing) {

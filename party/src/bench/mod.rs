@@ -499,7 +499,7 @@ pub async fn run_parent(
         .map_err(io_err("a temporary directory"))?;
     let pki_dir = dir.path().join("pki");
     let names: Vec<String> = (0..parties).map(party_name).collect();
-    pki::write_deployment(&pki_dir, &[], &names, &[]).map_err(CoordinatorError::from)?;
+    pki::write_deployment(&pki_dir, &[], &names, &[], &[]).map_err(CoordinatorError::from)?;
 
     let (tx, mut events) = mpsc::unbounded_channel();
     let mut procs = Vec::with_capacity(parties);
