@@ -171,6 +171,11 @@ struct CoordinatorArgs {
     /// submission, so `revoked = true` applies at once). Default: `<pki>/analysts.toml`.
     #[arg(long)]
     analysts: Option<PathBuf>,
+    /// The consortium's roster (`treaty roster assemble`): callers are the members whose
+    /// certificates it pins, under the CAs it lists; parties register only with the endpoints
+    /// and keys it lists; submissions only with the analysts' keys it lists.
+    #[arg(long)]
+    roster: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -306,6 +311,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                      <pki>/analysts.toml)"
                 ),
             }
+            let roster = match &args.roster {
+                Some(path) => {
+                    let roster = treaty_trust::roster::Roster::load(path)?;
+                    let me = roster
+                        .coordinator()
+                        .context("the roster names no coordinator")?;
+                    if let Some(tls) = &tls
+                        && tls.cert_sha256() != me.cert_sha256
+                    {
+                        anyhow::bail!(
+                            "the roster pins another certificate for the coordinator {:?} than \
+                             this one",
+                            me.identity.name
+                        );
+                    }
+                    tracing::info!(
+                        version = roster.version,
+                        sha256 = %hex::encode(roster.sha256),
+                        "coordinator runs with the roster"
+                    );
+                    Some(std::sync::Arc::new(roster))
+                }
+                None => None,
+            };
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("binding {}", args.listen))?;
@@ -321,6 +350,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         run_timeout: Duration::from_secs(args.run_timeout),
                         approval_timeout: Duration::from_secs(args.approval_timeout),
                         analysts_file: analysts,
+                        roster,
                         ..Default::default()
                     },
                 },

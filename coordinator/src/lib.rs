@@ -59,6 +59,7 @@ pub async fn serve(
     let token = CancellationToken::new();
     let tasks = TaskTracker::new();
     let mut config = options.config;
+    let service_roster = config.roster.clone();
     config.require_tls_identity = options.tls.is_some();
     let audit = audit::AuditFile::open(
         service::COORDINATOR_WRITER,
@@ -77,6 +78,12 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
         .concurrency_limit_per_connection(256);
     if let Some(tls) = &options.tls {
+        // With a roster, clients are trusted under the CAs it lists (each organisation's own);
+        // who they are is then the member whose certificate it pins (`CoordinatorService::caller`).
+        let tls = match &service_roster {
+            Some(roster) => tls.with_ca(roster.ca_bundle(&treaty_trust::Role::ALL))?,
+            None => tls.clone(),
+        };
         builder = builder.tls_config(tls.server_config())?;
     }
     let signal = {

@@ -27,6 +27,7 @@ use treaty_proto::v1::{
     self as pb, Job, JobState, PartyEvent, PartyJobState, PartyJobStatus, coordinator_server,
     job_report, party_event,
 };
+use treaty_trust::roster::Roster;
 
 use crate::CoordinatorError;
 use crate::audit::{AuditEvent, AuditFile, Digest32, SignedHead, head_signature_valid};
@@ -61,6 +62,12 @@ pub struct CoordinatorConfig {
     /// revocation applies at once). `None`: any correctly signed submission is accepted here,
     /// and only the parties' policies decide (development).
     pub analysts_file: Option<PathBuf>,
+    /// The consortium's roster: who a caller is, is then the member whose certificate the roster
+    /// pins (and the certificate must state that member's role and name); a party registers
+    /// only with the endpoint the roster lists; a submission must be signed with the key the
+    /// roster lists for its analyst. `None`: the deployment CA and the certificates' stated
+    /// identities decide (the one-CA trial set-up).
+    pub roster: Option<Arc<Roster>>,
 }
 
 impl Default for CoordinatorConfig {
@@ -73,6 +80,7 @@ impl Default for CoordinatorConfig {
             max_result_bytes: 1 << 30,
             approval_timeout: Duration::from_secs(3600),
             analysts_file: None,
+            roster: None,
         }
     }
 }
@@ -303,13 +311,19 @@ impl CoordinatorService {
         if !self.inner.config.require_tls_identity {
             return Ok(Caller::Insecure);
         }
-        match PeerIdentity::of_request(req) {
-            Some(Ok(id)) => Ok(Caller::Verified(id)),
-            Some(Err(e)) => Err(CoordinatorError::NoIdentity(e.to_string())),
-            None => Err(CoordinatorError::NoIdentity(
+        let leaf = req.peer_certs().and_then(|c| c.first().map(|c| c.to_vec()));
+        let Some(der) = leaf else {
+            return Err(CoordinatorError::NoIdentity(
                 "no client certificate was presented".into(),
-            )),
-        }
+            ));
+        };
+        let identity = match &self.inner.config.roster {
+            Some(roster) => roster.identify(&der).map(|m| m.identity.clone()),
+            None => PeerIdentity::of_der(&der),
+        };
+        identity
+            .map(Caller::Verified)
+            .map_err(|e| CoordinatorError::NoIdentity(e.to_string()))
     }
 
     /// Authenticates a call of the registered party `party`: the caller must hold the party
@@ -817,6 +831,32 @@ impl coordinator_server::Coordinator for CoordinatorService {
         if info.endpoint.is_empty() {
             return Err(CoordinatorError::InvalidRequest("endpoint is required".into()).into());
         }
+        if let Some(member) = self
+            .inner
+            .config
+            .roster
+            .as_ref()
+            .and_then(|r| r.party(&info.id))
+        {
+            // Every node dials and pins its peers from its own roster: a registration that
+            // differs from it would only make the parties refuse the party's jobs later.
+            if member.endpoint != info.endpoint {
+                return Err(CoordinatorError::InvalidRequest(format!(
+                    "party {:?} registers endpoint {} but the roster lists {}",
+                    info.id, info.endpoint, member.endpoint
+                ))
+                .into());
+            }
+            if member.audit_key.map(|k| k.to_bytes().to_vec())
+                != Some(info.audit_public_key.clone())
+            {
+                return Err(CoordinatorError::InvalidRequest(format!(
+                    "party {:?} registers another audit key than the roster lists",
+                    info.id
+                ))
+                .into());
+            }
+        }
         if self.inner.config.require_tls_identity {
             match peer_fp {
                 Some(fp) if fp.as_slice() == info.tls_cert_sha256.as_slice() => {}
@@ -1057,6 +1097,12 @@ impl coordinator_server::Coordinator for CoordinatorService {
                 .map_err(CoordinatorError::from)?
                 .admit(&submission)
                 .map_err(CoordinatorError::NotAuthorized)?;
+        }
+        if let Some(roster) = &self.inner.config.roster {
+            roster
+                .analysts()
+                .admit(&submission)
+                .map_err(|e| CoordinatorError::NotAuthorized(format!("roster: {e}")))?;
         }
         let job_id = submission.job_id();
         if self.inner.store.job(&job_id)?.is_some() {
