@@ -224,6 +224,7 @@ fn party_config(dir: &Path, ds: DatasetConfig) -> PartyConfig {
         datasets: vec![ds],
         policy: None,
         state_dir: None,
+        roster: None,
         base_dir: dir.to_path_buf(),
     }
 }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use treaty_coordinator::audit::{AuditEvent, Digest32};
-use treaty_coordinator::identity::{VerifiedSubmission, check_fresh, verify_submission};
+use treaty_coordinator::identity::{check_fresh, verify_submission};
 use treaty_coordinator::tls::TlsIdentity;
 use treaty_coordinator::validate::normalize_spec;
 use treaty_mpc::fixed::FixedPoint;
@@ -190,8 +190,10 @@ pub fn admit(
         ))
     } else if let Err(e) = membership::check(a, &spec, roster) {
         Err(format!("{} refuses the job's membership: {e}", cfg.id))
-    } else if let Some(reason) = roster.and_then(|r| roster_signer(r, &submission)) {
-        Err(reason)
+    } else if let Some(Err(e)) =
+        roster.map(|r| r.check_signer(&submission.analyst, &submission.public_key))
+    {
+        Err(e.to_string())
     } else {
         check_fresh(&submission, now_ms)
     };
@@ -231,24 +233,6 @@ pub fn admit(
         .map_err(|r| PartyError::Rejected(format!("refused by {}'s policy: {r}", cfg.id)))
         .and_then(|terms| check_assignment(cfg, a).map(|()| terms));
     out
-}
-
-/// With a roster, the submission must be signed by the key the roster lists for the analyst it
-/// names (on top of this party's policy list). Returns the reason to refuse.
-fn roster_signer(roster: &Roster, submission: &VerifiedSubmission) -> Option<String> {
-    let Some(analyst) = roster.member(treaty_trust::Role::Analyst, &submission.analyst) else {
-        return Some(format!(
-            "analyst {:?} is not in this party's roster",
-            submission.analyst
-        ));
-    };
-    let key = analyst.sign_key.map(|k| k.to_bytes());
-    (key != Some(submission.public_key)).then(|| {
-        format!(
-            "the submission is not signed with the key the roster lists for analyst {:?}",
-            submission.analyst
-        )
-    })
 }
 
 /// A `score` job of a stored shared model runs on the model's own features, whatever the spec

@@ -342,6 +342,24 @@ impl Roster {
 }
 
 impl Roster {
+    /// Checks that `key` is the signing key this roster lists for analyst `analyst`.
+    ///
+    /// # Errors
+    /// [`TrustError::Roster`]: the analyst is not in the roster, or signs with another key.
+    pub fn check_signer(&self, analyst: &str, key: &[u8; 32]) -> Result<(), TrustError> {
+        let member = self.member(Role::Analyst, analyst).ok_or_else(|| {
+            TrustError::Roster(format!("analyst {analyst:?} is not in the roster"))
+        })?;
+        if member.sign_key.map(|k| k.to_bytes()) == Some(*key) {
+            Ok(())
+        } else {
+            Err(TrustError::Roster(format!(
+                "the submission is not signed with the key the roster lists for analyst \
+                 {analyst:?}"
+            )))
+        }
+    }
+
     /// The roster's analysts as an analysts list (what a policy's `analysts_file` holds).
     pub fn analysts(&self) -> crate::identity::AnalystList {
         crate::identity::AnalystList {

@@ -167,7 +167,8 @@ fn a_pinned_certificate_stating_another_identity_is_refused() {
 #[test]
 fn malformed_rosters_are_refused() {
     let c = consortium();
-    let cases: Vec<(&str, Box<dyn Fn(&mut RosterFile)>)> = vec![
+    type Change = Box<dyn Fn(&mut RosterFile)>;
+    let cases: Vec<(&str, Change)> = vec![
         (
             "duplicate name",
             Box::new(|f| {
@@ -305,4 +306,27 @@ fn a_node_uses_only_a_roster_its_operator_accepted() {
         .filter_map(|e| e.ok().map(|e| e.file_name()))
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from(ACCEPTED_FILE)]);
+}
+
+#[test]
+fn a_signer_must_be_a_listed_analyst_with_its_listed_key() {
+    let c = consortium();
+    let roster = Roster::parse(&encode(&c.file)).expect("roster");
+    let listed = ed25519_dalek::SigningKey::from_bytes(&[2; 32])
+        .verifying_key()
+        .to_bytes();
+    roster.check_signer("alice", &listed).expect("alice's key");
+    let other = ed25519_dalek::SigningKey::from_bytes(&[5; 32])
+        .verifying_key()
+        .to_bytes();
+    assert!(matches!(
+        roster.check_signer("alice", &other),
+        Err(TrustError::Roster(_))
+    ));
+    assert!(matches!(
+        roster.check_signer("mallory", &listed),
+        Err(TrustError::Roster(_))
+    ));
+    // A party's name is not an analyst.
+    assert!(roster.check_signer("hospital", &listed).is_err());
 }
