@@ -8,9 +8,9 @@ use anyhow::Context;
 use clap::Args;
 use ed25519_dalek::VerifyingKey;
 use tonic::transport::Channel;
-use treaty_coordinator::client::{Dial, connect};
 use treaty_coordinator::jobfile::JobFile;
 use treaty_proto::v1::{self as pb, JobState, coordinator_client::CoordinatorClient};
+use treaty_trust::client::{Dial, connect};
 
 use crate::{TlsArgs, keys, print};
 
@@ -66,7 +66,7 @@ impl ConnectArgs {
                     .map(|d| d.join(format!("{}.sign.key", self.name)))
             })
             .context("no signing key: pass --signing-key FILE (NAME.sign.key from treaty init)")?;
-        Ok(treaty_coordinator::identity::read_signing_key(&path)?)
+        Ok(treaty_trust::identity::read_signing_key(&path)?)
     }
 
     pub(crate) async fn client(&self) -> anyhow::Result<CoordinatorClient<Channel>> {
@@ -175,7 +175,7 @@ pub(crate) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         .and_then(|f| f.to_spec(key))
         .with_context(|| format!("in {}", args.job.display()))?;
     let key = args.connect.signing_key()?;
-    let submission = treaty_coordinator::identity::sign_now(spec, &args.connect.name, &key)?;
+    let submission = treaty_trust::identity::sign_now(spec, &args.connect.name, &key)?;
     let mut c = args.connect.client().await?;
     let job_id = c
         .submit_job(pb::SubmitJobRequest {
@@ -367,7 +367,7 @@ pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
 pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
     let mut c = args.connect.client().await?;
     let job = c
-        .cancel_job(treaty_coordinator::identity::sign_cancel(
+        .cancel_job(treaty_trust::identity::sign_cancel(
             &args.job,
             &args.reason,
             &args.connect.signing_key()?,

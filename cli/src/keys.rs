@@ -28,7 +28,7 @@ pub(crate) struct InitArgs {
 }
 
 pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
-    let written = treaty_coordinator::pki::write_deployment(
+    let written = treaty_trust::pki::write_deployment(
         &args.out,
         &args.coordinator_sans,
         &args.parties,
@@ -48,7 +48,7 @@ pub(crate) fn init(args: InitArgs) -> anyhow::Result<()> {
         paths.extend([secret, public]);
         signers.push((analyst.clone(), Some(key.public_key()?)));
     }
-    paths.extend(treaty_coordinator::identity::write_analyst_keys(
+    paths.extend(treaty_trust::identity::write_analyst_keys(
         &args.out, &signers,
     )?);
     println!("wrote the deployment's keys and certificates:");

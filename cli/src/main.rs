@@ -114,7 +114,7 @@ impl TlsArgs {
     pub(crate) fn identity(
         &self,
         name: &str,
-    ) -> anyhow::Result<Option<treaty_coordinator::tls::TlsIdentity>> {
+    ) -> anyhow::Result<Option<treaty_trust::tls::TlsIdentity>> {
         if self.insecure {
             eprintln!("warning: --insecure: TLS is off, traffic is unauthenticated and readable");
             return Ok(None);
@@ -131,7 +131,7 @@ impl TlsArgs {
             .or_else(|| from_dir(format!("{name}.key")));
         match (ca, cert, key) {
             (Some(ca), Some(cert), Some(key)) => Ok(Some(
-                treaty_coordinator::tls::TlsIdentity::load(&ca, &cert, &key)
+                treaty_trust::tls::TlsIdentity::load(&ca, &cert, &key)
                     .with_context(|| format!("loading the TLS identity of {name:?}"))?,
             )),
             _ => anyhow::bail!(
@@ -300,7 +300,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match &analysts {
                 Some(path) => {
                     // Checked now so that a broken file stops the start, not the first job.
-                    treaty_coordinator::identity::AnalystList::load(path)?;
+                    treaty_trust::identity::AnalystList::load(path)?;
                 }
                 None if args.tls.insecure => eprintln!(
                     "warning: no --analysts: any correctly signed job is accepted here (the \

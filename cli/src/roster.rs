@@ -335,7 +335,7 @@ fn show(roster: &Roster) -> anyhow::Result<()> {
     for m in roster.members() {
         println!(
             "  {:<11} {:<16} cert {}…{}",
-            m.identity.role,
+            m.identity.role.as_str(),
             m.identity.name,
             &hex::encode(m.cert_sha256)[..16],
             if m.endpoint.is_empty() {

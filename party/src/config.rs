@@ -29,10 +29,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use treaty_coordinator::client::COORDINATOR_TLS_NAME;
-use treaty_coordinator::tls::TlsIdentity;
 use treaty_proto::v1 as pb;
+use treaty_trust::client::COORDINATOR_TLS_NAME;
 use treaty_trust::roster::Roster;
+use treaty_trust::tls::TlsIdentity;
 
 use crate::PartyError;
 use crate::dataset::{ColumnType, DatasetConfig};
@@ -147,7 +147,7 @@ impl PartyConfig {
 
     /// Checks the config for consistency.
     pub fn validate(&self) -> Result<(), String> {
-        treaty_coordinator::pki::validate_name(&self.id).map_err(|e| format!("id: {e}"))?;
+        treaty_trust::pki::validate_name(&self.id).map_err(|e| format!("id: {e}"))?;
         if !self.insecure && self.tls.is_none() {
             return Err(
                 "a [tls] section is required (or `insecure = true` for development)".into(),
@@ -190,7 +190,7 @@ impl PartyConfig {
                     &self.resolve(&t.cert),
                     &self.resolve(&t.key),
                 )
-                .map_err(treaty_coordinator::CoordinatorError::from)?,
+                .map_err(treaty_trust::TrustError::from)?,
             )),
             (None, false) => Err(PartyError::Config {
                 path: self.base_dir.clone(),

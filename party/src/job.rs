@@ -12,8 +12,6 @@ use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use treaty_coordinator::audit::{AuditEvent, Digest32};
-use treaty_coordinator::identity::{check_fresh, verify_submission};
-use treaty_coordinator::tls::TlsIdentity;
 use treaty_coordinator::validate::normalize_spec;
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::output;
@@ -24,7 +22,9 @@ use treaty_mpc::stats::{self, LocalAggregates};
 use treaty_mpc::transport::{DigestedTransport, SubTransport, Transport, exchange};
 use treaty_mpc::vstats::{self, VerticalInput};
 use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient, job_report, job_spec};
+use treaty_trust::identity::{check_fresh, verify_submission};
 use treaty_trust::roster::Roster;
+use treaty_trust::tls::TlsIdentity;
 use zeroize::Zeroize;
 
 use crate::PartyError;
@@ -1319,7 +1319,7 @@ impl JobRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use treaty_coordinator::identity::sign_submission;
+    use treaty_trust::identity::sign_submission;
 
     const NOW: i64 = 1_800_000_000_000;
 

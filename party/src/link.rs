@@ -24,12 +24,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
-use treaty_coordinator::client::{Dial, endpoint};
-use treaty_coordinator::tls::{TlsIdentity, peer_cert_sha256};
 use treaty_mpc::transport::{Counters, PartyIndex, Transport, TransportError};
 use treaty_proto::v1::{self as pb, frame, party_link_client::PartyLinkClient, party_link_server};
 use treaty_proto::{CHUNK_SIZE, MAX_DATA_FRAME};
+use treaty_trust::client::{Dial, endpoint};
 use treaty_trust::roster::Roster;
+use treaty_trust::tls::{TlsIdentity, peer_cert_sha256};
 use treaty_trust::{PeerIdentity, Role, TrustError};
 
 /// Frames queued per outgoing link before `send` waits (back-pressure).

@@ -12,11 +12,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-use treaty_coordinator::client::{Dial, connect};
-use treaty_coordinator::tls::TlsIdentity;
 use treaty_proto::v1::{
     self as pb, coordinator_client::CoordinatorClient, job_report, party_event,
 };
+use treaty_trust::client::{Dial, connect};
+use treaty_trust::tls::TlsIdentity;
 
 use crate::PartyError;
 use crate::approval;

@@ -37,8 +37,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use treaty_coordinator::identity::{Analyst, AnalystList};
 use treaty_proto::v1::{self as pb, job_spec};
+use treaty_trust::identity::{Analyst, AnalystList};
 
 use crate::PartyError;
 use crate::error::io_err;

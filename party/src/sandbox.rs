@@ -13,11 +13,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use treaty_coordinator::audit::{AuditEvent, ExportedLog, SignedHead, verify_logs};
-use treaty_coordinator::client::{COORDINATOR_TLS_NAME, Dial, connect};
-use treaty_coordinator::identity::{read_signing_key, sign_now};
-use treaty_coordinator::tls::TlsIdentity;
-use treaty_coordinator::{CoordinatorConfig, CoordinatorError, ServeOptions, pki};
+use treaty_coordinator::{CoordinatorConfig, ServeOptions};
 use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient};
+use treaty_trust::client::{COORDINATOR_TLS_NAME, Dial, connect};
+use treaty_trust::identity::{read_signing_key, sign_now};
+use treaty_trust::pki;
+use treaty_trust::tls::TlsIdentity;
 
 use crate::PartyError;
 use crate::config::{Limits, PartyConfig, TlsFiles};
@@ -121,7 +122,7 @@ impl std::fmt::Debug for Sandbox {
 /// it (`analysts.toml`), unless they exist.
 fn write_analyst(dir: &Path) -> Result<(), PartyError> {
     if !dir.join("analysts.toml").exists() {
-        treaty_coordinator::identity::write_analyst_keys(dir, &[(ANALYST.to_string(), None)])?;
+        treaty_trust::identity::write_analyst_keys(dir, &[(ANALYST.to_string(), None)])?;
     }
     Ok(())
 }
@@ -147,7 +148,7 @@ impl Sandbox {
                 &[ANALYST.to_string()],
                 &[AUDITOR.to_string()],
             )
-            .map_err(CoordinatorError::from)?;
+            .map_err(treaty_trust::TrustError::from)?;
         }
         write_analyst(&opts.dir)?;
         let listener = TcpListener::bind("127.0.0.1:0")
@@ -223,7 +224,7 @@ impl Sandbox {
         }
         let f = self.tls_files(name);
         Ok(Some(
-            TlsIdentity::load(&f.ca, &f.cert, &f.key).map_err(CoordinatorError::from)?,
+            TlsIdentity::load(&f.ca, &f.cert, &f.key).map_err(treaty_trust::TrustError::from)?,
         ))
     }
 

@@ -9,12 +9,12 @@
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use treaty_coordinator::identity::sign_cancel;
-use treaty_coordinator::pki::Pki;
 use treaty_party::config::TlsFiles;
 use treaty_party::{PartyError, analyst};
 use treaty_proto::v1::{self as pb, JobState, PartyJobState, frame};
 use treaty_trust::TrustError;
+use treaty_trust::identity::sign_cancel;
+use treaty_trust::pki::Pki;
 use treaty_trust::result::ResultFault;
 
 use support::{Cluster, FakeParty, MAX_MESSAGE, PATIENCE, ROWS, set_cell, within};
@@ -32,8 +32,6 @@ mod support {
     use tonic::Streaming;
     use tonic::transport::Channel;
     use treaty_coordinator::CoordinatorConfig;
-    use treaty_coordinator::client::{COORDINATOR_TLS_NAME, Dial, connect, endpoint};
-    use treaty_coordinator::tls::TlsIdentity;
     use treaty_mpc::fixed::FixedPoint;
     use treaty_mpc::output::RecipientSecretKey;
     use treaty_mpc::seeds;
@@ -47,6 +45,8 @@ mod support {
         self as pb, JobState, coordinator_client::CoordinatorClient, frame, job_report,
         party_event, party_link_client::PartyLinkClient,
     };
+    use treaty_trust::client::{COORDINATOR_TLS_NAME, Dial, connect, endpoint};
+    use treaty_trust::tls::TlsIdentity;
 
     /// Rows of synthetic claims per party.
     pub(crate) const ROWS: usize = 2_000;

@@ -18,7 +18,6 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
-use treaty_coordinator::identity::verify_submission;
 use treaty_coordinator::validate::normalize_spec;
 use treaty_mpc::output::RecipientSecretKey;
 use treaty_party::PartyConfig;
@@ -28,6 +27,7 @@ use treaty_proto::v1::{
     self as pb, coordinator_server, frame, job_report, party_event, party_link_client,
 };
 use treaty_trust::client::{Dial, endpoint};
+use treaty_trust::identity::verify_submission;
 
 /// Upper bound on anything a test waits for.
 const PATIENCE: Duration = Duration::from_secs(60);

@@ -65,10 +65,10 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use treaty_coordinator::tls::TlsIdentity;
-use treaty_coordinator::{CoordinatorError, pki};
 use treaty_mpc::rep3::workload::Case;
 use treaty_mpc::transport::{CounterSnapshot, DEFAULT_MAX_MESSAGE, PartyIndex};
+use treaty_trust::pki;
+use treaty_trust::tls::TlsIdentity;
 
 pub use glm::{
     ScoreBatchResult, ScoreCase, ScoreResult, ScoreSingleResult, TrainCase, TrainResult,
@@ -499,7 +499,8 @@ pub async fn run_parent(
         .map_err(io_err("a temporary directory"))?;
     let pki_dir = dir.path().join("pki");
     let names: Vec<String> = (0..parties).map(party_name).collect();
-    pki::write_deployment(&pki_dir, &[], &names, &[], &[]).map_err(CoordinatorError::from)?;
+    pki::write_deployment(&pki_dir, &[], &names, &[], &[])
+        .map_err(treaty_trust::TrustError::from)?;
 
     let (tx, mut events) = mpsc::unbounded_channel();
     let mut procs = Vec::with_capacity(parties);
@@ -702,7 +703,7 @@ pub async fn run_child(
         &pki_dir.join(format!("{name}.pem")),
         &pki_dir.join(format!("{name}.key")),
     )
-    .map_err(CoordinatorError::from)?;
+    .map_err(treaty_trust::TrustError::from)?;
 
     // Lines from the parent; the channel closes when stdin does.
     let (tx, mut lines) = mpsc::unbounded_channel::<String>();
