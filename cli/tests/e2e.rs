@@ -4,10 +4,13 @@
 //! and paths are rewritten).
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
+mod deploy;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+use deploy::{free_port, run_ok, spawn, treaty};
 
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::stats::StatsResult;
@@ -16,46 +19,6 @@ use treaty_party::synthetic;
 
 const PARTIES: [&str; 3] = ["hospital", "insurer", "bank"];
 const ROWS: usize = 3_000;
-
-fn treaty() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_treaty"));
-    c.env_remove("TREATY_COORDINATOR").env_remove("TREATY_PKI");
-    c
-}
-
-/// A child process killed when dropped, so a failing test leaves nothing running.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(cmd: &mut Command, log: &Path) -> Proc {
-    let log = std::fs::File::create(log).unwrap();
-    Proc(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap())
-}
 
 #[test]
 fn coordinator_and_three_party_processes_match_the_clear_computation() {

@@ -6,55 +6,16 @@
 //! ports and paths are rewritten).
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
+mod deploy;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+use deploy::{Proc, free_port, run_ok, spawn, treaty};
 
 const PARTIES: [&str; 3] = ["hospital", "insurer", "bank"];
 const ROWS: usize = 2_000;
-
-fn treaty() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_treaty"));
-    c.env_remove("TREATY_COORDINATOR")
-        .env_remove("TREATY_PKI")
-        .env_remove("TREATY_LOG");
-    c
-}
-
-/// A child process killed when dropped, so a failing test leaves nothing running.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(cmd: &mut Command, log: &Path) -> Proc {
-    let log = std::fs::File::create(log).unwrap();
-    Proc(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap())
-}
 
 /// `treaty roster entry ARGS` written to `entries/NAME.toml`.
 fn entry(d: &Path, name: &str, args: &mut Command) -> PathBuf {
