@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use deploy::{free_port, run_ok, spawn, treaty};
+use deploy::{free_port, run_ok, spawn, treaty, wait_online};
 
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::stats::StatsResult;
@@ -85,26 +85,7 @@ fn coordinator_and_three_party_processes_match_the_clear_computation() {
         )
     };
     // Wait for all three parties to be registered and online.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let out = analyst(treaty().args(["parties", "--json"]));
-        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let online = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["online"] == true)
-            .count();
-        if online == 3 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "parties did not come online: {list}\ncoordinator log:\n{}",
-            std::fs::read_to_string(d.join("coordinator.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_online(3, analyst, d, &["coordinator"]);
 
     // examples/stats-job.toml, submitted as the analyst; returns the job id.
     let submit_stats = || -> String {

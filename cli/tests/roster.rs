@@ -10,9 +10,8 @@ mod deploy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-use deploy::{Proc, free_port, run_ok, spawn, treaty};
+use deploy::{Proc, free_port, run_ok, spawn, treaty, wait_online};
 
 const PARTIES: [&str; 3] = ["hospital", "insurer", "bank"];
 const ROWS: usize = 2_000;
@@ -209,29 +208,12 @@ fn three_organisations_agree_on_a_roster_and_run_a_job() {
                 .arg(&roster),
         )
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let out = analyst(treaty().args(["parties", "--json"]));
-        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let online = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["online"] == true)
-            .count();
-        if online == 3 {
-            break;
-        }
-        let logs: String = ["coordinator", "hospital", "insurer", "bank"]
-            .iter()
-            .map(|n| std::fs::read_to_string(d.join(format!("{n}.log"))).unwrap_or_default())
-            .collect();
-        assert!(
-            Instant::now() < deadline,
-            "parties did not come online: {list}\n{logs}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_online(
+        3,
+        analyst,
+        d,
+        &["coordinator", "hospital", "insurer", "bank"],
+    );
     let out = analyst(
         treaty()
             .args(["submit", "--json"])

@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The `treaty` binary, without a coordinator, PKI or log filter from the environment.
 pub(crate) fn treaty() -> Command {
@@ -49,4 +50,36 @@ pub(crate) fn free_port() -> u16 {
 pub(crate) fn spawn(cmd: &mut Command, log: &Path) -> Proc {
     let log = std::fs::File::create(log).unwrap();
     Proc(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap())
+}
+
+/// Polls `treaty parties --json` (run through `analyst`) until `n` parties are online; after
+/// 120 s fails with the list and the logs in `dir` named `logs` (`<name>.log`).
+pub(crate) fn wait_online(
+    n: usize,
+    analyst: impl Fn(&mut Command) -> Output,
+    dir: &Path,
+    logs: &[&str],
+) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = analyst(treaty().args(["parties", "--json"]));
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let online = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["online"] == true)
+            .count();
+        if online == n {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let logs: String = logs
+                .iter()
+                .map(|n| std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default())
+                .collect();
+            panic!("parties did not come online: {list}\n{logs}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
