@@ -192,24 +192,19 @@ fn read(path: &Path) -> anyhow::Result<String> {
 }
 
 fn write_new(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .with_context(|| format!("creating {} (it must not exist)", path.display()))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", path.display()))
+    Ok(treaty_trust::pki::write_new_file(
+        path,
+        bytes,
+        treaty_trust::pki::FileKind::Public,
+    )?)
 }
 
-/// The certificate's fingerprint, after checking it is `role`/`name` and its key-less parts load.
-fn certificate(cert: &Path, ca: &Path, role: Role, name: &str) -> anyhow::Result<[u8; 32]> {
-    let pem = read(cert)?;
-    let der = CertificateDer::from_pem_slice(pem.as_bytes())
-        .with_context(|| format!("{} holds no PEM certificate", cert.display()))?;
+/// The fingerprint of the (first) certificate in `pem` from `origin`, after checking that it
+/// states `role`/`name`.
+fn certificate(pem: &[u8], origin: &Path, role: Role, name: &str) -> anyhow::Result<[u8; 32]> {
+    let der = CertificateDer::from_pem_slice(pem)
+        .with_context(|| format!("{} holds no PEM certificate", origin.display()))?;
     PeerIdentity::of_der(&der)?.expect(role, name)?;
-    read(ca)?;
     Ok(sha256(&der))
 }
 
@@ -226,7 +221,7 @@ fn entry(a: EntryArgs) -> anyhow::Result<()> {
             let (Some(name), Some(cert), Some(ca)) = (&a.name, &a.cert, &a.ca) else {
                 bail!("--role needs --name, --cert and --ca");
             };
-            let fp = certificate(cert, ca, role, name)?;
+            let fp = certificate(read(cert)?.as_bytes(), cert, role, name)?;
             let key_file = |p: &Option<PathBuf>| -> anyhow::Result<String> {
                 p.as_deref()
                     .map(|p| read(p).map(|t| t.trim().to_string()))
@@ -277,8 +272,11 @@ fn party_entry(config: &Path) -> anyhow::Result<MemberEntry> {
         cfg.resolve(&tls.cert),
         cfg.resolve(&tls.key),
     );
+    // Loading checks that the key belongs to the certificate; the entry takes both PEMs from it.
     let identity = TlsIdentity::load(&ca, &cert, &key)?;
-    certificate(&cert, &ca, Role::Party, &cfg.id)?;
+    certificate(identity.cert_pem(), &cert, Role::Party, &cfg.id)?;
+    let ca_pem = String::from_utf8(identity.ca_pem().to_vec())
+        .with_context(|| format!("{} is not text", ca.display()))?;
     let audit_key =
         treaty_coordinator::audit::identity_key(&treaty_party::audit_log::audit_dir(&cfg))?;
     Ok(MemberEntry {
@@ -289,7 +287,7 @@ fn party_entry(config: &Path) -> anyhow::Result<MemberEntry> {
         audit_key: hex::encode(audit_key.verifying_key().to_bytes()),
         sign_key: String::new(),
         result_key: String::new(),
-        ca: read(&ca)?,
+        ca: ca_pem,
     })
 }
 

@@ -27,7 +27,7 @@ use crate::policy::Terms;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use treaty_coordinator::audit::AuditFile;
-use treaty_coordinator::audit::{AuditEvent, Digest32};
+use treaty_coordinator::audit::{AuditEvent, AuditRecord, Digest32};
 use treaty_trust::roster::Roster;
 use treaty_trust::{Role, TrustError};
 
@@ -130,6 +130,8 @@ pub async fn run(
         ),
     }
     let audit = Arc::new(crate::audit_log::open(&cfg)?);
+    // One pass over the log at start: the roster last recorded and every job id received.
+    let records = audit.records();
     let roster = cfg.load_roster()?.map(Arc::new);
     if let Some(roster) = &roster {
         let pinned = roster.party(&cfg.id).and_then(|m| m.audit_key);
@@ -148,10 +150,9 @@ pub async fn run(
             sha256 = %hex::encode(roster.sha256),
             "running with the accepted roster"
         );
-        record_roster(&audit, roster);
+        record_roster(&audit, &records, roster);
     }
-    let seen = audit
-        .records()
+    let seen = records
         .into_iter()
         .filter(|r| matches!(r.entry.event, AuditEvent::JobReceived { .. }))
         .filter_map(|r| r.entry.job)
@@ -276,16 +277,12 @@ async fn session(node: &Arc<Node>) -> Result<(), PartyError> {
 }
 
 /// Records the roster this node runs with, once per version it is first seen with.
-fn record_roster(audit: &AuditFile, roster: &Roster) {
+fn record_roster(audit: &AuditFile, records: &[AuditRecord], roster: &Roster) {
     let sha256 = Digest32(roster.sha256);
-    let known = audit
-        .records()
-        .into_iter()
-        .rev()
-        .find_map(|r| match r.entry.event {
-            AuditEvent::RosterAccepted { sha256, .. } => Some(sha256),
-            _ => None,
-        });
+    let known = records.iter().rev().find_map(|r| match &r.entry.event {
+        AuditEvent::RosterAccepted { sha256, .. } => Some(*sha256),
+        _ => None,
+    });
     if known != Some(sha256) {
         let event = AuditEvent::RosterAccepted {
             version: roster.version,

@@ -760,9 +760,12 @@ pub(crate) fn key_pem_error(e: &pem::Error) -> &'static str {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FileKind {
+/// Who may read a file [`write_new_file`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// Anyone (`0644` on unix): certificates, public keys.
     Public,
+    /// Its owner only (`0600` on unix): private keys.
     Secret,
 }
 
@@ -779,7 +782,10 @@ fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
 }
 
 /// Writes `contents` to a file that must not exist yet (`0600` on unix for secrets) and syncs it.
-pub(crate) fn write_new_file(path: &Path, contents: &[u8], kind: FileKind) -> Result<(), PkiError> {
+///
+/// # Errors
+/// [`PkiError::FileExists`] when something is in the way; other I/O failures.
+pub fn write_new_file(path: &Path, contents: &[u8], kind: FileKind) -> Result<(), PkiError> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
