@@ -90,12 +90,8 @@ fn decision_path(cfg: &PartyConfig, job: &str) -> Result<PathBuf, PartyError> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PartyError> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err(path))
+    treaty_trust::pki::write_atomically(path, bytes)
+        .map_err(|e| treaty_trust::TrustError::from(e).into())
 }
 
 /// Records a request for approval.

@@ -781,6 +781,35 @@ fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
     })
 }
 
+/// Replaces `path` with `bytes` so that a crash leaves the old file or the new one, never half of
+/// one: a temporary file beside it, synced, renamed over it, then the folder synced (creating
+/// the folder if needed).
+///
+/// # Errors
+/// I/O failures, naming the file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PkiError> {
+    let write = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PkiError::Write { path, source }
+    };
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    fs::create_dir_all(&dir).map_err(|source| PkiError::CreateDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::File::create(&tmp).map_err(write(&tmp))?;
+    f.write_all(bytes).map_err(write(&tmp))?;
+    f.sync_all().map_err(write(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(write(path))?;
+    if let Ok(d) = fs::File::open(&dir) {
+        // Best effort: some filesystems refuse to sync a directory.
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 /// Writes `contents` to a file that must not exist yet (`0600` on unix for secrets) and syncs it.
 ///
 /// # Errors

@@ -33,8 +33,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ed25519_dalek::VerifyingKey;
 use rustls_pki_types::CertificateDer;
@@ -462,26 +461,8 @@ pub fn accept(
     };
     let json = serde_json::to_vec_pretty(&pin)
         .map_err(|e| TrustError::Roster(format!("cannot encode the pin: {e}")))?;
-    write_atomically(&state_dir.join(ACCEPTED_FILE), &json)?;
+    crate::pki::write_atomically(&state_dir.join(ACCEPTED_FILE), &json)?;
     Ok(pin)
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename, then syncs the folder.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TrustError> {
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let io = |path: PathBuf| move |source| TrustError::Io { path, source };
-    fs::create_dir_all(&dir).map_err(io(dir.clone()))?;
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp).map_err(io(tmp.clone()))?;
-    f.write_all(bytes).map_err(io(tmp.clone()))?;
-    f.sync_all().map_err(io(tmp.clone()))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io(path.to_owned()))?;
-    if let Ok(d) = fs::File::open(&dir) {
-        // Best effort: some filesystems refuse to sync a directory.
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 #[cfg(test)]
