@@ -77,15 +77,17 @@ fn coordinator_and_three_party_processes_match_the_clear_computation() {
         ));
     }
 
+    let as_analyst = |cmd: &mut Command| {
+        cmd.args(["--coordinator", &coordinator])
+            .arg("--pki")
+            .arg(&pki);
+    };
     let analyst = |cmd: &mut Command| -> Output {
-        run_ok(
-            cmd.args(["--coordinator", &coordinator])
-                .arg("--pki")
-                .arg(&pki),
-        )
+        as_analyst(cmd);
+        run_ok(cmd)
     };
     // Wait for all three parties to be registered and online.
-    wait_online(3, analyst, d, &["coordinator"]);
+    wait_online(3, as_analyst, d, &["coordinator"]);
 
     // examples/stats-job.toml, submitted as the analyst; returns the job id.
     let submit_stats = || -> String {

@@ -199,18 +199,20 @@ fn three_organisations_agree_on_a_roster_and_run_a_job() {
 
     // 5. The analyst: its own certificate; the roster says whom to trust as the coordinator
     //    and which keys the parties sign their shares with.
+    let as_analyst = |cmd: &mut Command| {
+        cmd.args(["--coordinator", &coordinator, "--as", "analyst"])
+            .arg("--pki")
+            .arg(d.join("analyst"))
+            .arg("--roster")
+            .arg(&roster);
+    };
     let analyst = |cmd: &mut Command| -> Output {
-        run_ok(
-            cmd.args(["--coordinator", &coordinator, "--as", "analyst"])
-                .arg("--pki")
-                .arg(d.join("analyst"))
-                .arg("--roster")
-                .arg(&roster),
-        )
+        as_analyst(cmd);
+        run_ok(cmd)
     };
     wait_online(
         3,
-        analyst,
+        as_analyst,
         d,
         &["coordinator", "hospital", "insurer", "bank"],
     );

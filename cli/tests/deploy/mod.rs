@@ -52,33 +52,37 @@ pub(crate) fn spawn(cmd: &mut Command, log: &Path) -> Proc {
     Proc(cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap())
 }
 
-/// Polls `treaty parties --json` (run through `analyst`) until `n` parties are online; after
-/// 120 s fails with the list and the logs in `dir` named `logs` (`<name>.log`).
-pub(crate) fn wait_online(
-    n: usize,
-    analyst: impl Fn(&mut Command) -> Output,
-    dir: &Path,
-    logs: &[&str],
-) {
+/// Polls `treaty parties --json` (with the analyst's options added by `as_analyst`) until `n`
+/// parties are online. The coordinator may not listen yet, so a failed call is retried like an
+/// incomplete list; after 120 s the test fails with the last answer and the logs in `dir` named
+/// `logs` (`<name>.log`).
+pub(crate) fn wait_online(n: usize, as_analyst: impl Fn(&mut Command), dir: &Path, logs: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let out = analyst(treaty().args(["parties", "--json"]));
-        let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let online = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|p| p["online"] == true)
-            .count();
-        if online == n {
-            return;
-        }
+        let mut cmd = treaty();
+        as_analyst(cmd.args(["parties", "--json"]));
+        let out = cmd.output().unwrap();
+        let last = if out.status.success() {
+            let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let online = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["online"] == true)
+                .count();
+            if online == n {
+                return;
+            }
+            list.to_string()
+        } else {
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        };
         if Instant::now() >= deadline {
             let logs: String = logs
                 .iter()
                 .map(|n| std::fs::read_to_string(dir.join(format!("{n}.log"))).unwrap_or_default())
                 .collect();
-            panic!("parties did not come online: {list}\n{logs}");
+            panic!("parties did not come online: {last}\n{logs}");
         }
         std::thread::sleep(Duration::from_millis(200));
     }
