@@ -14,6 +14,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use tokio::runtime::Runtime;
+use treaty_analyst as analyst;
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::output::{self, RecipientSecretKey};
 use treaty_mpc::seeds::{self, SessionContext};
@@ -24,10 +25,11 @@ use treaty_mpc::transport::{
 };
 use treaty_party::config::{Limits, PartyConfig};
 use treaty_party::dataset::DatasetConfig;
-use treaty_party::demo::{self, DemoOptions};
-use treaty_party::sandbox::{Sandbox, SandboxOptions};
-use treaty_party::{analyst, job, synthetic};
+use treaty_party::job;
 use treaty_proto::v1::{self as pb, JobState, job_spec};
+use treaty_sandbox::demo::{self, DemoOptions};
+use treaty_sandbox::sandbox::{Sandbox, SandboxOptions};
+use treaty_sandbox::synthetic;
 
 /// Columns aggregated by the local and protocol benches (the demo job has three).
 const COLUMNS: usize = 3;

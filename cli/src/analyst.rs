@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use ed25519_dalek::VerifyingKey;
 use tonic::transport::Channel;
-use treaty_coordinator::jobfile::JobFile;
+use treaty_job::file::JobFile;
 use treaty_proto::v1::{self as pb, JobState, coordinator_client::CoordinatorClient};
 use treaty_trust::client::{Dial, connect};
 
@@ -301,7 +301,7 @@ pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let keys = party_keys(args.party_keys.as_deref(), &args.connect, &mut c).await?;
-    use treaty_party::analyst as opened;
+    use treaty_analyst as opened;
     use treaty_proto::v1::job_spec::Computation;
     let computation = job.spec.as_ref().and_then(|s| s.computation.as_ref());
     // Each kind: its JSON value and a printer for humans.

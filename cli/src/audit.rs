@@ -8,11 +8,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use ed25519_dalek::VerifyingKey;
-use serde::{Deserialize, Serialize};
-use treaty_coordinator::audit::{
-    AuditEvent, AuditRecord, Digest32, ExportedLog, SignedHead, verify_logs,
+use treaty_audit::registry::{Registry, parse_key};
+use treaty_audit::{
+    AuditEvent, AuditRecord, COORDINATOR_WRITER, Digest32, ExportedLog, SignedHead, verify_logs,
 };
-use treaty_coordinator::service::COORDINATOR_WRITER;
 use treaty_proto::v1 as pb;
 
 use crate::analyst::ConnectArgs;
@@ -70,93 +69,21 @@ enum AuditCommand {
     },
 }
 
-/// The saved form of the coordinator's `AuditRegistry`.
-#[derive(Debug, Serialize, Deserialize)]
-struct Registry {
-    writers: Vec<RegistryWriter>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct RegistryWriter {
-    writer: String,
-    /// Ed25519, hex.
-    public_key: String,
-    head: Option<RegistryHead>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct RegistryHead {
-    seq: u64,
-    head: Digest32,
-    /// Ed25519, hex.
-    signature: String,
-}
-
-impl Registry {
-    fn from_proto(p: &pb::AuditRegistry) -> anyhow::Result<Self> {
-        let writers = p
-            .writers
-            .iter()
-            .map(|w| {
-                let head = w
-                    .head
-                    .as_ref()
-                    .map(|h| {
-                        SignedHead::from_proto(h).map_err(|e| {
-                            anyhow::anyhow!("the coordinator's head for {}: {e}", w.writer)
-                        })
-                    })
-                    .transpose()?
-                    .map(|h| RegistryHead {
-                        seq: h.seq,
-                        head: h.head,
-                        signature: h.signature,
-                    });
-                Ok(RegistryWriter {
-                    writer: w.writer.clone(),
-                    public_key: hex::encode(&w.public_key),
-                    head,
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        Ok(Self { writers })
-    }
-
-    fn get(&self, writer: &str) -> Option<&RegistryWriter> {
-        self.writers.iter().find(|w| w.writer == writer)
-    }
-}
-
-/// Party id → identity key of every party `registry` lists (the coordinator's own entry is not
-/// a party's).
-fn party_keys_of(registry: &Registry) -> anyhow::Result<BTreeMap<String, VerifyingKey>> {
-    registry
-        .writers
-        .iter()
-        .filter(|w| w.writer != COORDINATOR_WRITER)
-        .map(|w| Ok((w.writer.clone(), parse_key(&w.writer, &w.public_key)?)))
-        .collect()
-}
-
 /// The parties' identity keys from a registry file saved from `treaty audit registry` (keys the
 /// analyst obtained out of band).
 pub(crate) fn read_party_keys(path: &Path) -> anyhow::Result<BTreeMap<String, VerifyingKey>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the party keys {}", path.display()))?;
-    let registry: Registry = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a registry saved from `treaty audit registry`",
-            path.display()
-        )
-    })?;
-    party_keys_of(&registry).with_context(|| format!("in {}", path.display()))
+    Registry::from_json(&text)
+        .and_then(|r| r.party_keys())
+        .with_context(|| format!("in {}", path.display()))
 }
 
 /// The parties' identity keys as the coordinator's `GetAuditRegistry` lists them.
 pub(crate) fn party_keys_from_proto(
     registry: &pb::AuditRegistry,
 ) -> anyhow::Result<BTreeMap<String, VerifyingKey>> {
-    party_keys_of(&Registry::from_proto(registry)?)
+    Ok(Registry::from_proto(registry)?.party_keys()?)
 }
 
 fn pair(s: &str) -> Result<(String, PathBuf), String> {
@@ -181,20 +108,11 @@ fn read_logs(logs: &[(String, PathBuf)]) -> anyhow::Result<Vec<(String, String)>
         .collect()
 }
 
-fn parse_key(writer: &str, hex_key: &str) -> anyhow::Result<VerifyingKey> {
-    let mut bytes = [0u8; 32];
-    hex::decode_to_slice(hex_key, &mut bytes)
-        .with_context(|| format!("{writer}'s key is not 32 bytes of hex"))?;
-    VerifyingKey::from_bytes(&bytes)
-        .with_context(|| format!("{writer}'s key is not an Ed25519 public key"))
-}
-
 pub(crate) async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         AuditCommand::Key { config } => {
             let cfg = treaty_party::PartyConfig::load(&config)?;
-            let key =
-                treaty_coordinator::audit::identity_key(&treaty_party::audit_log::audit_dir(&cfg))?;
+            let key = treaty_audit::identity_key(&treaty_party::audit_log::audit_dir(&cfg))?;
             println!("{}", hex::encode(key.verifying_key().to_bytes()));
             Ok(ExitCode::SUCCESS)
         }

@@ -1,4 +1,4 @@
-//! `treaty bench mpc|psi|train|score`: parse, hand over to `treaty_party::bench`, print.
+//! `treaty bench mpc|psi|train|score`: parse, hand over to `treaty_bench`, print.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use treaty_mpc::rep3::workload::{Case, DEFAULT_MATRICES, DEFAULT_NS, Op, Shape};
-use treaty_party::bench::{
-    self, BenchPlan, BenchResult, PsiBenchMode, PsiCase, ScoreCase, TrainCase, Workload,
+use treaty_bench::{
+    self as bench, self, BenchPlan, BenchResult, PsiBenchMode, PsiCase, ScoreCase, TrainCase,
+    Workload,
 };
+use treaty_mpc::rep3::workload::{Case, DEFAULT_MATRICES, DEFAULT_NS, Op, Shape};
 
 #[derive(Args, Debug)]
 pub(crate) struct BenchArgs {
@@ -339,14 +340,14 @@ async fn run_fhe(args: FheBenchArgs) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::Builder::new()
         .prefix("treaty-bench-fhe-")
         .tempdir()?;
-    let opts = treaty_party::bench_fhe::FheBenchOptions {
+    let opts = treaty_bench::fhe::FheBenchOptions {
         work_dir: tmp.path().into(),
         models: args.models,
         batch: args.batch,
         repeat: args.repeat.max(1),
     };
     let json = args.json;
-    let report = treaty_party::bench_fhe::run(&opts, |what| {
+    let report = treaty_bench::fhe::run(&opts, |what| {
         if !json {
             eprintln!("… {what}");
         }

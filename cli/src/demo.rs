@@ -1,4 +1,4 @@
-//! `treaty demo`: argument parsing and printing around `treaty_party::demo`.
+//! `treaty demo`: argument parsing and printing around `treaty_sandbox::demo`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,9 +7,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use treaty_mpc::stats::StatsResult;
 use treaty_party::dataset::Predicate;
-use treaty_party::demo::{DemoOptions, DemoReport};
-use treaty_party::demo_join::JoinDemoOptions;
-use treaty_party::demo_psi::PsiDemoOptions;
+use treaty_sandbox::demo::{DemoOptions, DemoReport};
+use treaty_sandbox::demo_join::JoinDemoOptions;
+use treaty_sandbox::demo_psi::PsiDemoOptions;
 
 use crate::print;
 
@@ -114,7 +114,7 @@ struct ClaimsDemoArgs {
 
 async fn run_claims(args: ClaimsDemoArgs) -> anyhow::Result<ExitCode> {
     let tmp = overlap_demo_dir("treaty-demo-claims-", args.overlap)?;
-    let mut opts = treaty_party::demo_claims::ClaimsDemoOptions::new(
+    let mut opts = treaty_sandbox::demo_claims::ClaimsDemoOptions::new(
         args.run.dir.clone().unwrap_or_else(|| tmp.path().into()),
     );
     opts.rows = args.rows;
@@ -148,7 +148,7 @@ async fn run_claims(args: ClaimsDemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let mut bar = print::JobBar::shown(!args.run.json);
-    let report = treaty_party::demo_claims::run(&opts, |job| bar.update(job))
+    let report = treaty_sandbox::demo_claims::run(&opts, |job| bar.update(job))
         .await
         .context("the claims demo failed")?;
     bar.finish_silently();
@@ -190,14 +190,14 @@ async fn run_claims(args: ClaimsDemoArgs) -> anyhow::Result<ExitCode> {
         println!(
             "max weight error {:.3e} ({} 5e-4), AUC difference {:.1e} ({} 0.001)",
             report.max_weight_error,
-            if report.max_weight_error <= treaty_party::demo_claims::WEIGHT_BOUND {
+            if report.max_weight_error <= treaty_sandbox::demo_claims::WEIGHT_BOUND {
                 "within"
             } else {
                 "OUTSIDE"
             },
             (report.secure_auc - report.plaintext_auc).abs(),
             if (report.secure_auc - report.plaintext_auc).abs()
-                <= treaty_party::demo_claims::AUC_BOUND
+                <= treaty_sandbox::demo_claims::AUC_BOUND
             {
                 "within"
             } else {
@@ -297,7 +297,7 @@ async fn run_join(args: JoinDemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let mut bar = print::JobBar::shown(!args.run.json);
-    let report = treaty_party::demo_join::run(&opts, |job| bar.update(job))
+    let report = treaty_sandbox::demo_join::run(&opts, |job| bar.update(job))
         .await
         .context("the join demo failed")?;
     bar.finish_silently();
@@ -310,9 +310,9 @@ async fn run_join(args: JoinDemoArgs) -> anyhow::Result<ExitCode> {
         println!(
             "job {}: stats with a join, {} where {} = {}",
             report.job_id,
-            treaty_party::demo_join::COLUMNS.join(", "),
-            treaty_party::demo_join::FILTER.0,
-            treaty_party::demo_join::FILTER.1
+            treaty_sandbox::demo_join::COLUMNS.join(", "),
+            treaty_sandbox::demo_join::FILTER.0,
+            treaty_sandbox::demo_join::FILTER.1
         );
         println!(
             "patients in common: {} (clear); diabetic among them: {} (secure)  {} (clear)\n",
@@ -373,10 +373,10 @@ struct PsiParties(Vec<String>);
 
 fn parse_psi_parties(s: &str) -> Result<PsiParties, String> {
     let parties = match s.parse::<usize>() {
-        Ok(n) => treaty_party::demo_psi::default_parties(n),
+        Ok(n) => treaty_sandbox::demo_psi::default_parties(n),
         Err(_) => s.split(',').map(|p| p.trim().to_string()).collect(),
     };
-    let max = treaty_coordinator::validate::MAX_PSI_PARTIES;
+    let max = treaty_job::validate::MAX_PSI_PARTIES;
     if parties.len() < 2 || parties.len() > max || parties.iter().any(String::is_empty) {
         return Err(format!("2 to {max} parties: a number or a list like a,b,c"));
     }
@@ -408,7 +408,7 @@ async fn run_psi(args: PsiDemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let mut bar = print::JobBar::shown(!args.run.json);
-    let report = treaty_party::demo_psi::run(&opts, |job| bar.update(job))
+    let report = treaty_sandbox::demo_psi::run(&opts, |job| bar.update(job))
         .await
         .context("the PSI demo failed")?;
     bar.finish_silently();
@@ -487,7 +487,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let mut bar = print::JobBar::shown(!args.run.json);
-    let report = treaty_party::demo::run(&opts, |job| bar.update(job))
+    let report = treaty_sandbox::demo::run(&opts, |job| bar.update(job))
         .await
         .context("the demo failed")?;
     bar.finish_silently();

@@ -1,10 +1,10 @@
-//! `treaty demo fhe`: argument parsing and printing around `treaty_party::demo_fhe`.
+//! `treaty demo fhe`: argument parsing and printing around `treaty_sandbox::demo_fhe`.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use treaty_party::demo_fhe::{self, FheDemoOptions};
+use treaty_sandbox::demo_fhe::{self, FheDemoOptions};
 
 use crate::demo::DemoRunArgs;
 use crate::print;

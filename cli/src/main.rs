@@ -262,8 +262,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 std::fs::create_dir_all(dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
             }
-            treaty_party::synthetic::write_claims_csv(&args.out, &args.party, args.rows, args.seed)
-                .with_context(|| format!("writing {}", args.out.display()))?;
+            treaty_sandbox::synthetic::write_claims_csv(
+                &args.out,
+                &args.party,
+                args.rows,
+                args.seed,
+            )
+            .with_context(|| format!("writing {}", args.out.display()))?;
             println!(
                 "wrote {} claims for {} to {}",
                 args.rows,
@@ -273,13 +278,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::SynthRisk(args) => {
-            let opts = treaty_party::synthetic_risk::RiskDataOptions {
+            let opts = treaty_sandbox::synthetic_risk::RiskDataOptions {
                 rows: args.rows,
                 overlap: args.overlap,
                 seed: args.seed,
                 positive_rate: args.positive_rate,
             };
-            let written = treaty_party::synthetic_risk::write_risk_data(&args.out, &opts)
+            let written = treaty_sandbox::synthetic_risk::write_risk_data(&args.out, &opts)
                 .with_context(|| format!("writing to {}", args.out.display()))?;
             for (party, ds) in written {
                 println!(

@@ -2,8 +2,8 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
+use treaty_bench::{BenchResult, Workload};
 use treaty_mpc::stats::StatsResult;
-use treaty_party::bench::{BenchResult, Workload};
 use treaty_proto::v1::{self as pb, JobState, job_spec};
 
 pub(crate) fn state(s: JobState) -> String {
@@ -27,7 +27,7 @@ fn kind(job: &pb::Job) -> &'static str {
         {
             "stats-join"
         }
-        Some(s) => treaty_party::job::job_kind(s),
+        Some(s) => treaty_job::validate::job_kind(s),
     }
 }
 
@@ -444,7 +444,7 @@ impl JobBar {
 }
 
 /// A `train` job's result for humans: the metric, then the weights if revealed.
-pub(crate) fn train(r: &treaty_party::train::TrainResult) {
+pub(crate) fn train(r: &treaty_analyst::TrainResult) {
     println!(
         "model {}: {} aligned rows, {} trained ({} steps, {:.2} s)",
         r.model_id, r.rows, r.train_rows, r.steps, r.train_seconds
@@ -468,7 +468,7 @@ pub(crate) fn train(r: &treaty_party::train::TrainResult) {
 }
 
 /// A `score` job's result for humans: the first records, then a summary.
-pub(crate) fn score(r: &treaty_party::score::ScoreResult) {
+pub(crate) fn score(r: &treaty_analyst::ScoreResult) {
     println!(
         "model {}: {} records scored ({:.3} s on shares)",
         r.model_id, r.rows, r.score_seconds
@@ -501,7 +501,7 @@ pub(crate) fn score(r: &treaty_party::score::ScoreResult) {
 
 /// Prints an `fhe-score` result: the first rows, or the aggregate.
 #[cfg(feature = "fhe")]
-pub(crate) fn fhe_score(r: &treaty_party::fhe_score::FheScoreResult, rows: usize) {
+pub(crate) fn fhe_score(r: &treaty_analyst::FheScoreResult, rows: usize) {
     println!(
         "model {} ({}): {} claims scored on ciphertexts, release {} ({:.3} s, {:.0} bootstraps \
          per claim at the evaluator)",

@@ -277,8 +277,7 @@ fn party_entry(config: &Path) -> anyhow::Result<MemberEntry> {
     certificate(identity.cert_pem(), &cert, Role::Party, &cfg.id)?;
     let ca_pem = String::from_utf8(identity.ca_pem().to_vec())
         .with_context(|| format!("{} is not text", ca.display()))?;
-    let audit_key =
-        treaty_coordinator::audit::identity_key(&treaty_party::audit_log::audit_dir(&cfg))?;
+    let audit_key = treaty_audit::identity_key(&treaty_party::audit_log::audit_dir(&cfg))?;
     Ok(MemberEntry {
         role: Role::Party.to_string(),
         name: cfg.id.clone(),

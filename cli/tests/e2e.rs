@@ -15,7 +15,7 @@ use deploy::{free_port, run_ok, spawn, treaty, wait_online};
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::stats::StatsResult;
 use treaty_party::dataset::{self, Predicate};
-use treaty_party::synthetic;
+use treaty_sandbox::synthetic;
 
 const PARTIES: [&str; 3] = ["hospital", "insurer", "bank"];
 const ROWS: usize = 3_000;

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CoordinatorError {
-    /// A job spec failed validation; every problem is listed.
-    #[error("invalid job spec: {}", .0.join("; "))]
-    InvalidSpec(Vec<String>),
+    /// A job spec failed validation.
+    #[error(transparent)]
+    InvalidSpec(#[from] treaty_job::JobError),
     /// A request was malformed.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
@@ -100,6 +100,9 @@ pub enum CoordinatorError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The audit log or its key.
+    #[error(transparent)]
+    Audit(#[from] treaty_audit::AuditError),
     /// Identities, certificates, signatures or TLS material.
     #[error(transparent)]
     Trust(#[from] treaty_trust::TrustError),
@@ -131,7 +134,7 @@ impl From<CoordinatorError> for tonic::Status {
             E::Trust(treaty_trust::TrustError::Certificate(_)) => {
                 tonic::Status::permission_denied(msg)
             }
-            E::Storage(_) | E::Io { .. } | E::Trust(_) | E::Transport(_) => {
+            E::Storage(_) | E::Io { .. } | E::Audit(_) | E::Trust(_) | E::Transport(_) => {
                 tonic::Status::internal(msg)
             }
         }

@@ -16,12 +16,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod audit;
 pub mod error;
-pub mod jobfile;
 pub mod service;
 pub mod store;
-pub mod validate;
 
 pub use treaty_trust::{client, identity, pki, tls};
 
@@ -61,8 +58,8 @@ pub async fn serve(
     let mut config = options.config;
     let service_roster = config.roster.clone();
     config.require_tls_identity = options.tls.is_some();
-    let audit = audit::AuditFile::open(
-        service::COORDINATOR_WRITER,
+    let audit = treaty_audit::AuditFile::open(
+        treaty_audit::COORDINATOR_WRITER,
         &options.state_dir.join("audit"),
     )?;
     let service = CoordinatorService::new(store, audit, config, token.clone(), tasks.clone())?;

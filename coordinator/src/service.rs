@@ -30,17 +30,16 @@ use treaty_proto::v1::{
 use treaty_trust::roster::Roster;
 
 use crate::CoordinatorError;
-use crate::audit::{AuditEvent, AuditFile, Digest32, SignedHead, head_signature_valid};
 use crate::identity::{AnalystList, check_fresh, verify_cancel, verify_submission};
 use crate::store::Store;
 use crate::tls::peer_cert_sha256;
-use crate::validate::{
+use treaty_audit::{
+    AuditEvent, AuditFile, COORDINATOR_WRITER, Digest32, SignedHead, head_signature_valid,
+};
+use treaty_job::validate::{
     check_model_reference, check_psi_reference, job_kind, trained_model_id, validate_spec,
 };
 use treaty_trust::{PeerIdentity, Role};
-
-/// The coordinator's name as an audit-log writer (no party may take it).
-pub const COORDINATOR_WRITER: &str = "coordinator";
 
 /// Timeouts and limits of the coordinator.
 #[derive(Debug, Clone)]
@@ -1115,10 +1114,12 @@ impl coordinator_server::Coordinator for CoordinatorService {
             .into_iter()
             .map(|p| (p.id.clone(), p))
             .collect();
-        let spec = validate_spec(submission.spec.clone(), &registry)?;
+        let spec =
+            validate_spec(submission.spec.clone(), &registry).map_err(CoordinatorError::from)?;
         if let Some(join) = spec.join.as_ref().filter(|j| !j.psi_job.is_empty()) {
             let referenced = self.inner.store.job(&join.psi_job)?;
-            check_psi_reference(&spec, referenced.as_ref(), &registry)?;
+            check_psi_reference(&spec, referenced.as_ref(), &registry)
+                .map_err(CoordinatorError::from)?;
         }
         if let Some(pb::job_spec::Computation::Score(score)) = spec.computation.as_ref()
             && score.weights_party.is_empty()
@@ -1134,7 +1135,8 @@ impl coordinator_server::Coordinator for CoordinatorService {
                         && trained_model_id(j) == Some(score.model_id.as_str())
                 })
                 .max_by_key(|j| j.finished_at_ms);
-            check_model_reference(&spec, trained.as_ref(), &registry)?;
+            check_model_reference(&spec, trained.as_ref(), &registry)
+                .map_err(CoordinatorError::from)?;
         }
         let now = now_ms();
         self.audit(

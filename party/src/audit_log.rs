@@ -1,4 +1,4 @@
-//! This node's audit log ([`treaty_coordinator::audit::AuditFile`]) under
+//! This node's audit log ([`treaty_audit::AuditFile`]) under
 //! `<state dir>/audit/`: `log.jsonl`, one hash-chained record per line, with an Ed25519
 //! checkpoint after every job signed by the node's audit identity key (`identity.key`, 32 bytes,
 //! mode 0600, generated on first start; its public half is registered with the coordinator and is
@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 
-use treaty_coordinator::audit::AuditFile;
+use treaty_audit::AuditFile;
 
 use crate::PartyError;
 use crate::config::PartyConfig;

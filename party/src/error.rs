@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use treaty_coordinator::CoordinatorError;
 use treaty_mpc::MpcError;
 use treaty_mpc::transport::TransportError;
 
@@ -53,9 +52,12 @@ pub enum PartyError {
         /// already includes it, and a source would print it twice in an error chain.
         error: TransportError,
     },
-    /// The coordinator or TLS layer failed.
+    /// This node's audit log or identity key.
     #[error(transparent)]
-    Coordinator(#[from] CoordinatorError),
+    Audit(#[from] treaty_audit::AuditError),
+    /// A job spec fails the checks every spec must pass.
+    #[error(transparent)]
+    Job(#[from] treaty_job::JobError),
     /// Identities, certificates, the roster or signatures.
     #[error(transparent)]
     Trust(#[from] treaty_trust::TrustError),
@@ -68,17 +70,6 @@ pub enum PartyError {
     /// The job was aborted (by the coordinator, a peer, or shutdown).
     #[error("aborted: {0}")]
     Aborted(String),
-    /// A party process of `treaty bench` (mpc, psi, train, score) failed (or found a wrong
-    /// intersection).
-    #[error("bench party {party} (index {index}) {what}")]
-    BenchParty {
-        /// Its party id.
-        party: String,
-        /// Its index.
-        index: usize,
-        /// What happened, with the end of its stderr when there is one.
-        what: String,
-    },
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {

@@ -96,7 +96,7 @@ impl FhePlan {
                 "fhe-score needs exactly two parties: an owner and an evaluator".into(),
             ));
         }
-        if !treaty_coordinator::validate::is_job_id(&job.model_id) {
+        if !treaty_job::validate::is_job_id(&job.model_id) {
             return Err(PartyError::Rejected(format!(
                 "{:?} is not a valid model id",
                 job.model_id
@@ -861,135 +861,6 @@ fn unmask_into(
         report.decisions.push(u8::from(r.decision));
     }
     Ok(())
-}
-
-/// The recipient's view of an `fhe-score` job.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct FheScoreResult {
-    /// The evaluator's model and its kind.
-    pub model_id: String,
-    /// `"linear"`, `"scorecard"` or `"tree"`.
-    pub model_kind: String,
-    /// `"scores"`, `"decisions"` or `"aggregate"`.
-    pub release: String,
-    /// Rows scored.
-    pub rows: u64,
-    /// The owner's record ids (with `id_column`), in row order.
-    pub ids: Vec<String>,
-    /// Per row (release "scores").
-    pub scores: Option<Vec<i64>>,
-    /// Per row (release "scores" or "decisions").
-    pub decisions: Option<Vec<bool>>,
-    /// Release "aggregate": the sum of the scores and the number of positive decisions, opened
-    /// from both parties' shares.
-    pub aggregate: Option<FheAggregate>,
-    /// Evaluator: seconds on ciphertexts and bootstraps per claim.
-    pub evaluate_seconds: f64,
-    /// Programmable bootstraps per claim at the evaluator (tfhe's counter).
-    pub bootstraps_per_claim: f64,
-    /// Owner: seconds encrypting, bytes of ciphertext uploaded.
-    pub encrypt_seconds: f64,
-    /// Bytes of encrypted rows the owner uploaded.
-    pub ciphertext_bytes: u64,
-    /// The owner's compressed server key: size, and whether this job sent it.
-    pub server_key_bytes: u64,
-    /// False when the evaluator had the key cached.
-    pub server_key_sent: bool,
-    /// Hex SHA-256 of the serialized compressed server key.
-    pub key_id: String,
-}
-
-/// An `fhe-score` aggregate: what the chained shares open to.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct FheAggregate {
-    /// Rows.
-    pub count: u64,
-    /// `Σ score`.
-    pub sum: i64,
-    /// `Σ score / count` (NaN for no rows).
-    pub mean: f64,
-    /// Rows with `score ≥ threshold`.
-    pub positives: u64,
-}
-
-impl FheScoreResult {
-    /// Combines the owner's and the evaluator's opened reports.
-    ///
-    /// # Errors
-    /// [`PartyError::Rejected`] if the reports are missing or disagree.
-    pub fn combine(reports: &[pb::FheScorePartyResult]) -> Result<Self, PartyError> {
-        let bad = |m: &str| PartyError::Rejected(format!("fhe-score result: {m}"));
-        let evaluator = reports
-            .iter()
-            .find(|r| !r.model_kind.is_empty())
-            .ok_or_else(|| bad("no evaluator report"))?;
-        let owner = reports
-            .iter()
-            .find(|r| !r.key_id.is_empty())
-            .ok_or_else(|| bad("no owner report"))?;
-        if reports.len() != 2
-            || owner.rows != evaluator.rows
-            || owner.release != evaluator.release
-            || owner.model_id != evaluator.model_id
-        {
-            return Err(bad("the parties' reports disagree"));
-        }
-        let n = evaluator.rows as usize;
-        let release = Release::parse(&evaluator.release).map_err(fhe_err)?;
-        let decisions = (release != Release::Aggregate)
-            .then(|| {
-                (evaluator.decisions.len() == n)
-                    .then(|| evaluator.decisions.iter().map(|&d| d == 1).collect())
-                    .ok_or_else(|| bad("decisions missing"))
-            })
-            .transpose()?;
-        let scores = (release == Release::Scores)
-            .then(|| {
-                (evaluator.scores.len() == n)
-                    .then(|| evaluator.scores.clone())
-                    .ok_or_else(|| bad("scores missing"))
-            })
-            .transpose()?;
-        let aggregate = (release == Release::Aggregate)
-            .then(|| {
-                let (o, e) = (&owner.aggregate_share, &evaluator.aggregate_share);
-                if o.len() != 2 || e.len() != 2 {
-                    return Err(bad("aggregate shares missing"));
-                }
-                let sum = o[0].wrapping_add(e[0]) as i64;
-                Ok(FheAggregate {
-                    count: n as u64,
-                    sum,
-                    mean: if n == 0 {
-                        f64::NAN
-                    } else {
-                        sum as f64 / n as f64
-                    },
-                    positives: o[1].wrapping_add(e[1]),
-                })
-            })
-            .transpose()?;
-        if !owner.ids.is_empty() && owner.ids.len() != n {
-            return Err(bad("the owner's ids do not match the rows"));
-        }
-        Ok(Self {
-            model_id: evaluator.model_id.clone(),
-            model_kind: evaluator.model_kind.clone(),
-            release: evaluator.release.clone(),
-            rows: evaluator.rows,
-            ids: owner.ids.clone(),
-            scores,
-            decisions,
-            aggregate,
-            evaluate_seconds: evaluator.evaluate_seconds,
-            bootstraps_per_claim: evaluator.bootstraps_per_claim,
-            encrypt_seconds: owner.encrypt_seconds,
-            ciphertext_bytes: owner.ciphertext_bytes,
-            server_key_bytes: owner.server_key_bytes,
-            server_key_sent: owner.server_key_sent,
-            key_id: owner.key_id.clone(),
-        })
-    }
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-use treaty_coordinator::audit::{AuditEvent, Digest32};
-use treaty_coordinator::validate::normalize_spec;
+use treaty_audit::{AuditEvent, Digest32};
+use treaty_job::validate::normalize_spec;
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::output;
 use treaty_mpc::psi::multi::{self, MultiPsiMode, MultiPsiParams, PartySet};
@@ -494,14 +494,11 @@ fn score_plans(
     Ok((plan, score))
 }
 
-pub use treaty_coordinator::validate::job_kind;
+pub use treaty_job::validate::job_kind;
 
 /// Signs the audit log's head and records it with the coordinator (failures are logged: the
 /// head stays in the log and the next checkpoint records a newer one).
-pub async fn checkpoint(
-    audit: &treaty_coordinator::audit::AuditFile,
-    coordinator: &CoordinatorClient<Channel>,
-) {
+pub async fn checkpoint(audit: &treaty_audit::AuditFile, coordinator: &CoordinatorClient<Channel>) {
     let head = match audit.checkpoint() {
         Ok(Some(head)) => head,
         Ok(None) => return,
@@ -697,7 +694,7 @@ pub struct JobRun {
     /// intersections).
     pub analyst: String,
     /// The node's audit log.
-    pub audit: Arc<treaty_coordinator::audit::AuditFile>,
+    pub audit: Arc<treaty_audit::AuditFile>,
     /// Rounds the protocol ran (set when it ends; for the audit log).
     pub rounds: std::sync::atomic::AtomicU64,
     /// TLS identity.
@@ -1013,7 +1010,9 @@ impl JobRun {
             })?;
         let upload = self
             .audit
-            .sign_result(&a.job_id, &self.cfg.id, recipient, sealed)
+            .sign_with(|key| {
+                treaty_trust::result::sign(key, &a.job_id, &self.cfg.id, recipient, sealed)
+            })
             .encode_to_vec();
         self.progress(0.9, Some(transport)).await;
 

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
-use treaty_coordinator::validate::{all_filters, is_job_id, qualified};
+use treaty_job::validate::{all_filters, is_job_id, qualified};
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::psi;
 use treaty_mpc::vstats::{DIGEST_LEN, VerticalInput, VerticalLayout};

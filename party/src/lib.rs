@@ -16,20 +16,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod analyst;
 pub mod approval;
 pub mod audit_log;
-pub mod bench;
-#[cfg(feature = "fhe")]
-pub mod bench_fhe;
 pub mod config;
 pub mod dataset;
-pub mod demo;
-pub mod demo_claims;
-#[cfg(feature = "fhe")]
-pub mod demo_fhe;
-pub mod demo_join;
-pub mod demo_psi;
 pub mod error;
 #[cfg(feature = "fhe")]
 pub mod fhe_score;
@@ -39,10 +29,7 @@ pub mod link;
 pub mod membership;
 pub mod node;
 pub mod policy;
-pub mod sandbox;
 pub mod score;
-pub mod synthetic;
-pub mod synthetic_risk;
 pub mod train;
 
 pub use config::PartyConfig;

@@ -26,8 +26,8 @@ use crate::link::{LinkHub, PartyLinkService, data_plane_incoming, data_plane_ser
 use crate::policy::Terms;
 use prost::Message;
 use sha2::{Digest, Sha256};
-use treaty_coordinator::audit::AuditFile;
-use treaty_coordinator::audit::{AuditEvent, AuditRecord, Digest32};
+use treaty_audit::AuditFile;
+use treaty_audit::{AuditEvent, AuditRecord, Digest32};
 use treaty_trust::roster::Roster;
 use treaty_trust::{Role, TrustError};
 

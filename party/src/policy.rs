@@ -221,7 +221,7 @@ impl Request {
         columns.sort();
         columns.dedup();
         Self {
-            kind: treaty_coordinator::validate::job_kind(spec).to_string(),
+            kind: treaty_job::validate::job_kind(spec).to_string(),
             dataset: dataset.to_string(),
             columns,
             recipient_key: spec

@@ -62,7 +62,7 @@ impl std::fmt::Debug for ClearModel {
 impl ClearModel {
     /// Reads `<state dir>/models/<model_id>.clear.json` and checks its shape.
     pub fn load(cfg: &crate::PartyConfig, model_id: &str) -> Result<Self, PartyError> {
-        if !treaty_coordinator::validate::is_job_id(model_id) {
+        if !treaty_job::validate::is_job_id(model_id) {
             return Err(PartyError::Rejected(format!(
                 "{model_id:?} is not a valid model id"
             )));
@@ -479,81 +479,4 @@ async fn outputs<T: Transport>(
         None
     };
     Ok((scores, decisions))
-}
-
-/// The recipient's view of a `score` job.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ScoreResult {
-    /// The model applied.
-    pub model_id: String,
-    /// Records scored.
-    pub rows: u64,
-    /// The aligned record ids (from the `ids_from` party), in result order.
-    pub ids: Vec<String>,
-    /// `σ(x·w)` (logistic) or `x·w` (linear) per record, if asked.
-    pub scores: Option<Vec<f64>>,
-    /// `[score ≥ threshold]` per record, if asked.
-    pub decisions: Option<Vec<bool>>,
-    /// The slowest party's seconds from shared inputs to shared results.
-    pub score_seconds: f64,
-}
-
-impl ScoreResult {
-    /// Combines the parties' opened reports (their shares sum to the results).
-    pub fn combine(reports: &[pb::ScorePartyResult]) -> Result<Self, PartyError> {
-        let bad = |m: &str| PartyError::Rejected(format!("score result: {m}"));
-        let first = reports.first().ok_or_else(|| bad("no party report"))?;
-        let n = first.rows as usize;
-        let per = usize::from(first.scores) + usize::from(first.decisions);
-        for r in reports {
-            if r.model_id != first.model_id
-                || r.rows != first.rows
-                || (r.scores, r.decisions) != (first.scores, first.decisions)
-                || r.share.len() != 8 * n * per
-            {
-                return Err(bad("the parties' reports disagree"));
-            }
-        }
-        let mut words = vec![0u64; n * per];
-        for r in reports {
-            for (w, c) in words.iter_mut().zip(r.share.chunks_exact(8)) {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(c);
-                *w = w.wrapping_add(u64::from_le_bytes(b));
-            }
-        }
-        let ids = reports
-            .iter()
-            .find(|r| !r.ids.is_empty())
-            .map(|r| r.ids.clone())
-            .unwrap_or_default();
-        if !ids.is_empty() && ids.len() != n {
-            return Err(bad("the ids do not match the records"));
-        }
-        let fixed = FixedPoint::new(first.frac_bits)?;
-        let (score_words, decision_words) = words.split_at(if first.scores { n } else { 0 });
-        let decisions = if first.decisions {
-            let d = decision_words
-                .iter()
-                .map(|&w| match w {
-                    0 => Ok(false),
-                    1 => Ok(true),
-                    _ => Err(bad("a decision is neither 0 nor 1")),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Some(d)
-        } else {
-            None
-        };
-        Ok(Self {
-            model_id: first.model_id.clone(),
-            rows: first.rows,
-            ids,
-            scores: first
-                .scores
-                .then(|| score_words.iter().map(|&w| fixed.decode(w)).collect()),
-            decisions,
-            score_seconds: reports.iter().map(|r| r.score_seconds).fold(0.0, f64::max),
-        })
-    }
 }

@@ -17,9 +17,8 @@ use std::time::Instant;
 
 use rand_chacha::rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
-use treaty_coordinator::validate::is_job_id;
-use treaty_mpc::fixed::FixedPoint;
-use treaty_mpc::glm::{self, GlmInput, GlmKind, GlmLayout, SharedModel, Standardizer, TrainParams};
+use treaty_job::validate::is_job_id;
+use treaty_mpc::glm::{self, GlmInput, GlmKind, GlmLayout, Standardizer, TrainParams};
 use treaty_mpc::rep3::Rep3Share;
 use treaty_mpc::seeds::SessionContext;
 use treaty_mpc::transport::Transport;
@@ -406,83 +405,4 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
         model: stored,
         next_round,
     })
-}
-
-/// The recipient's view of a `train` job: the metric and, if revealed, the weights, from every
-/// party's opened report.
-#[derive(Debug, Clone, Serialize)]
-pub struct TrainResult {
-    /// The model id.
-    pub model_id: String,
-    /// Aligned rows, training rows, held-out rows evaluated.
-    pub rows: u64,
-    /// Rows the model was trained on.
-    pub train_rows: u64,
-    /// Held-out rows the metric was computed on.
-    pub holdout_rows: u64,
-    /// `auc`, `accuracy`, or empty.
-    pub metric: String,
-    /// The metric's value.
-    pub value: Option<f64>,
-    /// The features (weight order).
-    pub features: Vec<String>,
-    /// The weights (features, then the intercept if any), if revealed.
-    pub weights: Option<Vec<f64>>,
-    /// Gradient steps.
-    pub steps: u64,
-    /// The slowest party's training time.
-    pub train_seconds: f64,
-}
-
-impl TrainResult {
-    /// Combines the parties' opened reports (their shares sum to the revealed words).
-    pub fn combine(
-        reports: &[treaty_proto::v1::TrainPartyResult],
-        reveal_weights: bool,
-    ) -> Result<Self, PartyError> {
-        let first = reports
-            .first()
-            .ok_or_else(|| PartyError::Rejected("no party report".into()))?;
-        let bad = |m: &str| PartyError::Rejected(format!("train result: {m}"));
-        let len = first.share.len();
-        if len % 8 != 0 || reports.iter().any(|r| r.share.len() != len) {
-            return Err(bad("the parties' shares differ in length"));
-        }
-        let mut words = vec![0u64; len / 8];
-        for r in reports {
-            if r.model_id != first.model_id || r.rows != first.rows || r.metric != first.metric {
-                return Err(bad("the parties disagree on the model"));
-            }
-            for (w, c) in words.iter_mut().zip(r.share.chunks_exact(8)) {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(c);
-                *w = w.wrapping_add(u64::from_le_bytes(b));
-            }
-        }
-        let fixed = FixedPoint::new(first.frac_bits)?;
-        let has_metric = !first.metric.is_empty();
-        let value = has_metric.then(|| fixed.decode(words[0]));
-        let rest = &words[usize::from(has_metric)..];
-        let d = first.features.len() + usize::from(first.intercept);
-        let weights = if reveal_weights {
-            if rest.len() != d {
-                return Err(bad("the weights have the wrong length"));
-            }
-            Some(SharedModel::decode_weights(rest, first.frac_bits))
-        } else {
-            None
-        };
-        Ok(Self {
-            model_id: first.model_id.clone(),
-            rows: first.rows,
-            train_rows: first.train_rows,
-            holdout_rows: first.holdout_rows,
-            metric: first.metric.clone(),
-            value,
-            features: first.features.clone(),
-            weights,
-            steps: first.steps,
-            train_seconds: reports.iter().map(|r| r.train_seconds).fold(0.0, f64::max),
-        })
-    }
 }

@@ -1,0 +1,254 @@
+//! # treaty-analyst: the analyst's side of a job
+//!
+//! The analyst's side of a result: fetch every party's signed, sealed upload, verify every
+//! party's signature (the party's identity key from [`PartyKeys`], over the job, the party, the
+//! recipient's public key and the sealed bytes: [`treaty_trust::result`]) before opening any,
+//! open each with the recipient's private key, then reconstruct and decode (`stats`, horizontal
+//! or with a join; `train`'s metric and revealed weights) or collect the reports (`psi`).
+//!
+//! A share that is unsigned, forged, altered, signed by another party (swapped) or from a party
+//! without a trusted key is refused with [`treaty_trust::TrustError::ResultSignature`] naming the
+//! party, and nothing is opened.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::VerifyingKey;
+use prost::Message;
+use tonic::transport::Channel;
+use treaty_mpc::MpcError;
+use treaty_mpc::fixed::FixedPoint;
+use treaty_mpc::output::{self, RecipientSecretKey};
+use treaty_mpc::share::{AdditiveShare, reconstruct};
+use treaty_mpc::stats::StatsResult;
+use treaty_mpc::vstats;
+use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient, job_spec};
+use treaty_trust::result;
+use zeroize::Zeroizing;
+
+pub mod results;
+
+pub use results::{FheAggregate, FheScoreResult, ScoreResult, TrainResult};
+
+/// What can go wrong fetching, verifying, opening or decoding a result.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnalystError {
+    /// The job is not of the kind asked for, or has no spec.
+    #[error("{0}")]
+    WrongJob(&'static str),
+    /// The parties' opened reports are missing, disagree or do not decode.
+    #[error("{0}")]
+    Malformed(String),
+    /// Reconstruction, sealing or fixed-point decoding failed.
+    #[error(transparent)]
+    Mpc(#[from] MpcError),
+    /// A share's signature, or a key, does not verify.
+    #[error(transparent)]
+    Trust(#[from] treaty_trust::TrustError),
+    /// A call to the coordinator failed (the status message is the whole story).
+    #[error("coordinator call failed: {}", .0.message())]
+    Rpc(tonic::Status),
+}
+
+impl From<tonic::Status> for AnalystError {
+    fn from(status: tonic::Status) -> Self {
+        Self::Rpc(status)
+    }
+}
+
+/// The keys the analyst trusts for the parties' result signatures: party id → Ed25519 identity
+/// (audit) key. Where they come from is the caller's choice: obtained out of band (the
+/// trustworthy source), the sandbox's own nodes, or the coordinator's word.
+pub type PartyKeys = BTreeMap<String, VerifyingKey>;
+
+/// Every party's opened share (plaintext, zeroized on drop), in the job's party order.
+pub type OpenedShares = Vec<(String, Zeroizing<Vec<u8>>)>;
+
+/// Fetches, opens and reconstructs the result of a succeeded `stats` job.
+pub async fn fetch_stats_result(
+    client: &mut CoordinatorClient<Channel>,
+    job: &pb::Job,
+    key: &RecipientSecretKey,
+    party_keys: &PartyKeys,
+) -> Result<StatsResult, AnalystError> {
+    let spec = job
+        .spec
+        .as_ref()
+        .ok_or_else(|| AnalystError::WrongJob("the job has no spec"))?;
+    let Some(job_spec::Computation::Stats(stats)) = &spec.computation else {
+        return Err(AnalystError::WrongJob("not a stats job"));
+    };
+    let fixed = FixedPoint::new(spec.frac_bits)?;
+    let opened = fetch_opened(client, job, key, party_keys).await?;
+    let totals = if spec.join.is_some() {
+        // Vertical stats: shares over Z_2^64 of [count, Σx̃, Σq, …] (see `treaty_mpc::vstats`).
+        let mut shares = Vec::with_capacity(opened.len());
+        for (_, plain) in &opened {
+            shares.push(AdditiveShare::<u64>::from_bytes(plain)?);
+        }
+        vstats::totals(&reconstruct(&shares)?, stats.columns.len(), fixed)?
+    } else {
+        let mut shares = Vec::with_capacity(opened.len());
+        for (_, plain) in &opened {
+            shares.push(AdditiveShare::<u128>::from_bytes(plain)?);
+        }
+        reconstruct(&shares)?
+    };
+    Ok(StatsResult::from_totals(&totals, &stats.columns, fixed)?)
+}
+
+/// Fetches and opens every party's report of a succeeded `psi` job, by party.
+pub async fn fetch_psi_result(
+    client: &mut CoordinatorClient<Channel>,
+    job: &pb::Job,
+    key: &RecipientSecretKey,
+    party_keys: &PartyKeys,
+) -> Result<Vec<(String, pb::PsiPartyResult)>, AnalystError> {
+    let is_psi = job
+        .spec
+        .as_ref()
+        .is_some_and(|s| matches!(s.computation, Some(job_spec::Computation::Psi(_))));
+    if !is_psi {
+        return Err(AnalystError::WrongJob("not a psi job"));
+    }
+    fetch_opened(client, job, key, party_keys)
+        .await?
+        .into_iter()
+        .map(|(party, plain)| {
+            let report = pb::PsiPartyResult::decode(plain.as_slice())
+                .map_err(|_| MpcError::Reconstruct("a party's PSI report does not decode"))?;
+            Ok((party, report))
+        })
+        .collect()
+}
+
+/// Fetches and opens every party's report of a succeeded `train` job and combines them: the
+/// metric and, if the job revealed them, the weights.
+pub async fn fetch_train_result(
+    client: &mut CoordinatorClient<Channel>,
+    job: &pb::Job,
+    key: &RecipientSecretKey,
+    party_keys: &PartyKeys,
+) -> Result<TrainResult, AnalystError> {
+    let Some(job_spec::Computation::Train(train)) =
+        job.spec.as_ref().and_then(|s| s.computation.as_ref())
+    else {
+        return Err(AnalystError::WrongJob("not a train job"));
+    };
+    let reports = fetch_opened(client, job, key, party_keys)
+        .await?
+        .into_iter()
+        .map(|(_, plain)| {
+            pb::TrainPartyResult::decode(plain.as_slice())
+                .map_err(|_| MpcError::Reconstruct("a party's train report does not decode").into())
+        })
+        .collect::<Result<Vec<_>, AnalystError>>()?;
+    TrainResult::combine(&reports, train.reveal_weights)
+}
+
+/// Fetches and opens every party's report of a succeeded `score` job and combines them: the
+/// scores and/or decisions, with the record ids of the `ids_from` party.
+pub async fn fetch_score_result(
+    client: &mut CoordinatorClient<Channel>,
+    job: &pb::Job,
+    key: &RecipientSecretKey,
+    party_keys: &PartyKeys,
+) -> Result<ScoreResult, AnalystError> {
+    let is_score = job
+        .spec
+        .as_ref()
+        .is_some_and(|s| matches!(s.computation, Some(job_spec::Computation::Score(_))));
+    if !is_score {
+        return Err(AnalystError::WrongJob("not a score job"));
+    }
+    let reports = fetch_opened(client, job, key, party_keys)
+        .await?
+        .into_iter()
+        .map(|(_, plain)| {
+            pb::ScorePartyResult::decode(plain.as_slice())
+                .map_err(|_| MpcError::Reconstruct("a party's score report does not decode").into())
+        })
+        .collect::<Result<Vec<_>, AnalystError>>()?;
+    ScoreResult::combine(&reports)
+}
+
+/// Fetches and opens both reports of a succeeded `fhe-score` job and combines them.
+pub async fn fetch_fhe_score_result(
+    client: &mut CoordinatorClient<Channel>,
+    job: &pb::Job,
+    key: &RecipientSecretKey,
+    party_keys: &PartyKeys,
+) -> Result<FheScoreResult, AnalystError> {
+    let is_fhe = job
+        .spec
+        .as_ref()
+        .is_some_and(|s| matches!(s.computation, Some(job_spec::Computation::FheScore(_))));
+    if !is_fhe {
+        return Err(AnalystError::WrongJob("not an fhe-score job"));
+    }
+    let reports = fetch_opened(client, job, key, party_keys)
+        .await?
+        .into_iter()
+        .map(|(_, plain)| {
+            pb::FheScorePartyResult::decode(plain.as_slice()).map_err(|_| {
+                MpcError::Reconstruct("a party's fhe-score report does not decode").into()
+            })
+        })
+        .collect::<Result<Vec<_>, AnalystError>>()?;
+    FheScoreResult::combine(&reports)
+}
+
+/// Fetches every party's signed, sealed upload, verifies them all, then opens each, in the
+/// job's party order.
+async fn fetch_opened(
+    client: &mut CoordinatorClient<Channel>,
+    job: &pb::Job,
+    key: &RecipientSecretKey,
+    party_keys: &PartyKeys,
+) -> Result<OpenedShares, AnalystError> {
+    let mut stream = client
+        .fetch_result(pb::FetchResultRequest {
+            job_id: job.id.clone(),
+        })
+        .await?
+        .into_inner();
+    let mut uploads: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    while let Some(chunk) = stream.message().await? {
+        if chunk.job_id != job.id {
+            return Err(MpcError::Reconstruct("a chunk belongs to another job").into());
+        }
+        if !job.parties.iter().any(|p| p.party == chunk.party) {
+            continue;
+        }
+        let upload = uploads.entry(chunk.party).or_default();
+        if upload.len().saturating_add(chunk.data.len()) > result::MAX_SIGNED_RESULT_BYTES {
+            return Err(MpcError::Reconstruct("a party's upload exceeds the size limit").into());
+        }
+        upload.extend_from_slice(&chunk.data);
+    }
+    open_uploads(job, key, party_keys, &uploads)
+}
+
+/// Verifies every party's upload (an encoded `SignedResult`) of `job` against `party_keys`,
+/// then — only if all verify — opens each sealed share with `key`, in the job's party order.
+///
+/// # Errors
+/// [`treaty_trust::TrustError::ResultSignature`] naming the first party whose upload is missing,
+/// malformed, without a trusted key or not signed by it for this job and recipient; then a share
+/// that does not open.
+pub fn open_uploads(
+    job: &pb::Job,
+    key: &RecipientSecretKey,
+    party_keys: &PartyKeys,
+    uploads: &BTreeMap<String, Vec<u8>>,
+) -> Result<OpenedShares, AnalystError> {
+    let recipient = key.public_key()?;
+    let parties: Vec<String> = job.parties.iter().map(|p| p.party.clone()).collect();
+    let sealed = result::verify_all(&job.id, &recipient, &parties, uploads, party_keys)?;
+    let mut opened = Vec::with_capacity(sealed.len());
+    for (party, bytes) in sealed {
+        let plain = output::open(key, &job.id, &party, &bytes)?;
+        opened.push((party, plain));
+    }
+    Ok(opened)
+}

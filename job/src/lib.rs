@@ -1,0 +1,28 @@
+//! # treaty-job: what a job is, before anyone runs it
+//!
+//! ```text
+//!   job.toml ──[file::JobFile]──► JobSpec (proto) ──[validate]──► checked spec
+//!                                                   (coordinator: against the registry;
+//!                                                    each party: against its own datasets)
+//! ```
+//!
+//! The analyst's job files ([`file`]), the defaults a spec gets and the checks every spec must
+//! pass ([`validate`]). The coordinator validates against its registry; every party node runs
+//! the same checks against what it holds itself and never takes the coordinator's word for them.
+//! Depends only on `treaty-proto`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod file;
+pub mod validate;
+
+pub use file::JobFile;
+
+/// What is wrong with a job file or a job spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
+    /// A job spec (or the job file it came from) failed validation; every problem is listed.
+    #[error("invalid job spec: {}", .0.join("; "))]
+    InvalidSpec(Vec<String>),
+}
