@@ -57,6 +57,7 @@ impl BenchError {
 }
 
 /// Maps an I/O error on `path` to [`BenchError::Io`].
+#[cfg(feature = "fhe")]
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> BenchError + '_ {
     move |source| BenchError::Io {
         path: path.to_path_buf(),

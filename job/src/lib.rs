@@ -6,7 +6,7 @@
 //!                                                    each party: against its own datasets)
 //! ```
 //!
-//! The analyst's job files ([`file`]), the defaults a spec gets and the checks every spec must
+//! The analyst's job files ([`file`](mod@file)), the defaults a spec gets and the checks every spec must
 //! pass ([`validate`]). The coordinator validates against its registry; every party node runs
 //! the same checks against what it holds itself and never takes the coordinator's word for them.
 //! Depends only on `treaty-proto`.

@@ -145,7 +145,6 @@ pub fn session_peers(assignment: &pb::JobAssignment, roster: Option<&Roster>) ->
 mod tests {
     use super::*;
     use treaty_trust::Role;
-    use treaty_trust::pki::Pki;
     use treaty_trust::roster::{MemberEntry, RosterFile};
 
     fn spec(parties: &[&str]) -> pb::JobSpec {
@@ -177,23 +176,38 @@ mod tests {
         }
     }
 
-    /// A roster of hospital, insurer and a coordinator, each with its own CA.
+    /// A roster of hospital, insurer and a coordinator, each with its own CA (`testdata/`); the
+    /// pinned certificate fingerprints are made up (membership compares them, nothing more).
     fn roster() -> (Roster, [u8; 32], [u8; 32]) {
         let mut members = Vec::new();
         let mut fps = Vec::new();
-        for (role, name) in [
-            (Role::Coordinator, "coordinator"),
-            (Role::Party, "hospital"),
-            (Role::Party, "insurer"),
+        for (k, role, name, ca) in [
+            (
+                1u8,
+                Role::Coordinator,
+                "coordinator",
+                include_str!("../testdata/coordinator-ca.pem"),
+            ),
+            (
+                2,
+                Role::Party,
+                "hospital",
+                include_str!("../testdata/hospital-ca.pem"),
+            ),
+            (
+                3,
+                Role::Party,
+                "insurer",
+                include_str!("../testdata/insurer-ca.pem"),
+            ),
         ] {
-            let ca = Pki::generate(name).expect("ca");
-            let cert = ca.issue(role, name, &[]).expect("cert");
-            fps.push(cert.cert_sha256());
+            let fp = [k; 32];
+            fps.push(fp);
             members.push(MemberEntry {
                 role: role.to_string(),
                 name: name.into(),
                 endpoint: format!("https://{name}:7000"),
-                cert_sha256: hex::encode(cert.cert_sha256()),
+                cert_sha256: hex::encode(fp),
                 audit_key: hex::encode(
                     ed25519_dalek::SigningKey::from_bytes(&[9; 32])
                         .verifying_key()
@@ -201,7 +215,7 @@ mod tests {
                 ),
                 sign_key: String::new(),
                 result_key: String::new(),
-                ca: ca.ca_cert_pem().into(),
+                ca: ca.into(),
             });
         }
         let file = RosterFile {

@@ -36,7 +36,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rcgen::{KeyPair, PublicKeyData};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
@@ -199,9 +198,12 @@ impl TlsIdentity {
                 reason: pki::key_pem_error(&e).to_owned(),
             }
         })?);
-        if let Ok(pair) = KeyPair::try_from(&*key) {
+        let public = rustls::crypto::ring::sign::any_supported_type(&key)
+            .ok()
+            .and_then(|signer| signer.public_key().map(|k| k.as_ref().to_vec()));
+        if let Some(public) = public {
             // `parse_certificates` already checked that every certificate parses.
-            if pki::cert_spki(leaf) != Some(pair.subject_public_key_info().as_slice()) {
+            if pki::cert_spki(leaf) != Some(public.as_slice()) {
                 return Err(TlsError::KeyMismatch {
                     cert: cert_origin,
                     key: key_origin,
