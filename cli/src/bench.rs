@@ -195,7 +195,7 @@ pub(crate) struct MpcArgs {
     #[command(flatten)]
     run: RunArgs,
     /// Operations to run, comma-separated.
-    #[arg(long, value_delimiter = ',', value_parser = parse_op, default_values_t = Op::ALL.to_vec())]
+    #[arg(long, value_delimiter = ',', value_parser = parse_op, default_values_t = Op::DEFAULT.to_vec())]
     ops: Vec<Op>,
     /// Element counts of the element-wise operations (mul, lt), comma-separated.
     #[arg(long = "n", value_delimiter = ',', default_values_t = DEFAULT_NS)]

@@ -130,6 +130,31 @@ ops! {
     Matmul = "matmul", Matrix;
     /// Logistic sigmoid element-wise ([`Rep3Session::sigmoid`], error ≤ 10⁻³).
     Sigmoid = "sigmoid", Unary;
+    /// `e^x` element-wise ([`Rep3Session::exp`]).
+    Exp = "exp", Unary;
+    /// `ln x` element-wise ([`Rep3Session::log`]; inputs `≤ 0` give a defined floor value).
+    Log = "log", Unary;
+    /// `1/x` element-wise ([`Rep3Session::reciprocal`]).
+    Reciprocal = "reciprocal", Unary;
+    /// `x/y` element-wise ([`Rep3Session::div`]).
+    Div = "div", Binary;
+    /// `√x` element-wise ([`Rep3Session::sqrt`]; the cost does not depend on the sign).
+    Sqrt = "sqrt", Unary;
+    /// `1/√x` element-wise ([`Rep3Session::rsqrt`]).
+    Rsqrt = "rsqrt", Unary;
+    /// The sign bit, boolean-shared ([`Rep3Session::msb`]).
+    Msb = "msb", Unary;
+    /// Arithmetic to boolean sharing ([`Rep3Session::a2b`]).
+    A2b = "a2b", Unary;
+    /// `max(x, 0)` element-wise ([`Rep3Session::relu`]).
+    Relu = "relu", Unary;
+}
+
+impl Op {
+    /// The operations `treaty bench mpc` runs unless told otherwise: the ones the rep3 issue
+    /// compares with SPU (the rest of [`Op::ALL`] by `--ops`). Every protocol is data-oblivious,
+    /// so an operation's time and traffic do not depend on the input values.
+    pub const DEFAULT: &'static [Op] = &[Op::Mul, Op::Lt, Op::Matmul, Op::Sigmoid];
 }
 
 impl Op {
@@ -305,6 +330,15 @@ impl Case {
             Op::Mul => Output::Arith(s.mul_fixed(x, y()?, FRAC_BITS).await?),
             Op::Lt => Output::Bits(s.lt(x, y()?).await?),
             Op::Sigmoid => Output::Arith(s.sigmoid(x, FRAC_BITS).await?),
+            Op::Exp => Output::Arith(s.exp(x, FRAC_BITS).await?),
+            Op::Log => Output::Arith(s.log(x, FRAC_BITS).await?),
+            Op::Reciprocal => Output::Arith(s.reciprocal(x, FRAC_BITS).await?),
+            Op::Div => Output::Arith(s.div(x, y()?, FRAC_BITS).await?),
+            Op::Sqrt => Output::Arith(s.sqrt(x, FRAC_BITS).await?),
+            Op::Rsqrt => Output::Arith(s.rsqrt(x, FRAC_BITS).await?),
+            Op::Msb => Output::Bits(s.msb(x).await?),
+            Op::A2b => Output::Bits(s.a2b(x).await?),
+            Op::Relu => Output::Arith(s.relu(x).await?),
             Op::Matmul => {
                 let Shape::Matrix { m, k, n } = self.shape else {
                     return Err(MpcError::Workload(format!(
@@ -417,13 +451,17 @@ pub async fn barrier<T: Transport>(s: &mut Rep3Session<'_, T>) -> Result<(), Mpc
     s.round(&[(next, &[]), (prev, &[])], Some((prev, 0)))
         .await?;
     // `round` receives from one peer; the other's message of the same round is read here.
-    let msg = s.transport.recv(next, round).await?;
-    if !msg.is_empty() {
-        return Err(MpcError::MalformedMessage {
+    let result = match s.transport.recv(next, round).await {
+        Ok(msg) if msg.is_empty() => Ok(()),
+        Ok(_) => Err(MpcError::MalformedMessage {
             from: next,
             round,
             what: "a barrier message must be empty",
-        });
+        }),
+        Err(e) => Err(e.into()),
+    };
+    if result.is_err() {
+        s.fail();
     }
-    Ok(())
+    result
 }
