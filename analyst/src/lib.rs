@@ -25,7 +25,10 @@ use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient, job_sp
 use treaty_trust::result;
 use zeroize::Zeroizing;
 
+pub mod client;
 pub mod results;
+
+pub use client::{Analyst, Connect, JobResult, KeySource, PsiReport};
 
 pub use results::{FheAggregate, FheScoreResult, ScoreResult, TrainResult};
 
@@ -45,6 +48,35 @@ pub enum AnalystError {
     /// A share's signature, or a key, does not verify.
     #[error(transparent)]
     Trust(#[from] treaty_trust::TrustError),
+    /// Submitting or cancelling needs the analyst's signing key, and none was given.
+    #[error(
+        "no signing key: submissions and cancellations are signed (NAME.sign.key from `treaty init`)"
+    )]
+    NoSigningKey,
+    /// The parties' keys were to come from the roster, and there is none.
+    #[error("no roster: the parties' result keys were to come from it")]
+    NoRoster,
+    /// The job has not succeeded, so it has no result.
+    #[error("job {job} is {state}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") })]
+    NotSucceeded {
+        /// The job.
+        job: String,
+        /// Its state.
+        state: String,
+        /// Why, as the job says.
+        reason: String,
+    },
+    /// The audit registry (the parties' keys) is malformed.
+    #[error(transparent)]
+    Registry(#[from] treaty_audit::AuditError),
+    /// A file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// A call to the coordinator failed (the status message is the whole story).
     #[error("coordinator call failed: {}", .0.message())]
     Rpc(tonic::Status),

@@ -1,16 +1,15 @@
 //! Analyst commands: parties, submit, jobs, watch, result, cancel.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use ed25519_dalek::VerifyingKey;
 use tonic::transport::Channel;
+use treaty_analyst::{Analyst, Connect, JobResult, KeySource};
 use treaty_job::file::JobFile;
-use treaty_proto::v1::{self as pb, JobState, coordinator_client::CoordinatorClient};
-use treaty_trust::client::{Dial, connect};
+use treaty_proto::v1::{JobState, coordinator_client::CoordinatorClient};
+use treaty_trust::roster::Roster;
 
 use crate::{TlsArgs, keys, print};
 
@@ -46,43 +45,47 @@ pub(crate) struct ConnectArgs {
 }
 
 impl ConnectArgs {
-    fn roster(&self) -> anyhow::Result<Option<treaty_trust::roster::Roster>> {
+    fn roster(&self) -> anyhow::Result<Option<Roster>> {
         self.roster
             .as_deref()
-            .map(treaty_trust::roster::Roster::load)
+            .map(Roster::load)
             .transpose()
             .map_err(Into::into)
     }
 
-    /// The analyst's Ed25519 signing key: `--signing-key`, else `<pki>/<NAME>.sign.key`.
-    fn signing_key(&self) -> anyhow::Result<ed25519_dalek::SigningKey> {
-        let path = self
-            .signing_key
-            .clone()
-            .or_else(|| {
-                self.tls
-                    .pki
-                    .as_ref()
-                    .map(|d| d.join(format!("{}.sign.key", self.name)))
-            })
-            .context("no signing key: pass --signing-key FILE (NAME.sign.key from treaty init)")?;
-        Ok(treaty_trust::identity::read_signing_key(&path)?)
+    /// The analyst's Ed25519 signing key: `--signing-key`, else `<pki>/<NAME>.sign.key` if it
+    /// exists (reading commands need none).
+    fn signing_key(&self) -> anyhow::Result<Option<ed25519_dalek::SigningKey>> {
+        let path = match (&self.signing_key, &self.tls.pki) {
+            (Some(path), _) => path.clone(),
+            (None, Some(dir)) => {
+                let path = dir.join(format!("{}.sign.key", self.name));
+                if !path.exists() {
+                    return Ok(None);
+                }
+                path
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(treaty_trust::identity::read_signing_key(&path)?))
     }
 
-    pub(crate) async fn client(&self) -> anyhow::Result<CoordinatorClient<Channel>> {
-        let mut tls = self.tls.identity(&self.name)?;
-        let roster = self.roster()?;
-        let coordinator = roster.as_ref().and_then(|r| r.coordinator());
-        if let (Some(t), Some(c)) = (&tls, coordinator) {
-            tls = Some(t.with_ca(&c.ca_pem)?);
-        }
-        connect(Dial {
+    /// Connects as this analyst.
+    pub(crate) async fn analyst(&self) -> anyhow::Result<Analyst> {
+        Analyst::connect(Connect {
             url: &self.coordinator,
-            tls: tls.as_ref(),
-            server_name: coordinator.map_or(&self.coordinator_name, |c| &c.identity.name),
+            tls: self.tls.identity(&self.name)?,
+            server_name: &self.coordinator_name,
+            roster: self.roster()?,
+            name: &self.name,
+            signing_key: self.signing_key()?,
         })
         .await
         .with_context(|| format!("connecting to the coordinator at {}", self.coordinator))
+    }
+
+    pub(crate) async fn client(&self) -> anyhow::Result<CoordinatorClient<Channel>> {
+        Ok(self.analyst().await?.client().clone())
     }
 }
 
@@ -146,12 +149,7 @@ pub(crate) struct CancelArgs {
 }
 
 pub(crate) async fn parties(args: ConnectArgs) -> anyhow::Result<ExitCode> {
-    let mut c = args.client().await?;
-    let parties = c
-        .list_parties(pb::ListPartiesRequest {})
-        .await?
-        .into_inner()
-        .parties;
+    let parties = args.analyst().await?.parties().await?;
     if args.json {
         println!(
             "{}",
@@ -174,35 +172,21 @@ pub(crate) async fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let spec = JobFile::parse(&text)
         .and_then(|f| f.to_spec(key))
         .with_context(|| format!("in {}", args.job.display()))?;
-    let key = args.connect.signing_key()?;
-    let submission = treaty_trust::identity::sign_now(spec, &args.connect.name, &key)?;
-    let mut c = args.connect.client().await?;
-    let job_id = c
-        .submit_job(pb::SubmitJobRequest {
-            submission: Some(submission),
-        })
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .into_inner()
-        .job_id;
+    let mut analyst = args.connect.analyst().await?;
+    let job_id = analyst.submit(spec).await?;
     if args.connect.json && !args.watch {
         println!("{}", serde_json::json!({ "job_id": job_id }));
     } else if !args.connect.json {
         println!("submitted {job_id}");
     }
     if args.watch {
-        return follow(&mut c, &job_id, args.connect.json).await;
+        return follow(&mut analyst, &job_id, args.connect.json).await;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
-    let mut c = args.connect.client().await?;
-    let jobs = c
-        .list_jobs(pb::ListJobsRequest { limit: args.limit })
-        .await?
-        .into_inner()
-        .jobs;
+    let jobs = args.connect.analyst().await?.jobs(args.limit).await?;
     if args.connect.json {
         println!(
             "{}",
@@ -215,32 +199,18 @@ pub(crate) async fn jobs(args: JobsArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) async fn watch(args: JobArgs) -> anyhow::Result<ExitCode> {
-    let mut c = args.connect.client().await?;
-    follow(&mut c, &args.job, args.connect.json).await
+    let mut analyst = args.connect.analyst().await?;
+    follow(&mut analyst, &args.job, args.connect.json).await
 }
 
-async fn follow(
-    c: &mut CoordinatorClient<Channel>,
-    job_id: &str,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let mut stream = c
-        .watch_job(pb::WatchJobRequest {
-            job_id: job_id.to_string(),
-        })
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .into_inner();
+async fn follow(analyst: &mut Analyst, job_id: &str, json: bool) -> anyhow::Result<ExitCode> {
     let mut bar = (!json).then(print::JobBar::new);
-    let mut last = None;
-    while let Some(job) = stream.message().await? {
-        match &mut bar {
-            Some(bar) => bar.update(&job),
-            None => println!("{}", print::job_json(&job)),
-        }
-        last = Some(job);
-    }
-    let job = last.context("the coordinator sent no job state")?;
+    let job = analyst
+        .watch(job_id, |job| match &mut bar {
+            Some(bar) => bar.update(job),
+            None => println!("{}", print::job_json(job)),
+        })
+        .await?;
     if let Some(bar) = bar {
         bar.finish(&job);
     }
@@ -251,130 +221,68 @@ async fn follow(
     })
 }
 
-/// The keys `treaty result` verifies the parties' result signatures with, party id → Ed25519
-/// identity key: `--party-keys FILE` (out of band, trustworthy), else the roster's (`--roster`,
-/// the keys the consortium agreed on), else — with a warning — the coordinator's audit registry.
-async fn party_keys(
-    file: Option<&Path>,
-    connect: &ConnectArgs,
-    c: &mut CoordinatorClient<Channel>,
-) -> anyhow::Result<BTreeMap<String, VerifyingKey>> {
+/// Where `treaty result` takes the keys it verifies the parties' result signatures with:
+/// `--party-keys FILE` (out of band, trustworthy), else the roster's (`--roster`, the keys the
+/// consortium agreed on), else — with a warning — the coordinator's audit registry.
+fn key_source(file: Option<&Path>, connect: &ConnectArgs) -> anyhow::Result<KeySource> {
     if let Some(file) = file {
-        return crate::audit::read_party_keys(file);
+        return Ok(KeySource::Given(treaty_analyst::client::read_party_keys(
+            file,
+        )?));
     }
-    if let Some(roster) = connect.roster()? {
-        return Ok(roster.party_keys());
+    if connect.roster.is_some() {
+        return Ok(KeySource::Roster);
     }
     eprintln!(
         "warning: no --party-keys: the parties' signature keys come from the coordinator, so \
          the coordinator's word is trusted for them (pass --party-keys FILE, saved from \
          `treaty audit registry` and checked out of band, to verify against keys you trust)"
     );
-    let registry = c
-        .get_audit_registry(pb::GetAuditRegistryRequest {})
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .into_inner();
-    crate::audit::party_keys_from_proto(&registry)
+    Ok(KeySource::Coordinator)
 }
 
 pub(crate) async fn result(args: ResultArgs) -> anyhow::Result<ExitCode> {
     let key = keys::read_secret_key(&args.key)?;
-    let mut c = args.connect.client().await?;
-    let job = c
-        .get_job(pb::GetJobRequest {
-            job_id: args.job.clone(),
-        })
+    let mut analyst = args.connect.analyst().await?;
+    let source = key_source(args.party_keys.as_deref(), &args.connect)?;
+    let keys = analyst.party_keys(source).await?;
+    let result = analyst
+        .result(&args.job, &key, &keys)
         .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .into_inner();
-    if job.state() != JobState::Succeeded {
-        anyhow::bail!(
-            "job {} is {}{}",
-            job.id,
-            print::state(job.state()),
-            if job.reason.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", job.reason)
-            }
-        );
-    }
-    let keys = party_keys(args.party_keys.as_deref(), &args.connect, &mut c).await?;
-    use treaty_analyst as opened;
-    use treaty_proto::v1::job_spec::Computation;
-    let computation = job.spec.as_ref().and_then(|s| s.computation.as_ref());
-    // Each kind: its JSON value and a printer for humans.
-    let (json, human): (serde_json::Value, Box<dyn FnOnce()>) = match computation {
-        Some(Computation::Psi(_)) => {
-            let reports = opened::fetch_psi_result(&mut c, &job, &key, &keys)
-                .await
-                .context("opening the sealed reports")?;
-            (
-                print::psi_json(&reports),
-                Box::new(move || print::psi(&reports)),
-            )
-        }
-        Some(Computation::Train(_)) => {
-            let r = opened::fetch_train_result(&mut c, &job, &key, &keys)
-                .await
-                .context("opening the sealed reports")?;
-            (
-                serde_json::to_value(&r)?,
-                Box::new(move || print::train(&r)),
-            )
-        }
-        Some(Computation::Score(_)) => {
-            let r = opened::fetch_score_result(&mut c, &job, &key, &keys)
-                .await
-                .context("opening the sealed reports")?;
-            (
-                serde_json::to_value(&r)?,
-                Box::new(move || print::score(&r)),
-            )
-        }
-        #[cfg(feature = "fhe")]
-        Some(Computation::FheScore(_)) => {
-            let r = opened::fetch_fhe_score_result(&mut c, &job, &key, &keys)
-                .await
-                .context("opening the sealed reports")?;
-            (
-                serde_json::to_value(&r)?,
-                Box::new(move || print::fhe_score(&r, 20)),
-            )
-        }
-        _ => {
-            let r = opened::fetch_stats_result(&mut c, &job, &key, &keys)
-                .await
-                .context("opening the sealed result")?;
-            (
-                serde_json::to_value(&r)?,
-                Box::new(move || print::stats(&r)),
-            )
-        }
-    };
+        .context("opening the sealed result")?;
     if args.connect.json {
+        let json = match &result {
+            JobResult::Psi { reports } => print::psi_json(reports),
+            JobResult::Stats(r) => serde_json::to_value(r)?,
+            JobResult::Train(r) => serde_json::to_value(r)?,
+            JobResult::Score(r) => serde_json::to_value(r)?,
+            JobResult::FheScore(r) => serde_json::to_value(r)?,
+            _ => serde_json::to_value(&result)?,
+        };
         println!(
             "{}",
-            serde_json::json!({ "job_id": job.id, "result": json })
+            serde_json::json!({ "job_id": args.job, "result": json })
         );
     } else {
-        human();
+        match &result {
+            JobResult::Psi { reports } => print::psi(reports),
+            JobResult::Stats(r) => print::stats(r),
+            JobResult::Train(r) => print::train(r),
+            JobResult::Score(r) => print::score(r),
+            JobResult::FheScore(r) => print::fhe_score(r, 20),
+            _ => println!("{}", serde_json::to_string_pretty(&result)?),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn cancel(args: CancelArgs) -> anyhow::Result<ExitCode> {
-    let mut c = args.connect.client().await?;
-    let job = c
-        .cancel_job(treaty_trust::identity::sign_cancel(
-            &args.job,
-            &args.reason,
-            &args.connect.signing_key()?,
-        ))
-        .await
-        .map_err(|s| anyhow::anyhow!("{}", s.message()))?
-        .into_inner();
+    let job = args
+        .connect
+        .analyst()
+        .await?
+        .cancel(&args.job, &args.reason)
+        .await?;
     if args.connect.json {
         println!("{}", print::job_json(&job));
     } else {

@@ -2,12 +2,11 @@
 //! fetches the keys and signed heads the coordinator holds; everything else runs offline.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use ed25519_dalek::VerifyingKey;
 use treaty_audit::registry::{Registry, parse_key};
 use treaty_audit::{
     AuditEvent, AuditRecord, COORDINATOR_WRITER, Digest32, ExportedLog, SignedHead, verify_logs,
@@ -67,23 +66,6 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// The parties' identity keys from a registry file saved from `treaty audit registry` (keys the
-/// analyst obtained out of band).
-pub(crate) fn read_party_keys(path: &Path) -> anyhow::Result<BTreeMap<String, VerifyingKey>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the party keys {}", path.display()))?;
-    Registry::from_json(&text)
-        .and_then(|r| r.party_keys())
-        .with_context(|| format!("in {}", path.display()))
-}
-
-/// The parties' identity keys as the coordinator's `GetAuditRegistry` lists them.
-pub(crate) fn party_keys_from_proto(
-    registry: &pb::AuditRegistry,
-) -> anyhow::Result<BTreeMap<String, VerifyingKey>> {
-    Ok(Registry::from_proto(registry)?.party_keys()?)
 }
 
 fn pair(s: &str) -> Result<(String, PathBuf), String> {

@@ -2,6 +2,7 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
+use treaty_analyst::PsiReport;
 use treaty_bench::{BenchResult, Workload};
 use treaty_mpc::stats::StatsResult;
 use treaty_proto::v1::{self as pb, JobState, job_spec};
@@ -125,7 +126,7 @@ fn opt(x: Option<f64>) -> String {
 }
 
 /// A `psi` job's reports, one line per party.
-pub(crate) fn psi(reports: &[(String, pb::PsiPartyResult)]) {
+pub(crate) fn psi(reports: &[(String, PsiReport)]) {
     println!(
         "{:<16} {:>12} {:>12} {:>14}  stored at the party",
         "party", "own ids", "peer ids", "intersection"
@@ -147,7 +148,7 @@ pub(crate) fn psi(reports: &[(String, pb::PsiPartyResult)]) {
 }
 
 /// A `psi` job's reports as JSON.
-pub(crate) fn psi_json(reports: &[(String, pb::PsiPartyResult)]) -> Value {
+pub(crate) fn psi_json(reports: &[(String, PsiReport)]) -> Value {
     Value::Array(
         reports
             .iter()
