@@ -180,6 +180,10 @@ pub enum MpcError {
     /// that are zero or overflow.
     #[error("invalid workload: {0}")]
     Workload(String),
+    /// An earlier operation of this session failed: its round tags and randomness streams may be
+    /// out of step with the peers', so it refuses further use (start a new session).
+    #[error("the session failed earlier and refuses further use")]
+    SessionFailed,
     /// The transport failed (peer gone, oversized or out-of-order message, ...).
     #[error(transparent)]
     Transport(#[from] TransportError),

@@ -30,11 +30,14 @@ pub(crate) const fn prev_of(i: PartyIndex) -> PartyIndex {
 /// the previous party (`k_{i-1,i}`). Both parties of a pair draw the same words in the same order
 /// because every party runs the same sequence of operations.
 ///
-/// After any error the session's round tags and streams may be out of step with the peers: drop it.
+/// After an error in a communication round the session's round tags and streams may be out of
+/// step with the peers': it then refuses every further round with [`MpcError::SessionFailed`].
 pub struct Rep3Session<'t, T: Transport> {
     pub(crate) transport: &'t T,
     pub(crate) me: PartyIndex,
     round: u32,
+    /// A round failed: no further round is attempted.
+    failed: bool,
     /// Stream keyed by `k_{me, me+1}`.
     pub(crate) next: PrfStream,
     /// Stream keyed by `k_{me-1, me}`.
@@ -88,6 +91,7 @@ impl<'t, T: Transport> Rep3Session<'t, T> {
             transport,
             me,
             round: next_round,
+            failed: false,
             next: stream(next_of(me))?,
             prev: stream(prev_of(me))?,
         })
@@ -108,10 +112,35 @@ impl<'t, T: Transport> Rep3Session<'t, T> {
         self.transport
     }
 
+    /// Whether a round of this session has failed (every further round is refused).
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Marks the session failed after an error in a round run outside [`Self::round`].
+    pub(crate) fn fail(&mut self) {
+        self.failed = true;
+    }
+
     /// One communication round: sends each `(peer, words)` as one message, then, if `recv` is
     /// `Some((from, len))`, receives exactly `len` words from `from`. Counts one round whether or
-    /// not this party sends or receives, so all parties' round tags stay in step.
+    /// not this party sends or receives, so all parties' round tags stay in step. Any failure
+    /// marks the session failed; a failed session refuses the round with
+    /// [`MpcError::SessionFailed`] before touching the transport.
     pub(crate) async fn round(
+        &mut self,
+        sends: &[(PartyIndex, &[u64])],
+        recv: Option<(PartyIndex, usize)>,
+    ) -> Result<Option<Vec<u64>>, MpcError> {
+        if self.failed {
+            return Err(MpcError::SessionFailed);
+        }
+        let result = self.round_once(sends, recv).await;
+        self.failed = result.is_err();
+        result
+    }
+
+    async fn round_once(
         &mut self,
         sends: &[(PartyIndex, &[u64])],
         recv: Option<(PartyIndex, usize)>,

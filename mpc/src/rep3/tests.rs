@@ -560,3 +560,42 @@ fn received_multiplication_messages_look_uniform_and_hide_the_inputs() {
         }
     }
 }
+
+/// A session whose round failed refuses every further round without touching the transport: its
+/// round tags and streams may be out of step with the peers'. (Before, the next round simply
+/// read the peer's next message.)
+#[test]
+fn a_failed_session_refuses_further_use() {
+    let out = run3!(Some(5); [] |s| {
+        let round = s.next_round();
+        match s.me() {
+            // Party 1 sends party 0 a message of the wrong length for this round, then a
+            // well-formed one for the next round.
+            1 => {
+                s.transport().send(0, round, vec![0; 5]).await.unwrap();
+                s.transport().send(0, round + 1, vec![0; 8]).await.unwrap();
+                (None, None, false, 0)
+            }
+            0 => {
+                let first = s.recv_from(1, 1).await.unwrap_err();
+                let second = s.recv_from(1, 1).await.unwrap_err();
+                let received = s.transport().counters().snapshot().messages_received;
+                (Some(first), Some(second), s.failed(), received)
+            }
+            _ => (None, None, s.failed(), 0),
+        }
+    });
+    let (first, second, failed, received) = &out[0];
+    assert!(
+        matches!(first, Some(MpcError::MalformedMessage { from: 1, .. })),
+        "{first:?}"
+    );
+    assert!(
+        matches!(second, Some(MpcError::SessionFailed)),
+        "{second:?}"
+    );
+    assert!(failed);
+    // Only the malformed message was read; the next one stays unread.
+    assert_eq!(*received, 1);
+    assert!(!out[2].2, "party 2 ran no round and did not fail");
+}
