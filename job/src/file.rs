@@ -105,8 +105,16 @@
 use serde::Deserialize;
 use treaty_proto::v1::{self as pb, filter, job_spec};
 
-use crate::JobError;
 use crate::validate::FHE_PROTOCOL;
+use crate::{JobError, ProblemKind, SpecProblem};
+
+/// A spec that fails on one problem: `kind` of `field`.
+fn invalid(field: impl Into<String>, kind: ProblemKind) -> JobError {
+    JobError::InvalidSpec(vec![SpecProblem::new(field, kind)])
+}
+
+/// The computation sections of a job file.
+const SECTIONS: [&str; 5] = ["stats", "psi", "train", "score", "fhe_score"];
 
 /// A job file as written by an analyst.
 #[derive(Debug, Clone, Deserialize)]
@@ -323,21 +331,29 @@ pub struct OutputFile {
 impl JobFile {
     /// Parses a job file's text.
     pub fn parse(text: &str) -> Result<Self, JobError> {
-        toml::from_str(text).map_err(|e| JobError::InvalidSpec(vec![e.to_string()]))
+        toml::from_str(text).map_err(|e| {
+            let message = e.to_string();
+            invalid("", ProblemKind::Syntax { message })
+        })
     }
 
     /// Builds the wire spec; `recipient_key` overrides `output.public_key`.
     pub fn to_spec(&self, recipient_key: Option<[u8; 32]>) -> Result<pb::JobSpec, JobError> {
-        let bad = |m: String| JobError::InvalidSpec(vec![m]);
         let key = match (recipient_key, &self.output.public_key) {
             (Some(k), _) => k.to_vec(),
-            (None, Some(h)) => {
-                hex::decode(h.trim()).map_err(|_| bad("output.public_key is not hex".into()))?
-            }
+            (None, Some(h)) => hex::decode(h.trim()).map_err(|_| {
+                let value = format!("{h:?}");
+                invalid(
+                    "output.public_key",
+                    ProblemKind::BadValue {
+                        value,
+                        expected: "hex (64 digits: an X25519 key)",
+                    },
+                )
+            })?,
             (None, None) => {
-                return Err(bad(
-                    "no recipient key: set output.public_key or pass --recipient-key".into(),
-                ));
+                let hint = "set output.public_key or pass --recipient-key";
+                return Err(invalid("output.public_key", ProblemKind::Missing { hint }));
             }
         };
         let sections = [
@@ -347,11 +363,13 @@ impl JobFile {
             self.score.is_some(),
             self.fhe_score.is_some(),
         ];
-        if sections.iter().filter(|s| **s).count() > 1 {
-            return Err(bad(
-                "a job file has one computation: [stats], [psi], [train], [score] or [fhe_score]"
-                    .into(),
-            ));
+        if let Some(second) = (SECTIONS.iter().zip(sections))
+            .filter(|(_, given)| *given)
+            .nth(1)
+        {
+            let reason =
+                "a job file has one computation: [stats], [psi], [train], [score] or [fhe_score]";
+            return Err(invalid(*second.0, ProblemKind::NotAllowed { reason }));
         }
         let computation = match (
             &self.stats,
@@ -387,11 +405,8 @@ impl JobFile {
                 no_intercept: sc.intercept == Some(false),
             }),
             (None, None, None, None, None) => {
-                return Err(bad(
-                    "the job file has no computation section ([stats], [psi], [train], [score] or \
-                     [fhe_score])"
-                        .into(),
-                ));
+                let hint = "add [stats], [psi], [train], [score] or [fhe_score]";
+                return Err(invalid("computation", ProblemKind::Missing { hint }));
             }
             (_, _, Some(t), _, _) => job_spec::Computation::Train(pb::TrainJob {
                 model: t.model.clone(),
@@ -410,11 +425,11 @@ impl JobFile {
             (Some(s), _, _, _, _) => {
                 let (filter, filters) = match &s.filter {
                     None => (None, Vec::new()),
-                    Some(Filters::One(f)) => (Some(f.to_wire()?), Vec::new()),
+                    Some(Filters::One(f)) => (Some(f.to_wire("stats.filter")?), Vec::new()),
                     Some(Filters::All(all)) => (
                         None,
-                        all.iter()
-                            .map(FilterFile::to_wire)
+                        (all.iter().enumerate())
+                            .map(|(i, f)| f.to_wire(&format!("stats.filter[{i}]")))
                             .collect::<Result<_, _>>()?,
                     ),
                 };
@@ -429,9 +444,13 @@ impl JobFile {
                     "intersection" => pb::PsiReveal::Intersection,
                     "cardinality" => pb::PsiReveal::Cardinality,
                     other => {
-                        return Err(bad(format!(
-                            "psi.reveal is {other:?}; use \"intersection\" or \"cardinality\""
-                        )));
+                        return Err(invalid(
+                            "psi.reveal",
+                            ProblemKind::NotOneOf {
+                                value: other.to_string(),
+                                allowed: &["intersection", "cardinality"],
+                            },
+                        ));
                     }
                 } as i32,
                 to: p.to.clone(),
@@ -470,28 +489,34 @@ impl JobFile {
 }
 
 impl FilterFile {
-    fn to_wire(&self) -> Result<pb::Filter, JobError> {
+    /// The wire filter; `field` is where the job file gives it (`stats.filter[1]`).
+    fn to_wire(&self, field: &str) -> Result<pb::Filter, JobError> {
         let predicate = match (&self.equals, self.min, self.max) {
             (Some(v), None, None) => filter::Predicate::Equals(match v {
                 toml::Value::String(s) => s.clone(),
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Float(f) => f.to_string(),
                 toml::Value::Boolean(b) => b.to_string(),
-                _ => {
-                    return Err(JobError::InvalidSpec(vec![format!(
-                        "filter on {:?}: `equals` must be a string or a number",
-                        self.column
-                    )]));
+                other => {
+                    return Err(invalid(
+                        format!("{field}.equals"),
+                        ProblemKind::BadValue {
+                            value: other.to_string(),
+                            expected: "a string or a number",
+                        },
+                    ));
                 }
             }),
             (None, min, max) if min.is_some() || max.is_some() => {
                 filter::Predicate::Range(pb::NumericRange { min, max })
             }
-            _ => {
-                return Err(JobError::InvalidSpec(vec![format!(
-                    "filter on {:?}: give either `equals` or `min`/`max`",
-                    self.column
-                )]));
+            (None, _, _) => {
+                let hint = "give `equals` or `min`/`max`";
+                return Err(invalid(field, ProblemKind::Missing { hint }));
+            }
+            (Some(_), _, _) => {
+                let reason = "give either `equals` or `min`/`max`, not both";
+                return Err(invalid(field, ProblemKind::NotAllowed { reason }));
             }
         };
         Ok(pb::Filter {
@@ -504,6 +529,25 @@ impl FilterFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one problem of a refused job file.
+    fn problem<T: std::fmt::Debug>(r: Result<T, JobError>) -> SpecProblem {
+        match r {
+            Err(JobError::InvalidSpec(p)) if p.len() == 1 => p[0].clone(),
+            other => panic!("expected one problem, got {other:?}"),
+        }
+    }
+
+    /// The parser's message for a job file that is not one.
+    fn syntax<T: std::fmt::Debug>(r: Result<T, JobError>) -> String {
+        match problem(r) {
+            SpecProblem {
+                field,
+                kind: ProblemKind::Syntax { message },
+            } if field.is_empty() => message,
+            other => panic!("expected a syntax problem, got {other:?}"),
+        }
+    }
 
     fn doc_example() -> String {
         include_str!("file.rs")
@@ -529,7 +573,11 @@ mod tests {
             Some(filter::Predicate::Equals("diabetes".into()))
         );
         // Without a key anywhere the spec is refused.
-        assert!(f.to_spec(None).is_err());
+        let p = problem(f.to_spec(None));
+        assert_eq!(p.field, "output.public_key");
+        assert!(
+            matches!(p.kind, ProblemKind::Missing { hint } if hint.contains("--recipient-key"))
+        );
     }
 
     #[test]
@@ -555,7 +603,17 @@ mod tests {
             .unwrap()
             .to_spec(Some([1; 32]))
             .unwrap_err();
-        assert!(e.to_string().contains("psi.reveal is \"all\""), "{e}");
+        assert!(e.to_string().contains("psi.reveal: \"all\""), "{e}");
+        assert_eq!(
+            problem::<()>(Err(e)),
+            SpecProblem::new(
+                "psi.reveal",
+                ProblemKind::NotOneOf {
+                    value: "all".into(),
+                    allowed: &["intersection", "cardinality"],
+                }
+            )
+        );
     }
 
     #[test]
@@ -596,12 +654,11 @@ mod tests {
             Some(filter::Predicate::Equals("1".into()))
         );
         // A join without id columns is refused by the parser.
-        let e = JobFile::parse(&text.replace(
+        let e = syntax(JobFile::parse(&text.replace(
             "id_columns = { hospital = \"patient_id\", insurer = \"patient_id\" }\n",
             "",
-        ))
-        .unwrap_err();
-        assert!(e.to_string().contains("id_columns"), "{e}");
+        )));
+        assert!(e.contains("id_columns"), "{e}");
     }
 
     /// The documented `fhe-score` job file, with an `[output]`.
@@ -730,15 +787,21 @@ mod tests {
                 text.replace("owner = \"insurer\"", ""),
                 "missing field `owner`",
             ),
-            (
-                "two computations",
-                text.clone() + "\n[score]\nmodel_id = \"m\"\n",
-                "one computation: [stats], [psi], [train], [score] or [fhe_score]",
-            ),
         ] {
-            let e = fhe_spec(&edited).unwrap_err().to_string();
+            let e = syntax(fhe_spec(&edited));
             assert!(e.contains(want), "{case}: {want:?} not in {e}\n{edited}");
         }
+        let two = problem(fhe_spec(&(text + "\n[score]\nmodel_id = \"m\"\n")));
+        assert_eq!(two.field, "fhe_score");
+        assert!(
+            matches!(two.kind, ProblemKind::NotAllowed { reason } if reason.contains("one computation")),
+            "{two:?}"
+        );
+        assert!(
+            two.to_string()
+                .contains("one computation: [stats], [psi], [train], [score] or [fhe_score]"),
+            "{two}"
+        );
     }
 
     #[test]
@@ -780,11 +843,9 @@ mod tests {
             "{}\n[stats]\ncolumns = [\"insurer.claim_amount\"]\n",
             include_str!("../../examples/train-job.toml")
         );
-        let e = JobFile::parse(&two)
-            .unwrap()
-            .to_spec(Some([3; 32]))
-            .unwrap_err();
-        assert!(e.to_string().contains("one computation"), "{e}");
+        let p = problem(JobFile::parse(&two).unwrap().to_spec(Some([3; 32])));
+        assert_eq!(p.field, "train");
+        assert!(matches!(p.kind, ProblemKind::NotAllowed { .. }), "{p:?}");
         let text = include_str!("../../examples/join-stats-job.toml");
         let spec = JobFile::parse(&text.replace("# psi_job", "psi_job"))
             .unwrap()
@@ -810,22 +871,59 @@ mod tests {
 
     #[test]
     fn bad_files_say_why() {
-        let e = JobFile::parse("inputs = []\n[output]\nrecipient='a'\nfoo=1").unwrap_err();
-        assert!(e.to_string().contains("unknown field"), "{e}");
+        let e = syntax(JobFile::parse(
+            "inputs = []\n[output]\nrecipient='a'\nfoo=1",
+        ));
+        assert!(e.contains("unknown field"), "{e}");
         let text = doc_example().replace(
             "filter = { column = \"diagnosis_group\", equals = \"diabetes\" }",
             "filter = { column = \"age\", equals = 3, min = 1.0 }",
         );
-        let e = JobFile::parse(&text)
-            .unwrap()
-            .to_spec(Some([0; 32]))
-            .unwrap_err();
+        let p = problem(JobFile::parse(&text).unwrap().to_spec(Some([0; 32])));
+        assert_eq!(p.field, "stats.filter");
+        assert!(matches!(p.kind, ProblemKind::NotAllowed { .. }), "{p:?}");
         assert!(
-            e.to_string().contains("either `equals` or `min`/`max`"),
-            "{e}"
+            p.to_string().contains("either `equals` or `min`/`max`"),
+            "{p}"
+        );
+        let bad_filter = |filter: &str| {
+            let text = doc_example().replace(
+                "filter = { column = \"diagnosis_group\", equals = \"diabetes\" }",
+                filter,
+            );
+            problem(JobFile::parse(&text).unwrap().to_spec(Some([0; 32])))
+        };
+        let p = bad_filter("filter = [{ column = \"age\", equals = 1 }, { column = \"age\" }]");
+        assert_eq!(p.field, "stats.filter[1]");
+        assert!(matches!(p.kind, ProblemKind::Missing { .. }), "{p:?}");
+        let p = bad_filter("filter = { column = \"age\", equals = [1] }");
+        assert_eq!(p.field, "stats.filter.equals");
+        assert!(
+            matches!(&p.kind, ProblemKind::BadValue { value, .. } if value == "[1]"),
+            "{p:?}"
         );
         let text = doc_example().replace("# public_key", "public_key = \"zz\" #");
-        let e = JobFile::parse(&text).unwrap().to_spec(None).unwrap_err();
-        assert!(e.to_string().contains("not hex"), "{e}");
+        let p = problem(JobFile::parse(&text).unwrap().to_spec(None));
+        assert_eq!(
+            (p.field.as_str(), &p.kind),
+            (
+                "output.public_key",
+                &ProblemKind::BadValue {
+                    value: "\"zz\"".into(),
+                    expected: "hex (64 digits: an X25519 key)"
+                }
+            )
+        );
+        assert!(p.to_string().contains("expected hex"), "{p}");
+        let text = doc_example()
+            .replace("[stats]", "")
+            .replace("columns = [\"claim_amount\", \"length_of_stay\"]\n", "")
+            .replace(
+                "filter = { column = \"diagnosis_group\", equals = \"diabetes\" }\n",
+                "",
+            );
+        let p = problem(JobFile::parse(&text).unwrap().to_spec(Some([0; 32])));
+        assert_eq!(p.field, "computation");
+        assert!(matches!(p.kind, ProblemKind::Missing { .. }), "{p:?}");
     }
 }

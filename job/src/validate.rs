@@ -1,7 +1,8 @@
 //! Checks a submitted job spec against the registry: parties, datasets, columns and types.
 //!
-//! Every problem is collected so the analyst can fix the spec in one go. Parties check the job
-//! again against their own datasets (the registry holds only what they published).
+//! Every problem is collected so the analyst can fix the spec in one go; each is a
+//! [`SpecProblem`] naming the offending field. Parties check the job again against their own
+//! datasets (the registry holds only what they published).
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -11,6 +12,7 @@ use treaty_proto::v1::{
 };
 
 use crate::JobError;
+use crate::problem::{ProblemKind, SpecProblem};
 
 /// The protocol the `stats` job runs when the spec names none.
 pub const DEFAULT_STATS_PROTOCOL: &str = "additive";
@@ -33,6 +35,78 @@ pub const DEFAULT_FRAC_BITS: u32 = 16;
 pub const MAX_PARTIES: usize = 64;
 /// The protocol of the `fhe-score` job (the owner's tfhe key, the evaluator's clear model).
 pub const FHE_PROTOCOL: &str = "fhe";
+
+/// What a model or job id must look like (see [`is_job_id`]).
+const ID_FORM: &str = "1 to 64 letters, digits, '-' or '_'";
+/// The model kinds of `train` and of a clear `score` model.
+const MODELS: [&str; 2] = ["logistic", "linear"];
+
+/// The problems found so far.
+type Problems = Vec<SpecProblem>;
+
+/// `n` as a count in a problem.
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// `field` is not one of `allowed`.
+fn not_one_of(
+    field: impl Into<String>,
+    value: &str,
+    allowed: &'static [&'static str],
+) -> SpecProblem {
+    SpecProblem::new(
+        field,
+        ProblemKind::NotOneOf {
+            value: value.to_string(),
+            allowed,
+        },
+    )
+}
+
+/// `field` holds `value`, which is not what it takes (`expected`).
+fn bad_value(field: impl Into<String>, value: String, expected: &'static str) -> SpecProblem {
+    SpecProblem::new(field, ProblemKind::BadValue { value, expected })
+}
+
+/// `field` is missing; `hint` says what to give.
+fn missing(field: impl Into<String>, hint: &'static str) -> SpecProblem {
+    SpecProblem::new(field, ProblemKind::Missing { hint })
+}
+
+/// `field` may not be set (this way): `reason`.
+fn not_allowed(field: impl Into<String>, reason: &'static str) -> SpecProblem {
+    SpecProblem::new(field, ProblemKind::NotAllowed { reason })
+}
+
+/// `field` names `party`, which is not an input.
+fn not_an_input(field: impl Into<String>, party: &str) -> SpecProblem {
+    SpecProblem::new(
+        field,
+        ProblemKind::NotAnInput {
+            party: party.to_string(),
+        },
+    )
+}
+
+/// `field` has `got` entries of `of`, not `min` to `max`.
+fn wrong_count(
+    field: impl Into<String>,
+    got: usize,
+    min: u64,
+    max: u64,
+    of: &'static str,
+) -> SpecProblem {
+    SpecProblem::new(
+        field,
+        ProblemKind::WrongCount {
+            got: count(got),
+            min,
+            max,
+            of,
+        },
+    )
+}
 
 /// The spec with its defaults filled in (protocol from the computation, `frac_bits`): what the
 /// coordinator assigns, and what a party compares with the analyst's signed spec.
@@ -75,25 +149,34 @@ pub fn validate_spec(
     let spec = normalize_spec(spec);
     let mut problems = Vec::new();
     if spec.frac_bits > MAX_FRAC_BITS {
-        problems.push(format!(
-            "frac_bits is {}, at most {MAX_FRAC_BITS} is allowed",
-            spec.frac_bits
+        problems.push(SpecProblem::new(
+            "frac_bits",
+            ProblemKind::TooLarge {
+                value: spec.frac_bits.into(),
+                max: MAX_FRAC_BITS.into(),
+            },
         ));
     }
-    if spec.inputs.len() < 2 {
-        problems.push(format!(
-            "a job needs at least 2 parties, the spec names {}",
-            spec.inputs.len()
+    if !(2..=MAX_PARTIES).contains(&spec.inputs.len()) {
+        problems.push(wrong_count(
+            "inputs",
+            spec.inputs.len(),
+            2,
+            count(MAX_PARTIES),
+            "parties",
         ));
-    }
-    if spec.inputs.len() > MAX_PARTIES {
-        problems.push(format!("a job may involve at most {MAX_PARTIES} parties"));
     }
     match &spec.output {
-        None => problems.push("output: a recipient public key is required".into()),
-        Some(out) if out.recipient_public_key.len() != 32 => problems.push(format!(
-            "output.recipient_public_key must be 32 bytes (X25519), got {}",
-            out.recipient_public_key.len()
+        None => problems.push(missing(
+            "output.recipient_public_key",
+            "the recipient's X25519 public key",
+        )),
+        Some(out) if out.recipient_public_key.len() != 32 => problems.push(wrong_count(
+            "output.recipient_public_key",
+            out.recipient_public_key.len(),
+            32,
+            32,
+            "bytes (an X25519 key)",
         )),
         Some(_) => {}
     }
@@ -104,23 +187,33 @@ pub fn validate_spec(
     };
     let mut seen = HashSet::new();
     let mut datasets = Vec::new();
-    for input in &spec.inputs {
+    for (i, input) in spec.inputs.iter().enumerate() {
         if !seen.insert(input.party.as_str()) {
-            problems.push(format!("party {:?} is listed twice", input.party));
+            problems.push(SpecProblem::new(
+                format!("inputs[{i}].party"),
+                ProblemKind::Duplicate {
+                    name: input.party.clone(),
+                },
+            ));
             continue;
         }
         let Some(party) = parties.get(&input.party) else {
-            problems.push(format!("unknown party {:?}", input.party));
+            problems.push(SpecProblem::new(
+                format!("inputs[{i}].party"),
+                ProblemKind::UnknownParty {
+                    party: input.party.clone(),
+                },
+            ));
             continue;
         };
         if let Some(join) = join
             && !join.id_columns.contains_key(&input.party)
         {
             if !input.dataset.is_empty() {
-                problems.push(format!(
-                    "party {:?} has no id column in join.id_columns, so it is the join's helper \
-                     and holds no data: drop its dataset, or name its id column",
-                    input.party
+                problems.push(not_allowed(
+                    format!("inputs[{i}].dataset"),
+                    "a party without an id column in join.id_columns is the join's helper and \
+                     holds no data: drop its dataset, or name its id column",
                 ));
             }
             continue;
@@ -131,29 +224,36 @@ pub fn validate_spec(
             continue;
         }
         match party.datasets.iter().find(|d| d.name == input.dataset) {
-            None => problems.push(format!(
-                "party {:?} has no dataset {:?}",
-                input.party, input.dataset
+            None => problems.push(SpecProblem::new(
+                format!("inputs[{i}].dataset"),
+                ProblemKind::UnknownDataset {
+                    party: input.party.clone(),
+                    dataset: input.dataset.clone(),
+                },
             )),
             Some(d) => datasets.push((input.party.as_str(), d)),
         }
     }
     match (&spec.computation, join) {
-        (None, _) => problems.push("the spec names no computation (e.g. [stats])".into()),
+        (None, _) => problems.push(missing(
+            "computation",
+            "add [stats], [psi], [train], [score] or [fhe_score]",
+        )),
         (Some(job_spec::Computation::Stats(stats)), None) => {
             if spec.protocol != DEFAULT_STATS_PROTOCOL {
-                problems.push(format!(
-                    "stats runs on protocol {DEFAULT_STATS_PROTOCOL:?}, not {:?}",
-                    spec.protocol
+                problems.push(not_one_of(
+                    "protocol",
+                    &spec.protocol,
+                    &[DEFAULT_STATS_PROTOCOL],
                 ));
             }
             check_column_list(stats, &mut problems);
             for (party, ds) in &datasets {
                 for c in &stats.columns {
-                    check_value_column(party, ds, c, "column", &mut problems);
+                    check_value_column("stats.columns", party, ds, c, &mut problems);
                 }
-                for f in all_filters(stats) {
-                    check_filter(party, ds, &f.column, f, &[], &mut problems);
+                for (field, f) in filter_fields(stats) {
+                    check_filter(&field, party, ds, &f.column, f, &[], &mut problems);
                 }
             }
             check_ranges(stats, &mut problems);
@@ -164,31 +264,33 @@ pub fn validate_spec(
         (Some(job_spec::Computation::Psi(psi)), None) => {
             check_psi(&spec, psi, &datasets, &mut problems)
         }
-        (Some(job_spec::Computation::Psi(_)), Some(_)) => {
-            problems.push("a join applies to stats and train jobs; a psi job has no [join]".into())
-        }
-        (Some(job_spec::Computation::Train(_)), None) => problems.push(
-            "train runs on vertically split data: add a [join] naming each data party's id column"
-                .into(),
-        ),
+        (Some(job_spec::Computation::Psi(_)), Some(_)) => problems.push(not_allowed(
+            "join",
+            "a join applies to stats and train jobs; a psi job has no [join]",
+        )),
+        (Some(job_spec::Computation::Train(_)), None) => problems.push(missing(
+            "join",
+            "train runs on vertically split data: add a [join] naming each data party's id \
+             column",
+        )),
         (Some(job_spec::Computation::Train(train)), Some(join)) => {
             check_join_train(&spec, train, join, &datasets, &mut problems);
         }
-        (Some(job_spec::Computation::Score(_)), None) => problems.push(
+        (Some(job_spec::Computation::Score(_)), None) => problems.push(missing(
+            "join",
             "score runs on vertically split records: add a [join] naming each data party's id \
-             column"
-                .into(),
-        ),
+             column",
+        )),
         (Some(job_spec::Computation::Score(score)), Some(join)) => {
-            check_join(&spec, "score", join, &datasets, &mut problems);
+            check_join(&spec, join, &datasets, &mut problems);
             check_score(&spec, score, join, &datasets, &mut problems);
         }
         (Some(job_spec::Computation::FheScore(fhe)), join) => {
             if join.is_some() {
-                problems.push(
-                    "fhe-score runs on the owner's rows alone; an fhe-score job has no [join]"
-                        .into(),
-                );
+                problems.push(not_allowed(
+                    "join",
+                    "fhe-score runs on the owner's rows alone; an fhe-score job has no [join]",
+                ));
             }
             check_fhe_score(&spec, fhe, &datasets, &mut problems);
         }
@@ -206,37 +308,96 @@ pub fn all_filters(stats: &StatsJob) -> impl Iterator<Item = &Filter> {
     stats.filter.iter().chain(&stats.filters)
 }
 
+/// [`all_filters`], each with its field as a job file names it: `stats.filter` for the one
+/// filter, `stats.filter[i]` for the `i`th of a list.
+fn filter_fields(stats: &StatsJob) -> impl Iterator<Item = (String, &Filter)> {
+    let one = stats.filter.iter().map(|f| ("stats.filter".to_string(), f));
+    let listed = (stats.filters.iter().enumerate()).map(|(i, f)| (format!("stats.filter[{i}]"), f));
+    one.chain(listed)
+}
+
 /// At least one column, none twice.
-fn check_column_list(stats: &StatsJob, problems: &mut Vec<String>) {
+fn check_column_list(stats: &StatsJob, problems: &mut Problems) {
     if stats.columns.is_empty() {
-        problems.push("stats: name at least one column".into());
+        problems.push(missing("stats.columns", "name at least one numeric column"));
     }
     let mut cols = HashSet::new();
     for c in &stats.columns {
         if !cols.insert(c) {
-            problems.push(format!("stats: column {c:?} is listed twice"));
+            problems.push(SpecProblem::new(
+                "stats.columns",
+                ProblemKind::Duplicate { name: c.clone() },
+            ));
         }
     }
 }
 
-/// `column` exists in `ds` and is numeric; `shown` is how the spec names it.
+/// `column` (named by `field`) exists in `party`'s `ds` and is numeric.
 fn check_value_column(
+    field: &str,
     party: &str,
     ds: &DatasetSchema,
     column: &str,
-    shown: &str,
-    problems: &mut Vec<String>,
+    problems: &mut Problems,
 ) {
     match column_type(ds, column) {
-        None => problems.push(format!(
-            "party {party:?} dataset {:?} has no {shown} {column:?}",
-            ds.name
-        )),
+        None => problems.push(unknown_column(field, party, ds, column)),
         Some(ColumnType::Int | ColumnType::Float) => {}
-        Some(other) => problems.push(format!(
-            "party {party:?} dataset {:?} column {column:?} is {}, not numeric",
-            ds.name,
-            other.as_str_name()
+        Some(found) => problems.push(wrong_type(field, party, ds, column, "numeric", found)),
+    }
+}
+
+/// `field` names `column`, which `party`'s `ds` lacks.
+fn unknown_column(field: &str, party: &str, ds: &DatasetSchema, column: &str) -> SpecProblem {
+    SpecProblem::new(
+        field,
+        ProblemKind::UnknownColumn {
+            party: party.to_string(),
+            dataset: ds.name.clone(),
+            column: column.to_string(),
+        },
+    )
+}
+
+/// `field` names `column` of `party`'s `ds`, which is `found`, not `expected`.
+fn wrong_type(
+    field: &str,
+    party: &str,
+    ds: &DatasetSchema,
+    column: &str,
+    expected: &'static str,
+    found: ColumnType,
+) -> SpecProblem {
+    SpecProblem::new(
+        field,
+        ProblemKind::WrongType {
+            party: party.to_string(),
+            dataset: ds.name.clone(),
+            column: column.to_string(),
+            expected,
+            found,
+        },
+    )
+}
+
+/// An id `column` of `party`'s `ds` (named by `field`): it exists and holds text or integers.
+fn check_id_column(
+    field: &str,
+    party: &str,
+    ds: &DatasetSchema,
+    column: &str,
+    problems: &mut Problems,
+) {
+    match column_type(ds, column) {
+        None => problems.push(unknown_column(field, party, ds, column)),
+        Some(ColumnType::String | ColumnType::Int) => {}
+        Some(found) => problems.push(wrong_type(
+            field,
+            party,
+            ds,
+            column,
+            "text or integer (an id)",
+            found,
         )),
     }
 }
@@ -248,39 +409,47 @@ fn column_type(ds: &DatasetSchema, name: &str) -> Option<ColumnType> {
         .map(|c| c.r#type())
 }
 
-/// A filter on `column` of `ds`: it exists, is not a record id column (neither the dataset's
-/// nor one of `id_columns`), and its predicate fits the column's type.
+/// A filter (`field`) on `column` of `ds`: it exists, is not a record id column (neither the
+/// dataset's nor one of `id_columns`), and its predicate fits the column's type.
 fn check_filter(
+    field: &str,
     party: &str,
     ds: &DatasetSchema,
     column: &str,
     f: &Filter,
     id_columns: &[&str],
-    problems: &mut Vec<String>,
+    problems: &mut Problems,
 ) {
+    let column_field = format!("{field}.column");
     if column == ds.id_column || id_columns.contains(&column) {
-        problems.push(format!(
-            "filter: {:?} is the record id column of party {party:?}; filtering on ids \
-             would single out individual records",
-            f.column
+        problems.push(SpecProblem::new(
+            column_field.as_str(),
+            ProblemKind::IdColumn {
+                party: party.to_string(),
+                column: column.to_string(),
+            },
         ));
     }
     match (column_type(ds, column), &f.predicate) {
-        (None, _) => problems.push(format!(
-            "party {party:?} dataset {:?} has no filter column {column:?}",
-            ds.name
-        )),
-        (_, None) => problems.push("filter: give `equals` or a range".into()),
-        (Some(ColumnType::String), Some(filter::Predicate::Range(_))) => problems.push(format!(
-            "filter: column {:?} is a string, a range needs a numeric column",
-            f.column
-        )),
+        (None, _) => problems.push(unknown_column(&column_field, party, ds, column)),
+        (_, None) => problems.push(missing(field, "give `equals` or a range (`min`/`max`)")),
+        (Some(found @ ColumnType::String), Some(filter::Predicate::Range(_))) => {
+            problems.push(wrong_type(
+                &column_field,
+                party,
+                ds,
+                column,
+                "numeric (a range needs numbers)",
+                found,
+            ))
+        }
         (Some(ColumnType::Int | ColumnType::Float), Some(filter::Predicate::Equals(v)))
             if v.trim().parse::<f64>().is_err() =>
         {
-            problems.push(format!(
-                "filter: column {:?} is numeric but {v:?} is not a number",
-                f.column
+            problems.push(bad_value(
+                format!("{field}.equals"),
+                format!("{v:?}"),
+                "a number (the column is numeric)",
             ))
         }
         _ => {}
@@ -288,13 +457,19 @@ fn check_filter(
 }
 
 /// Ranges with `min > max`.
-fn check_ranges(stats: &StatsJob, problems: &mut Vec<String>) {
-    for f in all_filters(stats) {
+fn check_ranges(stats: &StatsJob, problems: &mut Problems) {
+    for (field, f) in filter_fields(stats) {
         if let Some(filter::Predicate::Range(r)) = &f.predicate
             && let (Some(lo), Some(hi)) = (r.min, r.max)
             && lo > hi
         {
-            problems.push(format!("filter: range min {lo} exceeds max {hi}"));
+            problems.push(SpecProblem::new(
+                field,
+                ProblemKind::RangeReversed {
+                    min: lo.to_string(),
+                    max: hi.to_string(),
+                },
+            ));
         }
     }
 }
@@ -319,76 +494,85 @@ pub fn is_job_id(id: &str) -> bool {
 /// well-formed `psi_job`.
 fn check_join(
     spec: &JobSpec,
-    kind: &str,
     join: &JoinSpec,
     datasets: &[(&str, &DatasetSchema)],
-    problems: &mut Vec<String>,
+    problems: &mut Problems,
 ) {
     if spec.protocol != JOIN_STATS_PROTOCOL {
-        problems.push(format!(
-            "{kind} with a join runs on protocol {JOIN_STATS_PROTOCOL:?}, not {:?}",
-            spec.protocol
+        problems.push(not_one_of(
+            "protocol",
+            &spec.protocol,
+            &[JOIN_STATS_PROTOCOL],
         ));
     }
     if spec.inputs.len() != JOIN_PARTIES {
-        problems.push(format!(
-            "a join runs on rep3 with exactly {JOIN_PARTIES} parties (two data parties and a \
-             helper, or three data parties), the spec names {}",
-            spec.inputs.len()
+        problems.push(wrong_count(
+            "inputs",
+            spec.inputs.len(),
+            count(JOIN_PARTIES),
+            count(JOIN_PARTIES),
+            "parties with a join (two data parties and a helper, or three data parties)",
         ));
     }
-    match join.id_columns.len() {
-        2 | 3 => {}
-        n => problems.push(format!(
-            "join: name 2 or 3 data parties in join.id_columns (with 2, the third input is the \
-             helper), got {n}"
-        )),
+    if !(2..=3).contains(&join.id_columns.len()) {
+        problems.push(wrong_count(
+            "join.id_columns",
+            join.id_columns.len(),
+            2,
+            3,
+            "data parties (with 2, the third input is the join's helper)",
+        ));
     }
     let named = |p: &str| spec.inputs.iter().any(|i| i.party == p);
     for p in join.id_columns.keys().filter(|p| !named(p)) {
-        problems.push(format!(
-            "join: id_columns names {p:?}, which is not an input"
-        ));
+        problems.push(not_an_input(format!("join.id_columns.{p}"), p));
     }
     if !join.psi_job.is_empty() && !is_job_id(&join.psi_job) {
-        problems.push(format!("join: psi_job {:?} is not a job id", join.psi_job));
+        problems.push(bad_value(
+            "join.psi_job",
+            format!("{:?}", join.psi_job),
+            "a job id",
+        ));
     }
     let data = |p: &str| datasets.iter().find(|(q, _)| *q == p).map(|(_, d)| *d);
     for (party, column) in &join.id_columns {
         let Some(ds) = data(party) else { continue };
-        match column_type(ds, column) {
-            None => problems.push(format!(
-                "join: party {party:?} dataset {:?} has no id column {column:?}",
-                ds.name
-            )),
-            Some(ColumnType::String | ColumnType::Int) => {}
-            Some(other) => problems.push(format!(
-                "join: party {party:?} id column {column:?} is {}, ids must be text or integers",
-                other.as_str_name()
-            )),
-        }
+        check_id_column(
+            &format!("join.id_columns.{party}"),
+            party,
+            ds,
+            column,
+            problems,
+        );
     }
 }
 
-/// A `party.column` name of a job with a join: the party must hold data in the join; returns
-/// the party, the column and the party's dataset (the column itself is the caller's to check).
+/// A `party.column` name (in `field`) of a job with a join: the party must hold data in the
+/// join; returns the party, the column and the party's dataset (the column itself is the
+/// caller's to check).
 fn resolve<'a>(
     name: &'a str,
-    what: &str,
+    field: &str,
     join: &JoinSpec,
     datasets: &[(&str, &'a DatasetSchema)],
-    problems: &mut Vec<String>,
+    problems: &mut Problems,
 ) -> Option<(&'a str, &'a str, &'a DatasetSchema)> {
     let Some((party, column)) = qualified(name) else {
-        problems.push(format!(
-            "{what} {name:?}: with a join, name it as \"party.column\""
+        problems.push(SpecProblem::new(
+            field,
+            ProblemKind::NotQualified {
+                name: name.to_string(),
+            },
         ));
         return None;
     };
     if !join.id_columns.contains_key(party) {
-        problems.push(format!(
-            "{what} {name:?} names party {party:?}, which holds no data in this join \
-             (the data parties are those in join.id_columns)"
+        problems.push(SpecProblem::new(
+            field,
+            ProblemKind::NotADataParty {
+                name: name.to_string(),
+                party: party.to_string(),
+            },
         ));
         return None;
     }
@@ -406,21 +590,22 @@ fn check_join_stats(
     stats: &StatsJob,
     join: &JoinSpec,
     datasets: &[(&str, &DatasetSchema)],
-    problems: &mut Vec<String>,
+    problems: &mut Problems,
 ) {
-    check_join(spec, "stats", join, datasets, problems);
+    check_join(spec, join, datasets, problems);
     check_column_list(stats, problems);
     for c in &stats.columns {
-        if let Some((party, column, ds)) = resolve(c, "stats: column", join, datasets, problems) {
-            check_value_column(party, ds, column, "column", problems);
+        if let Some((party, column, ds)) = resolve(c, "stats.columns", join, datasets, problems) {
+            check_value_column("stats.columns", party, ds, column, problems);
         }
     }
-    for f in all_filters(stats) {
+    for (field, f) in filter_fields(stats) {
+        let column_field = format!("{field}.column");
         if let Some((party, column, ds)) =
-            resolve(&f.column, "filter: column", join, datasets, problems)
+            resolve(&f.column, &column_field, join, datasets, problems)
         {
             let id = join.id_columns.get(party).map(String::as_str);
-            check_filter(party, ds, column, f, id.as_slice(), problems);
+            check_filter(&field, party, ds, column, f, id.as_slice(), problems);
         }
     }
     check_ranges(stats, problems);
@@ -437,99 +622,138 @@ fn check_join_train(
     train: &TrainJob,
     join: &JoinSpec,
     datasets: &[(&str, &DatasetSchema)],
-    problems: &mut Vec<String>,
+    problems: &mut Problems,
 ) {
-    check_join(spec, "train", join, datasets, problems);
+    check_join(spec, join, datasets, problems);
     let logistic = match train.model.as_str() {
         "" | "logistic" => true,
         "linear" => false,
         other => {
-            problems.push(format!(
-                "train: model {other:?} is unknown (\"logistic\" or \"linear\")"
-            ));
+            problems.push(not_one_of("train.model", other, &MODELS));
             true
         }
     };
-    if train.features.is_empty() {
-        problems.push("train: name at least one feature".into());
-    }
-    if train.features.len() > MAX_TRAIN_FEATURES {
-        problems.push(format!(
-            "train: at most {MAX_TRAIN_FEATURES} features, got {}",
-            train.features.len()
+    if !(1..=MAX_TRAIN_FEATURES).contains(&train.features.len()) {
+        problems.push(wrong_count(
+            "train.features",
+            train.features.len(),
+            1,
+            count(MAX_TRAIN_FEATURES),
+            "features",
         ));
     }
+    let named = (train.features.iter().map(|f| (f, "train.features")))
+        .chain(std::iter::once((&train.label, "train.label")));
     let mut seen = HashSet::new();
-    for name in train.features.iter().chain(std::iter::once(&train.label)) {
-        if !seen.insert(name.as_str()) {
-            problems.push(format!(
-                "train: {name:?} is named twice (features and label are distinct columns)"
-            ));
+    for (name, field) in named.clone() {
+        if seen.insert(name.as_str()) {
+            continue;
         }
+        let kind = if field == "train.label" {
+            // Features and label are distinct columns.
+            ProblemKind::Conflict {
+                with: "train.features".into(),
+                value: name.clone(),
+            }
+        } else {
+            ProblemKind::Duplicate { name: name.clone() }
+        };
+        problems.push(SpecProblem::new(field, kind));
     }
-    let named = train
-        .features
-        .iter()
-        .map(|f| (f, "feature"))
-        .chain(std::iter::once((&train.label, "label")));
-    for (name, what) in named {
-        let shown = format!("train: {what}");
-        if let Some((party, column, ds)) = resolve(name, &shown, join, datasets, problems) {
-            check_value_column(party, ds, column, what, problems);
+    for (name, field) in named {
+        if let Some((party, column, ds)) = resolve(name, field, join, datasets, problems) {
+            check_value_column(field, party, ds, column, problems);
             if join.id_columns.get(party).is_some_and(|id| id == column) {
-                problems.push(format!("{shown} {name:?} is the record id column"));
+                problems.push(SpecProblem::new(
+                    field,
+                    ProblemKind::IdColumn {
+                        party: party.to_string(),
+                        column: column.to_string(),
+                    },
+                ));
             }
         }
     }
     let rate = train.learning_rate;
     if !(rate == 0.0 || (rate.is_finite() && rate > 0.0 && rate < 16.0)) {
-        problems.push(format!(
-            "train: learning_rate {rate} must be positive and below 16"
+        problems.push(bad_value(
+            "train.learning_rate",
+            rate.to_string(),
+            "a number above 0 and below 16 (0: the default)",
         ));
     }
     if train.epochs > 10_000 {
-        problems.push(format!("train: epochs {} is above 10,000", train.epochs));
+        problems.push(SpecProblem::new(
+            "train.epochs",
+            ProblemKind::TooLarge {
+                value: train.epochs.into(),
+                max: 10_000,
+            },
+        ));
     }
     if train.batch_size > 1 << 20 {
-        problems.push(format!(
-            "train: batch_size {} is above 2^20",
-            train.batch_size
+        problems.push(SpecProblem::new(
+            "train.batch_size",
+            ProblemKind::TooLarge {
+                value: train.batch_size.into(),
+                max: 1 << 20,
+            },
         ));
     }
     if !(train.l2.is_finite() && (0.0..=1.0).contains(&train.l2)) {
-        problems.push(format!("train: l2 {} must be in [0, 1]", train.l2));
+        problems.push(bad_value(
+            "train.l2",
+            train.l2.to_string(),
+            "a number in [0, 1]",
+        ));
     }
     if !(train.holdout.is_finite() && (0.0..=0.5).contains(&train.holdout)) {
-        problems.push(format!(
-            "train: holdout {} must be in [0, 0.5]",
-            train.holdout
+        problems.push(bad_value(
+            "train.holdout",
+            train.holdout.to_string(),
+            "a number in [0, 0.5]",
         ));
     }
     match train.metric.as_str() {
         "" | "none" => {}
-        "auc" | "accuracy" if !logistic => problems.push(format!(
-            "train: metric {:?} applies to logistic regression",
-            train.metric
+        "auc" | "accuracy" if !logistic => problems.push(not_allowed(
+            "train.metric",
+            "\"auc\" and \"accuracy\" apply to logistic regression",
         )),
-        "auc" | "accuracy" if train.holdout == 0.0 => problems.push(format!(
-            "train: metric {:?} needs held-out rows (set holdout, e.g. 0.2)",
-            train.metric
+        "auc" | "accuracy" if train.holdout == 0.0 => problems.push(missing(
+            "train.holdout",
+            "the metric needs held-out rows (e.g. 0.2)",
         )),
         "auc" | "accuracy" => {}
-        other => problems.push(format!(
-            "train: metric {other:?} is unknown (\"auc\", \"accuracy\" or \"none\")"
+        other => problems.push(not_one_of(
+            "train.metric",
+            other,
+            &["auc", "accuracy", "none"],
         )),
     }
     if !train.model_id.is_empty() && !is_job_id(&train.model_id) {
-        problems.push(format!(
-            "train: model_id {:?} must be 1 to 64 letters, digits, '-' or '_'",
-            train.model_id
+        problems.push(bad_value(
+            "train.model_id",
+            format!("{:?}", train.model_id),
+            ID_FORM,
         ));
     }
-    if spec.frac_bits != 0 && !(16..=20).contains(&spec.frac_bits) {
-        problems.push(format!(
-            "train: frac_bits {} is unsupported (16 to 20)",
-            spec.frac_bits
+    if spec.frac_bits != 0 && spec.frac_bits < 16 {
+        problems.push(SpecProblem::new(
+            "frac_bits",
+            ProblemKind::TooSmall {
+                value: spec.frac_bits.into(),
+                min: 16,
+            },
+        ));
+    }
+    if spec.frac_bits > 20 {
+        problems.push(SpecProblem::new(
+            "frac_bits",
+            ProblemKind::TooLarge {
+                value: spec.frac_bits.into(),
+                max: 20,
+            },
         ));
     }
 }
@@ -545,61 +769,64 @@ fn check_score(
     score: &ScoreJob,
     join: &JoinSpec,
     datasets: &[(&str, &DatasetSchema)],
-    problems: &mut Vec<String>,
+    problems: &mut Problems,
 ) {
     if score.weights_party.is_empty() {
         if !score.features.is_empty() || !score.model.is_empty() || score.no_intercept {
-            problems.push(
-                "score: features, model and no_intercept describe a clear model; set \
-                 weights_party, or drop them (a stored model brings its own)"
-                    .into(),
-            );
+            problems.push(missing(
+                "score.weights_party",
+                "features, model and intercept describe a clear model; set weights_party, or \
+                 drop them (a stored model brings its own)",
+            ));
         }
     } else {
         if !spec.inputs.iter().any(|i| i.party == score.weights_party) {
-            problems.push(format!(
-                "score: weights_party {:?} is not an input",
-                score.weights_party
-            ));
+            problems.push(not_an_input("score.weights_party", &score.weights_party));
         }
         if !matches!(score.model.as_str(), "" | "logistic" | "linear") {
-            problems.push(format!(
-                "score: model {:?} is unknown (\"logistic\" or \"linear\")",
-                score.model
-            ));
+            problems.push(not_one_of("score.model", &score.model, &MODELS));
         }
-        if score.features.is_empty() || score.features.len() > MAX_TRAIN_FEATURES {
-            problems.push(format!(
-                "score: a clear model names 1 to {MAX_TRAIN_FEATURES} features"
+        if !(1..=MAX_TRAIN_FEATURES).contains(&score.features.len()) {
+            problems.push(wrong_count(
+                "score.features",
+                score.features.len(),
+                1,
+                count(MAX_TRAIN_FEATURES),
+                "features (a clear model)",
             ));
         }
         for name in &score.features {
             if let Some((party, column, ds)) =
-                resolve(name, "score: feature", join, datasets, problems)
+                resolve(name, "score.features", join, datasets, problems)
             {
-                check_value_column(party, ds, column, "feature", problems);
+                check_value_column("score.features", party, ds, column, problems);
             }
         }
     }
     if !is_job_id(&score.model_id) {
-        problems.push(format!(
-            "score: model_id {:?} must be 1 to 64 letters, digits, '-' or '_'",
-            score.model_id
+        problems.push(bad_value(
+            "score.model_id",
+            format!("{:?}", score.model_id),
+            ID_FORM,
         ));
     }
     if !score.output.is_empty() && !SCORE_OUTPUTS.contains(&score.output.as_str()) {
-        problems.push(format!(
-            "score: output {:?} is unknown (\"score\", \"decision\" or \"both\")",
-            score.output
+        problems.push(not_one_of("score.output", &score.output, &SCORE_OUTPUTS));
+    }
+    if let Some(t) = score.threshold.filter(|t| !t.is_finite()) {
+        problems.push(bad_value(
+            "score.threshold",
+            t.to_string(),
+            "a finite number",
         ));
     }
-    if score.threshold.is_some_and(|t| !t.is_finite()) {
-        problems.push("score: the threshold must be a finite number".into());
-    }
     if !score.ids_from.is_empty() && !join.id_columns.contains_key(&score.ids_from) {
-        problems.push(format!(
-            "score: ids_from {:?} is not a data party of the join",
-            score.ids_from
+        problems.push(SpecProblem::new(
+            "score.ids_from",
+            ProblemKind::NotADataParty {
+                name: score.ids_from.clone(),
+                party: score.ids_from.clone(),
+            },
         ));
     }
 }
@@ -618,67 +845,74 @@ fn check_fhe_score(
     spec: &JobSpec,
     fhe: &FheScoreJob,
     datasets: &[(&str, &DatasetSchema)],
-    problems: &mut Vec<String>,
+    problems: &mut Problems,
 ) {
     if spec.protocol != FHE_PROTOCOL {
-        problems.push(format!(
-            "fhe-score runs on protocol {FHE_PROTOCOL:?}, not {:?}",
-            spec.protocol
-        ));
+        problems.push(not_one_of("protocol", &spec.protocol, &[FHE_PROTOCOL]));
     }
     if spec.inputs.len() != 2 {
-        problems.push(format!(
-            "fhe-score: exactly 2 parties (the owner and the evaluator), the spec names {}",
-            spec.inputs.len()
+        problems.push(wrong_count(
+            "inputs",
+            spec.inputs.len(),
+            2,
+            2,
+            "parties (the owner and the evaluator)",
         ));
     }
-    let input = |p: &str| spec.inputs.iter().find(|i| i.party == p);
-    for (role, party) in [("owner", &fhe.owner), ("evaluator", &fhe.evaluator)] {
+    let input = |p: &str| spec.inputs.iter().enumerate().find(|(_, i)| i.party == p);
+    for (field, party) in [
+        ("fhe_score.owner", &fhe.owner),
+        ("fhe_score.evaluator", &fhe.evaluator),
+    ] {
         if party.is_empty() {
-            problems.push(format!("fhe-score: name the {role}"));
+            problems.push(missing(field, ""));
         } else if input(party).is_none() {
-            problems.push(format!("fhe-score: {role} {party:?} is not an input"));
+            problems.push(not_an_input(field, party));
         }
     }
     if !fhe.owner.is_empty() && fhe.owner == fhe.evaluator {
-        problems.push(format!(
-            "fhe-score: {:?} is both owner and evaluator; they must be distinct parties",
-            fhe.owner
+        problems.push(SpecProblem::new(
+            "fhe_score.evaluator",
+            ProblemKind::Conflict {
+                with: "fhe_score.owner".into(),
+                value: fhe.owner.clone(),
+            },
         ));
     }
-    if let Some(i) = input(&fhe.owner)
+    if let Some((n, i)) = input(&fhe.owner)
         && i.dataset.is_empty()
     {
-        problems.push(format!(
-            "fhe-score: the owner {:?} names no dataset (its rows are encrypted)",
-            fhe.owner
+        problems.push(missing(
+            format!("inputs[{n}].dataset"),
+            "the owner's input names the dataset whose rows are encrypted",
         ));
     }
-    if let Some(i) = input(&fhe.evaluator)
+    if let Some((n, i)) = input(&fhe.evaluator)
         && !i.dataset.is_empty()
         && fhe.owner != fhe.evaluator
     {
-        problems.push(format!(
-            "fhe-score: the evaluator {:?} holds the model, not data: drop its dataset {:?}",
-            fhe.evaluator, i.dataset
+        problems.push(not_allowed(
+            format!("inputs[{n}].dataset"),
+            "the evaluator holds the model, not data: drop its dataset",
         ));
     }
     if !is_job_id(&fhe.model_id) {
-        problems.push(format!(
-            "fhe-score: model_id {:?} must be 1 to 64 letters, digits, '-' or '_'",
-            fhe.model_id
+        problems.push(bad_value(
+            "fhe_score.model_id",
+            format!("{:?}", fhe.model_id),
+            ID_FORM,
         ));
     }
     if !fhe.release.is_empty() && !FHE_RELEASES.contains(&fhe.release.as_str()) {
-        problems.push(format!(
-            "fhe-score: release {:?} is unknown (\"scores\", \"decisions\" or \"aggregate\")",
-            fhe.release
-        ));
+        problems.push(not_one_of("fhe_score.release", &fhe.release, &FHE_RELEASES));
     }
     if !(1..=MAX_FHE_FEATURES).contains(&fhe.features.len()) {
-        problems.push(format!(
-            "fhe-score: name 1 to {MAX_FHE_FEATURES} features, got {}",
-            fhe.features.len()
+        problems.push(wrong_count(
+            "fhe_score.features",
+            fhe.features.len(),
+            1,
+            count(MAX_FHE_FEATURES),
+            "features",
         ));
     }
     let owner_ds = datasets
@@ -686,26 +920,39 @@ fn check_fhe_score(
         .find(|(p, _)| *p == fhe.owner)
         .map(|(_, d)| *d);
     let mut seen = HashSet::new();
-    for f in &fhe.features {
+    for (n, f) in fhe.features.iter().enumerate() {
+        let field = format!("fhe_score.features[{n}]");
+        let column_field = format!("{field}.column");
         if !seen.insert(f.column.as_str()) {
-            problems.push(format!(
-                "fhe-score: feature column {:?} is listed twice",
-                f.column
+            problems.push(SpecProblem::new(
+                column_field.as_str(),
+                ProblemKind::Duplicate {
+                    name: f.column.clone(),
+                },
             ));
         }
         if let Some(ds) = owner_ds {
-            check_value_column(&fhe.owner, ds, &f.column, "feature", problems);
+            check_value_column(&column_field, &fhe.owner, ds, &f.column, problems);
         }
-        if !(1..=MAX_FHE_FEATURE_BITS).contains(&f.bits) {
-            problems.push(format!(
-                "fhe-score: feature {:?} has bits {}, must be 1 to {MAX_FHE_FEATURE_BITS}",
-                f.column, f.bits
+        if f.bits == 0 {
+            problems.push(SpecProblem::new(
+                format!("{field}.bits"),
+                ProblemKind::TooSmall { value: 0, min: 1 },
+            ));
+        } else if f.bits > MAX_FHE_FEATURE_BITS {
+            problems.push(SpecProblem::new(
+                format!("{field}.bits"),
+                ProblemKind::TooLarge {
+                    value: f.bits.into(),
+                    max: MAX_FHE_FEATURE_BITS.into(),
+                },
             ));
         }
         if !(f.scale.is_finite() && f.scale >= 0.0) {
-            problems.push(format!(
-                "fhe-score: feature {:?} has scale {}, must be a finite number ≥ 0 (0 means 1)",
-                f.column, f.scale
+            problems.push(bad_value(
+                format!("{field}.scale"),
+                f.scale.to_string(),
+                "a finite number ≥ 0 (0 means 1)",
             ));
         }
     }
@@ -713,9 +960,11 @@ fn check_fhe_score(
         && !fhe.id_column.is_empty()
         && column_type(ds, &fhe.id_column).is_none()
     {
-        problems.push(format!(
-            "party {:?} dataset {:?} has no id_column {:?}",
-            fhe.owner, ds.name, fhe.id_column
+        problems.push(unknown_column(
+            "fhe_score.id_column",
+            &fhe.owner,
+            ds,
+            &fhe.id_column,
         ));
     }
 }
@@ -745,25 +994,43 @@ pub fn check_model_reference(
         // A clear model: no training job behind it.
         return Ok(());
     }
-    let invalid = |m: String| Err(JobError::InvalidSpec(vec![m]));
+    const FIELD: &str = "score.model_id";
+    let invalid =
+        |field: &str, kind| Err(JobError::InvalidSpec(vec![SpecProblem::new(field, kind)]));
     let Some(trained) = trained.filter(|j| j.state() == JobState::Succeeded) else {
-        return invalid(format!(
-            "score: no succeeded train job stored model {:?}",
-            score.model_id
-        ));
+        return invalid(
+            FIELD,
+            ProblemKind::UnknownModel {
+                model: score.model_id.clone(),
+            },
+        );
     };
     let Some(tspec) = trained.spec.as_ref() else {
-        return invalid("score: the training job has no spec".into());
+        return invalid(
+            FIELD,
+            ProblemKind::Invalid {
+                reason: format!("the training job {:?} has no spec", trained.id),
+            },
+        );
     };
     let Some(job_spec::Computation::Train(train)) = tspec.computation.as_ref() else {
-        return invalid("score: the model's job is not a train job".into());
+        return invalid(
+            FIELD,
+            ProblemKind::WrongJobKind {
+                job: trained.id.clone(),
+                expected: "train",
+                found: job_kind(tspec),
+            },
+        );
     };
     let order = |s: &JobSpec| s.inputs.iter().map(|i| i.party.clone()).collect::<Vec<_>>();
     if order(spec) != order(tspec) {
-        return invalid(format!(
-            "score: the parties must be the training job's, in its order: {}",
-            order(tspec).join(", ")
-        ));
+        return invalid(
+            "inputs",
+            ProblemKind::WrongParties {
+                expected: order(tspec),
+            },
+        );
     }
     let mut problems = Vec::new();
     let join = spec.join.clone().unwrap_or_default();
@@ -779,10 +1046,10 @@ pub fn check_model_reference(
             Some((i.party.as_str(), ds))
         })
         .collect();
+    // The model's features are not in this spec: the problems name the model.
     for name in &train.features {
-        let shown = "score: the model's feature";
-        if let Some((party, column, ds)) = resolve(name, shown, &join, &datasets, &mut problems) {
-            check_value_column(party, ds, column, "feature", &mut problems);
+        if let Some((party, column, ds)) = resolve(name, FIELD, &join, &datasets, &mut problems) {
+            check_value_column(FIELD, party, ds, column, &mut problems);
         }
     }
     if problems.is_empty() {
@@ -803,21 +1070,26 @@ pub fn check_psi_reference(
     let Some(join) = spec.join.as_ref().filter(|j| !j.psi_job.is_empty()) else {
         return Ok(());
     };
+    const FIELD: &str = "join.psi_job";
     let id = &join.psi_job;
-    let bad = |m: String| Err(JobError::InvalidSpec(vec![m]));
+    let bad = |kind| Err(JobError::InvalidSpec(vec![SpecProblem::new(FIELD, kind)]));
     let Some(job) = referenced else {
-        return bad(format!("join: psi_job {id:?} is not a known job"));
+        return bad(ProblemKind::UnknownJob { job: id.clone() });
     };
     let psi_spec = job.spec.as_ref();
     let Some(job_spec::Computation::Psi(psi)) = psi_spec.and_then(|s| s.computation.as_ref())
     else {
-        return bad(format!("join: psi_job {id:?} is not a psi job"));
+        return bad(ProblemKind::WrongJobKind {
+            job: id.clone(),
+            expected: "psi",
+            found: psi_spec.map_or("none", job_kind),
+        });
     };
     if job.state() != JobState::Succeeded {
-        return bad(format!(
-            "join: psi_job {id:?} did not succeed (it is {})",
-            job.state().as_str_name()
-        ));
+        return bad(ProblemKind::NotSucceeded {
+            job: id.clone(),
+            state: job.state(),
+        });
     }
     let mut problems = Vec::new();
     let psi_parties: HashSet<&str> = psi_spec
@@ -825,16 +1097,22 @@ pub fn check_psi_reference(
         .unwrap_or_default();
     let data_parties: HashSet<&str> = join.id_columns.keys().map(String::as_str).collect();
     if psi_parties.len() > data_parties.len() {
-        problems.push(format!(
-            "join: psi_job {id:?} intersected the ids of {} parties; a join reuses the \
-             intersection of exactly its data parties",
-            psi_parties.len()
+        problems.push(wrong_count(
+            FIELD,
+            psi_parties.len(),
+            count(data_parties.len()),
+            count(data_parties.len()),
+            "parties in the reused psi job (exactly the join's data parties)",
         ));
     }
     for (party, column) in &join.id_columns {
         if psi.reveal() != PsiReveal::Intersection || !psi.to.contains(party) {
-            problems.push(format!(
-                "join: psi_job {id:?} did not reveal the intersection to {party:?}"
+            problems.push(SpecProblem::new(
+                FIELD,
+                ProblemKind::NotRevealedTo {
+                    job: id.clone(),
+                    party: party.clone(),
+                },
             ));
         }
         let dataset = spec
@@ -845,11 +1123,23 @@ pub fn check_psi_reference(
         let psi_dataset = psi_spec
             .and_then(|s| s.inputs.iter().find(|i| &i.party == party))
             .map(|i| i.dataset.as_str());
+        let mismatch = |what, referenced: &str, here: &str| {
+            SpecProblem::new(
+                FIELD,
+                ProblemKind::Mismatch {
+                    job: id.clone(),
+                    party: party.clone(),
+                    what,
+                    referenced: referenced.to_string(),
+                    here: here.to_string(),
+                },
+            )
+        };
         if psi_dataset != dataset {
-            problems.push(format!(
-                "join: psi_job {id:?} matched {party:?} dataset {:?}, this job names {:?}",
+            problems.push(mismatch(
+                "dataset",
                 psi_dataset.unwrap_or(""),
-                dataset.unwrap_or("")
+                dataset.unwrap_or(""),
             ));
             continue;
         }
@@ -864,10 +1154,7 @@ pub fn check_psi_reference(
             .or(declared)
             .unwrap_or("");
         if psi_column != column {
-            problems.push(format!(
-                "join: psi_job {id:?} matched {party:?} ids in column {psi_column:?}, the join \
-                 names {column:?}"
-            ));
+            problems.push(mismatch("ids in column", psi_column, column));
         }
     }
     if problems.is_empty() {
@@ -883,79 +1170,70 @@ fn check_psi(
     spec: &JobSpec,
     psi: &PsiJob,
     datasets: &[(&str, &DatasetSchema)],
-    problems: &mut Vec<String>,
+    problems: &mut Problems,
 ) {
-    let protocol = if spec.inputs.len() > 2 {
-        PSI_MULTI_PROTOCOL
+    let protocol: &'static [&'static str] = if spec.inputs.len() > 2 {
+        &[PSI_MULTI_PROTOCOL]
     } else {
-        PSI_PROTOCOL
+        &[PSI_PROTOCOL]
     };
-    if spec.protocol != protocol {
-        problems.push(format!(
-            "psi with {} parties runs on protocol {protocol:?}, not {:?}",
-            spec.inputs.len(),
-            spec.protocol
-        ));
+    if spec.protocol != protocol[0] {
+        problems.push(not_one_of("protocol", &spec.protocol, protocol));
     }
     if spec.inputs.len() > MAX_PSI_PARTIES {
-        problems.push(format!(
-            "psi: at most {MAX_PSI_PARTIES} parties, the spec names {}",
-            spec.inputs.len()
+        problems.push(wrong_count(
+            "inputs",
+            spec.inputs.len(),
+            2,
+            count(MAX_PSI_PARTIES),
+            "parties in a psi job",
         ));
     }
     let named = |p: &str| spec.inputs.iter().any(|i| i.party == p);
     for p in psi.to.iter().filter(|p| !named(p)) {
-        problems.push(format!(
-            "psi: `to` names {p:?}, which is not an input of this job"
-        ));
+        problems.push(not_an_input("psi.to", p));
     }
-    let distinct: HashSet<&String> = psi.to.iter().collect();
-    if distinct.len() != psi.to.len() {
-        problems.push("psi: a party is listed twice in `to`".into());
+    let mut distinct = HashSet::new();
+    for p in &psi.to {
+        if !distinct.insert(p) {
+            problems.push(SpecProblem::new(
+                "psi.to",
+                ProblemKind::Duplicate { name: p.clone() },
+            ));
+        }
     }
     match (psi.reveal(), psi.to.len()) {
-        (PsiReveal::Unspecified, _) => {
-            problems.push("psi: set reveal to \"intersection\" or \"cardinality\"".into())
-        }
-        (_, 0) => problems.push("psi: name who learns the result in `to`".into()),
-        (PsiReveal::Cardinality, n) if n > 1 => {
-            problems.push("psi: cardinality goes to exactly one party".into())
-        }
+        (PsiReveal::Unspecified, _) => problems.push(missing(
+            "psi.reveal",
+            "set \"intersection\" or \"cardinality\"",
+        )),
+        (_, 0) => problems.push(missing("psi.to", "name who learns the result")),
+        (PsiReveal::Cardinality, n) if n > 1 => problems.push(wrong_count(
+            "psi.to",
+            n,
+            1,
+            1,
+            "party for reveal = \"cardinality\"",
+        )),
         _ => {}
     }
     for p in psi.id_columns.keys().filter(|p| !named(p)) {
-        problems.push(format!(
-            "psi: id_columns names {p:?}, which is not an input"
-        ));
+        problems.push(not_an_input(format!("psi.id_columns.{p}"), p));
     }
     for (party, ds) in datasets {
+        let field = format!("psi.id_columns.{party}");
         let column = psi
             .id_columns
             .get(*party)
             .map_or(ds.id_column.as_str(), String::as_str);
         if column.is_empty() {
-            problems.push(format!(
-                "psi: party {party:?} dataset {:?} declares no id column; set id_columns",
-                ds.name
+            problems.push(missing(
+                field,
+                "the party's dataset declares no id column: name one",
             ));
             continue;
         }
-        match ds
-            .columns
-            .iter()
-            .find(|c| c.name == column)
-            .map(|c| c.r#type())
-        {
-            None => problems.push(format!(
-                "psi: party {party:?} dataset {:?} has no id column {column:?}",
-                ds.name
-            )),
-            Some(ColumnType::String | ColumnType::Int) => {}
-            Some(other) => problems.push(format!(
-                "psi: party {party:?} id column {column:?} is {}, ids must be text or integers",
-                other.as_str_name()
-            )),
-        }
+        check_id_column(&field, party, ds, column, problems);
     }
 }
 
@@ -966,6 +1244,29 @@ mod tests {
         ColumnSchema, DatasetSchema, FheFeature, Filter, JobInput, JobOutput, NumericRange,
         StatsJob,
     };
+
+    /// Asserts that `problems` has one on `field` whose kind matches the pattern.
+    macro_rules! assert_problem {
+        ($problems:expr, $field:expr, $kind:pat $(if $guard:expr)?) => {{
+            let problems: &[SpecProblem] = &$problems;
+            let field: &str = $field;
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.field == field && matches!(&p.kind, $kind $(if $guard)?)),
+                "no {field} problem matching {} in {problems:#?}",
+                stringify!($kind $(if $guard)?),
+            );
+        }};
+    }
+
+    /// The problems of a refused spec.
+    fn refused<T: std::fmt::Debug>(r: Result<T, JobError>) -> Vec<SpecProblem> {
+        match r {
+            Err(JobError::InvalidSpec(p)) => p,
+            other => panic!("expected InvalidSpec, got {other:?}"),
+        }
+    }
 
     fn registry() -> BTreeMap<String, PartyInfo> {
         let ds = DatasetSchema {
@@ -1023,11 +1324,8 @@ mod tests {
         }
     }
 
-    fn problems(spec: JobSpec) -> String {
-        match validate_spec(spec, &registry()) {
-            Err(JobError::InvalidSpec(p)) => p.join("\n"),
-            other => panic!("expected InvalidSpec, got {other:?}"),
-        }
+    fn problems(spec: JobSpec) -> Vec<SpecProblem> {
+        refused(validate_spec(spec, &registry()))
     }
 
     fn psi_spec(reveal: PsiReveal, to: &[&str]) -> JobSpec {
@@ -1055,17 +1353,26 @@ mod tests {
     #[test]
     fn psi_problems_are_named() {
         let p = problems(psi_spec(PsiReveal::Unspecified, &[]));
-        assert!(p.contains("set reveal"), "{p}");
+        assert_problem!(p, "psi.reveal", ProblemKind::Missing { .. });
         let p = problems(psi_spec(PsiReveal::Intersection, &[]));
-        assert!(p.contains("name who learns"), "{p}");
+        assert_problem!(p, "psi.to", ProblemKind::Missing { .. });
         let p = problems(psi_spec(PsiReveal::Cardinality, &["hospital", "insurer"]));
-        assert!(p.contains("exactly one party"), "{p}");
+        assert_problem!(
+            p,
+            "psi.to",
+            ProblemKind::WrongCount {
+                got: 2,
+                min: 1,
+                max: 1,
+                ..
+            }
+        );
         let p = problems(psi_spec(
             PsiReveal::Intersection,
             &["bank", "hospital", "hospital"],
         ));
-        assert!(p.contains("\"bank\", which is not an input"), "{p}");
-        assert!(p.contains("listed twice in `to`"), "{p}");
+        assert_problem!(p, "psi.to", ProblemKind::NotAnInput { party } if party == "bank");
+        assert_problem!(p, "psi.to", ProblemKind::Duplicate { name } if name == "hospital");
         let mut s = psi_spec(PsiReveal::Intersection, &["hospital"]);
         if let Some(job_spec::Computation::Psi(psi)) = &mut s.computation {
             psi.id_columns
@@ -1073,11 +1380,30 @@ mod tests {
             psi.id_columns.insert("insurer".into(), "nope".into());
         }
         let p = problems(s);
-        assert!(p.contains("ids must be text or integers"), "{p}");
-        assert!(p.contains("has no id column \"nope\""), "{p}");
+        assert_problem!(
+            p,
+            "psi.id_columns.hospital",
+            ProblemKind::WrongType {
+                party,
+                column,
+                found: ColumnType::Float,
+                ..
+            } if party == "hospital" && column == "claim_amount"
+        );
+        assert_problem!(
+            p,
+            "psi.id_columns.insurer",
+            ProblemKind::UnknownColumn { party, dataset, column }
+                if party == "insurer" && dataset == "claims" && column == "nope"
+        );
         let mut s = psi_spec(PsiReveal::Intersection, &["hospital"]);
         s.protocol = "additive".into();
-        assert!(problems(s).contains("psi with 2 parties runs on protocol \"psi-ecdh\""));
+        assert_problem!(
+            problems(s),
+            "protocol",
+            ProblemKind::NotOneOf { value, allowed }
+                if value == "additive" && *allowed == [PSI_PROTOCOL]
+        );
     }
 
     /// Issue 4: three or more parties run the chain, up to [`MAX_PSI_PARTIES`].
@@ -1112,10 +1438,27 @@ mod tests {
         }
         let s = with(&names[..4], PsiReveal::Cardinality, &["p3"]).unwrap();
         assert_eq!(s.protocol, PSI_MULTI_PROTOCOL);
-        let e = with(&names[..3], PsiReveal::Cardinality, &["p0", "p1"]).unwrap_err();
-        assert!(e.to_string().contains("exactly one party"), "{e}");
-        let e = with(&names, PsiReveal::Intersection, &["p0"]).unwrap_err();
-        assert!(e.to_string().contains("at most 16 parties"), "{e}");
+        let p = refused(with(&names[..3], PsiReveal::Cardinality, &["p0", "p1"]));
+        assert_problem!(
+            p,
+            "psi.to",
+            ProblemKind::WrongCount {
+                got: 2,
+                min: 1,
+                max: 1,
+                ..
+            }
+        );
+        let p = refused(with(&names, PsiReveal::Intersection, &["p0"]));
+        assert_problem!(
+            p,
+            "inputs",
+            ProblemKind::WrongCount {
+                got: 17,
+                max: 16,
+                ..
+            }
+        );
         let mut s = psi_spec(PsiReveal::Intersection, &["p0"]);
         s.inputs = names[..3]
             .iter()
@@ -1125,11 +1468,11 @@ mod tests {
             })
             .collect();
         s.protocol = PSI_PROTOCOL.into();
-        let e = validate_spec(s, &registry).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("psi with 3 parties runs on protocol \"psi-ecdh-chain\""),
-            "{e}"
+        assert_problem!(
+            refused(validate_spec(s, &registry)),
+            "protocol",
+            ProblemKind::NotOneOf { value, allowed }
+                if value == PSI_PROTOCOL && *allowed == [PSI_MULTI_PROTOCOL]
         );
     }
 
@@ -1148,20 +1491,37 @@ mod tests {
         });
         s.inputs[0].dataset = "other".into();
         let p = problems(s);
-        assert!(p.contains("unknown party \"bank\""), "{p}");
-        assert!(
-            p.contains("party \"hospital\" has no dataset \"other\""),
-            "{p}"
+        assert_problem!(
+            p,
+            "inputs[2].party",
+            ProblemKind::UnknownParty { party } if party == "bank"
         );
-        assert!(p.contains("has no column \"nope\""), "{p}");
+        assert_problem!(
+            p,
+            "inputs[0].dataset",
+            ProblemKind::UnknownDataset { party, dataset }
+                if party == "hospital" && dataset == "other"
+        );
+        assert_problem!(
+            p,
+            "stats.columns",
+            ProblemKind::UnknownColumn { party, dataset, column }
+                if party == "insurer" && dataset == "claims" && column == "nope"
+        );
     }
 
     #[test]
     fn wrong_types_and_bad_filters_are_named() {
         let p = problems(spec(&["claim_id"], None));
-        assert!(
-            p.contains("column \"claim_id\" is COLUMN_TYPE_STRING, not numeric"),
-            "{p}"
+        assert_problem!(
+            p,
+            "stats.columns",
+            ProblemKind::WrongType {
+                column,
+                expected: "numeric",
+                found: ColumnType::String,
+                ..
+            } if column == "claim_id"
         );
         let f = Filter {
             column: "claim_id".into(),
@@ -1170,12 +1530,24 @@ mod tests {
                 max: None,
             })),
         };
-        assert!(problems(spec(&["age"], Some(f))).contains("is a string, a range needs"));
+        assert_problem!(
+            problems(spec(&["age"], Some(f))),
+            "stats.filter.column",
+            ProblemKind::WrongType {
+                column,
+                found: ColumnType::String,
+                ..
+            } if column == "claim_id"
+        );
         let f = Filter {
             column: "age".into(),
             predicate: Some(filter::Predicate::Equals("forty".into())),
         };
-        assert!(problems(spec(&["age"], Some(f))).contains("is not a number"));
+        assert_problem!(
+            problems(spec(&["age"], Some(f))),
+            "stats.filter.equals",
+            ProblemKind::BadValue { value, .. } if value == "\"forty\""
+        );
         let f = Filter {
             column: "age".into(),
             predicate: Some(filter::Predicate::Range(NumericRange {
@@ -1183,7 +1555,11 @@ mod tests {
                 max: Some(1.0),
             })),
         };
-        assert!(problems(spec(&["age"], Some(f))).contains("exceeds max"));
+        assert_problem!(
+            problems(spec(&["age"], Some(f))),
+            "stats.filter",
+            ProblemKind::RangeReversed { min, max } if min == "5" && max == "1"
+        );
     }
 
     /// Hospital and insurer with `patients` (patient_id, diabetic, claim_amount, plan), the bank
@@ -1250,11 +1626,8 @@ mod tests {
         }
     }
 
-    fn join_problems(spec: JobSpec) -> String {
-        match validate_spec(spec, &join_registry()) {
-            Err(JobError::InvalidSpec(p)) => p.join("\n"),
-            other => panic!("expected InvalidSpec, got {other:?}"),
-        }
+    fn join_problems(spec: JobSpec) -> Vec<SpecProblem> {
+        refused(validate_spec(spec, &join_registry()))
     }
 
     #[test]
@@ -1270,7 +1643,12 @@ mod tests {
         assert_eq!(s.protocol, "rep3");
         let mut s = join_spec(&["insurer.claim_amount"], vec![]);
         s.protocol = "additive".into();
-        assert!(join_problems(s).contains("with a join runs on protocol \"rep3\""));
+        assert_problem!(
+            join_problems(s),
+            "protocol",
+            ProblemKind::NotOneOf { value, allowed }
+                if value == "additive" && *allowed == [JOIN_STATS_PROTOCOL]
+        );
     }
 
     fn train_spec(features: &[&str], label: &str) -> JobSpec {
@@ -1296,21 +1674,44 @@ mod tests {
             &["claim_amount", "bank.x", "insurer.plan"],
             "insurer.nope",
         ));
-        assert!(
-            p.contains("train: feature \"claim_amount\": with a join, name it as"),
-            "{p}"
+        assert_problem!(
+            p,
+            "train.features",
+            ProblemKind::NotQualified { name } if name == "claim_amount"
         );
-        assert!(
-            p.contains("names party \"bank\", which holds no data"),
-            "{p}"
+        assert_problem!(
+            p,
+            "train.features",
+            ProblemKind::NotADataParty { name, party } if name == "bank.x" && party == "bank"
         );
-        assert!(
-            p.contains("column \"plan\" is COLUMN_TYPE_STRING, not numeric"),
-            "{p}"
+        assert_problem!(
+            p,
+            "train.features",
+            ProblemKind::WrongType {
+                party,
+                column,
+                found: ColumnType::String,
+                ..
+            } if party == "insurer" && column == "plan"
         );
-        assert!(p.contains("has no label \"nope\""), "{p}");
+        assert_problem!(
+            p,
+            "train.label",
+            ProblemKind::UnknownColumn { party, column, .. }
+                if party == "insurer" && column == "nope"
+        );
         let p = join_problems(train_spec(&["hospital.patient_id"], "hospital.patient_id"));
-        assert!(p.contains("named twice"), "{p}");
+        assert_problem!(
+            p,
+            "train.label",
+            ProblemKind::Conflict { with, value }
+                if with == "train.features" && value == "hospital.patient_id"
+        );
+        assert_problem!(
+            p,
+            "train.features",
+            ProblemKind::IdColumn { party, column } if party == "hospital" && column == "patient_id"
+        );
         let mut s = train_spec(&["hospital.claim_amount"], "insurer.diabetic");
         if let Some(job_spec::Computation::Train(t)) = &mut s.computation {
             t.model = "forest".into();
@@ -1322,25 +1723,61 @@ mod tests {
         }
         s.frac_bits = 30;
         let p = join_problems(s);
-        for want in [
-            "model \"forest\" is unknown",
-            "learning_rate -1",
-            "holdout 0.9",
-            "metric \"f1\"",
-            "model_id \"../etc\"",
-            "l2 NaN",
-            "frac_bits 30",
-        ] {
-            assert!(p.contains(want), "{want}: {p}");
-        }
+        assert_problem!(
+            p,
+            "train.model",
+            ProblemKind::NotOneOf { value, allowed }
+                if value == "forest" && *allowed == ["logistic", "linear"]
+        );
+        assert_problem!(
+            p,
+            "train.learning_rate",
+            ProblemKind::BadValue { value, .. } if value == "-1"
+        );
+        assert_problem!(
+            p,
+            "train.holdout",
+            ProblemKind::BadValue { value, .. } if value == "0.9"
+        );
+        assert_problem!(
+            p,
+            "train.metric",
+            ProblemKind::NotOneOf { value, .. } if value == "f1"
+        );
+        assert_problem!(
+            p,
+            "train.model_id",
+            ProblemKind::BadValue { value, .. } if value == "\"../etc\""
+        );
+        assert_problem!(
+            p,
+            "train.l2",
+            ProblemKind::BadValue { value, .. } if value == "NaN"
+        );
+        assert_problem!(p, "frac_bits", ProblemKind::TooLarge { value: 30, max: 20 });
+        let mut s = train_spec(&["hospital.claim_amount"], "insurer.diabetic");
+        s.frac_bits = 12;
+        assert_problem!(
+            join_problems(s),
+            "frac_bits",
+            ProblemKind::TooSmall { value: 12, min: 16 }
+        );
         let mut s = train_spec(&["hospital.claim_amount"], "insurer.diabetic");
         s.join = None;
-        assert!(join_problems(s).contains("train runs on vertically split data"));
+        assert_problem!(
+            join_problems(s),
+            "join",
+            ProblemKind::Missing { hint } if hint.starts_with("train runs on vertically split")
+        );
         let mut s = train_spec(&["hospital.claim_amount"], "insurer.claim_amount");
         if let Some(job_spec::Computation::Train(t)) = &mut s.computation {
             t.model = "linear".into();
         }
-        assert!(join_problems(s).contains("applies to logistic regression"));
+        assert_problem!(
+            join_problems(s),
+            "train.metric",
+            ProblemKind::NotAllowed { .. }
+        );
     }
 
     #[test]
@@ -1369,15 +1806,28 @@ mod tests {
             features: vec!["hospital.claim_amount".into()],
             ..Default::default()
         }));
-        for want in [
-            "model_id \"../x\"",
-            "output \"all\"",
-            "finite",
-            "ids_from \"bank\"",
-            "set weights_party",
-        ] {
-            assert!(p.contains(want), "{want}: {p}");
-        }
+        assert_problem!(
+            p,
+            "score.model_id",
+            ProblemKind::BadValue { value, .. } if value == "\"../x\""
+        );
+        assert_problem!(
+            p,
+            "score.output",
+            ProblemKind::NotOneOf { value, allowed }
+                if value == "all" && *allowed == SCORE_OUTPUTS
+        );
+        assert_problem!(
+            p,
+            "score.threshold",
+            ProblemKind::BadValue { value, expected: "a finite number" } if value == "inf"
+        );
+        assert_problem!(
+            p,
+            "score.ids_from",
+            ProblemKind::NotADataParty { party, .. } if party == "bank"
+        );
+        assert_problem!(p, "score.weights_party", ProblemKind::Missing { .. });
         let p = join_problems(score(ScoreJob {
             model_id: "m".into(),
             weights_party: "nobody".into(),
@@ -1385,24 +1835,42 @@ mod tests {
             features: vec!["hospital.plan".into(), "bank.x".into()],
             ..Default::default()
         }));
-        for want in [
-            "weights_party \"nobody\" is not an input",
-            "model \"tree\"",
-            "\"plan\" is COLUMN_TYPE_STRING",
-            "holds no data",
-        ] {
-            assert!(p.contains(want), "{want}: {p}");
-        }
+        assert_problem!(
+            p,
+            "score.weights_party",
+            ProblemKind::NotAnInput { party } if party == "nobody"
+        );
+        assert_problem!(
+            p,
+            "score.model",
+            ProblemKind::NotOneOf { value, .. } if value == "tree"
+        );
+        assert_problem!(
+            p,
+            "score.features",
+            ProblemKind::WrongType {
+                column,
+                found: ColumnType::String,
+                ..
+            } if column == "plan"
+        );
+        assert_problem!(
+            p,
+            "score.features",
+            ProblemKind::NotADataParty { name, party } if name == "bank.x" && party == "bank"
+        );
         // A stored model must come from a succeeded train job over the same parties, in order.
         let spec = score(ScoreJob {
             model_id: "m".into(),
             ..Default::default()
         });
-        let e = check_model_reference(&spec, None, &join_registry()).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("no succeeded train job stored model \"m\""),
-            "{e}"
+        let p = refused(check_model_reference(&spec, None, &join_registry()));
+        assert_eq!(
+            p,
+            [SpecProblem::new(
+                "score.model_id",
+                ProblemKind::UnknownModel { model: "m".into() }
+            )]
         );
         let trained = Job {
             id: "job-1".into(),
@@ -1414,16 +1882,41 @@ mod tests {
         check_model_reference(&spec, Some(&trained), &join_registry()).unwrap();
         let mut swapped = spec.clone();
         swapped.inputs.swap(0, 1);
-        let e = check_model_reference(&swapped, Some(&trained), &join_registry()).unwrap_err();
-        assert!(e.to_string().contains("in its order"), "{e}");
+        let p = refused(check_model_reference(
+            &swapped,
+            Some(&trained),
+            &join_registry(),
+        ));
+        assert_problem!(
+            p,
+            "inputs",
+            ProblemKind::WrongParties { expected } if *expected == ["hospital", "insurer", "bank"]
+        );
         let mut other = trained.clone();
         if let Some(job_spec::Computation::Train(t)) =
             other.spec.as_mut().and_then(|s| s.computation.as_mut())
         {
             t.features = vec!["hospital.nope".into()];
         }
-        let e = check_model_reference(&spec, Some(&other), &join_registry()).unwrap_err();
-        assert!(e.to_string().contains("has no feature \"nope\""), "{e}");
+        let p = refused(check_model_reference(&spec, Some(&other), &join_registry()));
+        assert_problem!(
+            p,
+            "score.model_id",
+            ProblemKind::UnknownColumn { party, column, .. }
+                if party == "hospital" && column == "nope"
+        );
+        let mut psi = other.clone();
+        psi.spec = Some(psi_spec(PsiReveal::Intersection, &["hospital"]));
+        let p = refused(check_model_reference(&spec, Some(&psi), &join_registry()));
+        assert_problem!(
+            p,
+            "score.model_id",
+            ProblemKind::WrongJobKind {
+                expected: "train",
+                found: "psi",
+                ..
+            }
+        );
     }
 
     #[test]
@@ -1443,19 +1936,61 @@ mod tests {
                 equals("diabetic", "1"),
             ],
         ));
-        for want in [
-            "stats: column \"claim_amount\": with a join, name it as \"party.column\"",
-            "column \"bank.claim_amount\" names party \"bank\", which holds no data",
-            "column \"nobody.x\" names party \"nobody\"",
-            "party \"insurer\" dataset \"patients\" has no column \"nope\"",
-            "column \"plan\" is COLUMN_TYPE_STRING, not numeric",
-            "filter: column \"bank.diabetic\" names party \"bank\", which holds no data",
-            "party \"hospital\" dataset \"patients\" has no filter column \"nope\"",
-            "\"hospital.patient_id\" is the record id column of party \"hospital\"",
-            "filter: column \"diabetic\": with a join, name it as",
-        ] {
-            assert!(p.contains(want), "missing {want:?} in\n{p}");
-        }
+        assert_problem!(
+            p,
+            "stats.columns",
+            ProblemKind::NotQualified { name } if name == "claim_amount"
+        );
+        assert_problem!(
+            p,
+            "stats.columns",
+            ProblemKind::NotADataParty { name, party }
+                if name == "bank.claim_amount" && party == "bank"
+        );
+        assert_problem!(
+            p,
+            "stats.columns",
+            ProblemKind::NotADataParty { name, party } if name == "nobody.x" && party == "nobody"
+        );
+        assert_problem!(
+            p,
+            "stats.columns",
+            ProblemKind::UnknownColumn { party, dataset, column }
+                if party == "insurer" && dataset == "patients" && column == "nope"
+        );
+        assert_problem!(
+            p,
+            "stats.columns",
+            ProblemKind::WrongType {
+                party,
+                column,
+                expected: "numeric",
+                found: ColumnType::String,
+                ..
+            } if party == "insurer" && column == "plan"
+        );
+        assert_problem!(
+            p,
+            "stats.filter[0].column",
+            ProblemKind::NotADataParty { name, party }
+                if name == "bank.diabetic" && party == "bank"
+        );
+        assert_problem!(
+            p,
+            "stats.filter[1].column",
+            ProblemKind::UnknownColumn { party, dataset, column }
+                if party == "hospital" && dataset == "patients" && column == "nope"
+        );
+        assert_problem!(
+            p,
+            "stats.filter[2].column",
+            ProblemKind::IdColumn { party, column } if party == "hospital" && column == "patient_id"
+        );
+        assert_problem!(
+            p,
+            "stats.filter[3].column",
+            ProblemKind::NotQualified { name } if name == "diabetic"
+        );
     }
 
     #[test]
@@ -1467,9 +2002,17 @@ mod tests {
         join.id_columns.insert("bank".into(), "customer_id".into());
         join.psi_job = "../../etc/passwd".into();
         let p = join_problems(s);
-        assert!(!p.contains("data parties in join.id_columns"), "{p}");
-        assert!(p.contains("is not a job id"), "{p}");
-        assert!(p.contains("party \"bank\" has no dataset \"\""), "{p}");
+        assert!(!p.iter().any(|p| p.field == "join.id_columns"), "{p:#?}");
+        assert_problem!(
+            p,
+            "join.psi_job",
+            ProblemKind::BadValue { value, .. } if value == "\"../../etc/passwd\""
+        );
+        assert_problem!(
+            p,
+            "inputs[2].dataset",
+            ProblemKind::UnknownDataset { party, dataset } if party == "bank" && dataset.is_empty()
+        );
 
         let mut s = join_spec(&["insurer.claim_amount"], vec![]);
         s.inputs[2].dataset = "patients".into();
@@ -1478,23 +2021,59 @@ mod tests {
             .insert("insurer".into(), "claim_amount".into());
         join.id_columns.insert("hospital".into(), "nope".into());
         let p = join_problems(s);
-        assert!(
-            p.contains("so it is the join's helper and holds no data"),
-            "{p}"
+        assert_problem!(p, "inputs[2].dataset", ProblemKind::NotAllowed { .. });
+        assert_problem!(
+            p,
+            "join.id_columns.insurer",
+            ProblemKind::WrongType {
+                party,
+                column,
+                found: ColumnType::Float,
+                ..
+            } if party == "insurer" && column == "claim_amount"
         );
-        assert!(p.contains("ids must be text or integers"), "{p}");
-        assert!(p.contains("has no id column \"nope\""), "{p}");
+        assert_problem!(
+            p,
+            "join.id_columns.hospital",
+            ProblemKind::UnknownColumn { party, column, .. }
+                if party == "hospital" && column == "nope"
+        );
 
         let mut s = join_spec(&["insurer.claim_amount"], vec![]);
         s.inputs.pop();
-        assert!(join_problems(s).contains("exactly 3 parties"));
+        assert_problem!(
+            join_problems(s),
+            "inputs",
+            ProblemKind::WrongCount {
+                got: 2,
+                min: 3,
+                max: 3,
+                ..
+            }
+        );
         let mut s = join_spec(&["insurer.claim_amount"], vec![]);
         s.join.as_mut().unwrap().id_columns.remove("hospital");
-        let p = join_problems(s);
-        assert!(p.contains("name 2 or 3 data parties"), "{p}");
+        assert_problem!(
+            join_problems(s),
+            "join.id_columns",
+            ProblemKind::WrongCount {
+                got: 1,
+                min: 2,
+                max: 3,
+                ..
+            }
+        );
+        let mut s = join_spec(&["insurer.claim_amount"], vec![]);
+        let join = s.join.as_mut().unwrap();
+        join.id_columns.insert("nobody".into(), "id".into());
+        assert_problem!(
+            join_problems(s),
+            "join.id_columns.nobody",
+            ProblemKind::NotAnInput { party } if party == "nobody"
+        );
         let mut s = psi_spec(PsiReveal::Intersection, &["hospital"]);
         s.join = join_spec(&[], vec![]).join;
-        assert!(join_problems(s).contains("a psi job has no [join]"));
+        assert_problem!(join_problems(s), "join", ProblemKind::NotAllowed { .. });
     }
 
     #[test]
@@ -1514,25 +2093,61 @@ mod tests {
         };
         let check = |j: Option<&Job>| check_psi_reference(&spec, j, &registry);
         check(Some(&job(JobState::Succeeded, &psi))).unwrap();
-        let err = |j: Option<&Job>| check(j).unwrap_err().to_string();
-        assert!(err(None).contains("not a known job"));
-        assert!(err(Some(&job(JobState::Failed, &psi))).contains("did not succeed"));
-        assert!(err(Some(&job(JobState::Succeeded, &spec))).contains("is not a psi job"));
-        let narrow = psi_spec(PsiReveal::Intersection, &["hospital"]);
-        let e = err(Some(&job(JobState::Succeeded, &narrow)));
-        assert!(
-            e.contains("did not reveal the intersection to \"insurer\""),
-            "{e}"
+        let err = |j: Option<&Job>| refused(check(j));
+        let only = |kind| vec![SpecProblem::new("join.psi_job", kind)];
+        assert_eq!(
+            err(None),
+            only(ProblemKind::UnknownJob {
+                job: "job-1".into()
+            })
         );
-        assert!(e.contains("matched \"hospital\" dataset \"claims\""), "{e}");
+        assert_eq!(
+            err(Some(&job(JobState::Failed, &psi))),
+            only(ProblemKind::NotSucceeded {
+                job: "job-1".into(),
+                state: JobState::Failed
+            })
+        );
+        assert_eq!(
+            err(Some(&job(JobState::Succeeded, &spec))),
+            only(ProblemKind::WrongJobKind {
+                job: "job-1".into(),
+                expected: "psi",
+                found: "stats"
+            })
+        );
+        let narrow = psi_spec(PsiReveal::Intersection, &["hospital"]);
+        let p = err(Some(&job(JobState::Succeeded, &narrow)));
+        assert_problem!(
+            p,
+            "join.psi_job",
+            ProblemKind::NotRevealedTo { job, party } if job == "job-1" && party == "insurer"
+        );
+        assert_problem!(
+            p,
+            "join.psi_job",
+            ProblemKind::Mismatch {
+                party,
+                what: "dataset",
+                referenced,
+                here,
+                ..
+            } if party == "hospital" && referenced == "claims" && here == "patients"
+        );
         let mut other_column = psi.clone();
         if let Some(job_spec::Computation::Psi(p)) = &mut other_column.computation {
             p.id_columns.insert("insurer".into(), "plan".into());
         }
-        let e = err(Some(&job(JobState::Succeeded, &other_column)));
-        assert!(
-            e.contains("matched \"insurer\" ids in column \"plan\""),
-            "{e}"
+        let p = err(Some(&job(JobState::Succeeded, &other_column)));
+        assert_eq!(
+            p,
+            only(ProblemKind::Mismatch {
+                job: "job-1".into(),
+                party: "insurer".into(),
+                what: "ids in column",
+                referenced: "plan".into(),
+                here: "patient_id".into(),
+            })
         );
         // A three-party intersection is not the two data parties' intersection.
         let mut wide = psi.clone();
@@ -1540,8 +2155,17 @@ mod tests {
             party: "bank".into(),
             dataset: "patients".into(),
         });
-        let e = err(Some(&job(JobState::Succeeded, &wide)));
-        assert!(e.contains("intersected the ids of 3 parties"), "{e}");
+        let p = err(Some(&job(JobState::Succeeded, &wide)));
+        assert_problem!(
+            p,
+            "join.psi_job",
+            ProblemKind::WrongCount {
+                got: 3,
+                min: 2,
+                max: 2,
+                ..
+            }
+        );
         // No psi_job: nothing to check.
         spec.join.as_mut().unwrap().psi_job.clear();
         check_psi_reference(&spec, None, &registry).unwrap();
@@ -1607,18 +2231,45 @@ mod tests {
         }
     }
 
-    /// `edit` applied to [`fhe_spec`] yields exactly the problems containing `want`, in order.
-    fn assert_fhe_problems(case: &str, edit: impl FnOnce(&mut JobSpec), want: &[&str]) {
+    /// `edit` applied to [`fhe_spec`] yields exactly the problems `want` (field, kind), in order.
+    fn assert_fhe_problems(
+        case: &str,
+        edit: impl FnOnce(&mut JobSpec),
+        want: &[(&str, ProblemKind)],
+    ) {
         let mut s = fhe_spec();
         edit(&mut s);
         let got = match validate_spec(s, &fhe_registry()) {
             Err(JobError::InvalidSpec(p)) => p,
             other => panic!("{case}: expected InvalidSpec, got {other:?}"),
         };
-        assert_eq!(got.len(), want.len(), "{case}: {got:#?}");
-        for (g, w) in got.iter().zip(want) {
-            assert!(g.contains(w), "{case}: {w:?} not in {g:?}");
-        }
+        let want: Vec<SpecProblem> = want
+            .iter()
+            .map(|(field, kind)| SpecProblem::new(*field, kind.clone()))
+            .collect();
+        assert_eq!(got, want, "{case}");
+    }
+
+    /// `edit` applied to [`fhe_spec`] yields exactly one problem, on `field`, matching `kind`.
+    fn assert_fhe_problem(
+        case: &str,
+        edit: impl FnOnce(&mut JobSpec),
+        field: &str,
+        kind: impl Fn(&ProblemKind) -> bool,
+    ) {
+        let mut s = fhe_spec();
+        edit(&mut s);
+        let got = match validate_spec(s, &fhe_registry()) {
+            Err(JobError::InvalidSpec(p)) => p,
+            other => panic!("{case}: expected InvalidSpec, got {other:?}"),
+        };
+        assert_eq!(got.len(), 1, "{case}: {got:#?}");
+        assert_eq!(got[0].field, field, "{case}: {got:#?}");
+        assert!(kind(&got[0].kind), "{case}: {got:#?}");
+    }
+
+    fn party(p: &str) -> String {
+        p.to_string()
     }
 
     #[test]
@@ -1656,18 +2307,25 @@ mod tests {
         assert_fhe_problems(
             "protocol",
             |s| s.protocol = "rep3".into(),
-            &["fhe-score runs on protocol \"fhe\", not \"rep3\""],
+            &[(
+                "protocol",
+                ProblemKind::NotOneOf {
+                    value: "rep3".into(),
+                    allowed: &[FHE_PROTOCOL],
+                },
+            )],
         );
-        assert_fhe_problems(
+        assert_fhe_problem(
             "join",
             |s| s.join = join_spec(&[], vec![]).join,
-            &["an fhe-score job has no [join]"],
+            "join",
+            |k| matches!(k, ProblemKind::NotAllowed { reason } if reason.contains("fhe-score")),
         );
         // With a join and no protocol, the default is still "fhe".
         let mut s = fhe_spec();
         s.join = join_spec(&[], vec![]).join;
-        let e = validate_spec(s, &registry()).unwrap_err().to_string();
-        assert!(!e.contains("runs on protocol"), "{e}");
+        let p = refused(validate_spec(s, &registry()));
+        assert!(!p.iter().any(|p| p.field == "protocol"), "{p:#?}");
     }
 
     #[test]
@@ -1680,27 +2338,78 @@ mod tests {
                     dataset: String::new(),
                 })
             },
-            &["unknown party \"bank\"", "exactly 2 parties"],
+            &[
+                (
+                    "inputs[2].party",
+                    ProblemKind::UnknownParty {
+                        party: party("bank"),
+                    },
+                ),
+                (
+                    "inputs",
+                    ProblemKind::WrongCount {
+                        got: 3,
+                        min: 2,
+                        max: 2,
+                        of: "parties (the owner and the evaluator)",
+                    },
+                ),
+            ],
         );
         assert_fhe_problems(
             "one input",
             |s| s.inputs.truncate(1),
             &[
-                "at least 2 parties",
-                "exactly 2 parties",
-                "owner \"insurer\" is not an input",
+                (
+                    "inputs",
+                    ProblemKind::WrongCount {
+                        got: 1,
+                        min: 2,
+                        max: 64,
+                        of: "parties",
+                    },
+                ),
+                (
+                    "inputs",
+                    ProblemKind::WrongCount {
+                        got: 1,
+                        min: 2,
+                        max: 2,
+                        of: "parties (the owner and the evaluator)",
+                    },
+                ),
+                (
+                    "fhe_score.owner",
+                    ProblemKind::NotAnInput {
+                        party: party("insurer"),
+                    },
+                ),
             ],
         );
-        assert_fhe_problems("no owner", |s| fhe(s).owner.clear(), &["name the owner"]);
+        assert_fhe_problems(
+            "no owner",
+            |s| fhe(s).owner.clear(),
+            &[("fhe_score.owner", ProblemKind::Missing { hint: "" })],
+        );
         assert_fhe_problems(
             "owner not an input",
             |s| fhe(s).owner = "bank".into(),
-            &["owner \"bank\" is not an input"],
+            &[(
+                "fhe_score.owner",
+                ProblemKind::NotAnInput {
+                    party: party("bank"),
+                },
+            )],
         );
         assert_fhe_problems(
             "evaluator not an input",
             |s| fhe(s).evaluator = "bank".into(),
-            &["evaluator \"bank\" is not an input"],
+            &[(
+                "fhe_score.evaluator",
+                ProblemKind::NotAnInput {
+                    party: party("bank"),
+                },
+            )],
         );
         assert_fhe_problems(
             "unregistered party",
@@ -1708,27 +2417,46 @@ mod tests {
                 s.inputs[0].party = "bank".into();
                 fhe(s).evaluator = "bank".into();
             },
-            &["unknown party \"bank\""],
+            &[(
+                "inputs[0].party",
+                ProblemKind::UnknownParty {
+                    party: party("bank"),
+                },
+            )],
         );
         assert_fhe_problems(
             "one party both roles",
             |s| fhe(s).evaluator = "insurer".into(),
-            &["\"insurer\" is both owner and evaluator"],
+            &[(
+                "fhe_score.evaluator",
+                ProblemKind::Conflict {
+                    with: "fhe_score.owner".into(),
+                    value: party("insurer"),
+                },
+            )],
         );
-        assert_fhe_problems(
+        assert_fhe_problem(
             "owner without dataset",
             |s| s.inputs[1].dataset.clear(),
-            &["the owner \"insurer\" names no dataset"],
+            "inputs[1].dataset",
+            |k| matches!(k, ProblemKind::Missing { hint } if hint.contains("owner")),
         );
         assert_fhe_problems(
             "owner with an unknown dataset",
             |s| s.inputs[1].dataset = "other".into(),
-            &["party \"insurer\" has no dataset \"other\""],
+            &[(
+                "inputs[1].dataset",
+                ProblemKind::UnknownDataset {
+                    party: party("insurer"),
+                    dataset: "other".into(),
+                },
+            )],
         );
-        assert_fhe_problems(
+        assert_fhe_problem(
             "evaluator with dataset",
             |s| s.inputs[0].dataset = "claims".into(),
-            &["the evaluator \"hospital\" holds the model, not data: drop its dataset"],
+            "inputs[0].dataset",
+            |k| matches!(k, ProblemKind::NotAllowed { reason } if reason.contains("evaluator")),
         );
     }
 
@@ -1738,63 +2466,102 @@ mod tests {
             assert_fhe_problems(
                 "model id",
                 |s| fhe(s).model_id = id.into(),
-                &[&format!("fhe-score: model_id {id:?} must be 1 to 64")],
+                &[(
+                    "fhe_score.model_id",
+                    ProblemKind::BadValue {
+                        value: format!("{id:?}"),
+                        expected: ID_FORM,
+                    },
+                )],
             );
         }
         assert_fhe_problems(
             "release",
             |s| fhe(s).release = "score".into(),
-            &["release \"score\" is unknown"],
+            &[(
+                "fhe_score.release",
+                ProblemKind::NotOneOf {
+                    value: "score".into(),
+                    allowed: &FHE_RELEASES,
+                },
+            )],
         );
     }
 
     #[test]
     fn fhe_score_features_are_checked() {
+        let count = |got| ProblemKind::WrongCount {
+            got,
+            min: 1,
+            max: 64,
+            of: "features",
+        };
         assert_fhe_problems(
             "no features",
             |s| fhe(s).features.clear(),
-            &["name 1 to 64 features, got 0"],
+            &[("fhe_score.features", count(0))],
         );
         assert_fhe_problems(
             "65 features",
             |s| wide_features(s, MAX_FHE_FEATURES + 1),
-            &["name 1 to 64 features, got 65"],
+            &[("fhe_score.features", count(65))],
         );
+        let claims = |column: &str| ProblemKind::UnknownColumn {
+            party: party("insurer"),
+            dataset: "claims".into(),
+            column: column.into(),
+        };
         assert_fhe_problems(
             "missing column",
             |s| fhe(s).features[0].column = "nope".into(),
-            &["party \"insurer\" dataset \"claims\" has no feature \"nope\""],
+            &[("fhe_score.features[0].column", claims("nope"))],
         );
         assert_fhe_problems(
             "text column",
             |s| fhe(s).features[1].column = "claim_id".into(),
-            &["column \"claim_id\" is COLUMN_TYPE_STRING, not numeric"],
+            &[(
+                "fhe_score.features[1].column",
+                ProblemKind::WrongType {
+                    party: party("insurer"),
+                    dataset: "claims".into(),
+                    column: "claim_id".into(),
+                    expected: "numeric",
+                    found: ColumnType::String,
+                },
+            )],
         );
         assert_fhe_problems(
             "repeated column",
             |s| fhe(s).features[1].column = "claim_amount".into(),
-            &["feature column \"claim_amount\" is listed twice"],
+            &[(
+                "fhe_score.features[1].column",
+                ProblemKind::Duplicate {
+                    name: "claim_amount".into(),
+                },
+            )],
         );
-        for bits in [0, 17] {
+        for (bits, kind) in [
+            (0, ProblemKind::TooSmall { value: 0, min: 1 }),
+            (17, ProblemKind::TooLarge { value: 17, max: 16 }),
+        ] {
             assert_fhe_problems(
                 "bits",
                 |s| fhe(s).features[1].bits = bits,
-                &[&format!("feature \"age\" has bits {bits}, must be 1 to 16")],
+                &[("fhe_score.features[1].bits", kind)],
             );
         }
         for scale in [-0.5, f64::NAN, f64::INFINITY] {
-            assert_fhe_problems(
+            assert_fhe_problem(
                 "scale",
                 |s| fhe(s).features[0].scale = scale,
-                &[&format!(
-                    "feature \"claim_amount\" has scale {scale}, must be a finite"
-                )],
+                "fhe_score.features[0].scale",
+                |k| matches!(k, ProblemKind::BadValue { value, .. } if *value == scale.to_string()),
             );
         }
         assert_fhe_problems(
             "id column",
             |s| fhe(s).id_column = "patient_id".into(),
-            &["party \"insurer\" dataset \"claims\" has no id_column \"patient_id\""],
+            &[("fhe_score.id_column", claims("patient_id"))],
         );
     }
 
@@ -1805,8 +2572,16 @@ mod tests {
             st.filters = vec![equals("age", "x"), equals("nope", "1")];
         }
         let p = problems(s);
-        assert!(p.contains("\"x\" is not a number"), "{p}");
-        assert!(p.contains("has no filter column \"nope\""), "{p}");
+        assert_problem!(
+            p,
+            "stats.filter[0].equals",
+            ProblemKind::BadValue { value, .. } if value == "\"x\""
+        );
+        assert_problem!(
+            p,
+            "stats.filter[1].column",
+            ProblemKind::UnknownColumn { column, .. } if column == "nope"
+        );
     }
 
     #[test]
@@ -1816,17 +2591,55 @@ mod tests {
         s.output = None;
         s.frac_bits = 63;
         let p = problems(s);
-        assert!(p.contains("at least 2 parties"), "{p}");
-        assert!(p.contains("recipient public key is required"), "{p}");
-        assert!(p.contains("frac_bits is 63"), "{p}");
-        assert!(p.contains("listed twice"), "{p}");
+        assert_problem!(
+            p,
+            "inputs",
+            ProblemKind::WrongCount {
+                got: 1,
+                min: 2,
+                max: 64,
+                ..
+            }
+        );
+        assert_problem!(
+            p,
+            "output.recipient_public_key",
+            ProblemKind::Missing { .. }
+        );
+        assert_problem!(p, "frac_bits", ProblemKind::TooLarge { value: 63, max: 40 });
+        assert_problem!(
+            p,
+            "stats.columns",
+            ProblemKind::Duplicate { name } if name == "age"
+        );
+        let mut s = spec(&["age"], None);
+        s.output.as_mut().unwrap().recipient_public_key.pop();
+        assert_problem!(
+            problems(s),
+            "output.recipient_public_key",
+            ProblemKind::WrongCount {
+                got: 31,
+                min: 32,
+                max: 32,
+                ..
+            }
+        );
         let f = Filter {
             column: "claim_id".into(),
             predicate: Some(filter::Predicate::Equals("C-1".into())),
         };
-        assert!(problems(spec(&["age"], Some(f))).contains("single out individual records"));
+        assert_problem!(
+            problems(spec(&["age"], Some(f))),
+            "stats.filter.column",
+            ProblemKind::IdColumn { column, .. } if column == "claim_id"
+        );
         let mut s = spec(&["age"], None);
         s.computation = None;
-        assert!(problems(s).contains("names no computation"));
+        assert_problem!(problems(s), "computation", ProblemKind::Missing { .. });
+        let mut s = spec(&[], None);
+        s.inputs.truncate(0);
+        let p = problems(s);
+        assert_problem!(p, "stats.columns", ProblemKind::Missing { .. });
+        assert_problem!(p, "inputs", ProblemKind::WrongCount { got: 0, .. });
     }
 }
