@@ -501,7 +501,6 @@ pub(crate) fn score(r: &treaty_analyst::ScoreResult) {
 }
 
 /// Prints an `fhe-score` result: the first rows, or the aggregate.
-#[cfg(feature = "fhe")]
 pub(crate) fn fhe_score(r: &treaty_analyst::FheScoreResult, rows: usize) {
     println!(
         "model {} ({}): {} claims scored on ciphertexts, release {} ({:.3} s, {:.0} bootstraps \
