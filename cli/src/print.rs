@@ -187,7 +187,7 @@ pub(crate) fn stats(r: &StatsResult) {
 pub(crate) fn bench_header(workload: &Workload) -> String {
     match workload {
         Workload::Mpc(_) => format!(
-            "{:<8} {:>9} {:<16} {:>10} {:>10} {:>10} {:>7} {:>14} {:>8}",
+            "{:<10} {:>9} {:<16} {:>10} {:>10} {:>10} {:>7} {:>14} {:>8}",
             "op", "n", "shape", "median s", "min s", "max s", "rounds", "bytes/party", "B/elem"
         ),
         Workload::Psi(_) => format!(
@@ -251,7 +251,7 @@ pub(crate) fn bench_row(r: &BenchResult) -> String {
                 .map_or_else(|| "-".to_string(), |[m, k, n]| format!("{m}x{k}x{n}"));
             let (min, max) = min_max(&r.run_seconds);
             format!(
-                "{:<8} {:>9} {:<16} {:>10.4} {:>10.4} {:>10.4} {:>7} {:>14} {:>8.2}",
+                "{:<10} {:>9} {:<16} {:>10.4} {:>10.4} {:>10.4} {:>7} {:>14} {:>8.2}",
                 r.op.name(),
                 r.n,
                 shape,
