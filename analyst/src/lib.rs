@@ -48,6 +48,9 @@ pub enum AnalystError {
     /// A share's signature, or a key, does not verify.
     #[error(transparent)]
     Trust(#[from] treaty_trust::TrustError),
+    /// The coordinator refused the job spec; one entry per problem (field, kind, sentence).
+    #[error("invalid job spec: {}", .0.iter().map(|p| p.message.as_str()).collect::<Vec<_>>().join("; "))]
+    InvalidSpec(Vec<pb::SpecProblem>),
     /// Submitting or cancelling needs the analyst's signing key, and none was given.
     #[error(
         "no signing key: submissions and cancellations are signed (NAME.sign.key from `treaty init`)"
@@ -83,7 +86,15 @@ pub enum AnalystError {
 }
 
 impl From<tonic::Status> for AnalystError {
+    /// An `INVALID_ARGUMENT` status carrying spec problems in its details becomes
+    /// [`AnalystError::InvalidSpec`]; any other status stays [`AnalystError::Rpc`].
     fn from(status: tonic::Status) -> Self {
+        if status.code() == tonic::Code::InvalidArgument
+            && let Ok(details) = pb::SpecProblems::decode(status.details())
+            && !details.problems.is_empty()
+        {
+            return Self::InvalidSpec(details.problems);
+        }
         Self::Rpc(status)
     }
 }

@@ -115,6 +115,20 @@ impl From<CoordinatorError> for tonic::Status {
     fn from(e: CoordinatorError) -> Self {
         use CoordinatorError as E;
         let msg = e.to_string();
+        if let E::InvalidSpec(treaty_job::JobError::InvalidSpec(problems)) = &e {
+            // The problems travel typed in the status's details, so a client need not parse `msg`.
+            let details = treaty_proto::v1::SpecProblems {
+                problems: problems
+                    .iter()
+                    .map(treaty_job::SpecProblem::to_proto)
+                    .collect(),
+            };
+            return tonic::Status::with_details(
+                tonic::Code::InvalidArgument,
+                msg,
+                prost::Message::encode_to_vec(&details).into(),
+            );
+        }
         match e {
             E::InvalidSpec(_) | E::InvalidRequest(_) => tonic::Status::invalid_argument(msg),
             E::UnknownJob(_) | E::UnknownParty(_) => tonic::Status::not_found(msg),

@@ -256,6 +256,55 @@ fn type_name(t: ColumnType) -> &'static str {
     }
 }
 
+impl ProblemKind {
+    /// The kind's name, kebab-case (`too-large`, `unknown-party`, …), as the coordinator sends it
+    /// in a status's details ([`SpecProblem::to_proto`]).
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Missing { .. } => "missing",
+            Self::TooLarge { .. } => "too-large",
+            Self::TooSmall { .. } => "too-small",
+            Self::WrongCount { .. } => "wrong-count",
+            Self::BadValue { .. } => "bad-value",
+            Self::NotOneOf { .. } => "not-one-of",
+            Self::Duplicate { .. } => "duplicate",
+            Self::UnknownParty { .. } => "unknown-party",
+            Self::NotAnInput { .. } => "not-an-input",
+            Self::UnknownDataset { .. } => "unknown-dataset",
+            Self::UnknownColumn { .. } => "unknown-column",
+            Self::WrongType { .. } => "wrong-type",
+            Self::IdColumn { .. } => "id-column",
+            Self::NotQualified { .. } => "not-qualified",
+            Self::NotADataParty { .. } => "not-a-data-party",
+            Self::RangeReversed { .. } => "range-reversed",
+            Self::Conflict { .. } => "conflict",
+            Self::NotAllowed { .. } => "not-allowed",
+            Self::UnknownJob { .. } => "unknown-job",
+            Self::WrongJobKind { .. } => "wrong-job-kind",
+            Self::NotSucceeded { .. } => "not-succeeded",
+            Self::UnknownModel { .. } => "unknown-model",
+            Self::WrongParties { .. } => "wrong-parties",
+            Self::NotRevealedTo { .. } => "not-revealed-to",
+            Self::Mismatch { .. } => "mismatch",
+            Self::Syntax { .. } => "syntax",
+            Self::Invalid { .. } => "invalid",
+        }
+    }
+}
+
+impl SpecProblem {
+    /// The problem as the coordinator sends it in an `INVALID_ARGUMENT` status's details.
+    #[must_use]
+    pub fn to_proto(&self) -> treaty_proto::v1::SpecProblem {
+        treaty_proto::v1::SpecProblem {
+            field: self.field.clone(),
+            kind: self.kind.name().to_string(),
+            message: self.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for ProblemKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -370,6 +419,27 @@ impl fmt::Display for ProblemKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_problem_goes_on_the_wire_with_its_field_kind_and_sentence() {
+        let p = SpecProblem::new("train.epochs", ProblemKind::TooLarge { value: 9, max: 5 });
+        let wire = p.to_proto();
+        assert_eq!(wire.field, "train.epochs");
+        assert_eq!(wire.kind, "too-large");
+        assert_eq!(wire.message, p.to_string());
+        assert_eq!(
+            ProblemKind::UnknownParty { party: "x".into() }.name(),
+            "unknown-party"
+        );
+        assert_eq!(
+            ProblemKind::NotADataParty {
+                name: "a.b".into(),
+                party: "a".into()
+            }
+            .name(),
+            "not-a-data-party"
+        );
+    }
 
     #[test]
     fn problems_show_their_field_numbers_and_names() {

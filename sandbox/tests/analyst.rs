@@ -57,6 +57,20 @@ async fn an_analyst_submits_follows_and_opens_a_job_through_the_library() {
     let mut analyst = Analyst::connect(connect(Some(sandbox.analyst_key().unwrap())))
         .await
         .unwrap();
+    // A spec the coordinator refuses comes back as typed problems, not only a sentence.
+    let mut bad = spec.clone();
+    bad.frac_bits = 99;
+    match analyst.submit(bad).await {
+        Err(AnalystError::InvalidSpec(problems)) => {
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.field == "frac_bits" && p.kind == "too-large"),
+                "{problems:?}"
+            );
+        }
+        other => panic!("expected InvalidSpec, got {other:?}"),
+    }
     let job_id = analyst.submit(spec).await.unwrap();
     let mut seen = Vec::new();
     let job = analyst
