@@ -89,15 +89,24 @@ impl From<tonic::Status> for AnalystError {
     /// An `INVALID_ARGUMENT` status carrying spec problems in its details becomes
     /// [`AnalystError::InvalidSpec`]; any other status stays [`AnalystError::Rpc`].
     fn from(status: tonic::Status) -> Self {
+        // The details come from the coordinator: decoded only when small (prost allocates no
+        // more than the input holds), and only as many problems as a spec can have.
         if status.code() == tonic::Code::InvalidArgument
+            && status.details().len() <= MAX_SPEC_DETAILS
             && let Ok(details) = pb::SpecProblems::decode(status.details())
-            && !details.problems.is_empty()
+            && (1..=MAX_SPEC_PROBLEMS).contains(&details.problems.len())
         {
             return Self::InvalidSpec(details.problems);
         }
         Self::Rpc(status)
     }
 }
+
+/// Largest status details decoded as spec problems (larger ones stay an [`AnalystError::Rpc`]).
+const MAX_SPEC_DETAILS: usize = 64 * 1024;
+
+/// Most spec problems taken from one status.
+const MAX_SPEC_PROBLEMS: usize = 256;
 
 /// The keys the analyst trusts for the parties' result signatures: party id → Ed25519 identity
 /// (audit) key. Where they come from is the caller's choice: obtained out of band (the
@@ -294,4 +303,63 @@ pub fn open_uploads(
         opened.push((party, plain));
     }
     Ok(opened)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(details: Vec<u8>) -> tonic::Status {
+        tonic::Status::with_details(tonic::Code::InvalidArgument, "bad spec", details.into())
+    }
+
+    fn problem(field: &str) -> pb::SpecProblem {
+        pb::SpecProblem {
+            field: field.into(),
+            kind: "too-large".into(),
+            message: format!("{field}: too large"),
+        }
+    }
+
+    #[test]
+    fn spec_problems_in_the_details_become_typed() {
+        let details = pb::SpecProblems {
+            problems: vec![problem("frac_bits")],
+        };
+        match AnalystError::from(status(details.encode_to_vec())) {
+            AnalystError::InvalidSpec(p) => assert_eq!(p, vec![problem("frac_bits")]),
+            other => panic!("expected InvalidSpec, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hostile_or_empty_details_stay_a_plain_status() {
+        let many = pb::SpecProblems {
+            problems: (0..=MAX_SPEC_PROBLEMS)
+                .map(|i| problem(&i.to_string()))
+                .collect(),
+        };
+        let huge = pb::SpecProblems {
+            problems: vec![problem(&"x".repeat(MAX_SPEC_DETAILS))],
+        };
+        for details in [
+            Vec::new(),
+            vec![0xff; 16],
+            many.encode_to_vec(),
+            huge.encode_to_vec(),
+        ] {
+            let e = AnalystError::from(status(details));
+            assert!(matches!(e, AnalystError::Rpc(_)), "{e:?}");
+        }
+        let other = tonic::Status::with_details(
+            tonic::Code::Internal,
+            "x",
+            pb::SpecProblems {
+                problems: vec![problem("frac_bits")],
+            }
+            .encode_to_vec()
+            .into(),
+        );
+        assert!(matches!(AnalystError::from(other), AnalystError::Rpc(_)));
+    }
 }
