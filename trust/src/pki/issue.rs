@@ -563,66 +563,14 @@ fn create_private_dir(dir: &Path) -> Result<(), PkiError> {
     })
 }
 
-/// Just enough DER to read the fields of an X.509 certificate this module needs, since rcgen
-/// parses certificates only with its optional `x509-parser` feature.
+/// The fields of an X.509 certificate this module needs, read with `x509-parser` (rcgen writes
+/// certificates but does not read them without its own optional copy of that parser).
 mod der {
     use rcgen::string::{Ia5String, PrintableString};
     use rcgen::{DistinguishedName, DnType, DnValue};
-
-    const BOOLEAN: u8 = 0x01;
-    const INTEGER: u8 = 0x02;
-    const OCTET_STRING: u8 = 0x04;
-    const OID: u8 = 0x06;
-    const UTF8_STRING: u8 = 0x0c;
-    const PRINTABLE_STRING: u8 = 0x13;
-    const IA5_STRING: u8 = 0x16;
-    const SEQUENCE: u8 = 0x30;
-    const SET: u8 = 0x31;
-    const VERSION: u8 = 0xa0;
-    const EXTENSIONS: u8 = 0xa3;
-
-    /// id-ce-subjectKeyIdentifier (2.5.29.14), content octets.
-    const OID_SUBJECT_KEY_ID: &[u8] = &[0x55, 0x1d, 0x0e];
-    /// id-ce-basicConstraints (2.5.29.19), content octets.
-    const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
-
-    /// One DER element: its tag, whole encoding and content octets.
-    struct Tlv<'a> {
-        tag: u8,
-        raw: &'a [u8],
-        content: &'a [u8],
-    }
-
-    /// Reads one definite-length element (low tag numbers only) from the front of `input`.
-    fn read(input: &[u8]) -> Option<(Tlv<'_>, &[u8])> {
-        let (&tag, rest) = input.split_first()?;
-        if tag & 0x1f == 0x1f {
-            return None;
-        }
-        let (&first, rest) = rest.split_first()?;
-        let (len, rest) = if first < 0x80 {
-            (usize::from(first), rest)
-        } else {
-            let n = usize::from(first & 0x7f);
-            if n == 0 || n > 4 {
-                return None;
-            }
-            let (bytes, rest) = rest.split_at_checked(n)?;
-            let len = bytes
-                .iter()
-                .fold(0usize, |len, &b| (len << 8) | usize::from(b));
-            (len, rest)
-        };
-        let header = input.len() - rest.len();
-        let (content, after) = rest.split_at_checked(len)?;
-        let raw = input.get(..header + len)?;
-        Some((Tlv { tag, raw, content }, after))
-    }
-
-    /// Reads one element that must have tag `tag`.
-    fn expect(input: &[u8], tag: u8) -> Option<(Tlv<'_>, &[u8])> {
-        read(input).filter(|(tlv, _)| tlv.tag == tag)
-    }
+    use x509_parser::der_parser::asn1_rs::Tag;
+    use x509_parser::extensions::ParsedExtension;
+    use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
     /// The fields of a certificate this module uses; slices borrow the certificate DER.
     pub(super) struct CertInfo<'a> {
@@ -632,127 +580,73 @@ mod der {
         pub(super) subject: &'a [u8],
         /// The SubjectPublicKeyInfo, whole encoding.
         pub(super) spki: &'a [u8],
-        /// Content of the `Extensions` SEQUENCE, if any.
-        extensions: Option<&'a [u8]>,
+        ca: bool,
+        subject_key_id: Option<Vec<u8>>,
     }
 
     impl CertInfo<'_> {
-        /// The extnValue content of the extension `oid`.
-        fn extension(&self, oid: &[u8]) -> Option<&[u8]> {
-            let mut rest = self.extensions?;
-            while !rest.is_empty() {
-                let (ext, after) = expect(rest, SEQUENCE)?;
-                rest = after;
-                let (id, mut fields) = expect(ext.content, OID)?;
-                if id.content != oid {
-                    continue;
-                }
-                if let Some((_, after_critical)) = expect(fields, BOOLEAN) {
-                    fields = after_critical;
-                }
-                return expect(fields, OCTET_STRING).map(|(value, _)| value.content);
-            }
-            None
-        }
-
         /// Whether basicConstraints says cA=TRUE.
         pub(super) fn is_ca(&self) -> bool {
-            self.extension(OID_BASIC_CONSTRAINTS)
-                .and_then(|value| expect(value, SEQUENCE))
-                .and_then(|(seq, _)| expect(seq.content, BOOLEAN))
-                .is_some_and(|(ca, _)| ca.content.iter().any(|&b| b != 0))
+            self.ca
         }
 
         /// The subjectKeyIdentifier, if present.
         pub(super) fn subject_key_id(&self) -> Option<&[u8]> {
-            self.extension(OID_SUBJECT_KEY_ID)
-                .and_then(|value| expect(value, OCTET_STRING))
-                .map(|(id, _)| id.content)
+            self.subject_key_id.as_deref()
         }
     }
 
-    /// Splits a DER certificate into the fields of [`CertInfo`].
+    /// The fields of [`CertInfo`] of one DER certificate (nothing may follow it).
     pub(super) fn parse_cert(der: &[u8]) -> Option<CertInfo<'_>> {
-        let (cert, trailing) = expect(der, SEQUENCE)?;
-        if !trailing.is_empty() {
+        let (rest, cert) = X509Certificate::from_der(der).ok()?;
+        if !rest.is_empty() {
             return None;
         }
-        let (tbs, _) = expect(cert.content, SEQUENCE)?;
-        let mut rest = tbs.content;
-        if let Some((_, after)) = expect(rest, VERSION) {
-            rest = after;
-        }
-        let (_serial, rest) = expect(rest, INTEGER)?;
-        let (_signature, rest) = expect(rest, SEQUENCE)?;
-        let (issuer, rest) = expect(rest, SEQUENCE)?;
-        let (_validity, rest) = expect(rest, SEQUENCE)?;
-        let (subject, rest) = expect(rest, SEQUENCE)?;
-        let (spki, mut rest) = expect(rest, SEQUENCE)?;
-        let mut extensions = None;
-        while !rest.is_empty() {
-            let (field, after) = read(rest)?;
-            rest = after;
-            if field.tag == EXTENSIONS {
-                extensions = Some(expect(field.content, SEQUENCE)?.0.content);
-            }
-        }
+        let tbs = &cert.tbs_certificate;
+        let ca = tbs
+            .basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|bc| bc.value.ca);
+        let subject_key_id = tbs
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+                _ => None,
+            });
         Some(CertInfo {
-            issuer: issuer.raw,
-            subject: subject.raw,
-            spki: spki.raw,
-            extensions,
+            issuer: tbs.issuer.as_raw(),
+            subject: tbs.subject.as_raw(),
+            spki: tbs.subject_pki.raw,
+            ca,
+            subject_key_id,
         })
     }
 
     /// Rebuilds an rcgen `DistinguishedName` from a DER Name (single-valued RDNs holding
     /// UTF8String, PrintableString or IA5String values; anything else gives `None`).
     pub(super) fn parse_name(name: &[u8]) -> Option<DistinguishedName> {
-        let (name, _) = expect(name, SEQUENCE)?;
+        let (_, name) = X509Name::from_der(name).ok()?;
         let mut dn = DistinguishedName::new();
-        let mut rest = name.content;
-        while !rest.is_empty() {
-            let (rdn, after) = expect(rest, SET)?;
-            rest = after;
-            let (atv, more) = expect(rdn.content, SEQUENCE)?;
-            if !more.is_empty() {
+        for rdn in name.iter() {
+            let [atv] = rdn.iter().collect::<Vec<_>>()[..] else {
                 return None;
-            }
-            let (oid, value) = expect(atv.content, OID)?;
-            let (value, _) = read(value)?;
-            let text = std::str::from_utf8(value.content).ok()?;
-            let value = match value.tag {
-                UTF8_STRING => DnValue::Utf8String(text.to_owned()),
-                PRINTABLE_STRING => DnValue::PrintableString(PrintableString::try_from(text).ok()?),
-                IA5_STRING => DnValue::Ia5String(Ia5String::try_from(text).ok()?),
+            };
+            let arcs: Vec<u64> = atv.attr_type().iter()?.collect();
+            let value = atv.attr_value();
+            let text = std::str::from_utf8(value.data).ok()?;
+            let value = match value.tag() {
+                Tag::Utf8String => DnValue::Utf8String(text.to_owned()),
+                Tag::PrintableString => {
+                    DnValue::PrintableString(PrintableString::try_from(text).ok()?)
+                }
+                Tag::Ia5String => DnValue::Ia5String(Ia5String::try_from(text).ok()?),
                 _ => return None,
             };
-            dn.push(DnType::from_oid(&oid_arcs(oid.content)?), value);
+            dn.push(DnType::from_oid(&arcs), value);
         }
         Some(dn)
-    }
-
-    /// Decodes OID content octets into arcs.
-    pub(super) fn oid_arcs(content: &[u8]) -> Option<Vec<u64>> {
-        let mut arcs = Vec::new();
-        let mut value: u64 = 0;
-        for &b in content {
-            value = value.checked_mul(128)? | u64::from(b & 0x7f);
-            if b & 0x80 == 0 {
-                if arcs.is_empty() {
-                    let first = (value / 40).min(2);
-                    arcs.push(first);
-                    arcs.push(value - first * 40);
-                } else {
-                    arcs.push(value);
-                }
-                value = 0;
-            }
-        }
-        // A trailing continuation byte means the last arc is unterminated.
-        if content.last().is_none_or(|b| b & 0x80 != 0) {
-            return None;
-        }
-        Some(arcs)
     }
 }
 
@@ -1022,15 +916,28 @@ mod tests {
     }
 
     #[test]
-    fn oid_decoding() {
-        // 2.5.4.3 (commonName), 1.2.840.113549 (rsadsi), 2.999 (arc > 39 under joint-iso-itu-t)
-        assert_eq!(der::oid_arcs(&[0x55, 0x04, 0x03]), Some(vec![2, 5, 4, 3]));
-        assert_eq!(
-            der::oid_arcs(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d]),
-            Some(vec![1, 2, 840, 113_549])
-        );
-        assert_eq!(der::oid_arcs(&[0x88, 0x37]), Some(vec![2, 999]));
-        assert_eq!(der::oid_arcs(&[0x55, 0x84]), None);
-        assert_eq!(der::oid_arcs(&[]), None);
+    fn ca_names_rebuild_only_when_they_re_encode_exactly() -> TestResult {
+        let pki = Pki::generate("Test CA")?;
+        let ca_der = CertificateDer::from_pem_slice(pki.ca_cert_pem().as_bytes())?;
+        let ca = der::parse_cert(&ca_der).ok_or("CA certificate does not parse")?;
+        let dn = der::parse_name(ca.subject).ok_or("the CA's own subject must rebuild")?;
+        assert!(matches!(
+            dn.get(&DnType::CommonName),
+            Some(rcgen::DnValue::Utf8String(cn)) if cn == "Test CA"
+        ));
+        // CN as a BMPString, and one RDN holding two attributes: neither can be re-encoded.
+        let bmp = [
+            0x30, 0x0d, 0x31, 0x0b, 0x30, 0x09, 0x06, 0x03, 0x55, 0x04, 0x03, 0x1e, 0x02, 0x00,
+            0x41,
+        ];
+        let multi = [
+            0x30, 0x16, 0x31, 0x14, 0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, 0x01, 0x41,
+            0x30, 0x08, 0x06, 0x03, 0x55, 0x04, 0x0a, 0x0c, 0x01, 0x42,
+        ];
+        assert!(der::parse_name(&bmp).is_none());
+        assert!(der::parse_name(&multi).is_none());
+        assert!(der::parse_name(&[0x30, 0x05]).is_none());
+        assert!(der::parse_cert(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_none());
+        Ok(())
     }
 }
