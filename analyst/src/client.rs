@@ -283,11 +283,7 @@ impl Analyst {
         if job.state() != JobState::Succeeded {
             return Err(AnalystError::NotSucceeded {
                 job: job.id.clone(),
-                state: job
-                    .state()
-                    .as_str_name()
-                    .trim_start_matches("JOB_STATE_")
-                    .to_ascii_lowercase(),
+                state: state_name(job.state()),
                 reason: job.reason.clone(),
             });
         }
@@ -315,6 +311,15 @@ impl Analyst {
             }
         })
     }
+}
+
+/// A job state as analysts read it: `succeeded`, `failed`, `rejected`, …
+#[must_use]
+pub fn state_name(state: JobState) -> String {
+    state
+        .as_str_name()
+        .trim_start_matches("JOB_STATE_")
+        .to_ascii_lowercase()
 }
 
 /// Reads the parties' keys from a registry saved by `treaty audit registry`.

@@ -8,9 +8,7 @@ use treaty_mpc::stats::StatsResult;
 use treaty_proto::v1::{self as pb, JobState, job_spec};
 
 pub(crate) fn state(s: JobState) -> String {
-    s.as_str_name()
-        .trim_start_matches("JOB_STATE_")
-        .to_ascii_lowercase()
+    treaty_analyst::client::state_name(s)
 }
 
 fn party_state(s: pb::PartyJobState) -> String {
