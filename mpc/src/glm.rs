@@ -66,7 +66,7 @@ use crate::fixed::FixedPoint;
 use crate::rep3::{Rep3Session, Rep3Share, SIGMOID_MAX_FRAC_BITS, SIGMOID_MIN_FRAC_BITS};
 use crate::seeds::SessionContext;
 use crate::share::AdditiveShare;
-use crate::transport::{PartyIndex, Transport};
+use crate::transport::{Channel, PartyIndex};
 use crate::vstats::{DIGEST_LEN, agree_rows};
 
 pub mod plain;
@@ -447,24 +447,23 @@ impl SharedModel {
     }
 }
 
-/// Steps 0 of the protocol: agrees the aligned row count (round `first_round`) and sets up the
-/// rep3 session (round `first_round + 1`). Returns the session and `n`. Fails with
+/// Steps 0 of the protocol: agrees the aligned row count (one round, in a `rows` child of
+/// `transport`) and sets up the rep3 session (one round, in a `rep3` child). Returns the session and `n`. Fails with
 /// [`MpcError::EmptyIntersection`] at every party when there is no aligned row.
-pub async fn setup<'t, T: Transport, R: CryptoRng + ?Sized>(
-    transport: &'t T,
+pub async fn setup<R: CryptoRng + ?Sized>(
+    transport: &Channel,
     ctx: SessionContext<'_>,
-    first_round: u32,
     layout: &GlmLayout,
     input: &GlmInput,
     rng: &mut R,
-) -> Result<(Rep3Session<'t, T>, usize), MpcError> {
+) -> Result<(Rep3Session, usize), MpcError> {
     layout.check()?;
     let mine = input.digest.as_ref().map(|d| (input.rows, d));
-    let rows = agree_rows(transport, first_round, &layout.data_parties(), mine).await?;
+    let rows = agree_rows(&transport.child("rows"), &layout.data_parties(), mine).await?;
     if rows == 0 {
         return Err(MpcError::EmptyIntersection);
     }
-    let session = Rep3Session::setup(transport, ctx, first_round.wrapping_add(1), rng).await?;
+    let session = Rep3Session::setup(transport, ctx, rng).await?;
     Ok((session, rows))
 }
 
@@ -472,8 +471,8 @@ pub async fn setup<'t, T: Transport, R: CryptoRng + ?Sized>(
 /// name columns in errors. Values are checked before anything is sent: finite, within
 /// [`FEATURE_LIMIT`], labels 0 or 1 for logistic regression.
 #[allow(clippy::too_many_arguments)]
-pub async fn share<T: Transport>(
-    session: &mut Rep3Session<'_, T>,
+pub async fn share(
+    session: &mut Rep3Session,
     rows: usize,
     layout: &GlmLayout,
     input: &GlmInput,
@@ -581,8 +580,8 @@ pub async fn share<T: Transport>(
 /// Step 2: trains on the rows `rows` of `data` (see the module docs). `on_step(done, total)` is
 /// called after every batch. Fails on bad parameters, rows out of range, or a layout without a
 /// label.
-pub async fn train<T: Transport>(
-    session: &mut Rep3Session<'_, T>,
+pub async fn train(
+    session: &mut Rep3Session,
     data: &GlmData,
     rows: Range<usize>,
     params: &TrainParams,
@@ -667,9 +666,9 @@ pub struct ScoringWeights {
 impl SharedModel {
     /// `w = W / 2^WEIGHT_EXTRA_BITS`, the weights at the features' scale: one truncation (one
     /// round, `8·d` bytes from party 1).
-    pub async fn scoring_weights<T: Transport>(
+    pub async fn scoring_weights(
         &self,
-        session: &mut Rep3Session<'_, T>,
+        session: &mut Rep3Session,
     ) -> Result<ScoringWeights, MpcError> {
         Ok(ScoringWeights {
             w: session.trunc(&self.weights, WEIGHT_EXTRA_BITS).await?,
@@ -682,8 +681,8 @@ impl SharedModel {
 /// The logits `x·w` (scale `2^f`) of the rows `rows` of `data` under `model`: one truncation of
 /// the weights to `2^f` ([`SharedModel::scoring_weights`]), then [`predict_with`]: 3 rounds,
 /// `8·(d + len)` bytes per party.
-pub async fn predict<T: Transport>(
-    session: &mut Rep3Session<'_, T>,
+pub async fn predict(
+    session: &mut Rep3Session,
     model: &SharedModel,
     data: &GlmData,
     rows: Range<usize>,
@@ -696,8 +695,8 @@ pub async fn predict<T: Transport>(
 /// The logits `x·w` (scale `2^f`) of the rows `rows` of `data` under weights already truncated
 /// by [`SharedModel::scoring_weights`]: one fixed-point matrix product (2 rounds, `8·len` bytes
 /// per party).
-pub async fn predict_with<T: Transport>(
-    session: &mut Rep3Session<'_, T>,
+pub async fn predict_with(
+    session: &mut Rep3Session,
     weights: &ScoringWeights,
     data: &GlmData,
     rows: Range<usize>,

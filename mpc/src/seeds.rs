@@ -20,7 +20,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::MpcError;
 use crate::ring::{self, RingElement};
-use crate::transport::{PartyIndex, Transport, exchange};
+use crate::transport::{Channel, PartyIndex, exchange};
 
 const SEED_DOMAIN: &[u8] = b"treaty/v1/pairwise-seed";
 const STREAM_DOMAIN: &[u8] = b"treaty/v1/seed-stream";
@@ -184,15 +184,15 @@ impl PairwiseSeeds {
     }
 }
 
-/// One round: exchange fresh ephemeral public keys with every peer and derive pairwise seeds.
-/// Costs 32 bytes per peer each way.
-pub async fn agree<T: Transport, R: CryptoRng + ?Sized>(
-    transport: &T,
+/// One round of `transport`: exchange fresh ephemeral public keys with every peer and derive
+/// pairwise seeds. Costs 32 bytes per peer each way.
+pub async fn agree<R: CryptoRng + ?Sized>(
+    transport: &Channel,
     ctx: SessionContext<'_>,
-    round: u32,
     rng: &mut R,
 ) -> Result<PairwiseSeeds, MpcError> {
     let me = transport.me();
+    let round = transport.round();
     if ctx.party_ids.len() != transport.parties() {
         return Err(MpcError::LengthMismatch {
             what: "party ids vs transport parties",
@@ -202,7 +202,7 @@ pub async fn agree<T: Transport, R: CryptoRng + ?Sized>(
     }
     let secret = EphemeralSecret::random(rng);
     let public = secret.public_key();
-    let received = exchange(transport, round, |_| public.to_vec()).await?;
+    let received = exchange(transport, |_| public.to_vec()).await?;
     let mut seeds = Vec::with_capacity(received.len());
     for (peer, msg) in received.into_iter().enumerate() {
         match msg {
@@ -239,7 +239,7 @@ mod tests {
                     party_ids: &ids,
                 };
                 let mut rng = os_rng().unwrap();
-                let seeds = agree(&t, ctx, 0, &mut rng).await.unwrap();
+                let seeds = agree(&t, ctx, &mut rng).await.unwrap();
                 let z: Vec<u128> = seeds.zero_share(b"test", 10);
                 let probe: Vec<u64> = (0..n)
                     .map(|p| {

@@ -31,7 +31,7 @@ use crate::MpcError;
 use crate::fixed::FixedPoint;
 use crate::seeds::{self, SessionContext};
 use crate::share::AdditiveShare;
-use crate::transport::Transport;
+use crate::transport::Channel;
 
 /// Label of the zero-sharing that masks the output.
 const OUTPUT_MASK_LABEL: &[u8] = b"stats/output-mask";
@@ -131,8 +131,8 @@ impl LocalAggregates {
 
 /// Runs the `stats` protocol for this party and returns its additive share of the joint totals
 /// (layout of [`LocalAggregates::to_ring`]). One round, 32 bytes to each peer.
-pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
-    transport: &T,
+pub async fn run<R: CryptoRng + ?Sized>(
+    transport: &Channel,
     ctx: SessionContext<'_>,
     local: &LocalAggregates,
     column_names: &[String],
@@ -146,7 +146,7 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
     }
     // Check the bound before any message goes out, so a refusing party costs nobody a round.
     let values = local.to_ring(column_names, transport.parties())?;
-    let seeds = seeds::agree(transport, ctx, 0, rng).await?;
+    let seeds = seeds::agree(transport, ctx, rng).await?;
     let mask = seeds.zero_share::<u128>(OUTPUT_MASK_LABEL, values.len());
     let mut share = AdditiveShare::from_values(values);
     share.add_assign(&mask)?;

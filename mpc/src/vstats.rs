@@ -60,7 +60,7 @@ use crate::rep3::{Rep3Session, Rep3Share};
 use crate::seeds::SessionContext;
 use crate::share::AdditiveShare;
 use crate::stats::{ColumnStats, ErrorBound, StatsResult};
-use crate::transport::{PartyIndex, Transport, exchange};
+use crate::transport::{Channel, PartyIndex, exchange};
 
 /// Length of the alignment digest the data parties compare.
 pub const DIGEST_LEN: usize = 32;
@@ -191,8 +191,6 @@ pub struct VerticalOutcome {
     pub share: AdditiveShare<u64>,
     /// The number of aligned rows (the intersection's size), agreed by the data parties.
     pub rows: usize,
-    /// The next free round tag.
-    pub next_round: u32,
 }
 
 /// Runs the vertical `stats` protocol for this party (three parties; see the module docs).
@@ -200,10 +198,9 @@ pub struct VerticalOutcome {
 /// `column_names` (job order) name columns in range errors. Fails with
 /// [`MpcError::EmptyIntersection`] at every party when the data parties have no aligned row.
 #[allow(clippy::too_many_arguments)]
-pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
-    transport: &T,
+pub async fn run<R: CryptoRng + ?Sized>(
+    transport: &Channel,
     ctx: SessionContext<'_>,
-    first_round: u32,
     layout: &VerticalLayout,
     input: &VerticalInput,
     column_names: &[String],
@@ -248,11 +245,11 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
     }
 
     let mine = input.digest.as_ref().map(|d| (input.rows, d));
-    let rows = agree_rows(transport, first_round, &layout.data_parties, mine).await?;
+    let rows = agree_rows(&transport.child("rows"), &layout.data_parties, mine).await?;
     if rows == 0 {
         return Err(MpcError::EmptyIntersection);
     }
-    let mut session = Rep3Session::setup(transport, ctx, first_round.wrapping_add(1), rng).await?;
+    let mut session = Rep3Session::setup(transport, ctx, rng).await?;
 
     // Every data party with something to share shares its matrix (column-major), in index order.
     let mut shared: [Option<Rep3Share>; 3] = [None, None, None];
@@ -317,7 +314,6 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
     Ok(VerticalOutcome {
         share: AdditiveShare::from_values(out.a().to_vec()),
         rows,
-        next_round: session.next_round(),
     })
 }
 
@@ -355,13 +351,12 @@ fn encode_column(
     Ok(())
 }
 
-/// One round (`round`): every data party announces its number `N` of aligned rows to both peers
+/// One round of `transport`: every data party announces its number `N` of aligned rows to both peers
 /// and its alignment digest to the other data parties; everyone checks that the data parties
 /// agree. `mine` is `Some((N, digest))` at a data party and `None` at a helper (which learns `N`
 /// and nothing else). Returns `N`.
-pub(crate) async fn agree_rows<T: Transport>(
-    transport: &T,
-    round: u32,
+pub(crate) async fn agree_rows(
+    transport: &Channel,
     data_parties: &[PartyIndex],
     mine: Option<(usize, &[u8; DIGEST_LEN])>,
 ) -> Result<usize, MpcError> {
@@ -372,7 +367,8 @@ pub(crate) async fn agree_rows<T: Transport>(
             "this party's input does not match its role (data party or helper)",
         ));
     }
-    let got = exchange(transport, round, |peer| match mine {
+    let round = transport.round();
+    let got = exchange(transport, |peer| match mine {
         None => Vec::new(),
         Some((rows, digest)) => {
             let mut m = (rows as u64).to_le_bytes().to_vec();

@@ -3,7 +3,7 @@
 //! Wisconsin data split across three parties.
 
 use super::*;
-use crate::transport::{CounterSnapshot, DEFAULT_MAX_MESSAGE, InMemoryTransport, run_in_memory};
+use crate::transport::{Channel, CounterSnapshot, DEFAULT_MAX_MESSAGE, run_in_memory};
 use rand::RngExt;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -170,60 +170,56 @@ fn secure_on(
         .build()
         .unwrap();
     let outs = runtime
-        .block_on(run_in_memory(
-            3,
-            DEFAULT_MAX_MESSAGE,
-            move |t: InMemoryTransport| {
-                let me = t.me();
-                let layout = layout.clone();
-                let names = names.clone();
-                let params = params.clone();
-                let (fit, test) = (train_rows.clone(), test_rows.clone());
-                let input = if layout.data_parties().contains(&me) {
-                    let own = layout
-                        .features_of(me)
-                        .iter()
-                        .map(|&c| columns[c].clone())
-                        .collect();
-                    let label = (layout.label_owner == Some(me)).then(|| label.clone());
-                    GlmInput::data(rows, own, label, [7; DIGEST_LEN])
-                } else {
-                    Ok(GlmInput::helper())
+        .block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t: Channel| {
+            let me = t.me();
+            let layout = layout.clone();
+            let names = names.clone();
+            let params = params.clone();
+            let (fit, test) = (train_rows.clone(), test_rows.clone());
+            let input = if layout.data_parties().contains(&me) {
+                let own = layout
+                    .features_of(me)
+                    .iter()
+                    .map(|&c| columns[c].clone())
+                    .collect();
+                let label = (layout.label_owner == Some(me)).then(|| label.clone());
+                GlmInput::data(rows, own, label, [7; DIGEST_LEN])
+            } else {
+                Ok(GlmInput::helper())
+            };
+            async move {
+                let input = input?;
+                let ids: Vec<String> = (0..3).map(|i| format!("p{i}")).collect();
+                let ctx = SessionContext {
+                    job_id: "glm-test",
+                    party_ids: &ids,
                 };
-                async move {
-                    let input = input?;
-                    let ids: Vec<String> = (0..3).map(|i| format!("p{i}")).collect();
-                    let ctx = SessionContext {
-                        job_id: "glm-test",
-                        party_ids: &ids,
-                    };
-                    let mut rng = ChaCha20Rng::seed_from_u64(1000 + me as u64);
-                    let (mut s, n) = setup(&t, ctx, 0, &layout, &input, &mut rng).await?;
-                    let data = share(
-                        &mut s,
-                        n,
-                        &layout,
-                        &input,
-                        &names,
-                        params.kind,
-                        params.fit_intercept,
-                        frac_bits,
-                    )
-                    .await?;
-                    let model = train(&mut s, &data, fit, &params, frac_bits, |_, _| {}).await?;
-                    let logits = predict(&mut s, &model, &data, test.clone()).await?;
-                    let traffic = t.counters().snapshot();
-                    let w = model.scoring_weights(&mut s).await?;
-                    let logits_with = predict_with(&mut s, &w, &data, test).await?;
-                    Ok::<_, MpcError>((
-                        model.output_share().values().to_vec(),
-                        logits.a().to_vec(),
-                        logits_with.a().to_vec(),
-                        traffic,
-                    ))
-                }
-            },
-        ))
+                let mut rng = ChaCha20Rng::seed_from_u64(1000 + me as u64);
+                let (mut s, n) = setup(&t, ctx, &layout, &input, &mut rng).await?;
+                let data = share(
+                    &mut s,
+                    n,
+                    &layout,
+                    &input,
+                    &names,
+                    params.kind,
+                    params.fit_intercept,
+                    frac_bits,
+                )
+                .await?;
+                let model = train(&mut s, &data, fit, &params, frac_bits, |_, _| {}).await?;
+                let logits = predict(&mut s, &model, &data, test.clone()).await?;
+                let traffic = t.counters().snapshot();
+                let w = model.scoring_weights(&mut s).await?;
+                let logits_with = predict_with(&mut s, &w, &data, test).await?;
+                Ok::<_, MpcError>((
+                    model.output_share().values().to_vec(),
+                    logits.a().to_vec(),
+                    logits_with.a().to_vec(),
+                    traffic,
+                ))
+            }
+        }))
         .unwrap();
     let mut parts = Vec::new();
     for o in outs {

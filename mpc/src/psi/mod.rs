@@ -62,7 +62,7 @@ pub use curve::POINT_LEN;
 use curve::{IdHasher, PsiKey, blind, reblind};
 
 use crate::MpcError;
-use crate::transport::{PartyIndex, Transport};
+use crate::transport::{Channel, PartyIndex};
 
 /// Longest id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 256;
@@ -130,8 +130,6 @@ pub struct PsiParams<'a> {
     pub tag_len: usize,
     /// Ids per batch (per message).
     pub batch: usize,
-    /// The transport round tag of the first message.
-    pub first_round: u32,
 }
 
 impl<'a> PsiParams<'a> {
@@ -142,7 +140,6 @@ impl<'a> PsiParams<'a> {
             mode,
             tag_len: DEFAULT_TAG_LEN,
             batch: DEFAULT_BATCH,
-            first_round: 0,
         }
     }
 }
@@ -213,15 +210,14 @@ pub fn validate_ids<I: AsRef<[u8]> + Sync>(ids: &[I]) -> Result<(), MpcError> {
 ///
 /// `rng` draws the secret exponent and the shuffle. `progress` is called after every streaming
 /// round. Both parties must pass the same `params` except for their ids and batch size.
-pub async fn run<T, I, R>(
-    t: &T,
+pub async fn run<I, R>(
+    t: &Channel,
     params: &PsiParams<'_>,
     ids: &[I],
     rng: &mut R,
     mut progress: impl FnMut(PsiProgress),
 ) -> Result<PsiOutcome, MpcError>
 where
-    T: Transport,
     I: AsRef<[u8]> + Sync,
     R: CryptoRng + ?Sized,
 {
@@ -237,7 +233,7 @@ where
     let peer = 1 - me;
     let mode = params.mode;
     let tag_len = params.tag_len;
-    let mut round = params.first_round;
+    let first_round = t.round();
 
     let key = PsiKey::random(rng);
     let hasher = IdHasher::new(params.job_id);
@@ -247,11 +243,10 @@ where
 
     // Header.
     let own = Batches::new(ids.len() as u64, params.batch as u64);
-    t.send(peer, round, header(params, own.n)).await?;
-    let msg = t.recv(peer, round).await?;
-    let peer_b = parse_header(&msg, params, peer, round)?;
-    t.counters().add_round();
-    round = round.wrapping_add(1);
+    t.send(peer, header(params, own.n)).await?;
+    let msg = t.recv(peer).await?;
+    let peer_b = parse_header(&msg, params, peer, first_round)?;
+    t.end_round();
 
     let i_learn = mode.learns_intersection(me) || mode == PsiMode::CardinalityTo(me);
     let peer_learns = mode.learns_intersection(peer);
@@ -267,6 +262,7 @@ where
 
     let k_max = own.count().max(peer_b.count());
     for k in 0..=k_max {
+        let round = t.round();
         let mine = own.range(k);
         let blinded = blind(&key, &hasher, &shuffled[mine.clone()]);
         let mut out = Vec::with_capacity(8 + blinded.len() * POINT_LEN + pending.len() * tag_len);
@@ -276,9 +272,9 @@ where
         pending
             .iter()
             .for_each(|tag| out.extend_from_slice(&tag.to_le_bytes()[..tag_len]));
-        t.send(peer, round, out).await?;
+        t.send(peer, out).await?;
 
-        let msg = t.recv(peer, round).await?;
+        let msg = t.recv(peer).await?;
         let expect_tags = if mode.learns_intersection(me) && k > 0 {
             own.len(k - 1)
         } else {
@@ -298,8 +294,7 @@ where
             for_peer_sorted.extend_from_slice(&fresh);
         }
         pending = if peer_learns { fresh } else { Vec::new() };
-        t.counters().add_round();
-        round = round.wrapping_add(1);
+        t.end_round();
         prog.own_sent += mine.len() as u64;
         prog.peer_done += peer_b.len(k) as u64;
         progress(prog);
@@ -313,8 +308,9 @@ where
         let recv_b = if r == me { own } else { peer_b };
         for_peer_sorted.par_sort_unstable();
         for k in 0..recv_b.count() {
+            let round = t.round();
             if r == me {
-                let msg = t.recv(peer, round).await?;
+                let msg = t.recv(peer).await?;
                 let (_, tags) = split_batch(&msg, 0, recv_b.len(k), tag_len, peer, round)?;
                 own_tags.extend(tags.chunks_exact(tag_len).map(read_tag));
             } else {
@@ -324,14 +320,14 @@ where
                 out.extend_from_slice(&(part.len() as u32).to_le_bytes());
                 part.iter()
                     .for_each(|tag| out.extend_from_slice(&tag.to_le_bytes()[..tag_len]));
-                t.send(peer, round, out).await?;
+                t.send(peer, out).await?;
             }
-            t.counters().add_round();
-            round = round.wrapping_add(1);
+            t.end_round();
         }
     }
 
-    let rounds = round.wrapping_sub(params.first_round);
+    let round = t.round();
+    let rounds = round.wrapping_sub(first_round);
     if !i_learn {
         return Ok(PsiOutcome {
             size: None,
@@ -373,7 +369,7 @@ where
     })
 }
 
-fn check_params<T: Transport>(t: &T, p: &PsiParams<'_>) -> Result<(), MpcError> {
+fn check_params(t: &Channel, p: &PsiParams<'_>) -> Result<(), MpcError> {
     if !TAG_LEN_RANGE.contains(&p.tag_len) {
         return Err(MpcError::BadParams("PSI tag length must be 8 to 16 bytes"));
     }

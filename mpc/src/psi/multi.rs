@@ -111,7 +111,7 @@ use sha2::{Digest, Sha512};
 use super::curve::{IdHasher, PsiKey, blind, reblind};
 use super::{Batches, MAX_SET, POINT_LEN, PsiProgress, tag_of, validate_ids};
 use crate::MpcError;
-use crate::transport::{PartyIndex, Transport, exchange};
+use crate::transport::{Channel, PartyIndex, exchange};
 
 /// Most parties of one multi-party PSI (the chain's cost grows with `m²`; see the module docs).
 pub const MAX_PARTIES: usize = 16;
@@ -239,8 +239,6 @@ pub struct MultiPsiParams<'a> {
     pub mode: MultiPsiMode,
     /// Points per list per message; every party must use the same.
     pub batch: usize,
-    /// The transport round tag of the first message.
-    pub first_round: u32,
 }
 
 impl<'a> MultiPsiParams<'a> {
@@ -250,7 +248,6 @@ impl<'a> MultiPsiParams<'a> {
             job_id,
             mode,
             batch: super::DEFAULT_BATCH,
-            first_round: 0,
         }
     }
 }
@@ -285,15 +282,14 @@ impl std::fmt::Debug for MultiPsiOutcome {
 /// `rng` draws the secret exponent, the shuffles and the padding. `progress` is called after every
 /// streaming round with this party's points sent (`own_*`) and received (`peer_*`) so far and in
 /// total. Every party must pass the same `params`.
-pub async fn run<T, I, R>(
-    t: &T,
+pub async fn run<I, R>(
+    t: &Channel,
     params: &MultiPsiParams<'_>,
     ids: &[I],
     rng: &mut R,
     mut progress: impl FnMut(PsiProgress),
 ) -> Result<MultiPsiOutcome, MpcError>
 where
-    T: Transport,
     I: AsRef<[u8]> + Sync,
     R: CryptoRng + ?Sized,
 {
@@ -314,16 +310,15 @@ where
     let shuffled: Vec<&I> = perm.iter().map(|&i| &ids[i]).collect();
 
     // Header: everyone's set size, and agreement on everything else.
-    let mut round = params.first_round;
+    let first_round = t.round();
     let own_header = header(params, m, ids.len() as u64);
-    let got = exchange(t, round, |_| own_header.clone()).await?;
+    let got = exchange(t, |_| own_header.clone()).await?;
     let mut set_sizes = vec![ids.len() as u64; m];
     for (p, msg) in got.iter().enumerate() {
         if let Some(msg) = msg {
-            set_sizes[p] = parse_header(msg, params, m, p, round)?;
+            set_sizes[p] = parse_header(msg, params, m, p, first_round)?;
         }
     }
-    round = round.wrapping_add(1);
 
     let sizes: Vec<u64> = chain.iter().map(|&p| set_sizes[p]).collect();
     let steps = schedule(&sizes);
@@ -378,10 +373,7 @@ where
             };
             out.push((i, source));
         }
-        let received = ctx
-            .step(round, step, &mut out, &mut prog, &mut progress)
-            .await?;
-        round = round.wrapping_add(step_rounds(step, batch) as u32);
+        let received = ctx.step(step, &mut out, &mut prog, &mut progress).await?;
         for (i, mut points) in received {
             match step[i].stream {
                 Stream::Pass { owner, hop } if hop + 1 == pass_path(owner, m).len() => {
@@ -445,13 +437,18 @@ where
     {
         let bound = set_sizes.iter().copied().min().unwrap_or(0);
         let rounds = Batches::new(bound, batch).count().max(1);
-        let from_final = hand_over(&ctx, round, rounds, receivers, hits.as_deref()).await?;
-        round = round.wrapping_add(rounds as u32);
+        let from_final = hand_over(&ctx, rounds, receivers, hits.as_deref()).await?;
         if let Some(tags) = from_final {
-            hits = Some(match_tags(params.job_id, ids, &tags, chain[last], round)?);
+            hits = Some(match_tags(
+                params.job_id,
+                ids,
+                &tags,
+                chain[last],
+                t.round(),
+            )?);
         }
     }
-    let rounds = round.wrapping_sub(params.first_round);
+    let rounds = t.round().wrapping_sub(first_round);
     let matched: Option<Vec<usize>> = hits.map(|h| h.into_iter().map(|(_, i)| i).collect());
     Ok(MultiPsiOutcome {
         size: size.or(matched.as_ref().map(|m| m.len() as u64)),
@@ -461,7 +458,7 @@ where
     })
 }
 
-fn check_params<T: Transport>(t: &T, p: &MultiPsiParams<'_>) -> Result<(), MpcError> {
+fn check_params(t: &Channel, p: &MultiPsiParams<'_>) -> Result<(), MpcError> {
     let m = t.parties();
     if !(3..=MAX_PARTIES).contains(&m) {
         return Err(MpcError::PartyCount {
@@ -704,8 +701,8 @@ impl Padded {
 }
 
 /// What a party needs to move lists.
-struct Ctx<'a, T, I> {
-    t: &'a T,
+struct Ctx<'a, I> {
+    t: &'a Channel,
     chain: &'a [PartyIndex],
     pos: usize,
     batch: u64,
@@ -714,13 +711,12 @@ struct Ctx<'a, T, I> {
     own: &'a [&'a I],
 }
 
-impl<T: Transport, I: AsRef<[u8]> + Sync> Ctx<'_, T, I> {
+impl<I: AsRef<[u8]> + Sync> Ctx<'_, I> {
     /// Runs one step: in each of its rounds, sends every peer its batch of each list `out` holds
     /// for it (by index into `step`), then receives a batch of each list every peer sends this
     /// party, re-blinding it unless the list is coming home. Returns the lists received.
     async fn step(
         &self,
-        first_round: u32,
         step: &[Transfer],
         out: &mut [(usize, Source)],
         prog: &mut PsiProgress,
@@ -745,7 +741,7 @@ impl<T: Transport, I: AsRef<[u8]> + Sync> Ctx<'_, T, I> {
             .map(|(i, tr)| (i, Vec::with_capacity(tr.len as usize)))
             .collect();
         for k in 0..step_rounds(step, self.batch) {
-            let round = first_round.wrapping_add(k as u32);
+            let round = self.t.round();
             for q in (0..m).filter(|&q| q != self.pos) {
                 let mut msg = Vec::new();
                 for (i, source) in out.iter_mut().filter(|(i, _)| step[*i].to == q) {
@@ -767,11 +763,11 @@ impl<T: Transport, I: AsRef<[u8]> + Sync> Ctx<'_, T, I> {
                     points.iter().for_each(|p| msg.extend_from_slice(p));
                     prog.own_sent += points.len() as u64;
                 }
-                self.t.send(self.chain[q], round, msg).await?;
+                self.t.send(self.chain[q], msg).await?;
             }
             for p in (0..m).filter(|&p| p != self.pos) {
                 let from = self.chain[p];
-                let msg = self.t.recv(from, round).await?;
+                let msg = self.t.recv(from).await?;
                 let mut rest = msg.as_slice();
                 for (i, list) in received.iter_mut().filter(|(i, _)| step[*i].from == p) {
                     let tr = step[*i];
@@ -803,7 +799,7 @@ impl<T: Transport, I: AsRef<[u8]> + Sync> Ctx<'_, T, I> {
                     });
                 }
             }
-            self.t.counters().add_round();
+            self.t.end_round();
             progress(*prog);
         }
         Ok(received)
@@ -907,9 +903,8 @@ fn id_tag(prefix: &Sha512, id: &[u8]) -> u128 {
 /// The last step: the final party sends every other receiver the sorted id tags of the
 /// intersection, `batch` per round over `rounds` rounds (a message: total, count, tags); every
 /// other pair exchanges empty messages. Returns the tags, at a receiver other than the final party.
-async fn hand_over<T: Transport, I>(
-    ctx: &Ctx<'_, T, I>,
-    first_round: u32,
+async fn hand_over<I>(
+    ctx: &Ctx<'_, I>,
     rounds: u64,
     receivers: PartySet,
     hits: Option<&[(u128, usize)]>,
@@ -921,7 +916,7 @@ async fn hand_over<T: Transport, I>(
     let tags_to = |q: PartyIndex| q != final_party && receivers.contains(q);
     let mut got: Option<(u64, Vec<u128>)> = None;
     for k in 0..rounds {
-        let round = first_round.wrapping_add(k as u32);
+        let round = t.round();
         for q in (0..m).map(|q| ctx.chain[q]).filter(|&q| q != me) {
             let mut msg = Vec::new();
             if let Some(hits) = hits.filter(|_| tags_to(q)) {
@@ -931,10 +926,10 @@ async fn hand_over<T: Transport, I>(
                 part.iter()
                     .for_each(|(tag, _)| msg.extend_from_slice(&tag.to_le_bytes()));
             }
-            t.send(q, round, msg).await?;
+            t.send(q, msg).await?;
         }
         for p in (0..m).map(|p| ctx.chain[p]).filter(|&p| p != me) {
-            let msg = t.recv(p, round).await?;
+            let msg = t.recv(p).await?;
             let bad = |what| MpcError::MalformedMessage {
                 from: p,
                 round,
@@ -964,7 +959,7 @@ async fn hand_over<T: Transport, I>(
             }
             tags.extend(rest.chunks_exact(ID_TAG_LEN).map(super::read_tag));
         }
-        t.counters().add_round();
+        t.end_round();
     }
     Ok(got.map(|(_, tags)| tags))
 }

@@ -196,16 +196,17 @@ fn a_point_that_does_not_decode_aborts_naming_sender_and_position() {
             run(&t, &params, &ids, &mut rng, |_| {}).await.map(|_| ())
         } else {
             // A peer that announces 3 ids and sends garbage for the third.
-            t.send(0, 0, header(&params, 3)).await?;
-            t.recv(0, 0).await?;
+            t.send(0, header(&params, 3)).await?;
+            t.recv(0).await?;
             let mut msg = 3u32.to_le_bytes().to_vec();
             let good = curve25519_dalek::constants::RISTRETTO_BASEPOINT_COMPRESSED.to_bytes();
             msg.extend_from_slice(&good);
             msg.extend_from_slice(&good);
             msg.extend_from_slice(&[0xffu8; 32]);
             msg.extend_from_slice(&0u32.to_le_bytes());
-            t.send(0, 1, msg).await?;
-            t.recv(0, 1).await?; // stay until party 0 has sent its batch
+            t.end_round();
+            t.send(0, msg).await?;
+            t.recv(0).await?; // stay until party 0 has sent its batch
             Ok(())
         }
     }))
@@ -230,15 +231,16 @@ fn a_peer_that_disconnects_mid_stream_is_an_error() {
                 let mut rng = ChaCha20Rng::from_seed([2; 32]);
                 let key = PsiKey::random(&mut rng);
                 let h = IdHasher::new("j");
-                t.send(0, 0, header(&params, 64)).await?;
-                t.recv(0, 0).await?;
+                t.send(0, header(&params, 64)).await?;
+                t.recv(0).await?;
                 let refs: Vec<&String> = ids.iter().take(8).collect();
                 let mut msg = 8u32.to_le_bytes().to_vec();
                 blind(&key, &h, &refs)
                     .iter()
                     .for_each(|p| msg.extend_from_slice(p));
                 msg.extend_from_slice(&0u32.to_le_bytes());
-                t.send(0, 1, msg).await?;
+                t.end_round();
+                t.send(0, msg).await?;
                 return Ok(None);
             }
             let mut rng = ChaCha20Rng::from_seed([1; 32]);
@@ -309,14 +311,16 @@ fn what_is_sent_is_fresh_per_run_and_not_in_input_order() {
                     run(&t, &params, &ids, &mut rng, |_| {}).await.unwrap();
                     Vec::new()
                 } else {
-                    t.send(0, 0, header(&params, 0)).await.unwrap();
-                    t.recv(0, 0).await.unwrap();
-                    let msg = t.recv(0, 1).await.unwrap();
+                    t.send(0, header(&params, 0)).await.unwrap();
+                    t.recv(0).await.unwrap();
+                    t.end_round();
+                    let msg = t.recv(0).await.unwrap();
                     let mut empty = 0u32.to_le_bytes().to_vec();
                     empty.extend_from_slice(&0u32.to_le_bytes());
-                    t.send(0, 1, empty.clone()).await.unwrap();
-                    t.recv(0, 2).await.unwrap();
-                    t.send(0, 2, empty).await.unwrap();
+                    t.send(0, empty.clone()).await.unwrap();
+                    t.end_round();
+                    t.recv(0).await.unwrap();
+                    t.send(0, empty).await.unwrap();
                     msg
                 }
             }

@@ -6,7 +6,6 @@ use super::mul::mul_dims;
 use super::session::Rep3Session;
 use super::share::{Rep3Share, check_len};
 use crate::MpcError;
-use crate::transport::Transport;
 
 /// The result of [`Rep3Session::argmax_rows`] (one entry per row).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,7 +19,7 @@ pub struct Rep3Argmax {
     pub one_hot: Option<Rep3Share>,
 }
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// The argmax of a vector (see [`Self::argmax_rows`] with one row): the index of its largest
     /// element (the lowest index on ties) and that element, as one-element sharings. Fails with
     /// [`MpcError::Empty`] on an empty vector.

@@ -6,7 +6,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use super::session::{Rep3Session, draw, next_of, prev_of, xor_draw};
 use super::share::check_len;
 use crate::MpcError;
-use crate::transport::{PartyIndex, Transport};
+use crate::transport::PartyIndex;
 
 /// Party `i`'s replicated boolean share of a vector of 64-bit words `x = x_0 ⊕ x_1 ⊕ x_2`: the
 /// two components `(x_i, x_{i+1})` (indices mod 3), element-wise.
@@ -90,7 +90,7 @@ impl Rep3Bits {
     }
 }
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// Shares `owner`'s vector of `len` words as a boolean sharing: one round, `16·len` bytes sent
     /// by the owner (`8·len` to each peer), nothing by the others.
     ///

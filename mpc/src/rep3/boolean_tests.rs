@@ -9,10 +9,10 @@ use rand_core::{Rng, SeedableRng};
 use super::Rep3Bits;
 use super::packed::low_mask;
 use super::test_util::{
-    Cost, Tap, assert_look_uniform, block_on, col, measure, open, open_bits, run3, session, word,
+    Cost, assert_look_uniform, block_on, col, measure, open, open_bits, run_tapped, run3, session,
+    word,
 };
 use crate::MpcError;
-use crate::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
 
 /// Two equal-length word vectors.
 fn word_pairs(max_len: usize) -> impl Strategy<Value = (Vec<u64>, Vec<u64>)> {
@@ -612,9 +612,8 @@ fn received_and_words(
 ) -> [Vec<u64>; 3] {
     let mut acc: [Vec<u64>; 3] = Default::default();
     for _ in 0..runs {
-        let out = block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| async move {
-            let tap = Tap::new(t);
-            let mut s = session(&tap, None).await;
+        let out = block_on(run_tapped(move |tap, t| async move {
+            let mut s = session(&t, None).await;
             let x = s
                 .share_bits_input(0, Some(&vec![v; len][..]), len)
                 .await
@@ -709,11 +708,10 @@ fn received_b2a_bit_messages_look_uniform_and_hide_the_bits() {
         let mut acc: [Vec<u64>; 3] = Default::default();
         for _ in 0..runs {
             let shared = std::sync::Arc::new(bits.clone());
-            let out = block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| {
+            let out = block_on(run_tapped(move |tap, t| {
                 let bits = shared.clone();
                 async move {
-                    let tap = Tap::new(t);
-                    let mut s = session(&tap, None).await;
+                    let mut s = session(&t, None).await;
                     let b = s.share_bits_input(0, Some(&bits[..]), len).await.unwrap();
                     tap.take_words();
                     let a = s.b2a_bit(&b).await.unwrap();

@@ -9,11 +9,11 @@ use rand_core::{Rng, SeedableRng};
 use super::boolean_tests::msb_bytes;
 use super::equality::{EQ_LEVELS, role_count};
 use super::test_util::{
-    Cost, Tap, assert_look_uniform, block_on, col, measure, open, open_bits, run3, session, word,
+    Cost, assert_look_uniform, block_on, col, measure, open, open_bits, run_tapped, run3, session,
+    word,
 };
 use super::{Rep3Argmax, Rep3Share};
 use crate::MpcError;
-use crate::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
 
 /// `(x, y)` word pairs, equal in about a third of the elements and otherwise differing in one
 /// bit, by one, or anywhere.
@@ -348,9 +348,8 @@ fn cost_argmax() {
 fn received_eq_words(v: u64, w: u64, len: usize, runs: usize) -> [Vec<u64>; 3] {
     let mut acc: [Vec<u64>; 3] = Default::default();
     for _ in 0..runs {
-        let out = block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| async move {
-            let tap = Tap::new(t);
-            let mut s = session(&tap, None).await;
+        let out = block_on(run_tapped(move |tap, t| async move {
+            let mut s = session(&t, None).await;
             let x = s
                 .share_input(0, Some(&vec![v; len][..]), len)
                 .await
@@ -404,9 +403,8 @@ fn received_eq_messages_look_uniform_and_hide_the_inputs() {
 fn received_lt_words(v: i64, w: i64, len: usize, runs: usize) -> [Vec<u64>; 3] {
     let mut acc: [Vec<u64>; 3] = Default::default();
     for _ in 0..runs {
-        let out = block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| async move {
-            let tap = Tap::new(t);
-            let mut s = session(&tap, None).await;
+        let out = block_on(run_tapped(move |tap, t| async move {
+            let mut s = session(&t, None).await;
             let x = s
                 .share_input(0, Some(&vec![v as u64; len][..]), len)
                 .await

@@ -6,9 +6,8 @@ use super::packed::Planes;
 use super::session::Rep3Session;
 use super::share::Rep3Share;
 use crate::MpcError;
-use crate::transport::Transport;
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// The most significant bit of each element (`1` iff `x < 0` as a signed 64-bit integer), as
     /// a boolean sharing of bit 0. Exact for every `x`. 8 rounds, 241 AND bits per element:
     /// `8·(⌈63n/64⌉ + ⌈62n/64⌉ + ⌈61n/64⌉ + ⌈29n/64⌉ + ⌈15n/64⌉ + ⌈7n/64⌉ + ⌈3n/64⌉ + ⌈n/64⌉)`

@@ -7,12 +7,11 @@ use super::session::{Rep3Session, draw};
 use super::share::Rep3Share;
 use crate::MpcError;
 use crate::ring;
-use crate::transport::Transport;
 
 /// The Kogge–Stone levels: the span doubles each level, `log2(64) = 6` levels.
 const KS_SHIFTS: [u32; 6] = [1, 2, 4, 8, 16, 32];
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// Arithmetic to boolean: a boolean sharing of the same 64-bit words. 8 rounds, `104·len`
     /// bytes per party (13 AND words per element).
     ///

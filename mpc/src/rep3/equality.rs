@@ -9,7 +9,7 @@ use super::packed::Planes;
 use super::session::{Rep3Session, draw, next_of, prev_of};
 use super::share::Rep3Share;
 use crate::MpcError;
-use crate::transport::{PartyIndex, Transport};
+use crate::transport::PartyIndex;
 
 /// Widths of the AND-tree levels: level `h` ANDs bits `0..h` with bits `h..2h` of every word.
 pub(crate) const EQ_LEVELS: [u32; 6] = [32, 16, 8, 4, 2, 1];
@@ -24,7 +24,7 @@ pub(crate) fn role_count(n: usize, k: PartyIndex) -> usize {
     (n + 2 - k) / 3
 }
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// `x == y` element-wise, as a boolean sharing of bit 0 (the other bits zero): exact for all
     /// words (no range condition; equality in Z_2^64, so also for signed values). As
     /// [`Self::is_zero`]`(x − y)`: 7 rounds, about `10.5·len` bytes per party.

@@ -5,7 +5,6 @@
 use super::session::Rep3Session;
 use super::share::Rep3Share;
 use crate::MpcError;
-use crate::transport::Transport;
 
 /// Number of squarings `k`: `e^x = (e^{x/2^k})^{2^k}`.
 const EXP_SQUARINGS: u32 = 4;
@@ -45,7 +44,7 @@ pub(crate) const EXP_COEFFS: [f64; 7] = [
     0.0008164523979531631,
 ];
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// The exponential `e^x` element-wise, on fixed-point shares with `frac_bits` fractional bits
     /// ([`EXP_MIN_FRAC_BITS`] to [`EXP_MAX_FRAC_BITS`], otherwise
     /// [`MpcError::UnsupportedFracBits`]).

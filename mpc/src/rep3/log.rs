@@ -8,7 +8,6 @@ use super::recip::check_nonlinear_frac_bits;
 use super::session::Rep3Session;
 use super::share::Rep3Share;
 use crate::MpcError;
-use crate::transport::Transport;
 
 /// `ln(0.75 + v/4)` on `v ∈ [−1, 1]` (so `m = 0.75 + v/4 ∈ [0.5, 1]`), degree 7, lowest
 /// coefficient first: a near-minimax fit at Chebyshev nodes (`mpmath.chebyfit`, 40 digits), max
@@ -47,7 +46,7 @@ pub(crate) fn log_bound_ulps(frac_bits: u32) -> f64 {
     approx * f64::from(frac_bits).exp2() + 1.0 + eval + 0.5 + 2.0 + 0.5
 }
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// The natural logarithm `ln x` of positive fixed-point `x` at `frac_bits = f` fractional
     /// bits.
     ///

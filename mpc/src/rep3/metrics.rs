@@ -7,7 +7,6 @@ use super::session::Rep3Session;
 use super::share::{Rep3Share, check_len};
 use crate::MpcError;
 use crate::fixed::MAX_FRAC_BITS;
-use crate::transport::Transport;
 
 /// Unordered score pairs [`Rep3Session::auc`] compares per block: every block is one
 /// [`Rep3Session::msb_is_zero`] and one [`Rep3Session::b2a_bit`] (10 rounds), and bounds the
@@ -31,7 +30,7 @@ const DIGIT_BITS: u32 = 8;
 /// `2^40`, so the truncation fails with probability about `2^{−24}` at most.
 const ACCURACY_SCALE_BITS: u32 = 40;
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// The accuracy of the predictions `[score ≥ threshold]` against `labels`: a one-element
     /// sharing of `(number correct) / n` in fixed point with `frac_bits = f` fractional bits.
     ///

@@ -9,9 +9,10 @@ use rand_core::{Rng, SeedableRng};
 
 use super::boolean_tests::{lt_eq_bytes, msb_bytes};
 use super::metrics::{accuracy_scale, digit_widths};
-use super::test_util::{Cost, Tap, assert_look_uniform, block_on, measure, open, run3, session};
+use super::test_util::{
+    Cost, assert_look_uniform, block_on, measure, open, run_tapped, run3, session,
+};
 use crate::MpcError;
-use crate::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
 
 // ---- plaintext models ----
 
@@ -525,11 +526,10 @@ fn received_metric_messages_look_uniform_and_hide_the_inputs() {
     let mut received: [Vec<u64>; 3] = Default::default();
     for _ in 0..8 {
         let (sw, lw) = (sw.clone(), lw.clone());
-        let out = block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| {
+        let out = block_on(run_tapped(move |tap, t| {
             let (sw, lw) = (sw.clone(), lw.clone());
             async move {
-                let tap = Tap::new(t);
-                let mut s = session(&tap, None).await;
+                let mut s = session(&t, None).await;
                 let x = s.share_input(0, Some(&sw[..]), 64).await.unwrap();
                 let y = s.share_input(1, Some(&lw[..]), 64).await.unwrap();
                 let first = |v: &super::Rep3Share| {

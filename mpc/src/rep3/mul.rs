@@ -5,9 +5,8 @@ use super::gemm::matmul_cross_acc;
 use super::session::{Rep3Session, next_of, prev_of};
 use super::share::{Rep3Share, check_len};
 use crate::MpcError;
-use crate::transport::Transport;
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// Element-wise `x · y`: one round, each party sends `8·len` bytes (to the previous party).
     pub async fn mul(&mut self, x: &Rep3Share, y: &Rep3Share) -> Result<Rep3Share, MpcError> {
         let z = self.mul_local(x, y)?;

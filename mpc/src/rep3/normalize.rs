@@ -10,7 +10,6 @@ use super::session::Rep3Session;
 use super::share::{Rep3Share, check_len};
 use crate::MpcError;
 use crate::fixed::MAX_FRAC_BITS;
-use crate::transport::Transport;
 
 /// The spans of the log-depth prefix networks over 64 bits (`log2 64 = 6` levels).
 const SPANS: [u32; 6] = [1, 2, 4, 8, 16, 32];
@@ -103,7 +102,7 @@ fn shift(v: u64, s: i32) -> u64 {
     }
 }
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// The one-hot word of the leading one bit of every word of `x` (bit `p` set where `p` is the
     /// position of the highest set bit, reading the word as unsigned; the zero word gives zero).
     /// 6 rounds; `321` AND bits per element: `8·Σ_s ⌈(64 − s)·len / 64⌉` bytes per party,

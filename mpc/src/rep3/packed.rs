@@ -16,7 +16,6 @@ use super::boolean::Rep3Bits;
 use super::session::{Rep3Session, draw, next_of, prev_of, xor_draw};
 use super::share::check_len;
 use crate::MpcError;
-use crate::transport::Transport;
 
 /// Elements per block (bits per plane).
 const BLOCK: usize = 64;
@@ -208,7 +207,7 @@ fn from_message(msg: &[u64], n: usize, w: usize) -> Vec<u64> {
     z
 }
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// `x & y` plane by plane (the components `(x_i, x_{i+1})` and `(y_i, y_{i+1})`, all with the
     /// same `n` and width `w`): one round, `8·⌈w·n/64⌉` bytes per party. The protocol of
     /// [`Rep3Session::and`] on the plane words, each masked by fresh PRF output its receiver

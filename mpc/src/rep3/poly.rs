@@ -6,14 +6,13 @@ use super::session::Rep3Session;
 use super::share::Rep3Share;
 use crate::MpcError;
 use crate::fixed::FixedPoint;
-use crate::transport::Transport;
 
 /// Largest exponent [`Rep3Session::powers_fixed`] and [`Rep3Session::poly_fixed`] accept. Fixed
 /// point loses `≈ log2(k)` bits to the truncations of `x^k` (see the error bound), so degrees
 /// beyond a few dozen are not useful; the cap bounds the bookkeeping.
 pub const MAX_POLY_DEGREE: usize = 64;
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// The fixed-point powers `x^e` for each `e` in `exponents` (in that order; `x^0` is the
     /// public constant 1), all at `frac_bits` fractional bits.
     ///

@@ -14,7 +14,6 @@ use super::{
 };
 use crate::MpcError;
 use crate::fixed::FixedPoint;
-use crate::transport::Transport;
 
 const F: u32 = 16;
 

@@ -8,7 +8,6 @@ use super::session::Rep3Session;
 use super::share::Rep3Share;
 use crate::MpcError;
 use crate::fixed::FixedPoint;
-use crate::transport::Transport;
 
 /// Fewest fractional bits [`Rep3Session::reciprocal`], [`Rep3Session::div`],
 /// [`Rep3Session::rsqrt`] and [`Rep3Session::sqrt`] accept.
@@ -161,7 +160,7 @@ fn broadcast(b: &Rep3Bits) -> Rep3Bits {
     b.map(|w| (w & 1).wrapping_neg())
 }
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// `1/x` in fixed point with `frac_bits = f` fractional bits, for `x ≠ 0` of either sign.
     ///
     /// **Protocol.** Normalisation by a secret power of two (Catrina–Saxena style; the

@@ -17,7 +17,6 @@ use super::recip::{
 use super::test_util::{col, open, open_bits, run3, word};
 use super::{NONLINEAR_MAX_FRAC_BITS, NONLINEAR_MIN_FRAC_BITS, Rep3Bits};
 use crate::MpcError;
-use crate::transport::Transport;
 
 /// Fractional bits the accuracy tests run at (every supported value would be slow; these cover
 /// both ends, the default, and both iteration counts of each Newton loop).
@@ -573,9 +572,9 @@ macro_rules! cost {
             let $y = $s.share_input(1, Some(&xs[..]), N as usize).await.unwrap();
             let $b = $s.share_bits_input(2, Some(&xs[..]), N as usize).await.unwrap();
             let _ = (&$x, &$y, &$b);
-            let before = $s.transport().counters().snapshot();
+            let before = $s.channel().counters().snapshot();
             let _out = $op;
-            let after = $s.transport().counters().snapshot();
+            let after = $s.channel().counters().snapshot();
             (after.rounds - before.rounds, after.bytes_sent - before.bytes_sent)
         })
     }};

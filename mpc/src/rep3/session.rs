@@ -8,7 +8,7 @@ use super::share::{Rep3Share, check_len};
 use crate::MpcError;
 use crate::ring::{self, RingElement};
 use crate::seeds::{self, PairwiseSeeds, PrfStream, SessionContext};
-use crate::transport::{PartyIndex, Transport};
+use crate::transport::{Channel, PartyIndex};
 
 /// Label of the [`PrfStream`] each pair of parties draws its correlated randomness from.
 const PRF_LABEL: &[u8] = b"rep3/prf";
@@ -25,17 +25,18 @@ pub(crate) const fn prev_of(i: PartyIndex) -> PartyIndex {
 
 /// One party's view of a rep3 session.
 ///
-/// Holds the transport, this party's index, the tag of the next communication round, and two
-/// [`PrfStream`]s: one keyed by the seed shared with the next party (`k_{i,i+1}`) and one with
+/// Holds its own [`Channel`] (a `rep3` child of the channel it was set up on), this party's
+/// index, and two [`PrfStream`]s: one keyed by the seed shared with the next party (`k_{i,i+1}`) and one with
 /// the previous party (`k_{i-1,i}`). Both parties of a pair draw the same words in the same order
 /// because every party runs the same sequence of operations.
 ///
-/// After an error in a communication round the session's round tags and streams may be out of
-/// step with the peers': it then refuses every further round with [`MpcError::SessionFailed`].
-pub struct Rep3Session<'t, T: Transport> {
-    pub(crate) transport: &'t T,
+/// After an error in a communication round the session's rounds and streams may be out of step
+/// with the peers': it then refuses every further round with [`MpcError::SessionFailed`] (and
+/// its channel's session refuses every further message with
+/// [`crate::transport::TransportError::Poisoned`]).
+pub struct Rep3Session {
+    pub(crate) channel: Channel,
     pub(crate) me: PartyIndex,
-    round: u32,
     /// A round failed: no further round is attempted.
     failed: bool,
     /// Stream keyed by `k_{me, me+1}`.
@@ -44,39 +45,39 @@ pub struct Rep3Session<'t, T: Transport> {
     pub(crate) prev: PrfStream,
 }
 
-impl<T: Transport> std::fmt::Debug for Rep3Session<'_, T> {
+impl std::fmt::Debug for Rep3Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rep3Session")
             .field("me", &self.me)
-            .field("round", &self.round)
+            .field("channel", &self.channel)
             .finish_non_exhaustive()
     }
 }
 
-impl<'t, T: Transport> Rep3Session<'t, T> {
-    /// Sets up a session: one round (`first_round`) of [`seeds::agree`], 32 bytes to each peer.
-    /// Later rounds are tagged `first_round + 1, ...`. Fails with [`MpcError::PartyCount`] unless
-    /// the transport has exactly three parties.
+impl Rep3Session {
+    /// Sets up a session on a `rep3` child of `parent`: one round of [`seeds::agree`] (in its
+    /// `seeds` child), 32 bytes to each peer. Fails with [`MpcError::PartyCount`] unless the
+    /// channel has exactly three parties.
     pub async fn setup<R: CryptoRng + ?Sized>(
-        transport: &'t T,
+        parent: &Channel,
         ctx: SessionContext<'_>,
-        first_round: u32,
         rng: &mut R,
     ) -> Result<Self, MpcError> {
-        check_three(transport)?;
-        let seeds = seeds::agree(transport, ctx, first_round, rng).await?;
-        Self::from_seeds(transport, &seeds, first_round.wrapping_add(1))
+        check_three(parent)?;
+        let channel = parent.child("rep3");
+        let seeds = seeds::agree(&channel.child("seeds"), ctx, rng).await?;
+        Self::on(channel, &seeds)
     }
 
-    /// A session from already agreed pairwise seeds (no communication); the next round is tagged
-    /// `next_round`.
-    pub fn from_seeds(
-        transport: &'t T,
-        seeds: &PairwiseSeeds,
-        next_round: u32,
-    ) -> Result<Self, MpcError> {
-        check_three(transport)?;
-        let me = transport.me();
+    /// A session on a `rep3` child of `parent` from already agreed pairwise seeds (no
+    /// communication).
+    pub fn from_seeds(parent: &Channel, seeds: &PairwiseSeeds) -> Result<Self, MpcError> {
+        check_three(parent)?;
+        Self::on(parent.child("rep3"), seeds)
+    }
+
+    fn on(channel: Channel, seeds: &PairwiseSeeds) -> Result<Self, MpcError> {
+        let me = channel.me();
         let stream = |peer: PartyIndex| {
             seeds
                 .with(peer)
@@ -88,9 +89,8 @@ impl<'t, T: Transport> Rep3Session<'t, T> {
                 })
         };
         Ok(Self {
-            transport,
+            channel,
             me,
-            round: next_round,
             failed: false,
             next: stream(next_of(me))?,
             prev: stream(prev_of(me))?,
@@ -102,14 +102,9 @@ impl<'t, T: Transport> Rep3Session<'t, T> {
         self.me
     }
 
-    /// The tag the next communication round will use.
-    pub fn next_round(&self) -> u32 {
-        self.round
-    }
-
-    /// The underlying transport (e.g. for its counters).
-    pub fn transport(&self) -> &'t T {
-        self.transport
+    /// The session's channel (e.g. for its counters, or for a sibling sub-protocol).
+    pub fn channel(&self) -> &Channel {
+        &self.channel
     }
 
     /// Whether a round of this session has failed (every further round is refused).
@@ -117,9 +112,11 @@ impl<'t, T: Transport> Rep3Session<'t, T> {
         self.failed
     }
 
-    /// Marks the session failed after an error in a round run outside [`Self::round`].
+    /// Marks the session (and its channel's session) failed after an error in a round run
+    /// outside [`Self::round`].
     pub(crate) fn fail(&mut self) {
         self.failed = true;
+        self.channel.poison();
     }
 
     /// One communication round: sends each `(peer, words)` as one message, then, if `recv` is
@@ -136,7 +133,9 @@ impl<'t, T: Transport> Rep3Session<'t, T> {
             return Err(MpcError::SessionFailed);
         }
         let result = self.round_once(sends, recv).await;
-        self.failed = result.is_err();
+        if result.is_err() {
+            self.fail();
+        }
         result
     }
 
@@ -145,15 +144,14 @@ impl<'t, T: Transport> Rep3Session<'t, T> {
         sends: &[(PartyIndex, &[u64])],
         recv: Option<(PartyIndex, usize)>,
     ) -> Result<Option<Vec<u64>>, MpcError> {
-        let round = self.round;
-        self.round = self.round.wrapping_add(1);
+        let round = self.channel.round();
         for &(to, words) in sends {
-            self.transport.send(to, round, ring::encode(words)).await?;
+            self.channel.send(to, ring::encode(words)).await?;
         }
         let got = match recv {
             None => None,
             Some((from, len)) => {
-                let mut bytes = self.transport.recv(from, round).await?;
+                let mut bytes = self.channel.recv(from).await?;
                 let words = if Some(bytes.len()) == len.checked_mul(8) {
                     ring::decode::<u64>(&bytes)
                 } else {
@@ -167,7 +165,7 @@ impl<'t, T: Transport> Rep3Session<'t, T> {
                 })?)
             }
         };
-        self.transport.counters().add_round();
+        self.channel.end_round();
         Ok(got)
     }
 
@@ -368,7 +366,7 @@ impl<'t, T: Transport> Rep3Session<'t, T> {
     }
 }
 
-fn check_three<T: Transport>(transport: &T) -> Result<(), MpcError> {
+fn check_three(transport: &Channel) -> Result<(), MpcError> {
     if transport.parties() == 3 {
         Ok(())
     } else {

@@ -6,7 +6,6 @@ use super::session::Rep3Session;
 use super::share::Rep3Share;
 use crate::MpcError;
 use crate::fixed::FixedPoint;
-use crate::transport::Transport;
 
 /// Saturation bound `B`: for `|x| ≥ B` the result is exactly 0 or 1, off by
 /// `1 − σ(B) = 7.10·10^−4` at most.
@@ -90,7 +89,7 @@ pub(crate) const SIGMOID_PIECE_COEFFS: [[f64; 7]; 4] = [
     ],
 ];
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// The logistic function `σ(x) = 1 / (1 + e^−x)` element-wise, on fixed-point shares with
     /// `frac_bits` fractional bits ([`SIGMOID_MIN_FRAC_BITS`] to [`SIGMOID_MAX_FRAC_BITS`],
     /// otherwise [`MpcError::UnsupportedFracBits`]).

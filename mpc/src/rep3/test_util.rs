@@ -1,13 +1,13 @@
 //! Shared harness of the rep3 tests: all three parties in-process over `run_in_memory`, sessions
 //! with real or fixed seeds, and reconstruction that checks both holders of every component agree.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
 
 use super::{Rep3Bits, Rep3Session, Rep3Share};
 use crate::seeds::{PairwiseSeed, PairwiseSeeds, SessionContext, os_rng};
-use crate::transport::{Counters, InMemoryTransport, PartyIndex, Transport, TransportError};
+use crate::transport::{Channel, InMemoryTransport, Link, PartyIndex, Tag, TransportError};
 
 pub(super) fn block_on<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -39,7 +39,7 @@ pub(super) fn fixed_seeds(me: PartyIndex, salt: u64) -> PairwiseSeeds {
 }
 
 /// A session over `t`: fresh seeds from a real key agreement (`salt = None`) or fixed ones.
-pub(super) async fn session<T: Transport>(t: &T, salt: Option<u64>) -> Rep3Session<'_, T> {
+pub(super) async fn session(t: &Channel, salt: Option<u64>) -> Rep3Session {
     match salt {
         None => {
             let ids = party_ids();
@@ -47,11 +47,11 @@ pub(super) async fn session<T: Transport>(t: &T, salt: Option<u64>) -> Rep3Sessi
                 job_id: "rep3-test",
                 party_ids: &ids,
             };
-            Rep3Session::setup(t, ctx, 0, &mut os_rng().unwrap())
+            Rep3Session::setup(t, ctx, &mut os_rng().unwrap())
                 .await
                 .unwrap()
         }
-        Some(salt) => Rep3Session::from_seeds(t, &fixed_seeds(t.me(), salt), 0).unwrap(),
+        Some(salt) => Rep3Session::from_seeds(t, &fixed_seeds(t.me(), salt)).unwrap(),
     }
 }
 
@@ -84,9 +84,9 @@ pub(super) type Cost = (u64, u64, u64);
 /// Runs `$op` on session `$s` and returns what it cost this party, as a [`Cost`].
 macro_rules! measure {
     ($s:ident, $op:expr) => {{
-        let before = $s.transport().counters().snapshot();
+        let before = $s.channel().counters().snapshot();
         let _out = $op;
-        let d = $s.transport().counters().snapshot().since(&before);
+        let d = $s.channel().counters().snapshot().since(&before);
         let c: $crate::rep3::test_util::Cost = (d.rounds, d.bytes_sent, d.messages_sent);
         c
     }};
@@ -142,7 +142,7 @@ pub(super) fn word() -> impl Strategy<Value = u64> {
     ]
 }
 
-/// A transport that records every message it receives (for the leakage smoke tests).
+/// A link that records every message it receives (for the leakage smoke tests).
 pub(super) struct Tap {
     pub(super) inner: InMemoryTransport,
     pub(super) received: Mutex<Vec<Vec<u8>>>,
@@ -165,27 +165,46 @@ impl Tap {
     }
 }
 
-impl Transport for Tap {
+impl Link for Tap {
     fn me(&self) -> PartyIndex {
         self.inner.me()
     }
     fn parties(&self) -> usize {
         self.inner.parties()
     }
-    fn max_message_len(&self) -> usize {
-        self.inner.max_message_len()
+    async fn send(&self, to: PartyIndex, tag: Tag, msg: Vec<u8>) -> Result<(), TransportError> {
+        self.inner.send(to, tag, msg).await
     }
-    fn counters(&self) -> &Counters {
-        self.inner.counters()
-    }
-    async fn send(&self, to: PartyIndex, round: u32, msg: Vec<u8>) -> Result<(), TransportError> {
-        self.inner.send(to, round, msg).await
-    }
-    async fn recv(&self, from: PartyIndex, round: u32) -> Result<Vec<u8>, TransportError> {
-        let msg = self.inner.recv(from, round).await?;
+    async fn recv(&self, from: PartyIndex, limit: usize) -> Result<(Tag, Vec<u8>), TransportError> {
+        let (tag, msg) = self.inner.recv(from, limit).await?;
         self.received.lock().unwrap().push(msg.clone());
-        Ok(msg)
+        Ok((tag, msg))
     }
+}
+
+/// As [`crate::transport::run_in_memory`] for three parties, with each party's link a [`Tap`]:
+/// `party` gets the tap and the root channel over it.
+pub(super) async fn run_tapped<F, Fut, O>(party: F) -> Result<Vec<O>, TransportError>
+where
+    F: Fn(Arc<Tap>, Channel) -> Fut,
+    Fut: Future<Output = O> + Send + 'static,
+    O: Send + 'static,
+{
+    let handles: Vec<_> = InMemoryTransport::network(3)
+        .into_iter()
+        .map(|link| {
+            let tap = Arc::new(Tap::new(link));
+            let ch = Channel::new(tap.clone(), crate::transport::DEFAULT_MAX_MESSAGE);
+            tokio::spawn(party(tap, ch))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.map_err(|_| TransportError::Aborted {
+            reason: "a party panicked".into(),
+        })?);
+    }
+    Ok(out)
 }
 
 /// The security smoke check on the words one party received: each of the low `bits` bit

@@ -5,12 +5,14 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-use super::test_util::{Tap, assert_look_uniform, block_on, measure, open, run3, session, word};
+use super::test_util::{
+    assert_look_uniform, block_on, measure, open, run_tapped, run3, session, word,
+};
 use super::{Rep3Session, Rep3Share};
 use crate::MpcError;
 use crate::fixed::FixedPoint;
 use crate::seeds::{PairwiseSeeds, SessionContext, os_rng};
-use crate::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
+use crate::transport::{DEFAULT_MAX_MESSAGE, run_in_memory};
 
 fn words(max_len: usize) -> impl Strategy<Value = Vec<u64>> {
     proptest::collection::vec(word(), 0..max_len)
@@ -77,9 +79,9 @@ proptest! {
             let mul_scalar = s.mul_public_scalar(&x, k);
             // A composite: k·(x − y) + c − x.
             let comp = s.sub(&s.add_public(&s.mul_public_scalar(&sub, k), &cs).unwrap(), &x).unwrap();
-            let before = s.transport().counters().snapshot();
+            let before = s.channel().counters().snapshot();
             let opened = s.reveal_all(&comp).await.unwrap();
-            let after = s.transport().counters().snapshot();
+            let after = s.channel().counters().snapshot();
             ([add, sub, neg, add_pub, add_scalar, mul_pub, mul_scalar, comp], opened, before, after)
         });
         let col = |i: usize| -> Vec<Rep3Share> { out.iter().map(|o| o.0[i].clone()).collect() };
@@ -352,10 +354,14 @@ macro_rules! cost {
 #[test]
 fn setup_costs_one_round_and_32_bytes_per_peer() {
     let out = run3!(None; [] |s| {
-        let c = s.transport().counters().snapshot();
-        (c.rounds, c.bytes_sent, s.next_round())
+        let c = s.channel().counters().snapshot();
+        (c.rounds, c.bytes_sent, s.channel().path().to_string(), s.channel().round())
     });
-    assert!(out.iter().all(|o| *o == (1, 64, 1)), "{out:?}");
+    // The seeds round ran in `rep3/seeds`; the session's own rounds start at 0.
+    assert!(
+        out.iter().all(|o| *o == (1, 64, "rep3".to_string(), 0)),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -460,9 +466,9 @@ fn wrong_party_count_is_an_error() {
                 job_id: "j",
                 party_ids: &ids,
             };
-            let setup = Rep3Session::setup(&t, ctx, 0, &mut os_rng().unwrap()).await;
+            let setup = Rep3Session::setup(&t, ctx, &mut os_rng().unwrap()).await;
             let seeds = PairwiseSeeds::new(t.me(), vec![None; n]);
-            let from_seeds = Rep3Session::from_seeds(&t, &seeds, 0);
+            let from_seeds = Rep3Session::from_seeds(&t, &seeds);
             (
                 matches!(setup, Err(MpcError::PartyCount { got, .. }) if got == n),
                 matches!(from_seeds, Err(MpcError::PartyCount { got, .. }) if got == n),
@@ -504,9 +510,8 @@ fn debug_shows_only_the_length() {
 fn received_words(v: u64, len: usize, runs: usize) -> [[Vec<u64>; 3]; 2] {
     let mut acc: [[Vec<u64>; 3]; 2] = Default::default();
     for _ in 0..runs {
-        let out = block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| async move {
-            let tap = Tap::new(t);
-            let mut s = session(&tap, None).await;
+        let out = block_on(run_tapped(move |tap, t| async move {
+            let mut s = session(&t, None).await;
             let xs = vec![v; len];
             let x = s.share_input(0, Some(&xs[..]), len).await.unwrap();
             let y = s.share_input(1, Some(&xs[..]), len).await.unwrap();
@@ -567,25 +572,28 @@ fn received_multiplication_messages_look_uniform_and_hide_the_inputs() {
 #[test]
 fn a_failed_session_refuses_further_use() {
     let out = run3!(Some(5); [] |s| {
-        let round = s.next_round();
         match s.me() {
             // Party 1 sends party 0 a message of the wrong length for this round, then a
             // well-formed one for the next round.
             1 => {
-                s.transport().send(0, round, vec![0; 5]).await.unwrap();
-                s.transport().send(0, round + 1, vec![0; 8]).await.unwrap();
-                (None, None, false, 0)
+                s.channel().send(0, vec![0; 5]).await.unwrap();
+                s.channel().end_round();
+                s.channel().send(0, vec![0; 8]).await.unwrap();
+                (None, None, false, 0, None)
             }
             0 => {
                 let first = s.recv_from(1, 1).await.unwrap_err();
                 let second = s.recv_from(1, 1).await.unwrap_err();
-                let received = s.transport().counters().snapshot().messages_received;
-                (Some(first), Some(second), s.failed(), received)
+                let received = s.channel().counters().snapshot().messages_received;
+                // The channel's session refuses too, even a sibling channel.
+                let raw = s.channel().child("x").recv(1).await.unwrap_err();
+                (Some(first), Some(second), s.failed(), received, Some(raw))
             }
-            _ => (None, None, s.failed(), 0),
+            _ => (None, None, s.failed(), 0, None),
         }
     });
-    let (first, second, failed, received) = &out[0];
+    let (first, second, failed, received, raw) = &out[0];
+    assert_eq!(raw, &Some(crate::transport::TransportError::Poisoned));
     assert!(
         matches!(first, Some(MpcError::MalformedMessage { from: 1, .. })),
         "{first:?}"

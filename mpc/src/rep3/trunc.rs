@@ -6,9 +6,8 @@ use super::session::{Rep3Session, draw};
 use super::share::{Rep3Share, check_len};
 use crate::MpcError;
 use crate::fixed::MAX_FRAC_BITS;
-use crate::transport::Transport;
 
-impl<T: Transport> Rep3Session<'_, T> {
+impl Rep3Session {
     /// `x / 2^d` (probabilistic, see the module docs): one round, party 1 sends `8·len` bytes to
     /// party 0, the others send nothing.
     pub async fn trunc(&mut self, x: &Rep3Share, d: u32) -> Result<Rep3Share, MpcError> {

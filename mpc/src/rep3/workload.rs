@@ -38,10 +38,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::session::{next_of, prev_of};
 use super::{Rep3Bits, Rep3Session, Rep3Share};
 use crate::MpcError;
-use crate::transport::{CounterSnapshot, PartyIndex, Transport};
+use crate::transport::{CounterSnapshot, PartyIndex, exchange};
 
 /// Fractional bits of every fixed-point input.
 pub const FRAC_BITS: u32 = 16;
@@ -299,9 +298,9 @@ impl Case {
     }
 
     /// Shares the inputs: one round per input, each sent by its owner (`16·len` bytes).
-    pub async fn share<T: Transport>(
+    pub async fn share(
         &self,
-        s: &mut Rep3Session<'_, T>,
+        s: &mut Rep3Session,
         inputs: &Inputs,
     ) -> Result<SharedInputs, MpcError> {
         let (lx, ly) = self.input_lens();
@@ -314,9 +313,9 @@ impl Case {
     }
 
     /// Runs the operation on shared inputs.
-    pub async fn compute<T: Transport>(
+    pub async fn compute(
         &self,
-        s: &mut Rep3Session<'_, T>,
+        s: &mut Rep3Session,
         inputs: &SharedInputs,
     ) -> Result<Output, MpcError> {
         let x = &inputs.x;
@@ -354,18 +353,17 @@ impl Case {
     /// One measured run at this party: a [`barrier`], then [`Case::compute`] between two clock
     /// reads and two counter snapshots. The time is this party's; a run's time is the slowest
     /// party's.
-    pub async fn measure<T: Transport>(
+    pub async fn measure(
         &self,
-        s: &mut Rep3Session<'_, T>,
+        s: &mut Rep3Session,
         inputs: &SharedInputs,
     ) -> Result<(Output, Measurement), MpcError> {
         barrier(s).await?;
-        let counters = s.transport().counters();
-        let before = counters.snapshot();
+        let before = s.channel().counters().snapshot();
         let start = Instant::now();
         let out = self.compute(s, inputs).await?;
         let elapsed = start.elapsed();
-        let traffic = counters.snapshot().since(&before);
+        let traffic = s.channel().counters().snapshot().since(&before);
         Ok((out, Measurement { elapsed, traffic }))
     }
 }
@@ -445,19 +443,23 @@ pub fn input_values(len: usize, seed: u64) -> Vec<u64> {
 /// A synchronisation point: every party sends an empty message to both peers and waits for
 /// theirs. One round, no payload bytes, two messages per party. When it returns, both peers have
 /// reached it.
-pub async fn barrier<T: Transport>(s: &mut Rep3Session<'_, T>) -> Result<(), MpcError> {
-    let (next, prev) = (next_of(s.me), prev_of(s.me));
-    let round = s.next_round();
-    s.round(&[(next, &[]), (prev, &[])], Some((prev, 0)))
-        .await?;
-    // `round` receives from one peer; the other's message of the same round is read here.
-    let result = match s.transport.recv(next, round).await {
-        Ok(msg) if msg.is_empty() => Ok(()),
-        Ok(_) => Err(MpcError::MalformedMessage {
-            from: next,
-            round,
-            what: "a barrier message must be empty",
-        }),
+pub async fn barrier(s: &mut Rep3Session) -> Result<(), MpcError> {
+    if s.failed() {
+        return Err(MpcError::SessionFailed);
+    }
+    let round = s.channel.round();
+    let result = match exchange(&s.channel, |_| Vec::new()).await {
+        Ok(got) => match got
+            .iter()
+            .position(|m| m.as_ref().is_some_and(|m| !m.is_empty()))
+        {
+            Some(from) => Err(MpcError::MalformedMessage {
+                from,
+                round,
+                what: "a barrier message must be empty",
+            }),
+            None => Ok(()),
+        },
         Err(e) => Err(e.into()),
     };
     if result.is_err() {

@@ -9,7 +9,7 @@ use super::workload::{
     X_OWNER, X_SEED, Y_OWNER, Y_SEED,
 };
 use crate::MpcError;
-use crate::transport::{CounterSnapshot, Transport};
+use crate::transport::CounterSnapshot;
 
 /// The workload's inputs as signed integers (fixed point with `FRAC_BITS` fractional bits).
 fn clear(len: usize, seed: u64) -> Vec<i64> {
@@ -214,10 +214,10 @@ fn each_op_costs_what_the_costs_table_says() {
 #[test]
 fn the_barrier_is_one_empty_round_and_measure_does_not_count_it() {
     let out = run3!(Some(5); [] |s| {
-        let before = s.transport().counters().snapshot();
+        let before = s.channel().counters().snapshot();
         workload::barrier(&mut s).await.unwrap();
         workload::barrier(&mut s).await.unwrap();
-        s.transport().counters().snapshot().since(&before)
+        s.channel().counters().snapshot().since(&before)
     });
     for t in &out {
         assert_eq!(cost(t), (2, 0, 4));
@@ -228,9 +228,9 @@ fn the_barrier_is_one_empty_round_and_measure_does_not_count_it() {
     let out = run3!(Some(6); [case] |s| {
         let inputs = case.inputs_for(s.me());
         let shared = case.share(&mut s, &inputs).await.unwrap();
-        let before = s.transport().counters().snapshot();
+        let before = s.channel().counters().snapshot();
         let (_, m) = case.measure(&mut s, &shared).await.unwrap();
-        (s.transport().counters().snapshot().since(&before), m)
+        (s.channel().counters().snapshot().since(&before), m)
     });
     for (total, m) in out {
         assert_eq!(total.rounds, m.traffic.rounds + 1);

@@ -1,6 +1,6 @@
 use super::*;
 use crate::share::reconstruct;
-use crate::transport::{DEFAULT_MAX_MESSAGE, InMemoryTransport, run_in_memory};
+use crate::transport::{Channel, DEFAULT_MAX_MESSAGE, run_in_memory};
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -24,7 +24,7 @@ async fn secure_vs_clear(
     let cols = names(k);
     let ids: Vec<String> = (0..n).map(|i| format!("p{i}")).collect();
     let inputs = parties.clone();
-    let out = run_in_memory(n, DEFAULT_MAX_MESSAGE, move |t: InMemoryTransport| {
+    let out = run_in_memory(n, DEFAULT_MAX_MESSAGE, move |t: Channel| {
         let data = inputs[t.me()].clone();
         let (cols, ids) = (names(k), ids.clone());
         async move {

@@ -1,6 +1,6 @@
 use super::*;
 use crate::share::reconstruct;
-use crate::transport::{CounterSnapshot, DEFAULT_MAX_MESSAGE, InMemoryTransport, run_in_memory};
+use crate::transport::{Channel, CounterSnapshot, DEFAULT_MAX_MESSAGE, run_in_memory};
 use rand::RngExt;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -96,7 +96,7 @@ async fn run_all(layout: &VerticalLayout, inputs: Vec<VerticalInput>, f: u32) ->
     let names = names(layout);
     let layout = layout.clone();
     let fixed = FixedPoint::new(f).unwrap();
-    run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t: InMemoryTransport| {
+    run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t: Channel| {
         let (layout, names, input) = (layout.clone(), names.clone(), inputs[t.me()].clone());
         async move {
             let ids: Vec<String> = (0..3).map(|i| format!("p{i}")).collect();
@@ -105,7 +105,7 @@ async fn run_all(layout: &VerticalLayout, inputs: Vec<VerticalInput>, f: u32) ->
                 party_ids: &ids,
             };
             let mut rng = ChaCha20Rng::seed_from_u64(t.me() as u64 + 11);
-            let out = run(&t, ctx, 3, &layout, &input, &names, fixed, &mut rng).await;
+            let out = run(&t, ctx, &layout, &input, &names, fixed, &mut rng).await;
             (out, t.counters().snapshot())
         }
     })

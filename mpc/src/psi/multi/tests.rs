@@ -321,14 +321,15 @@ fn run_with_bad_final_party(count: u32, points: Vec<u8>) -> Vec<Result<(), MpcEr
                 return run(&t, &params, &ids, &mut rng, |_| {}).await.map(|_| ());
             }
             let h = header(&params, 3, 3);
-            exchange(&t, 0, |_| h.clone()).await?;
-            t.send(0, 1, Vec::new()).await?;
+            exchange(&t, |_| h.clone()).await?;
+            t.send(0, Vec::new()).await?;
             let mut msg = count.to_le_bytes().to_vec();
             msg.extend_from_slice(&points);
-            t.send(1, 1, msg).await?;
-            t.recv(0, 1).await?;
-            t.recv(1, 1).await?;
-            let _ = t.recv(1, 2).await; // until party 1 stops
+            t.send(1, msg).await?;
+            t.recv(0).await?;
+            t.recv(1).await?;
+            t.end_round();
+            let _ = t.recv(1).await; // until party 1 stops
             Ok(())
         }
     }))
@@ -385,8 +386,8 @@ fn a_peer_that_disconnects_mid_run_is_an_error() {
             if t.me() == 1 {
                 // Header and the first round's messages, then gone.
                 let h = header(&params, 3, 64);
-                exchange(&t, 0, |_| h.clone()).await?;
-                t.send(0, 1, 0u32.to_le_bytes().to_vec()).await?;
+                exchange(&t, |_| h.clone()).await?;
+                t.send(0, 0u32.to_le_bytes().to_vec()).await?;
                 return Ok(None);
             }
             let mut rng = ChaCha20Rng::from_seed([t.me() as u8; 32]);
