@@ -46,7 +46,7 @@ use treaty_mpc::glm::{
 use treaty_mpc::rep3::workload::barrier;
 use treaty_mpc::rep3::{Rep3Session, Rep3Share};
 use treaty_mpc::seeds::{SessionContext, os_rng};
-use treaty_mpc::transport::{CounterSnapshot, PartyIndex, Transport};
+use treaty_mpc::transport::{Channel, CounterSnapshot, PartyIndex};
 use treaty_mpc::vstats::DIGEST_LEN;
 
 use super::{
@@ -568,14 +568,13 @@ pub(super) fn summarise_score(
 
 /// This party's side of every training case over `transport`; each case on its own session.
 pub(super) async fn run_train<W: Write>(
-    transport: &GrpcTransport,
+    transport: &Channel,
     party_ids: &[String],
     cases: &[TrainCase],
     runs: Runs,
     out: &mut Reporter<W>,
 ) -> Result<(), BenchError> {
     let me = transport.me();
-    let mut round = 0u32;
     for (c, case) in cases.iter().enumerate() {
         case.check()?;
         let params = case.params();
@@ -609,8 +608,14 @@ pub(super) async fn run_train<W: Write>(
             job_id: JOB_ID,
             party_ids,
         };
-        let (mut s, rows) =
-            glm::setup(transport, ctx, round, &layout, &input, &mut os_rng()?).await?;
+        let (mut s, rows) = glm::setup(
+            &transport.child("case"),
+            ctx,
+            &layout,
+            &input,
+            &mut os_rng()?,
+        )
+        .await?;
         let data = glm::share(
             &mut s,
             rows,
@@ -637,32 +642,30 @@ pub(super) async fn run_train<W: Write>(
                 out.run(c, run, report)?;
             }
         }
-        round = s.next_round();
     }
     Ok(())
 }
 
 /// A barrier round, then `op` timed with its traffic and this process's CPU time.
-async fn timed<'t, T: Transport, R>(
-    s: &mut Rep3Session<'t, T>,
-    op: impl AsyncFnOnce(&mut Rep3Session<'t, T>) -> Result<R, treaty_mpc::MpcError>,
+async fn timed<R>(
+    s: &mut Rep3Session,
+    op: impl AsyncFnOnce(&mut Rep3Session) -> Result<R, treaty_mpc::MpcError>,
 ) -> Result<(R, Reported), BenchError> {
     barrier(s).await?;
-    let counters = s.transport().counters();
-    let before = counters.snapshot();
+    let before = s.channel().counters().snapshot();
     // The CPU time includes the tail of the barrier (mostly idle).
     let cpu_start = process_cpu_seconds();
     let start = Instant::now();
     let result = op(s).await?;
     let elapsed = start.elapsed();
-    let traffic = counters.snapshot().since(&before);
+    let traffic = s.channel().counters().snapshot().since(&before);
     Ok((result, Reported::new(elapsed, traffic, cpu_start, None)))
 }
 
 /// The scoring model: the synthetic table's known weights (features, then the intercept),
 /// encoded and shared by [`CHECKER`], at the scale [`SharedModel`] stores (`2^{f+8}`). Returns
 /// the model and the weights as f64 (at the checker; rounded as encoded).
-async fn scoring_model<T: Transport>(
+async fn scoring_model(
     s: &mut Rep3Session<'_, T>,
     features: usize,
 ) -> Result<(SharedModel, Option<Vec<f64>>), BenchError> {
@@ -750,14 +753,13 @@ fn concat(parts: &[Rep3Share]) -> Result<Rep3Share, BenchError> {
 
 /// This party's side of every scoring case over `transport`; each case on its own session.
 pub(super) async fn run_score<W: Write>(
-    transport: &GrpcTransport,
+    transport: &Channel,
     party_ids: &[String],
     cases: &[ScoreCase],
     runs: Runs,
     out: &mut Reporter<W>,
 ) -> Result<(), BenchError> {
     let me = transport.me();
-    let mut round = 0u32;
     for (c, case) in cases.iter().enumerate() {
         case.check()?;
         let (features, records) = (case.features(), case.records());
@@ -782,7 +784,14 @@ pub(super) async fn run_score<W: Write>(
             job_id: JOB_ID,
             party_ids,
         };
-        let (mut s, _) = glm::setup(transport, ctx, round, &layout, &whole, &mut os_rng()?).await?;
+        let (mut s, _) = glm::setup(
+            &transport.child("case"),
+            ctx,
+            &layout,
+            &whole,
+            &mut os_rng()?,
+        )
+        .await?;
         let (model, weights) = scoring_model(&mut s, features).await?;
         let reference = match &weights {
             Some(w) => Some(reference_scores(records, features, w)?),
@@ -791,8 +800,7 @@ pub(super) async fn run_score<W: Write>(
         let w = model.scoring_weights(&mut s).await?;
         let names = names(features);
         // One chunk: share, logits, probabilities.
-        let score = async |s: &mut Rep3Session<'_, GrpcTransport>,
-                           (rows, input): &(usize, GlmInput)| {
+        let score = async |s: &mut Rep3Session, (rows, input): &(usize, GlmInput)| {
             let data = glm::share(
                 s,
                 *rows,
@@ -831,18 +839,17 @@ pub(super) async fn run_score<W: Write>(
                 out.run(c, run, report)?;
             }
         }
-        round = s.next_round();
     }
     Ok(())
 }
 
 /// One request per input, each after a barrier round and timed alone; the report sums their
 /// times and traffic, lists every latency, and has the CPU time of the whole loop.
-async fn single_requests<'t, T: Transport>(
-    s: &mut Rep3Session<'t, T>,
+async fn single_requests(
+    s: &mut Rep3Session,
     inputs: &[(usize, GlmInput)],
     score: &impl AsyncFn(
-        &mut Rep3Session<'t, T>,
+        &mut Rep3Session,
         &(usize, GlmInput),
     ) -> Result<Rep3Share, treaty_mpc::MpcError>,
 ) -> Result<(Vec<Rep3Share>, Reported), BenchError> {

@@ -845,7 +845,6 @@ async fn run_plan<W: Write>(
             me: index,
             peers: &peers,
             tls: Some(tls),
-            max_message: DEFAULT_MAX_MESSAGE,
             timeout,
             abort,
         },
@@ -853,15 +852,17 @@ async fn run_plan<W: Write>(
     )
     .await
     .map_err(|e| PartyError::from(e).with_peer_names(&ids))?;
+    let transport = std::sync::Arc::new(transport);
+    let root = treaty_mpc::transport::Channel::new(transport.clone(), DEFAULT_MAX_MESSAGE);
     let runs = Runs {
         warmup: setup.warmup,
         repeat: setup.repeat,
     };
     let result = match &setup.workload {
-        WireWorkload::Mpc { cases } => mpc::run_cases(&transport, &ids, cases, runs, out).await,
-        WireWorkload::Psi { cases } => psi::run_cases(&transport, cases, runs, out).await,
-        WireWorkload::Train { cases } => glm::run_train(&transport, &ids, cases, runs, out).await,
-        WireWorkload::Score { cases } => glm::run_score(&transport, &ids, cases, runs, out).await,
+        WireWorkload::Mpc { cases } => mpc::run_cases(&root, &ids, cases, runs, out).await,
+        WireWorkload::Psi { cases } => psi::run_cases(&root, cases, runs, out).await,
+        WireWorkload::Train { cases } => glm::run_train(&root, &ids, cases, runs, out).await,
+        WireWorkload::Score { cases } => glm::run_score(&root, &ids, cases, runs, out).await,
     };
     if let Err(e) = &result {
         transport.abort_peers(&format!("{} failed: {e}", party_name(index)));

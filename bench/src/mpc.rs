@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use treaty_mpc::rep3::Rep3Session;
 use treaty_mpc::rep3::workload::{self, Case, Op, Shape};
 use treaty_mpc::seeds::{SessionContext, os_rng};
-use treaty_mpc::transport::Transport;
+use treaty_mpc::transport::Channel;
 
 use super::{
     BenchPlan, JOB_ID, Reported, Reporter, RunReports, Runs, TRANSPORT, last_peak_rss, median,
@@ -105,7 +105,7 @@ pub(super) fn summarise(case: &Case, plan: &BenchPlan, runs: &[RunReports]) -> C
 
 /// This party's side of every case, on one rep3 session over `transport`.
 pub(super) async fn run_cases<W: Write>(
-    transport: &GrpcTransport,
+    transport: &Channel,
     party_ids: &[String],
     cases: &[WireCase],
     runs: Runs,
@@ -119,7 +119,7 @@ pub(super) async fn run_cases<W: Write>(
         job_id: JOB_ID,
         party_ids,
     };
-    let mut s = Rep3Session::setup(transport, ctx, 0, &mut os_rng()?).await?;
+    let mut s = Rep3Session::setup(transport, ctx, &mut os_rng()?).await?;
     let me = transport.me();
     for (c, case) in cases.iter().enumerate() {
         let inputs = case.inputs_for(me);

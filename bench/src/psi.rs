@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use treaty_mpc::psi::{self, PsiMode, PsiParams};
 use treaty_mpc::seeds::os_rng;
-use treaty_mpc::transport::{PartyIndex, Transport, exchange};
+use treaty_mpc::transport::{Channel, PartyIndex, exchange};
 
 use super::{
     BenchPlan, JOB_ID, Reported, Reporter, RunReports, Runs, TRANSPORT, child_err, last_peak_rss,
@@ -224,29 +224,27 @@ pub(super) fn summarise(
 
 /// This party's side of every case over `transport`.
 pub(super) async fn run_cases<W: Write>(
-    transport: &GrpcTransport,
+    transport: &Channel,
     cases: &[PsiCase],
     runs: Runs,
     out: &mut Reporter<W>,
 ) -> Result<(), BenchError> {
     let me: PartyIndex = transport.me();
     let mut rng = os_rng()?;
-    let mut round = 0u32;
     for (c, case) in cases.iter().enumerate() {
         let case = PsiCase::new(case.n, case.overlap, case.mode)?;
         let ids = synthetic_party_ids(me, case.n, case.overlap, SEED);
         for run in runs.iter() {
             // Both parties start the clock within one message of each other.
-            exchange(transport, round, |_| Vec::new()).await?;
-            let mut params = PsiParams::new(JOB_ID, case.mode.psi_mode());
-            params.first_round = round.wrapping_add(1);
+            let ch = transport.child("run");
+            exchange(&ch, |_| Vec::new()).await?;
+            let params = PsiParams::new(JOB_ID, case.mode.psi_mode());
             let before = transport.counters().snapshot();
             let cpu_start = process_cpu_seconds();
             let start = Instant::now();
-            let outcome = psi::run(transport, &params, &ids, &mut rng, |_| {}).await?;
+            let outcome = psi::run(&ch, &params, &ids, &mut rng, |_| {}).await?;
             let elapsed = start.elapsed();
             let traffic = transport.counters().snapshot().since(&before);
-            round = params.first_round.wrapping_add(outcome.rounds);
             if let Some(run) = run {
                 let report = Reported::new(elapsed, traffic, cpu_start, outcome.size);
                 out.run(c, run, report)?;

@@ -16,7 +16,7 @@ use rand_chacha::rand_core::SeedableRng;
 use tokio::runtime::Runtime;
 use treaty_mpc::glm::{self, GlmInput, GlmKind, GlmLayout, Standardizer, TrainParams};
 use treaty_mpc::seeds::SessionContext;
-use treaty_mpc::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
+use treaty_mpc::transport::{DEFAULT_MAX_MESSAGE, run_in_memory};
 
 const FEATURES: usize = 30;
 const FRAC_BITS: u32 = 16;
@@ -59,7 +59,7 @@ fn run_once(rt: &Runtime, rows: usize, work: Work) -> Duration {
                     party_ids: &ids,
                 };
                 let mut rng = ChaCha20Rng::seed_from_u64(1000 + me as u64);
-                let (mut s, n) = glm::setup(&t, ctx, 0, &layout, &input, &mut rng)
+                let (mut s, n) = glm::setup(&t, ctx, &layout, &input, &mut rng)
                     .await
                     .expect("setup");
                 let names: Vec<String> = (0..FEATURES).map(|c| format!("c{c}")).collect();

@@ -28,7 +28,7 @@ use sha2::{Digest, Sha512};
 use tokio::runtime::Runtime;
 use treaty_mpc::psi::multi::{self, MultiPsiMode, MultiPsiParams, PartySet};
 use treaty_mpc::psi::{PsiMode, PsiParams, run};
-use treaty_mpc::transport::{DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
+use treaty_mpc::transport::{DEFAULT_MAX_MESSAGE, run_in_memory};
 
 /// Ids of party `p`: `n` ids, the first half shared with the other party.
 fn ids(p: usize, n: usize) -> Vec<String> {

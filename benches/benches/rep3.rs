@@ -17,7 +17,7 @@ use tokio::runtime::Runtime;
 use treaty_mpc::rep3::Rep3Session;
 use treaty_mpc::rep3::workload::{Case, DEFAULT_MATRICES, DEFAULT_NS, Op};
 use treaty_mpc::seeds::SessionContext;
-use treaty_mpc::transport::{CounterSnapshot, DEFAULT_MAX_MESSAGE, Transport, run_in_memory};
+use treaty_mpc::transport::{CounterSnapshot, DEFAULT_MAX_MESSAGE, run_in_memory};
 
 /// Runs `case` once over three in-process parties; returns the slowest party's time for the
 /// operation alone and the most bytes any party sent during it (with that party's counters).
@@ -31,9 +31,7 @@ fn run_once(rt: &Runtime, case: Case) -> (Duration, CounterSnapshot) {
             };
             let me = t.me();
             let mut rng = ChaCha20Rng::seed_from_u64(1000 + me as u64);
-            let mut s = Rep3Session::setup(&t, ctx, 0, &mut rng)
-                .await
-                .expect("setup");
+            let mut s = Rep3Session::setup(&t, ctx, &mut rng).await.expect("setup");
             let inputs = case.inputs_for(me);
             let shared = case.share(&mut s, &inputs).await.expect("inputs");
             let (_, m) = case.measure(&mut s, &shared).await.expect("operation");

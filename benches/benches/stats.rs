@@ -20,9 +20,7 @@ use treaty_mpc::output::{self, RecipientSecretKey};
 use treaty_mpc::seeds::{self, SessionContext};
 use treaty_mpc::share::AdditiveShare;
 use treaty_mpc::stats::{self, LocalAggregates, StatsResult};
-use treaty_mpc::transport::{
-    CounterSnapshot, DEFAULT_MAX_MESSAGE, InMemoryTransport, Transport, run_in_memory,
-};
+use treaty_mpc::transport::{Channel, CounterSnapshot, DEFAULT_MAX_MESSAGE, run_in_memory};
 use treaty_party::config::{Limits, PartyConfig};
 use treaty_party::dataset::DatasetConfig;
 use treaty_party::job;
@@ -106,7 +104,7 @@ async fn stats_in_memory(
     let n = locals.len();
     let ids = Arc::new(party_ids(n));
     let cols = Arc::new(column_names());
-    run_in_memory(n, DEFAULT_MAX_MESSAGE, move |t: InMemoryTransport| {
+    run_in_memory(n, DEFAULT_MAX_MESSAGE, move |t: Channel| {
         let (locals, ids, cols) = (locals.clone(), ids.clone(), cols.clone());
         async move {
             let ctx = SessionContext {

@@ -9,13 +9,14 @@
 //!   owners' server keys it has received, cached as `<state dir>/fhe/peers/<owner>/<key id>.key`
 //!   (a later job with the same key does not resend ≈ 57 MiB).
 //!
-//! ## Rounds (two parties)
-//! 1. owner → evaluator: the key id and size; evaluator → owner: whether it has that key cached.
-//! 2. owner → evaluator: the compressed server key (only when not cached), checked against the
-//!    offered id, the size limit and Treaty's parameters, then cached.
-//! 3. per chunk of [`CHUNK_ROWS`] rows, three rounds: the owner's encrypted rows; the evaluator's
-//!    masked results; the owner's decrypted masked values (not under `release = "aggregate"`,
-//!    where they stay the owner's shares).
+//! ## Rounds (two parties, on the job's `fhe` channel)
+//! 1. `fhe/key` round 0: owner → evaluator: the key id and size; evaluator → owner: whether it
+//!    has that key cached.
+//! 2. `fhe/key` round 1: owner → evaluator: the compressed server key (only when not cached),
+//!    checked against the offered id, the size limit and Treaty's parameters, then cached.
+//! 3. per chunk of [`CHUNK_ROWS`] rows, on `fhe/chunks`: one round with the owner's encrypted rows
+//!    and the evaluator's masked results; then, unless `release = "aggregate"` (where they stay
+//!    the owner's shares), one round with the owner's decrypted masked values.
 //!
 //! ## What the owner decrypts
 //! Only the release's masked results for the chunk's rows ([`OwnerResults`]): per row a masked
@@ -37,7 +38,7 @@ use treaty_fhe::{
     EncryptedRows, Evaluator, Feature, FheModel, Masks, ModelSpec, OwnerKeys, Release,
     import_server_key,
 };
-use treaty_mpc::transport::Transport;
+use treaty_mpc::transport::Channel;
 use treaty_proto::v1 as pb;
 
 use crate::PartyError;
@@ -45,8 +46,6 @@ use crate::config::PartyConfig;
 use crate::dataset::{self, DatasetConfig};
 use crate::error::io_err;
 
-/// First round of an `fhe-score` job.
-pub const FHE_ROUND: u32 = 1;
 /// Rows per encrypted chunk (one upload, one masked batch back).
 ///
 /// The owner waits for a chunk's masked results under the data plane's peer timeout
@@ -54,8 +53,6 @@ pub const FHE_ROUND: u32 = 1;
 /// of the demo's models take 5–31 s on two cores (0.3–1.9 s per row, see `treaty bench fhe`).
 /// A model costing more than about `peer_timeout / 16` per row needs a longer timeout.
 pub const CHUNK_ROWS: usize = 16;
-/// First round of the chunks.
-const CHUNK_ROUND: u32 = 10;
 
 /// An `fhe-score` job as both parties read it.
 #[derive(Debug, Clone)]
@@ -335,20 +332,20 @@ fn u64_words(
         .collect())
 }
 
-/// Runs the job at either party; returns this party's report for the recipient and the next
-/// free round.
+/// Runs the job at either party on `transport` (a channel of its own); returns this party's
+/// report for the recipient.
 ///
 /// # Errors
 /// Transport failures, malformed or oversized peer messages, ciphertexts for another key or
 /// parameter set, and FHE failures: all fail the job on both sides.
-pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
-    transport: &T,
+pub async fn run<R: CryptoRng + ?Sized>(
+    transport: &Channel,
     cfg: &PartyConfig,
     party_ids: &[String],
     plan: &FhePlan,
     local: FheLocal,
     rng: &mut R,
-) -> Result<(pb::FheScorePartyResult, u32), PartyError> {
+) -> Result<pb::FheScorePartyResult, PartyError> {
     let mut report = pb::FheScorePartyResult {
         model_id: plan.model_id.clone(),
         release: plan.release.as_str().into(),
@@ -356,15 +353,15 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
     };
     match local {
         FheLocal::Owner(rows) => {
-            let next = owner(transport, cfg, plan, rows, &mut report).await?;
-            Ok((report, next))
+            owner(transport, cfg, plan, rows, &mut report).await?;
+            Ok(report)
         }
         FheLocal::Evaluator(model) => {
             let owner_id = party_ids
                 .get(plan.owner)
                 .ok_or_else(|| PartyError::Rejected("fhe-score: no owner".into()))?;
-            let next = evaluator(transport, cfg, owner_id, plan, *model, rng, &mut report).await?;
-            Ok((report, next))
+            evaluator(transport, cfg, owner_id, plan, *model, rng, &mut report).await?;
+            Ok(report)
         }
     }
 }
@@ -556,13 +553,13 @@ pub fn delete_keys(
     Ok(removed)
 }
 
-async fn owner<T: Transport>(
-    transport: &T,
+async fn owner(
+    transport: &Channel,
     cfg: &PartyConfig,
     plan: &FhePlan,
     rows: OwnerRows,
     report: &mut pb::FheScorePartyResult,
-) -> Result<u32, PartyError> {
+) -> Result<(), PartyError> {
     let ev = plan.evaluator;
     let cfg2 = cfg.clone();
     let keys = blocking(move || owner_keys(&cfg2)).await?;
@@ -572,16 +569,17 @@ async fn owner<T: Transport>(
     // 1. Key offer.
     let mut offer = server_bytes.key_id().as_bytes().to_vec();
     offer.extend_from_slice(&report.server_key_bytes.to_le_bytes());
-    transport.send(ev, FHE_ROUND, offer).await?;
-    let answer = transport.recv(ev, FHE_ROUND).await?;
-    transport.counters().add_round();
+    let key = transport.child("key");
+    key.send(ev, offer).await?;
+    let answer = key.recv(ev).await?;
+    key.end_round();
     let cached = match answer.as_slice() {
         [1] => true,
         [0] => false,
         _ => {
             return Err(treaty_mpc::MpcError::MalformedMessage {
                 from: ev,
-                round: FHE_ROUND,
+                round: 0,
                 what: "key answer is not one byte 0 or 1",
             }
             .into());
@@ -589,10 +587,8 @@ async fn owner<T: Transport>(
     };
     // 2. The server key, when the evaluator does not have it.
     if !cached {
-        transport
-            .send(ev, FHE_ROUND + 1, server_bytes.as_bytes().to_vec())
-            .await?;
-        transport.counters().add_round();
+        key.send(ev, server_bytes.as_bytes().to_vec()).await?;
+        key.end_round();
     }
     report.server_key_sent = !cached;
     // 3. Chunks.
@@ -600,7 +596,7 @@ async fn owner<T: Transport>(
     report.rows = n as u64;
     let features = plan.features.clone();
     let all = Arc::new(rows.rows);
-    let mut round = CHUNK_ROUND;
+    let chunks = transport.child("chunks");
     let mut shares: Vec<u64> = Vec::new();
     let mut results = OwnerResults::new(plan.release);
     // Every ciphertext uploaded in the job (8 bytes per bit), refused if it comes back.
@@ -628,13 +624,15 @@ async fn owner<T: Transport>(
         encrypt_seconds += t.elapsed().as_secs_f64();
         uploaded.extend(sent);
         report.ciphertext_bytes += upload.len() as u64;
-        transport.send(ev, round, upload).await?;
-        let masked = transport.recv(ev, round + 1).await?;
+        let round = chunks.round();
+        chunks.send(ev, upload).await?;
+        let masked = chunks.recv(ev).await?;
+        chunks.end_round();
         let k = keys.clone();
         let (values, checked, seen) = blocking(move || {
             let values = results
                 .decrypt(&masked, end - start, &uploaded, &k.own, k.keys.client_key())
-                .map_err(|e| refused(e, ev, round + 1))?;
+                .map_err(|e| refused(e, ev, round))?;
             Ok((values, results, uploaded))
         })
         .await?;
@@ -643,18 +641,17 @@ async fn owner<T: Transport>(
             Release::Aggregate => shares.extend(values),
             Release::Scores | Release::Decisions => {
                 let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                transport.send(ev, round + 2, bytes).await?;
+                chunks.send(ev, bytes).await?;
+                chunks.end_round();
             }
         }
-        transport.counters().add_round();
-        round += 3;
     }
     report.encrypt_seconds = encrypt_seconds;
     if plan.release == Release::Aggregate {
         report.aggregate_share = sum_shares(&shares);
     }
     report.ids = rows.ids;
-    Ok(round)
+    Ok(())
 }
 
 /// `[Σ scores, Σ decisions]` of per-row `[score, decision]` shares, wrapping in Z_2^64.
@@ -668,17 +665,17 @@ fn sum_shares(words: &[u64]) -> Vec<u64> {
 }
 
 /// Finds a cached server key for `(owner, key id)`, or receives it and caches it.
-async fn evaluator_key<T: Transport>(
-    transport: &T,
+async fn evaluator_key(
+    transport: &Channel,
     cfg: &PartyConfig,
     owner_id: &str,
     owner: usize,
 ) -> Result<Arc<Evaluator>, PartyError> {
-    let offer = transport.recv(owner, FHE_ROUND).await?;
+    let offer = transport.recv(owner).await?;
     let Some((id, size)) = offer.split_first_chunk::<32>() else {
         return Err(treaty_mpc::MpcError::MalformedMessage {
             from: owner,
-            round: FHE_ROUND,
+            round: 0,
             what: "key offer is not 40 bytes",
         }
         .into());
@@ -687,7 +684,7 @@ async fn evaluator_key<T: Transport>(
         .map(u64::from_le_bytes)
         .map_err(|_| treaty_mpc::MpcError::MalformedMessage {
             from: owner,
-            round: FHE_ROUND,
+            round: 0,
             what: "key offer is not 40 bytes",
         })?;
     if size > treaty_fhe::keys::SERVER_KEY_SIZE_LIMIT || size > transport.max_message_len() as u64 {
@@ -709,18 +706,16 @@ async fn evaluator_key<T: Transport>(
                 .map(|(_, e)| e.clone())
         })
         .flatten();
-    transport
-        .send(owner, FHE_ROUND, vec![u8::from(cached)])
-        .await?;
-    transport.counters().add_round();
+    transport.send(owner, vec![u8::from(cached)]).await?;
+    transport.end_round();
     if let Some(evaluator) = in_memory {
         return Ok(evaluator);
     }
     let bytes = if cached {
         std::fs::read(&path).map_err(io_err(&path))?
     } else {
-        let bytes = transport.recv(owner, FHE_ROUND + 1).await?;
-        transport.counters().add_round();
+        let bytes = transport.recv(owner).await?;
+        transport.end_round();
         bytes
     };
     let expected_id = *id;
@@ -751,26 +746,27 @@ async fn evaluator_key<T: Transport>(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn evaluator<T: Transport, R: CryptoRng + ?Sized>(
-    transport: &T,
+async fn evaluator<R: CryptoRng + ?Sized>(
+    transport: &Channel,
     cfg: &PartyConfig,
     owner_id: &str,
     plan: &FhePlan,
     model: FheModel,
     rng: &mut R,
     report: &mut pb::FheScorePartyResult,
-) -> Result<u32, PartyError> {
+) -> Result<(), PartyError> {
     let owner = plan.owner;
     report.model_kind = model.kind().into();
-    let evaluator = evaluator_key(transport, cfg, owner_id, owner).await?;
+    let evaluator = evaluator_key(&transport.child("key"), cfg, owner_id, owner).await?;
     let model = Arc::new(model);
-    let mut round = CHUNK_ROUND;
+    let chunks = transport.child("chunks");
     let mut evaluate_seconds = 0.0;
     let mut bootstraps = 0u64;
     let mut rows_done = 0usize;
     let mut aggregate = [0u64; 2];
     loop {
-        let upload = transport.recv(owner, round).await?;
+        let round = chunks.round();
+        let upload = chunks.recv(owner).await?;
         let items = upload
             .first_chunk::<4>()
             .map(|c| u32::from_le_bytes(*c) as usize)
@@ -810,7 +806,8 @@ async fn evaluator<T: Transport, R: CryptoRng + ?Sized>(
         .await?;
         evaluate_seconds += t.elapsed().as_secs_f64();
         bootstraps += pbs;
-        transport.send(owner, round + 1, batch).await?;
+        chunks.send(owner, batch).await?;
+        chunks.end_round();
         match plan.release {
             Release::Aggregate => {
                 let shares = masks.evaluator_shares().map_err(fhe_err)?;
@@ -819,19 +816,18 @@ async fn evaluator<T: Transport, R: CryptoRng + ?Sized>(
                 aggregate[1] = aggregate[1].wrapping_add(sum[1]);
             }
             Release::Scores | Release::Decisions => {
-                let values = transport.recv(owner, round + 2).await?;
+                let values = chunks.recv(owner).await?;
                 let values = u64_words(
                     &values,
                     "masked values are not 8-byte words",
                     owner,
-                    round + 2,
+                    round + 1,
                 )?;
+                chunks.end_round();
                 unmask_into(&masks, &values, report)?;
             }
         }
-        transport.counters().add_round();
         rows_done += n;
-        round += 3;
         if n < CHUNK_ROWS {
             break;
         }
@@ -846,7 +842,7 @@ async fn evaluator<T: Transport, R: CryptoRng + ?Sized>(
     if plan.release == Release::Aggregate {
         report.aggregate_share = aggregate.to_vec();
     }
-    Ok(round)
+    Ok(())
 }
 
 fn unmask_into(
@@ -974,8 +970,8 @@ mod tests {
         release: Release,
         kind: Reply,
         key: &mut Option<Arc<Evaluator>>,
-    ) -> (Result<u32, PartyError>, u64) {
-        let net = InMemoryTransport::network(2);
+    ) -> (Result<(), PartyError>, u64) {
+        let net = InMemoryTransport::channels(2, treaty_mpc::transport::DEFAULT_MAX_MESSAGE);
         let (o, e) = (&net[OWNER], &net[EVALUATOR]);
         let plan = plan(release);
         let rows = OwnerRows {
@@ -985,12 +981,15 @@ mod tests {
         let mut report = pb::FheScorePartyResult::default();
         let owner_side = owner(o, cfg, &plan, rows, &mut report);
         let evaluator_side = async {
-            let _offer = e.recv(OWNER, FHE_ROUND).await.unwrap();
-            e.send(OWNER, FHE_ROUND, vec![u8::from(key.is_some())])
+            let key_channel = e.child("key");
+            let _offer = key_channel.recv(OWNER).await.unwrap();
+            key_channel
+                .send(OWNER, vec![u8::from(key.is_some())])
                 .await
                 .unwrap();
+            key_channel.end_round();
             if key.is_none() {
-                let bytes = e.recv(OWNER, FHE_ROUND + 1).await.unwrap();
+                let bytes = key_channel.recv(OWNER).await.unwrap();
                 let ev = blocking(move || {
                     let (k, _) = import_server_key(&bytes).map_err(fhe_err)?;
                     Evaluator::new(k.decompress()).map_err(fhe_err)
@@ -1000,12 +999,13 @@ mod tests {
                 *key = Some(Arc::new(ev));
             }
             let ev = key.clone().unwrap();
-            let upload = e.recv(OWNER, CHUNK_ROUND).await.unwrap();
+            let chunks = e.child("chunks");
+            let upload = chunks.recv(OWNER).await.unwrap();
             let batch = blocking(move || Ok(reply(kind, &upload, release, &ev)))
                 .await
                 .unwrap();
             let before = o.counters().snapshot();
-            e.send(OWNER, CHUNK_ROUND + 1, batch).await.unwrap();
+            chunks.send(OWNER, batch).await.unwrap();
             before
         };
         let (outcome, before) = tokio::join!(owner_side, evaluator_side);
@@ -1030,7 +1030,7 @@ mod tests {
         // The harness itself: an honest reply is decrypted and its values returned (one
         // message), for the one chunk of two rows.
         let (outcome, sent) = against(&cfg, Release::Decisions, Reply::Honest, &mut key).await;
-        assert_eq!(outcome.unwrap(), CHUNK_ROUND + 3);
+        outcome.unwrap();
         assert_eq!(sent, 1);
 
         for (release, kind) in [
@@ -1048,7 +1048,7 @@ mod tests {
                         from: EVALUATOR,
                         round,
                         ..
-                    })) if round == CHUNK_ROUND + 1
+                    })) if round == 0
                 ),
                 "{kind:?}: {outcome:?}"
             );

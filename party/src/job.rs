@@ -19,7 +19,7 @@ use treaty_mpc::psi::multi::{self, MultiPsiMode, MultiPsiParams, PartySet};
 use treaty_mpc::psi::{self, PsiMode, PsiParams};
 use treaty_mpc::seeds::{self, SessionContext};
 use treaty_mpc::stats::{self, LocalAggregates};
-use treaty_mpc::transport::{DigestedTransport, SubTransport, Transport, exchange};
+use treaty_mpc::transport::{Channel as DataChannel, DigestedLink, exchange};
 use treaty_mpc::vstats::{self, VerticalInput};
 use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient, job_report, job_spec};
 use treaty_trust::identity::{check_fresh, verify_submission};
@@ -33,15 +33,12 @@ use crate::dataset::{self, DatasetConfig, Predicate};
 use crate::error::io_err;
 #[cfg(feature = "fhe")]
 use crate::fhe_score;
-use crate::join::{JOIN_ROUND, JoinPlan, JoinTable, predicate};
+use crate::join::{JoinPlan, JoinTable, predicate};
 use crate::link::{GrpcTransport, LinkHub, SessionPeer, SessionSetup};
 use crate::membership;
 use crate::policy::{Policy, Request, Reuse, Terms, check_cohort};
 use crate::score::{self, ClearModel, ModelSource, ScorePlan};
 use crate::train::{self, StoredModel, TrainPlan};
-
-/// Round of the release barrier (after the protocol's own rounds).
-const BARRIER_ROUND: u32 = 1;
 
 /// This party's index in the job and its dataset name.
 pub fn my_role<'a>(
@@ -681,7 +678,6 @@ struct PsiRun {
     matched: Option<Vec<usize>>,
     peer_set_size: u64,
     set_sizes: std::collections::HashMap<String, u64>,
-    rounds: u32,
 }
 
 /// Everything a running job needs.
@@ -784,7 +780,7 @@ impl JobRun {
         (tx, task)
     }
 
-    async fn progress<T: Transport>(&self, fraction: f64, transport: Option<&T>) {
+    async fn progress(&self, fraction: f64, transport: Option<&DataChannel>) {
         let c = transport
             .map(|t| t.counters().snapshot())
             .unwrap_or_default();
@@ -912,7 +908,7 @@ impl JobRun {
         if let LocalInput::Stats(_, aggregates) = &local {
             check_cohort(&self.terms, &self.cfg.id, aggregates.count())?;
         }
-        self.progress::<GrpcTransport>(0.4, None).await;
+        self.progress(0.4, None).await;
 
         // 2. Data plane.
         let peers: Vec<SessionPeer> = membership::session_peers(a, self.roster.as_deref());
@@ -923,7 +919,6 @@ impl JobRun {
                 me,
                 peers: &peers,
                 tls: self.tls.as_deref(),
-                max_message: self.cfg.limits.max_message_bytes,
                 timeout: self.cfg.limits.peer_timeout(),
                 abort: self.abort.clone(),
             },
@@ -932,15 +927,17 @@ impl JobRun {
         .await
         .map_err(|e| PartyError::from(e).with_peer_names(&ids))?;
         self.audit_event(AuditEvent::ProtocolStart { peers: ids.clone() });
-        let digested = DigestedTransport::new(&transport);
+        let digested = Arc::new(DigestedLink::new(transport));
+        let root = DataChannel::new(digested.clone(), self.cfg.limits.max_message_bytes);
         let result = self
-            .protocol(&digested, &peers, local, &recipient)
+            .protocol(&root, &peers, local, &recipient)
             .await
             .map_err(|e| e.with_peer_names(&ids));
         self.rounds.store(
-            transport.counters().snapshot().rounds,
+            root.counters().snapshot().rounds,
             std::sync::atomic::Ordering::Relaxed,
         );
+        let transport = digested.inner();
         for t in digested.traffic() {
             self.audit_event(AuditEvent::PeerTraffic {
                 peer: ids.get(t.peer).cloned().unwrap_or_default(),
@@ -969,7 +966,7 @@ impl JobRun {
 
     async fn protocol(
         &self,
-        transport: &impl Transport,
+        transport: &DataChannel,
         peers: &[SessionPeer],
         local: LocalInput,
         recipient: &[u8],
@@ -977,26 +974,27 @@ impl JobRun {
         let a = &self.assignment;
         let ids: Vec<String> = peers.iter().map(|p| p.party.clone()).collect();
         let mut rng = seeds::os_rng()?;
-        let (plain, barrier_round) = match local {
+        let plain = match local {
             LocalInput::Stats(stats, local) => {
                 let ctx = SessionContext {
                     job_id: &a.job_id,
                     party_ids: &ids,
                 };
-                let share = stats::run(transport, ctx, &local, &stats.columns, &mut rng).await?;
-                (share.to_bytes(), BARRIER_ROUND)
+                let ch = transport.child("stats");
+                let share = stats::run(&ch, ctx, &local, &stats.columns, &mut rng).await?;
+                share.to_bytes()
             }
             LocalInput::Psi(psi, own) => {
-                let (report, rounds) = self.psi(transport, &psi, &own, &mut rng).await?;
-                (report.encode_to_vec(), rounds)
+                let ch = transport.child("psi");
+                self.psi(&ch, &psi, &own, &mut rng).await?.encode_to_vec()
             }
             LocalInput::Join(join) => self.join_job(transport, &ids, *join, &mut rng).await?,
             #[cfg(feature = "fhe")]
             LocalInput::Fhe(fhe) => {
                 let (plan, local) = *fhe;
-                let (report, next) =
-                    fhe_score::run(transport, &self.cfg, &ids, &plan, local, &mut rng).await?;
-                (report.encode_to_vec(), next)
+                let ch = transport.child("fhe");
+                let report = fhe_score::run(&ch, &self.cfg, &ids, &plan, local, &mut rng).await?;
+                report.encode_to_vec()
             }
         };
         let mut plain = plain;
@@ -1028,12 +1026,13 @@ impl JobRun {
                 .unwrap_or_default(),
             sealed_sha256: Digest32(digest),
         });
-        let got = exchange(transport, barrier_round, |_| digest.to_vec()).await?;
+        let barrier = transport.child("barrier");
+        let got = exchange(&barrier, |_| digest.to_vec()).await?;
         for (peer, msg) in got.iter().enumerate() {
             if msg.as_ref().is_some_and(|m| m.len() != 32) {
                 return Err(treaty_mpc::MpcError::MalformedMessage {
                     from: peer,
-                    round: barrier_round,
+                    round: 0,
                     what: "barrier digest is not 32 bytes",
                 }
                 .into());
@@ -1047,14 +1046,14 @@ impl JobRun {
 
     /// Runs PSI on this party's ids (two-party, or the multi-party chain with three or more
     /// parties); stores the aligned intersection if this party learns it. Returns the report
-    /// sealed to the analyst and the next free round.
+    /// sealed to the analyst.
     async fn psi(
         &self,
-        transport: &impl Transport,
+        transport: &DataChannel,
         psi: &pb::PsiJob,
         own: &[String],
         rng: &mut ChaCha20Rng,
-    ) -> Result<(pb::PsiPartyResult, u32), PartyError> {
+    ) -> Result<pb::PsiPartyResult, PartyError> {
         let a = &self.assignment;
         let index_of = |party: &str| a.peers.iter().position(|p| p.party == party);
         let to: Vec<usize> = psi.to.iter().filter_map(|p| index_of(p)).collect();
@@ -1065,7 +1064,6 @@ impl JobRun {
             let total = (p.own_total + p.peer_total).max(1) as f64;
             tx.send_replace(0.1 + 0.8 * done / total);
         };
-        let first_round = 0;
         let outcome = if a.peers.len() > 2 {
             let mode = match (psi.reveal(), to.as_slice()) {
                 (pb::PsiReveal::Intersection, to) if !to.is_empty() && to.len() == psi.to.len() => {
@@ -1074,8 +1072,7 @@ impl JobRun {
                 (pb::PsiReveal::Cardinality, [r]) => MultiPsiMode::CardinalityTo(*r),
                 _ => return Err(bad_mode()),
             };
-            let mut params = MultiPsiParams::new(&a.job_id, mode);
-            params.first_round = first_round;
+            let params = MultiPsiParams::new(&a.job_id, mode);
             multi::run(transport, &params, own, rng, on_progress)
                 .await
                 .map(|o| {
@@ -1091,7 +1088,6 @@ impl JobRun {
                             .zip(&o.set_sizes)
                             .map(|(p, n)| (p.to_string(), *n))
                             .collect(),
-                        rounds: o.rounds,
                     }
                 })
         } else {
@@ -1101,8 +1097,7 @@ impl JobRun {
                 (pb::PsiReveal::Cardinality, [r]) => PsiMode::CardinalityTo(*r),
                 _ => return Err(bad_mode()),
             };
-            let mut params = PsiParams::new(&a.job_id, mode);
-            params.first_round = first_round;
+            let params = PsiParams::new(&a.job_id, mode);
             psi::run(transport, &params, own, rng, on_progress)
                 .await
                 .map(|o| PsiRun {
@@ -1110,7 +1105,6 @@ impl JobRun {
                     matched: o.matched,
                     peer_set_size: o.peer_set_size,
                     set_sizes: Default::default(),
-                    rounds: o.rounds,
                 })
         };
         drop(tx);
@@ -1123,28 +1117,26 @@ impl JobRun {
             }
             None => String::new(),
         };
-        Ok((
-            pb::PsiPartyResult {
-                own_set_size: own.len() as u64,
-                peer_set_size: outcome.peer_set_size,
-                intersection_size: outcome.size,
-                stored_as,
-                set_sizes: outcome.set_sizes,
-            },
-            first_round.wrapping_add(outcome.rounds),
-        ))
+        Ok(pb::PsiPartyResult {
+            own_set_size: own.len() as u64,
+            peer_set_size: outcome.peer_set_size,
+            intersection_size: outcome.size,
+            stored_as,
+            set_sizes: outcome.set_sizes,
+        })
     }
 
     /// Runs a `stats` or `train` job with a join: the inline PSI between the data parties if
     /// the join reuses no stored intersection, then the vertical protocol with the helper.
-    /// Returns this party's sealed output (bytes) and the next free round.
+    /// The inline PSI runs on the `psi` child of `transport` (among the data parties), the
+    /// vertical protocol on its `join` child. Returns this party's sealed output (bytes).
     async fn join_job(
         &self,
-        transport: &impl Transport,
+        transport: &DataChannel,
         ids: &[String],
         local: JoinLocal,
         rng: &mut ChaCha20Rng,
-    ) -> Result<(Vec<u8>, u32), PartyError> {
+    ) -> Result<Vec<u8>, PartyError> {
         let a = &self.assignment;
         let JoinLocal {
             plan,
@@ -1158,28 +1150,25 @@ impl JobRun {
             (Some(table), Some(matched)) => Some((table, matched)),
             (Some(table), None) => {
                 let data = plan.data_parties();
-                let (matched, rounds) = if data.len() == transport.parties() {
+                let ch = transport.child("psi");
+                let matched = if data.len() == transport.parties() {
                     // Three data parties: the multi-party chain, intersection to all.
                     let mode = MultiPsiMode::IntersectionTo(PartySet::all(data.len()));
                     let params = MultiPsiParams::new(&a.job_id, mode);
-                    let o = multi::run(transport, &params, table.ids(), rng, |_| {}).await?;
-                    (o.matched, o.rounds)
+                    multi::run(&ch, &params, table.ids(), rng, |_| {})
+                        .await?
+                        .matched
                 } else {
-                    let sub = SubTransport::new(transport, data).ok_or_else(|| {
+                    let sub = ch.among(data).ok_or_else(|| {
                         PartyError::Rejected(
                             "this data party is not among the join's parties".into(),
                         )
                     })?;
                     let params = PsiParams::new(&a.job_id, PsiMode::IntersectionToBoth);
-                    let o = psi::run(&sub, &params, table.ids(), rng, |_| {}).await?;
-                    (o.matched, o.rounds)
+                    psi::run(&sub, &params, table.ids(), rng, |_| {})
+                        .await?
+                        .matched
                 };
-                if rounds >= JOIN_ROUND {
-                    return Err(PartyError::Rejected(format!(
-                        "the inline PSI took {rounds} rounds, more than the {JOIN_ROUND} a join \
-                         allows"
-                    )));
-                }
                 let matched = matched.ok_or_else(|| {
                     PartyError::Rejected("the inline PSI revealed no intersection".into())
                 })?;
@@ -1190,17 +1179,15 @@ impl JobRun {
             check_cohort(&self.terms, &self.cfg.id, matched.len() as u64)?;
         }
         self.progress(0.3, Some(transport)).await;
+        let join = transport.child("join");
         match work {
             JoinWork::Train(train) => {
-                return self
-                    .train(transport, ids, &train, aligned.as_ref(), rng)
-                    .await;
+                return self.train(&join, ids, &train, aligned.as_ref(), rng).await;
             }
             JoinWork::Score(plan) => {
                 let aligned = aligned.as_ref().map(|(t, m)| (t, m.as_slice()));
-                let (report, next) =
-                    score::run(transport, ids, &a.job_id, &plan, aligned, rng).await?;
-                return Ok((report.encode_to_vec(), next));
+                let report = score::run(&join, ids, &a.job_id, &plan, aligned, rng).await?;
+                return Ok(report.encode_to_vec());
             }
             JoinWork::Stats => {}
         }
@@ -1214,9 +1201,8 @@ impl JobRun {
             party_ids: ids,
         };
         let out = vstats::run(
-            transport,
+            &join,
             ctx,
-            JOIN_ROUND,
             &plan.layout,
             &input,
             &plan.column_names,
@@ -1224,19 +1210,19 @@ impl JobRun {
             rng,
         )
         .await?;
-        Ok((out.share.to_bytes(), out.next_round))
+        Ok(out.share.to_bytes())
     }
 
     /// The `train` protocol on aligned rows, with progress reports every 200 ms at most; stores
-    /// this party's part of the model. Returns the sealed report's plaintext and the next round.
+    /// this party's part of the model. Returns the sealed report's plaintext.
     async fn train(
         &self,
-        transport: &impl Transport,
+        transport: &DataChannel,
         ids: &[String],
         plan: &TrainPlan,
         aligned: Option<&(JoinTable, Vec<usize>)>,
         rng: &mut ChaCha20Rng,
-    ) -> Result<(Vec<u8>, u32), PartyError> {
+    ) -> Result<Vec<u8>, PartyError> {
         let a = &self.assignment;
         let (tx, reporter) = self.progress_side_task(0.3);
         let outcome = train::run(
@@ -1261,7 +1247,7 @@ impl JobRun {
             .await
             .map_err(|_| PartyError::Aborted("storing the model panicked".into()))??;
         tracing::info!(job = %a.job_id, model = %plan.model_id, path = %path.display(), "model share stored");
-        Ok((outcome.report.encode_to_vec(), outcome.next_round))
+        Ok(outcome.report.encode_to_vec())
     }
 
     /// Writes the matched ids, one per line in the common order, to

@@ -30,10 +30,6 @@ use crate::config::PartyConfig;
 use crate::dataset::{self, ColumnType, DatasetConfig, Predicate, Table};
 use crate::error::io_err;
 
-/// The round at which the vertical `stats` protocol starts: after any inline PSI between the
-/// data parties (whose round count depends on the set sizes, which the helper does not know).
-pub const JOIN_ROUND: u32 = 1 << 24;
-
 /// What a join job asks of every party, derived from the spec and the job's party order.
 #[derive(Debug, Clone)]
 pub struct JoinPlan {

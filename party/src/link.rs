@@ -1,5 +1,6 @@
 //! The data plane: `PartyLink` streams between party nodes, and [`GrpcTransport`], the
-//! `treaty_mpc::transport::Transport` implementation over them.
+//! `treaty_mpc::transport::Link` implementation over them (protocols talk to a
+//! `treaty_mpc::transport::Channel` over it, which checks tags and sizes and counts traffic).
 //!
 //! For each job, the party with the lower index dials the one with the higher index and opens one
 //! bidirectional `Exchange` stream, whose first frame is a `Hello` naming job, sender and receiver.
@@ -7,9 +8,10 @@
 //! session checks that the dialler's TLS certificate is the one the registry pinned for that party.
 //!
 //! A protocol message travels as one or more `Chunk` frames (at most [`treaty_proto::CHUNK_SIZE`]
-//! payload bytes each) tagged with its round and total length. The receiver enforces the session's
-//! message limit, the round order and the chunk arithmetic; any violation fails the job, never the
-//! node. A failing session sends `Abort` to its peers so they stop at once instead of timing out.
+//! payload bytes each) carrying its tag (scope id and round: 12 bytes, fixed size) and total length.
+//! The receiver refuses a declared length above the limit its channel passes before reserving
+//! anything, and checks the chunk arithmetic and that the tag stays the same within a message;
+//! the channel then checks the tag. Any violation fails the job, never the node. A failing session sends `Abort` to its peers so they stop at once instead of timing out.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -24,7 +26,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
-use treaty_mpc::transport::{Counters, PartyIndex, Transport, TransportError};
+use treaty_mpc::transport::{Link, PartyIndex, ScopeId, Tag, TransportError};
 use treaty_proto::v1::{self as pb, frame, party_link_client::PartyLinkClient, party_link_server};
 use treaty_proto::{CHUNK_SIZE, MAX_DATA_FRAME};
 use treaty_trust::client::{Dial, endpoint};
@@ -45,15 +47,15 @@ const MAX_PARKED: usize = 4096;
 type FrameStream = Pin<Box<dyn Stream<Item = Result<pb::Frame, Status>> + Send>>;
 
 /// One direction-pair of a job's link with a peer.
-struct Link {
+struct Streams {
     inbound: FrameStream,
     outbound: mpsc::Sender<pb::Frame>,
     peer_cert_sha256: Option<[u8; 32]>,
 }
 
 enum Slot {
-    SessionWaiting(oneshot::Sender<Link>),
-    StreamWaiting(Link, Instant),
+    SessionWaiting(oneshot::Sender<Streams>),
+    StreamWaiting(Streams, Instant),
 }
 
 /// Rendezvous between accepted `Exchange` streams and the job sessions that claim them.
@@ -74,7 +76,7 @@ impl LinkHub {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn offer(&self, job: String, from: String, link: Link) {
+    fn offer(&self, job: String, from: String, link: Streams) {
         let mut slots = self.slots();
         slots.retain(|_, s| !matches!(s, Slot::StreamWaiting(_, t) if t.elapsed() > PARK_TIMEOUT));
         let key = (job, from);
@@ -90,7 +92,7 @@ impl LinkHub {
         }
     }
 
-    async fn claim(&self, job: &str, from: &str, timeout: Duration) -> Option<Link> {
+    async fn claim(&self, job: &str, from: &str, timeout: Duration) -> Option<Streams> {
         let key = (job.to_string(), from.to_string());
         let rx = {
             let mut slots = self.slots();
@@ -191,7 +193,7 @@ impl party_link_server::PartyLink for PartyLinkService {
         self.hub.offer(
             hello.job_id,
             hello.sender,
-            Link {
+            Streams {
                 inbound: Box::pin(inbound),
                 outbound: out_tx,
                 peer_cert_sha256: fp,
@@ -267,8 +269,6 @@ pub struct SessionSetup<'a> {
     pub peers: &'a [SessionPeer],
     /// TLS identity (`None` = insecure).
     pub tls: Option<&'a TlsIdentity>,
-    /// Largest message accepted.
-    pub max_message: usize,
     /// Connect and receive timeout.
     pub timeout: Duration,
     /// Cancelled when the job is aborted.
@@ -281,16 +281,16 @@ struct Inbound {
     broken: Option<TransportError>,
 }
 
-/// `Transport` over gRPC `PartyLink` streams.
+/// A [`Link`] over gRPC `PartyLink` streams. It neither checks tags nor counts traffic: the
+/// `Channel` over it does, as over every link.
 pub struct GrpcTransport {
     me: PartyIndex,
     n: usize,
-    max_message: usize,
     timeout: Duration,
     abort: CancellationToken,
-    outbound: Vec<Option<mpsc::Sender<pb::Frame>>>,
+    /// Emptied by [`GrpcTransport::close`] (which ends the outgoing streams).
+    outbound: Mutex<Vec<Option<mpsc::Sender<pb::Frame>>>>,
     inbound: Vec<Option<tokio::sync::Mutex<Inbound>>>,
-    counters: Counters,
 }
 
 impl std::fmt::Debug for GrpcTransport {
@@ -327,18 +327,16 @@ impl GrpcTransport {
         Ok(Self {
             me: setup.me,
             n,
-            max_message: setup.max_message,
             timeout: setup.timeout,
             abort: setup.abort,
-            outbound,
+            outbound: Mutex::new(outbound),
             inbound,
-            counters: Counters::default(),
         })
     }
 
     /// Tells every peer the session is aborted (best effort, does not wait).
     pub fn abort_peers(&self, reason: &str) {
-        for tx in self.outbound.iter().flatten() {
+        for tx in self.outbound().iter().flatten() {
             let _ = tx.try_send(pb::Frame {
                 kind: Some(frame::Kind::Abort(pb::Abort {
                     reason: reason.to_string(),
@@ -356,12 +354,12 @@ impl GrpcTransport {
     /// end. A peer ends its stream only when it is done too, so once `close` returns no peer still
     /// waits for a message of this party. A peer that sends more data after the end is a
     /// violation; a peer whose stream breaks is taken as gone.
-    pub async fn close(mut self, within: Duration) -> Result<(), TransportError> {
-        self.outbound.clear();
+    pub async fn close(&self, within: Duration) -> Result<(), TransportError> {
+        self.outbound().clear();
         let deadline = tokio::time::Instant::now() + within;
-        for (peer, slot) in self.inbound.iter_mut().enumerate() {
-            let Some(inbound) = slot.take() else { continue };
-            let mut inbound = inbound.into_inner();
+        for (peer, slot) in self.inbound.iter().enumerate() {
+            let Some(inbound) = slot else { continue };
+            let mut inbound = inbound.lock().await;
             let next = tokio::select! {
                 f = inbound.stream.next() => f,
                 () = tokio::time::sleep_until(deadline) => {
@@ -387,6 +385,11 @@ impl GrpcTransport {
         Ok(())
     }
 
+    fn outbound(&self) -> MutexGuard<'_, Vec<Option<mpsc::Sender<pb::Frame>>>> {
+        // Updates are a single clear: a poisoned lock still holds a consistent list.
+        self.outbound.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn violation(peer: PartyIndex, what: impl Into<String>) -> TransportError {
         TransportError::Violation {
             peer,
@@ -397,16 +400,16 @@ impl GrpcTransport {
     async fn read_message(
         &self,
         from: PartyIndex,
-        round: u32,
+        limit: usize,
         inbound: &mut Inbound,
-    ) -> Result<Vec<u8>, TransportError> {
+    ) -> Result<(Tag, Vec<u8>), TransportError> {
         let mut buf: Vec<u8> = Vec::new();
-        let mut total: Option<u64> = None;
+        let mut first: Option<(Tag, u64)> = None;
         loop {
             let next = tokio::select! {
                 f = inbound.stream.next() => f,
                 () = self.abort.cancelled() => return Err(TransportError::Aborted { reason: "job aborted".into() }),
-                () = tokio::time::sleep(self.timeout) => return Err(TransportError::Timeout { peer: from, round }),
+                () = tokio::time::sleep(self.timeout) => return Err(TransportError::Timeout { peer: from }),
             };
             let frame = match next {
                 None => return Err(TransportError::PeerDisconnected { peer: from }),
@@ -434,24 +437,23 @@ impl GrpcTransport {
                     return Err(Self::violation(from, "unexpected frame kind mid-stream"));
                 }
             };
-            if chunk.round != round {
-                return Err(TransportError::UnexpectedRound {
-                    peer: from,
-                    expected: round,
-                    got: chunk.round,
-                });
-            }
+            // The tag is two fixed-size fields (decoding allocated nothing for it); the channel
+            // checks it once the message is whole.
+            let tag = Tag {
+                scope: ScopeId(chunk.scope),
+                round: chunk.round,
+            };
             let declared = chunk.total_len;
-            if declared > self.max_message as u64 {
+            if declared > limit as u64 {
                 return Err(TransportError::MessageTooLarge {
                     peer: from,
                     len: usize::try_from(declared).unwrap_or(usize::MAX),
-                    max: self.max_message,
+                    max: limit,
                 });
             }
-            match total {
+            match first {
                 None => {
-                    total = Some(declared);
+                    first = Some((tag, declared));
                     // A peer's declared length alone reserves at most `RESERVE_AHEAD` (already
                     // capped by `max_message`); beyond that the buffer grows with the chunks that
                     // actually arrive. Without the reservation a message of 8 chunks is copied
@@ -460,11 +462,14 @@ impl GrpcTransport {
                         usize::try_from(declared).map_or(RESERVE_AHEAD, |d| d.min(RESERVE_AHEAD)),
                     );
                 }
-                Some(t) if t != declared => {
+                Some((_, t)) if t != declared => {
                     return Err(Self::violation(
                         from,
                         "total length changed within a message",
                     ));
+                }
+                Some((t, _)) if t != tag => {
+                    return Err(Self::violation(from, "tag changed within a message"));
                 }
                 Some(_) => {}
             }
@@ -478,7 +483,7 @@ impl GrpcTransport {
                 if buf.len() as u64 != declared {
                     return Err(Self::violation(from, "message shorter than declared"));
                 }
-                return Ok(buf);
+                return Ok((tag, buf));
             }
         }
     }
@@ -487,7 +492,7 @@ impl GrpcTransport {
 async fn dial(
     setup: &SessionSetup<'_>,
     j: PartyIndex,
-) -> Result<(PartyIndex, Link), TransportError> {
+) -> Result<(PartyIndex, Streams), TransportError> {
     let peer = &setup.peers[j];
     let fail = |what: String| TransportError::Violation { peer: j, what };
     // With the peer's CA from the roster, trust that CA alone for this link.
@@ -506,7 +511,7 @@ async fn dial(
     .map_err(|e| fail(format!("cannot dial {}: {e}", peer.endpoint)))?;
     let channel = tokio::time::timeout(setup.timeout, ep.connect())
         .await
-        .map_err(|_| TransportError::Timeout { peer: j, round: 0 })?
+        .map_err(|_| TransportError::Timeout { peer: j })?
         .map_err(|_| TransportError::PeerDisconnected { peer: j })?;
     let mut client = PartyLinkClient::new(channel)
         .max_decoding_message_size(MAX_DATA_FRAME)
@@ -524,11 +529,11 @@ async fn dial(
         .map_err(|_| TransportError::PeerDisconnected { peer: j })?;
     let response = tokio::time::timeout(setup.timeout, client.exchange(ReceiverStream::new(rx)))
         .await
-        .map_err(|_| TransportError::Timeout { peer: j, round: 0 })?
+        .map_err(|_| TransportError::Timeout { peer: j })?
         .map_err(|s| fail(format!("peer refused the link: {}", s.message())))?;
     Ok((
         j,
-        Link {
+        Streams {
             inbound: Box::pin(response.into_inner()),
             outbound: tx,
             peer_cert_sha256: None,
@@ -540,12 +545,12 @@ async fn accept(
     setup: &SessionSetup<'_>,
     hub: &LinkHub,
     j: PartyIndex,
-) -> Result<(PartyIndex, Link), TransportError> {
+) -> Result<(PartyIndex, Streams), TransportError> {
     let peer = &setup.peers[j];
     let link = hub
         .claim(setup.job_id, &peer.party, setup.timeout)
         .await
-        .ok_or(TransportError::Timeout { peer: j, round: 0 })?;
+        .ok_or(TransportError::Timeout { peer: j })?;
     if setup.tls.is_some() {
         let pinned = link
             .peer_cert_sha256
@@ -560,7 +565,7 @@ async fn accept(
     Ok((j, link))
 }
 
-impl Transport for GrpcTransport {
+impl Link for GrpcTransport {
     fn me(&self) -> PartyIndex {
         self.me
     }
@@ -569,26 +574,11 @@ impl Transport for GrpcTransport {
         self.n
     }
 
-    fn max_message_len(&self) -> usize {
-        self.max_message
-    }
-
-    fn counters(&self) -> &Counters {
-        &self.counters
-    }
-
-    async fn send(&self, to: PartyIndex, round: u32, msg: Vec<u8>) -> Result<(), TransportError> {
-        if msg.len() > self.max_message {
-            return Err(TransportError::MessageTooLarge {
-                peer: to,
-                len: msg.len(),
-                max: self.max_message,
-            });
-        }
+    async fn send(&self, to: PartyIndex, tag: Tag, msg: Vec<u8>) -> Result<(), TransportError> {
         let tx = self
-            .outbound
+            .outbound()
             .get(to)
-            .and_then(Option::as_ref)
+            .and_then(Option::clone)
             .ok_or(TransportError::UnknownPeer { peer: to })?;
         let total = msg.len() as u64;
         let msg = prost::bytes::Bytes::from(msg);
@@ -604,7 +594,8 @@ impl Transport for GrpcTransport {
         for (i, piece) in pieces.into_iter().enumerate() {
             let frame = pb::Frame {
                 kind: Some(frame::Kind::Chunk(pb::Chunk {
-                    round,
+                    round: tag.round,
+                    scope: tag.scope.0,
                     total_len: total,
                     last: i + 1 == count,
                     payload: piece,
@@ -613,14 +604,13 @@ impl Transport for GrpcTransport {
             tokio::select! {
                 r = tx.send(frame) => r.map_err(|_| TransportError::PeerDisconnected { peer: to })?,
                 () = self.abort.cancelled() => return Err(TransportError::Aborted { reason: "job aborted".into() }),
-                () = tokio::time::sleep(self.timeout) => return Err(TransportError::Timeout { peer: to, round }),
+                () = tokio::time::sleep(self.timeout) => return Err(TransportError::Timeout { peer: to }),
             }
         }
-        self.counters.add_sent(msg.len());
         Ok(())
     }
 
-    async fn recv(&self, from: PartyIndex, round: u32) -> Result<Vec<u8>, TransportError> {
+    async fn recv(&self, from: PartyIndex, limit: usize) -> Result<(Tag, Vec<u8>), TransportError> {
         let slot = self
             .inbound
             .get(from)
@@ -630,11 +620,8 @@ impl Transport for GrpcTransport {
         if let Some(e) = &inbound.broken {
             return Err(e.clone());
         }
-        match self.read_message(from, round, &mut inbound).await {
-            Ok(msg) => {
-                self.counters.add_received(msg.len());
-                Ok(msg)
-            }
+        match self.read_message(from, limit, &mut inbound).await {
+            Ok(msg) => Ok(msg),
             Err(e) => {
                 inbound.broken = Some(e.clone());
                 Err(e)
@@ -647,11 +634,12 @@ impl Transport for GrpcTransport {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use treaty_mpc::transport::{Channel, CounterSnapshot};
+
     use super::*;
 
-    /// Two parties on loopback (plaintext): party 1 serves, party 0 dials. Returns their
-    /// transports.
-    async fn pair(job: &str) -> (GrpcTransport, GrpcTransport) {
+    /// Two parties on loopback (plaintext): party 1 serves, party 0 dials. Returns their links.
+    async fn pair(job: &str) -> (Arc<GrpcTransport>, Arc<GrpcTransport>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hub = Arc::new(LinkHub::default());
@@ -679,7 +667,6 @@ mod tests {
             me,
             peers: &peers,
             tls: None,
-            max_message: 64 << 20,
             timeout: Duration::from_secs(30),
             abort: CancellationToken::new(),
         };
@@ -688,22 +675,28 @@ mod tests {
             GrpcTransport::connect(setup(0), &idle),
             GrpcTransport::connect(setup(1), &hub)
         );
-        (a.unwrap(), b.unwrap())
+        (Arc::new(a.unwrap()), Arc::new(b.unwrap()))
     }
+
+    const LIMIT: usize = 64 << 20;
 
     #[tokio::test]
     async fn close_delivers_the_last_message_before_the_links_end() {
         let (a, b) = pair("close").await;
+        let (ca, cb) = (
+            Channel::new(a.clone(), LIMIT),
+            Channel::new(b.clone(), LIMIT),
+        );
         // Several chunks, most still queued when the sender closes right after its last send
         // (dropping the transport there instead loses them: the receiver sees a disconnect).
         let big: Vec<u8> = (0..8 * CHUNK_SIZE + 17).map(|i| (i % 251) as u8).collect();
         let (closed, got) = tokio::join!(
             async {
-                a.send(1, 7, big.clone()).await.unwrap();
+                ca.child("x").send(1, big.clone()).await.unwrap();
                 a.close(Duration::from_secs(30)).await
             },
             async {
-                let got = b.recv(0, 7).await;
+                let got = cb.child("x").recv(0).await;
                 b.close(Duration::from_secs(30)).await.unwrap();
                 got
             }
@@ -715,7 +708,10 @@ mod tests {
     #[tokio::test]
     async fn close_refuses_data_the_session_never_read() {
         let (a, b) = pair("unread").await;
-        a.send(1, 0, vec![1, 2, 3]).await.unwrap();
+        Channel::new(a.clone(), LIMIT)
+            .send(1, vec![1, 2, 3])
+            .await
+            .unwrap();
         let (ra, rb) = tokio::join!(
             a.close(Duration::from_secs(30)),
             b.close(Duration::from_secs(30))
@@ -724,6 +720,127 @@ mod tests {
         assert!(
             matches!(rb, Err(TransportError::Violation { peer: 0, .. })),
             "{rb:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_message_of_another_scope_is_refused_over_grpc() {
+        let (fake, b) = pair("scope").await;
+        let victim = Channel::new(b, LIMIT);
+        let batch = victim.child("psi").child("batch");
+        let tag = Tag {
+            scope: ScopeId::of("barrier"),
+            round: 0,
+        };
+        fake.send(1, tag, vec![0; 32]).await.unwrap();
+        assert_eq!(
+            batch.recv(0).await,
+            Err(TransportError::UnexpectedScope {
+                peer: 0,
+                expected: "psi/batch".into(),
+                got: ScopeId::of("barrier").0,
+            })
+        );
+        assert_eq!(batch.recv(0).await, Err(TransportError::Poisoned));
+    }
+
+    #[tokio::test]
+    async fn oversize_messages_are_refused_both_ways_over_grpc() {
+        let (fake, b) = pair("oversize").await;
+        let victim = Channel::new(b, 3 * CHUNK_SIZE);
+        let ch = victim.child("psi");
+        // Declares more than the limit in its first chunk: refused before anything is reserved.
+        let tag = Tag {
+            scope: ScopeId::of("psi"),
+            round: 0,
+        };
+        fake.send(1, tag, vec![0; 3 * CHUNK_SIZE + 1])
+            .await
+            .unwrap();
+        assert_eq!(
+            ch.recv(0).await,
+            Err(TransportError::MessageTooLarge {
+                peer: 0,
+                len: 3 * CHUNK_SIZE + 1,
+                max: 3 * CHUNK_SIZE
+            })
+        );
+        let sender = Channel::new(fake, 4);
+        assert_eq!(
+            sender.send(1, vec![0; 5]).await,
+            Err(TransportError::MessageTooLarge {
+                peer: 1,
+                len: 5,
+                max: 4
+            })
+        );
+        assert_eq!(victim.counters().snapshot(), CounterSnapshot::default());
+        assert_eq!(sender.counters().snapshot(), CounterSnapshot::default());
+    }
+
+    #[tokio::test]
+    async fn a_tag_that_changes_within_a_message_is_a_violation() {
+        let (fake, b) = pair("retag").await;
+        let tx = fake.outbound().get(1).cloned().flatten().unwrap();
+        for (i, round) in [0u32, 1].into_iter().enumerate() {
+            tx.send(pb::Frame {
+                kind: Some(frame::Kind::Chunk(pb::Chunk {
+                    round,
+                    scope: ScopeId::of("psi").0,
+                    total_len: 2,
+                    last: i == 1,
+                    payload: vec![7].into(),
+                })),
+            })
+            .await
+            .unwrap();
+        }
+        let got = Channel::new(b, LIMIT).child("psi").recv(0).await;
+        assert!(
+            matches!(got, Err(TransportError::Violation { peer: 0, .. })),
+            "{got:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn traffic_over_grpc_is_counted_exactly_as_payload() {
+        let (a, b) = pair("count").await;
+        let (ca, cb) = (Channel::new(a, LIMIT), Channel::new(b, LIMIT));
+        let big = vec![5u8; 2 * CHUNK_SIZE + 3];
+        let (sa, sb) = tokio::join!(
+            async {
+                let x = ca.child("x");
+                x.send(1, big.clone()).await.unwrap();
+                x.send(1, vec![]).await.unwrap();
+                x.end_round();
+                ca.counters().snapshot()
+            },
+            async {
+                let x = cb.child("x");
+                assert_eq!(x.recv(0).await.unwrap().len(), big.len());
+                assert_eq!(x.recv(0).await.unwrap(), Vec::<u8>::new());
+                x.end_round();
+                cb.counters().snapshot()
+            }
+        );
+        let n = big.len() as u64;
+        assert_eq!(
+            sa,
+            CounterSnapshot {
+                rounds: 1,
+                bytes_sent: n,
+                messages_sent: 2,
+                ..CounterSnapshot::default()
+            }
+        );
+        assert_eq!(
+            sb,
+            CounterSnapshot {
+                rounds: 1,
+                bytes_received: n,
+                messages_received: 2,
+                ..CounterSnapshot::default()
+            }
         );
     }
 }

@@ -22,12 +22,12 @@ use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::glm::{self, GlmInput, GlmKind, GlmLayout, SharedModel};
 use treaty_mpc::rep3::{Rep3Session, Rep3Share};
 use treaty_mpc::seeds::SessionContext;
-use treaty_mpc::transport::Transport;
+use treaty_mpc::transport::Channel;
 use treaty_proto::v1 as pb;
 use zeroize::Zeroize;
 
 use crate::PartyError;
-use crate::join::{JOIN_ROUND, JoinPlan, JoinTable};
+use crate::join::{JoinPlan, JoinTable};
 use crate::train::StoredModel;
 
 /// Records per chunk of the secure computation (bounds memory; larger chunks are not faster).
@@ -253,19 +253,19 @@ impl ScorePlan {
 }
 
 /// Runs the `score` protocol at this party over aligned records: `table` and `matched` at a
-/// data party, `None` at a helper. Returns the report to seal and the next free round.
-pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
-    transport: &T,
+/// data party, `None` at a helper, on `transport` (a channel of its own). Returns the report to
+/// seal.
+pub async fn run<R: CryptoRng + ?Sized>(
+    transport: &Channel,
     party_ids: &[String],
     job_id: &str,
     plan: &ScorePlan,
     aligned: Option<(&JoinTable, &[usize])>,
     rng: &mut R,
-) -> Result<(pb::ScorePartyResult, u32), PartyError> {
+) -> Result<pb::ScorePartyResult, PartyError> {
     let me = transport.me();
     // 1. The standardisation of this party's features: stored with its model share, or sent by
     //    the party holding a clear model (one round, before anything is shared).
-    let mut round = JOIN_ROUND;
     let standardizers: Vec<(f64, f64)> = match &plan.source {
         ModelSource::Shared(model) => plan
             .layout
@@ -289,8 +289,8 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
             weights_party,
             model,
         } => {
-            round += 1;
-            standardizers_from(transport, JOIN_ROUND, plan, *weights_party, model.as_ref()).await?
+            let ch = transport.child("standardizers");
+            standardizers_from(&ch, plan, *weights_party, model.as_ref()).await?
         }
     };
     let mut ids = Vec::new();
@@ -310,7 +310,7 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
         }
     };
     let ctx = SessionContext { job_id, party_ids };
-    let (mut s, n) = glm::setup(transport, ctx, round, &plan.layout, &input, rng).await?;
+    let (mut s, n) = glm::setup(transport, ctx, &plan.layout, &input, rng).await?;
     let data = glm::share(
         &mut s,
         n,
@@ -375,27 +375,23 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
     }
     scores.zeroize();
     decisions.zeroize();
-    Ok((
-        pb::ScorePartyResult {
-            model_id: plan.model_id.clone(),
-            rows: n as u64,
-            share,
-            scores: plan.scores,
-            decisions: plan.decisions,
-            frac_bits: plan.frac_bits,
-            ids,
-            score_seconds,
-        },
-        s.next_round(),
-    ))
+    Ok(pb::ScorePartyResult {
+        model_id: plan.model_id.clone(),
+        rows: n as u64,
+        share,
+        scores: plan.scores,
+        decisions: plan.decisions,
+        frac_bits: plan.frac_bits,
+        ids,
+        score_seconds,
+    })
 }
 
-/// One round (`round`): the party holding a clear model sends every other party the `(mean,
+/// One round of `transport`: the party holding a clear model sends every other party the `(mean,
 /// scale)` of that party's features (16 bytes per feature, nothing to a party without
 /// features); returns this party's own. Refuses a malformed message.
-async fn standardizers_from<T: Transport>(
-    transport: &T,
-    round: u32,
+async fn standardizers_from(
+    transport: &Channel,
     plan: &ScorePlan,
     weights_party: usize,
     model: Option<&ClearModel>,
@@ -410,7 +406,8 @@ async fn standardizers_from<T: Transport>(
                 .collect()
         })
     };
-    let got = treaty_mpc::transport::exchange(transport, round, |peer| {
+    let round = transport.round();
+    let got = treaty_mpc::transport::exchange(transport, |peer| {
         if me != weights_party {
             return Vec::new();
         }
@@ -458,8 +455,8 @@ async fn standardizers_from<T: Transport>(
 
 /// The scores and decisions of one chunk of logits `z`: `σ(z)` (or `z` for linear regression)
 /// and `[z ≥ cut]` as 0/1 integers (`¬lt`, then one bit injection).
-async fn outputs<T: Transport>(
-    s: &mut Rep3Session<'_, T>,
+async fn outputs(
+    s: &mut Rep3Session,
     plan: &ScorePlan,
     z: &Rep3Share,
     cut: u64,

@@ -21,13 +21,13 @@ use treaty_job::validate::is_job_id;
 use treaty_mpc::glm::{self, GlmInput, GlmKind, GlmLayout, Standardizer, TrainParams};
 use treaty_mpc::rep3::Rep3Share;
 use treaty_mpc::seeds::SessionContext;
-use treaty_mpc::transport::Transport;
+use treaty_mpc::transport::Channel;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::PartyError;
 use crate::config::PartyConfig;
 use crate::error::io_err;
-use crate::join::{JOIN_ROUND, JoinPlan, JoinTable};
+use crate::join::{JoinPlan, JoinTable};
 
 /// Most held-out rows the AUC is computed on (it compares every pair: `m(m−1)/2` comparisons,
 /// one block of [`treaty_mpc::rep3::AUC_BLOCK_PAIRS`] at 1448 rows, ≈ 54 bytes per pair);
@@ -253,15 +253,14 @@ pub struct TrainOutcome {
     pub report: treaty_proto::v1::TrainPartyResult,
     /// This party's part of the model, to store.
     pub model: StoredModel,
-    /// The next free round.
-    pub next_round: u32,
 }
 
 /// Runs the `train` protocol at this party over aligned rows: `table` and `matched` at a data
-/// party (its rows in the common order), `None` at a helper.
+/// party (its rows in the common order), `None` at a helper. Runs on `transport` (a channel of
+/// its own: the protocol's sub-protocols are its children).
 #[allow(clippy::too_many_arguments)]
-pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
-    transport: &T,
+pub async fn run<R: CryptoRng + ?Sized>(
+    transport: &Channel,
     party_ids: &[String],
     job_id: &str,
     plan: &TrainPlan,
@@ -305,7 +304,7 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
         }
     };
     let ctx = SessionContext { job_id, party_ids };
-    let (mut s, n) = glm::setup(transport, ctx, JOIN_ROUND, &plan.layout, &input, rng).await?;
+    let (mut s, n) = glm::setup(transport, ctx, &plan.layout, &input, rng).await?;
     let (train_rows, holdout_rows) = plan.split(n);
     if train_rows == 0 {
         return Err(PartyError::Rejected(
@@ -363,7 +362,6 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
     if plan.reveal_weights {
         words.extend_from_slice(model.output_share().values());
     }
-    let next_round = s.next_round();
     let mut share = Vec::with_capacity(words.len() * 8);
     for w in &words {
         share.extend_from_slice(&w.to_le_bytes());
@@ -403,6 +401,5 @@ pub async fn run<T: Transport, R: CryptoRng + ?Sized>(
             train_seconds,
         },
         model: stored,
-        next_round,
     })
 }
