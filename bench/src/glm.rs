@@ -54,7 +54,6 @@ use super::{
     median_cpu_seconds, process_cpu_seconds,
 };
 use crate::BenchError;
-use treaty_party::link::GrpcTransport;
 
 /// Number of parties (rep3).
 pub const PARTIES: usize = 3;
@@ -666,7 +665,7 @@ async fn timed<R>(
 /// encoded and shared by [`CHECKER`], at the scale [`SharedModel`] stores (`2^{f+8}`). Returns
 /// the model and the weights as f64 (at the checker; rounded as encoded).
 async fn scoring_model(
-    s: &mut Rep3Session<'_, T>,
+    s: &mut Rep3Session,
     features: usize,
 ) -> Result<(SharedModel, Option<Vec<f64>>), BenchError> {
     let beta = plain::synthetic_model(features, BIAS, SCORE_SEED);

@@ -74,7 +74,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use treaty_mpc::rep3::workload::Case;
-use treaty_mpc::transport::{CounterSnapshot, DEFAULT_MAX_MESSAGE, PartyIndex};
+use treaty_mpc::transport::{Channel, CounterSnapshot, DEFAULT_MAX_MESSAGE, PartyIndex};
 use treaty_trust::pki;
 use treaty_trust::tls::TlsIdentity;
 
@@ -852,8 +852,8 @@ async fn run_plan<W: Write>(
     )
     .await
     .map_err(|e| PartyError::from(e).with_peer_names(&ids))?;
-    let transport = std::sync::Arc::new(transport);
-    let root = treaty_mpc::transport::Channel::new(transport.clone(), DEFAULT_MAX_MESSAGE);
+    let transport = Arc::new(transport);
+    let root = Channel::new(transport.clone(), DEFAULT_MAX_MESSAGE);
     let runs = Runs {
         warmup: setup.warmup,
         repeat: setup.repeat,

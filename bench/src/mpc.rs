@@ -15,7 +15,6 @@ use super::{
     median_cpu_seconds, process_cpu_seconds,
 };
 use crate::BenchError;
-use treaty_party::link::GrpcTransport;
 
 /// Number of parties (rep3).
 pub const PARTIES: usize = 3;

@@ -21,7 +21,7 @@ use super::{
     median, median_cpu_seconds, process_cpu_seconds,
 };
 use crate::BenchError;
-use treaty_party::link::GrpcTransport;
+
 use treaty_sandbox::demo_psi::{shared_ids, synthetic_party_ids};
 
 /// Number of parties (two-party PSI).

@@ -15,8 +15,9 @@
 //! - [`share`]: n-party additive sharing ([`share::AdditiveShare`] zeroizes on drop);
 //! - [`seeds`]: pairwise seeds from an ephemeral Diffie–Hellman on Ristretto255, bound to the job and
 //!   both party ids, expanded with ChaCha20 into zero-sharings that cost no messages;
-//! - [`transport`]: the [`transport::Transport`] trait every protocol talks to, its in-memory
-//!   implementation, and per-session round and byte [`transport::Counters`];
+//! - [`transport`]: the scoped [`transport::Channel`] every protocol talks to (one child channel
+//!   per sub-protocol; tag checks, size limit, per-session round and byte
+//!   [`transport::Counters`], poisoning), over raw [`transport::Link`]s, and the in-memory link;
 //! - [`stats`]: the `stats` job (count, sum, mean, variance over horizontally split data);
 //! - [`vstats`]: the same over vertically split data aligned by PSI, on [`rep3`] (two data
 //!   parties and a helper);
@@ -28,7 +29,7 @@
 //! - [`output`]: sealing an output share to the recipient with HPKE (RFC 9180) and opening it.
 //!
 //! What is *not* here: gRPC, files, configuration or job scheduling. The party node provides a
-//! gRPC `Transport`; tests run all parties in one process over [`transport::InMemoryTransport`].
+//! gRPC link; tests run all parties in one process over [`transport::InMemoryTransport`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -13,7 +13,7 @@
 //! The [`VerticalLayout`] is public (derived from the job spec by every party): which parties
 //! hold data, which party owns each value column and which parties hold a filter.
 //!
-//! 0. Header (round `first_round`): every data party sends the number `N` of aligned rows to both
+//! 0. Header (one round, in the `rows` child of the channel): every data party sends the number `N` of aligned rows to both
 //!    peers and a digest of its aligned id list to the other data party; everyone checks that the
 //!    data parties agree. The helper thereby learns `N`, and nothing else.
 //! 1. Seeds: [`Rep3Session::setup`], one round.

@@ -167,7 +167,7 @@ pub struct PsiOutcome {
     pub matched: Option<Vec<usize>>,
     /// The other party's set size.
     pub peer_set_size: u64,
-    /// Rounds used (the next free round tag is `first_round + rounds`).
+    /// Rounds used (on the channel the run was given).
     pub rounds: u32,
 }
 

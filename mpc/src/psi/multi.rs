@@ -262,7 +262,7 @@ pub struct MultiPsiOutcome {
     pub matched: Option<Vec<usize>>,
     /// Every party's set size, by party index (this party's included).
     pub set_sizes: Vec<u64>,
-    /// Rounds used (the next free round tag is `first_round + rounds`).
+    /// Rounds used (on the channel the run was given).
     pub rounds: u32,
 }
 

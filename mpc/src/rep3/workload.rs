@@ -12,7 +12,7 @@
 //! ```
 //!
 //! **Why this lives in `treaty-mpc`.** A workload is a function of the [`Rep3Session`] API and the
-//! [`Transport`] trait only: no gRPC, no files, no processes, so it belongs below both of its
+//! [`crate::transport::Channel`] only: no gRPC, no files, no processes, so it belongs below both of its
 //! users (the `benches` crate and `treaty-party`, which drives it over `GrpcTransport`). It sits
 //! next to the operations it measures, so a branch that adds a protocol adds its benchmark in the
 //! same crate and the same change, and its cost can be unit-tested here over the in-memory
