@@ -14,10 +14,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod computation;
 pub mod file;
 pub mod problem;
 pub mod validate;
 
+pub use computation::{Computation, Kind, Protocol};
 pub use file::JobFile;
 pub use problem::{ProblemKind, SpecProblem};
 
