@@ -32,6 +32,12 @@ pub enum JobError {
     InvalidSpec(Vec<SpecProblem>),
 }
 
+impl From<Box<SpecProblem>> for JobError {
+    fn from(problem: Box<SpecProblem>) -> Self {
+        JobError::InvalidSpec(vec![*problem])
+    }
+}
+
 /// The problems' messages, separated by "; ".
 fn join(problems: &[SpecProblem]) -> String {
     problems
