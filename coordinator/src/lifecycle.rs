@@ -662,3 +662,6 @@ impl JobLifecycle {
         self.deadline = None;
     }
 }
+
+#[cfg(test)]
+mod tests;
