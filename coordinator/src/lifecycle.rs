@@ -121,11 +121,11 @@ pub enum Event {
 /// What the machine asks its driver to do, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// The job is ending: route no more events to it. Always the first effect of the final
-    /// step.
+    /// The job is ending: route no more events to it. Comes once, in the final step, before
+    /// anything else of the ending (results deleted, final record persisted, parties told).
     Detach,
     /// Read the party registry and answer with [`Event::Registry`] (or [`Event::Internal`])
-    /// before any other event.
+    /// once this step's other effects are carried out, before any other event.
     LoadRegistry,
     /// Write the job record (the machine's record after this step).
     Persist(Box<Job>),
@@ -665,3 +665,6 @@ impl JobLifecycle {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod model;
