@@ -21,9 +21,10 @@ use std::path::Path;
 
 use ed25519_dalek::SigningKey;
 use tonic::transport::Channel;
+use treaty_job::Kind;
 use treaty_mpc::output::RecipientSecretKey;
 use treaty_mpc::stats::StatsResult;
-use treaty_proto::v1::{self as pb, JobState, coordinator_client::CoordinatorClient, job_spec};
+use treaty_proto::v1::{self as pb, JobState, coordinator_client::CoordinatorClient};
 use treaty_trust::client::{Dial, connect};
 use treaty_trust::roster::Roster;
 use treaty_trust::tls::TlsIdentity;
@@ -288,25 +289,24 @@ impl Analyst {
             });
         }
         let c = &mut self.client;
-        let computation = job.spec.as_ref().and_then(|s| s.computation.as_ref());
-        Ok(match computation {
-            Some(job_spec::Computation::Psi(_)) => JobResult::Psi {
+        Ok(match job.spec.as_ref().and_then(Kind::of) {
+            Some(Kind::Psi) => JobResult::Psi {
                 reports: crate::fetch_psi_result(c, &job, key, keys)
                     .await?
                     .into_iter()
                     .map(|(party, r)| (party, r.into()))
                     .collect(),
             },
-            Some(job_spec::Computation::Train(_)) => {
+            Some(Kind::Train) => {
                 JobResult::Train(crate::fetch_train_result(c, &job, key, keys).await?)
             }
-            Some(job_spec::Computation::Score(_)) => {
+            Some(Kind::Score) => {
                 JobResult::Score(crate::fetch_score_result(c, &job, key, keys).await?)
             }
-            Some(job_spec::Computation::FheScore(_)) => {
+            Some(Kind::FheScore) => {
                 JobResult::FheScore(crate::fetch_fhe_score_result(c, &job, key, keys).await?)
             }
-            Some(job_spec::Computation::Stats(_)) | None => {
+            Some(Kind::Stats) | None => {
                 JobResult::Stats(crate::fetch_stats_result(c, &job, key, keys).await?)
             }
         })

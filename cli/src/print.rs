@@ -4,8 +4,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use treaty_analyst::PsiReport;
 use treaty_bench::{BenchResult, Workload};
+use treaty_job::Computation;
 use treaty_mpc::stats::StatsResult;
-use treaty_proto::v1::{self as pb, JobState, job_spec};
+use treaty_proto::v1::{self as pb, JobState};
 
 pub(crate) fn state(s: JobState) -> String {
     treaty_analyst::client::state_name(s)
@@ -20,12 +21,7 @@ fn party_state(s: pb::PartyJobState) -> String {
 fn kind(job: &pb::Job) -> &'static str {
     match job.spec.as_ref() {
         None => "?",
-        Some(s)
-            if s.join.is_some()
-                && matches!(s.computation, Some(job_spec::Computation::Stats(_))) =>
-        {
-            "stats-join"
-        }
+        Some(s) if matches!(Computation::of(s), Ok(Computation::JoinStats { .. })) => "stats-join",
         Some(s) => treaty_job::validate::job_kind(s),
     }
 }

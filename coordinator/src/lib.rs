@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod lifecycle;
 pub mod service;
 pub mod store;
 

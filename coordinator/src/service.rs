@@ -1,12 +1,13 @@
 //! The `Coordinator` gRPC service: registry, job drivers and result relay.
 //!
 //! Every active job has one driver task, the only writer of that job's record. RPC handlers turn
-//! party reports, uploads, disconnects and cancellations into driver events for it. The driver
-//! walks the state machine `submitted → approved → running → succeeded | failed | rejected |
-//! aborted`, persisting every transition; a job that does not succeed releases nothing (its
-//! uploaded shares are deleted) and every party is told to abort.
+//! party reports, uploads, connections, disconnects and cancellations into events for it. The
+//! driver is a thin loop around the job's [`JobLifecycle`], the pure state machine that walks
+//! `submitted → approved → running → succeeded | failed | rejected | aborted`: it hands the
+//! machine each event (and its deadline, and the shutdown) and carries out the effects the
+//! machine returns (persist, notify watchers, send to parties, audit, delete results).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,7 +17,7 @@ use ed25519_dalek::VerifyingKey;
 use futures::Stream;
 use prost::Message;
 use sha2::{Digest, Sha256};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
@@ -25,12 +26,14 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 use treaty_proto::v1::{
     self as pb, Job, JobState, PartyEvent, PartyJobState, PartyJobStatus, coordinator_server,
-    job_report, party_event,
+    party_event,
 };
 use treaty_trust::roster::Roster;
 
 use crate::CoordinatorError;
 use crate::identity::{AnalystList, check_fresh, verify_cancel, verify_submission};
+pub use crate::lifecycle::is_final;
+use crate::lifecycle::{Effect, Event, JobLifecycle, Limits, Now, state_name};
 use crate::store::Store;
 use crate::tls::peer_cert_sha256;
 use treaty_audit::{
@@ -161,26 +164,6 @@ impl Caller {
 /// The rule a party call breaks when its certificate is not the party's own.
 const OWN_PARTY_CERT: &str = "a party calls with its own party certificate";
 
-/// What happened to a job, as told to its driver.
-#[derive(Debug)]
-enum DriverEvent {
-    Report {
-        party: String,
-        report: job_report::Report,
-    },
-    Uploaded {
-        party: String,
-        bytes: u64,
-        sha256: [u8; 32],
-    },
-    PartyOffline {
-        party: String,
-    },
-    Cancel {
-        reason: String,
-    },
-}
-
 type EventTx = mpsc::UnboundedSender<Result<PartyEvent, Status>>;
 
 struct Subscription {
@@ -193,11 +176,10 @@ struct Inner {
     audit: AuditFile,
     config: CoordinatorConfig,
     online: Mutex<HashMap<String, Subscription>>,
-    drivers: Mutex<HashMap<String, mpsc::UnboundedSender<DriverEvent>>>,
+    /// Every active job's driver. Lock order: `online` before `drivers`.
+    drivers: Mutex<HashMap<String, mpsc::UnboundedSender<Event>>>,
     /// Ids of jobs whose record changed.
     changes: broadcast::Sender<String>,
-    /// Bumped whenever a party comes online.
-    online_epoch: watch::Sender<u64>,
     generation: Mutex<u64>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -227,21 +209,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Whether a job state is final.
-pub fn is_final(state: JobState) -> bool {
-    matches!(
-        state,
-        JobState::Succeeded | JobState::Failed | JobState::Rejected | JobState::Aborted
-    )
-}
-
-fn state_name(state: JobState) -> String {
-    state
-        .as_str_name()
-        .trim_start_matches("JOB_STATE_")
-        .to_ascii_lowercase()
-}
-
 fn wrong_state(job: &Job, what: &'static str) -> CoordinatorError {
     CoordinatorError::WrongState {
         job: job.id.clone(),
@@ -261,7 +228,6 @@ impl CoordinatorService {
         tasks: TaskTracker,
     ) -> Result<Self, CoordinatorError> {
         let (changes, _) = broadcast::channel(1024);
-        let (online_epoch, _) = watch::channel(0);
         let svc = Self {
             inner: Arc::new(Inner {
                 store,
@@ -270,7 +236,6 @@ impl CoordinatorService {
                 online: Mutex::new(HashMap::new()),
                 drivers: Mutex::new(HashMap::new()),
                 changes,
-                online_epoch,
                 generation: Mutex::new(0),
                 shutdown,
                 tasks,
@@ -281,15 +246,24 @@ impl CoordinatorService {
     }
 
     fn recover(&self) -> Result<(), CoordinatorError> {
-        for mut job in self.inner.store.jobs()? {
-            if !is_final(job.state()) {
-                tracing::warn!(job = %job.id, "job was unfinished at restart; marking it failed");
-                job.set_state(JobState::Failed);
-                job.reason = "the coordinator restarted while the job was in progress".into();
-                job.finished_at_ms = now_ms();
-                job.updated_at_ms = job.finished_at_ms;
-                self.inner.store.delete_results(&job.id)?;
-                self.inner.store.put_job(&job)?;
+        let limits = self.inner.config.limits();
+        for job in self.inner.store.jobs()? {
+            let id = job.id.clone();
+            let now = Now {
+                wall_ms: now_ms(),
+                mono: Duration::ZERO,
+            };
+            let (_, effects) = JobLifecycle::recover(job, limits, now);
+            if !effects.is_empty() {
+                tracing::warn!(job = %id, "job was unfinished at restart; marking it failed");
+            }
+            for effect in effects {
+                match effect {
+                    Effect::DeleteResults => self.inner.store.delete_results(&id)?,
+                    Effect::Persist(job) => self.inner.store.put_job(&job)?,
+                    // Nobody is connected or watching yet.
+                    other => tracing::debug!(job = %id, effect = ?other, "skipped at recovery"),
+                }
             }
         }
         Ok(())
@@ -382,413 +356,138 @@ impl CoordinatorService {
             .ok_or_else(|| CoordinatorError::UnknownJob(id.to_string()))
     }
 
-    fn to_driver(&self, job_id: &str, event: DriverEvent) -> bool {
+    fn to_driver(&self, job_id: &str, event: Event) -> bool {
         lock(&self.inner.drivers)
             .get(job_id)
             .is_some_and(|tx| tx.send(event).is_ok())
     }
 
-    fn party_offline(&self, party: &str) {
-        let drivers: Vec<_> = lock(&self.inner.drivers).values().cloned().collect();
-        for tx in drivers {
-            let _ = tx.send(DriverEvent::PartyOffline {
-                party: party.to_string(),
-            });
-        }
-    }
-}
-
-/// A job driver's view: the job record plus helpers to persist and signal.
-struct Driver {
-    svc: CoordinatorService,
-    job: Job,
-    rx: mpsc::UnboundedReceiver<DriverEvent>,
-}
-
-/// How a job ended.
-struct Outcome {
-    state: JobState,
-    reason: String,
-}
-
-impl Outcome {
-    fn new(state: JobState, reason: impl Into<String>) -> Self {
-        Self {
-            state,
-            reason: reason.into(),
-        }
-    }
-}
-
-impl Driver {
-    fn save(&mut self) {
-        self.job.updated_at_ms = now_ms();
-        if let Err(e) = self.svc.inner.store.put_job(&self.job) {
-            tracing::error!(job = %self.job.id, error = %e, "could not persist job");
-        }
-        let _ = self.svc.inner.changes.send(self.job.id.clone());
-    }
-
-    fn set_state(&mut self, state: JobState) {
-        tracing::info!(job = %self.job.id, state = %state_name(state), "job state");
-        self.job.set_state(state);
-        self.save();
-    }
-
-    fn status(&mut self, party: &str) -> Option<&mut PartyJobStatus> {
-        self.job.parties.iter_mut().find(|p| p.party == party)
-    }
-
-    fn set_party(&mut self, party: &str, state: PartyJobState, reason: &str) {
-        if let Some(p) = self.status(party) {
-            p.set_state(state);
-            p.reason = reason.to_string();
+    /// Tells every driver `event` (a party came online or went offline). Called with the
+    /// `online` lock held, so that drivers see the changes of the online map in its order.
+    fn to_all_drivers(&self, event: &Event) {
+        for tx in lock(&self.inner.drivers).values() {
+            let _ = tx.send(event.clone());
         }
     }
 
-    fn party_ids(&self) -> Vec<String> {
-        self.job.parties.iter().map(|p| p.party.clone()).collect()
-    }
-
+    /// Sends `event` on `party`'s stream; false if it is offline.
     fn send(&self, party: &str, event: party_event::Event) -> bool {
-        lock(&self.svc.inner.online)
+        lock(&self.inner.online)
             .get(party)
             .is_some_and(|s| s.tx.send(Ok(PartyEvent { event: Some(event) })).is_ok())
     }
+}
 
-    async fn run(mut self) {
-        let outcome = self.drive().await;
-        let id = self.job.id.clone();
-        if outcome.state != JobState::Succeeded {
-            // Parties that were working on the job stopped because of it; a party never
-            // assigned stays pending, a failing or refusing one keeps its own state.
-            for p in &mut self.job.parties {
-                if matches!(
-                    p.state(),
-                    PartyJobState::Assigned | PartyJobState::Accepted | PartyJobState::Running
-                ) {
-                    p.set_state(PartyJobState::Aborted);
-                }
-            }
-            if let Err(e) = self.svc.inner.store.delete_results(&id) {
-                tracing::error!(job = %id, error = %e, "could not delete partial results");
-            }
-            for party in self.party_ids() {
-                self.send(
-                    &party,
-                    party_event::Event::Abort(pb::JobAbort {
-                        job_id: id.clone(),
-                        reason: outcome.reason.clone(),
-                    }),
-                );
-            }
+impl CoordinatorConfig {
+    /// The timeouts of a job's lifecycle.
+    fn limits(&self) -> Limits {
+        Limits {
+            offline_timeout: self.offline_timeout,
+            accept_timeout: self.accept_timeout,
+            approval_timeout: self.approval_timeout,
+            run_timeout: self.run_timeout,
         }
-        self.job.reason = outcome.reason;
-        self.job.finished_at_ms = now_ms();
-        lock(&self.svc.inner.drivers).remove(&id);
-        self.set_state(outcome.state);
-        self.svc.audit(
-            Some(&id),
-            AuditEvent::Completed {
-                outcome: state_name(outcome.state),
-                rounds: self.job.parties.iter().map(|p| p.rounds).max().unwrap_or(0),
-                reason: self.job.reason.clone(),
-            },
-        );
-        if let Err(e) = self.svc.inner.audit.checkpoint() {
-            tracing::error!(job = %id, error = %e, "audit checkpoint failed");
+    }
+}
+
+/// A job's driver: the thin async loop around its [`JobLifecycle`]. It feeds the machine the
+/// events the RPC handlers route to the job, its deadline and the coordinator's shutdown, and
+/// carries out the effects. It is the only writer of the job's record.
+struct Driver {
+    svc: CoordinatorService,
+    job_id: String,
+    rx: mpsc::UnboundedReceiver<Event>,
+    /// Where the machine's monotonic time starts.
+    origin: Instant,
+    /// When the machine wants an [`Event::Tick`].
+    deadline: Option<Instant>,
+    /// The state last persisted (to log transitions).
+    state: JobState,
+}
+
+impl Driver {
+    fn now(&self) -> Now {
+        Now {
+            wall_ms: now_ms(),
+            mono: self.origin.elapsed(),
         }
     }
 
-    /// The next event that does not end the job by itself: a party's failure report and a
-    /// cancellation end it in every phase, so they are handled here once.
-    async fn next_event(
-        &mut self,
-        deadline: Instant,
-        timed_out: impl FnOnce() -> String,
-    ) -> Result<DriverEvent, Outcome> {
-        let ev = tokio::select! {
-            ev = self.rx.recv() => ev.ok_or_else(|| Outcome::new(JobState::Failed, "internal: driver channel closed")),
-            () = tokio::time::sleep_until(deadline) => Err(Outcome::new(JobState::Failed, timed_out())),
-            () = self.svc.inner.shutdown.cancelled() => Err(Outcome::new(
-                JobState::Failed,
-                "the coordinator shut down while the job was in progress",
-            )),
-        }?;
-        match ev {
-            DriverEvent::Report {
-                party,
-                report: job_report::Report::Failed(reason),
-            } if self.job.parties.iter().any(|p| p.party == party) => {
-                self.set_party(&party, PartyJobState::Failed, &reason);
-                Err(Outcome::new(
-                    JobState::Failed,
-                    format!("party {party} failed: {reason}"),
-                ))
-            }
-            DriverEvent::Cancel { reason } => Err(Outcome::new(JobState::Aborted, reason)),
-            ev => Ok(ev),
+    /// Runs `job` (just submitted) until it is final; `online` are its parties online when the
+    /// driver was registered (later changes arrive as events).
+    async fn run(mut self, job: Job, online: Vec<String>) {
+        let limits = self.svc.inner.config.limits();
+        let (mut machine, effects) = JobLifecycle::start(job, limits, online, self.now());
+        self.execute(&mut machine, effects);
+        while !machine.is_final() {
+            let deadline = self.deadline;
+            let event = tokio::select! {
+                ev = self.rx.recv() => ev.unwrap_or_else(|| Event::Internal("driver channel closed".into())),
+                () = sleep_until(deadline) => Event::Tick,
+                () = self.svc.inner.shutdown.cancelled() => Event::Shutdown,
+            };
+            let effects = machine.on(event, self.now());
+            self.execute(&mut machine, effects);
         }
     }
 
-    async fn drive(&mut self) -> Outcome {
-        let cfg = self.svc.inner.config.clone();
-        let parties = self.party_ids();
-
-        // 1. Wait for every party to be online.
-        let deadline = Instant::now() + cfg.offline_timeout;
-        let mut epoch = self.svc.inner.online_epoch.subscribe();
-        loop {
-            let missing: Vec<String> = {
-                let online = lock(&self.svc.inner.online);
-                parties
-                    .iter()
-                    .filter(|p| !online.contains_key(*p))
-                    .cloned()
-                    .collect()
-            };
-            if missing.is_empty() {
-                break;
-            }
-            tokio::select! {
-                _ = epoch.changed() => {}
-                ev = self.rx.recv() => if let Some(DriverEvent::Cancel { reason }) = ev {
-                    return Outcome::new(JobState::Aborted, reason);
-                },
-                () = tokio::time::sleep_until(deadline) => return Outcome::new(
-                    JobState::Failed,
-                    format!(
-                        "party {} offline: not connected within {} s",
-                        missing.join(", "),
-                        cfg.offline_timeout.as_secs_f64()
-                    ),
-                ),
-                () = self.svc.inner.shutdown.cancelled() => return Outcome::new(
-                    JobState::Failed,
-                    "the coordinator shut down while the job was in progress",
-                ),
-            }
-        }
-
-        // 2. Assign: every party checks the job against its own datasets.
-        let registry: BTreeMap<String, pb::PartyInfo> = match self.svc.inner.store.parties() {
-            Ok(p) => p.into_iter().map(|p| (p.id.clone(), p)).collect(),
-            Err(e) => return Outcome::new(JobState::Failed, format!("internal: {e}")),
-        };
-        let peers: Vec<pb::JobPeer> = parties
-            .iter()
-            .enumerate()
-            .map(|(index, id)| {
-                let info = registry.get(id);
-                pb::JobPeer {
-                    party: id.clone(),
-                    index: index as u32,
-                    endpoint: info.map(|i| i.endpoint.clone()).unwrap_or_default(),
-                    tls_cert_sha256: info.map(|i| i.tls_cert_sha256.clone()).unwrap_or_default(),
+    /// Carries out `effects` in order (a registry request is answered at once, so no other
+    /// event comes in between).
+    fn execute(&mut self, machine: &mut JobLifecycle, effects: Vec<Effect>) {
+        let inner = &self.svc.inner;
+        let id = &self.job_id;
+        let mut queue = VecDeque::from(effects);
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Detach => {
+                    lock(&inner.drivers).remove(id);
                 }
-            })
-            .collect();
-        for party in &parties {
-            let sent = self.send(
-                party,
-                party_event::Event::Assign(pb::JobAssignment {
-                    job_id: self.job.id.clone(),
-                    spec: self.job.spec.clone(),
-                    peers: peers.clone(),
-                    submission: self.job.submission.clone(),
-                }),
-            );
-            if !sent {
-                return Outcome::new(JobState::Failed, format!("party {party} disconnected"));
-            }
-            self.set_party(party, PartyJobState::Assigned, "");
-        }
-        self.save();
-
-        let mut deadline = Instant::now() + cfg.accept_timeout;
-        let mut answered: HashMap<String, Option<String>> = HashMap::new();
-        let mut awaiting: Vec<String> = Vec::new();
-        while answered.len() < parties.len() {
-            let silent: Vec<String> = parties
-                .iter()
-                .filter(|p| !answered.contains_key(*p))
-                .cloned()
-                .collect();
-            let waiting_for_approval = silent.iter().any(|p| awaiting.contains(p));
-            let ev = match self
-                .next_event(deadline, || {
-                    if waiting_for_approval {
-                        format!(
-                            "party {}: no answer (approval pending) within {} s",
-                            silent.join(", "),
-                            cfg.approval_timeout.as_secs_f64()
-                        )
-                    } else {
-                        format!(
-                            "party {} did not answer the assignment within {} s",
-                            silent.join(", "),
-                            cfg.accept_timeout.as_secs_f64()
-                        )
+                Effect::LoadRegistry => {
+                    let event = match inner.store.parties() {
+                        Ok(registry) => Event::Registry(registry),
+                        Err(e) => Event::Internal(e.to_string()),
+                    };
+                    queue.extend(machine.on(event, self.now()));
+                }
+                Effect::Persist(job) => {
+                    if job.state() != self.state {
+                        self.state = job.state();
+                        tracing::info!(job = %id, state = %state_name(self.state), "job state");
                     }
-                })
-                .await
-            {
-                Ok(ev) => ev,
-                Err(o) => return o,
-            };
-            match ev {
-                DriverEvent::Report {
-                    party,
-                    report: job_report::Report::Accepted(admission),
-                } if parties.contains(&party) => {
-                    self.set_party(&party, PartyJobState::Accepted, "");
-                    self.svc.audit(
-                        Some(&self.job.id),
-                        AuditEvent::PartyAnswer {
-                            party: party.clone(),
-                            admitted: true,
-                            policy_sha256: Digest32(
-                                admission.policy_sha256.try_into().unwrap_or_default(),
-                            ),
-                            approved_by: admission.approved_by,
-                            reason: String::new(),
-                        },
-                    );
-                    answered.insert(party, None);
-                    self.save();
-                }
-                DriverEvent::Report {
-                    party,
-                    report: job_report::Report::Rejected(reason),
-                } if parties.contains(&party) => {
-                    self.set_party(&party, PartyJobState::Rejected, &reason);
-                    self.svc.audit(
-                        Some(&self.job.id),
-                        AuditEvent::PartyAnswer {
-                            party: party.clone(),
-                            admitted: false,
-                            policy_sha256: Digest32::default(),
-                            approved_by: String::new(),
-                            reason: reason.clone(),
-                        },
-                    );
-                    answered.insert(party, Some(reason));
-                    self.save();
-                }
-                DriverEvent::Report {
-                    party,
-                    report: job_report::Report::AwaitingApproval(note),
-                } if parties.contains(&party) && !answered.contains_key(&party) => {
-                    self.set_party(&party, PartyJobState::AwaitingApproval, &note);
-                    if !awaiting.contains(&party) {
-                        awaiting.push(party);
-                        deadline = deadline.max(Instant::now() + cfg.approval_timeout);
-                    }
-                    self.save();
-                }
-                DriverEvent::PartyOffline { party } if parties.contains(&party) => {
-                    self.set_party(&party, PartyJobState::Failed, "disconnected");
-                    return Outcome::new(
-                        JobState::Failed,
-                        format!("party {party} disconnected before accepting the job"),
-                    );
-                }
-                _ => {}
-            }
-        }
-        let refusals: Vec<String> = parties
-            .iter()
-            .filter_map(|p| {
-                answered
-                    .get(p)
-                    .and_then(|r| r.as_ref())
-                    .map(|r| format!("{p}: {r}"))
-            })
-            .collect();
-        if !refusals.is_empty() {
-            return Outcome::new(JobState::Rejected, refusals.join("; "));
-        }
-        self.set_state(JobState::Approved);
-
-        // 3. Start and run until every party has uploaded its sealed share.
-        for party in &parties {
-            self.send(
-                party,
-                party_event::Event::Start(pb::JobStart {
-                    job_id: self.job.id.clone(),
-                }),
-            );
-            self.set_party(party, PartyJobState::Running, "");
-        }
-        self.job.started_at_ms = now_ms();
-        self.set_state(JobState::Running);
-
-        let deadline = Instant::now() + cfg.run_timeout;
-        let mut uploaded = 0usize;
-        while uploaded < parties.len() {
-            let ev = match self
-                .next_event(deadline, || {
-                    format!(
-                        "the job exceeded its run time of {} s",
-                        cfg.run_timeout.as_secs_f64()
-                    )
-                })
-                .await
-            {
-                Ok(ev) => ev,
-                Err(o) => return o,
-            };
-            match ev {
-                DriverEvent::Report {
-                    party,
-                    report: job_report::Report::Progress(p),
-                } => {
-                    if let Some(s) = self.status(&party) {
-                        s.progress = p.fraction.clamp(0.0, 1.0);
-                        s.rounds = p.rounds;
-                        s.bytes_sent = p.bytes_sent;
-                        s.bytes_received = p.bytes_received;
-                    }
-                    self.save();
-                }
-                DriverEvent::Uploaded {
-                    party,
-                    bytes,
-                    sha256,
-                } => {
-                    if let Some(s) = self.status(&party)
-                        && s.state() != PartyJobState::Uploaded
-                    {
-                        s.set_state(PartyJobState::Uploaded);
-                        s.progress = 1.0;
-                        uploaded += 1;
-                        self.svc.audit(
-                            Some(&self.job.id),
-                            AuditEvent::ResultStored {
-                                party,
-                                bytes,
-                                sealed_sha256: Digest32(sha256),
-                            },
-                        );
-                    }
-                    self.save();
-                }
-                DriverEvent::PartyOffline { party } => {
-                    let pending = self
-                        .status(&party)
-                        .is_some_and(|s| s.state() != PartyJobState::Uploaded);
-                    if pending {
-                        self.set_party(&party, PartyJobState::Failed, "disconnected");
-                        return Outcome::new(
-                            JobState::Failed,
-                            format!("party {party} disconnected while the job was running"),
-                        );
+                    if let Err(e) = inner.store.put_job(&job) {
+                        tracing::error!(job = %id, error = %e, "could not persist job");
                     }
                 }
-                DriverEvent::Report { .. } | DriverEvent::Cancel { .. } => {}
+                Effect::Notify => {
+                    let _ = inner.changes.send(id.clone());
+                }
+                Effect::Send { party, event } => {
+                    if !self.svc.send(&party, *event) {
+                        tracing::debug!(job = %id, party = %party, "party offline: event dropped");
+                    }
+                }
+                Effect::Audit(event) => self.svc.audit(Some(id), event),
+                Effect::Checkpoint => {
+                    if let Err(e) = inner.audit.checkpoint() {
+                        tracing::error!(job = %id, error = %e, "audit checkpoint failed");
+                    }
+                }
+                Effect::DeleteResults => {
+                    if let Err(e) = inner.store.delete_results(id) {
+                        tracing::error!(job = %id, error = %e, "could not delete partial results");
+                    }
+                }
+                Effect::Deadline(at) => self.deadline = at.map(|d| self.origin + d),
             }
         }
-        Outcome::new(JobState::Succeeded, "")
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -923,14 +622,19 @@ impl coordinator_server::Coordinator for CoordinatorService {
             *g += 1;
             *g
         };
-        lock(&self.inner.online).insert(
-            party.clone(),
-            Subscription {
-                tx: tx.clone(),
-                generation,
-            },
-        );
-        self.inner.online_epoch.send_modify(|e| *e += 1);
+        {
+            let mut online = lock(&self.inner.online);
+            online.insert(
+                party.clone(),
+                Subscription {
+                    tx: tx.clone(),
+                    generation,
+                },
+            );
+            self.to_all_drivers(&Event::PartyOnline {
+                party: party.clone(),
+            });
+        }
         tracing::info!(party = %party, "party online");
         let svc = self.clone();
         self.inner.tasks.spawn(async move {
@@ -945,12 +649,14 @@ impl coordinator_server::Coordinator for CoordinatorService {
                     .is_some_and(|s| s.generation == generation);
                 if mine {
                     online.remove(&party);
+                    svc.to_all_drivers(&Event::PartyOffline {
+                        party: party.clone(),
+                    });
                 }
                 mine
             };
             if mine {
                 tracing::warn!(party = %party, "party offline");
-                svc.party_offline(&party);
             }
         });
         Ok(Response::new(UnboundedReceiverStream::new(rx)))
@@ -971,7 +677,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
         if let Some(job) = self.inner.store.job(&r.job_id)? {
             Self::job_party(&job, &party)?;
         }
-        let live = self.to_driver(&r.job_id, DriverEvent::Report { party, report });
+        let live = self.to_driver(&r.job_id, Event::Report { party, report });
         Ok(Response::new(pb::JobReportAck { r#continue: live }))
     }
 
@@ -1041,7 +747,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
             return Err(CoordinatorError::InvalidRequest("empty upload".into()).into());
         };
         self.inner.store.put_result(&job_id, &party, &data)?;
-        let uploaded = DriverEvent::Uploaded {
+        let uploaded = Event::Uploaded {
             party,
             bytes: data.len() as u64,
             sha256: Sha256::digest(&data).into(),
@@ -1170,14 +876,26 @@ impl coordinator_server::Coordinator for CoordinatorService {
         self.inner.store.put_job(&job)?;
         tracing::info!(job = %job.id, "job submitted");
         let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.inner.drivers).insert(job.id.clone(), tx);
+        // Under the `online` lock, so that every later change of it reaches the driver.
+        let online: Vec<String> = {
+            let online = lock(&self.inner.online);
+            lock(&self.inner.drivers).insert(job.id.clone(), tx);
+            job.parties
+                .iter()
+                .filter(|p| online.contains_key(&p.party))
+                .map(|p| p.party.clone())
+                .collect()
+        };
         let job_id = job.id.clone();
         let driver = Driver {
             svc: self.clone(),
-            job,
+            job_id: job.id.clone(),
             rx,
+            origin: Instant::now(),
+            deadline: None,
+            state: job.state(),
         };
-        self.inner.tasks.spawn(driver.run());
+        self.inner.tasks.spawn(driver.run(job, online));
         Ok(Response::new(pb::SubmitJobResponse { job_id }))
     }
 
@@ -1238,7 +956,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
             format!("cancelled by the analyst: {}", r.reason)
         };
         let mut changes = self.inner.changes.subscribe();
-        if self.to_driver(&job.id, DriverEvent::Cancel { reason }) {
+        if self.to_driver(&job.id, Event::Cancel { reason }) {
             // Wait (briefly) for the driver to record the abort, so the reply shows it.
             let wait = async {
                 loop {

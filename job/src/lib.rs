@@ -14,10 +14,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod computation;
 pub mod file;
 pub mod problem;
 pub mod validate;
 
+pub use computation::{Computation, Kind, Protocol};
 pub use file::JobFile;
 pub use problem::{ProblemKind, SpecProblem};
 
@@ -28,6 +30,12 @@ pub enum JobError {
     /// A job spec (or the job file it came from) failed validation; every problem is listed.
     #[error("invalid job spec: {}", join(.0))]
     InvalidSpec(Vec<SpecProblem>),
+}
+
+impl From<Box<SpecProblem>> for JobError {
+    fn from(problem: Box<SpecProblem>) -> Self {
+        JobError::InvalidSpec(vec![*problem])
+    }
 }
 
 /// The problems' messages, separated by "; ".

@@ -6,6 +6,7 @@ use treaty_mpc::MpcError;
 use treaty_mpc::transport::TransportError;
 
 use crate::dataset::DatasetError;
+use crate::refusal::Refusal;
 
 /// Everything that can go wrong in a party node. Messages never contain data values or secrets.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +35,10 @@ pub enum PartyError {
         /// Why.
         source: MpcError,
     },
-    /// The job does not fit this party's datasets.
+    /// The job does not fit this party's datasets, models, policy or assignment.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The job does not fit this party (a reason not yet given a [`Refusal`] variant).
     #[error("{0}")]
     Rejected(String),
     /// The secure computation failed.

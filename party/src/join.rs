@@ -29,6 +29,7 @@ use crate::PartyError;
 use crate::config::PartyConfig;
 use crate::dataset::{self, ColumnType, DatasetConfig, Predicate, Table};
 use crate::error::io_err;
+use crate::refusal::{ColumnRole, Refusal};
 
 /// What a join job asks of every party, derived from the spec and the job's party order.
 #[derive(Debug, Clone)]
@@ -55,10 +56,10 @@ pub fn predicate(f: &pb::Filter) -> Result<Predicate, PartyError> {
             min: r.min,
             max: r.max,
         }),
-        None => Err(PartyError::Rejected(format!(
-            "filter on {:?} has no predicate",
-            f.column
-        ))),
+        None => Err(Refusal::NoPredicate {
+            column: f.column.clone(),
+        }
+        .into()),
     }
 }
 
@@ -189,57 +190,72 @@ impl JoinPlan {
         let name = &ds.name;
         match ds.column(id) {
             None => {
-                return Err(PartyError::Rejected(format!(
-                    "dataset {name:?} has no id column {id:?}"
-                )));
+                return Err(Refusal::NoColumn {
+                    dataset: name.clone(),
+                    column: id.to_string(),
+                    role: ColumnRole::Id,
+                }
+                .into());
             }
             Some(d) if d.ty == ColumnType::Float => {
-                return Err(PartyError::Rejected(format!(
-                    "dataset {name:?} id column {id:?} is float; ids must be text or integers"
-                )));
+                return Err(Refusal::FloatIds {
+                    dataset: name.clone(),
+                    column: id.to_string(),
+                }
+                .into());
             }
             Some(_) => {}
         }
         for (_, c) in self.columns.iter().filter(|(i, _)| *i == me) {
             match ds.column(c) {
                 None => {
-                    return Err(PartyError::Rejected(format!(
-                        "dataset {name:?} has no column {c:?}"
-                    )));
+                    return Err(Refusal::NoColumn {
+                        dataset: name.clone(),
+                        column: c.to_string(),
+                        role: ColumnRole::Value,
+                    }
+                    .into());
                 }
                 Some(d) if !d.ty.is_numeric() => {
-                    return Err(PartyError::Rejected(format!(
-                        "dataset {name:?} column {c:?} is {}, not numeric",
-                        d.ty
-                    )));
+                    return Err(Refusal::NotNumeric {
+                        dataset: name.clone(),
+                        column: c.to_string(),
+                        ty: d.ty,
+                    }
+                    .into());
                 }
                 Some(_) => {}
             }
         }
         for (_, c, p) in self.filters.iter().filter(|(i, _, _)| *i == me) {
             let decl = ds.column(c).ok_or_else(|| {
-                PartyError::Rejected(format!("dataset {name:?} has no filter column {c:?}"))
+                PartyError::from(Refusal::NoColumn {
+                    dataset: name.clone(),
+                    column: c.to_string(),
+                    role: ColumnRole::Filter,
+                })
             })?;
             if c == id || c == &ds.id_column {
-                return Err(PartyError::Rejected(format!(
-                    "filter column {c:?} is a record id column; filtering on ids would single \
-                     out individual records"
-                )));
+                return Err(Refusal::FilterOnIds {
+                    column: c.to_string(),
+                }
+                .into());
             }
             if matches!(p, Predicate::Range { .. }) && !decl.ty.is_numeric() {
-                return Err(PartyError::Rejected(format!(
-                    "filter column {c:?} is {}, a range needs a numeric column",
-                    decl.ty
-                )));
+                return Err(Refusal::RangeNotNumeric {
+                    column: c.to_string(),
+                    ty: decl.ty,
+                }
+                .into());
             }
         }
         if let Some(job) = &self.psi_job {
             let path = intersection_path(cfg, job);
             if !path.is_file() {
-                return Err(PartyError::Rejected(format!(
-                    "this party holds no stored intersection of psi job {job:?} (it must have \
-                     learned the intersection of that job)"
-                )));
+                return Err(Refusal::NoIntersection {
+                    psi_job: job.to_string(),
+                }
+                .into());
             }
         }
         Ok(())

@@ -29,8 +29,10 @@ pub mod link;
 pub mod membership;
 pub mod node;
 pub mod policy;
+pub mod refusal;
 pub mod score;
 pub mod train;
 
 pub use config::PartyConfig;
 pub use error::PartyError;
+pub use refusal::Refusal;

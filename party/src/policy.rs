@@ -37,14 +37,16 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use treaty_proto::v1::{self as pb, job_spec};
+use treaty_job::{Computation, Kind};
+use treaty_proto::v1 as pb;
 use treaty_trust::identity::{Analyst, AnalystList};
 
 use crate::PartyError;
 use crate::error::io_err;
+use crate::refusal::Refusal;
 
 /// The job kinds a rule may name.
-pub const JOB_KINDS: [&str; 5] = ["stats", "psi", "train", "score", "fhe-score"];
+pub const JOB_KINDS: [&str; 5] = Kind::NAMES;
 
 /// One rule of a policy.
 #[derive(Clone, Debug, Deserialize)]
@@ -159,37 +161,9 @@ impl Request {
     /// What `spec` asks of party `me` (its id) with `dataset` (`id_column` its declared id).
     #[must_use]
     pub fn of(spec: &pb::JobSpec, me: &str, dataset: &str, id_column: Option<&str>) -> Self {
-        let mut named: Vec<&str> = Vec::new();
-        let mut uses_ids = spec.join.is_some();
-        match &spec.computation {
-            Some(job_spec::Computation::Stats(s)) => {
-                named.extend(s.columns.iter().map(String::as_str));
-                named.extend(s.filter.iter().chain(&s.filters).map(|f| f.column.as_str()));
-            }
-            Some(job_spec::Computation::Psi(p)) => {
-                uses_ids = true;
-                named.extend(p.id_columns.get(me).map(String::as_str));
-            }
-            Some(job_spec::Computation::Train(t)) => {
-                named.extend(t.features.iter().map(String::as_str));
-                named.push(&t.label);
-            }
-            Some(job_spec::Computation::Score(s)) => {
-                named.extend(s.features.iter().map(String::as_str));
-            }
-            Some(job_spec::Computation::FheScore(f)) => {
-                named.extend(f.features.iter().map(|c| c.column.as_str()));
-                if !f.id_column.is_empty() {
-                    named.push(&f.id_column);
-                }
-            }
-            None => {}
-        }
-        if let Some(join) = &spec.join
-            && let Some(c) = join.id_columns.get(me)
-        {
-            named.push(c);
-        }
+        let computation = Computation::of(spec).ok();
+        let named = computation.map(|c| c.named_columns(me)).unwrap_or_default();
+        let (uses_ids, id_named) = computation.map_or((false, false), |c| c.uses_ids(me));
         // With a join, columns are "party.column": keep this party's; without, all are ours.
         let prefix = format!("{me}.");
         let mut columns: Vec<String> = named
@@ -205,15 +179,11 @@ impl Request {
             })
             .map(str::to_string)
             .collect();
-        if uses_ids && let Some(id) = id_column {
-            let psi_named = matches!(&spec.computation, Some(job_spec::Computation::Psi(p)) if p.id_columns.contains_key(me));
-            let join_named = spec
-                .join
-                .as_ref()
-                .is_some_and(|j| j.id_columns.contains_key(me));
-            if !psi_named && !join_named {
-                columns.push(id.to_string());
-            }
+        if uses_ids
+            && !id_named
+            && let Some(id) = id_column
+        {
+            columns.push(id.to_string());
         }
         if dataset.is_empty() {
             columns.clear();
@@ -229,7 +199,7 @@ impl Request {
                 .as_ref()
                 .map(|o| o.recipient_public_key.clone())
                 .unwrap_or_default(),
-            reveals_model: matches!(&spec.computation, Some(job_spec::Computation::Train(t)) if t.reveal_weights),
+            reveals_model: computation.is_some_and(|c| c.reveals_model()),
             peers: spec
                 .inputs
                 .iter()
@@ -485,11 +455,11 @@ impl Policy {
 /// A refusal naming the minimum (not the count).
 pub fn check_cohort(terms: &Terms, party: &str, records: u64) -> Result<(), PartyError> {
     if records < terms.min_cohort {
-        return Err(PartyError::Rejected(format!(
-            "refused by {party}'s policy: fewer than {} records here are behind the result \
-             (minimum cohort)",
-            terms.min_cohort
-        )));
+        return Err(Refusal::Cohort {
+            party: party.to_string(),
+            min: terms.min_cohort,
+        }
+        .into());
     }
     Ok(())
 }
@@ -497,6 +467,7 @@ pub fn check_cohort(terms: &Terms, party: &str, records: u64) -> Result<(), Part
 #[cfg(test)]
 mod tests {
     use super::*;
+    use treaty_proto::v1::job_spec;
 
     const ANA: &str = "aa00000000000000000000000000000000000000000000000000000000000000";
 

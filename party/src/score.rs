@@ -28,6 +28,7 @@ use zeroize::Zeroize;
 
 use crate::PartyError;
 use crate::join::{JoinPlan, JoinTable};
+use crate::refusal::Refusal;
 use crate::train::StoredModel;
 
 /// Records per chunk of the secure computation (bounds memory; larger chunks are not faster).
@@ -63,15 +64,19 @@ impl ClearModel {
     /// Reads `<state dir>/models/<model_id>.clear.json` and checks its shape.
     pub fn load(cfg: &crate::PartyConfig, model_id: &str) -> Result<Self, PartyError> {
         if !treaty_job::validate::is_job_id(model_id) {
-            return Err(PartyError::Rejected(format!(
-                "{model_id:?} is not a valid model id"
-            )));
+            return Err(Refusal::BadModelId {
+                model_id: model_id.to_string(),
+            }
+            .into());
         }
         let path = clear_model_path(cfg, model_id);
         let bytes =
             zeroize::Zeroizing::new(std::fs::read(&path).map_err(crate::error::io_err(&path))?);
         let m: Self = serde_json::from_slice(&bytes).map_err(|e| {
-            PartyError::Rejected(format!("the model at {} is corrupt: {e}", path.display()))
+            PartyError::from(Refusal::CorruptModel {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
         })?;
         let k = m.features.len();
         let finite = m.weights.iter().all(|w| w.is_finite())

@@ -28,6 +28,7 @@ use crate::PartyError;
 use crate::config::PartyConfig;
 use crate::error::io_err;
 use crate::join::{JoinPlan, JoinTable};
+use crate::refusal::Refusal;
 
 /// Most held-out rows the AUC is computed on (it compares every pair: `m(m−1)/2` comparisons,
 /// one block of [`treaty_mpc::rep3::AUC_BLOCK_PAIRS`] at 1448 rows, ≈ 54 bytes per pair);
@@ -230,9 +231,10 @@ impl StoredModel {
     /// Reads a stored model.
     pub fn load(cfg: &PartyConfig, model_id: &str) -> Result<Self, PartyError> {
         if !is_job_id(model_id) {
-            return Err(PartyError::Rejected(format!(
-                "{model_id:?} is not a valid model id"
-            )));
+            return Err(Refusal::BadModelId {
+                model_id: model_id.to_string(),
+            }
+            .into());
         }
         Self::read(&model_path(cfg, model_id))
     }
@@ -241,7 +243,10 @@ impl StoredModel {
     pub fn read(path: &std::path::Path) -> Result<Self, PartyError> {
         let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(io_err(path))?);
         serde_json::from_slice(&bytes).map_err(|e| {
-            PartyError::Rejected(format!("the model at {} is corrupt: {e}", path.display()))
+            PartyError::from(Refusal::CorruptModel {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
         })
     }
 }

@@ -165,29 +165,31 @@ fn a_data_party_checks_its_columns_filters_and_stored_intersection() {
     .unwrap();
     // The hospital's columns are not checked here.
     check(&spec(&["hospital.nope"], vec![], "")).unwrap();
-    let err = |sp: pb::JobSpec| check(&sp).unwrap_err().to_string();
-    assert!(err(spec(&["insurer.nope"], vec![], "")).contains("has no column \"nope\""));
-    assert!(err(spec(&["insurer.plan"], vec![], "")).contains("not numeric"));
-    assert!(
-        err(spec(
-            &["insurer.age"],
-            vec![equals("insurer.nope", "1")],
-            ""
-        ))
-        .contains("has no filter column \"nope\"")
-    );
-    assert!(
-        err(spec(
-            &["insurer.age"],
-            vec![equals("insurer.member_id", "M1")],
-            ""
-        ))
-        .contains("record id column")
-    );
-    let e = err(spec(&["insurer.age"], vec![], "job-0123"));
-    assert!(
-        e.contains("no stored intersection of psi job \"job-0123\""),
-        "{e}"
+    let err = |sp: pb::JobSpec| match check(&sp) {
+        Err(PartyError::Refused(r)) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    assert!(matches!(
+        err(spec(&["insurer.nope"], vec![], "")),
+        Refusal::NoColumn { column, role: ColumnRole::Value, .. } if column == "nope"
+    ));
+    assert!(matches!(
+        err(spec(&["insurer.plan"], vec![], "")),
+        Refusal::NotNumeric { column, ty: ColumnType::String, .. } if column == "plan"
+    ));
+    assert!(matches!(
+        err(spec(&["insurer.age"], vec![equals("insurer.nope", "1")], "")),
+        Refusal::NoColumn { column, role: ColumnRole::Filter, .. } if column == "nope"
+    ));
+    assert!(matches!(
+        err(spec(&["insurer.age"], vec![equals("insurer.member_id", "M1")], "")),
+        Refusal::FilterOnIds { column } if column == "member_id"
+    ));
+    assert_eq!(
+        err(spec(&["insurer.age"], vec![], "job-0123")),
+        Refusal::NoIntersection {
+            psi_job: "job-0123".into()
+        }
     );
     let stored = intersection_path(&cfg, "job-0123");
     std::fs::create_dir_all(stored.parent().unwrap()).unwrap();

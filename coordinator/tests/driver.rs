@@ -1,0 +1,332 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The job driver end to end: a real coordinator (plaintext, on loopback), parties that are
+//! only gRPC clients, and an analyst. The state machine's rules are tested alone in
+//! `lifecycle`; this checks that the thin loop around it routes events and carries out effects
+//! (party online and offline, reports, uploads, the deadline). Waits follow `WatchJob` and the
+//! parties' event streams, never a sleep.
+
+use std::time::Duration;
+
+use ed25519_dalek::SigningKey;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::Streaming;
+use tonic::transport::Channel;
+use treaty_coordinator::client::{COORDINATOR_TLS_NAME, Dial, connect};
+use treaty_coordinator::identity::sign_now;
+use treaty_coordinator::{CoordinatorConfig, ServeOptions};
+use treaty_proto::v1::{
+    self as pb, JobState, PartyJobState, coordinator_client::CoordinatorClient, job_report,
+    party_event,
+};
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+type Client = CoordinatorClient<Channel>;
+
+struct Coordinator {
+    url: String,
+    dir: TempDir,
+    stop: CancellationToken,
+}
+
+impl Coordinator {
+    async fn start(config: CoordinatorConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let options = ServeOptions {
+            state_dir: dir.path().join("state"),
+            tls: None,
+            config,
+        };
+        tokio::spawn(treaty_coordinator::serve(
+            listener,
+            options,
+            stop.clone().cancelled_owned(),
+        ));
+        Self { url, dir, stop }
+    }
+
+    async fn client(&self) -> Client {
+        let dial = Dial {
+            url: &self.url,
+            tls: None,
+            server_name: COORDINATOR_TLS_NAME,
+        };
+        connect(dial).await.unwrap()
+    }
+
+    fn audit_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("state/audit/log.jsonl")).unwrap_or_default()
+    }
+
+    async fn submit(&self, parties: &[&str]) -> String {
+        let spec = pb::JobSpec {
+            name: "driver".into(),
+            inputs: parties
+                .iter()
+                .map(|p| pb::JobInput {
+                    party: p.to_string(),
+                    dataset: "claims".into(),
+                })
+                .collect(),
+            output: Some(pb::JobOutput {
+                recipient: "alice".into(),
+                recipient_public_key: vec![9; 32],
+            }),
+            frac_bits: 16,
+            computation: Some(pb::job_spec::Computation::Stats(pb::StatsJob {
+                columns: vec!["claim_amount".into()],
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let submission = sign_now(spec, "alice", &key).unwrap();
+        let request = pb::SubmitJobRequest {
+            submission: Some(submission),
+        };
+        let response = self.client().await.submit_job(request).await.unwrap();
+        response.into_inner().job_id
+    }
+
+    /// Follows the job until `done` holds.
+    async fn watch(&self, job_id: &str, done: impl Fn(&pb::Job) -> bool) -> pb::Job {
+        let request = pb::WatchJobRequest {
+            job_id: job_id.into(),
+        };
+        let mut jobs = self
+            .client()
+            .await
+            .watch_job(request)
+            .await
+            .unwrap()
+            .into_inner();
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let job = jobs.message().await.unwrap().expect("the watch ended");
+                if done(&job) {
+                    return job;
+                }
+            }
+        })
+        .await
+        .expect("the job did not get there in time")
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+    }
+}
+
+/// A party that is only a gRPC client: it answers what the test tells it to.
+struct Party {
+    id: String,
+    client: Client,
+    events: Option<Streaming<pb::PartyEvent>>,
+}
+
+impl Party {
+    /// Registers `id` and subscribes to its events.
+    async fn online(coordinator: &Coordinator, id: &str) -> Self {
+        let mut party = Self::registered(coordinator, id).await;
+        party.subscribe().await;
+        party
+    }
+
+    async fn subscribe(&mut self) {
+        let request = pb::SubscribeRequest {
+            party: self.id.clone(),
+        };
+        let events = self.client.subscribe(request).await.unwrap().into_inner();
+        self.events = Some(events);
+    }
+
+    /// Registers `id` (it stays offline).
+    async fn registered(coordinator: &Coordinator, id: &str) -> Self {
+        let mut client = coordinator.client().await;
+        let info = pb::PartyInfo {
+            id: id.into(),
+            endpoint: format!("https://{id}.invalid:1"),
+            datasets: vec![pb::DatasetSchema {
+                name: "claims".into(),
+                id_column: "claim_id".into(),
+                columns: vec![
+                    pb::ColumnSchema {
+                        name: "claim_id".into(),
+                        r#type: pb::ColumnType::String as i32,
+                    },
+                    pb::ColumnSchema {
+                        name: "claim_amount".into(),
+                        r#type: pb::ColumnType::Float as i32,
+                    },
+                ],
+            }],
+            ..Default::default()
+        };
+        let request = pb::RegisterPartyRequest { party: Some(info) };
+        client.register_party(request).await.unwrap();
+        Self {
+            id: id.into(),
+            client,
+            events: None,
+        }
+    }
+
+    async fn next_event(&mut self) -> party_event::Event {
+        let events = self.events.as_mut().expect("offline");
+        let next = tokio::time::timeout(PATIENCE, events.message()).await;
+        let event = next.expect("no event in time").unwrap();
+        event.and_then(|e| e.event).expect("the stream ended")
+    }
+
+    async fn report(&mut self, job_id: &str, report: job_report::Report) {
+        let report = pb::JobReport {
+            job_id: job_id.into(),
+            party: self.id.clone(),
+            report: Some(report),
+        };
+        self.client.report_job(report).await.unwrap();
+    }
+
+    /// Waits for the assignment, checks its peers, accepts.
+    async fn accept(&mut self, job_id: &str, peers: &[&str]) {
+        match self.next_event().await {
+            party_event::Event::Assign(a) => {
+                assert_eq!(a.job_id, job_id);
+                let named: Vec<&str> = a.peers.iter().map(|p| p.party.as_str()).collect();
+                assert_eq!(named, peers);
+                assert_eq!(
+                    a.peers[0].endpoint,
+                    format!("https://{}.invalid:1", peers[0])
+                );
+            }
+            other => panic!("{}: {other:?}", self.id),
+        }
+        let accepted = job_report::Report::Accepted(pb::Admission::default());
+        self.report(job_id, accepted).await;
+    }
+
+    async fn started(&mut self, job_id: &str) {
+        match self.next_event().await {
+            party_event::Event::Start(s) => assert_eq!(s.job_id, job_id),
+            other => panic!("{}: {other:?}", self.id),
+        }
+    }
+
+    async fn upload(&mut self, job_id: &str) {
+        let chunk = pb::ResultChunk {
+            job_id: job_id.into(),
+            party: self.id.clone(),
+            index: 0,
+            last: true,
+            data: format!("sealed by {}", self.id).into_bytes(),
+        };
+        let chunks = tokio_stream::iter(vec![chunk]);
+        self.client.upload_result(chunks).await.unwrap();
+    }
+
+    async fn aborted(&mut self) -> String {
+        match self.next_event().await {
+            party_event::Event::Abort(a) => a.reason,
+            other => panic!("{}: {other:?}", self.id),
+        }
+    }
+}
+
+fn config() -> CoordinatorConfig {
+    CoordinatorConfig {
+        require_tls_identity: false,
+        ..CoordinatorConfig::default()
+    }
+}
+
+fn party_state(job: &pb::Job, party: &str) -> PartyJobState {
+    job.parties
+        .iter()
+        .find(|p| p.party == party)
+        .map(pb::PartyJobStatus::state)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_runs_through_the_driver_to_success() {
+    let coordinator = Coordinator::start(config()).await;
+    let mut bank = Party::online(&coordinator, "bank").await;
+    let mut clinic = Party::registered(&coordinator, "clinic").await;
+    let job_id = coordinator.submit(&["bank", "clinic"]).await;
+    // The clinic comes online after the submission: the driver hears of it.
+    clinic.subscribe().await;
+    for party in [&mut bank, &mut clinic] {
+        party.accept(&job_id, &["bank", "clinic"]).await;
+    }
+    for party in [&mut bank, &mut clinic] {
+        party.started(&job_id).await;
+        party.upload(&job_id).await;
+    }
+    let job = coordinator
+        .watch(&job_id, |j| j.state() != JobState::Running)
+        .await;
+    assert_eq!(job.state(), JobState::Succeeded, "{job:?}");
+    assert!(job.started_at_ms > 0 && job.finished_at_ms >= job.started_at_ms);
+    for p in ["bank", "clinic"] {
+        assert_eq!(party_state(&job, p), PartyJobState::Uploaded);
+    }
+    let log = coordinator.audit_log();
+    assert_eq!(log.matches("\"result_stored\"").count(), 2, "{log}");
+    assert!(log.contains("\"outcome\":\"succeeded\""), "{log}");
+    coordinator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_party_lost_mid_job_fails_it_and_the_others_are_told() {
+    let coordinator = Coordinator::start(config()).await;
+    let mut bank = Party::online(&coordinator, "bank").await;
+    let mut clinic = Party::online(&coordinator, "clinic").await;
+    let job_id = coordinator.submit(&["bank", "clinic"]).await;
+    for party in [&mut bank, &mut clinic] {
+        party.accept(&job_id, &["bank", "clinic"]).await;
+    }
+    for party in [&mut bank, &mut clinic] {
+        party.started(&job_id).await;
+    }
+    bank.upload(&job_id).await;
+    clinic.events = None;
+    let job = coordinator
+        .watch(&job_id, |j| j.state() != JobState::Running)
+        .await;
+    assert_eq!(job.state(), JobState::Failed, "{job:?}");
+    assert_eq!(
+        job.reason,
+        "party clinic disconnected while the job was running"
+    );
+    assert_eq!(party_state(&job, "clinic"), PartyJobState::Failed);
+    assert_eq!(party_state(&job, "bank"), PartyJobState::Uploaded);
+    assert_eq!(bank.aborted().await, job.reason);
+    coordinator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_party_that_never_comes_online_fails_the_job_at_its_deadline() {
+    let coordinator = Coordinator::start(CoordinatorConfig {
+        offline_timeout: Duration::from_millis(200),
+        ..config()
+    })
+    .await;
+    let mut bank = Party::online(&coordinator, "bank").await;
+    let _clinic = Party::registered(&coordinator, "clinic").await;
+    let job_id = coordinator.submit(&["bank", "clinic"]).await;
+    let job = coordinator
+        .watch(&job_id, |j| j.state() != JobState::Submitted)
+        .await;
+    assert_eq!(job.state(), JobState::Failed, "{job:?}");
+    assert_eq!(
+        job.reason,
+        "party clinic offline: not connected within 0.2 s"
+    );
+    assert_eq!(bank.aborted().await, job.reason);
+    coordinator.stop().await;
+}

@@ -1,0 +1,180 @@
+//! Why a party refuses a job: what the job asks that does not fit this party's own datasets,
+//! models, stored intersections or assignment.
+//!
+//! One typed value per reason, with the names involved as fields (datasets, columns, model and
+//! job ids — never a data value); its `Display` is the sentence the analyst reads in the job's
+//! reason and the audit log records. Tests match the variant.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::dataset::ColumnType;
+
+/// The role a column plays in a job, for [`Refusal::NoColumn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnRole {
+    /// A value the job computes on (a statistic, a feature, a label).
+    Value,
+    /// A filter's column.
+    Filter,
+    /// The record id column.
+    Id,
+}
+
+impl fmt::Display for ColumnRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ColumnRole::Value => "column",
+            ColumnRole::Filter => "filter column",
+            ColumnRole::Id => "id column",
+        })
+    }
+}
+
+/// Why this party refuses (or stops) a job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The assignment does not name this party among the job's inputs.
+    #[error("party {party} is not part of this job")]
+    NotInJob {
+        /// This party.
+        party: String,
+    },
+    /// The assignment carries no spec.
+    #[error("the assignment has no spec")]
+    NoSpec,
+    /// The spec names no output recipient.
+    #[error("the job names no output recipient")]
+    NoRecipient,
+    /// The job names a dataset this party does not have.
+    #[error("unknown dataset {dataset:?}")]
+    UnknownDataset {
+        /// The dataset named.
+        dataset: String,
+    },
+    /// The dataset is configured but its file is gone.
+    #[error("the file of dataset {dataset:?} is missing")]
+    MissingFile {
+        /// The dataset.
+        dataset: String,
+    },
+    /// The dataset has no such column.
+    #[error("dataset {dataset:?} has no {role} {column:?}")]
+    NoColumn {
+        /// The dataset.
+        dataset: String,
+        /// The column named.
+        column: String,
+        /// What the job uses it for.
+        role: ColumnRole,
+    },
+    /// A column the job computes on is not numeric.
+    #[error("dataset {dataset:?} column {column:?} is {ty}, not numeric")]
+    NotNumeric {
+        /// The dataset.
+        dataset: String,
+        /// The column.
+        column: String,
+        /// Its declared type.
+        ty: ColumnType,
+    },
+    /// An id column of floats (ids must compare exactly).
+    #[error("dataset {dataset:?} id column {column:?} is float; ids must be text or integers")]
+    FloatIds {
+        /// The dataset.
+        dataset: String,
+        /// The column.
+        column: String,
+    },
+    /// A filter on the record ids, which would single out individual records.
+    #[error(
+        "filter column {column:?} is a record id column; filtering on ids would single out \
+         individual records"
+    )]
+    FilterOnIds {
+        /// The column.
+        column: String,
+    },
+    /// A range filter on a column that is not numeric.
+    #[error("filter column {column:?} is {ty}, a range needs a numeric column")]
+    RangeNotNumeric {
+        /// The column.
+        column: String,
+        /// Its declared type.
+        ty: ColumnType,
+    },
+    /// A filter with neither an equality nor a range.
+    #[error("filter on {column:?} has no predicate")]
+    NoPredicate {
+        /// The column.
+        column: String,
+    },
+    /// This party is the join's helper (no id column in the join), yet the job names its data.
+    #[error("this party is the join's helper but the job names its dataset {dataset:?}")]
+    HelperWithData {
+        /// The dataset named.
+        dataset: String,
+    },
+    /// This party is an fhe-score evaluator (a model, no data), yet the job names its data.
+    #[error("the evaluator contributes no data, but the job names its dataset {dataset:?}")]
+    EvaluatorWithData {
+        /// The dataset named.
+        dataset: String,
+    },
+    /// A `train` job would overwrite a model this party stores.
+    #[error("this party already stores a model {model_id:?}; choose another model_id")]
+    ModelExists {
+        /// The model id.
+        model_id: String,
+    },
+    /// A `score` job names a model this party does not store.
+    #[error("this party stores no model {model_id:?}")]
+    NoModel {
+        /// The model id.
+        model_id: String,
+    },
+    /// A model id that cannot name a file.
+    #[error("{model_id:?} is not a valid model id")]
+    BadModelId {
+        /// The id given.
+        model_id: String,
+    },
+    /// A stored model file does not decode or is not usable.
+    #[error("the model at {} is corrupt: {reason}", path.display())]
+    CorruptModel {
+        /// Its file.
+        path: PathBuf,
+        /// What is wrong with it (shape only).
+        reason: String,
+    },
+    /// The job's analyst, kind, dataset, columns, recipient or peers are not allowed by this
+    /// party's policy.
+    #[error("refused by {party}'s policy: {reason}")]
+    Policy {
+        /// This party.
+        party: String,
+        /// The policy's reason.
+        reason: String,
+    },
+    /// Fewer records behind a result here than the policy's minimum cohort.
+    #[error(
+        "refused by {party}'s policy: fewer than {min} records here are behind the result \
+         (minimum cohort)"
+    )]
+    Cohort {
+        /// This party.
+        party: String,
+        /// The policy's minimum.
+        min: u64,
+    },
+    /// A join reuses a psi job whose intersection this party does not hold.
+    #[error(
+        "this party holds no stored intersection of psi job {psi_job:?} (it must have learned \
+         the intersection of that job)"
+    )]
+    NoIntersection {
+        /// The psi job.
+        psi_job: String,
+    },
+}
