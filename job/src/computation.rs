@@ -4,7 +4,7 @@
 //! On the wire a spec is a `oneof computation`, an optional `join` and a `protocol` string that
 //! repeats what the two imply. [`Computation::of`] reads the first two together — a `train`
 //! without a join or a `psi` with one is a [`SpecProblem`] here, once, not in every `match` —
-//! and [`Protocol::of`] reads the string. What a kind needs beyond that (validation, policy
+//! and [`Protocol::parse`] reads the string. What a kind needs beyond that (validation, policy
 //! columns, execution, results) lives in one module per kind and per side.
 
 use std::fmt;

@@ -10,6 +10,7 @@
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use treaty_analyst::{self as analyst, AnalystError};
+use treaty_mpc::transport::ScopeId;
 use treaty_party::PartyError;
 use treaty_party::config::TlsFiles;
 use treaty_proto::v1::{self as pb, JobState, PartyJobState, frame};
@@ -534,10 +535,23 @@ mod support {
     }
 }
 
-/// A data-plane frame holding one chunk.
+/// A data-plane frame holding one chunk of a message on the `stats` channel (where a stats
+/// job's first message, the seed agreement's key, is expected).
 fn chunk(round: u32, total_len: u64, last: bool, payload: Vec<u8>) -> pb::Frame {
+    scoped_chunk("stats", round, total_len, last, payload)
+}
+
+/// A data-plane frame holding one chunk of a message on the channel `scope`.
+fn scoped_chunk(
+    scope: &str,
+    round: u32,
+    total_len: u64,
+    last: bool,
+    payload: Vec<u8>,
+) -> pb::Frame {
     pb::Frame {
         kind: Some(frame::Kind::Chunk(pb::Chunk {
+            scope: ScopeId::of(scope).0,
             round,
             total_len,
             last,
@@ -911,6 +925,11 @@ async fn malformed_and_oversized_data_plane_messages_abort_the_job_not_the_node(
             "a chunk for the wrong round",
             vec![chunk(7, 32, true, vec![0; 32])],
             "round 7, expected round 0",
+        ),
+        (
+            "a message for another part of the job (the release barrier)",
+            vec![scoped_chunk("barrier", 0, 32, true, vec![0; 32])],
+            "expected scope \"stats\"",
         ),
         (
             "more payload than total_len",
