@@ -123,6 +123,55 @@ impl<'de> Deserialize<'de> for Digest32 {
     }
 }
 
+/// How a job ended at one writer, as [`AuditEvent::Completed`] records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The job ran to the end (at a party: its sealed share was uploaded).
+    Succeeded,
+    /// The job failed (at a party: here, or reported by a peer).
+    Failed,
+    /// The job was refused before it ran.
+    Rejected,
+    /// The job was stopped: cancelled, a peer failed, or the writer shut down.
+    Aborted,
+}
+
+impl Outcome {
+    /// The outcome's name in a log line: `succeeded`, `failed`, `rejected`, `aborted`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Rejected => "rejected",
+            Outcome::Aborted => "aborted",
+        }
+    }
+
+    /// The outcome of a job that ended in `state`; `None` while it has not ended.
+    #[must_use]
+    pub fn of_state(state: treaty_proto::v1::JobState) -> Option<Self> {
+        use treaty_proto::v1::JobState;
+        match state {
+            JobState::Succeeded => Some(Outcome::Succeeded),
+            JobState::Failed => Some(Outcome::Failed),
+            JobState::Rejected => Some(Outcome::Rejected),
+            JobState::Aborted => Some(Outcome::Aborted),
+            JobState::Unspecified
+            | JobState::Submitted
+            | JobState::Approved
+            | JobState::Running => None,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// What happened. Counts, hashes and names only. (Field names must differ from
 /// [`AuditEntry`]'s — `seq`, `prev`, `time_ms`, `writer`, `job` — since the event is flattened
 /// into the entry.)
@@ -237,8 +286,8 @@ pub enum AuditEvent {
     },
     /// The job ended at this participant.
     Completed {
-        /// `succeeded`, `failed` or `aborted`.
-        outcome: String,
+        /// How it ended.
+        outcome: Outcome,
         /// Rounds run.
         rounds: u64,
         /// Why it failed (empty on success).
@@ -1040,7 +1089,7 @@ mod tests {
                 4,
                 Some("job-1"),
                 AuditEvent::Completed {
-                    outcome: "succeeded".into(),
+                    outcome: Outcome::Succeeded,
                     rounds: 2,
                     reason: String::new(),
                 },
@@ -1054,6 +1103,33 @@ mod tests {
     fn verify(writer: &str, text: &str, head: &SignedHead) -> Vec<AuditFailure> {
         let k = if writer == "hospital" { key(1) } else { key(2) };
         verify_log(writer, text, &k.verifying_key(), Some(head)).1
+    }
+
+    #[test]
+    fn outcomes_are_written_as_the_words_earlier_logs_hold() {
+        for (outcome, word) in [
+            (Outcome::Succeeded, "succeeded"),
+            (Outcome::Failed, "failed"),
+            (Outcome::Rejected, "rejected"),
+            (Outcome::Aborted, "aborted"),
+        ] {
+            let event = AuditEvent::Completed {
+                outcome,
+                rounds: 3,
+                reason: String::new(),
+            };
+            let line = serde_json::to_string(&event).unwrap();
+            assert!(line.contains(&format!("\"outcome\":\"{word}\"")), "{line}");
+            assert_eq!(serde_json::from_str::<AuditEvent>(&line).unwrap(), event);
+            assert_eq!(outcome.to_string(), word);
+        }
+        let unknown = r#"{"event":"completed","outcome":"exploded","rounds":0,"reason":""}"#;
+        assert!(serde_json::from_str::<AuditEvent>(unknown).is_err());
+        assert_eq!(
+            Outcome::of_state(treaty_proto::v1::JobState::Running),
+            None,
+            "a running job has no outcome"
+        );
     }
 
     #[test]
@@ -1132,7 +1208,7 @@ mod tests {
                 sealed_sha256: d,
             },
             AuditEvent::Completed {
-                outcome: "succeeded".into(),
+                outcome: Outcome::Succeeded,
                 rounds: 2,
                 reason: String::new(),
             },

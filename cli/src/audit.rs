@@ -379,7 +379,7 @@ fn show(job: &str, logs: &[(String, PathBuf)], json: bool) -> anyhow::Result<Exi
                 rounds,
                 reason,
             } => {
-                outcomes.insert(&e.writer, (outcome, *rounds, reason));
+                outcomes.insert(&e.writer, (outcome.name(), *rounds, reason));
             }
             AuditEvent::PeerTraffic { sent_bytes, .. } => {
                 *sent.entry(&e.writer).or_default() += sent_bytes;

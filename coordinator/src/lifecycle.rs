@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use treaty_audit::{AuditEvent, Digest32};
+use treaty_audit::{AuditEvent, Digest32, Outcome};
 use treaty_proto::v1::{
     self as pb, Job, JobState, PartyJobState, PartyJobStatus, job_report, party_event,
 };
@@ -653,7 +653,8 @@ impl JobLifecycle {
             self.send_all(&abort, effects);
         }
         effects.push(Effect::Audit(AuditEvent::Completed {
-            outcome: state_name(state),
+            // `state` is final here: `finish` is only called with an ending.
+            outcome: Outcome::of_state(state).unwrap_or(Outcome::Failed),
             rounds: self.job.parties.iter().map(|p| p.rounds).max().unwrap_or(0),
             reason: self.job.reason.clone(),
         }));

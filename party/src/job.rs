@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-use treaty_audit::{AuditEvent, Digest32};
+use treaty_audit::{AuditEvent, Digest32, Outcome};
 use treaty_job::validate::normalize_spec;
 use treaty_job::{Computation, JobError};
 use treaty_mpc::fixed::FixedPoint;
@@ -414,9 +414,7 @@ fn check_fhe(
     _: usize,
     _: &str,
 ) -> Result<(), PartyError> {
-    Err(PartyError::Rejected(
-        "this party node was built without FHE (cargo feature `fhe`)".into(),
-    ))
+    Err(Refusal::NoFhe.into())
 }
 
 /// The join plan of a `train` job: its features, then its label, as the join's columns.
@@ -450,10 +448,11 @@ fn score_plans(
     let (source, features) = if score.weights_party.is_empty() {
         let model = StoredModel::load(cfg, &score.model_id).map_err(missing)?;
         if spec.frac_bits != 0 && spec.frac_bits != model.frac_bits {
-            return Err(PartyError::Rejected(format!(
-                "score: the model was trained at {} fractional bits, the job asks {}",
-                model.frac_bits, spec.frac_bits
-            )));
+            return Err(Refusal::FracBitsMismatch {
+                model: model.frac_bits,
+                job: spec.frac_bits,
+            }
+            .into());
         }
         let features = model.features.clone();
         (ModelSource::Shared(model), features)
@@ -807,7 +806,7 @@ impl JobRun {
         let (outcome, reason) = match self.run().await {
             Ok(()) => {
                 tracing::info!(job = %job_id, "job done: sealed share uploaded");
-                ("succeeded", String::new())
+                (Outcome::Succeeded, String::new())
             }
             Err(e) => {
                 let reason = e.to_string();
@@ -817,15 +816,15 @@ impl JobRun {
                         .await;
                 }
                 let outcome = if self.abort.is_cancelled() {
-                    "aborted"
+                    Outcome::Aborted
                 } else {
-                    "failed"
+                    Outcome::Failed
                 };
                 (outcome, reason)
             }
         };
         self.audit_event(AuditEvent::Completed {
-            outcome: outcome.into(),
+            outcome,
             rounds: self.rounds.load(std::sync::atomic::Ordering::Relaxed),
             reason,
         });
@@ -884,9 +883,7 @@ impl JobRun {
                         Ok(LocalInput::Fhe(Box::new((plan, local))))
                     }
                     #[cfg(not(feature = "fhe"))]
-                    Computation::FheScore(_) => Err(PartyError::Rejected(
-                        "this party node was built without FHE (cargo feature `fhe`)".into(),
-                    )),
+                    Computation::FheScore(_) => Err(Refusal::NoFhe.into()),
                 }
             });
             tokio::select! {

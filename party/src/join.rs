@@ -321,10 +321,10 @@ pub fn align(
         .map(|(k, id)| (id.as_str(), k))
         .collect();
     if wanted.len() != intersection.len() {
-        return Err(PartyError::Rejected(format!(
-            "the stored intersection repeats {} id(s); it is corrupt",
-            intersection.len() - wanted.len()
-        )));
+        return Err(Refusal::CorruptIntersection {
+            repeats: intersection.len() - wanted.len(),
+        }
+        .into());
     }
     let mut rows: Vec<Option<usize>> = vec![None; intersection.len()];
     for (r, id) in ids.iter().enumerate() {
@@ -332,13 +332,14 @@ pub fn align(
             continue;
         };
         if let Some(first) = rows[k] {
-            return Err(PartyError::Rejected(format!(
-                "dataset {dataset:?} id column {column:?} holds id #{} of the intersection twice \
-                 (rows {} and {}); ids must be unique",
-                k + 1,
-                first + 1,
-                r + 1
-            )));
+            return Err(Refusal::DuplicateId {
+                dataset: dataset.to_string(),
+                column: column.to_string(),
+                index: k + 1,
+                first_row: first + 1,
+                second_row: r + 1,
+            }
+            .into());
         }
         rows[k] = Some(r);
     }
@@ -346,11 +347,11 @@ pub fn align(
         .enumerate()
         .map(|(k, r)| {
             r.ok_or_else(|| {
-                PartyError::Rejected(format!(
-                    "id #{} of the intersection is not in dataset {dataset:?} id column \
-                     {column:?} (the dataset changed since the PSI, or the PSI used other ids)",
-                    k + 1
-                ))
+                PartyError::from(Refusal::IdNotInDataset {
+                    dataset: dataset.to_string(),
+                    column: column.to_string(),
+                    index: k + 1,
+                })
             })
         })
         .collect()

@@ -27,7 +27,7 @@ use crate::policy::Terms;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use treaty_audit::AuditFile;
-use treaty_audit::{AuditEvent, AuditRecord, Digest32};
+use treaty_audit::{AuditEvent, AuditRecord, Digest32, Outcome};
 use treaty_trust::roster::Roster;
 use treaty_trust::{Role, TrustError};
 
@@ -301,7 +301,7 @@ fn record_roster(audit: &AuditFile, records: &[AuditRecord], roster: &Roster) {
 /// The end of a job aborted before its protocol started.
 fn aborted_before_start(reason: &str) -> AuditEvent {
     AuditEvent::Completed {
-        outcome: "aborted".into(),
+        outcome: Outcome::Aborted,
         rounds: 0,
         reason: reason.to_string(),
     }

@@ -168,6 +168,53 @@ pub enum Refusal {
         /// The policy's minimum.
         min: u64,
     },
+    /// The stored intersection of a psi job lists an id more than once.
+    #[error("the stored intersection repeats {repeats} id(s); it is corrupt")]
+    CorruptIntersection {
+        /// How many ids repeat.
+        repeats: usize,
+    },
+    /// An id of the stored intersection appears twice in the dataset's id column.
+    #[error(
+        "dataset {dataset:?} id column {column:?} holds id #{index} of the intersection twice \
+         (rows {first_row} and {second_row}); ids must be unique"
+    )]
+    DuplicateId {
+        /// The dataset.
+        dataset: String,
+        /// Its id column.
+        column: String,
+        /// 1-based position of the id in the intersection (never the id itself).
+        index: usize,
+        /// 1-based data row of its first occurrence.
+        first_row: usize,
+        /// 1-based data row of its second occurrence.
+        second_row: usize,
+    },
+    /// An id of the stored intersection is no longer in the dataset.
+    #[error(
+        "id #{index} of the intersection is not in dataset {dataset:?} id column {column:?} (the \
+         dataset changed since the PSI, or the PSI used other ids)"
+    )]
+    IdNotInDataset {
+        /// The dataset.
+        dataset: String,
+        /// Its id column.
+        column: String,
+        /// 1-based position of the id in the intersection (never the id itself).
+        index: usize,
+    },
+    /// A `score` job of a stored model asks for another fixed-point precision than the model's.
+    #[error("score: the model was trained at {model} fractional bits, the job asks {job}")]
+    FracBitsMismatch {
+        /// The model's fractional bits.
+        model: u32,
+        /// The job's.
+        job: u32,
+    },
+    /// An `fhe-score` job at a node built without the `fhe` feature.
+    #[error("this party node was built without FHE (cargo feature `fhe`)")]
+    NoFhe,
     /// A join reuses a psi job whose intersection this party does not hold.
     #[error(
         "this party holds no stored intersection of psi job {psi_job:?} (it must have learned \

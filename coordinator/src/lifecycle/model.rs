@@ -475,7 +475,7 @@ impl Harness {
                 }
                 Effect::Audit(AuditEvent::Completed { outcome, .. }) => {
                     self.completed += 1;
-                    prop_assert_eq!(outcome, &state_name(m.job().state()));
+                    prop_assert_eq!(Some(*outcome), Outcome::of_state(m.job().state()));
                 }
                 Effect::Audit(AuditEvent::ResultStored { party, .. }) => {
                     prop_assert!(self.parties.contains(party));

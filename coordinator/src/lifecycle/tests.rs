@@ -203,7 +203,7 @@ fn abort_to_all(reason: &str) -> Vec<Effect> {
 }
 
 /// The effects of a step that ends a non-succeeded job at `now`, whose final record is `m`'s.
-fn ending(m: &JobLifecycle, outcome: &str, rounds: u64) -> Vec<Effect> {
+fn ending(m: &JobLifecycle, outcome: Outcome, rounds: u64) -> Vec<Effect> {
     let reason = m.job().reason.clone();
     let mut effects = vec![
         Effect::Detach,
@@ -214,7 +214,7 @@ fn ending(m: &JobLifecycle, outcome: &str, rounds: u64) -> Vec<Effect> {
     effects.extend(abort_to_all(&reason));
     effects.extend([
         Effect::Audit(AuditEvent::Completed {
-            outcome: outcome.into(),
+            outcome,
             rounds,
             reason,
         }),
@@ -385,7 +385,7 @@ fn a_job_runs_from_submission_to_success() {
             Effect::Persist(Box::new(job)),
             Effect::Notify,
             Effect::Audit(AuditEvent::Completed {
-                outcome: "succeeded".into(),
+                outcome: Outcome::Succeeded,
                 rounds: 42,
                 reason: String::new(),
             }),
@@ -439,7 +439,7 @@ fn a_party_that_stays_offline_fails_the_job_at_the_offline_timeout() {
         "never assigned"
     );
     assert_eq!(m.job().finished_at_ms, WALL + 10_000);
-    assert_eq!(effects, ending(&m, "failed", 0));
+    assert_eq!(effects, ending(&m, Outcome::Failed, 0));
     assert_absorbing(m, 20_000);
 }
 
@@ -471,7 +471,7 @@ fn refusals_reject_the_job_in_job_order() {
         })
     );
     assert_eq!(persisted(&effects).len(), 2);
-    assert_eq!(effects[3..], ending(&m, "rejected", 0));
+    assert_eq!(effects[3..], ending(&m, Outcome::Rejected, 0));
     assert_absorbing(m, 400);
 }
 
@@ -488,7 +488,7 @@ fn silent_parties_fail_the_job_at_the_accept_timeout() {
         "party insurer, bank did not answer the assignment within 20 s"
     );
     assert_eq!(party_states(&m), [PartyJobState::Aborted; 3]);
-    assert_eq!(effects, ending(&m, "failed", 0));
+    assert_eq!(effects, ending(&m, Outcome::Failed, 0));
 }
 
 #[test]
@@ -532,7 +532,7 @@ fn an_approval_extends_the_wait_once_and_times_out_as_such() {
             PartyJobState::Aborted
         ]
     );
-    assert_eq!(effects, ending(&m, "failed", 0));
+    assert_eq!(effects, ending(&m, Outcome::Failed, 0));
 }
 
 #[test]
@@ -578,7 +578,7 @@ fn a_running_job_times_out() {
             PartyJobState::Aborted
         ]
     );
-    assert_eq!(effects, ending(&m, "failed", 7));
+    assert_eq!(effects, ending(&m, Outcome::Failed, 7));
 }
 
 #[test]
@@ -612,7 +612,7 @@ fn a_cancel_aborts_the_job_in_every_phase() {
         assert_eq!(m.job().state(), JobState::Aborted);
         assert_eq!(m.job().reason, reason);
         assert_eq!(party_states(&m), parties);
-        assert_eq!(effects, ending(&m, "aborted", 0));
+        assert_eq!(effects, ending(&m, Outcome::Aborted, 0));
         assert_absorbing(m, 4000);
     }
 }
@@ -635,7 +635,7 @@ fn a_shutdown_or_an_internal_error_fails_the_job_in_every_phase() {
         }
         let mut m = waiting;
         let effects = m.on(event, at(3000));
-        assert_eq!(effects, ending(&m, "failed", 0));
+        assert_eq!(effects, ending(&m, Outcome::Failed, 0));
     }
 }
 
@@ -653,7 +653,7 @@ fn a_party_lost_after_its_assignment_fails_the_job() {
         (insurer.state(), insurer.reason.as_str()),
         (PartyJobState::Failed, "disconnected")
     );
-    assert_eq!(effects, ending(&m, "failed", 0));
+    assert_eq!(effects, ending(&m, Outcome::Failed, 0));
 
     let mut m = running();
     m.on(upload("hospital"), at(2000));
@@ -672,7 +672,7 @@ fn a_party_lost_after_its_assignment_fails_the_job() {
             PartyJobState::Failed
         ]
     );
-    assert_eq!(effects, ending(&m, "failed", 0));
+    assert_eq!(effects, ending(&m, Outcome::Failed, 0));
 }
 
 #[test]
@@ -696,7 +696,7 @@ fn a_failure_report_fails_the_job_once_assigned() {
             (insurer.state(), insurer.reason.as_str()),
             (PartyJobState::Failed, "out of memory")
         );
-        assert_eq!(effects, ending(&m, "failed", 0));
+        assert_eq!(effects, ending(&m, Outcome::Failed, 0));
     }
 }
 
@@ -714,7 +714,7 @@ fn a_party_gone_when_the_registry_answers_fails_the_job() {
         "{effects:?}"
     );
     // (No deadline to clear: none is set while the registry is read.)
-    let mut expected = ending(&m, "failed", 0);
+    let mut expected = ending(&m, Outcome::Failed, 0);
     assert_eq!(expected.pop(), Some(Effect::Deadline(None)));
     assert_eq!(effects, expected);
 }

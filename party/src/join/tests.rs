@@ -93,32 +93,39 @@ fn alignment_follows_the_intersection_order() {
     let ids = s(&["a", "b", "c", "d"]);
     assert_eq!(align(&ids, &s(&["c", "a"]), "d", "id").unwrap(), [2, 0]);
     assert_eq!(align(&ids, &[], "d", "id").unwrap(), Vec::<usize>::new());
+    let refusal = |r: Result<Vec<usize>, PartyError>| match r {
+        Err(PartyError::Refused(r)) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
     // An id of the intersection missing: named by position, never by value.
-    let e = align(&ids, &s(&["c", "zz"]), "patients", "patient_id")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains(
-            "id #2 of the intersection is not in dataset \"patients\" id column \"patient_id\""
-        ),
-        "{e}"
+    let e = refusal(align(&ids, &s(&["c", "zz"]), "patients", "patient_id"));
+    assert_eq!(
+        e,
+        Refusal::IdNotInDataset {
+            dataset: "patients".into(),
+            column: "patient_id".into(),
+            index: 2,
+        }
     );
-    assert!(!e.contains("zz"), "{e}");
+    assert!(!e.to_string().contains("zz"), "{e}");
     // An id of the intersection twice in the column.
     let dup = s(&["a", "c", "b", "c"]);
-    let e = align(&dup, &s(&["a", "c"]), "patients", "patient_id")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("holds id #2 of the intersection twice (rows 2 and 4)"),
-        "{e}"
+    assert_eq!(
+        refusal(align(&dup, &s(&["a", "c"]), "patients", "patient_id")),
+        Refusal::DuplicateId {
+            dataset: "patients".into(),
+            column: "patient_id".into(),
+            index: 2,
+            first_row: 2,
+            second_row: 4,
+        }
     );
     // A repeat outside the intersection does not matter.
     assert_eq!(align(&dup, &s(&["b"]), "d", "id").unwrap(), [2]);
-    let e = align(&ids, &s(&["a", "a"]), "d", "id")
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("corrupt"), "{e}");
+    assert_eq!(
+        refusal(align(&ids, &s(&["a", "a"]), "d", "id")),
+        Refusal::CorruptIntersection { repeats: 1 }
+    );
 }
 
 fn write_dataset(dir: &std::path::Path) -> (PartyConfig, DatasetConfig) {
