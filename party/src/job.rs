@@ -20,7 +20,7 @@ use treaty_mpc::psi::multi::{self, MultiPsiMode, MultiPsiParams, PartySet};
 use treaty_mpc::psi::{self, PsiMode, PsiParams};
 use treaty_mpc::seeds::{self, SessionContext};
 use treaty_mpc::stats::{self, LocalAggregates};
-use treaty_mpc::transport::{Channel as DataChannel, DigestedLink, exchange};
+use treaty_mpc::transport::{Channel as DataChannel, DigestedLink};
 use treaty_mpc::vstats::{self, VerticalInput};
 use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient, job_report, job_spec};
 use treaty_trust::identity::{check_fresh, verify_submission};
@@ -1014,18 +1014,7 @@ impl JobRun {
                 .unwrap_or_default(),
             sealed_sha256: Digest32(digest),
         });
-        let barrier = transport.child("barrier");
-        let got = exchange(&barrier, |_| digest.to_vec()).await?;
-        for (peer, msg) in got.iter().enumerate() {
-            if msg.as_ref().is_some_and(|m| m.len() != 32) {
-                return Err(treaty_mpc::MpcError::MalformedMessage {
-                    from: peer,
-                    round: 0,
-                    what: "barrier digest is not 32 bytes",
-                }
-                .into());
-            }
-        }
+        treaty_mpc::barrier::run(&transport.child("barrier"), digest).await?;
         self.progress(0.95, Some(transport)).await;
         self.upload(&upload).await?;
         self.progress(1.0, Some(transport)).await;
