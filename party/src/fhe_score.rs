@@ -45,6 +45,8 @@ use crate::PartyError;
 use crate::config::PartyConfig;
 use crate::dataset::{self, DatasetConfig};
 use crate::error::io_err;
+use crate::job::unknown_dataset;
+use crate::refusal::Refusal;
 
 /// Rows per encrypted chunk (one upload, one masked batch back).
 ///
@@ -269,15 +271,16 @@ pub fn load_local(
 ) -> Result<FheLocal, PartyError> {
     if me == plan.evaluator {
         if !dataset.is_empty() {
-            return Err(PartyError::Rejected(format!(
-                "the evaluator contributes no data, but the job names its dataset {dataset:?}"
-            )));
+            return Err(Refusal::EvaluatorWithData {
+                dataset: dataset.to_string(),
+            }
+            .into());
         }
         return Ok(FheLocal::Evaluator(Box::new(load_model(cfg, plan)?)));
     }
     let ds = cfg
         .dataset(dataset)
-        .ok_or_else(|| PartyError::Rejected(format!("unknown dataset {dataset:?}")))?;
+        .ok_or_else(|| unknown_dataset(dataset))?;
     Ok(FheLocal::Owner(load_rows(
         &cfg.resolve(&ds.path),
         ds,

@@ -504,7 +504,7 @@ pub async fn checkpoint(audit: &treaty_audit::AuditFile, coordinator: &Coordinat
 
 /// The job's party ids in protocol order.
 /// The refusal of a job naming a dataset this party does not have.
-fn unknown_dataset(dataset: &str) -> PartyError {
+pub(crate) fn unknown_dataset(dataset: &str) -> PartyError {
     Refusal::UnknownDataset {
         dataset: dataset.to_string(),
     }
