@@ -184,40 +184,131 @@ impl PairwiseSeeds {
     }
 }
 
+/// Seed agreement at one party: it has drawn its ephemeral secret and sent its public key to
+/// every peer, and collects the peers' keys one message at a time.
+///
+/// The synchronous core of [`agree`]: [`SeedAgreement::start`] gives the 32-byte message for
+/// every peer, [`SeedAgreement::receive`] takes each peer's (refusing a malformed, invalid,
+/// repeated or stray key), and [`SeedAgreement::finish`] gives the seeds once every peer's key
+/// has arrived. The secret is wiped when the agreement is dropped.
+#[derive(Debug)]
+pub struct SeedAgreement {
+    me: PartyIndex,
+    secret: EphemeralSecret,
+    seeds: Vec<Option<PairwiseSeed>>,
+}
+
+impl SeedAgreement {
+    /// Party `me` of `parties` draws a fresh secret; returns the agreement and the public key to
+    /// send every peer.
+    ///
+    /// # Errors
+    /// [`MpcError::LengthMismatch`] if `ctx` does not name `parties` parties;
+    /// [`MpcError::BadParams`] if `me` is not one of them.
+    pub fn start<R: CryptoRng + ?Sized>(
+        ctx: SessionContext<'_>,
+        me: PartyIndex,
+        parties: usize,
+        rng: &mut R,
+    ) -> Result<(Self, [u8; 32]), MpcError> {
+        if ctx.party_ids.len() != parties {
+            return Err(MpcError::LengthMismatch {
+                what: "party ids vs transport parties",
+                expected: parties,
+                got: ctx.party_ids.len(),
+            });
+        }
+        if me >= parties {
+            return Err(MpcError::BadParams(
+                "seed agreement: this party is not in the session",
+            ));
+        }
+        let secret = EphemeralSecret::random(rng);
+        let public = secret.public_key();
+        let seeds = (0..parties).map(|_| None).collect();
+        Ok((Self { me, secret, seeds }, public))
+    }
+
+    /// Takes peer `from`'s public key and derives the seed shared with it.
+    ///
+    /// # Errors
+    /// [`MpcError::MalformedMessage`] for a key that is not 32 bytes, from this party itself or
+    /// from no party of the session, or a second key from the same peer;
+    /// [`MpcError::InvalidPublicKey`] for bytes that are not a Ristretto255 point, or the identity.
+    pub fn receive(
+        &mut self,
+        ctx: SessionContext<'_>,
+        from: PartyIndex,
+        msg: &[u8],
+    ) -> Result<(), MpcError> {
+        let malformed = |what| MpcError::MalformedMessage {
+            from,
+            round: 0,
+            what,
+        };
+        if from == self.me {
+            return Err(malformed("a public key from this party itself"));
+        }
+        if self
+            .seeds
+            .get(from)
+            .ok_or(malformed("a public key from no party of the session"))?
+            .is_some()
+        {
+            return Err(malformed("a second public key"));
+        }
+        if msg.len() != 32 {
+            return Err(malformed("public key is not 32 bytes"));
+        }
+        let seed = self.secret.agree(ctx, self.me, from, msg)?;
+        if let Some(slot) = self.seeds.get_mut(from) {
+            *slot = Some(seed);
+        }
+        Ok(())
+    }
+
+    /// The seeds with every peer, once each peer's key has arrived.
+    ///
+    /// # Errors
+    /// [`MpcError::MalformedMessage`] naming the first peer whose key is missing.
+    pub fn finish(mut self) -> Result<PairwiseSeeds, MpcError> {
+        let me = self.me;
+        if let Some(from) = (0..self.seeds.len()).find(|&p| p != me && self.seeds[p].is_none()) {
+            return Err(MpcError::MalformedMessage {
+                from,
+                round: 0,
+                what: "no public key",
+            });
+        }
+        Ok(PairwiseSeeds::new(me, std::mem::take(&mut self.seeds)))
+    }
+}
+
 /// One round of `transport`: exchange fresh ephemeral public keys with every peer and derive
-/// pairwise seeds. Costs 32 bytes per peer each way.
+/// pairwise seeds ([`SeedAgreement`] driven over the channel). Costs 32 bytes per peer each way.
+///
+/// # Errors
+/// The transport's errors, or the core's refusal of a peer's key.
 pub async fn agree<R: CryptoRng + ?Sized>(
     transport: &Channel,
     ctx: SessionContext<'_>,
     rng: &mut R,
 ) -> Result<PairwiseSeeds, MpcError> {
-    let me = transport.me();
+    let (mut agreement, public) =
+        SeedAgreement::start(ctx, transport.me(), transport.parties(), rng)?;
     let round = transport.round();
-    if ctx.party_ids.len() != transport.parties() {
-        return Err(MpcError::LengthMismatch {
-            what: "party ids vs transport parties",
-            expected: transport.parties(),
-            got: ctx.party_ids.len(),
-        });
-    }
-    let secret = EphemeralSecret::random(rng);
-    let public = secret.public_key();
     let received = exchange(transport, |_| public.to_vec()).await?;
-    let mut seeds = Vec::with_capacity(received.len());
-    for (peer, msg) in received.into_iter().enumerate() {
-        match msg {
-            None => seeds.push(None),
-            Some(pk) if pk.len() == 32 => seeds.push(Some(secret.agree(ctx, me, peer, &pk)?)),
-            Some(_) => {
-                return Err(MpcError::MalformedMessage {
-                    from: peer,
-                    round,
-                    what: "public key is not 32 bytes",
-                });
-            }
+    for (from, msg) in received.iter().enumerate() {
+        if let Some(msg) = msg {
+            agreement.receive(ctx, from, msg).map_err(|e| match e {
+                MpcError::MalformedMessage { from, what, .. } => {
+                    MpcError::MalformedMessage { from, round, what }
+                }
+                other => other,
+            })?;
         }
     }
-    Ok(PairwiseSeeds::new(me, seeds))
+    agreement.finish()
 }
 
 #[cfg(test)]
@@ -314,6 +405,108 @@ mod tests {
             Err(MpcError::InvalidPublicKey { from: 1 })
         ));
         assert!(a.agree(ctx, 0, 1, &[1u8; 5]).is_err());
+    }
+
+    #[test]
+    fn three_parties_agree_message_by_message() {
+        let ids = ids(3);
+        let ctx = SessionContext {
+            job_id: "job-1",
+            party_ids: &ids,
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        let mut parties = Vec::new();
+        let mut keys = Vec::new();
+        for me in 0..3 {
+            let (a, public) = SeedAgreement::start(ctx, me, 3, &mut rng).unwrap();
+            parties.push(a);
+            keys.push(public);
+        }
+        let seeds: Vec<PairwiseSeeds> = parties
+            .into_iter()
+            .enumerate()
+            .map(|(me, mut a)| {
+                for (from, key) in keys.iter().enumerate().filter(|(p, _)| *p != me) {
+                    a.receive(ctx, from, key).unwrap();
+                }
+                a.finish().unwrap()
+            })
+            .collect();
+        for i in 0..3 {
+            assert!(seeds[i].with(i).is_none());
+            for j in (0..3).filter(|&j| j != i) {
+                let (a, b) = (seeds[i].with(j).unwrap(), seeds[j].with(i).unwrap());
+                assert_eq!(a.0, b.0, "pair ({i},{j})");
+            }
+        }
+        assert_ne!(seeds[0].with(1).unwrap().0, seeds[0].with(2).unwrap().0);
+    }
+
+    fn malformed(r: Result<(), MpcError>) -> (PartyIndex, &'static str) {
+        match r {
+            Err(MpcError::MalformedMessage { from, what, .. }) => (from, what),
+            other => panic!("expected a malformed message, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_malformed_repeated_stray_or_missing_key_is_refused() {
+        let ids = ids(3);
+        let ctx = SessionContext {
+            job_id: "j",
+            party_ids: &ids,
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(4);
+        let peer = EphemeralSecret::random(&mut rng).public_key();
+        let (mut a, own) = SeedAgreement::start(ctx, 0, 3, &mut rng).unwrap();
+        assert_eq!(
+            malformed(a.receive(ctx, 1, &peer[..31])),
+            (1, "public key is not 32 bytes")
+        );
+        assert_eq!(
+            malformed(a.receive(ctx, 1, &[peer.as_slice(), &[0]].concat())),
+            (1, "public key is not 32 bytes")
+        );
+        assert_eq!(
+            malformed(a.receive(ctx, 0, &own)),
+            (0, "a public key from this party itself")
+        );
+        assert_eq!(
+            malformed(a.receive(ctx, 3, &peer)),
+            (3, "a public key from no party of the session")
+        );
+        assert!(matches!(
+            a.receive(ctx, 2, &[0u8; 32]),
+            Err(MpcError::InvalidPublicKey { from: 2 })
+        ));
+        a.receive(ctx, 1, &peer).unwrap();
+        assert_eq!(
+            malformed(a.receive(ctx, 1, &peer)),
+            (1, "a second public key")
+        );
+        assert_eq!(malformed(a.finish().map(|_| ())), (2, "no public key"));
+    }
+
+    #[test]
+    fn a_session_that_does_not_name_every_party_is_refused() {
+        let ids = ids(2);
+        let ctx = SessionContext {
+            job_id: "j",
+            party_ids: &ids,
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        assert!(matches!(
+            SeedAgreement::start(ctx, 0, 3, &mut rng),
+            Err(MpcError::LengthMismatch {
+                expected: 3,
+                got: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            SeedAgreement::start(ctx, 2, 2, &mut rng),
+            Err(MpcError::BadParams(_))
+        ));
     }
 
     #[test]
