@@ -24,6 +24,9 @@
 //! which the other party returns the receiver's tags **sorted** (never in the receiver's order).
 //! Memory is bounded by the tags kept (`16` bytes per id in a `Vec<u128>`) plus one batch.
 //!
+//! The header and the streaming messages are typed values ([`wire::Header`], [`wire::Batch`]),
+//! decoded and checked synchronously, and tested message by message in [`wire`].
+//!
 //! # What each party learns (semi-honest; under the DDH assumption in the random-oracle model)
 //! - [`PsiMode::IntersectionTo`]`(r)`: `r` learns which of its ids are in the intersection and the
 //!   other set's size; the other party learns `r`'s set size only.
@@ -50,6 +53,7 @@
 
 mod curve;
 pub mod multi;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -63,6 +67,7 @@ use curve::{IdHasher, PsiKey, blind, reblind};
 
 use crate::MpcError;
 use crate::transport::{Channel, PartyIndex};
+use wire::{Batch, Header};
 
 /// Longest id accepted, in bytes.
 pub const MAX_ID_LEN: usize = 256;
@@ -74,8 +79,6 @@ pub const DEFAULT_BATCH: usize = 1 << 15;
 pub const TAG_LEN_RANGE: std::ops::RangeInclusive<usize> = 8..=16;
 /// Largest set size a peer may announce.
 const MAX_SET: u64 = 1 << 32;
-const VERSION: u8 = 1;
-const HEADER_LEN: usize = 16;
 
 /// Who learns what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,9 +246,11 @@ where
 
     // Header.
     let own = Batches::new(ids.len() as u64, params.batch as u64);
-    t.send(peer, header(params, own.n)).await?;
+    let ours = Header::ours(params, own.n);
+    t.send(peer, ours.encode()).await?;
     let msg = t.recv(peer).await?;
-    let peer_b = parse_header(&msg, params, peer, first_round)?;
+    let theirs = Header::decode(&msg, &ours, peer, first_round)?;
+    let peer_b = Batches::new(theirs.set_size, u64::from(theirs.batch));
     t.end_round();
 
     let i_learn = mode.learns_intersection(me) || mode == PsiMode::CardinalityTo(me);
@@ -265,14 +270,8 @@ where
         let round = t.round();
         let mine = own.range(k);
         let blinded = blind(&key, &hasher, &shuffled[mine.clone()]);
-        let mut out = Vec::with_capacity(8 + blinded.len() * POINT_LEN + pending.len() * tag_len);
-        out.extend_from_slice(&(blinded.len() as u32).to_le_bytes());
-        blinded.iter().for_each(|p| out.extend_from_slice(p));
-        out.extend_from_slice(&(pending.len() as u32).to_le_bytes());
-        pending
-            .iter()
-            .for_each(|tag| out.extend_from_slice(&tag.to_le_bytes()[..tag_len]));
-        t.send(peer, out).await?;
+        t.send(peer, Batch::encode(&blinded, &pending, tag_len))
+            .await?;
 
         let msg = t.recv(peer).await?;
         let expect_tags = if mode.learns_intersection(me) && k > 0 {
@@ -280,7 +279,8 @@ where
         } else {
             0
         };
-        let (points, tags) = split_batch(&msg, peer_b.len(k), expect_tags, tag_len, peer, round)?;
+        let Batch { points, tags } =
+            Batch::decode(&msg, peer_b.len(k), expect_tags, tag_len, peer, round)?;
         let fresh = reblind(&key, points).map_err(|index| MpcError::InvalidPoint {
             from: peer,
             index: peer_b.range(k).start as u64 + index as u64,
@@ -311,16 +311,12 @@ where
             let round = t.round();
             if r == me {
                 let msg = t.recv(peer).await?;
-                let (_, tags) = split_batch(&msg, 0, recv_b.len(k), tag_len, peer, round)?;
+                let Batch { tags, .. } =
+                    Batch::decode(&msg, 0, recv_b.len(k), tag_len, peer, round)?;
                 own_tags.extend(tags.chunks_exact(tag_len).map(read_tag));
             } else {
                 let part = &for_peer_sorted[recv_b.range(k)];
-                let mut out = Vec::with_capacity(8 + part.len() * tag_len);
-                out.extend_from_slice(&0u32.to_le_bytes());
-                out.extend_from_slice(&(part.len() as u32).to_le_bytes());
-                part.iter()
-                    .for_each(|tag| out.extend_from_slice(&tag.to_le_bytes()[..tag_len]));
-                t.send(peer, out).await?;
+                t.send(peer, Batch::encode(&[], part, tag_len)).await?;
             }
             t.end_round();
         }
@@ -417,82 +413,6 @@ impl Batches {
     fn len(self, k: u64) -> usize {
         self.range(k).len()
     }
-}
-
-fn header(p: &PsiParams<'_>, n: u64) -> Vec<u8> {
-    let mut h = Vec::with_capacity(HEADER_LEN);
-    h.extend_from_slice(&[VERSION, p.mode.code(), p.tag_len as u8, 0]);
-    h.extend_from_slice(&n.to_le_bytes());
-    h.extend_from_slice(&(p.batch as u32).to_le_bytes());
-    h
-}
-
-fn parse_header(
-    msg: &[u8],
-    p: &PsiParams<'_>,
-    from: PartyIndex,
-    round: u32,
-) -> Result<Batches, MpcError> {
-    let malformed = |what| MpcError::MalformedMessage { from, round, what };
-    if msg.len() != HEADER_LEN {
-        return Err(malformed("PSI header has the wrong length"));
-    }
-    if msg[0] != VERSION {
-        return Err(MpcError::ProtocolMismatch {
-            from,
-            what: "PSI protocol version",
-        });
-    }
-    if msg[1] != p.mode.code() {
-        return Err(MpcError::ProtocolMismatch {
-            from,
-            what: "PSI mode (who learns what)",
-        });
-    }
-    if usize::from(msg[2]) != p.tag_len {
-        return Err(MpcError::ProtocolMismatch {
-            from,
-            what: "PSI tag length",
-        });
-    }
-    let n = u64::from_le_bytes(msg[4..12].try_into().map_err(|_| malformed("header"))?);
-    let batch = u32::from_le_bytes(msg[12..16].try_into().map_err(|_| malformed("header"))?);
-    if n > MAX_SET {
-        return Err(malformed("PSI set size above 2^32"));
-    }
-    if batch == 0 {
-        return Err(malformed("PSI batch size 0"));
-    }
-    Ok(Batches::new(n, u64::from(batch)))
-}
-
-/// Splits a streaming message into its points and tags, checking both counts.
-fn split_batch(
-    msg: &[u8],
-    points: usize,
-    tags: usize,
-    tag_len: usize,
-    from: PartyIndex,
-    round: u32,
-) -> Result<(&[u8], &[u8]), MpcError> {
-    let bad = |what| MpcError::MalformedMessage { from, round, what };
-    let count = |at: usize| -> Result<usize, MpcError> {
-        let b = msg.get(at..at + 4).ok_or(bad("PSI batch truncated"))?;
-        let b: [u8; 4] = b.try_into().map_err(|_| bad("PSI batch truncated"))?;
-        Ok(u32::from_le_bytes(b) as usize)
-    };
-    if count(0)? != points {
-        return Err(bad("PSI batch has the wrong number of points"));
-    }
-    let p_end = 4 + points * POINT_LEN;
-    if count(p_end)? != tags {
-        return Err(bad("PSI batch has the wrong number of tags"));
-    }
-    let t_end = p_end + 4 + tags * tag_len;
-    if msg.len() != t_end {
-        return Err(bad("PSI batch has the wrong length"));
-    }
-    Ok((&msg[4..p_end], &msg[p_end + 4..t_end]))
 }
 
 fn tag_of(point: &[u8; POINT_LEN], tag_len: usize) -> u128 {

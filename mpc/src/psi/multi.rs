@@ -62,7 +62,7 @@
 //!
 //! # Rounds and bytes
 //! One header round (version, mode, set size, batch size, party count; everyone checks they
-//! agree), then `2m − 3` steps (`2m − 2` with receivers besides the final party). In every round of
+//! agree; the round is [`super::wire::HeaderRound`], tested message by message), then `2m − 3` steps (`2m − 2` with receivers besides the final party). In every round of
 //! a step *every* pair of parties exchanges one message — empty when there is nothing to move, so
 //! that nobody waits on a peer for longer than one batch's work (the gRPC transport has a peer
 //! timeout). A step takes `max(1, ⌈L/batch⌉)` rounds over the lists `L` it moves; the last step
@@ -109,14 +109,13 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha512};
 
 use super::curve::{IdHasher, PsiKey, blind, reblind};
-use super::{Batches, MAX_SET, POINT_LEN, PsiProgress, tag_of, validate_ids};
+use super::wire::HeaderRound;
+use super::{Batches, POINT_LEN, PsiProgress, tag_of, validate_ids};
 use crate::MpcError;
 use crate::transport::{Channel, PartyIndex, exchange};
 
 /// Most parties of one multi-party PSI (the chain's cost grows with `m²`; see the module docs).
 pub const MAX_PARTIES: usize = 16;
-const VERSION: u8 = 1;
-const HEADER_LEN: usize = 28;
 /// Bytes of the per-list count in a message.
 const COUNT_LEN: usize = 4;
 /// Bytes of an id tag (the intersection's common order and its hand-over).
@@ -152,6 +151,11 @@ impl PartySet {
     /// Whether `p` is in the set.
     pub fn contains(self, p: PartyIndex) -> bool {
         p < 64 && self.0 & (1 << p) != 0
+    }
+
+    /// The set as a bit mask (bit `p` for party `p`), as the header carries it.
+    pub fn bits(self) -> u64 {
+        self.0
     }
 
     /// Number of parties in the set.
@@ -206,13 +210,6 @@ impl MultiPsiMode {
         match self {
             Self::IntersectionTo(r) => r.last(),
             Self::CardinalityTo(r) => Some(r),
-        }
-    }
-
-    fn code(self) -> (u8, u64) {
-        match self {
-            Self::IntersectionTo(r) => (1, r.0),
-            Self::CardinalityTo(r) => (2, r as u64),
         }
     }
 
@@ -311,14 +308,15 @@ where
 
     // Header: everyone's set size, and agreement on everything else.
     let first_round = t.round();
-    let own_header = header(params, m, ids.len() as u64);
+    let (mut headers, own_header) =
+        HeaderRound::start(params, m, me, ids.len() as u64, first_round);
     let got = exchange(t, |_| own_header.clone()).await?;
-    let mut set_sizes = vec![ids.len() as u64; m];
     for (p, msg) in got.iter().enumerate() {
         if let Some(msg) = msg {
-            set_sizes[p] = parse_header(msg, params, m, p, first_round)?;
+            headers.receive(p, msg)?;
         }
     }
+    let set_sizes = headers.finish()?;
 
     let sizes: Vec<u64> = chain.iter().map(|&p| set_sizes[p]).collect();
     let steps = schedule(&sizes);
@@ -490,59 +488,6 @@ fn check_params(t: &Channel, p: &MultiPsiParams<'_>) -> Result<(), MpcError> {
         }
         _ => Ok(()),
     }
-}
-
-fn header(p: &MultiPsiParams<'_>, m: usize, n: u64) -> Vec<u8> {
-    let (kind, who) = p.mode.code();
-    let mut h = Vec::with_capacity(HEADER_LEN);
-    h.extend_from_slice(&[VERSION, kind, 0, 0]);
-    h.extend_from_slice(&who.to_le_bytes());
-    h.extend_from_slice(&n.to_le_bytes());
-    h.extend_from_slice(&(p.batch as u32).to_le_bytes());
-    h.extend_from_slice(&(m as u32).to_le_bytes());
-    h
-}
-
-/// Checks a peer's header against ours; returns its set size.
-fn parse_header(
-    msg: &[u8],
-    p: &MultiPsiParams<'_>,
-    m: usize,
-    from: PartyIndex,
-    round: u32,
-) -> Result<u64, MpcError> {
-    if msg.len() != HEADER_LEN {
-        return Err(MpcError::MalformedMessage {
-            from,
-            round,
-            what: "PSI header has the wrong length",
-        });
-    }
-    let mismatch = |what| Err(MpcError::ProtocolMismatch { from, what });
-    let ours = header(p, m, 0);
-    if msg[0] != VERSION {
-        return mismatch("PSI protocol version");
-    }
-    if msg[1..12] != ours[1..12] {
-        return mismatch("PSI mode (who learns what)");
-    }
-    if msg[20..24] != ours[20..24] {
-        return mismatch("PSI batch size");
-    }
-    if msg[24..28] != ours[24..28] {
-        return mismatch("number of PSI parties");
-    }
-    let mut n = [0u8; 8];
-    n.copy_from_slice(&msg[12..20]);
-    let n = u64::from_le_bytes(n);
-    if n > MAX_SET {
-        return Err(MpcError::MalformedMessage {
-            from,
-            round,
-            what: "PSI set size above 2^32",
-        });
-    }
-    Ok(n)
 }
 
 /// What a list in a step is.

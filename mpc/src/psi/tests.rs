@@ -196,7 +196,7 @@ fn a_point_that_does_not_decode_aborts_naming_sender_and_position() {
             run(&t, &params, &ids, &mut rng, |_| {}).await.map(|_| ())
         } else {
             // A peer that announces 3 ids and sends garbage for the third.
-            t.send(0, header(&params, 3)).await?;
+            t.send(0, Header::ours(&params, 3).encode()).await?;
             t.recv(0).await?;
             let mut msg = 3u32.to_le_bytes().to_vec();
             let good = curve25519_dalek::constants::RISTRETTO_BASEPOINT_COMPRESSED.to_bytes();
@@ -231,7 +231,7 @@ fn a_peer_that_disconnects_mid_stream_is_an_error() {
                 let mut rng = ChaCha20Rng::from_seed([2; 32]);
                 let key = PsiKey::random(&mut rng);
                 let h = IdHasher::new("j");
-                t.send(0, header(&params, 64)).await?;
+                t.send(0, Header::ours(&params, 64).encode()).await?;
                 t.recv(0).await?;
                 let refs: Vec<&String> = ids.iter().take(8).collect();
                 let mut msg = 8u32.to_le_bytes().to_vec();
@@ -311,7 +311,7 @@ fn what_is_sent_is_fresh_per_run_and_not_in_input_order() {
                     run(&t, &params, &ids, &mut rng, |_| {}).await.unwrap();
                     Vec::new()
                 } else {
-                    t.send(0, header(&params, 0)).await.unwrap();
+                    t.send(0, Header::ours(&params, 0).encode()).await.unwrap();
                     t.recv(0).await.unwrap();
                     t.end_round();
                     let msg = t.recv(0).await.unwrap();

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
+use super::super::wire::MultiHeader;
 use super::*;
 use crate::transport::{CounterSnapshot, DEFAULT_MAX_MESSAGE, TransportError, run_in_memory};
 
@@ -320,7 +321,7 @@ fn run_with_bad_final_party(count: u32, points: Vec<u8>) -> Vec<Result<(), MpcEr
                 let mut rng = ChaCha20Rng::from_seed([t.me() as u8; 32]);
                 return run(&t, &params, &ids, &mut rng, |_| {}).await.map(|_| ());
             }
-            let h = header(&params, 3, 3);
+            let h = MultiHeader::ours(&params, 3, 3).encode();
             exchange(&t, |_| h.clone()).await?;
             t.send(0, Vec::new()).await?;
             let mut msg = count.to_le_bytes().to_vec();
@@ -385,7 +386,7 @@ fn a_peer_that_disconnects_mid_run_is_an_error() {
             params.batch = 8;
             if t.me() == 1 {
                 // Header and the first round's messages, then gone.
-                let h = header(&params, 3, 64);
+                let h = MultiHeader::ours(&params, 3, 64).encode();
                 exchange(&t, |_| h.clone()).await?;
                 t.send(0, 0u32.to_le_bytes().to_vec()).await?;
                 return Ok(None);
