@@ -23,7 +23,7 @@ use treaty_mpc::stats::{self, LocalAggregates, StatsResult};
 use treaty_mpc::transport::{Channel, CounterSnapshot, DEFAULT_MAX_MESSAGE, run_in_memory};
 use treaty_party::config::{Limits, PartyConfig};
 use treaty_party::dataset::DatasetConfig;
-use treaty_party::job;
+use treaty_party::stats as party_stats;
 use treaty_proto::v1::{self as pb, JobState, job_spec};
 use treaty_sandbox::demo::{self, DemoOptions};
 use treaty_sandbox::sandbox::{Sandbox, SandboxOptions};
@@ -43,7 +43,7 @@ fn amounts(n: usize, seed: u64) -> Vec<f64> {
         .collect()
 }
 
-/// Encodes like `job::local_stats` does: one `encode_signed` per value.
+/// Encodes like `treaty_party::stats::local` does: one `encode_signed` per value.
 fn encode_column(fixed: FixedPoint, xs: &[f64]) -> Vec<i64> {
     xs.iter()
         .map(|&x| fixed.encode_signed(x).expect("values are in range"))
@@ -210,7 +210,7 @@ fn demo_stats_job(work_dir: &Path) -> pb::StatsJob {
 }
 
 /// A minimal party config serving `ds` (only `base_dir` and the dataset matter to
-/// `job::local_stats`).
+/// `treaty_party::stats::local`).
 fn party_config(dir: &Path, ds: DatasetConfig) -> PartyConfig {
     PartyConfig {
         id: "hospital".into(),
@@ -245,7 +245,7 @@ fn csv_load_and_aggregate(c: &mut Criterion) {
                 synthetic::write_claims_csv(&path, "hospital", rows, 42).expect("csv written");
                 let ds = synthetic::claims_schema(demo::DATASET, path.clone());
                 let cfg = party_config(dir.path(), ds.clone());
-                let local = job::local_stats(&cfg, &ds, &stats_job, fixed).expect("local stats");
+                let local = party_stats::local(&cfg, &ds, &stats_job, fixed).expect("local stats");
                 let bytes = std::fs::metadata(&path).expect("csv metadata").len();
                 eprintln!(
                     "csv_load_and_aggregate/{rows}: {bytes} byte file, {} of {rows} rows match \
@@ -255,7 +255,7 @@ fn csv_load_and_aggregate(c: &mut Criterion) {
                 );
                 (cfg, ds)
             });
-            b.iter(|| job::local_stats(cfg, ds, &stats_job, fixed).expect("local stats"));
+            b.iter(|| party_stats::local(cfg, ds, &stats_job, fixed).expect("local stats"));
         });
     }
     g.finish();

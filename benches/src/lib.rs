@@ -21,11 +21,11 @@
 //!
 //! | group | input sizes | measures | throughput |
 //! | --- | --- | --- | --- |
-//! | `fixed_point_encode` | 10⁴, 10⁵, 10⁶ values | `FixedPoint::encode_signed` per value into a `Vec<i64>`, as `job::local_stats` does | values |
+//! | `fixed_point_encode` | 10⁴, 10⁵, 10⁶ values | `FixedPoint::encode_signed` per value into a `Vec<i64>`, as `treaty_party::stats::local` does | values |
 //! | `local_aggregates` | 10⁴, 10⁵, 10⁶ rows × 3 columns | `LocalAggregates::from_encoded` (count, Σx̃, Σx̃² in i128; rayon over columns) | rows |
 //! | `stats_protocol_in_memory` | 2, 3, 5 parties | `stats::run` for every party over `run_in_memory`: the Ristretto255 seed agreement (1 round, 32 bytes per peer) and the zero-sharing mask, 3 columns. Independent of rows | payload bytes, all parties |
 //! | `seal_open` | 7 × u128 (a 3-column share) | `output::seal` and `output::open` (HPKE X25519/ChaCha20-Poly1305) separately | plaintext bytes |
-//! | `csv_load_and_aggregate` | 10⁴, 10⁵ rows | `job::local_stats` on a synthetic claims CSV for the demo job (claim_amount, paid_amount, length_of_stay; diagnosis_group = diabetes): parse, filter, encode, aggregate. The file is written once, outside the timed loop | rows in the file |
+//! | `csv_load_and_aggregate` | 10⁴, 10⁵ rows | `treaty_party::stats::local` on a synthetic claims CSV for the demo job (claim_amount, paid_amount, length_of_stay; diagnosis_group = diabetes): parse, filter, encode, aggregate. The file is written once, outside the timed loop | rows in the file |
 //! | `end_to_end_stats_job` | 3 parties × 10⁴ rows | one demo `stats` job on a running in-process deployment (coordinator + 3 party nodes on loopback, mutual TLS): submit, follow to the end, fetch and open the result. Data, PKI and nodes are set up once, outside the timed loop; 10 samples | rows over all parties |
 //!
 //! What the benches do *not* cover: process start-up, key and certificate generation, synthetic

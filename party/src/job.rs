@@ -8,7 +8,6 @@ use std::time::Duration;
 use prost::Message;
 use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use treaty_audit::{AuditEvent, Digest32, Outcome};
@@ -16,12 +15,9 @@ use treaty_job::validate::normalize_spec;
 use treaty_job::{Computation, JobError};
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::output;
-use treaty_mpc::psi::multi::{self, MultiPsiMode, MultiPsiParams, PartySet};
-use treaty_mpc::psi::{self, PsiMode, PsiParams};
-use treaty_mpc::seeds::{self, SessionContext};
-use treaty_mpc::stats::{self, LocalAggregates};
+use treaty_mpc::seeds;
+use treaty_mpc::stats::LocalAggregates;
 use treaty_mpc::transport::{Channel as DataChannel, DigestedLink};
-use treaty_mpc::vstats::{self, VerticalInput};
 use treaty_proto::v1::{self as pb, coordinator_client::CoordinatorClient, job_report, job_spec};
 use treaty_trust::identity::{check_fresh, verify_submission};
 use treaty_trust::roster::Roster;
@@ -30,11 +26,10 @@ use zeroize::Zeroize;
 
 use crate::PartyError;
 use crate::config::PartyConfig;
-use crate::dataset::{self, DatasetConfig, Predicate};
-use crate::error::io_err;
+use crate::dataset::DatasetConfig;
 #[cfg(feature = "fhe")]
 use crate::fhe_score;
-use crate::join::{JoinPlan, JoinTable, predicate};
+use crate::join::{JoinPlan, JoinTable};
 use crate::link::{GrpcTransport, LinkHub, SessionPeer, SessionSetup};
 use crate::membership;
 use crate::policy::{Policy, Request, Reuse, Terms, check_cohort};
@@ -63,56 +58,6 @@ pub fn my_role<'a>(
             party: cfg.id.clone(),
         })?;
     Ok((me, input.dataset.as_str()))
-}
-
-/// The id column a `psi` job uses at this party: the job's override or the dataset's own.
-fn id_column<'a>(
-    cfg: &PartyConfig,
-    psi: &'a pb::PsiJob,
-    ds: &'a DatasetConfig,
-) -> Result<&'a str, PartyError> {
-    let column = psi
-        .id_columns
-        .get(&cfg.id)
-        .map_or(ds.id_column.as_str(), String::as_str);
-    match ds.column(column) {
-        None => Err(Refusal::NoColumn {
-            dataset: ds.name.clone(),
-            column: column.to_string(),
-            role: ColumnRole::Id,
-        }
-        .into()),
-        Some(d) if d.ty == dataset::ColumnType::Float => Err(Refusal::FloatIds {
-            dataset: ds.name.clone(),
-            column: column.to_string(),
-        }
-        .into()),
-        Some(_) => Ok(column),
-    }
-}
-
-/// Reads a `psi` job's ids: the id column's cells as text (integers in canonical decimal), checked
-/// for length and duplicates. CPU-bound: call it off the async runtime.
-pub fn local_ids(
-    cfg: &PartyConfig,
-    ds: &DatasetConfig,
-    psi: &pb::PsiJob,
-) -> Result<Vec<String>, PartyError> {
-    let column = id_column(cfg, psi, ds)?;
-    let table = dataset::load_columns(ds, &cfg.resolve(&ds.path), &[column])?;
-    let ids: Vec<String> = match (table.text(column), table.numeric(column)) {
-        (Some(text), _) => text.to_vec(),
-        (None, Some(numbers)) => numbers.iter().map(|v| format!("{}", *v as i64)).collect(),
-        (None, None) => {
-            return Err(PartyError::Rejected(format!(
-                "id column {column:?} was not loaded"
-            )));
-        }
-    };
-    psi::validate_ids(&ids).map_err(|e| {
-        PartyError::Rejected(format!("dataset {:?} id column {column:?}: {e}", ds.name))
-    })?;
-    Ok(ids)
 }
 
 /// How this party answered an assignment: who signed it, under which policy version, and the
@@ -290,11 +235,11 @@ pub fn check_assignment(
     let dataset_config = || cfg.dataset(dataset).ok_or_else(|| unknown_dataset(dataset));
     let plan = match Computation::of(spec).map_err(JobError::from)? {
         Computation::Stats(stats) => {
-            return check_stats(cfg, spec, stats, dataset_config()?, dataset);
+            return crate::stats::check(cfg, spec, stats, dataset_config()?, dataset);
         }
         Computation::Psi(psi) => {
             let ds = dataset_config()?;
-            id_column(cfg, psi, ds)?;
+            crate::psi::id_column(cfg, psi, ds)?;
             return check_file(cfg, ds);
         }
         Computation::FheScore(job) => return check_fhe(cfg, job, &peers, me, dataset),
@@ -324,44 +269,6 @@ pub fn check_assignment(
     }
     let ds = dataset_config()?;
     plan.check_local(cfg, me, ds)?;
-    check_file(cfg, ds)
-}
-
-/// Checks a `stats` job over this party's own rows: numeric columns, filters that do not single
-/// out records, a usable fixed-point encoding and a readable file.
-fn check_stats(
-    cfg: &PartyConfig,
-    spec: &pb::JobSpec,
-    stats: &pb::StatsJob,
-    ds: &DatasetConfig,
-    dataset: &str,
-) -> Result<(), PartyError> {
-    for c in &stats.columns {
-        check_numeric(ds, dataset, c)?;
-    }
-    for f in stats.filter.iter().chain(&stats.filters) {
-        if f.column == ds.id_column {
-            return Err(Refusal::FilterOnIds {
-                column: f.column.clone(),
-            }
-            .into());
-        }
-        let decl = ds.column(&f.column).ok_or_else(|| {
-            PartyError::from(Refusal::NoColumn {
-                dataset: dataset.to_string(),
-                column: f.column.clone(),
-                role: ColumnRole::Filter,
-            })
-        })?;
-        if matches!(predicate(f)?, Predicate::Range { .. }) && !decl.ty.is_numeric() {
-            return Err(Refusal::RangeNotNumeric {
-                column: f.column.clone(),
-                ty: decl.ty,
-            }
-            .into());
-        }
-    }
-    FixedPoint::new(spec.frac_bits).map_err(|e| PartyError::Rejected(e.to_string()))?;
     check_file(cfg, ds)
 }
 
@@ -502,7 +409,6 @@ pub async fn checkpoint(audit: &treaty_audit::AuditFile, coordinator: &Coordinat
     }
 }
 
-/// The job's party ids in protocol order.
 /// The refusal of a job naming a dataset this party does not have.
 pub(crate) fn unknown_dataset(dataset: &str) -> PartyError {
     Refusal::UnknownDataset {
@@ -511,12 +417,13 @@ pub(crate) fn unknown_dataset(dataset: &str) -> PartyError {
     .into()
 }
 
+/// The job's party ids in protocol order.
 fn peer_ids(assignment: &pb::JobAssignment) -> Vec<String> {
     assignment.peers.iter().map(|p| p.party.clone()).collect()
 }
 
 /// Refuses a column the dataset does not declare, or declares non-numeric.
-fn check_numeric(ds: &DatasetConfig, dataset: &str, c: &str) -> Result<(), PartyError> {
+pub(crate) fn check_numeric(ds: &DatasetConfig, dataset: &str, c: &str) -> Result<(), PartyError> {
     match ds.column(c) {
         None => Err(Refusal::NoColumn {
             dataset: dataset.to_string(),
@@ -534,7 +441,8 @@ fn check_numeric(ds: &DatasetConfig, dataset: &str, c: &str) -> Result<(), Party
     }
 }
 
-fn check_file(cfg: &PartyConfig, ds: &DatasetConfig) -> Result<(), PartyError> {
+/// Refuses a dataset whose file is gone.
+pub(crate) fn check_file(cfg: &PartyConfig, ds: &DatasetConfig) -> Result<(), PartyError> {
     if !cfg.resolve(&ds.path).is_file() {
         return Err(Refusal::MissingFile {
             dataset: ds.name.clone(),
@@ -633,57 +541,6 @@ impl JoinLocal {
             matched,
         })
     }
-}
-
-/// Reads the job's columns, applies the filter and aggregates in fixed point. CPU-bound: call it
-/// off the async runtime.
-pub fn local_stats(
-    cfg: &PartyConfig,
-    ds: &DatasetConfig,
-    stats: &pb::StatsJob,
-    fixed: FixedPoint,
-) -> Result<LocalAggregates, PartyError> {
-    let filters: Vec<&pb::Filter> = stats.filter.iter().chain(&stats.filters).collect();
-    let mut wanted: Vec<&str> = stats.columns.iter().map(String::as_str).collect();
-    wanted.extend(filters.iter().map(|f| f.column.as_str()));
-    let table = dataset::load_columns(ds, &cfg.resolve(&ds.path), &wanted)?;
-    // The AND of every filter (`None`: no filter).
-    let mut mask: Option<Vec<bool>> = None;
-    for f in filters {
-        let m = dataset::filter_mask(&table, ds, &f.column, &predicate(f)?)?;
-        mask = Some(match mask {
-            None => m,
-            Some(prev) => prev.iter().zip(&m).map(|(a, b)| *a && *b).collect(),
-        });
-    }
-    let mut encoded = Vec::with_capacity(stats.columns.len());
-    for column in &stats.columns {
-        let values = table
-            .numeric(column)
-            .ok_or_else(|| PartyError::Rejected(format!("column {column:?} is not numeric")))?;
-        let mut out = Vec::with_capacity(values.len());
-        for (i, &x) in values.iter().enumerate() {
-            if mask.as_ref().is_some_and(|m| !m[i]) {
-                continue;
-            }
-            out.push(fixed.encode_signed(x).map_err(|e| PartyError::Value {
-                dataset: ds.name.clone(),
-                column: column.clone(),
-                row: i + 1,
-                source: e,
-            })?);
-        }
-        encoded.push(out);
-    }
-    Ok(LocalAggregates::from_encoded(&encoded)?)
-}
-
-/// What a PSI run (two-party or multi-party) left this party with.
-struct PsiRun {
-    size: Option<u64>,
-    matched: Option<Vec<usize>>,
-    peer_set_size: u64,
-    set_sizes: std::collections::HashMap<String, u64>,
 }
 
 /// Everything a running job needs.
@@ -869,11 +726,11 @@ impl JobRun {
                         Ok::<_, PartyError>(LocalInput::Join(Box::new(local)))
                     }
                     Computation::Stats(stats) => {
-                        let local = local_stats(&cfg, ds()?, stats, fixed)?;
+                        let local = crate::stats::local(&cfg, ds()?, stats, fixed)?;
                         Ok(LocalInput::Stats(stats.clone(), local))
                     }
                     Computation::Psi(psi) => {
-                        let ids = local_ids(&cfg, ds()?, psi)?;
+                        let ids = crate::psi::local_ids(&cfg, ds()?, psi)?;
                         Ok(LocalInput::Psi(psi.clone(), ids))
                     }
                     #[cfg(feature = "fhe")]
@@ -964,17 +821,14 @@ impl JobRun {
         let mut rng = seeds::os_rng()?;
         let plain = match local {
             LocalInput::Stats(stats, local) => {
-                let ctx = SessionContext {
-                    job_id: &a.job_id,
-                    party_ids: &ids,
-                };
                 let ch = transport.child("stats");
-                let share = stats::run(&ch, ctx, &local, &stats.columns, &mut rng).await?;
-                share.to_bytes()
+                crate::stats::run(&ch, &a.job_id, &ids, &stats, &local, &mut rng).await?
             }
             LocalInput::Psi(psi, own) => {
                 let ch = transport.child("psi");
-                self.psi(&ch, &psi, &own, &mut rng).await?.encode_to_vec()
+                self.psi(&ch, &ids, &psi, &own, &mut rng)
+                    .await?
+                    .encode_to_vec()
             }
             LocalInput::Join(join) => self.join_job(transport, &ids, *join, &mut rng).await?,
             #[cfg(feature = "fhe")]
@@ -1021,86 +875,37 @@ impl JobRun {
         Ok(())
     }
 
-    /// Runs PSI on this party's ids (two-party, or the multi-party chain with three or more
-    /// parties); stores the aligned intersection if this party learns it. Returns the report
-    /// sealed to the analyst.
+    /// Runs a `psi` job's protocol on this party's ids `own`, with progress reports every
+    /// 200 ms at most; stores the aligned intersection if this party learns it. Returns the
+    /// report sealed to the analyst.
     async fn psi(
         &self,
         transport: &DataChannel,
+        ids: &[String],
         psi: &pb::PsiJob,
         own: &[String],
         rng: &mut ChaCha20Rng,
     ) -> Result<pb::PsiPartyResult, PartyError> {
-        let a = &self.assignment;
-        let index_of = |party: &str| a.peers.iter().position(|p| p.party == party);
-        let to: Vec<usize> = psi.to.iter().filter_map(|p| index_of(p)).collect();
-        let bad_mode = || PartyError::Rejected("psi: bad reveal or `to`".into());
+        let job_id = &self.assignment.job_id;
         let (tx, reporter) = self.progress_side_task(0.0);
-        let on_progress = |p: psi::PsiProgress| {
+        let outcome = crate::psi::run(transport, job_id, ids, psi, own, rng, |p| {
             let done = (p.own_sent + p.peer_done) as f64;
             let total = (p.own_total + p.peer_total).max(1) as f64;
             tx.send_replace(0.1 + 0.8 * done / total);
-        };
-        let outcome = if a.peers.len() > 2 {
-            let mode = match (psi.reveal(), to.as_slice()) {
-                (pb::PsiReveal::Intersection, to) if !to.is_empty() && to.len() == psi.to.len() => {
-                    MultiPsiMode::IntersectionTo(PartySet::new(to).ok_or_else(bad_mode)?)
-                }
-                (pb::PsiReveal::Cardinality, [r]) => MultiPsiMode::CardinalityTo(*r),
-                _ => return Err(bad_mode()),
-            };
-            let params = MultiPsiParams::new(&a.job_id, mode);
-            multi::run(transport, &params, own, rng, on_progress)
-                .await
-                .map(|o| {
-                    let peer_ids: Vec<&str> = a.peers.iter().map(|p| p.party.as_str()).collect();
-                    let me = transport.me();
-                    PsiRun {
-                        size: o.size,
-                        matched: o.matched,
-                        peer_set_size: (o.set_sizes.iter().sum::<u64>())
-                            .saturating_sub(o.set_sizes.get(me).copied().unwrap_or(0)),
-                        set_sizes: peer_ids
-                            .iter()
-                            .zip(&o.set_sizes)
-                            .map(|(p, n)| (p.to_string(), *n))
-                            .collect(),
-                    }
-                })
-        } else {
-            let mode = match (psi.reveal(), to.as_slice()) {
-                (pb::PsiReveal::Intersection, [r]) => PsiMode::IntersectionTo(*r),
-                (pb::PsiReveal::Intersection, [_, _]) => PsiMode::IntersectionToBoth,
-                (pb::PsiReveal::Cardinality, [r]) => PsiMode::CardinalityTo(*r),
-                _ => return Err(bad_mode()),
-            };
-            let params = PsiParams::new(&a.job_id, mode);
-            psi::run(transport, &params, own, rng, on_progress)
-                .await
-                .map(|o| PsiRun {
-                    size: o.size,
-                    matched: o.matched,
-                    peer_set_size: o.peer_set_size,
-                    set_sizes: Default::default(),
-                })
-        };
+        })
+        .await;
         drop(tx);
         let _ = reporter.await;
         let outcome = outcome?;
         let stored_as = match &outcome.matched {
             Some(matched) => {
-                let path = self.store_intersection(own, matched)?;
+                let path =
+                    crate::psi::store_intersection(&self.cfg, job_id, &self.analyst, own, matched)?;
                 path.display().to_string()
             }
             None => String::new(),
         };
-        Ok(pb::PsiPartyResult {
-            own_set_size: own.len() as u64,
-            peer_set_size: outcome.peer_set_size,
-            intersection_size: outcome.size,
-            stored_as,
-            set_sizes: outcome.set_sizes,
-        })
+        Ok(outcome.report(own.len(), stored_as))
     }
 
     /// Runs a `stats` or `train` job with a join: the inline PSI between the data parties if
@@ -1126,29 +931,10 @@ impl JobRun {
             (None, _) => None,
             (Some(table), Some(matched)) => Some((table, matched)),
             (Some(table), None) => {
-                let data = plan.data_parties();
                 let ch = transport.child("psi");
-                let matched = if data.len() == transport.parties() {
-                    // Three data parties: the multi-party chain, intersection to all.
-                    let mode = MultiPsiMode::IntersectionTo(PartySet::all(data.len()));
-                    let params = MultiPsiParams::new(&a.job_id, mode);
-                    multi::run(&ch, &params, table.ids(), rng, |_| {})
-                        .await?
-                        .matched
-                } else {
-                    let sub = ch.among(data).ok_or_else(|| {
-                        PartyError::Rejected(
-                            "this data party is not among the join's parties".into(),
-                        )
-                    })?;
-                    let params = PsiParams::new(&a.job_id, PsiMode::IntersectionToBoth);
-                    psi::run(&sub, &params, table.ids(), rng, |_| {})
-                        .await?
-                        .matched
-                };
-                let matched = matched.ok_or_else(|| {
-                    PartyError::Rejected("the inline PSI revealed no intersection".into())
-                })?;
+                let matched =
+                    crate::psi::inline(ch, &a.job_id, plan.data_parties(), table.ids(), rng)
+                        .await?;
                 Some((table, matched))
             }
         };
@@ -1168,26 +954,8 @@ impl JobRun {
             }
             JoinWork::Stats => {}
         }
-        let input = match aligned {
-            None => VerticalInput::helper(),
-            Some((table, matched)) => table.input(&matched, &a.job_id, fixed)?,
-        };
         self.progress(0.5, Some(transport)).await;
-        let ctx = SessionContext {
-            job_id: &a.job_id,
-            party_ids: ids,
-        };
-        let out = vstats::run(
-            &join,
-            ctx,
-            &plan.layout,
-            &input,
-            &plan.column_names,
-            fixed,
-            rng,
-        )
-        .await?;
-        Ok(out.share.to_bytes())
+        crate::stats::run_joined(&join, &a.job_id, ids, &plan, aligned, fixed, rng).await
     }
 
     /// The `train` protocol on aligned rows, with progress reports every 200 ms at most; stores
@@ -1225,28 +993,6 @@ impl JobRun {
             .map_err(|_| PartyError::Aborted("storing the model panicked".into()))??;
         tracing::info!(job = %a.job_id, model = %plan.model_id, path = %path.display(), "model share stored");
         Ok(outcome.report.encode_to_vec())
-    }
-
-    /// Writes the matched ids, one per line in the common order, to
-    /// `<state dir>/psi/<job id>.ids` (mode 0600 on Unix); returns the path.
-    fn store_intersection(&self, own: &[String], matched: &[usize]) -> Result<PathBuf, PartyError> {
-        let dir = self.cfg.state_dir().join("psi");
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let path = dir.join(format!("{}.ids", self.assignment.job_id));
-        let mut text = String::with_capacity(matched.len() * 16);
-        for &i in matched {
-            text.push_str(&own[i]);
-            text.push('\n');
-        }
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path).map_err(io_err(&path))?;
-        std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io_err(&path))?;
-        let origin = crate::join::origin_path(&self.cfg, &self.assignment.job_id);
-        std::fs::write(&origin, &self.analyst).map_err(io_err(&origin))?;
-        Ok(path)
     }
 
     /// Uploads this party's signed, sealed share (an encoded `SignedResult`) in chunks.

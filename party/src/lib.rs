@@ -29,8 +29,10 @@ pub mod link;
 pub mod membership;
 pub mod node;
 pub mod policy;
+pub mod psi;
 pub mod refusal;
 pub mod score;
+pub mod stats;
 pub mod train;
 
 pub use config::PartyConfig;

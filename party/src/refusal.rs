@@ -168,6 +168,42 @@ pub enum Refusal {
         /// The policy's minimum.
         min: u64,
     },
+    /// An id of a `psi` job's id column is longer than the protocol accepts.
+    #[error(
+        "dataset {dataset:?} id column {column:?}, row {row}: the id is {len} bytes, above the \
+         {max}-byte limit"
+    )]
+    LongId {
+        /// The dataset.
+        dataset: String,
+        /// Its id column.
+        column: String,
+        /// 1-based data row.
+        row: usize,
+        /// The id's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A `psi` job's id column repeats ids.
+    #[error("dataset {dataset:?} id column {column:?} repeats {count} id(s); ids must be unique")]
+    RepeatedIds {
+        /// The dataset.
+        dataset: String,
+        /// Its id column.
+        column: String,
+        /// How many ids repeat an earlier one.
+        count: usize,
+    },
+    /// A `psi` job's `reveal` and `to` name no mode of the protocol for its party count.
+    #[error("psi: `reveal` and `to` name no mode of the protocol for {parties} parties")]
+    BadReveal {
+        /// The job's parties.
+        parties: usize,
+    },
+    /// This data party is not among the parties of the job's join.
+    #[error("this data party is not among the join's parties")]
+    NotInJoin,
     /// The stored intersection of a psi job lists an id more than once.
     #[error("the stored intersection repeats {repeats} id(s); it is corrupt")]
     CorruptIntersection {
