@@ -18,6 +18,35 @@ use crate::PartyError;
 use crate::config::PartyConfig;
 use crate::error::io_err;
 
+/// Why an operator's approval command fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApprovalError {
+    /// The name given is not a job id (job ids name files here).
+    #[error("{job:?} is not a job id")]
+    NotAJobId {
+        /// The name given.
+        job: String,
+    },
+    /// No request for that job is waiting.
+    #[error("job {job} is not waiting for an approval at {party} (see `treaty approvals`)")]
+    NotPending {
+        /// The job.
+        job: String,
+        /// This party.
+        party: String,
+    },
+    /// The job was already approved or rejected.
+    #[error("job {job} was already decided")]
+    AlreadyDecided {
+        /// The job.
+        job: String,
+    },
+    /// A rejection without a reason.
+    #[error("a rejection needs a reason (--reason): the analyst sees it")]
+    NeedsReason,
+}
+
 /// How often the node looks for a decision.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -77,7 +106,10 @@ fn checked(job: &str) -> Result<&str, PartyError> {
     if ok {
         Ok(job)
     } else {
-        Err(PartyError::Rejected(format!("{job:?} is not a job id")))
+        Err(ApprovalError::NotAJobId {
+            job: job.to_string(),
+        }
+        .into())
     }
 }
 
@@ -99,9 +131,9 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PartyError> {
 /// # Errors
 /// I/O failures, a malformed job id.
 pub fn request(cfg: &PartyConfig, pending: &PendingApproval) -> Result<(), PartyError> {
-    let json = serde_json::to_vec_pretty(pending)
-        .map_err(|e| PartyError::Rejected(format!("approval request: {e}")))?;
-    write_atomic(&pending_path(cfg, &pending.job)?, &json)
+    let path = pending_path(cfg, &pending.job)?;
+    let json = serde_json::to_vec_pretty(pending).map_err(|e| io_err(&path)(e.into()))?;
+    write_atomic(&path, &json)
 }
 
 /// The requests waiting for a decision, oldest first.
@@ -152,10 +184,11 @@ pub fn decide(
     let text = match std::fs::read(&pending) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(PartyError::Rejected(format!(
-                "job {job} is not waiting for an approval at {} (see `treaty approvals`)",
-                cfg.id
-            )));
+            return Err(ApprovalError::NotPending {
+                job: job.to_string(),
+                party: cfg.id.clone(),
+            }
+            .into());
         }
         Err(e) => return Err(io_err(&pending)(e)),
     };
@@ -166,14 +199,13 @@ pub fn decide(
         })?;
     let path = decision_path(cfg, job)?;
     if path.exists() {
-        return Err(PartyError::Rejected(format!(
-            "job {job} was already decided"
-        )));
+        return Err(ApprovalError::AlreadyDecided {
+            job: job.to_string(),
+        }
+        .into());
     }
     if !approved && reason.trim().is_empty() {
-        return Err(PartyError::Rejected(
-            "a rejection needs a reason (--reason): the analyst sees it".into(),
-        ));
+        return Err(ApprovalError::NeedsReason.into());
     }
     let decision = Decision {
         approved,
@@ -183,8 +215,7 @@ pub fn decide(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
     };
-    let json = serde_json::to_vec_pretty(&decision)
-        .map_err(|e| PartyError::Rejected(format!("decision: {e}")))?;
+    let json = serde_json::to_vec_pretty(&decision).map_err(|e| io_err(&path)(e.into()))?;
     write_atomic(&path, &json)?;
     Ok(request)
 }
@@ -272,14 +303,15 @@ mod tests {
         assert_eq!(jobs, ["job-a", "job-b"]);
 
         let e = decide(&cfg, "job-a", false, "op", " ").unwrap_err();
-        assert!(e.to_string().contains("needs a reason"), "{e}");
-        decide(&cfg, "job-a", true, "op", "").unwrap();
         assert!(
-            decide(&cfg, "job-a", false, "op", "no")
-                .unwrap_err()
-                .to_string()
-                .contains("already decided")
+            matches!(e, PartyError::Approval(ApprovalError::NeedsReason)),
+            "{e}"
         );
+        decide(&cfg, "job-a", true, "op", "").unwrap();
+        assert!(matches!(
+            decide(&cfg, "job-a", false, "op", "no"),
+            Err(PartyError::Approval(ApprovalError::AlreadyDecided { .. }))
+        ));
         assert_eq!(
             list(&cfg).unwrap().len(),
             1,
@@ -292,7 +324,10 @@ mod tests {
         assert!(d.approved);
         assert_eq!(d.by, "op");
         assert!(
-            decide(&cfg, "job-a", true, "op", "").is_err(),
+            matches!(
+                decide(&cfg, "job-a", true, "op", ""),
+                Err(PartyError::Approval(ApprovalError::NotPending { .. }))
+            ),
             "files are gone"
         );
 
@@ -307,7 +342,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = cfg(dir.path());
         for bad in ["../etc/passwd", "job-../../x", "JOB-1", "job-a/b", ""] {
-            assert!(decide(&cfg, bad, true, "op", "").is_err(), "{bad}");
+            assert!(
+                matches!(
+                    decide(&cfg, bad, true, "op", ""),
+                    Err(PartyError::Approval(ApprovalError::NotAJobId { .. }))
+                ),
+                "{bad}"
+            );
         }
     }
 }

@@ -38,6 +38,9 @@ pub enum PartyError {
     /// The job does not fit this party's datasets, models, policy or assignment.
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// An operator's approval command fails.
+    #[error(transparent)]
+    Approval(#[from] crate::approval::ApprovalError),
     /// The job does not fit this party (a reason not yet given a [`Refusal`] variant).
     #[error("{0}")]
     Rejected(String),

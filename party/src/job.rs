@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use treaty_audit::{AuditEvent, Digest32, Outcome};
 use treaty_job::validate::normalize_spec;
-use treaty_job::{Computation, JobError};
+use treaty_job::{Computation, JobError, ProblemKind};
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::output;
 use treaty_mpc::seeds;
@@ -92,17 +92,19 @@ pub fn admit(
         submission_sha256: [0; 32],
         policy_sha256: [0; 32],
         request: Request::default(),
-        verdict: Err(PartyError::Rejected(String::new())),
+        verdict: Err(Refusal::Unsigned.into()),
     };
-    let reject = |reason: String| Err(PartyError::Rejected(reason));
+    let reject = |refusal: Refusal| Err(PartyError::from(refusal));
     let Some(signed) = &a.submission else {
-        out.verdict = reject("the job carries no signed submission".into());
+        out.verdict = reject(Refusal::Unsigned);
         return out;
     };
     let submission = match verify_submission(signed) {
         Ok(s) => s,
         Err(e) => {
-            out.verdict = reject(e.to_string());
+            out.verdict = reject(Refusal::Signature {
+                reason: e.to_string(),
+            });
             return out;
         }
     };
@@ -122,32 +124,36 @@ pub fn admit(
         }
     };
     let signed_checks = if submission.job_id() != a.job_id {
-        Err("the job id is not the one the analyst's signed submission yields".to_string())
+        Err(Refusal::JobIdMismatch)
     } else if normalize_spec(submission.spec.clone()) != spec {
-        Err("the job spec differs from the one the analyst signed".to_string())
+        Err(Refusal::SpecMismatch)
     } else if seen(&a.job_id) {
-        Err(format!(
-            "{} already received job {} (a replayed submission)",
-            cfg.id, a.job_id
-        ))
-    } else if let Err(e) = membership::check(a, &spec, roster) {
-        Err(format!("{} refuses the job's membership: {e}", cfg.id))
+        Err(Refusal::Replayed {
+            party: cfg.id.clone(),
+            job_id: a.job_id.clone(),
+        })
+    } else if let Err(error) = membership::check(a, &spec, roster) {
+        Err(Refusal::Membership {
+            party: cfg.id.clone(),
+            error,
+        })
     } else if let Some(Err(e)) =
         roster.map(|r| r.check_signer(&submission.analyst, &submission.public_key))
     {
-        Err(e.to_string())
+        Err(Refusal::Signature {
+            reason: e.to_string(),
+        })
     } else {
-        check_fresh(&submission, now_ms)
+        check_fresh(&submission, now_ms).map_err(|reason| Refusal::Stale { reason })
     };
     if let Err(reason) = signed_checks {
         out.verdict = reject(reason);
         return out;
     }
     let Some(path) = &cfg.policy else {
-        out.verdict = reject(format!(
-            "party {} has no policy configured: it admits no job",
-            cfg.id
-        ));
+        out.verdict = reject(Refusal::NoPolicy {
+            party: cfg.id.clone(),
+        });
         return out;
     };
     let policy = match Policy::load(&cfg.resolve(path)) {
@@ -155,10 +161,9 @@ pub fn admit(
         Err(e) => {
             // The details are for the operator, not the analyst.
             tracing::error!(error = %e, "the policy file is unusable: every job is refused");
-            out.verdict = reject(format!(
-                "party {}'s policy file is unusable (its operator must fix it)",
-                cfg.id
-            ));
+            out.verdict = reject(Refusal::PolicyUnusable {
+                party: cfg.id.clone(),
+            });
             return out;
         }
     };
@@ -166,7 +171,10 @@ pub fn admit(
     let analyst = match policy.analysts.admit(&submission) {
         Ok(a) => a,
         Err(reason) => {
-            out.verdict = reject(format!("refused by {}: {reason}", cfg.id));
+            out.verdict = reject(Refusal::Analyst {
+                party: cfg.id.clone(),
+                reason: reason.to_string(),
+            });
             return out;
         }
     };
@@ -368,10 +376,12 @@ fn score_plans(
             .iter()
             .position(|p| *p == score.weights_party)
             .ok_or_else(|| {
-                PartyError::Rejected(format!(
-                    "score: weights_party {:?} is not a party of the job",
-                    score.weights_party
-                ))
+                Refusal::spec(
+                    "score.weights_party",
+                    ProblemKind::NotAnInput {
+                        party: score.weights_party.clone(),
+                    },
+                )
             })?;
         let model = (weights_party == me)
             .then(|| ClearModel::load(cfg, &score.model_id).map_err(missing))
@@ -506,10 +516,13 @@ impl JoinLocal {
                 (plan, JoinWork::Score(Box::new(score)))
             }
             Computation::Stats(_) | Computation::Psi(_) | Computation::FheScore(_) => {
-                return Err(PartyError::Rejected(format!(
-                    "a {} job without a join has no join to load",
-                    comp.kind()
-                )));
+                return Err(Refusal::spec(
+                    "join",
+                    ProblemKind::Missing {
+                        hint: "only a job with a join loads one",
+                    },
+                )
+                .into());
             }
         };
         let fixed = FixedPoint::new(spec.frac_bits)?;

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
+use treaty_job::ProblemKind;
 use treaty_job::validate::{all_filters, is_job_id, qualified};
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::psi;
@@ -75,26 +76,39 @@ impl JoinPlan {
         join: &pb::JoinSpec,
         peers: &[String],
     ) -> Result<Self, PartyError> {
-        let reject = |m: String| Err(PartyError::Rejected(m));
+        let reject = |field: &str, kind| Err(Refusal::spec(field, kind).into());
         if peers.len() != 3 {
-            return reject(format!(
-                "a join runs on rep3 with exactly 3 parties, the job has {}",
-                peers.len()
-            ));
+            return reject(
+                "inputs",
+                ProblemKind::WrongCount {
+                    got: peers.len() as u64,
+                    min: 3,
+                    max: 3,
+                    of: "parties (a join runs on rep3 with exactly 3 parties)",
+                },
+            );
         }
         if !(2..=3).contains(&join.id_columns.len()) {
-            return reject(format!(
-                "a join needs 2 or 3 data parties in id_columns, got {}",
-                join.id_columns.len()
-            ));
+            return reject(
+                "join.id_columns",
+                ProblemKind::WrongCount {
+                    got: join.id_columns.len() as u64,
+                    min: 2,
+                    max: 3,
+                    of: "data parties",
+                },
+            );
         }
         let index = |party: &str| peers.iter().position(|p| p == party);
         let mut id_columns = Vec::new();
         for (party, column) in &join.id_columns {
             let Some(i) = index(party) else {
-                return reject(format!(
-                    "join: id_columns names {party:?}, which is not a party of this job"
-                ));
+                return reject(
+                    &format!("join.id_columns.{party}"),
+                    ProblemKind::NotAnInput {
+                        party: party.clone(),
+                    },
+                );
             };
             id_columns.push((i, party.clone(), column.clone()));
         }
@@ -102,15 +116,23 @@ impl JoinPlan {
         let data_parties: Vec<usize> = id_columns.iter().map(|(i, _, _)| *i).collect();
         let owner = |name: &str, what: &str| -> Result<(usize, String), PartyError> {
             let (party, column) = qualified(name).ok_or_else(|| {
-                PartyError::Rejected(format!(
-                    "{what} {name:?}: with a join, name it as \"party.column\""
-                ))
+                Refusal::spec(
+                    what,
+                    ProblemKind::NotQualified {
+                        name: name.to_string(),
+                    },
+                )
             })?;
             match index(party).filter(|i| data_parties.contains(i)) {
                 Some(i) => Ok((i, column.to_string())),
-                None => Err(PartyError::Rejected(format!(
-                    "{what} {name:?} names party {party:?}, which holds no data in this join"
-                ))),
+                None => Err(Refusal::spec(
+                    what,
+                    ProblemKind::NotADataParty {
+                        name: name.to_string(),
+                        party: party.to_string(),
+                    },
+                )
+                .into()),
             }
         };
         let column_names = columns.to_vec();
@@ -138,7 +160,7 @@ impl JoinPlan {
         if let Some(job) = &psi_job
             && !is_job_id(job)
         {
-            return reject(format!("join: psi_job {job:?} is not a job id"));
+            return reject("join.psi_job", not_a_job_id(job));
         }
         FixedPoint::new(spec.frac_bits)?;
         Ok(Self {
@@ -283,12 +305,18 @@ pub fn intersection_origin(cfg: &PartyConfig, job_id: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The problem of a `psi_job` that is not a job id.
+fn not_a_job_id(job: &str) -> ProblemKind {
+    ProblemKind::BadValue {
+        value: format!("{job:?}"),
+        expected: "a job id",
+    }
+}
+
 /// Reads the intersection stored by `psi_job` (one id per line, in the common order).
 pub fn read_intersection(cfg: &PartyConfig, psi_job: &str) -> Result<Vec<String>, PartyError> {
     if !is_job_id(psi_job) {
-        return Err(PartyError::Rejected(format!(
-            "join: psi_job {psi_job:?} is not a job id"
-        )));
+        return Err(Refusal::spec("join.psi_job", not_a_job_id(psi_job)).into());
     }
     let path = intersection_path(cfg, psi_job);
     let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
@@ -296,13 +324,16 @@ pub fn read_intersection(cfg: &PartyConfig, psi_job: &str) -> Result<Vec<String>
 }
 
 /// The cells of `column` as ids: text as is, integers in canonical decimal.
-pub fn id_strings(table: &Table, column: &str) -> Result<Vec<String>, PartyError> {
+pub fn id_strings(table: &Table, dataset: &str, column: &str) -> Result<Vec<String>, PartyError> {
     match (table.text(column), table.numeric(column)) {
         (Some(text), _) => Ok(text.to_vec()),
         (None, Some(numbers)) => Ok(numbers.iter().map(|v| format!("{}", *v as i64)).collect()),
-        (None, None) => Err(PartyError::Rejected(format!(
-            "id column {column:?} was not loaded"
-        ))),
+        (None, None) => Err(Refusal::NoColumn {
+            dataset: dataset.to_string(),
+            column: column.to_string(),
+            role: ColumnRole::Id,
+        }
+        .into()),
     }
 }
 
@@ -386,9 +417,7 @@ impl JoinTable {
         ds: &DatasetConfig,
         path: &std::path::Path,
     ) -> Result<Self, PartyError> {
-        let id = plan.id_column(me).ok_or_else(|| {
-            PartyError::Rejected("this party holds no data in the join".to_string())
-        })?;
+        let id = plan.id_column(me).ok_or(Refusal::NotInJoin)?;
         let own_columns: Vec<&str> = plan
             .columns
             .iter()
@@ -401,7 +430,7 @@ impl JoinTable {
         wanted.extend(&own_columns);
         wanted.extend(own_filters.iter().map(|(_, c, _)| c.as_str()));
         let table = dataset::load_columns(ds, path, &wanted)?;
-        let ids = id_strings(&table, id)?;
+        let ids = id_strings(&table, &ds.name, id)?;
         let mut filter: Option<Vec<bool>> = None;
         for (_, c, p) in own_filters {
             let mask = dataset::filter_mask(&table, ds, c, p)?;
@@ -413,9 +442,11 @@ impl JoinTable {
         let columns = own_columns
             .iter()
             .map(|c| {
-                let values = table
-                    .numeric(c)
-                    .ok_or_else(|| PartyError::Rejected(format!("column {c:?} is not numeric")))?;
+                let values = table.numeric(c).ok_or_else(|| Refusal::NoColumn {
+                    dataset: ds.name.clone(),
+                    column: c.to_string(),
+                    role: ColumnRole::Value,
+                })?;
                 Ok((c.to_string(), values.to_vec()))
             })
             .collect::<Result<Vec<_>, PartyError>>()?;
@@ -435,12 +466,8 @@ impl JoinTable {
 
     /// Checks the ids for an inline PSI (no repeats, none too long).
     pub fn check_ids(&self) -> Result<(), PartyError> {
-        psi::validate_ids(&self.ids).map_err(|e| {
-            PartyError::Rejected(format!(
-                "dataset {:?} id column {:?}: {e}",
-                self.dataset, self.id_column
-            ))
-        })
+        psi::validate_ids(&self.ids)
+            .map_err(|e| crate::psi::id_refusal(e, &self.dataset, &self.id_column))
     }
 
     /// Rows aligned to `intersection` (stored by an earlier job).

@@ -73,26 +73,30 @@ pub fn local_ids(
         (None, Some(numbers)) => numbers.iter().map(|v| format!("{}", *v as i64)).collect(),
         (None, None) => return Err(no_id_column(ds, column)),
     };
-    psi::validate_ids(&ids).map_err(|e| {
-        let (dataset, column) = (ds.name.clone(), column.to_string());
-        match e {
-            MpcError::IdTooLong { index, len, max } => PartyError::from(Refusal::LongId {
-                dataset,
-                column,
-                row: index + 1,
-                len,
-                max,
-            }),
-            MpcError::DuplicateIds { count } => Refusal::RepeatedIds {
-                dataset,
-                column,
-                count,
-            }
-            .into(),
-            other => other.into(),
-        }
-    })?;
+    psi::validate_ids(&ids).map_err(|e| id_refusal(e, &ds.name, column))?;
     Ok(ids)
+}
+
+/// The refusal of ids that [`psi::validate_ids`] refuses, in `dataset`'s id `column`.
+pub(crate) fn id_refusal(e: MpcError, dataset: &str, column: &str) -> PartyError {
+    let (dataset, column) = (dataset.to_string(), column.to_string());
+    match e {
+        MpcError::IdTooLong { index, len, max } => Refusal::LongId {
+            dataset,
+            column,
+            row: index + 1,
+            len,
+            max,
+        }
+        .into(),
+        MpcError::DuplicateIds { count } => Refusal::RepeatedIds {
+            dataset,
+            column,
+            count,
+        }
+        .into(),
+        other => other.into(),
+    }
 }
 
 /// What a PSI run (two-party or multi-party) left this party with.

@@ -8,7 +8,10 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use treaty_job::{ProblemKind, SpecProblem};
+
 use crate::dataset::ColumnType;
+use crate::membership::MembershipError;
 
 /// The role a column plays in a job, for [`Refusal::NoColumn`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +171,87 @@ pub enum Refusal {
         /// The policy's minimum.
         min: u64,
     },
+    /// The node's own check of the spec finds a problem the coordinator should have refused
+    /// (the same typed problem its validation reports).
+    #[error("{0}")]
+    Spec(Box<SpecProblem>),
+    /// The job carries no signed submission.
+    #[error("the job carries no signed submission")]
+    Unsigned,
+    /// The analyst's signature over the job does not verify, or is not the roster's key for
+    /// that analyst.
+    #[error("{reason}")]
+    Signature {
+        /// What the signature check found.
+        reason: String,
+    },
+    /// The job id is not the one the signed submission yields.
+    #[error("the job id is not the one the analyst's signed submission yields")]
+    JobIdMismatch,
+    /// The job spec is not the one the analyst signed.
+    #[error("the job spec differs from the one the analyst signed")]
+    SpecMismatch,
+    /// This party already received the job: a replayed submission.
+    #[error("{party} already received job {job_id} (a replayed submission)")]
+    Replayed {
+        /// This party.
+        party: String,
+        /// The job.
+        job_id: String,
+    },
+    /// The job's parties, order or fingerprints are not what the analyst signed and this
+    /// party's roster says.
+    #[error("{party} refuses the job's membership: {error}")]
+    Membership {
+        /// This party.
+        party: String,
+        /// What does not match.
+        error: MembershipError,
+    },
+    /// The submission was signed too long ago (or in the future).
+    #[error("{reason}")]
+    Stale {
+        /// The ages involved.
+        reason: String,
+    },
+    /// This party has no policy: it admits no job.
+    #[error("party {party} has no policy configured: it admits no job")]
+    NoPolicy {
+        /// This party.
+        party: String,
+    },
+    /// This party's policy file does not load (the details are in the operator's log).
+    #[error("party {party}'s policy file is unusable (its operator must fix it)")]
+    PolicyUnusable {
+        /// This party.
+        party: String,
+    },
+    /// The analyst is not among those this party's policy admits.
+    #[error("refused by {party}: {reason}")]
+    Analyst {
+        /// This party.
+        party: String,
+        /// The policy's reason.
+        reason: String,
+    },
+    /// A stored shared model lacks the standardisation of a feature the job scores.
+    #[error("score: the stored model {model_id:?} has no standardisation of {feature:?}")]
+    NoStandardisation {
+        /// The model.
+        model_id: String,
+        /// The feature.
+        feature: String,
+    },
+    /// A column cannot be standardised for training (empty, or not finite).
+    #[error("dataset {dataset:?} column {column:?}: {problem}")]
+    Unstandardisable {
+        /// The dataset.
+        dataset: String,
+        /// The column.
+        column: String,
+        /// What is wrong: `"is empty"`, `"holds a value that is not finite"`.
+        problem: &'static str,
+    },
     /// An id of a `psi` job's id column is longer than the protocol accepts.
     #[error(
         "dataset {dataset:?} id column {column:?}, row {row}: the id is {len} bytes, above the \
@@ -260,4 +344,14 @@ pub enum Refusal {
         /// The psi job.
         psi_job: String,
     },
+}
+
+impl Refusal {
+    /// The node's own finding of a spec problem at `field`.
+    pub fn spec(field: impl Into<String>, kind: ProblemKind) -> Self {
+        Self::Spec(Box::new(SpecProblem {
+            field: field.into(),
+            kind,
+        }))
+    }
 }

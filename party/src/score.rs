@@ -30,6 +30,7 @@ use crate::PartyError;
 use crate::join::{JoinPlan, JoinTable};
 use crate::refusal::Refusal;
 use crate::train::StoredModel;
+use treaty_job::ProblemKind;
 
 /// Records per chunk of the secure computation (bounds memory; larger chunks are not faster).
 pub const SCORE_CHUNK: usize = 1 << 17;
@@ -85,11 +86,13 @@ impl ClearModel {
                 .all(|(a, b)| a.is_finite() && b.is_finite() && *b > 0.0);
         if m.weights.len() != k + usize::from(m.intercept) || m.standardizers.len() != k || !finite
         {
-            return Err(PartyError::Rejected(format!(
-                "the model at {} needs one finite weight per feature (and the intercept) and a \
-                 positive scale per feature",
-                path.display()
-            )));
+            return Err(Refusal::CorruptModel {
+                path: path.to_path_buf(),
+                reason: "it needs one finite weight per feature (and the intercept) and a \
+                         positive scale per feature"
+                    .into(),
+            }
+            .into());
         }
         Ok(m)
     }
@@ -154,17 +157,16 @@ impl ScorePlan {
         peers: &[String],
         frac_bits: u32,
     ) -> Result<Self, PartyError> {
-        let reject = |m: String| Err(PartyError::Rejected(m));
+        let reject = |field: &str, kind| Err(Refusal::spec(field, kind).into());
         let (kind, features, intercept, frac_bits, width) = match &source {
             ModelSource::Shared(model) => {
                 if model.parties != peers || model.index != me {
-                    return reject(format!(
-                        "score: model {:?} was trained by {} (this party as #{}); the job's \
-                         parties must be the same, in the same order",
-                        model.model_id,
-                        model.parties.join(", "),
-                        model.index
-                    ));
+                    return reject(
+                        "inputs",
+                        ProblemKind::WrongParties {
+                            expected: model.parties.clone(),
+                        },
+                    );
                 }
                 (
                     model.kind.clone(),
@@ -184,8 +186,12 @@ impl ScorePlan {
                     && (m.features != score.features || m.kind != kind || m.intercept != intercept)
                 {
                     return reject(
-                        "score: the clear model's features, kind or intercept are not the job's"
-                            .into(),
+                        "score.model_id",
+                        ProblemKind::Invalid {
+                            reason: "the clear model's features, kind or intercept are not the \
+                                     job's"
+                                .into(),
+                        },
                     );
                 }
                 let width = score.features.len() + usize::from(intercept);
@@ -201,13 +207,29 @@ impl ScorePlan {
         let kind = match kind.as_str() {
             "logistic" => GlmKind::Logistic,
             "linear" => GlmKind::Linear,
-            other => return reject(format!("score: model kind {other:?} is unknown")),
+            other => {
+                return reject(
+                    "score.model_id",
+                    ProblemKind::NotOneOf {
+                        value: other.to_string(),
+                        allowed: &["logistic", "linear"],
+                    },
+                );
+            }
         };
         let (scores, decisions) = match score.output.as_str() {
             "" | "score" => (true, false),
             "decision" => (false, true),
             "both" => (true, true),
-            other => return reject(format!("score: unknown output {other:?}")),
+            other => {
+                return reject(
+                    "score.output",
+                    ProblemKind::NotOneOf {
+                        value: other.to_string(),
+                        allowed: &["score", "decision", "both"],
+                    },
+                );
+            }
         };
         let threshold = score.threshold.unwrap_or(match kind {
             GlmKind::Logistic => 0.5,
@@ -216,9 +238,13 @@ impl ScorePlan {
         if !threshold.is_finite()
             || (kind == GlmKind::Logistic && !(threshold > 0.0 && threshold < 1.0))
         {
-            return reject(format!(
-                "score: threshold {threshold} must lie in (0, 1) for logistic regression"
-            ));
+            return reject(
+                "score.threshold",
+                ProblemKind::BadValue {
+                    value: threshold.to_string(),
+                    expected: "a number in (0, 1) for logistic regression",
+                },
+            );
         }
         let ids_from = if score.ids_from.is_empty() {
             join.data_parties().first().copied().unwrap_or(0)
@@ -228,15 +254,26 @@ impl ScorePlan {
                 .position(|p| *p == score.ids_from)
                 .filter(|i| join.data_parties().contains(i))
                 .ok_or_else(|| {
-                    PartyError::Rejected(format!(
-                        "score: ids_from {:?} is not a data party",
-                        score.ids_from
-                    ))
+                    Refusal::spec(
+                        "score.ids_from",
+                        ProblemKind::NotADataParty {
+                            name: score.ids_from.clone(),
+                            party: score.ids_from.clone(),
+                        },
+                    )
                 })?
         };
         let owners: Vec<usize> = join.columns.iter().map(|(i, _)| *i).collect();
         if owners.len() != features.len() || width != features.len() + usize::from(intercept) {
-            return reject("score: the model does not match its features".into());
+            return reject(
+                "score.features",
+                ProblemKind::WrongCount {
+                    got: owners.len() as u64,
+                    min: features.len() as u64,
+                    max: features.len() as u64,
+                    of: "join columns (one per feature of the model)",
+                },
+            );
         }
         Ok(Self {
             model_id: score.model_id.clone(),
@@ -284,9 +321,10 @@ pub async fn run<R: CryptoRng + ?Sized>(
                     .find(|(f, _, _)| f == feature)
                     .map(|(_, m, s)| (*m, *s))
                     .ok_or_else(|| {
-                        PartyError::Rejected(format!(
-                            "score: the stored model has no standardisation of {feature:?}"
-                        ))
+                        PartyError::from(Refusal::NoStandardisation {
+                            model_id: model.model_id.clone(),
+                            feature: feature.clone(),
+                        })
                     })
             })
             .collect::<Result<_, _>>()?,

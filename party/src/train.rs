@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use rand_chacha::rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
+use treaty_job::ProblemKind;
 use treaty_job::validate::is_job_id;
 use treaty_mpc::glm::{self, GlmInput, GlmKind, GlmLayout, Standardizer, TrainParams};
 use treaty_mpc::rep3::Rep3Share;
@@ -88,15 +89,31 @@ impl TrainPlan {
         job_id: &str,
         frac_bits: u32,
     ) -> Result<Self, PartyError> {
-        let reject = |m: String| Err(PartyError::Rejected(m));
+        let reject = |field: &str, kind| Err(Refusal::spec(field, kind).into());
         let kind = match train.model.as_str() {
             "" | "logistic" => GlmKind::Logistic,
             "linear" => GlmKind::Linear,
-            other => return reject(format!("train: unknown model {other:?}")),
+            other => {
+                return reject(
+                    "train.model",
+                    ProblemKind::NotOneOf {
+                        value: other.to_string(),
+                        allowed: &["logistic", "linear"],
+                    },
+                );
+            }
         };
         let k = train.features.len();
         if join.columns.len() != k + 1 {
-            return reject("train: the join's columns are not the features and the label".into());
+            return reject(
+                "train.features",
+                ProblemKind::WrongCount {
+                    got: join.columns.len() as u64,
+                    min: k as u64 + 1,
+                    max: k as u64 + 1,
+                    of: "join columns (the features and the label)",
+                },
+            );
         }
         let owners: Vec<usize> = join.columns.iter().map(|(i, _)| *i).collect();
         let mut params = TrainParams::new(kind);
@@ -113,19 +130,27 @@ impl TrainPlan {
         params.fit_intercept = !train.no_intercept;
         params.check()?;
         if !(train.holdout.is_finite() && (0.0..=0.5).contains(&train.holdout)) {
-            return reject(format!(
-                "train: holdout {} is not in [0, 0.5]",
-                train.holdout
-            ));
+            return reject(
+                "train.holdout",
+                ProblemKind::BadValue {
+                    value: train.holdout.to_string(),
+                    expected: "a number in [0, 0.5]",
+                },
+            );
         }
         let metric = match (train.metric.as_str(), train.holdout > 0.0, kind) {
             ("none", _, _) | ("", false, _) | ("", _, GlmKind::Linear) => Metric::None,
             ("" | "auc", true, GlmKind::Logistic) => Metric::Auc,
             ("accuracy", true, GlmKind::Logistic) => Metric::Accuracy,
             (other, _, _) => {
-                return reject(format!(
-                    "train: metric {other:?} needs logistic regression and held-out rows"
-                ));
+                return reject(
+                    "train.metric",
+                    ProblemKind::BadValue {
+                        value: format!("{other:?}"),
+                        expected: "\"auc\", \"accuracy\" or \"none\" (a metric needs \
+                                   logistic regression and held-out rows)",
+                    },
+                );
             }
         };
         let model_id = if train.model_id.is_empty() {
@@ -134,7 +159,13 @@ impl TrainPlan {
             train.model_id.clone()
         };
         if !is_job_id(&model_id) {
-            return reject(format!("train: model_id {model_id:?} is not a valid id"));
+            return reject(
+                "train.model_id",
+                ProblemKind::BadValue {
+                    value: format!("{model_id:?}"),
+                    expected: "an id (`job-` and lowercase letters, digits and dashes)",
+                },
+            );
         }
         Ok(Self {
             params,
@@ -215,10 +246,11 @@ impl StoredModel {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
-        let json = zeroize::Zeroizing::new(
-            serde_json::to_vec(self)
-                .map_err(|e| PartyError::Rejected(format!("model does not serialise: {e}")))?,
-        );
+        let json =
+            zeroize::Zeroizing::new(serde_json::to_vec(self).map_err(|e| PartyError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            })?);
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -293,10 +325,14 @@ pub async fn run<R: CryptoRng + ?Sized>(
                         Standardizer::identity()
                     } else {
                         Standardizer::fit(&values[..train_rows]).map_err(|e| {
-                            PartyError::Rejected(format!(
-                                "dataset {:?} column {name:?}: {e}",
-                                table.dataset()
-                            ))
+                            PartyError::from(Refusal::Unstandardisable {
+                                dataset: table.dataset().to_string(),
+                                column: name.to_string(),
+                                problem: match e {
+                                    treaty_mpc::MpcError::Empty { .. } => "is empty",
+                                    _ => "holds a value that is not finite",
+                                },
+                            })
                         })?
                     };
                     features.push(values.iter().map(|&x| fit.apply(x)).collect());
@@ -351,9 +387,12 @@ pub async fn run<R: CryptoRng + ?Sized>(
         };
         let test = train_rows..train_rows + rows;
         let logits = glm::predict(&mut s, &model, &data, test.clone()).await?;
-        let label = data
-            .label()
-            .ok_or_else(|| PartyError::Rejected("train: no label".into()))?;
+        let label = data.label().ok_or(Refusal::spec(
+            "train.label",
+            ProblemKind::Missing {
+                hint: "the label's column",
+            },
+        ))?;
         let y = Rep3Share::from_parts(label.a()[test.clone()].to_vec(), label.b()[test].to_vec())?;
         // The labels as integers 0/1 (exact: they are multiples of 2^f).
         let y = s.trunc(&y, plan.frac_bits).await?;

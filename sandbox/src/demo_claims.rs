@@ -562,7 +562,7 @@ fn aligned_columns(
         let path = opts.work_dir.join(&ds.path);
         let wanted: Vec<&str> = ds.columns.iter().map(|c| c.name.as_str()).collect();
         let table = dataset::load_columns(ds, &path, &wanted)?;
-        let ids = id_strings(&table, ID_COLUMN)?;
+        let ids = id_strings(&table, &ds.name, ID_COLUMN)?;
         for c in ds.columns.iter().filter(|c| c.name != ID_COLUMN) {
             let values = table.numeric(&c.name).ok_or_else(|| {
                 SandboxError::Failed(format!("column {:?} is not numeric", c.name))

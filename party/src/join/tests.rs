@@ -64,28 +64,62 @@ fn the_plan_lays_out_owners_by_protocol_index() {
 
 #[test]
 fn a_bad_plan_is_refused_with_its_reason() {
-    let err = |sp: &pb::JobSpec, peers: &[&str]| plan_of(sp, peers).unwrap_err().to_string();
-    let e = err(
+    let err = |sp: &pb::JobSpec, peers: &[&str]| match plan_of(sp, peers) {
+        Err(PartyError::Refused(Refusal::Spec(p))) => (p.field, p.kind),
+        other => panic!("expected a spec problem, got {other:?}"),
+    };
+    let (field, kind) = err(
         &spec(&["insurer.claim_amount"], vec![equals("bank.x", "1")], ""),
         &PEERS,
     );
-    assert!(
-        e.contains("names party \"bank\", which holds no data"),
-        "{e}"
+    assert_eq!(field, "filter column");
+    assert_eq!(
+        kind,
+        ProblemKind::NotADataParty {
+            name: "bank.x".into(),
+            party: "bank".into()
+        }
     );
-    let e = err(&spec(&["claim_amount"], vec![], ""), &PEERS);
-    assert!(e.contains("name it as \"party.column\""), "{e}");
-    let e = err(&spec(&["nobody.x"], vec![], ""), &PEERS);
-    assert!(e.contains("\"nobody\""), "{e}");
-    let e = err(&spec(&["insurer.x"], vec![], ""), &PEERS[..2]);
-    assert!(e.contains("exactly 3 parties"), "{e}");
-    let e = err(&spec(&["insurer.x"], vec![], "../x"), &PEERS);
-    assert!(e.contains("not a job id"), "{e}");
-    let e = err(
+    let (_, kind) = err(&spec(&["claim_amount"], vec![], ""), &PEERS);
+    assert_eq!(
+        kind,
+        ProblemKind::NotQualified {
+            name: "claim_amount".into()
+        }
+    );
+    let (_, kind) = err(&spec(&["nobody.x"], vec![], ""), &PEERS);
+    assert!(
+        matches!(&kind, ProblemKind::NotADataParty { party, .. } if party == "nobody"),
+        "{kind:?}"
+    );
+    let (field, kind) = err(&spec(&["insurer.x"], vec![], ""), &PEERS[..2]);
+    assert_eq!(field, "inputs");
+    assert!(
+        matches!(
+            kind,
+            ProblemKind::WrongCount {
+                got: 2,
+                min: 3,
+                max: 3,
+                ..
+            }
+        ),
+        "{kind:?}"
+    );
+    let (field, kind) = err(&spec(&["insurer.x"], vec![], "../x"), &PEERS);
+    assert_eq!(field, "join.psi_job");
+    assert!(matches!(kind, ProblemKind::BadValue { .. }), "{kind:?}");
+    let (field, kind) = err(
         &spec(&["insurer.x"], vec![], ""),
         &["insurer", "bank", "clinic"],
     );
-    assert!(e.contains("\"hospital\", which is not a party"), "{e}");
+    assert_eq!(field, "join.id_columns.hospital");
+    assert_eq!(
+        kind,
+        ProblemKind::NotAnInput {
+            party: "hospital".into()
+        }
+    );
 }
 
 #[test]
