@@ -252,6 +252,12 @@ pub enum Refusal {
         /// What is wrong: `"is empty"`, `"holds a value that is not finite"`.
         problem: &'static str,
     },
+    /// A `train` job whose hold-out leaves no aligned row for training.
+    #[error("train: no aligned row is left for training ({aligned} aligned in all)")]
+    NoTrainingRows {
+        /// The rows the join aligned.
+        aligned: usize,
+    },
     /// An id of a `psi` job's id column is longer than the protocol accepts.
     #[error(
         "dataset {dataset:?} id column {column:?}, row {row}: the id is {len} bytes, above the \

@@ -348,9 +348,7 @@ pub async fn run<R: CryptoRng + ?Sized>(
     let (mut s, n) = glm::setup(transport, ctx, &plan.layout, &input, rng).await?;
     let (train_rows, holdout_rows) = plan.split(n);
     if train_rows == 0 {
-        return Err(PartyError::Rejected(
-            "train: no aligned row is left for training".into(),
-        ));
+        return Err(Refusal::NoTrainingRows { aligned: n }.into());
     }
     let data = glm::share(
         &mut s,
