@@ -34,6 +34,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use treaty_proto::JobKind;
 
 pub mod registry;
 
@@ -172,6 +173,34 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// A job's kind in the log: its name (`stats`, `psi`, `train`, `score`, `fhe-score`), or `none`
+/// for a spec that names no computation. Any other word is refused when a log is read.
+mod job_kind {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use treaty_proto::JobKind;
+
+    const NONE: &str = "none";
+
+    pub(super) fn serialize<S: Serializer>(
+        kind: &Option<JobKind>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(kind.map_or(NONE, JobKind::name))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<JobKind>, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        if name == NONE {
+            return Ok(None);
+        }
+        JobKind::parse(&name)
+            .map(Some)
+            .ok_or_else(|| D::Error::custom(format!("unknown job kind {name:?}")))
+    }
+}
+
 /// What happened. Counts, hashes and names only. (Field names must differ from
 /// [`AuditEntry`]'s — `seq`, `prev`, `time_ms`, `writer`, `job` — since the event is flattened
 /// into the entry.)
@@ -181,8 +210,9 @@ pub enum AuditEvent {
     /// A job arrived (its kind, the SHA-256 of its spec's encoding, who signed it and the
     /// SHA-256 of the signed submission, from which the job id derives).
     JobReceived {
-        /// `stats`, `psi`, `train`, `score`, `fhe-score`.
-        kind: String,
+        /// `stats`, `psi`, `train`, `score`, `fhe-score` (`none`: the spec names no computation).
+        #[serde(with = "job_kind")]
+        kind: Option<JobKind>,
         /// SHA-256 of the spec.
         spec_sha256: Digest32,
         /// The analyst who signed the submission.
@@ -1062,7 +1092,7 @@ mod tests {
                 1,
                 Some("job-1"),
                 AuditEvent::JobReceived {
-                    kind: "stats".into(),
+                    kind: Some(JobKind::Stats),
                     spec_sha256: Digest32([9; 32]),
                     analyst: "analyst".into(),
                     submission_sha256: Digest32([8; 32]),
@@ -1133,6 +1163,33 @@ mod tests {
     }
 
     #[test]
+    fn job_kinds_are_written_as_the_words_earlier_logs_hold() {
+        let words = ["stats", "psi", "train", "score", "fhe-score"];
+        let kinds = JobKind::ALL.map(Some).into_iter().chain([None]);
+        for (kind, word) in kinds.zip(words.into_iter().chain(["none"])) {
+            let event = AuditEvent::JobReceived {
+                kind,
+                spec_sha256: Digest32([1; 32]),
+                analyst: "alice".into(),
+                submission_sha256: Digest32([2; 32]),
+            };
+            let line = serde_json::to_string(&event).unwrap();
+            assert!(line.contains(&format!("\"kind\":\"{word}\"")), "{line}");
+            assert_eq!(serde_json::from_str::<AuditEvent>(&line).unwrap(), event);
+        }
+        let unknown = serde_json::to_string(&AuditEvent::JobReceived {
+            kind: Some(JobKind::Psi),
+            spec_sha256: Digest32([1; 32]),
+            analyst: String::new(),
+            submission_sha256: Digest32([2; 32]),
+        })
+        .unwrap()
+        .replace("\"psi\"", "\"exfiltrate\"");
+        let e = serde_json::from_str::<AuditEvent>(&unknown).unwrap_err();
+        assert!(e.to_string().contains("unknown job kind"), "{e}");
+    }
+
+    #[test]
     fn intact_logs_verify_and_cross_check() {
         let (logs, heads) = job_logs();
         let mut parsed = Vec::new();
@@ -1156,7 +1213,7 @@ mod tests {
         let d = Digest32([4; 32]);
         let events = vec![
             AuditEvent::JobReceived {
-                kind: "stats".into(),
+                kind: Some(JobKind::Stats),
                 spec_sha256: d,
                 analyst: "a".into(),
                 submission_sha256: d,

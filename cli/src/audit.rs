@@ -230,7 +230,8 @@ fn summary(event: &AuditEvent) -> Option<String> {
             submission_sha256,
             ..
         } => format!(
-            "received {kind} job from {analyst} (submission {})",
+            "received {} job from {analyst} (submission {})",
+            kind.map_or("none", treaty_proto::JobKind::name),
             short(submission_sha256)
         ),
         AuditEvent::PolicyDecision {

@@ -40,7 +40,7 @@ use treaty_audit::{
     AuditEvent, AuditFile, COORDINATOR_WRITER, Digest32, SignedHead, head_signature_valid,
 };
 use treaty_job::validate::{
-    check_model_reference, check_psi_reference, job_kind, trained_model_id, validate_spec,
+    check_model_reference, check_psi_reference, trained_model_id, validate_spec,
 };
 use treaty_trust::{PeerIdentity, Role};
 
@@ -848,7 +848,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
         self.audit(
             Some(&job_id),
             AuditEvent::JobReceived {
-                kind: job_kind(&spec).into(),
+                kind: treaty_job::Kind::of(&spec),
                 spec_sha256: Digest32(Sha256::digest(spec.encode_to_vec()).into()),
                 analyst: submission.analyst.clone(),
                 submission_sha256: Digest32(submission.sha256),

@@ -14,63 +14,7 @@ use treaty_proto::v1::{FheScoreJob, JobSpec, JoinSpec, PsiJob, ScoreJob, StatsJo
 
 use crate::problem::{ProblemKind, SpecProblem};
 
-/// The job kinds, as listings, policies and audit logs name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    /// Statistics over rows (horizontal) or over a join (vertical).
-    Stats,
-    /// A private set intersection.
-    Psi,
-    /// Training a model on vertically split data.
-    Train,
-    /// Scoring with a model on vertically split data.
-    Score,
-    /// Scoring one party's rows under FHE with another party's clear model.
-    FheScore,
-}
-
-impl Kind {
-    /// Every kind, in the order of the spec's `oneof`.
-    pub const ALL: [Kind; 5] = [
-        Kind::Stats,
-        Kind::Psi,
-        Kind::Train,
-        Kind::Score,
-        Kind::FheScore,
-    ];
-    /// Every kind's name, in the order of [`Kind::ALL`].
-    pub const NAMES: [&'static str; 5] = ["stats", "psi", "train", "score", "fhe-score"];
-
-    /// The kind's name: `stats`, `psi`, `train`, `score`, `fhe-score`.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        Self::NAMES[self as usize]
-    }
-
-    /// The kind named `name` (as [`Kind::name`] spells it).
-    #[must_use]
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    /// The kind of `spec`'s computation, if it names one.
-    #[must_use]
-    pub fn of(spec: &JobSpec) -> Option<Self> {
-        Some(match spec.computation.as_ref()? {
-            job_spec::Computation::Stats(_) => Kind::Stats,
-            job_spec::Computation::Psi(_) => Kind::Psi,
-            job_spec::Computation::Train(_) => Kind::Train,
-            job_spec::Computation::Score(_) => Kind::Score,
-            job_spec::Computation::FheScore(_) => Kind::FheScore,
-        })
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use treaty_proto::JobKind as Kind;
 
 /// The protocol a job runs; the spec's `protocol` string names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -401,8 +401,6 @@ fn score_plans(
     Ok((plan, score))
 }
 
-pub use treaty_job::validate::job_kind;
-
 /// Signs the audit log's head and records it with the coordinator (failures are logged: the
 /// head stays in the log and the next checkpoint records a newer one).
 pub async fn checkpoint(audit: &treaty_audit::AuditFile, coordinator: &CoordinatorClient<Channel>) {

@@ -21,7 +21,7 @@ use treaty_trust::tls::TlsIdentity;
 use crate::PartyError;
 use crate::approval;
 use crate::config::PartyConfig;
-use crate::job::{JobRun, Reporter, admit, checkpoint, job_kind};
+use crate::job::{JobRun, Reporter, admit, checkpoint};
 use crate::link::{LinkHub, PartyLinkService, data_plane_incoming, data_plane_server};
 use crate::policy::Terms;
 use prost::Message;
@@ -341,7 +341,7 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
     node.audit_event(
         &job_id,
         AuditEvent::JobReceived {
-            kind: job_kind(&spec).into(),
+            kind: treaty_job::Kind::of(&spec),
             spec_sha256: Digest32(Sha256::digest(spec.encode_to_vec()).into()),
             analyst: admission.analyst.clone(),
             submission_sha256: Digest32(admission.submission_sha256),

@@ -1,7 +1,8 @@
 //! Treaty's wire types: the coordinator's control plane and the party-to-party data plane.
 //!
 //! Generated from `proto/treaty/v1/*.proto` by `protox` and `tonic-prost-build` at build time.
-//! This crate holds no logic; see `treaty-coordinator` and `treaty-party` for the services.
+//! This crate holds no logic beyond naming the job kinds ([`JobKind`]); see `treaty-coordinator`
+//! and `treaty-party` for the services.
 #![forbid(unsafe_code)]
 
 /// Version 1 of the Treaty protocol.
@@ -9,6 +10,10 @@
 pub mod v1 {
     tonic::include_proto!("treaty.v1");
 }
+
+mod kind;
+
+pub use kind::JobKind;
 
 /// Maximum size of one gRPC message on the control plane (sealed results travel in chunks).
 pub const MAX_CONTROL_MESSAGE: usize = 8 * 1024 * 1024;
