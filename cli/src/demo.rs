@@ -13,6 +13,9 @@ use treaty_sandbox::demo_psi::PsiDemoOptions;
 
 use crate::print;
 
+#[cfg(feature = "fhe")]
+mod fhe;
+
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct DemoArgs {
@@ -73,7 +76,7 @@ enum DemoKind {
     /// the masking conversion; every decision checked against the clear model. Exits 2 on any
     /// mismatch.
     #[cfg(feature = "fhe")]
-    Fhe(crate::demo_fhe::FheDemoArgs),
+    Fhe(fhe::FheDemoArgs),
 }
 
 #[derive(Args, Debug)]
@@ -452,7 +455,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Some(DemoKind::Join(join)) => return run_join(join).await,
         Some(DemoKind::Claims(claims)) => return run_claims(claims).await,
         #[cfg(feature = "fhe")]
-        Some(DemoKind::Fhe(fhe)) => return crate::demo_fhe::run(fhe).await,
+        Some(DemoKind::Fhe(fhe)) => return fhe::run(fhe).await,
         None => {}
     }
     if args.parties.len() < 2 {

@@ -7,8 +7,6 @@ mod audit;
 mod bench;
 mod demo;
 #[cfg(feature = "fhe")]
-mod demo_fhe;
-#[cfg(feature = "fhe")]
 mod fhe_key;
 mod keys;
 mod print;

@@ -18,34 +18,7 @@ use crate::PartyError;
 use crate::config::PartyConfig;
 use crate::error::io_err;
 
-/// Why an operator's approval command fails.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ApprovalError {
-    /// The name given is not a job id (job ids name files here).
-    #[error("{job:?} is not a job id")]
-    NotAJobId {
-        /// The name given.
-        job: String,
-    },
-    /// No request for that job is waiting.
-    #[error("job {job} is not waiting for an approval at {party} (see `treaty approvals`)")]
-    NotPending {
-        /// The job.
-        job: String,
-        /// This party.
-        party: String,
-    },
-    /// The job was already approved or rejected.
-    #[error("job {job} was already decided")]
-    AlreadyDecided {
-        /// The job.
-        job: String,
-    },
-    /// A rejection without a reason.
-    #[error("a rejection needs a reason (--reason): the analyst sees it")]
-    NeedsReason,
-}
+pub use crate::error::ApprovalError;
 
 /// How often the node looks for a decision.
 const POLL: Duration = Duration::from_millis(200);

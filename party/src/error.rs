@@ -40,7 +40,7 @@ pub enum PartyError {
     Refused(#[from] Refusal),
     /// An operator's approval command fails.
     #[error(transparent)]
-    Approval(#[from] crate::approval::ApprovalError),
+    Approval(#[from] ApprovalError),
     /// The job does not fit this party (a reason not yet given a [`Refusal`] variant).
     #[error("{0}")]
     Rejected(String),
@@ -108,6 +108,35 @@ impl PartyError {
             None => Self::Transport(transport),
         }
     }
+}
+
+/// Why an operator's approval command fails.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApprovalError {
+    /// The name given is not a job id (job ids name files here).
+    #[error("{job:?} is not a job id")]
+    NotAJobId {
+        /// The name given.
+        job: String,
+    },
+    /// No request for that job is waiting.
+    #[error("job {job} is not waiting for an approval at {party} (see `treaty approvals`)")]
+    NotPending {
+        /// The job.
+        job: String,
+        /// This party.
+        party: String,
+    },
+    /// The job was already approved or rejected.
+    #[error("job {job} was already decided")]
+    AlreadyDecided {
+        /// The job.
+        job: String,
+    },
+    /// A rejection without a reason.
+    #[error("a rejection needs a reason (--reason): the analyst sees it")]
+    NeedsReason,
 }
 
 /// Maps an I/O error on `path` to [`PartyError::Io`].

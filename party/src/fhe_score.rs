@@ -42,10 +42,10 @@ use treaty_mpc::transport::Channel;
 use treaty_proto::v1 as pb;
 
 use crate::PartyError;
+use crate::checks::unknown_dataset;
 use crate::config::PartyConfig;
 use crate::dataset::{self, DatasetConfig};
 use crate::error::io_err;
-use crate::job::unknown_dataset;
 use crate::refusal::Refusal;
 
 /// Rows per encrypted chunk (one upload, one masked batch back).

@@ -25,8 +25,8 @@ use treaty_trust::tls::TlsIdentity;
 use zeroize::Zeroize;
 
 use crate::PartyError;
+use crate::checks::{check_file, check_numeric, unknown_dataset};
 use crate::config::PartyConfig;
-use crate::dataset::DatasetConfig;
 #[cfg(feature = "fhe")]
 use crate::fhe_score;
 use crate::join::{JoinPlan, JoinTable};
@@ -221,11 +221,11 @@ fn reuses(cfg: &PartyConfig, spec: &pb::JobSpec) -> Vec<Reuse> {
     }
     if let Some(join) = &spec.join
         && !join.psi_job.is_empty()
-        && crate::join::intersection_path(cfg, &join.psi_job).is_file()
+        && crate::psi::intersection_path(cfg, &join.psi_job).is_file()
     {
         out.push(Reuse {
             what: format!("the intersection of psi job {}", join.psi_job),
-            origin: crate::join::intersection_origin(cfg, &join.psi_job),
+            origin: crate::psi::intersection_origin(cfg, &join.psi_job),
         });
     }
     out
@@ -417,47 +417,9 @@ pub async fn checkpoint(audit: &treaty_audit::AuditFile, coordinator: &Coordinat
     }
 }
 
-/// The refusal of a job naming a dataset this party does not have.
-pub(crate) fn unknown_dataset(dataset: &str) -> PartyError {
-    Refusal::UnknownDataset {
-        dataset: dataset.to_string(),
-    }
-    .into()
-}
-
 /// The job's party ids in protocol order.
 fn peer_ids(assignment: &pb::JobAssignment) -> Vec<String> {
     assignment.peers.iter().map(|p| p.party.clone()).collect()
-}
-
-/// Refuses a column the dataset does not declare, or declares non-numeric.
-pub(crate) fn check_numeric(ds: &DatasetConfig, dataset: &str, c: &str) -> Result<(), PartyError> {
-    match ds.column(c) {
-        None => Err(Refusal::NoColumn {
-            dataset: dataset.to_string(),
-            column: c.to_string(),
-            role: ColumnRole::Value,
-        }
-        .into()),
-        Some(d) if !d.ty.is_numeric() => Err(Refusal::NotNumeric {
-            dataset: dataset.to_string(),
-            column: c.to_string(),
-            ty: d.ty,
-        }
-        .into()),
-        Some(_) => Ok(()),
-    }
-}
-
-/// Refuses a dataset whose file is gone.
-pub(crate) fn check_file(cfg: &PartyConfig, ds: &DatasetConfig) -> Result<(), PartyError> {
-    if !cfg.resolve(&ds.path).is_file() {
-        return Err(Refusal::MissingFile {
-            dataset: ds.name.clone(),
-        }
-        .into());
-    }
-    Ok(())
 }
 
 /// What a job computes locally before the protocol.
@@ -538,7 +500,7 @@ impl JoinLocal {
             .ok_or_else(|| unknown_dataset(dataset))?;
         let table = JoinTable::load(&plan, me, ds, &cfg.resolve(&ds.path))?;
         let matched = match &plan.psi_job {
-            Some(job) => Some(table.align(&crate::join::read_intersection(cfg, job)?)?),
+            Some(job) => Some(table.align(&crate::psi::read_intersection(cfg, job)?)?),
             None => {
                 table.check_ids()?;
                 None

@@ -16,7 +16,6 @@
 //! encodes its own columns, then [`treaty_mpc::vstats`] computes the statistics with the helper.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 use treaty_job::ProblemKind;
@@ -29,7 +28,6 @@ use treaty_proto::v1::{self as pb, filter};
 use crate::PartyError;
 use crate::config::PartyConfig;
 use crate::dataset::{self, ColumnType, DatasetConfig, Predicate, Table};
-use crate::error::io_err;
 use crate::refusal::{ColumnRole, Refusal};
 
 /// What a join job asks of every party, derived from the spec and the job's party order.
@@ -160,7 +158,7 @@ impl JoinPlan {
         if let Some(job) = &psi_job
             && !is_job_id(job)
         {
-            return reject("join.psi_job", not_a_job_id(job));
+            return reject("join.psi_job", crate::psi::not_a_job_id(job));
         }
         FixedPoint::new(spec.frac_bits)?;
         Ok(Self {
@@ -272,7 +270,7 @@ impl JoinPlan {
             }
         }
         if let Some(job) = &self.psi_job {
-            let path = intersection_path(cfg, job);
+            let path = crate::psi::intersection_path(cfg, job);
             if !path.is_file() {
                 return Err(Refusal::NoIntersection {
                     psi_job: job.to_string(),
@@ -282,45 +280,6 @@ impl JoinPlan {
         }
         Ok(())
     }
-}
-
-/// Where a `psi` job's intersection is stored: `<state dir>/psi/<job id>.ids`.
-pub fn intersection_path(cfg: &PartyConfig, job_id: &str) -> PathBuf {
-    cfg.state_dir().join("psi").join(format!("{job_id}.ids"))
-}
-
-/// Where the analyst whose `psi` job made an intersection is recorded:
-/// `<state dir>/psi/<job id>.origin`.
-pub fn origin_path(cfg: &PartyConfig, job_id: &str) -> PathBuf {
-    cfg.state_dir().join("psi").join(format!("{job_id}.origin"))
-}
-
-/// The analyst whose `psi` job made the stored intersection ("" when not recorded).
-pub fn intersection_origin(cfg: &PartyConfig, job_id: &str) -> String {
-    if !is_job_id(job_id) {
-        return String::new();
-    }
-    std::fs::read_to_string(origin_path(cfg, job_id))
-        .map(|s| s.trim().chars().take(64).collect())
-        .unwrap_or_default()
-}
-
-/// The problem of a `psi_job` that is not a job id.
-fn not_a_job_id(job: &str) -> ProblemKind {
-    ProblemKind::BadValue {
-        value: format!("{job:?}"),
-        expected: "a job id",
-    }
-}
-
-/// Reads the intersection stored by `psi_job` (one id per line, in the common order).
-pub fn read_intersection(cfg: &PartyConfig, psi_job: &str) -> Result<Vec<String>, PartyError> {
-    if !is_job_id(psi_job) {
-        return Err(Refusal::spec("join.psi_job", not_a_job_id(psi_job)).into());
-    }
-    let path = intersection_path(cfg, psi_job);
-    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-    Ok(text.lines().map(str::to_owned).collect())
 }
 
 /// The cells of `column` as ids: text as is, integers in canonical decimal.

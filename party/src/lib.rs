@@ -18,6 +18,7 @@
 
 pub mod approval;
 pub mod audit_log;
+mod checks;
 pub mod config;
 pub mod dataset;
 pub mod error;

@@ -3,12 +3,14 @@
 //! keeps when it learns one (`<state dir>/psi/<job id>.ids`, for a later join to reuse).
 //!
 //! Also the inline PSI a job with a join runs among its data parties when it reuses no
-//! stored intersection ([`inline`]).
+//! stored intersection (`inline`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use rand_chacha::ChaCha20Rng;
+use treaty_job::ProblemKind;
+use treaty_job::validate::is_job_id;
 use treaty_mpc::MpcError;
 use treaty_mpc::psi::multi::{self, MultiPsiMode, MultiPsiParams, PartySet};
 use treaty_mpc::psi::{self, PsiMode, PsiParams, PsiProgress};
@@ -20,6 +22,45 @@ use crate::config::PartyConfig;
 use crate::dataset::{self, DatasetConfig};
 use crate::error::io_err;
 use crate::refusal::{ColumnRole, Refusal};
+
+/// Where a `psi` job's intersection is stored: `<state dir>/psi/<job id>.ids`.
+pub fn intersection_path(cfg: &PartyConfig, job_id: &str) -> PathBuf {
+    cfg.state_dir().join("psi").join(format!("{job_id}.ids"))
+}
+
+/// Where the analyst whose `psi` job made an intersection is recorded:
+/// `<state dir>/psi/<job id>.origin`.
+pub fn origin_path(cfg: &PartyConfig, job_id: &str) -> PathBuf {
+    cfg.state_dir().join("psi").join(format!("{job_id}.origin"))
+}
+
+/// The analyst whose `psi` job made the stored intersection ("" when not recorded).
+pub fn intersection_origin(cfg: &PartyConfig, job_id: &str) -> String {
+    if !is_job_id(job_id) {
+        return String::new();
+    }
+    std::fs::read_to_string(origin_path(cfg, job_id))
+        .map(|s| s.trim().chars().take(64).collect())
+        .unwrap_or_default()
+}
+
+/// Reads the intersection stored by `psi_job` (one id per line, in the common order).
+pub fn read_intersection(cfg: &PartyConfig, psi_job: &str) -> Result<Vec<String>, PartyError> {
+    if !is_job_id(psi_job) {
+        return Err(Refusal::spec("join.psi_job", not_a_job_id(psi_job)).into());
+    }
+    let path = intersection_path(cfg, psi_job);
+    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    Ok(text.lines().map(str::to_owned).collect())
+}
+
+/// The problem of a `psi_job` that is not a job id.
+pub(crate) fn not_a_job_id(job: &str) -> ProblemKind {
+    ProblemKind::BadValue {
+        value: format!("{job:?}"),
+        expected: "a job id",
+    }
+}
 
 /// The id column a `psi` job uses at this party: the job's override or the dataset's own.
 ///
@@ -59,7 +100,7 @@ fn no_id_column(ds: &DatasetConfig, column: &str) -> PartyError {
 /// for length and duplicates. CPU-bound: call it off the async runtime.
 ///
 /// # Errors
-/// [`id_column`]'s refusals, the dataset's read errors, [`Refusal::LongId`] and
+/// `id_column`'s refusals, the dataset's read errors, [`Refusal::LongId`] and
 /// [`Refusal::RepeatedIds`].
 pub fn local_ids(
     cfg: &PartyConfig,
@@ -240,7 +281,7 @@ pub(crate) fn store_intersection(
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(&path).map_err(io_err(&path))?;
     std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io_err(&path))?;
-    let origin = crate::join::origin_path(cfg, job_id);
+    let origin = origin_path(cfg, job_id);
     std::fs::write(&origin, analyst).map_err(io_err(&origin))?;
     Ok(path)
 }

@@ -1,6 +1,6 @@
 //! `stats` jobs at this node: the checks of a job over its own rows, the local aggregates it
 //! computes from them (filters applied, values in fixed point), and the protocols that combine
-//! them — horizontal ([`run`], every party's rows) or, with a join, vertical ([`run_joined`],
+//! them — horizontal (`run`, every party's rows) or, with a join, vertical (`run_joined`,
 //! one row per person across the parties' columns).
 
 use rand_chacha::ChaCha20Rng;
@@ -12,9 +12,9 @@ use treaty_mpc::vstats::{self, VerticalInput};
 use treaty_proto::v1 as pb;
 
 use crate::PartyError;
+use crate::checks::{check_file, check_numeric};
 use crate::config::PartyConfig;
 use crate::dataset::{self, DatasetConfig, Predicate};
-use crate::job::{check_file, check_numeric};
 use crate::join::{JoinPlan, JoinTable, predicate};
 use crate::refusal::{ColumnRole, Refusal};
 

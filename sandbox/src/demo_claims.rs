@@ -25,7 +25,8 @@ use treaty_analyst as analyst;
 use treaty_analyst::ScoreResult;
 use treaty_analyst::TrainResult;
 use treaty_party::dataset::{self, DatasetConfig};
-use treaty_party::join::{id_strings, intersection_path};
+use treaty_party::join::id_strings;
+use treaty_party::psi::intersection_path;
 use treaty_party::train::AUC_MAX_ROWS;
 
 use crate::SandboxError;

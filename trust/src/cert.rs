@@ -19,7 +19,12 @@ use std::str::FromStr;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use rustls_pki_types::DnsName;
+
 use crate::TrustError;
+
+/// Longest DNS label (RFC 1035 §2.3.4), and so the longest node name.
+const MAX_NAME_LEN: usize = 63;
 
 /// URI scheme of a Treaty identity.
 pub const URI_SCHEME: &str = "treaty://";
@@ -110,8 +115,11 @@ impl PeerIdentity {
             .split_once('/')
             .ok_or_else(|| TrustError::Certificate(format!("{uri:?} names no role")))?;
         let role = role.parse()?;
-        crate::pki::validate_name(name)
-            .map_err(|e| TrustError::Certificate(format!("{uri:?}: {e}")))?;
+        if let Some(reason) = name_problem(name) {
+            return Err(TrustError::Certificate(format!(
+                "{uri:?}: invalid node name {name:?}: {reason}"
+            )));
+        }
         Ok(Self::new(role, name))
     }
 
@@ -175,6 +183,30 @@ impl PeerIdentity {
                 "the certificate is {self}, not {role} {name:?}"
             )))
         }
+    }
+}
+
+/// Why `name` is not a node name — a single lowercase DNS label that rustls also accepts as a
+/// server name — or `None` if it is one. Party ids must be node names: they are the TLS names
+/// peers expect.
+#[must_use]
+pub fn name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > MAX_NAME_LEN {
+        Some("it is longer than 63 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Some("it contains a character other than a-z, 0-9 or '-'")
+    } else if name.starts_with('-') || name.ends_with('-') {
+        Some("it starts or ends with '-'")
+    } else if DnsName::try_from(name).is_err() {
+        // rustls refuses all-numeric (and `0x…` hex) final labels: they look like IPv4 addresses.
+        Some("it looks like a number, which TLS does not accept as a server name")
+    } else {
+        None
     }
 }
 

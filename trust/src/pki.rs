@@ -27,16 +27,12 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use rustls_pki_types::DnsName;
 use rustls_pki_types::pem;
 
 #[cfg(feature = "issue")]
 mod issue;
 #[cfg(feature = "issue")]
 pub use issue::*;
-
-/// Longest DNS label (RFC 1035 §2.3.4), and so the longest node name.
-const MAX_NAME_LEN: usize = 63;
 
 /// Errors from creating, loading or using the deployment CA.
 #[derive(Debug, thiserror::Error)]
@@ -189,24 +185,11 @@ pub enum PkiError {
 
 /// Checks that `name` is a single lowercase DNS label that rustls also accepts as a server name.
 /// Party ids must pass it: they are the TLS names peers expect.
+///
+/// # Errors
+/// [`PkiError::InvalidName`] with the reason ([`crate::cert::name_problem`]).
 pub fn validate_name(name: &str) -> Result<(), PkiError> {
-    let reason = if name.is_empty() {
-        Some("it is empty")
-    } else if name.len() > MAX_NAME_LEN {
-        Some("it is longer than 63 characters")
-    } else if !name
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        Some("it contains a character other than a-z, 0-9 or '-'")
-    } else if name.starts_with('-') || name.ends_with('-') {
-        Some("it starts or ends with '-'")
-    } else if DnsName::try_from(name).is_err() {
-        // rustls refuses all-numeric (and `0x…` hex) final labels: they look like IPv4 addresses.
-        Some("it looks like a number, which TLS does not accept as a server name")
-    } else {
-        None
-    };
+    let reason = crate::cert::name_problem(name);
     match reason {
         Some(reason) => Err(PkiError::InvalidName {
             name: name.to_owned(),

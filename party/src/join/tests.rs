@@ -232,12 +232,12 @@ fn a_data_party_checks_its_columns_filters_and_stored_intersection() {
             psi_job: "job-0123".into()
         }
     );
-    let stored = intersection_path(&cfg, "job-0123");
+    let stored = crate::psi::intersection_path(&cfg, "job-0123");
     std::fs::create_dir_all(stored.parent().unwrap()).unwrap();
     std::fs::write(&stored, "M3\nM1\n").unwrap();
     check(&spec(&["insurer.age"], vec![], "job-0123")).unwrap();
     assert_eq!(
-        read_intersection(&cfg, "job-0123").unwrap(),
+        crate::psi::read_intersection(&cfg, "job-0123").unwrap(),
         s(&["M3", "M1"])
     );
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use treaty_sandbox::demo_fhe::{self, FheDemoOptions};
 
-use crate::demo::DemoRunArgs;
+use super::DemoRunArgs;
 use crate::print;
 
 #[derive(Args, Debug)]
