@@ -1,5 +1,7 @@
 //! The crate's one error type.
 
+use crate::keys::KeyId;
+
 /// Everything that can go wrong in `treaty-fhe`.
 ///
 /// Variants carry shape (sizes, names, bounds), never key material or plaintexts beyond what the
@@ -144,4 +146,42 @@ pub enum FheError {
     /// The operating system's randomness failed.
     #[error("no randomness from the operating system")]
     Entropy,
+    /// A peer's message breaks the `fhe-score` protocol ([`crate::protocol`]): a malformed key
+    /// offer or answer, an upload with a bad row count, masked results the release does not
+    /// define, masked values of the wrong length or width. The driver fails the job as a
+    /// malformed message from that peer, with `what`.
+    #[error("{what}{}", cause.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Protocol {
+        /// What is wrong with the message (a fixed phrase, for the peer's error).
+        what: &'static str,
+        /// The finer error behind it, if any (for logs).
+        cause: Option<Box<FheError>>,
+    },
+    /// The owner offers a server key larger than the evaluator accepts.
+    #[error("the owner offers a {size}-byte server key, above the limit of {limit} bytes")]
+    ServerKeyTooLarge {
+        /// The size offered, in bytes.
+        size: u64,
+        /// The limit: [`crate::keys::SERVER_KEY_SIZE_LIMIT`] or the caller's, the smaller.
+        limit: u64,
+    },
+    /// The server key received is not the one the owner offered.
+    #[error("the server key received ({received}) is not the one offered ({offered})")]
+    KeyMismatch {
+        /// The offered key's id.
+        offered: KeyId,
+        /// The received key's id.
+        received: KeyId,
+    },
+    /// A step of the `fhe-score` protocol taken out of order (the driver's mistake, not a
+    /// peer's).
+    #[error("fhe-score protocol step out of order: {0}")]
+    OutOfOrder(&'static str),
+}
+
+impl FheError {
+    /// A protocol error with no finer cause.
+    pub(crate) fn protocol(what: &'static str) -> Self {
+        Self::Protocol { what, cause: None }
+    }
 }

@@ -127,6 +127,12 @@ impl KeyId {
         Self(Sha256::digest(bytes).into())
     }
 
+    /// An id as received (a peer's claim: nothing checks it names any key).
+    #[must_use]
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     /// The raw digest.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8; 32] {
@@ -175,6 +181,15 @@ impl ServerKeyBytes {
     #[must_use]
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes
+    }
+}
+
+#[cfg(test)]
+impl ServerKeyBytes {
+    /// Bytes standing in for a serialized key, with their id (no key behind them).
+    pub(crate) fn for_tests(bytes: Vec<u8>) -> Self {
+        let id = KeyId::of_bytes(&bytes);
+        Self { bytes, id }
     }
 }
 

@@ -17,6 +17,11 @@
 //!   shares over Z_2^64 ([`Masks::evaluator_shares`]).
 //! - [`wire`]: ciphertext batches both ways (seeded compressed bits up, compressed masked results
 //!   down), every item checked for size, format, parameters and key tag.
+//! - [`protocol`]: the two-party `fhe-score` protocol — its messages ([`protocol::KeyOffer`],
+//!   [`protocol::KeyAnswer`], chunks of [`protocol::CHUNK_ROWS`] rows) and a synchronous typed
+//!   core for the owner ([`protocol::OwnerOffered`] → … → [`protocol::OwnerDone`]) and for the
+//!   evaluator ([`protocol::EvaluatorStart`] → … → [`protocol::EvaluatorDone`]), tested message
+//!   by message; the party node drives them over its channel.
 //!
 //! Parameters: tfhe's defaults (`ConfigBuilder::default()`: 2-bit message, 2-bit carry, PBS with
 //! p_fail ≤ 2^-128), see [`keys::treaty_config`]. tfhe's `pbs-stats` counter is on
@@ -29,6 +34,7 @@ mod error;
 pub mod keys;
 pub mod mask;
 pub mod model;
+pub mod protocol;
 pub mod wire;
 
 pub use circuit::{EncryptedRows, EncryptedScore, Evaluator};

@@ -237,6 +237,19 @@ impl Masks {
     }
 }
 
+#[cfg(test)]
+impl Masks {
+    /// Masks of known words, standing in for an evaluation's.
+    pub(crate) fn for_tests(release: Release, bits: u32, offset: i64, words: Vec<u64>) -> Self {
+        Self {
+            release,
+            bits,
+            offset,
+            words,
+        }
+    }
+}
+
 /// Fresh mask words for `rows` rows: per row `values_per_row` words, each uniform over its ring.
 fn draw<R: CryptoRng + ?Sized>(rows: usize, release: Release, bits: u32, rng: &mut R) -> Vec<u64> {
     let per_row = release.values_per_row();

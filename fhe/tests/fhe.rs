@@ -9,10 +9,11 @@ use std::sync::OnceLock;
 use tfhe::ConfigBuilder;
 use tfhe::shortint::parameters::COMP_PARAM_MESSAGE_2_CARRY_2;
 use treaty_fhe::keys::{import_server_key_for, treaty_config};
+use treaty_fhe::protocol::{EvaluatorNext, EvaluatorStart, KeyAnswer, OwnerNext, OwnerOffered};
 use treaty_fhe::wire::{OwnerResults, encode_masked, encrypt_chunk, encrypt_rows};
 use treaty_fhe::{
     EncryptedRows, Evaluator, Feature, FheError, FheModel, MaskedCiphertext, ModelSpec, OwnerKeys,
-    Release, import_server_key,
+    Release, RowResult, import_server_key,
 };
 
 struct Party {
@@ -347,5 +348,94 @@ fn owner_refuses_results_the_release_does_not_define() {
             .unwrap()
             .len(),
         4
+    );
+}
+
+/// A job of one row through both sides of the protocol, message by message: the key offered,
+/// asked for, received and checked; one (short, hence last) chunk uploaded, evaluated, decrypted
+/// and unmasked into the clear model's decision. The owner's core refuses its own upload sent
+/// back as a malformed message, naming it.
+#[test]
+fn one_row_through_both_protocol_cores() {
+    let p = hospital();
+    let spec: ModelSpec = serde_json::from_str(
+        r#"{"kind":"linear","features":["age","amount","prior_claims"],
+            "weights":[3,-2,1000],"bias":-50,"threshold":-1000}"#,
+    )
+    .unwrap();
+    let model = FheModel::new(spec, &features()).unwrap();
+    let rows = &rows()[..1];
+    let server_key = p.keys.export_server_key().unwrap();
+
+    // Key: offer, answer (not cached), the key itself.
+    let (owner, offer) = OwnerOffered::new(&server_key, rows.len(), Release::Decisions);
+    let (offered, answer) = EvaluatorStart::new(model.features(), Release::Decisions)
+        .offer(&offer.encode(), u64::MAX, |_| false)
+        .unwrap();
+    let (answer, upload) = owner.answer(&answer.encode()).unwrap();
+    assert_eq!(answer, KeyAnswer::Send);
+    let (_key, waiting) = offered.receive_key(server_key.as_bytes()).unwrap();
+
+    // The one chunk: it is short, so it is the last.
+    assert_eq!((upload.rows(), upload.is_last()), (0..1, true));
+    let (batch, sent) = encrypt_chunk(model.features(), rows, p.keys.client_key()).unwrap();
+    let owner = upload.uploaded(sent);
+    let evaluating = waiting.upload(&batch).unwrap();
+    assert_eq!((evaluating.rows(), evaluating.is_last()), (1, true));
+    let encrypted = EncryptedRows::from_wire(&batch, model.features(), 1, &p.evaluator).unwrap();
+    let mut rng = treaty_fhe::os_rng().unwrap();
+    let (masked, masks) = p
+        .evaluator
+        .evaluate_masked(&model, &encrypted, Release::Decisions, &mut rng)
+        .unwrap();
+    let EvaluatorNext::Values(values_wait) = evaluating.evaluated(masks).unwrap() else {
+        panic!("decisions wait for the owner's values");
+    };
+    let reply = encode_masked(&p.evaluator, &masked).unwrap();
+    let (next, values) = owner
+        .receive(&reply, &p.evaluator, p.keys.client_key())
+        .unwrap();
+    let OwnerNext::Done(done) = next else {
+        panic!("the owner is done after its short chunk");
+    };
+    assert_eq!((done.rows(), done.aggregate_share()), (1, None));
+    let values = values.expect("decisions are sent back");
+    assert_eq!(values.len(), 8);
+    let (results, next) = values_wait.receive(&values).unwrap();
+    let EvaluatorNext::Done(done) = next else {
+        panic!("the evaluator is done after the short chunk");
+    };
+    assert_eq!(done.rows(), 1);
+    let clear = model.evaluate_clear(&rows[0]).unwrap();
+    assert_eq!(
+        results,
+        vec![RowResult {
+            score: None,
+            decision: clear.1
+        }],
+        "row {:?}",
+        rows[0]
+    );
+
+    // The owner's own upload sent back instead of the masked results.
+    let (owner, _) = OwnerOffered::new(&server_key, 1, Release::Decisions);
+    let (_, upload) = owner.answer(&KeyAnswer::Cached.encode()).unwrap();
+    let (batch, sent) = encrypt_chunk(model.features(), rows, p.keys.client_key()).unwrap();
+    let mut echo = 1u32.to_le_bytes().to_vec();
+    let len = u32::from_le_bytes(batch[5..9].try_into().unwrap()) as usize;
+    echo.extend_from_slice(&batch[4..9 + len]);
+    let err = upload
+        .uploaded(sent)
+        .receive(&echo, &p.evaluator, p.keys.client_key())
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            FheError::Protocol {
+                what: "masked results: an item of a kind the release does not define at its position",
+                cause: Some(c),
+            } if matches!(**c, FheError::ResultKind { item: 0, .. })
+        ),
+        "{err}"
     );
 }

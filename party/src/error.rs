@@ -41,9 +41,11 @@ pub enum PartyError {
     /// An operator's approval command fails.
     #[error(transparent)]
     Approval(#[from] ApprovalError),
-    /// The job does not fit this party (a reason not yet given a [`Refusal`] variant).
-    #[error("{0}")]
-    Rejected(String),
+    /// Homomorphic encryption: the owner's keys, a model, ciphertexts (shapes only: sizes,
+    /// names, bounds).
+    #[cfg(feature = "fhe")]
+    #[error(transparent)]
+    Fhe(#[from] treaty_fhe::FheError),
     /// The secure computation failed.
     #[error(transparent)]
     Mpc(#[from] MpcError),

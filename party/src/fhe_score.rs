@@ -10,22 +10,22 @@
 //!   (a later job with the same key does not resend ≈ 57 MiB).
 //!
 //! ## Rounds (two parties, on the job's `fhe` channel)
-//! 1. `fhe/key` round 0: owner → evaluator: the key id and size; evaluator → owner: whether it
-//!    has that key cached.
-//! 2. `fhe/key` round 1: owner → evaluator: the compressed server key (only when not cached),
-//!    checked against the offered id, the size limit and Treaty's parameters, then cached.
-//! 3. per chunk of [`CHUNK_ROWS`] rows, on `fhe/chunks`: one round with the owner's encrypted rows
-//!    and the evaluator's masked results; then, unless `release = "aggregate"` (where they stay
-//!    the owner's shares), one round with the owner's decrypted masked values.
+//! The protocol is [`treaty_fhe::protocol`]: its messages and a synchronous typed core per side,
+//! tested message by message there. This module drives the cores on the job's channel (`fhe/key`:
+//! the key offer, answer and, when not cached, the server key; `fhe/chunks`: per chunk of
+//! [`CHUNK_ROWS`] rows the encrypted rows, the masked results and, unless `release =
+//! "aggregate"`, the owner's decrypted masked values), runs the tfhe work off the async runtime,
+//! and keeps the key caches. A core's refusal of a peer's message fails the job as a
+//! [`MpcError::MalformedMessage`] from that peer, at the round it arrived in.
 //!
 //! ## What the owner decrypts
-//! Only the release's masked results for the chunk's rows ([`OwnerResults`]): per row a masked
+//! Only the release's masked results for the chunk's rows ([`OwnerResults`](treaty_fhe::wire::OwnerResults)): per row a masked
 //! bit (`decisions`), a masked 16- or 32-bit value and a bit (`scores`, one width per job), or
 //! two masked 64-bit shares (`aggregate`), none of them one of its own uploaded ciphertexts. Any
 //! other count, kind or position, or an uploaded bit sent back, fails the job as a malformed
 //! message from the evaluator before anything of the batch is decrypted or sent: the owner's
 //! decryption is not an oracle for whatever the evaluator returns. What the evaluator still
-//! learns per row is bounded by the release's width (see [`OwnerResults`] for what the owner
+//! learns per row is bounded by the release's width (see [`OwnerResults`](treaty_fhe::wire::OwnerResults) for what the owner
 //! cannot detect: a result is whatever function of the row the evaluator's model computes).
 
 use std::path::PathBuf;
@@ -33,28 +33,27 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rand_chacha::rand_core::CryptoRng;
-use treaty_fhe::wire::{OwnerResults, Uploaded, encode_masked, encrypt_chunk};
-use treaty_fhe::{
-    EncryptedRows, Evaluator, Feature, FheModel, Masks, ModelSpec, OwnerKeys, Release,
-    import_server_key,
+use treaty_fhe::protocol::{
+    EvaluatorNext, EvaluatorStart, EvaluatorUpload, KeyAnswer, OwnerNext, OwnerOffered,
 };
+use treaty_fhe::wire::{encode_masked, encrypt_chunk};
+use treaty_fhe::{
+    EncryptedRows, Evaluator, Feature, FheError, FheModel, ModelSpec, OwnerKeys, Release,
+};
+use treaty_job::ProblemKind;
+use treaty_job::validate::{FHE_RELEASES, MAX_FHE_FEATURE_BITS, MAX_FHE_FEATURES};
+use treaty_mpc::MpcError;
 use treaty_mpc::transport::Channel;
 use treaty_proto::v1 as pb;
 
 use crate::PartyError;
-use crate::checks::unknown_dataset;
+use crate::checks::{check_file, check_numeric, unknown_dataset};
 use crate::config::PartyConfig;
 use crate::dataset::{self, DatasetConfig};
 use crate::error::io_err;
-use crate::refusal::Refusal;
+use crate::refusal::{ColumnRole, Refusal};
 
-/// Rows per encrypted chunk (one upload, one masked batch back).
-///
-/// The owner waits for a chunk's masked results under the data plane's peer timeout
-/// (`peer_timeout_secs`, 60 s by default), so a chunk must be evaluated well within it: 16 rows
-/// of the demo's models take 5–31 s on two cores (0.3–1.9 s per row, see `treaty bench fhe`).
-/// A model costing more than about `peer_timeout / 16` per row needs a longer timeout.
-pub const CHUNK_ROWS: usize = 16;
+pub use treaty_fhe::protocol::CHUNK_ROWS;
 
 /// An `fhe-score` job as both parties read it.
 #[derive(Debug, Clone)]
@@ -76,49 +75,103 @@ pub struct FhePlan {
 }
 
 impl FhePlan {
-    /// Reads the job; `peers` are the party ids in transport order.
+    /// Reads the job; `peers` are the party ids in transport order. The node checks again what
+    /// the coordinator's validation should have refused (fields named as the job's validator
+    /// names them).
     ///
     /// # Errors
-    /// [`PartyError::Rejected`] for anything the coordinator should have refused.
+    /// [`Refusal::Spec`] for a field out of shape: not two parties, an owner or evaluator not
+    /// among them or the same party, a feature count, width or scale out of range, an unknown
+    /// release; [`Refusal::BadModelId`] for a model id that cannot name a file.
     pub fn new(job: &pb::FheScoreJob, peers: &[String]) -> Result<Self, PartyError> {
-        let index = |who: &str, role: &str| {
+        if peers.len() != 2 {
+            return Err(Refusal::spec(
+                "inputs",
+                ProblemKind::WrongCount {
+                    got: peers.len() as u64,
+                    min: 2,
+                    max: 2,
+                    of: "parties (the owner and the evaluator)",
+                },
+            )
+            .into());
+        }
+        let index = |field: &str, who: &str| {
             peers.iter().position(|p| p == who).ok_or_else(|| {
-                PartyError::Rejected(format!("fhe-score: the {role} {who:?} is not in the job"))
+                Refusal::spec(
+                    field,
+                    ProblemKind::NotAnInput {
+                        party: who.to_string(),
+                    },
+                )
             })
         };
-        let (owner, evaluator) = (
-            index(&job.owner, "owner")?,
-            index(&job.evaluator, "evaluator")?,
-        );
-        if owner == evaluator || peers.len() != 2 {
-            return Err(PartyError::Rejected(
-                "fhe-score needs exactly two parties: an owner and an evaluator".into(),
-            ));
+        let owner = index("fhe_score.owner", &job.owner)?;
+        let evaluator = index("fhe_score.evaluator", &job.evaluator)?;
+        if owner == evaluator {
+            return Err(Refusal::spec(
+                "fhe_score.evaluator",
+                ProblemKind::Conflict {
+                    with: "fhe_score.owner".into(),
+                    value: job.owner.clone(),
+                },
+            )
+            .into());
         }
         if !treaty_job::validate::is_job_id(&job.model_id) {
-            return Err(PartyError::Rejected(format!(
-                "{:?} is not a valid model id",
-                job.model_id
-            )));
+            return Err(Refusal::BadModelId {
+                model_id: job.model_id.clone(),
+            }
+            .into());
+        }
+        if !(1..=MAX_FHE_FEATURES).contains(&job.features.len()) {
+            return Err(Refusal::spec(
+                "fhe_score.features",
+                ProblemKind::WrongCount {
+                    got: job.features.len() as u64,
+                    min: 1,
+                    max: MAX_FHE_FEATURES as u64,
+                    of: "features",
+                },
+            )
+            .into());
         }
         let mut features = Vec::with_capacity(job.features.len());
         let mut columns = Vec::with_capacity(job.features.len());
-        for f in &job.features {
+        for (n, f) in job.features.iter().enumerate() {
+            let field = |name: &str| format!("fhe_score.features[{n}].{name}");
             let scale = if f.scale == 0.0 { 1.0 } else { f.scale };
             if !scale.is_finite() || scale < 0.0 {
-                return Err(PartyError::Rejected(format!(
-                    "fhe-score: feature {:?} has scale {}",
-                    f.column, f.scale
-                )));
+                return Err(Refusal::spec(
+                    field("scale"),
+                    ProblemKind::BadValue {
+                        value: f.scale.to_string(),
+                        expected: "a finite number ≥ 0 (0 means 1)",
+                    },
+                )
+                .into());
             }
-            features.push(
-                Feature::new(&f.column, f.bits)
-                    .map_err(|e| PartyError::Rejected(format!("fhe-score: {e}")))?,
-            );
+            let bits = match f.bits {
+                0 => Err(ProblemKind::TooSmall { value: 0, min: 1 }),
+                b if b > MAX_FHE_FEATURE_BITS => Err(ProblemKind::TooLarge {
+                    value: b.into(),
+                    max: MAX_FHE_FEATURE_BITS.into(),
+                }),
+                b => Ok(b),
+            }
+            .map_err(|kind| Refusal::spec(field("bits"), kind))?;
+            features.push(Feature::new(&f.column, bits)?);
             columns.push((f.column.clone(), scale));
         }
-        let release = Release::parse(&job.release)
-            .map_err(|e| PartyError::Rejected(format!("fhe-score: {e}")))?;
+        let release = Release::parse(&job.release).map_err(|_| {
+            Refusal::spec(
+                "fhe_score.release",
+                ProblemKind::NotOneOf {
+                    value: job.release.clone(),
+                    allowed: &FHE_RELEASES,
+                },
+            )
+        })?;
         Ok(Self {
             owner,
             evaluator,
@@ -129,6 +182,45 @@ impl FhePlan {
             id_column: (!job.id_column.is_empty()).then(|| job.id_column.clone()),
         })
     }
+}
+
+/// Checks an `fhe-score` assignment: the evaluator's model fits the job's features (the overflow
+/// bound included), the owner's columns exist and are numeric.
+pub(crate) fn check(
+    cfg: &PartyConfig,
+    job: &pb::FheScoreJob,
+    peers: &[String],
+    me: usize,
+    dataset: &str,
+) -> Result<(), PartyError> {
+    let plan = FhePlan::new(job, peers)?;
+    if me == plan.evaluator {
+        if !dataset.is_empty() {
+            return Err(Refusal::EvaluatorWithData {
+                dataset: dataset.to_string(),
+            }
+            .into());
+        }
+        load_model(cfg, &plan)?;
+        return Ok(());
+    }
+    let ds = cfg
+        .dataset(dataset)
+        .ok_or_else(|| unknown_dataset(dataset))?;
+    for (c, _) in &plan.columns {
+        check_numeric(ds, dataset, c)?;
+    }
+    if let Some(id) = &plan.id_column
+        && ds.column(id).is_none()
+    {
+        return Err(Refusal::NoColumn {
+            dataset: dataset.to_string(),
+            column: id.clone(),
+            role: ColumnRole::Id,
+        }
+        .into());
+    }
+    check_file(cfg, ds)
 }
 
 /// The evaluator's model file for `model_id`.
@@ -151,22 +243,38 @@ pub fn peer_key_dir(cfg: &PartyConfig, owner: &str) -> PathBuf {
 /// Loads and validates the evaluator's model against the job's features.
 ///
 /// # Errors
-/// [`PartyError::Rejected`] naming the file for a missing or malformed model, or one the
-/// features do not fit (including the overflow bound).
+/// [`Refusal::NoFheModel`] for a missing model file, [`Refusal::CorruptModel`] for one that does
+/// not decode (its line and column, never its content), [`Refusal::FheModelUnfit`] for one the
+/// job's features do not fit (including the overflow bound).
 pub fn load_model(cfg: &PartyConfig, plan: &FhePlan) -> Result<FheModel, PartyError> {
     let path = model_path(cfg, &plan.model_id);
-    let bytes = zeroize::Zeroizing::new(std::fs::read(&path).map_err(|_| {
-        PartyError::Rejected(format!(
-            "this party holds no FHE model {:?} ({} is missing)",
-            plan.model_id,
-            path.display()
-        ))
+    let bytes = zeroize::Zeroizing::new(std::fs::read(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Refusal::NoFheModel {
+                model_id: plan.model_id.clone(),
+            }
+            .into()
+        } else {
+            io_err(&path)(e)
+        }
     })?);
-    let spec: ModelSpec = serde_json::from_slice(&bytes).map_err(|e| {
-        PartyError::Rejected(format!("the model at {} is malformed: {e}", path.display()))
+    let spec: ModelSpec = serde_json::from_slice(&bytes).map_err(|e| Refusal::CorruptModel {
+        path: path.clone(),
+        // serde_json's message can quote the file (the model's weights): its place only.
+        reason: format!(
+            "not a model (JSON {:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ),
     })?;
-    FheModel::new(spec, &plan.features)
-        .map_err(|e| PartyError::Rejected(format!("model {:?}: {e}", plan.model_id)))
+    FheModel::new(spec, &plan.features).map_err(|e| {
+        Refusal::FheModelUnfit {
+            model_id: plan.model_id.clone(),
+            reason: e.to_string(),
+        }
+        .into()
+    })
 }
 
 /// The owner's rows, quantised, and its record ids.
@@ -188,13 +296,17 @@ impl std::fmt::Debug for OwnerRows {
 /// Reads and quantises the owner's columns: `round(value · scale)` must lie in `0..2^bits`.
 ///
 /// # Errors
-/// [`PartyError::Rejected`] naming the column and (1-based) row for a missing, non-finite or
-/// out-of-range value; dataset errors for a malformed file.
+/// [`Refusal::NoColumn`] or [`Refusal::NotNumeric`] for a column the dataset does not declare
+/// numeric; [`Refusal::Unquantisable`] naming the column and (1-based) row for a value that,
+/// scaled and rounded, does not fit its bits; dataset errors for a malformed file.
 pub fn load_rows(
     path: &std::path::Path,
     ds: &DatasetConfig,
     plan: &FhePlan,
 ) -> Result<OwnerRows, PartyError> {
+    for (column, _) in &plan.columns {
+        check_numeric(ds, &ds.name, column)?;
+    }
     let mut wanted: Vec<&str> = plan.columns.iter().map(|(c, _)| c.as_str()).collect();
     if let Some(id) = &plan.id_column {
         wanted.push(id);
@@ -202,27 +314,22 @@ pub fn load_rows(
     let table = dataset::load_columns(ds, path, &wanted)?;
     let mut rows = vec![Vec::with_capacity(plan.columns.len()); table.rows()];
     for ((column, scale), feature) in plan.columns.iter().zip(&plan.features) {
-        let values = table.numeric(column).ok_or_else(|| {
-            PartyError::Rejected(format!(
-                "dataset {:?} column {column:?} is not numeric",
-                ds.name
-            ))
+        let values = table.numeric(column).ok_or_else(|| Refusal::NoColumn {
+            dataset: ds.name.clone(),
+            column: column.clone(),
+            role: ColumnRole::Value,
         })?;
         for (i, (&x, row)) in values.iter().zip(&mut rows).enumerate() {
             let q = (x * scale).round();
             if !q.is_finite() || q < 0.0 || q > f64::from(feature.max_value()) {
-                return Err(PartyError::Rejected(format!(
-                    "dataset {:?}, column {column:?}, row {}: value × {scale} does not fit {} \
-                     unsigned bits{}",
-                    ds.name,
-                    i + 1,
-                    feature.bits(),
-                    if x.is_finite() {
-                        ""
-                    } else {
-                        " (not a finite number)"
-                    }
-                )));
+                return Err(Refusal::Unquantisable {
+                    dataset: ds.name.clone(),
+                    column: column.clone(),
+                    row: i + 1,
+                    scale: scale.to_string(),
+                    bits: feature.bits(),
+                }
+                .into());
             }
             row.push(q as u16);
         }
@@ -233,9 +340,12 @@ pub fn load_rows(
             (Some(text), _) => text.to_vec(),
             (None, Some(n)) => n.iter().map(|v| format!("{}", *v as i64)).collect(),
             (None, None) => {
-                return Err(PartyError::Rejected(format!(
-                    "id column {id:?} was not loaded"
-                )));
+                return Err(Refusal::NoColumn {
+                    dataset: ds.name.clone(),
+                    column: id.clone(),
+                    role: ColumnRole::Id,
+                }
+                .into());
             }
         },
     };
@@ -297,42 +407,18 @@ async fn blocking<O: Send + 'static>(
         .map_err(|_| PartyError::Aborted("FHE computation panicked".into()))?
 }
 
-fn fhe_err(e: treaty_fhe::FheError) -> PartyError {
-    PartyError::Rejected(format!("fhe: {e}"))
-}
-
-/// The owner's refusal of the evaluator's masked results (`from`, `round`): a batch the release
-/// does not define, or that does not read, is a malformed message from the evaluator.
-fn refused(e: treaty_fhe::FheError, from: usize, round: u32) -> PartyError {
-    use treaty_fhe::FheError as E;
+/// A core's refusal of the message `from` sent in `round`: a malformed message from that peer
+/// (the finer cause logged here, not sent); any other error as it is.
+fn peer_err(e: FheError, from: usize, round: u32) -> PartyError {
     let what = match &e {
-        E::ItemCount { .. } => "masked results: not the count the release defines",
-        E::ResultKind { .. } => {
-            "masked results: an item of a kind the release does not define at its position"
-        }
-        E::EchoedCiphertext { .. } => "masked results: one of the owner's own uploaded ciphertexts",
-        E::Wire { .. } | E::WrongKey { .. } => {
-            "masked results: a ciphertext that does not read under this job's key"
-        }
-        _ => return fhe_err(e),
+        FheError::Protocol { what, .. } => *what,
+        FheError::ServerKeyTooLarge { .. } => "key offer: a server key above the size limit",
+        FheError::KeyMismatch { .. } => "server key: not the one offered",
+        FheError::KeyRejected { .. } => "server key: not a key under Treaty's parameters",
+        _ => return e.into(),
     };
-    tracing::warn!(error = %e, from, round, "fhe-score: refused the evaluator's masked results");
-    treaty_mpc::MpcError::MalformedMessage { from, round, what }.into()
-}
-
-fn u64_words(
-    bytes: &[u8],
-    what: &'static str,
-    from: usize,
-    round: u32,
-) -> Result<Vec<u64>, PartyError> {
-    if !bytes.len().is_multiple_of(8) {
-        return Err(treaty_mpc::MpcError::MalformedMessage { from, round, what }.into());
-    }
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
-        .collect())
+    tracing::warn!(error = %e, from, round, "fhe-score: refused a peer's message");
+    MpcError::MalformedMessage { from, round, what }.into()
 }
 
 /// Runs the job at either party on `transport` (a channel of its own); returns this party's
@@ -360,9 +446,14 @@ pub async fn run<R: CryptoRng + ?Sized>(
             Ok(report)
         }
         FheLocal::Evaluator(model) => {
-            let owner_id = party_ids
-                .get(plan.owner)
-                .ok_or_else(|| PartyError::Rejected("fhe-score: no owner".into()))?;
+            let owner_id = party_ids.get(plan.owner).ok_or_else(|| {
+                Refusal::spec(
+                    "fhe_score.owner",
+                    ProblemKind::NotAnInput {
+                        party: String::new(),
+                    },
+                )
+            })?;
             evaluator(transport, cfg, owner_id, plan, *model, rng, &mut report).await?;
             Ok(report)
         }
@@ -408,11 +499,11 @@ fn owner_keys(cfg: &PartyConfig) -> Result<Arc<LoadedOwnerKeys>, PartyError> {
     {
         return Ok(k.clone());
     }
-    let keys = match OwnerKeys::load(&dir).map_err(fhe_err)? {
+    let keys = match OwnerKeys::load(&dir)? {
         Some(keys) => keys,
         None => {
-            let keys = OwnerKeys::generate().map_err(fhe_err)?;
-            keys.save(&dir).map_err(fhe_err)?;
+            let keys = OwnerKeys::generate()?;
+            keys.save(&dir)?;
             tracing::warn!(
                 dir = %dir.display(),
                 "generated an FHE key pair; the client key is protected by file permissions \
@@ -421,8 +512,8 @@ fn owner_keys(cfg: &PartyConfig) -> Result<Arc<LoadedOwnerKeys>, PartyError> {
             keys
         }
     };
-    let server_bytes = keys.export_server_key().map_err(fhe_err)?;
-    let own = Evaluator::new(keys.server_key()).map_err(fhe_err)?;
+    let server_bytes = keys.export_server_key()?;
+    let own = Evaluator::new(keys.server_key())?;
     let loaded = Arc::new(LoadedOwnerKeys {
         keys,
         server_bytes,
@@ -449,11 +540,9 @@ pub struct KeyListing {
 
 /// The id (hex) of the key pair stored in `dir`, if any.
 fn own_key_id(dir: &std::path::Path) -> Result<Option<String>, PartyError> {
-    OwnerKeys::load(dir)
-        .map_err(fhe_err)?
+    Ok(OwnerKeys::load(dir)?
         .map(|k| k.export_server_key().map(|b| b.key_id().to_hex()))
-        .transpose()
-        .map_err(fhe_err)
+        .transpose()?)
 }
 
 /// Lists this party's FHE keys.
@@ -499,9 +588,9 @@ pub fn list_keys(cfg: &PartyConfig) -> Result<KeyListing, PartyError> {
 pub fn rotate_owner_key(cfg: &PartyConfig) -> Result<(Option<String>, String), PartyError> {
     let dir = owner_key_dir(cfg);
     let old = own_key_id(&dir)?;
-    let keys = OwnerKeys::generate().map_err(fhe_err)?;
-    keys.save(&dir).map_err(fhe_err)?;
-    let new = keys.export_server_key().map_err(fhe_err)?.key_id().to_hex();
+    let keys = OwnerKeys::generate()?;
+    keys.save(&dir)?;
+    let new = keys.export_server_key()?.key_id().to_hex();
     OWNER_KEYS
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -556,6 +645,9 @@ pub fn delete_keys(
     Ok(removed)
 }
 
+/// The owner's side: offer the key, then per chunk encrypt and upload its rows, decrypt the
+/// evaluator's masked results as the core allows, and send the values back (or keep them as
+/// its aggregate shares).
 async fn owner(
     transport: &Channel,
     cfg: &PartyConfig,
@@ -569,137 +661,102 @@ async fn owner(
     let server_bytes = &keys.server_bytes;
     report.key_id = server_bytes.key_id().to_hex();
     report.server_key_bytes = server_bytes.as_bytes().len() as u64;
-    // 1. Key offer.
-    let mut offer = server_bytes.key_id().as_bytes().to_vec();
-    offer.extend_from_slice(&report.server_key_bytes.to_le_bytes());
+    let n = rows.rows.len();
+    report.rows = n as u64;
+
+    // 1. Key offer, and the key itself when the evaluator does not have it.
+    let (offered, offer) = OwnerOffered::new(server_bytes, n, plan.release);
     let key = transport.child("key");
-    key.send(ev, offer).await?;
+    let round = key.round();
+    key.send(ev, offer.encode().to_vec()).await?;
     let answer = key.recv(ev).await?;
     key.end_round();
-    let cached = match answer.as_slice() {
-        [1] => true,
-        [0] => false,
-        _ => {
-            return Err(treaty_mpc::MpcError::MalformedMessage {
-                from: ev,
-                round: 0,
-                what: "key answer is not one byte 0 or 1",
-            }
-            .into());
-        }
-    };
-    // 2. The server key, when the evaluator does not have it.
-    if !cached {
+    let (answer, mut upload) = offered
+        .answer(&answer)
+        .map_err(|e| peer_err(e, ev, round))?;
+    if answer == KeyAnswer::Send {
         key.send(ev, server_bytes.as_bytes().to_vec()).await?;
         key.end_round();
     }
-    report.server_key_sent = !cached;
-    // 3. Chunks.
-    let n = rows.rows.len();
-    report.rows = n as u64;
+    report.server_key_sent = answer == KeyAnswer::Send;
+
+    // 2. Chunks, up to the short (possibly empty) last one.
     let features = plan.features.clone();
     let all = Arc::new(rows.rows);
     let chunks = transport.child("chunks");
-    let mut shares: Vec<u64> = Vec::new();
-    let mut results = OwnerResults::new(plan.release);
-    // Every ciphertext uploaded in the job (8 bytes per bit), refused if it comes back.
-    let mut uploaded = Uploaded::default();
     let mut encrypt_seconds = 0.0;
-    // Full chunks, then one short (possibly empty) chunk that tells the evaluator it is the last.
-    for chunk in 0..=n / CHUNK_ROWS {
-        let start = chunk * CHUNK_ROWS;
-        let end = (start + CHUNK_ROWS).min(n);
+    let done = loop {
+        let range = upload.rows();
         let (k, f, a) = (keys.clone(), features.clone(), all.clone());
         let t = Instant::now();
-        let (upload, sent) = blocking(move || {
-            encrypt_chunk(&f, &a[start..end], k.keys.client_key()).map_err(|e| match e {
-                // Rows are 0-based within the chunk: name the dataset row.
-                treaty_fhe::FheError::ValueOutOfRange { column, row, bits } => {
-                    PartyError::Rejected(format!(
-                        "column {column:?}, row {}: value does not fit {bits} bits",
-                        start + row + 1
-                    ))
+        let (batch, sent) = blocking(move || {
+            let start = range.start;
+            encrypt_chunk(&f, &a[range], k.keys.client_key()).map_err(|e| match e {
+                // Rows are 0-based within the chunk: name the job's row.
+                FheError::ValueOutOfRange { column, row, bits } => FheError::ValueOutOfRange {
+                    column,
+                    row: start + row,
+                    bits,
                 }
-                other => fhe_err(other),
+                .into(),
+                other => other.into(),
             })
         })
         .await?;
         encrypt_seconds += t.elapsed().as_secs_f64();
-        uploaded.extend(sent);
-        report.ciphertext_bytes += upload.len() as u64;
+        report.ciphertext_bytes += batch.len() as u64;
         let round = chunks.round();
-        chunks.send(ev, upload).await?;
+        chunks.send(ev, batch).await?;
+        let waiting = upload.uploaded(sent);
         let masked = chunks.recv(ev).await?;
         chunks.end_round();
         let k = keys.clone();
-        let (values, checked, seen) = blocking(move || {
-            let values = results
-                .decrypt(&masked, end - start, &uploaded, &k.own, k.keys.client_key())
-                .map_err(|e| refused(e, ev, round))?;
-            Ok((values, results, uploaded))
+        let (next, values) = blocking(move || {
+            waiting
+                .receive(&masked, &k.own, k.keys.client_key())
+                .map_err(|e| peer_err(e, ev, round))
         })
         .await?;
-        (results, uploaded) = (checked, seen);
-        match plan.release {
-            Release::Aggregate => shares.extend(values),
-            Release::Scores | Release::Decisions => {
-                let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-                chunks.send(ev, bytes).await?;
-                chunks.end_round();
-            }
+        if let Some(values) = values {
+            chunks.send(ev, values).await?;
+            chunks.end_round();
         }
-    }
+        match next {
+            OwnerNext::Upload(next) => upload = next,
+            OwnerNext::Done(done) => break done,
+        }
+    };
     report.encrypt_seconds = encrypt_seconds;
-    if plan.release == Release::Aggregate {
-        report.aggregate_share = sum_shares(&shares);
+    if let Some(share) = done.aggregate_share() {
+        report.aggregate_share = share.to_vec();
     }
     report.ids = rows.ids;
     Ok(())
 }
 
-/// `[Σ scores, Σ decisions]` of per-row `[score, decision]` shares, wrapping in Z_2^64.
-fn sum_shares(words: &[u64]) -> Vec<u64> {
-    let mut sum = [0u64; 2];
-    for pair in words.chunks_exact(2) {
-        sum[0] = sum[0].wrapping_add(pair[0]);
-        sum[1] = sum[1].wrapping_add(pair[1]);
-    }
-    sum.to_vec()
-}
-
-/// Finds a cached server key for `(owner, key id)`, or receives it and caches it.
+/// The evaluator's side of the key exchange: answers the offer from its caches (memory, then
+/// disk), or receives the key and caches it. Returns the decompressed key and the core before
+/// the first chunk.
 async fn evaluator_key(
     transport: &Channel,
     cfg: &PartyConfig,
     owner_id: &str,
     owner: usize,
-) -> Result<Arc<Evaluator>, PartyError> {
+    start: EvaluatorStart,
+) -> Result<(Arc<Evaluator>, EvaluatorUpload), PartyError> {
+    let round = transport.round();
     let offer = transport.recv(owner).await?;
-    let Some((id, size)) = offer.split_first_chunk::<32>() else {
-        return Err(treaty_mpc::MpcError::MalformedMessage {
-            from: owner,
-            round: 0,
-            what: "key offer is not 40 bytes",
-        }
-        .into());
-    };
-    let size = <[u8; 8]>::try_from(size)
-        .map(u64::from_le_bytes)
-        .map_err(|_| treaty_mpc::MpcError::MalformedMessage {
-            from: owner,
-            round: 0,
-            what: "key offer is not 40 bytes",
-        })?;
-    if size > treaty_fhe::keys::SERVER_KEY_SIZE_LIMIT || size > transport.max_message_len() as u64 {
-        return Err(PartyError::Rejected(format!(
-            "fhe-score: the owner offers a {size}-byte server key, above the limit"
-        )));
-    }
-    let id_hex = hex::encode(id);
-    let path = peer_key_dir(cfg, owner_id).join(format!("{id_hex}.key"));
-    let cached = path.is_file();
-    let memory_key = (owner_id.to_string(), *id);
-    let in_memory = cached
+    let dir = peer_key_dir(cfg, owner_id);
+    let file = |id: &treaty_fhe::KeyId| dir.join(format!("{}.key", id.to_hex()));
+    let (offered, answer) = start
+        .offer(&offer, transport.max_message_len() as u64, |o| {
+            file(&o.key_id).is_file()
+        })
+        .map_err(|e| peer_err(e, owner, round))?;
+    let id = offered.offer().key_id;
+    let path = file(&id);
+    let memory_key = (owner_id.to_string(), *id.as_bytes());
+    let in_memory = (answer == KeyAnswer::Cached)
         .then(|| {
             EVALUATOR_KEYS
                 .lock()
@@ -709,34 +766,34 @@ async fn evaluator_key(
                 .map(|(_, e)| e.clone())
         })
         .flatten();
-    transport.send(owner, vec![u8::from(cached)]).await?;
+    transport.send(owner, answer.encode().to_vec()).await?;
     transport.end_round();
     if let Some(evaluator) = in_memory {
-        return Ok(evaluator);
+        return Ok((evaluator, offered.key_in_memory()?));
     }
-    let bytes = if cached {
-        std::fs::read(&path).map_err(io_err(&path))?
-    } else {
-        let bytes = transport.recv(owner).await?;
-        transport.end_round();
-        bytes
-    };
-    let expected_id = *id;
-    let evaluator = blocking(move || {
-        let (key, got) = import_server_key(&bytes).map_err(fhe_err)?;
-        if got.as_bytes() != &expected_id {
-            return Err(PartyError::Rejected(
-                "fhe-score: the server key received is not the one offered".into(),
-            ));
+    // From the cache, a key that fails its checks is this node's own problem, not the owner's.
+    let (bytes, from_owner) = match answer {
+        KeyAnswer::Cached => (std::fs::read(&path).map_err(io_err(&path))?, None),
+        KeyAnswer::Send => {
+            let round = transport.round();
+            let bytes = transport.recv(owner).await?;
+            transport.end_round();
+            (bytes, Some(round))
         }
-        if !cached {
+    };
+    let (evaluator, first) = blocking(move || {
+        let (key, first) = offered.receive_key(&bytes).map_err(|e| match from_owner {
+            Some(round) => peer_err(e, owner, round),
+            None => e.into(),
+        })?;
+        if from_owner.is_some() {
             let dir = path.parent().map(PathBuf::from).unwrap_or_default();
             std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
             let tmp = path.with_extension("tmp");
             std::fs::write(&tmp, &bytes).map_err(io_err(&tmp))?;
             std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
         }
-        Ok(Arc::new(Evaluator::new(key.decompress()).map_err(fhe_err)?))
+        Ok((Arc::new(Evaluator::new(key.decompress())?), first))
     })
     .await?;
     let mut memory = EVALUATOR_KEYS.lock().unwrap_or_else(|p| p.into_inner());
@@ -745,9 +802,11 @@ async fn evaluator_key(
         memory.remove(0);
     }
     memory.push((memory_key, evaluator.clone()));
-    Ok(evaluator)
+    Ok((evaluator, first))
 }
 
+/// The evaluator's side: the key, then per chunk read the owner's upload, evaluate and mask it,
+/// send the masked results, and unmask the owner's values (or keep its aggregate shares).
 #[allow(clippy::too_many_arguments)]
 async fn evaluator<R: CryptoRng + ?Sized>(
     transport: &Channel,
@@ -760,104 +819,78 @@ async fn evaluator<R: CryptoRng + ?Sized>(
 ) -> Result<(), PartyError> {
     let owner = plan.owner;
     report.model_kind = model.kind().into();
-    let evaluator = evaluator_key(&transport.child("key"), cfg, owner_id, owner).await?;
+    let start = EvaluatorStart::new(&plan.features, plan.release);
+    let (evaluator, first) =
+        evaluator_key(&transport.child("key"), cfg, owner_id, owner, start).await?;
     let model = Arc::new(model);
     let chunks = transport.child("chunks");
     let mut evaluate_seconds = 0.0;
     let mut bootstraps = 0u64;
-    let mut rows_done = 0usize;
-    let mut aggregate = [0u64; 2];
-    loop {
-        let round = chunks.round();
-        let upload = chunks.recv(owner).await?;
-        let items = upload
-            .first_chunk::<4>()
-            .map(|c| u32::from_le_bytes(*c) as usize)
-            .unwrap_or(usize::MAX);
-        // Ciphertexts per row: one per declared feature bit.
-        let k: usize = plan.features.iter().map(|f| f.bits() as usize).sum();
-        if items == usize::MAX || !items.is_multiple_of(k) || items / k > CHUNK_ROWS {
-            return Err(treaty_mpc::MpcError::MalformedMessage {
-                from: owner,
-                round,
-                what: "encrypted chunk has a bad row count",
-            }
-            .into());
-        }
-        let n = items / k;
-        // Mask words drawn here, on the async side, from the job's generator.
-        let masks_seed: [u8; 32] = {
-            let mut s = [0u8; 32];
-            rng.fill_bytes(&mut s);
-            s
-        };
-        let (ev, m, f) = (evaluator.clone(), model.clone(), plan.features.clone());
-        let release = plan.release;
-        let t = Instant::now();
-        let (batch, masks, pbs) = blocking(move || {
-            use rand_chacha::rand_core::SeedableRng;
-            let rows = EncryptedRows::from_wire(&upload, &f, n, &ev).map_err(fhe_err)?;
-            let before = treaty_fhe::bootstraps();
-            let mut chunk_rng = rand_chacha::ChaCha20Rng::from_seed(masks_seed);
-            let (masked, masks) = ev
-                .evaluate_masked(&m, &rows, release, &mut chunk_rng)
-                .map_err(fhe_err)?;
-            let pbs = treaty_fhe::bootstraps().saturating_sub(before);
-            let batch = encode_masked(&ev, &masked).map_err(fhe_err)?;
-            Ok((batch, masks, pbs))
-        })
-        .await?;
-        evaluate_seconds += t.elapsed().as_secs_f64();
-        bootstraps += pbs;
-        chunks.send(owner, batch).await?;
-        chunks.end_round();
-        match plan.release {
-            Release::Aggregate => {
-                let shares = masks.evaluator_shares().map_err(fhe_err)?;
-                let sum = sum_shares(&shares);
-                aggregate[0] = aggregate[0].wrapping_add(sum[0]);
-                aggregate[1] = aggregate[1].wrapping_add(sum[1]);
-            }
-            Release::Scores | Release::Decisions => {
-                let values = chunks.recv(owner).await?;
-                let values = u64_words(
-                    &values,
-                    "masked values are not 8-byte words",
-                    owner,
-                    round + 1,
-                )?;
+    let mut state = EvaluatorNext::Upload(first);
+    let done = loop {
+        state = match state {
+            EvaluatorNext::Done(done) => break done,
+            EvaluatorNext::Upload(waiting) => {
+                let round = chunks.round();
+                let upload = chunks.recv(owner).await?;
+                let evaluating = waiting
+                    .upload(&upload)
+                    .map_err(|e| peer_err(e, owner, round))?;
+                let n = evaluating.rows();
+                // Mask words drawn from a seed taken here, on the async side, from the job's
+                // generator.
+                let mut masks_seed = [0u8; 32];
+                rng.fill_bytes(&mut masks_seed);
+                let (ev, m, f) = (evaluator.clone(), model.clone(), plan.features.clone());
+                let release = plan.release;
+                let t = Instant::now();
+                let (batch, masks, pbs) = blocking(move || {
+                    use rand_chacha::rand_core::SeedableRng;
+                    let rows = EncryptedRows::from_wire(&upload, &f, n, &ev).map_err(|e| {
+                        let what = "encrypted chunk: ciphertexts that do not read under the key";
+                        let cause = Some(Box::new(e));
+                        peer_err(FheError::Protocol { what, cause }, owner, round)
+                    })?;
+                    let before = treaty_fhe::bootstraps();
+                    let mut chunk_rng = rand_chacha::ChaCha20Rng::from_seed(masks_seed);
+                    let (masked, masks) = ev.evaluate_masked(&m, &rows, release, &mut chunk_rng)?;
+                    let pbs = treaty_fhe::bootstraps().saturating_sub(before);
+                    Ok((encode_masked(&ev, &masked)?, masks, pbs))
+                })
+                .await?;
+                evaluate_seconds += t.elapsed().as_secs_f64();
+                bootstraps += pbs;
+                chunks.send(owner, batch).await?;
                 chunks.end_round();
-                unmask_into(&masks, &values, report)?;
+                evaluating.evaluated(masks)?
             }
-        }
-        rows_done += n;
-        if n < CHUNK_ROWS {
-            break;
-        }
-    }
-    report.rows = rows_done as u64;
+            EvaluatorNext::Values(waiting) => {
+                let round = chunks.round();
+                let values = chunks.recv(owner).await?;
+                chunks.end_round();
+                let (results, next) = waiting
+                    .receive(&values)
+                    .map_err(|e| peer_err(e, owner, round))?;
+                for r in results {
+                    if let Some(s) = r.score {
+                        report.scores.push(i64::from(s));
+                    }
+                    report.decisions.push(u8::from(r.decision));
+                }
+                next
+            }
+        };
+    };
+    let rows = done.rows();
+    report.rows = rows as u64;
     report.evaluate_seconds = evaluate_seconds;
-    report.bootstraps_per_claim = if rows_done == 0 {
+    report.bootstraps_per_claim = if rows == 0 {
         0.0
     } else {
-        bootstraps as f64 / rows_done as f64
+        bootstraps as f64 / rows as f64
     };
-    if plan.release == Release::Aggregate {
-        report.aggregate_share = aggregate.to_vec();
-    }
-    Ok(())
-}
-
-fn unmask_into(
-    masks: &Masks,
-    values: &[u64],
-    report: &mut pb::FheScorePartyResult,
-) -> Result<(), PartyError> {
-    for r in masks.unmask(values).map_err(fhe_err)? {
-        if let Some(s) = r.score {
-            report.scores.push(i64::from(s));
-        }
-        report.decisions.push(u8::from(r.decision));
+    if let Some(share) = done.aggregate_share() {
+        report.aggregate_share = share.to_vec();
     }
     Ok(())
 }
@@ -994,8 +1027,8 @@ mod tests {
             if key.is_none() {
                 let bytes = key_channel.recv(OWNER).await.unwrap();
                 let ev = blocking(move || {
-                    let (k, _) = import_server_key(&bytes).map_err(fhe_err)?;
-                    Evaluator::new(k.decompress()).map_err(fhe_err)
+                    let (k, _) = treaty_fhe::import_server_key(&bytes)?;
+                    Ok(Evaluator::new(k.decompress())?)
                 })
                 .await
                 .unwrap();
@@ -1060,5 +1093,146 @@ mod tests {
                 "{kind:?}: the owner sent something after the reply"
             );
         }
+    }
+
+    /// A fake owner whose key offer is not 40 bytes: the real evaluator fails the job blaming
+    /// the owner at the offer's round, and answers nothing.
+    #[tokio::test]
+    async fn the_evaluator_refuses_a_malformed_key_offer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg: PartyConfig = toml::from_str(
+            "id = \"insurer\"\nlisten = \"127.0.0.1:1\"\ncoordinator = \"x\"\ninsecure = true",
+        )
+        .unwrap();
+        cfg.base_dir = dir.path().to_path_buf();
+        let net = InMemoryTransport::channels(2, treaty_mpc::transport::DEFAULT_MAX_MESSAGE);
+        let (o, e) = (&net[OWNER], &net[EVALUATOR]);
+        o.child("key").send(EVALUATOR, vec![0; 39]).await.unwrap();
+        let mut rng = treaty_fhe::os_rng().unwrap();
+        let mut report = pb::FheScorePartyResult::default();
+        let outcome = evaluator(
+            e,
+            &cfg,
+            "hospital",
+            &plan(Release::Scores),
+            packing_model(),
+            &mut rng,
+            &mut report,
+        )
+        .await;
+        assert!(
+            matches!(
+                outcome,
+                Err(PartyError::Mpc(MpcError::MalformedMessage {
+                    from: OWNER,
+                    round: 0,
+                    what: "key offer is not 40 bytes"
+                }))
+            ),
+            "{outcome:?}"
+        );
+        assert_eq!(e.counters().snapshot().messages_sent, 0);
+    }
+
+    /// The node's own re-check of what the coordinator should have refused, each a spec
+    /// problem at the field the job's validator names.
+    #[test]
+    fn a_plan_refuses_what_validation_should_have() {
+        let peers = ["hospital".to_string(), "insurer".to_string()];
+        let job = || pb::FheScoreJob {
+            owner: "hospital".into(),
+            evaluator: "insurer".into(),
+            model_id: "m".into(),
+            features: vec![pb::FheFeature {
+                column: "age".into(),
+                bits: 8,
+                scale: 1.0,
+            }],
+            ..Default::default()
+        };
+        let field_of = |job: pb::FheScoreJob, peers: &[String]| match FhePlan::new(&job, peers) {
+            Err(PartyError::Refused(Refusal::Spec(p))) => p.field,
+            other => panic!("expected a spec refusal, got {other:?}"),
+        };
+        assert_eq!(FhePlan::new(&job(), &peers).unwrap().evaluator, 1);
+        assert_eq!(field_of(job(), &peers[..1]), "inputs");
+        let mut j = job();
+        j.evaluator = "bank".into();
+        assert_eq!(field_of(j, &peers), "fhe_score.evaluator");
+        let mut j = job();
+        j.evaluator = "hospital".into();
+        assert_eq!(field_of(j, &peers), "fhe_score.evaluator");
+        let mut j = job();
+        j.features[0].bits = 17;
+        assert_eq!(field_of(j, &peers), "fhe_score.features[0].bits");
+        let mut j = job();
+        j.features[0].scale = f64::NAN;
+        assert_eq!(field_of(j, &peers), "fhe_score.features[0].scale");
+        let mut j = job();
+        j.features.clear();
+        assert_eq!(field_of(j, &peers), "fhe_score.features");
+        let mut j = job();
+        j.release = "everything".into();
+        assert_eq!(field_of(j, &peers), "fhe_score.release");
+        let mut j = job();
+        j.model_id = "../m".into();
+        assert!(matches!(
+            FhePlan::new(&j, &peers),
+            Err(PartyError::Refused(Refusal::BadModelId { .. }))
+        ));
+    }
+
+    /// A value that does not fit its feature's bits once scaled is refused naming the
+    /// dataset, column and row; a column the dataset does not declare numeric before any row
+    /// is read.
+    #[test]
+    fn owner_rows_refuse_a_value_outside_the_features_bits() {
+        use crate::dataset::{ColumnDecl, ColumnType};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.csv");
+        std::fs::write(&path, "id,a,b,name\n1,3,5,x\n2,16,1,y\n").unwrap();
+        let decl = |name: &str, ty| ColumnDecl {
+            name: name.into(),
+            ty,
+        };
+        let ds = DatasetConfig {
+            name: "claims".into(),
+            path: path.clone(),
+            id_column: "id".into(),
+            columns: vec![
+                decl("id", ColumnType::Int),
+                decl("a", ColumnType::Float),
+                decl("b", ColumnType::Float),
+                decl("name", ColumnType::String),
+            ],
+        };
+        // a: 4 bits, so 16 in row 2 does not fit.
+        let err = load_rows(&path, &ds, &plan(Release::Scores)).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                PartyError::Refused(Refusal::Unquantisable { column, row: 2, bits: 4, .. })
+                    if column == "a"
+            ),
+            "{err}"
+        );
+        // Scaled by 10, row 1's a (3) does not fit either.
+        let mut p = plan(Release::Scores);
+        p.columns[0].1 = 10.0;
+        let err = load_rows(&path, &ds, &p).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                PartyError::Refused(Refusal::Unquantisable { column, row: 1, scale, .. })
+                    if column == "a" && scale == "10"
+            ),
+            "{err}"
+        );
+        p.columns[1].0 = "name".into();
+        let err = load_rows(&path, &ds, &p).unwrap_err();
+        assert!(
+            matches!(&err, PartyError::Refused(Refusal::NotNumeric { column, .. }) if column == "name"),
+            "{err}"
+        );
     }
 }

@@ -25,7 +25,7 @@ use treaty_trust::tls::TlsIdentity;
 use zeroize::Zeroize;
 
 use crate::PartyError;
-use crate::checks::{check_file, check_numeric, unknown_dataset};
+use crate::checks::{check_file, unknown_dataset};
 use crate::config::PartyConfig;
 #[cfg(feature = "fhe")]
 use crate::fhe_score;
@@ -33,7 +33,7 @@ use crate::join::{JoinPlan, JoinTable};
 use crate::link::{GrpcTransport, LinkHub, SessionPeer, SessionSetup};
 use crate::membership;
 use crate::policy::{Policy, Request, Reuse, Terms, check_cohort};
-use crate::refusal::{ColumnRole, Refusal};
+use crate::refusal::Refusal;
 use crate::score::{self, ClearModel, ModelSource, ScorePlan};
 use crate::train::{self, StoredModel, TrainPlan};
 
@@ -280,8 +280,7 @@ pub fn check_assignment(
     check_file(cfg, ds)
 }
 
-/// Checks an `fhe-score` assignment: the evaluator's model fits the job's features (the overflow
-/// bound included), the owner's columns exist and are numeric.
+/// Checks an `fhe-score` assignment ([`fhe_score::check`]).
 #[cfg(feature = "fhe")]
 fn check_fhe(
     cfg: &PartyConfig,
@@ -290,34 +289,7 @@ fn check_fhe(
     me: usize,
     dataset: &str,
 ) -> Result<(), PartyError> {
-    let plan = fhe_score::FhePlan::new(job, peers)?;
-    if me == plan.evaluator {
-        if !dataset.is_empty() {
-            return Err(Refusal::EvaluatorWithData {
-                dataset: dataset.to_string(),
-            }
-            .into());
-        }
-        fhe_score::load_model(cfg, &plan)?;
-        return Ok(());
-    }
-    let ds = cfg
-        .dataset(dataset)
-        .ok_or_else(|| unknown_dataset(dataset))?;
-    for (c, _) in &plan.columns {
-        check_numeric(ds, dataset, c)?;
-    }
-    if let Some(id) = &plan.id_column
-        && ds.column(id).is_none()
-    {
-        return Err(Refusal::NoColumn {
-            dataset: dataset.to_string(),
-            column: id.clone(),
-            role: ColumnRole::Id,
-        }
-        .into());
-    }
-    check_file(cfg, ds)
+    fhe_score::check(cfg, job, peers, me, dataset)
 }
 
 /// Without the `fhe` feature, `fhe-score` jobs are refused.

@@ -341,6 +341,38 @@ pub enum Refusal {
     /// An `fhe-score` job at a node built without the `fhe` feature.
     #[error("this party node was built without FHE (cargo feature `fhe`)")]
     NoFhe,
+    /// An `fhe-score` job names a model the evaluator does not hold.
+    #[error("this party holds no FHE model {model_id:?}")]
+    NoFheModel {
+        /// The model id.
+        model_id: String,
+    },
+    /// The evaluator's `fhe-score` model does not fit the job's features (names, widths, or the
+    /// overflow bound of its arithmetic).
+    #[error("FHE model {model_id:?} does not fit the job's features: {reason}")]
+    FheModelUnfit {
+        /// The model id.
+        model_id: String,
+        /// What does not fit (shape only: names, widths, bounds).
+        reason: String,
+    },
+    /// An owner's value that, scaled and rounded, does not fit its `fhe-score` feature's bits.
+    #[error(
+        "dataset {dataset:?}, column {column:?}, row {row}: value × {scale} does not fit {bits} \
+         unsigned bits"
+    )]
+    Unquantisable {
+        /// The dataset.
+        dataset: String,
+        /// The column.
+        column: String,
+        /// 1-based data row.
+        row: usize,
+        /// The feature's scale, as written.
+        scale: String,
+        /// The feature's width.
+        bits: u32,
+    },
     /// A join reuses a psi job whose intersection this party does not hold.
     #[error(
         "this party holds no stored intersection of psi job {psi_job:?} (it must have learned \
