@@ -112,6 +112,19 @@ pub enum MpcError {
         /// What was wrong (shape only).
         what: &'static str,
     },
+    /// A peer declares more of something (ids in its set, …) than this party accepts: refused
+    /// before anything is allocated for it.
+    #[error("party {from} declares {declared} {what}, above this party's limit of {limit}")]
+    OverLimit {
+        /// Index of the declaring party.
+        from: usize,
+        /// What is counted.
+        what: &'static str,
+        /// The count declared.
+        declared: u64,
+        /// This party's limit.
+        limit: u64,
+    },
     /// A peer's Diffie–Hellman public key is not a valid Ristretto255 point.
     #[error("party {from} sent an invalid Ristretto255 public key")]
     InvalidPublicKey {

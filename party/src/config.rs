@@ -57,6 +57,9 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// How long to wait for a peer's message (or connection) before failing the job.
     pub peer_timeout_secs: u64,
+    /// Most ids a peer may announce in a PSI (a larger set fails the job at the header, before
+    /// anything is held for it): about 50 bytes of memory per id.
+    pub max_psi_set: u64,
 }
 
 impl Default for Limits {
@@ -64,6 +67,7 @@ impl Default for Limits {
         Self {
             max_message_bytes: treaty_mpc::transport::DEFAULT_MAX_MESSAGE,
             peer_timeout_secs: 60,
+            max_psi_set: treaty_mpc::psi::DEFAULT_MAX_PEER_SET,
         }
     }
 }

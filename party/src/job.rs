@@ -833,7 +833,8 @@ impl JobRun {
     ) -> Result<pb::PsiPartyResult, PartyError> {
         let job_id = &self.assignment.job_id;
         let (tx, reporter) = self.progress_side_task(0.0);
-        let outcome = crate::psi::run(transport, job_id, ids, psi, own, rng, |p| {
+        let limit = self.cfg.limits.max_psi_set;
+        let outcome = crate::psi::run(transport, job_id, ids, psi, own, limit, rng, |p| {
             let done = (p.own_sent + p.peer_done) as f64;
             let total = (p.own_total + p.peer_total).max(1) as f64;
             tx.send_replace(0.1 + 0.8 * done / total);
@@ -877,9 +878,10 @@ impl JobRun {
             (Some(table), Some(matched)) => Some((table, matched)),
             (Some(table), None) => {
                 let ch = transport.child("psi");
+                let limit = self.cfg.limits.max_psi_set;
+                let data = plan.data_parties();
                 let matched =
-                    crate::psi::inline(ch, &a.job_id, plan.data_parties(), table.ids(), rng)
-                        .await?;
+                    crate::psi::inline(ch, &a.job_id, data, table.ids(), limit, rng).await?;
                 Some((table, matched))
             }
         };

@@ -167,17 +167,20 @@ impl PsiRun {
 }
 
 /// Runs the `psi` job's protocol on `transport` with this party's ids `own`: two-party with two
-/// parties, the multi-party chain with more. `peers` are the job's party ids in protocol order.
+/// parties, the multi-party chain with more. `peers` are the job's party ids in protocol order;
+/// a peer may announce at most `max_peer_set` ids (the node's `[limits] max_psi_set`).
 ///
 /// # Errors
 /// [`Refusal::BadReveal`] for a `reveal` and `to` that name no mode of the protocol; the
-/// protocol's errors.
+/// protocol's errors, [`MpcError::OverLimit`] for a peer's set above the limit.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     transport: &Channel,
     job_id: &str,
     peers: &[String],
     psi: &pb::PsiJob,
     own: &[String],
+    max_peer_set: u64,
     rng: &mut ChaCha20Rng,
     on_progress: impl FnMut(PsiProgress),
 ) -> Result<PsiRun, PartyError> {
@@ -194,7 +197,8 @@ pub(crate) async fn run(
             (pb::PsiReveal::Cardinality, [r]) => MultiPsiMode::CardinalityTo(*r),
             _ => return Err(bad_reveal().into()),
         };
-        let params = MultiPsiParams::new(job_id, mode);
+        let mut params = MultiPsiParams::new(job_id, mode);
+        params.max_peer_set = max_peer_set;
         let o = multi::run(transport, &params, own, rng, on_progress).await?;
         let me = transport.me();
         Ok(PsiRun {
@@ -211,7 +215,8 @@ pub(crate) async fn run(
             (pb::PsiReveal::Cardinality, [r]) => PsiMode::CardinalityTo(*r),
             _ => return Err(bad_reveal().into()),
         };
-        let params = PsiParams::new(job_id, mode);
+        let mut params = PsiParams::new(job_id, mode);
+        params.max_peer_set = max_peer_set;
         let o = psi::run(transport, &params, own, rng, on_progress).await?;
         Ok(PsiRun {
             size: o.size,
@@ -225,26 +230,31 @@ pub(crate) async fn run(
 /// The inline PSI of a job with a join, on `transport` (the job's `psi` channel) among the
 /// join's `data` parties: the multi-party chain when every party of the job holds data, else
 /// the two-party protocol between the two data parties. Every data party learns the
-/// intersection; returns the indices of `ids` in it, in the common order.
+/// intersection; returns the indices of `ids` in it, in the common order. A peer may announce
+/// at most `max_peer_set` ids.
 ///
 /// # Errors
-/// [`Refusal::NotInJoin`] if this party is not one of `data`; the protocol's errors.
+/// [`Refusal::NotInJoin`] if this party is not one of `data`; the protocol's errors,
+/// [`MpcError::OverLimit`] for a peer's set above the limit.
 pub(crate) async fn inline(
     transport: Channel,
     job_id: &str,
     data: &[usize],
     ids: &[String],
+    max_peer_set: u64,
     rng: &mut ChaCha20Rng,
 ) -> Result<Vec<usize>, PartyError> {
     let matched = if data.len() == transport.parties() {
         let mode = MultiPsiMode::IntersectionTo(PartySet::all(data.len()));
-        let params = MultiPsiParams::new(job_id, mode);
+        let mut params = MultiPsiParams::new(job_id, mode);
+        params.max_peer_set = max_peer_set;
         multi::run(&transport, &params, ids, rng, |_| {})
             .await?
             .matched
     } else {
         let sub = transport.among(data).ok_or(Refusal::NotInJoin)?;
-        let params = PsiParams::new(job_id, PsiMode::IntersectionToBoth);
+        let mut params = PsiParams::new(job_id, PsiMode::IntersectionToBoth);
+        params.max_peer_set = max_peer_set;
         psi::run(&sub, &params, ids, rng, |_| {}).await?.matched
     };
     // Both modes reveal the intersection to every data party: a missing one is the protocol's
@@ -367,7 +377,7 @@ mod tests {
                     ..Default::default()
                 };
                 let mut rng = treaty_mpc::seeds::os_rng().unwrap();
-                let r = run(&t, "j", &peers, &job, &["a".into()], &mut rng, |_| {}).await;
+                let r = run(&t, "j", &peers, &job, &["a".into()], 10, &mut rng, |_| {}).await;
                 (r.map(|_| ()), t.counters().snapshot().bytes_sent)
             }
         })

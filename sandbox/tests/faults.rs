@@ -168,6 +168,7 @@ mod support {
             opts.limits = Limits {
                 max_message_bytes: MAX_MESSAGE,
                 peer_timeout_secs: 20,
+                ..Limits::default()
             };
             let mut sandbox = Sandbox::start(opts, &demo.parties).await.unwrap();
             for (party, ds) in &data {

@@ -77,8 +77,12 @@ pub const DEFAULT_TAG_LEN: usize = 12;
 pub const DEFAULT_BATCH: usize = 1 << 15;
 /// Smallest and largest tag length accepted.
 pub const TAG_LEN_RANGE: std::ops::RangeInclusive<usize> = 8..=16;
-/// Largest set size a peer may announce.
+/// Largest set size a peer may announce, whatever a party's own limit says (counts travel as
+/// `u32` per batch).
 const MAX_SET: u64 = 1 << 32;
+/// Default for the largest set a party accepts from a peer ([`PsiParams::max_peer_set`]):
+/// 2^24 ≈ 16.8 million ids, about 0.5 GiB of points and 0.3 GiB of tags held for them.
+pub const DEFAULT_MAX_PEER_SET: u64 = 1 << 24;
 
 /// Who learns what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +137,9 @@ pub struct PsiParams<'a> {
     pub tag_len: usize,
     /// Ids per batch (per message).
     pub batch: usize,
+    /// The largest set this party accepts from the peer (capped at 2^32): a larger declared
+    /// size is refused ([`MpcError::OverLimit`]) before anything is allocated for it.
+    pub max_peer_set: u64,
 }
 
 impl<'a> PsiParams<'a> {
@@ -143,6 +150,7 @@ impl<'a> PsiParams<'a> {
             mode,
             tag_len: DEFAULT_TAG_LEN,
             batch: DEFAULT_BATCH,
+            max_peer_set: DEFAULT_MAX_PEER_SET,
         }
     }
 }
@@ -249,7 +257,7 @@ where
     let ours = Header::ours(params, own.n);
     t.send(peer, ours.encode()).await?;
     let msg = t.recv(peer).await?;
-    let theirs = Header::decode(&msg, &ours, peer, first_round)?;
+    let theirs = Header::decode(&msg, &ours, params.max_peer_set, peer, first_round)?;
     let peer_b = Batches::new(theirs.set_size, u64::from(theirs.batch));
     t.end_round();
 

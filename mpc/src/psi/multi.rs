@@ -236,6 +236,9 @@ pub struct MultiPsiParams<'a> {
     pub mode: MultiPsiMode,
     /// Points per list per message; every party must use the same.
     pub batch: usize,
+    /// The largest set this party accepts from any peer (capped at 2^32): a larger declared
+    /// size is refused ([`MpcError::OverLimit`]) before anything is allocated for it.
+    pub max_peer_set: u64,
 }
 
 impl<'a> MultiPsiParams<'a> {
@@ -245,6 +248,7 @@ impl<'a> MultiPsiParams<'a> {
             job_id,
             mode,
             batch: super::DEFAULT_BATCH,
+            max_peer_set: super::DEFAULT_MAX_PEER_SET,
         }
     }
 }
@@ -683,7 +687,8 @@ impl<I: AsRef<[u8]> + Sync> Ctx<'_, I> {
             .iter()
             .enumerate()
             .filter(|(_, tr)| tr.to == self.pos)
-            .map(|(i, tr)| (i, Vec::with_capacity(tr.len as usize)))
+            // Grown as batches arrive: what a peer declares is never reserved up front.
+            .map(|(i, _)| (i, Vec::new()))
             .collect();
         for k in 0..step_rounds(step, self.batch) {
             let round = self.t.round();

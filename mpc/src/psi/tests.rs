@@ -335,6 +335,42 @@ fn what_is_sent_is_fresh_per_run_and_not_in_input_order() {
     assert!(pa.is_disjoint(&pb), "a fresh exponent changes every point");
 }
 
+/// A fake peer announces one id more than the real party's limit: the run fails at the header,
+/// naming the peer and both numbers, before a batch is sent or anything is kept for the peer.
+#[test]
+fn a_peer_set_above_the_limit_is_refused_at_the_header() {
+    let out = block_on(run_in_memory(2, DEFAULT_MAX_MESSAGE, |t| async move {
+        let mut params = PsiParams::new("j", PsiMode::IntersectionToBoth);
+        params.max_peer_set = 1000;
+        if t.me() == 0 {
+            let ids: Vec<String> = (0..10).map(|k| format!("id-{k}")).collect();
+            let mut rng = ChaCha20Rng::from_seed([3; 32]);
+            return run(&t, &params, &ids, &mut rng, |_| {}).await.map(|_| 0);
+        }
+        t.send(0, Header::ours(&params, 1001).encode()).await?;
+        t.recv(0).await?;
+        t.end_round();
+        // Whatever party 0 sends after its header: none is expected.
+        let more = t.recv(0).await.map(|m| m.len()).unwrap_or(0);
+        Ok(more)
+    }))
+    .unwrap();
+    assert!(
+        matches!(
+            out[0],
+            Err(MpcError::OverLimit {
+                from: 1,
+                declared: 1001,
+                limit: 1000,
+                ..
+            })
+        ),
+        "{:?}",
+        out[0]
+    );
+    assert!(matches!(out[1], Ok(0)), "{:?}", out[1]);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 

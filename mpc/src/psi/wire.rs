@@ -58,12 +58,20 @@ impl Header {
         h
     }
 
-    /// Reads peer `from`'s header (sent in `round`) and checks it agrees with `ours`.
+    /// Reads peer `from`'s header (sent in `round`) and checks it agrees with `ours` and
+    /// declares at most `max_set` ids (capped at 2^32).
     ///
     /// # Errors
-    /// [`MpcError::MalformedMessage`] for the wrong length, a set size above 2^32 or a batch
-    /// size of 0; [`MpcError::ProtocolMismatch`] for another version, mode or tag length.
-    pub fn decode(msg: &[u8], ours: &Self, from: PartyIndex, round: u32) -> Result<Self, MpcError> {
+    /// [`MpcError::MalformedMessage`] for the wrong length or a batch size of 0;
+    /// [`MpcError::ProtocolMismatch`] for another version, mode or tag length;
+    /// [`MpcError::OverLimit`] for a set above the limit.
+    pub fn decode(
+        msg: &[u8],
+        ours: &Self,
+        max_set: u64,
+        from: PartyIndex,
+        round: u32,
+    ) -> Result<Self, MpcError> {
         let malformed = |what| MpcError::MalformedMessage { from, round, what };
         let mismatch = |what| MpcError::ProtocolMismatch { from, what };
         let msg: &[u8; HEADER_LEN] = msg
@@ -82,9 +90,7 @@ impl Header {
         if tag_len != ours.tag_len {
             return Err(mismatch("PSI tag length"));
         }
-        if set_size > MAX_SET {
-            return Err(malformed("PSI set size above 2^32"));
-        }
+        check_set_size(set_size, max_set, from)?;
         if batch == 0 {
             return Err(malformed("PSI batch size 0"));
         }
@@ -221,12 +227,20 @@ impl MultiHeader {
         h
     }
 
-    /// Reads peer `from`'s header (sent in `round`) and checks it agrees with `ours`.
+    /// Reads peer `from`'s header (sent in `round`) and checks it agrees with `ours` and
+    /// declares at most `max_set` ids (capped at 2^32).
     ///
     /// # Errors
-    /// [`MpcError::MalformedMessage`] for the wrong length or a set size above 2^32;
-    /// [`MpcError::ProtocolMismatch`] for another version, mode, batch size or party count.
-    pub fn decode(msg: &[u8], ours: &Self, from: PartyIndex, round: u32) -> Result<Self, MpcError> {
+    /// [`MpcError::MalformedMessage`] for the wrong length; [`MpcError::ProtocolMismatch`] for
+    /// another version, mode, batch size or party count; [`MpcError::OverLimit`] for a set
+    /// above the limit.
+    pub fn decode(
+        msg: &[u8],
+        ours: &Self,
+        max_set: u64,
+        from: PartyIndex,
+        round: u32,
+    ) -> Result<Self, MpcError> {
         let malformed = |what| MpcError::MalformedMessage { from, round, what };
         let mismatch = |what| MpcError::ProtocolMismatch { from, what };
         let msg: &[u8; MULTI_HEADER_LEN] = msg
@@ -256,11 +270,23 @@ impl MultiHeader {
         if got.parties != ours.parties {
             return Err(mismatch("number of PSI parties"));
         }
-        if got.set_size > MAX_SET {
-            return Err(malformed("PSI set size above 2^32"));
-        }
+        check_set_size(got.set_size, max_set, from)?;
         Ok(got)
     }
+}
+
+/// Refuses a declared set above `max_set` (capped at 2^32).
+fn check_set_size(declared: u64, max_set: u64, from: PartyIndex) -> Result<(), MpcError> {
+    let limit = max_set.min(MAX_SET);
+    if declared > limit {
+        return Err(MpcError::OverLimit {
+            from,
+            what: "ids in its PSI set",
+            declared,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 fn mode_code(mode: MultiPsiMode) -> (u8, u64) {
@@ -277,6 +303,7 @@ pub struct HeaderRound {
     me: PartyIndex,
     round: u32,
     ours: MultiHeader,
+    max_set: u64,
     sizes: Vec<Option<u64>>,
 }
 
@@ -302,6 +329,7 @@ impl HeaderRound {
                 me,
                 round,
                 ours,
+                max_set: params.max_peer_set,
                 sizes,
             },
             msg,
@@ -327,7 +355,7 @@ impl HeaderRound {
             Some(Some(_)) => return Err(malformed("a second PSI header")),
             Some(None) => {}
         }
-        let header = MultiHeader::decode(msg, &self.ours, from, self.round)?;
+        let header = MultiHeader::decode(msg, &self.ours, self.max_set, from, self.round)?;
         if let Some(slot) = self.sizes.get_mut(from) {
             *slot = Some(header.set_size);
         }
@@ -356,8 +384,8 @@ impl HeaderRound {
 
 #[cfg(test)]
 mod tests {
-    use super::super::PsiMode;
     use super::super::multi::PartySet;
+    use super::super::{DEFAULT_MAX_PEER_SET, PsiMode};
     use super::*;
 
     fn pair_params() -> PsiParams<'static> {
@@ -371,11 +399,14 @@ mod tests {
         let theirs = Header::ours(&p, 1 << 20);
         let bytes = theirs.encode();
         assert_eq!(bytes.len(), HEADER_LEN);
-        assert_eq!(Header::decode(&bytes, &ours, 1, 0).unwrap(), theirs);
+        assert_eq!(
+            Header::decode(&bytes, &ours, u64::MAX, 1, 0).unwrap(),
+            theirs
+        );
         let with = |at: usize, v: u8| {
             let mut b = bytes.clone();
             b[at] = v;
-            Header::decode(&b, &ours, 1, 0)
+            Header::decode(&b, &ours, u64::MAX, 1, 0)
         };
         let mismatch = |r: Result<Header, MpcError>| match r {
             Err(MpcError::ProtocolMismatch { from: 1, what }) => what,
@@ -389,13 +420,14 @@ mod tests {
             other => panic!("expected a malformed message, got {other:?}"),
         };
         assert_eq!(
-            malformed(Header::decode(&bytes[..15], &ours, 1, 0)),
+            malformed(Header::decode(&bytes[..15], &ours, u64::MAX, 1, 0)),
             "PSI header has the wrong length"
         );
         assert_eq!(
             malformed(Header::decode(
                 &[bytes.as_slice(), &[0]].concat(),
                 &ours,
+                u64::MAX,
                 1,
                 0
             )),
@@ -405,19 +437,34 @@ mod tests {
             set_size: MAX_SET + 1,
             ..theirs
         };
+        let over = |r: Result<Header, MpcError>| match r {
+            Err(MpcError::OverLimit {
+                from: 1,
+                declared,
+                limit,
+                ..
+            }) => (declared, limit),
+            other => panic!("expected an over-limit refusal, got {other:?}"),
+        };
         assert_eq!(
-            malformed(Header::decode(&huge.encode(), &ours, 1, 0)),
-            "PSI set size above 2^32"
+            over(Header::decode(&huge.encode(), &ours, u64::MAX, 1, 0)),
+            (MAX_SET + 1, MAX_SET)
+        );
+        // This party's own limit: its bound passes, one more id does not.
+        assert!(Header::decode(&bytes, &ours, 1 << 20, 1, 0).is_ok());
+        assert_eq!(
+            over(Header::decode(&bytes, &ours, (1 << 20) - 1, 1, 0)),
+            (1 << 20, (1 << 20) - 1)
         );
         let empty_batch = Header { batch: 0, ..theirs };
         assert_eq!(
-            malformed(Header::decode(&empty_batch.encode(), &ours, 1, 0)),
+            malformed(Header::decode(&empty_batch.encode(), &ours, u64::MAX, 1, 0)),
             "PSI batch size 0"
         );
         // The peer's batch size is its own: another one is fine.
         let other_batch = Header { batch: 7, ..theirs };
         assert_eq!(
-            Header::decode(&other_batch.encode(), &ours, 1, 0).unwrap(),
+            Header::decode(&other_batch.encode(), &ours, u64::MAX, 1, 0).unwrap(),
             other_batch
         );
     }
@@ -547,10 +594,11 @@ mod tests {
             set_size: MAX_SET + 1,
             ..good
         };
-        assert_eq!(
-            malformed(r.receive(1, &huge.encode())),
-            (1, "PSI set size above 2^32")
-        );
+        assert!(matches!(
+            r.receive(1, &huge.encode()),
+            Err(MpcError::OverLimit { from: 1, declared, limit, .. })
+                if declared == MAX_SET + 1 && limit == DEFAULT_MAX_PEER_SET
+        ));
         assert_eq!(
             malformed(r.receive(0, &own)),
             (0, "a PSI header from this party itself")

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
+use super::super::DEFAULT_MAX_PEER_SET;
 use super::super::wire::MultiHeader;
 use super::*;
 use crate::transport::{CounterSnapshot, DEFAULT_MAX_MESSAGE, TransportError, run_in_memory};
@@ -576,5 +577,40 @@ fn a_padded_list_holds_every_candidate_once_among_fresh_random_points() {
     assert!(
         Padded::new(cand, 12, 7, &mut rng).is_err(),
         "more candidates than room"
+    );
+}
+
+/// Two fake peers announce 2^32 ids each (at the old hard cap) and send nothing more: the real
+/// party refuses the declared size against its limit before allocating anything for their lists
+/// (it used to reserve 32 bytes per announced id, 128 GiB, and the allocation failure aborted
+/// the process).
+#[test]
+fn a_declared_set_above_the_limit_is_refused_before_allocating() {
+    let out = block_on(run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t| async move {
+        let mode = MultiPsiMode::IntersectionTo(PartySet::all(3));
+        let params = MultiPsiParams::new("j", mode);
+        if t.me() == 0 {
+            let ids: Vec<String> = (0..4).map(|k| format!("id-{k}")).collect();
+            let mut rng = ChaCha20Rng::from_seed([1; 32]);
+            return run(&t, &params, &ids, &mut rng, |_| {}).await.map(|_| ());
+        }
+        let h = MultiHeader::ours(&params, 3, 1 << 32).encode();
+        exchange(&t, |_| h.clone()).await?;
+        let _ = t.recv(0).await; // until party 0 stops
+        Ok(())
+    }))
+    .unwrap();
+    assert!(
+        matches!(
+            out[0],
+            Err(MpcError::OverLimit {
+                from: 1 | 2,
+                declared: 4_294_967_296,
+                limit: DEFAULT_MAX_PEER_SET,
+                ..
+            })
+        ),
+        "{:?}",
+        out[0]
     );
 }
