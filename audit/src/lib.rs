@@ -323,6 +323,15 @@ pub enum AuditEvent {
         /// Why it failed (empty on success).
         reason: String,
     },
+    /// When the writer started, its log ended in a torn line (bytes after the last newline: a
+    /// crash in the middle of a write, before the write counted) and it cut them off; every
+    /// whole line before them verified.
+    TailRecovered {
+        /// Bytes cut.
+        dropped_bytes: u64,
+        /// SHA-256 of the bytes cut (they are not kept).
+        dropped_sha256: Digest32,
+    },
     /// The output share was sealed to a recipient.
     ResultSealed {
         /// The recipient's label.
@@ -936,25 +945,66 @@ pub fn identity_key(dir: &Path) -> Result<SigningKey, AuditError> {
 impl AuditFile {
     /// Opens (or starts) `writer`'s log in `dir` and verifies what is already there.
     ///
+    /// A line counts once it ends in a newline (each record is written as one line and synced
+    /// before it counts). Bytes after the last newline are a torn write from a crash: once
+    /// every whole line verifies, they are cut off, and the cut is recorded
+    /// ([`AuditEvent::TailRecovered`]) and signed with a checkpoint.
+    ///
     /// # Errors
-    /// I/O failures, or an existing log that fails verification (the error lists why).
+    /// I/O failures, or whole lines that fail verification (the error lists why).
     pub fn open(writer: &str, dir: &Path) -> Result<Self, AuditError> {
         let key = identity_key(dir)?;
         let path = log_file(dir);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let (records, failures) = verify_log(writer, &text, &key.verifying_key(), None);
+        let whole = bytes
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |newline| newline + 1);
+        let (text, torn) = bytes.split_at(whole);
+        let text = std::str::from_utf8(text).map_err(|e| AuditError::Tampered {
+            path: path.clone(),
+            failures: vec![AuditFailure {
+                writer: writer.to_string(),
+                entry: None,
+                problem: format!("not UTF-8 at byte {}", e.valid_up_to()),
+            }],
+        })?;
+        let (records, failures) = verify_log(writer, text, &key.verifying_key(), None);
         if !failures.is_empty() {
             return Err(AuditError::Tampered { path, failures });
         }
-        Ok(Self {
+        let file = Self {
             path,
             key,
             log: Mutex::new(AuditLog::from_records(writer, records)),
-        })
+        };
+        if !torn.is_empty() {
+            file.cut_to(whole as u64)?;
+            file.record(
+                None,
+                AuditEvent::TailRecovered {
+                    dropped_bytes: torn.len() as u64,
+                    dropped_sha256: Digest32(Sha256::digest(torn).into()),
+                },
+            )?;
+            file.checkpoint()?;
+        }
+        Ok(file)
+    }
+
+    /// Truncates the log file to `len` bytes, synced.
+    fn cut_to(&self, len: u64) -> Result<(), AuditError> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .map_err(io_err(&self.path))?;
+        file.set_len(len)
+            .and_then(|()| file.sync_all())
+            .map_err(io_err(&self.path))
     }
 
     fn log(&self) -> std::sync::MutexGuard<'_, AuditLog> {
@@ -982,14 +1032,18 @@ impl AuditFile {
         &self.path
     }
 
-    /// Appends an event and writes its line (flushed to disk).
+    /// Appends an event and writes its line (synced to disk). The record counts only once
+    /// written: on a failure it is dropped again, in memory and from the file, so the next
+    /// record chains to the last one on disk.
     ///
     /// # Errors
     /// I/O failures.
     pub fn record(&self, job: Option<&str>, event: AuditEvent) -> Result<(), AuditError> {
         let mut log = self.log();
         let line = serde_json::to_string(log.append(now_ms(), job, event))?;
-        self.write_line(&line)
+        self.write_line(&line).inspect_err(|_| {
+            log.records.pop();
+        })
     }
 
     /// Signs the head, appends the checkpoint and returns the signed head (`None` for an empty
@@ -1008,7 +1062,9 @@ impl AuditFile {
             .map(serde_json::to_string)
             .transpose()?
             .unwrap_or_default();
-        self.write_line(&line)?;
+        self.write_line(&line).inspect_err(|_| {
+            log.records.pop();
+        })?;
         Ok(Some(head))
     }
 
@@ -1040,6 +1096,8 @@ impl AuditFile {
         self.log().records().to_vec()
     }
 
+    /// Appends `line` and a newline, synced; on a failure, cuts the file back to where it was
+    /// (what cannot be cut is a torn tail, cut when the log is next opened).
     fn write_line(&self, line: &str) -> Result<(), AuditError> {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -1049,9 +1107,13 @@ impl AuditFile {
             .append(true)
             .open(&self.path)
             .map_err(io_err(&self.path))?;
+        let before = file.metadata().map_err(io_err(&self.path))?.len();
         file.write_all(format!("{line}\n").as_bytes())
             .and_then(|()| file.sync_data())
-            .map_err(io_err(&self.path))
+            .map_err(|e| {
+                let _ = file.set_len(before).and_then(|()| file.sync_data());
+                io_err(&self.path)(e)
+            })
     }
 }
 
@@ -1263,6 +1325,10 @@ mod tests {
             AuditEvent::ResultSealed {
                 recipient: "a".into(),
                 sealed_sha256: d,
+            },
+            AuditEvent::TailRecovered {
+                dropped_bytes: 12,
+                dropped_sha256: d,
             },
             AuditEvent::Completed {
                 outcome: Outcome::Succeeded,
@@ -1496,5 +1562,93 @@ mod tests {
             "{}",
             f[0]
         );
+    }
+
+    fn protocol_start() -> AuditEvent {
+        AuditEvent::ProtocolStart {
+            peers: vec!["hospital".into(), "insurer".into()],
+        }
+    }
+
+    /// A crash in the middle of a write leaves a torn last line: the node starts (it used to
+    /// refuse to, forever), cuts the torn bytes, records the cut and signs it; the log verifies
+    /// and goes on.
+    #[test]
+    fn a_torn_last_line_is_cut_recorded_and_signed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditFile::open("hospital", dir.path()).unwrap();
+        log.record(Some("job-1"), protocol_start()).unwrap();
+        log.checkpoint().unwrap();
+        drop(log);
+        let path = log_file(dir.path());
+        let whole = std::fs::read(&path).unwrap();
+        for torn in [
+            &b"{\"seq\":2,\"prev\":\"ab"[..],
+            &[0u8; 64][..],
+            &[0xff, 0xfe][..],
+        ] {
+            std::fs::write(&path, [whole.as_slice(), torn].concat()).unwrap();
+            let log = AuditFile::open("hospital", dir.path()).unwrap();
+            let records = log.records();
+            assert_eq!(records.len(), 4, "two kept, the cut and its checkpoint");
+            assert_eq!(
+                records[2].entry.event,
+                AuditEvent::TailRecovered {
+                    dropped_bytes: torn.len() as u64,
+                    dropped_sha256: Digest32(Sha256::digest(torn).into()),
+                }
+            );
+            assert!(matches!(
+                records[3].entry.event,
+                AuditEvent::Checkpoint { .. }
+            ));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let (_, failures) = verify_log("hospital", &text, &log.public_key(), None);
+            assert!(failures.is_empty(), "{failures:?}");
+            log.record(Some("job-2"), protocol_start()).unwrap();
+            drop(log);
+            assert_eq!(
+                AuditFile::open("hospital", dir.path())
+                    .unwrap()
+                    .records()
+                    .len(),
+                5
+            );
+        }
+        // A whole line that does not verify is tampering, not a torn write: still refused.
+        std::fs::write(&path, [whole.as_slice(), b"{}\n"].concat()).unwrap();
+        assert!(matches!(
+            AuditFile::open("hospital", dir.path()),
+            Err(AuditError::Tampered { .. })
+        ));
+    }
+
+    /// A record whose write fails does not count: the next record chains to the last one on
+    /// disk, and the log still opens (the failed record used to stay in memory, so every later
+    /// line chained to an entry the file never had).
+    #[test]
+    fn a_record_that_failed_to_write_does_not_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditFile::open("hospital", dir.path()).unwrap();
+        log.record(Some("job-1"), protocol_start()).unwrap();
+        let path = log_file(dir.path());
+        let kept = std::fs::read(&path).unwrap();
+        // The log's file becomes a directory: appending to it fails.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(matches!(
+            log.record(Some("job-2"), protocol_start()),
+            Err(AuditError::Io { .. })
+        ));
+        assert!(matches!(log.checkpoint(), Err(AuditError::Io { .. })));
+        assert_eq!(log.records().len(), 1);
+        std::fs::remove_dir(&path).unwrap();
+        std::fs::write(&path, &kept).unwrap();
+        log.record(Some("job-3"), protocol_start()).unwrap();
+        log.checkpoint().unwrap();
+        drop(log);
+        let reopened = AuditFile::open("hospital", dir.path()).unwrap();
+        assert_eq!(reopened.records().len(), 3);
+        assert_eq!(reopened.records()[1].entry.job.as_deref(), Some("job-3"));
     }
 }

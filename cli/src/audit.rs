@@ -339,6 +339,9 @@ fn summary(event: &AuditEvent) -> Option<String> {
             format!("ended {outcome} after {rounds} rounds{why}")
         }
         AuditEvent::ResultSealed { recipient, .. } => format!("result sealed for {recipient}"),
+        AuditEvent::TailRecovered { dropped_bytes, .. } => {
+            format!("torn last line cut at start ({dropped_bytes} B of a write that never counted)")
+        }
         AuditEvent::Checkpoint { .. } => return None,
     })
 }

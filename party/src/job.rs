@@ -250,7 +250,10 @@ pub fn check_assignment(
             crate::psi::id_column(cfg, psi, ds)?;
             return check_file(cfg, ds);
         }
-        Computation::FheScore(job) => return check_fhe(cfg, job, &peers, me, dataset),
+        #[cfg(feature = "fhe")]
+        Computation::FheScore(job) => return fhe_score::check(cfg, job, &peers, me, dataset),
+        #[cfg(not(feature = "fhe"))]
+        Computation::FheScore(_) => return Err(Refusal::NoFhe.into()),
         Computation::JoinStats { stats, join } => JoinPlan::for_stats(spec, stats, join, &peers)?,
         Computation::Train { train, join } => {
             let plan = train_join_plan(spec, train, join, &peers)?;
@@ -278,30 +281,6 @@ pub fn check_assignment(
     let ds = dataset_config()?;
     plan.check_local(cfg, me, ds)?;
     check_file(cfg, ds)
-}
-
-/// Checks an `fhe-score` assignment ([`fhe_score::check`]).
-#[cfg(feature = "fhe")]
-fn check_fhe(
-    cfg: &PartyConfig,
-    job: &pb::FheScoreJob,
-    peers: &[String],
-    me: usize,
-    dataset: &str,
-) -> Result<(), PartyError> {
-    fhe_score::check(cfg, job, peers, me, dataset)
-}
-
-/// Without the `fhe` feature, `fhe-score` jobs are refused.
-#[cfg(not(feature = "fhe"))]
-fn check_fhe(
-    _: &PartyConfig,
-    _: &pb::FheScoreJob,
-    _: &[String],
-    _: usize,
-    _: &str,
-) -> Result<(), PartyError> {
-    Err(Refusal::NoFhe.into())
 }
 
 /// The join plan of a `train` job: its features, then its label, as the join's columns.
