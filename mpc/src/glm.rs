@@ -157,22 +157,26 @@ impl TrainParams {
 
     /// The public schedule over `rows` training rows: every batch of every epoch with the step
     /// it runs (the effective values, after the rounding of `C` and `D` described in the module
-    /// docs). Fails on bad parameters or `rows = 0`.
-    pub fn schedule(&self, rows: usize) -> Result<Vec<Step>, MpcError> {
+    /// docs), made one step at a time as it is walked: nothing is held for the steps ahead,
+    /// whatever the epochs and batch size. Fails on bad parameters or `rows = 0`.
+    pub fn schedule(&self, rows: usize) -> Result<Schedule<'_>, MpcError> {
         self.check()?;
         if rows == 0 {
             return Err(MpcError::EmptyIntersection);
         }
         let per_epoch = rows.div_ceil(self.batch_size);
-        let mut steps = Vec::with_capacity(per_epoch * self.epochs as usize);
-        for _ in 0..self.epochs {
-            for k in 0..per_epoch {
-                let start = k * self.batch_size;
-                let end = (start + self.batch_size).min(rows);
-                steps.push(self.step(start..end));
-            }
-        }
-        Ok(steps)
+        let total = per_epoch
+            .checked_mul(self.epochs as usize)
+            .ok_or(MpcError::BadParams(
+                "train: more steps than this machine can count",
+            ))?;
+        Ok(Schedule {
+            params: self,
+            rows,
+            per_epoch,
+            next: 0,
+            total,
+        })
     }
 
     fn step(&self, rows: Range<usize>) -> Step {
@@ -194,6 +198,38 @@ impl TrainParams {
         }
     }
 }
+
+/// The steps of [`train`], in order ([`TrainParams::schedule`]): an iterator that knows its
+/// length and makes each step when it is reached.
+#[derive(Debug, Clone)]
+pub struct Schedule<'a> {
+    params: &'a TrainParams,
+    rows: usize,
+    per_epoch: usize,
+    next: usize,
+    total: usize,
+}
+
+impl Iterator for Schedule<'_> {
+    type Item = Step;
+
+    fn next(&mut self) -> Option<Step> {
+        if self.next >= self.total {
+            return None;
+        }
+        let start = (self.next % self.per_epoch) * self.params.batch_size;
+        let end = start.saturating_add(self.params.batch_size).min(self.rows);
+        self.next += 1;
+        Some(self.params.step(start..end))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.total - self.next;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Schedule<'_> {}
 
 /// One batch of the schedule.
 #[derive(Debug, Clone, PartialEq)]
@@ -620,7 +656,7 @@ pub async fn train(
     let mut acc = session.constant(d, 0);
     let mut w = session.constant(d, 0);
     let total = schedule.len();
-    for (done, step) in schedule.iter().enumerate() {
+    for (done, step) in schedule.enumerate() {
         let batch = rows.start + step.rows.start..rows.start + step.rows.end;
         let b = batch.end - batch.start;
         let xb = data.features(batch.clone());

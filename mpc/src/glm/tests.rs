@@ -490,7 +490,7 @@ fn schedule_and_standardisation() {
     let mut params = TrainParams::new(GlmKind::Logistic);
     params.batch_size = 4;
     params.epochs = 2;
-    let s = params.schedule(10).unwrap();
+    let s: Vec<Step> = params.schedule(10).unwrap().collect();
     let ranges: Vec<_> = s.iter().map(|s| s.rows.clone()).collect();
     assert_eq!(ranges, [0..4, 4..8, 8..10, 0..4, 4..8, 8..10]);
     for step in &s {
@@ -507,6 +507,15 @@ fn schedule_and_standardisation() {
         params.schedule(0),
         Err(MpcError::EmptyIntersection)
     ));
+    // The largest valid schedule (10,000 epochs of batches of one row over a million rows: 10^10
+    // steps) is walked, not held: it used to reserve 10^10 steps up front (≈ 640 GB), which
+    // aborted the process at every party, helper included.
+    params.epochs = 10_000;
+    params.batch_size = 1;
+    let mut huge = params.schedule(1_000_000).unwrap();
+    assert_eq!(huge.len(), 10_000_000_000);
+    assert_eq!(huge.nth(1_000_000).map(|s| s.rows), Some(0..1));
+    assert_eq!(huge.len(), 10_000_000_000 - 1_000_001);
     let st = Standardizer::fit(&[1.0, 2.0, 3.0, 4.0]).unwrap();
     assert!((st.mean - 2.5).abs() < 1e-12 && (st.scale - 1.25f64.sqrt()).abs() < 1e-12);
     let constant = Standardizer::fit(&[7.0; 5]).unwrap();
