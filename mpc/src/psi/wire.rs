@@ -62,7 +62,8 @@ impl Header {
     /// declares at most `max_set` ids (capped at 2^32).
     ///
     /// # Errors
-    /// [`MpcError::MalformedMessage`] for the wrong length or a batch size of 0;
+    /// [`MpcError::MalformedMessage`] for the wrong length, a reserved byte not 0 or a batch
+    /// size of 0;
     /// [`MpcError::ProtocolMismatch`] for another version, mode or tag length;
     /// [`MpcError::OverLimit`] for a set above the limit.
     pub fn decode(
@@ -77,7 +78,7 @@ impl Header {
         let msg: &[u8; HEADER_LEN] = msg
             .try_into()
             .map_err(|_| malformed("PSI header has the wrong length"))?;
-        let [version, mode, tag_len, _, rest @ ..] = *msg;
+        let [version, mode, tag_len, reserved, rest @ ..] = *msg;
         let (set_size, batch) = rest.split_at(8);
         let set_size = u64::from_le_bytes(set_size.try_into().map_err(|_| malformed("header"))?);
         let batch = u32::from_le_bytes(batch.try_into().map_err(|_| malformed("header"))?);
@@ -89,6 +90,10 @@ impl Header {
         }
         if tag_len != ours.tag_len {
             return Err(mismatch("PSI tag length"));
+        }
+        // One encoding per header: the traffic digests in the audit logs commit to these bytes.
+        if reserved != 0 {
+            return Err(malformed("PSI header's reserved byte is not 0"));
         }
         check_set_size(set_size, max_set, from)?;
         if batch == 0 {
@@ -455,6 +460,13 @@ mod tests {
         assert_eq!(
             over(Header::decode(&bytes, &ours, (1 << 20) - 1, 1, 0)),
             (1 << 20, (1 << 20) - 1)
+        );
+        // Found by the psi_wire fuzz target: a header with its reserved byte set was accepted.
+        let mut reserved = bytes.clone();
+        reserved[3] = 51;
+        assert_eq!(
+            malformed(Header::decode(&reserved, &ours, u64::MAX, 1, 0)),
+            "PSI header's reserved byte is not 0"
         );
         let empty_batch = Header { batch: 0, ..theirs };
         assert_eq!(
