@@ -25,6 +25,7 @@ use treaty_trust::tls::TlsIdentity;
 use zeroize::Zeroize;
 
 use crate::PartyError;
+use crate::artefact::Staged;
 use crate::checks::{check_file, unknown_dataset};
 use crate::config::PartyConfig;
 #[cfg(feature = "fhe")]
@@ -743,6 +744,9 @@ impl JobRun {
         let a = &self.assignment;
         let ids: Vec<String> = peers.iter().map(|p| p.party.clone()).collect();
         let mut rng = seeds::os_rng()?;
+        // Files this job leaves here (a model share, an intersection): staged until every party
+        // passed the release barrier, removed if it fails before.
+        let mut staged = Staged::default();
         let plain = match local {
             LocalInput::Stats(stats, local) => {
                 let ch = transport.child("stats");
@@ -750,11 +754,14 @@ impl JobRun {
             }
             LocalInput::Psi(psi, own) => {
                 let ch = transport.child("psi");
-                self.psi(&ch, &ids, &psi, &own, &mut rng)
+                self.psi(&ch, &ids, &psi, &own, &mut rng, &mut staged)
                     .await?
                     .encode_to_vec()
             }
-            LocalInput::Join(join) => self.join_job(transport, &ids, *join, &mut rng).await?,
+            LocalInput::Join(join) => {
+                self.join_job(transport, &ids, *join, &mut rng, &mut staged)
+                    .await?
+            }
             #[cfg(feature = "fhe")]
             LocalInput::Fhe(fhe) => {
                 let (plan, local) = *fhe;
@@ -793,8 +800,16 @@ impl JobRun {
             sealed_sha256: Digest32(digest),
         });
         treaty_mpc::barrier::run(&transport.child("barrier"), digest).await?;
+        let files: Vec<String> = staged.paths().map(|p| p.display().to_string()).collect();
+        let committed = staged.commit()?;
+        if !files.is_empty() {
+            tracing::info!(job = %a.job_id, ?files, "the job's files are in place");
+        }
         self.progress(0.95, Some(transport)).await;
-        self.upload(&upload).await?;
+        if let Err(e) = self.upload(&upload).await {
+            committed.revoke();
+            return Err(e);
+        }
         self.progress(1.0, Some(transport)).await;
         Ok(())
     }
@@ -809,6 +824,7 @@ impl JobRun {
         psi: &pb::PsiJob,
         own: &[String],
         rng: &mut ChaCha20Rng,
+        staged: &mut Staged,
     ) -> Result<pb::PsiPartyResult, PartyError> {
         let job_id = &self.assignment.job_id;
         let (tx, reporter) = self.progress_side_task(0.0);
@@ -824,8 +840,14 @@ impl JobRun {
         let outcome = outcome?;
         let stored_as = match &outcome.matched {
             Some(matched) => {
-                let path =
-                    crate::psi::store_intersection(&self.cfg, job_id, &self.analyst, own, matched)?;
+                let path = crate::psi::stage_intersection(
+                    &self.cfg,
+                    job_id,
+                    &self.analyst,
+                    own,
+                    matched,
+                    staged,
+                )?;
                 path.display().to_string()
             }
             None => String::new(),
@@ -843,6 +865,7 @@ impl JobRun {
         ids: &[String],
         local: JoinLocal,
         rng: &mut ChaCha20Rng,
+        staged: &mut Staged,
     ) -> Result<Vec<u8>, PartyError> {
         let a = &self.assignment;
         let JoinLocal {
@@ -871,7 +894,9 @@ impl JobRun {
         let join = transport.child("join");
         match work {
             JoinWork::Train(train) => {
-                return self.train(&join, ids, &train, aligned.as_ref(), rng).await;
+                return self
+                    .train(&join, ids, &train, aligned.as_ref(), rng, staged)
+                    .await;
             }
             JoinWork::Score(plan) => {
                 let aligned = aligned.as_ref().map(|(t, m)| (t, m.as_slice()));
@@ -884,7 +909,7 @@ impl JobRun {
         crate::stats::run_joined(&join, &a.job_id, ids, &plan, aligned, fixed, rng).await
     }
 
-    /// The `train` protocol on aligned rows, with progress reports every 200 ms at most; stores
+    /// The `train` protocol on aligned rows, with progress reports every 200 ms at most; stages
     /// this party's part of the model. Returns the sealed report's plaintext.
     async fn train(
         &self,
@@ -893,6 +918,7 @@ impl JobRun {
         plan: &TrainPlan,
         aligned: Option<&(JoinTable, Vec<usize>)>,
         rng: &mut ChaCha20Rng,
+        staged: &mut Staged,
     ) -> Result<Vec<u8>, PartyError> {
         let a = &self.assignment;
         let (tx, reporter) = self.progress_side_task(0.3);
@@ -914,10 +940,15 @@ impl JobRun {
         let cfg = self.cfg.clone();
         let mut model = outcome.model;
         model.analyst.clone_from(&self.analyst);
-        let path = tokio::task::spawn_blocking(move || model.save(&cfg))
-            .await
-            .map_err(|_| PartyError::Aborted("storing the model panicked".into()))??;
-        tracing::info!(job = %a.job_id, model = %plan.model_id, path = %path.display(), "model share stored");
+        let (model_files, path) = tokio::task::spawn_blocking(move || {
+            let mut files = Staged::default();
+            let path = model.stage(&cfg, &mut files)?;
+            Ok::<_, PartyError>((files, path))
+        })
+        .await
+        .map_err(|_| PartyError::Aborted("storing the model panicked".into()))??;
+        staged.absorb(model_files);
+        tracing::info!(job = %a.job_id, model = %plan.model_id, path = %path.display(), "model share staged");
         Ok(outcome.report.encode_to_vec())
     }
 

@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod approval;
+pub mod artefact;
 pub mod audit_log;
 mod checks;
 pub mod config;
@@ -35,6 +36,7 @@ pub mod refusal;
 pub mod score;
 pub mod stats;
 pub mod train;
+pub mod untrusted;
 
 pub use config::PartyConfig;
 pub use error::PartyError;

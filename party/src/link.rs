@@ -11,7 +11,15 @@
 //! payload bytes each) carrying its tag (scope id and round: 12 bytes, fixed size) and total length.
 //! The receiver refuses a declared length above the limit its channel passes before reserving
 //! anything, and checks the chunk arithmetic and that the tag stays the same within a message;
-//! the channel then checks the tag. Any violation fails the job, never the node. A failing session sends `Abort` to its peers so they stop at once instead of timing out.
+//! the channel then checks the tag. Any violation fails the job, never the node. A failing
+//! session sends `Abort` to its peers so they stop at once instead of timing out.
+//!
+//! What a peer can make this node hold is bounded before it is held: a hello's fields
+//! ([`MAX_HELLO_PARTY`], a job id), parked streams ([`MAX_PARKED`] in all,
+//! [`MAX_PARKED_PER_PEER`] per sender, [`MAX_PARKED_PER_JOB`] per job, each for at most two
+//! minutes), streams per connection ([`MAX_STREAMS_PER_CONNECTION`]), a message's size (the
+//! channel's limit) and its time (one deadline per message, however it is chunked), and the
+//! text of an abort ([`crate::untrusted::MAX_PEER_TEXT`]).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -34,6 +42,8 @@ use treaty_trust::roster::Roster;
 use treaty_trust::tls::{TlsIdentity, peer_cert_sha256};
 use treaty_trust::{PeerIdentity, Role, TrustError};
 
+use crate::untrusted::peer_text;
+
 /// Frames queued per outgoing link before `send` waits (back-pressure).
 const OUTBOUND_QUEUE: usize = 32;
 
@@ -42,7 +52,20 @@ const RESERVE_AHEAD: usize = 16 * CHUNK_SIZE;
 /// How long an accepted stream waits for its session before it is dropped.
 const PARK_TIMEOUT: Duration = Duration::from_secs(120);
 /// Most accepted streams parked at once; more are refused (a flood cannot exhaust memory).
-const MAX_PARKED: usize = 4096;
+pub const MAX_PARKED: usize = 4096;
+/// Most streams parked at once for one sender: a peer (even a certified one) cannot take the
+/// whole parking space from the others. One per job it runs with this node.
+pub const MAX_PARKED_PER_PEER: usize = 64;
+/// Most streams parked at once for one job: at most one per other party of a job
+/// ([`treaty_job::validate::MAX_PARTIES`]).
+pub const MAX_PARKED_PER_JOB: usize = treaty_job::validate::MAX_PARTIES;
+/// Most bytes of a party id in a hello (the job id must be a job id).
+pub const MAX_HELLO_PARTY: usize = 128;
+/// How long a new stream may take to send its hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most concurrent streams on one data-plane connection (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`):
+/// a job has one stream per pair of parties, so this is jobs in flight with one peer.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 128;
 
 type FrameStream = Pin<Box<dyn Stream<Item = Result<pb::Frame, Status>> + Send>>;
 
@@ -76,19 +99,38 @@ impl LinkHub {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn offer(&self, job: String, from: String, link: Streams) {
+    /// Hands `link` to the session waiting for (`job`, `from`), or parks it until one claims
+    /// it. A second stream for a pair replaces the first. Refused (the stream is dropped) when
+    /// parking it would exceed [`MAX_PARKED`], [`MAX_PARKED_PER_PEER`] or
+    /// [`MAX_PARKED_PER_JOB`].
+    fn offer(&self, job: String, from: String, link: Streams) -> Result<(), ParkingFull> {
         let mut slots = self.slots();
         slots.retain(|_, s| !matches!(s, Slot::StreamWaiting(_, t) if t.elapsed() > PARK_TIMEOUT));
         let key = (job, from);
-        match slots.remove(&key) {
-            Some(Slot::SessionWaiting(tx)) => {
-                let _ = tx.send(link);
-            }
-            // A second stream for the same (job, peer) replaces the first.
-            _ if slots.len() < MAX_PARKED => {
+        if let Some(Slot::SessionWaiting(tx)) = slots.remove(&key) {
+            let _ = tx.send(link);
+            return Ok(());
+        }
+        let parked = || {
+            slots
+                .iter()
+                .filter(|(_, s)| matches!(s, Slot::StreamWaiting(..)))
+        };
+        let full = if slots.len() >= MAX_PARKED {
+            Some(ParkingFull::Node)
+        } else if parked().filter(|((_, f), _)| *f == key.1).count() >= MAX_PARKED_PER_PEER {
+            Some(ParkingFull::Peer)
+        } else if parked().filter(|((j, _), _)| *j == key.0).count() >= MAX_PARKED_PER_JOB {
+            Some(ParkingFull::Job)
+        } else {
+            None
+        };
+        match full {
+            Some(full) => Err(full),
+            None => {
                 slots.insert(key, Slot::StreamWaiting(link, Instant::now()));
+                Ok(())
             }
-            _ => tracing::warn!("too many unclaimed data-plane streams; refusing one"),
         }
     }
 
@@ -119,6 +161,44 @@ impl LinkHub {
     pub fn forget_job(&self, job: &str) {
         self.slots().retain(|(j, _), _| j != job);
     }
+}
+
+/// Why a stream was not parked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ParkingFull {
+    /// [`MAX_PARKED`] streams wait already.
+    #[error("this node holds too many unclaimed data-plane streams")]
+    Node,
+    /// [`MAX_PARKED_PER_PEER`] streams of this sender wait already.
+    #[error("this sender has too many unclaimed data-plane streams here")]
+    Peer,
+    /// [`MAX_PARKED_PER_JOB`] streams of this job wait already.
+    #[error("this job has too many unclaimed data-plane streams here")]
+    Job,
+}
+
+/// Checks a hello's fields before anything is kept of it: the job id is a job id, the party ids
+/// are short, and the receiver is this party. The errors do not echo the peer's text.
+fn check_hello(hello: &pb::Hello, me: &str) -> Result<(), Status> {
+    if !treaty_job::validate::is_job_id(&hello.job_id) {
+        return Err(Status::invalid_argument(
+            "the hello's job id is not a job id",
+        ));
+    }
+    for (what, id) in [("sender", &hello.sender), ("receiver", &hello.receiver)] {
+        if id.is_empty() || id.len() > MAX_HELLO_PARTY {
+            return Err(Status::invalid_argument(format!(
+                "the hello's {what} must be 1 to {MAX_HELLO_PARTY} bytes"
+            )));
+        }
+    }
+    if hello.receiver != me {
+        return Err(Status::invalid_argument(format!(
+            "this is party {me:?}, not {:?}",
+            hello.receiver
+        )));
+    }
+    Ok(())
 }
 
 /// The `PartyLink` gRPC service: accepts peers' streams and parks them in the hub.
@@ -158,19 +238,14 @@ impl party_link_server::PartyLink for PartyLinkService {
             .peer_certs()
             .and_then(|certs| certs.first().map(|c| c.to_vec()));
         let mut inbound = request.into_inner();
-        let first = tokio::time::timeout(Duration::from_secs(30), inbound.message())
+        let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
             .map_err(|_| Status::deadline_exceeded("no hello"))??
             .ok_or_else(|| Status::invalid_argument("stream ended before hello"))?;
         let Some(frame::Kind::Hello(hello)) = first.kind else {
             return Err(Status::invalid_argument("the first frame must be a hello"));
         };
-        if hello.receiver != self.me {
-            return Err(Status::invalid_argument(format!(
-                "this is party {:?}, not {:?}",
-                self.me, hello.receiver
-            )));
-        }
+        check_hello(&hello, &self.me)?;
         if let Some(der) = &leaf {
             // Before the stream is parked: a certificate that is not the sender's never reaches
             // (and so never disturbs) the session waiting for that sender.
@@ -190,15 +265,16 @@ impl party_link_server::PartyLink for PartyLinkService {
                 }
             }
         });
-        self.hub.offer(
-            hello.job_id,
-            hello.sender,
-            Streams {
-                inbound: Box::pin(inbound),
-                outbound: out_tx,
-                peer_cert_sha256: fp,
-            },
-        );
+        let (job, sender) = (hello.job_id, hello.sender);
+        let streams = Streams {
+            inbound: Box::pin(inbound),
+            outbound: out_tx,
+            peer_cert_sha256: fp,
+        };
+        if let Err(full) = self.hub.offer(job.clone(), sender.clone(), streams) {
+            tracing::warn!(%job, %sender, "data-plane stream refused: {full}");
+            return Err(Status::resource_exhausted(full.to_string()));
+        }
         Ok(Response::new(ReceiverStream::new(resp_rx)))
     }
 }
@@ -223,6 +299,7 @@ pub fn data_plane_server(
     tls: Option<&TlsIdentity>,
 ) -> Result<tonic::transport::Server, tonic::transport::Error> {
     let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)));
     match tls {
@@ -405,11 +482,14 @@ impl GrpcTransport {
     ) -> Result<(Tag, Vec<u8>), TransportError> {
         let mut buf: Vec<u8> = Vec::new();
         let mut first: Option<(Tag, u64)> = None;
+        // One deadline for the whole message, not one per frame: a peer trickling small or
+        // empty chunks cannot hold the session past it.
+        let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
             let next = tokio::select! {
                 f = inbound.stream.next() => f,
                 () = self.abort.cancelled() => return Err(TransportError::Aborted { reason: "job aborted".into() }),
-                () = tokio::time::sleep(self.timeout) => return Err(TransportError::Timeout { peer: from }),
+                () = tokio::time::sleep_until(deadline) => return Err(TransportError::Timeout { peer: from }),
             };
             let frame = match next {
                 None => return Err(TransportError::PeerDisconnected { peer: from }),
@@ -430,7 +510,7 @@ impl GrpcTransport {
                 Some(frame::Kind::Chunk(c)) => c,
                 Some(frame::Kind::Abort(a)) => {
                     return Err(TransportError::Aborted {
-                        reason: format!("party {from} aborted: {}", a.reason),
+                        reason: format!("party {from} aborted: {}", peer_text(&a.reason)),
                     });
                 }
                 Some(frame::Kind::Hello(_)) | None => {
@@ -477,6 +557,13 @@ impl GrpcTransport {
                 || (buf.len() + chunk.payload.len()) as u64 > declared
             {
                 return Err(Self::violation(from, "chunks exceed the declared length"));
+            }
+            // Only an empty message is sent as an empty chunk (its only one).
+            if chunk.payload.is_empty() && !chunk.last {
+                return Err(Self::violation(
+                    from,
+                    "an empty chunk before a message's end",
+                ));
             }
             buf.extend_from_slice(&chunk.payload);
             if chunk.last {
@@ -530,7 +617,7 @@ async fn dial(
     let response = tokio::time::timeout(setup.timeout, client.exchange(ReceiverStream::new(rx)))
         .await
         .map_err(|_| TransportError::Timeout { peer: j })?
-        .map_err(|s| fail(format!("peer refused the link: {}", s.message())))?;
+        .map_err(|s| fail(format!("peer refused the link: {}", peer_text(s.message()))))?;
     Ok((
         j,
         Streams {
@@ -591,6 +678,7 @@ impl Link for GrpcTransport {
                 .collect()
         };
         let count = pieces.len();
+        let deadline = tokio::time::Instant::now() + self.timeout;
         for (i, piece) in pieces.into_iter().enumerate() {
             let frame = pb::Frame {
                 kind: Some(frame::Kind::Chunk(pb::Chunk {
@@ -604,7 +692,7 @@ impl Link for GrpcTransport {
             tokio::select! {
                 r = tx.send(frame) => r.map_err(|_| TransportError::PeerDisconnected { peer: to })?,
                 () = self.abort.cancelled() => return Err(TransportError::Aborted { reason: "job aborted".into() }),
-                () = tokio::time::sleep(self.timeout) => return Err(TransportError::Timeout { peer: to }),
+                () = tokio::time::sleep_until(deadline) => return Err(TransportError::Timeout { peer: to }),
             }
         }
         Ok(())
@@ -679,6 +767,215 @@ mod tests {
     }
 
     const LIMIT: usize = 64 << 20;
+
+    /// Party 1's end of a link with party 0 whose inbound frames are what the test sends on the
+    /// returned sender (no network: time can be paused).
+    fn over_frames(timeout: Duration) -> (GrpcTransport, mpsc::Sender<Result<pb::Frame, Status>>) {
+        let (tx, rx) = mpsc::channel(1024);
+        let (out, _) = mpsc::channel(OUTBOUND_QUEUE);
+        let transport = GrpcTransport {
+            me: 1,
+            n: 2,
+            timeout,
+            abort: CancellationToken::new(),
+            outbound: Mutex::new(vec![Some(out), None]),
+            inbound: vec![
+                Some(tokio::sync::Mutex::new(Inbound {
+                    stream: Box::pin(ReceiverStream::new(rx)),
+                    broken: None,
+                })),
+                None,
+            ],
+        };
+        (transport, tx)
+    }
+
+    fn chunk(total_len: u64, last: bool, payload: Vec<u8>) -> Result<pb::Frame, Status> {
+        Ok(pb::Frame {
+            kind: Some(frame::Kind::Chunk(pb::Chunk {
+                round: 0,
+                scope: ScopeId::of("psi").0,
+                total_len,
+                last,
+                payload: payload.into(),
+            })),
+        })
+    }
+
+    /// A peer that keeps a message alive with one byte a second never reaches its end: the
+    /// deadline is the message's, not each frame's (with one per frame, this never returned).
+    #[tokio::test(start_paused = true)]
+    async fn a_trickling_peer_times_out_once_per_message() {
+        let timeout = Duration::from_secs(10);
+        let (link, tx) = over_frames(timeout);
+        tokio::spawn(async move {
+            while tx.send(chunk(1 << 20, false, vec![1])).await.is_ok() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        let started = tokio::time::Instant::now();
+        let got = tokio::time::timeout(20 * timeout, link.recv(0, LIMIT)).await;
+        assert_eq!(got, Ok(Err(TransportError::Timeout { peer: 0 })));
+        assert!(started.elapsed() < 2 * timeout, "{:?}", started.elapsed());
+    }
+
+    /// Endless empty chunks are refused at the first one: only an empty message is an empty
+    /// chunk, and it is its message's last.
+    #[tokio::test]
+    async fn an_empty_chunk_mid_message_is_a_violation() {
+        let (link, tx) = over_frames(Duration::from_secs(30));
+        for _ in 0..3 {
+            tx.send(chunk(32, false, Vec::new())).await.unwrap();
+        }
+        // (Accepted, they kept the session waiting for more until the deadline.)
+        let got = tokio::time::timeout(Duration::from_secs(20), link.recv(0, LIMIT)).await;
+        assert!(
+            matches!(&got, Ok(Err(TransportError::Violation { peer: 0, what })) if what.contains("empty chunk")),
+            "{got:?}"
+        );
+        // An empty message is still one.
+        let (link, tx) = over_frames(Duration::from_secs(30));
+        tx.send(chunk(0, true, Vec::new())).await.unwrap();
+        assert_eq!(link.recv(0, LIMIT).await.unwrap().1, Vec::<u8>::new());
+    }
+
+    /// A peer's abort reason of a megabyte (with forged log lines) reaches the job's reason cut
+    /// and escaped.
+    #[tokio::test]
+    async fn a_peers_abort_text_is_capped_and_escaped() {
+        let (link, tx) = over_frames(Duration::from_secs(30));
+        let reason = "x\n".repeat(1 << 19) + "\nINFO job done";
+        tx.send(Ok(pb::Frame {
+            kind: Some(frame::Kind::Abort(pb::Abort { reason })),
+        }))
+        .await
+        .unwrap();
+        let Err(TransportError::Aborted { reason: got }) = link.recv(0, LIMIT).await else {
+            panic!("not an abort");
+        };
+        assert!(
+            got.len() < 2 * crate::untrusted::MAX_PEER_TEXT,
+            "{} bytes",
+            got.len()
+        );
+        assert!(!got.contains('\n') && got.contains("bytes cut"), "{got}");
+        assert!(got.starts_with("party 0 aborted: "), "{got}");
+    }
+
+    fn parked_streams() -> Streams {
+        let (outbound, _) = mpsc::channel(1);
+        Streams {
+            inbound: Box::pin(futures::stream::empty()),
+            outbound,
+            peer_cert_sha256: None,
+        }
+    }
+
+    fn job(i: usize) -> String {
+        format!("job-{i:016x}")
+    }
+
+    /// One sender cannot take the parking space: past its share its streams are refused while
+    /// another sender's are still parked, and a job holds at most one stream per possible party.
+    #[test]
+    fn parking_is_capped_per_peer_and_per_job() {
+        let hub = LinkHub::default();
+        for i in 0..MAX_PARKED_PER_PEER {
+            hub.offer(job(i), "mallory".into(), parked_streams())
+                .unwrap();
+        }
+        assert_eq!(
+            hub.offer(job(MAX_PARKED_PER_PEER), "mallory".into(), parked_streams()),
+            Err(ParkingFull::Peer)
+        );
+        // A second stream for a pair already parked replaces the first: no new place.
+        hub.offer(job(0), "mallory".into(), parked_streams())
+            .unwrap();
+        hub.offer(job(0), "insurer".into(), parked_streams())
+            .unwrap();
+
+        let hub = LinkHub::default();
+        for p in 0..MAX_PARKED_PER_JOB {
+            hub.offer(job(7), format!("p{p}"), parked_streams())
+                .unwrap();
+        }
+        assert_eq!(
+            hub.offer(job(7), "one-more".into(), parked_streams()),
+            Err(ParkingFull::Job)
+        );
+        hub.offer(job(8), "one-more".into(), parked_streams())
+            .unwrap();
+    }
+
+    /// A claimed stream leaves the parking: the sender's share is free again.
+    #[tokio::test]
+    async fn a_claimed_stream_frees_its_parking_place() {
+        let hub = LinkHub::default();
+        for i in 0..MAX_PARKED_PER_PEER {
+            hub.offer(job(i), "insurer".into(), parked_streams())
+                .unwrap();
+        }
+        assert!(
+            hub.claim(&job(3), "insurer", Duration::from_secs(1))
+                .await
+                .is_some()
+        );
+        hub.offer(job(999), "insurer".into(), parked_streams())
+            .unwrap();
+    }
+
+    #[test]
+    fn a_hello_is_checked_before_anything_is_kept() {
+        let hello = |job_id: String, sender: String, receiver: &str| pb::Hello {
+            job_id,
+            sender,
+            receiver: receiver.into(),
+        };
+        assert!(check_hello(&hello(job(1), "insurer".into(), "bank"), "bank").is_ok());
+        let bad = [
+            hello("x".repeat(1 << 20), "insurer".into(), "bank"),
+            hello("../../etc".into(), "insurer".into(), "bank"),
+            hello(job(1), "i".repeat(MAX_HELLO_PARTY + 1), "bank"),
+            hello(job(1), String::new(), "bank"),
+            hello(job(1), "insurer".into(), "hospital"),
+        ];
+        for h in bad {
+            let status = check_hello(&h, "bank").unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            assert!(status.message().len() < 200, "{}", status.message());
+        }
+    }
+
+    /// Over the network: a hello whose job id is a megabyte is refused before the stream is
+    /// parked (the hub stays empty).
+    #[tokio::test]
+    async fn an_oversized_hello_is_refused_over_grpc() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let hub = Arc::new(LinkHub::default());
+        let server = data_plane_server(None)
+            .unwrap()
+            .add_service(PartyLinkService::new("bank".into(), hub.clone(), None).into_server())
+            .serve_with_incoming(data_plane_incoming(listener));
+        tokio::spawn(server);
+        let mut client = PartyLinkClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap()
+            .max_encoding_message_size(MAX_DATA_FRAME);
+        let (tx, rx) = mpsc::channel(1);
+        tx.send(pb::Frame {
+            kind: Some(frame::Kind::Hello(pb::Hello {
+                job_id: "j".repeat(CHUNK_SIZE),
+                sender: "insurer".into(),
+                receiver: "bank".into(),
+            })),
+        })
+        .await
+        .unwrap();
+        let status = client.exchange(ReceiverStream::new(rx)).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert!(hub.slots().is_empty());
+    }
 
     #[tokio::test]
     async fn close_delivers_the_last_message_before_the_links_end() {

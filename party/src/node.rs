@@ -24,6 +24,7 @@ use crate::config::PartyConfig;
 use crate::job::{JobRun, Reporter, admit, checkpoint};
 use crate::link::{LinkHub, PartyLinkService, data_plane_incoming, data_plane_server};
 use crate::policy::Terms;
+use crate::refusal::Refusal;
 use prost::Message;
 use sha2::{Digest, Sha256};
 use treaty_audit::AuditFile;
@@ -130,6 +131,8 @@ pub async fn run(
         ),
     }
     let audit = Arc::new(crate::audit_log::open(&cfg)?);
+    // Files that jobs staged when this node stopped mid-job never count (see `artefact`).
+    crate::artefact::sweep(&cfg.state_dir());
     // One pass over the log at start: the roster last recorded and every job id received.
     let records = audit.records();
     let roster = cfg.load_roster()?.map(Arc::new);
@@ -262,10 +265,11 @@ async fn session(node: &Arc<Node>) -> Result<(), PartyError> {
             Some(party_event::Event::Abort(a)) => {
                 let removed = node.jobs().remove(&a.job_id);
                 if let Some(job) = removed {
-                    tracing::warn!(job = %a.job_id, reason = %a.reason, "job aborted by the coordinator");
+                    let reason = crate::untrusted::peer_text(&a.reason);
+                    tracing::warn!(job = %a.job_id, %reason, "job aborted by the coordinator");
                     job.abort.cancel();
                     if !job.started {
-                        node.audit_event(&a.job_id, aborted_before_start(&a.reason));
+                        node.audit_event(&a.job_id, aborted_before_start(&reason));
                         checkpoint(&node.audit, &client).await;
                     }
                 }
@@ -338,8 +342,10 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
     };
     node.seen().insert(job_id.clone());
     let spec = a.spec.clone().unwrap_or_default();
-    node.audit_event(
-        &job_id,
+    // The receipt is on disk (appended and synced) before anything is decided: the replay check
+    // of every later start rests on it.
+    let received = node.audit.record(
+        Some(&job_id),
         AuditEvent::JobReceived {
             kind: treaty_job::Kind::of(&spec),
             spec_sha256: Digest32(Sha256::digest(spec.encode_to_vec()).into()),
@@ -347,6 +353,16 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
             submission_sha256: Digest32(admission.submission_sha256),
         },
     );
+    if let Err(e) = received {
+        tracing::error!(job = %job_id, error = %e, "cannot record a job in the audit log: refused");
+        let refusal = Refusal::AuditUnavailable {
+            party: node.cfg.id.clone(),
+        };
+        Reporter::new(client, &job_id, &node.cfg.id)
+            .report(job_report::Report::Rejected(refusal.to_string()))
+            .await;
+        return;
+    }
     node.audit_event(
         &job_id,
         AuditEvent::PolicyDecision {

@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use crate::artefact::Staged;
+
 use rand_chacha::ChaCha20Rng;
 use treaty_job::ProblemKind;
 use treaty_job::validate::is_job_id;
@@ -264,35 +266,30 @@ pub(crate) async fn inline(
     })
 }
 
-/// Writes the matched ids, one per line in the common order, to
-/// `<state dir>/psi/<job id>.ids` (mode 0600 on Unix), and the `analyst` who asked beside it;
+/// Stages the matched ids, one per line in the common order, for
+/// `<state dir>/psi/<job id>.ids` (mode 0600 on Unix), and the `analyst` who asked beside it
+/// (see [`crate::artefact`]: they count once the job commits them after the release barrier);
 /// returns the path.
 ///
 /// # Errors
 /// [`PartyError::Io`] naming the file.
-pub(crate) fn store_intersection(
+pub(crate) fn stage_intersection(
     cfg: &PartyConfig,
     job_id: &str,
     analyst: &str,
     own: &[String],
     matched: &[usize],
+    staged: &mut Staged,
 ) -> Result<PathBuf, PartyError> {
-    let dir = cfg.state_dir().join("psi");
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let path = dir.join(format!("{job_id}.ids"));
-    let mut text = String::with_capacity(matched.len() * 16);
+    let path = intersection_path(cfg, job_id);
+    let mut text = zeroize::Zeroizing::new(String::with_capacity(matched.len() * 16));
     for id in matched.iter().filter_map(|&i| own.get(i)) {
         text.push_str(id);
         text.push('\n');
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).map_err(io_err(&path))?;
-    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(io_err(&path))?;
-    let origin = origin_path(cfg, job_id);
-    std::fs::write(&origin, analyst).map_err(io_err(&origin))?;
+    // The origin first: committed in this order, the ids never exist without it.
+    staged.stage(origin_path(cfg, job_id), analyst.as_bytes())?;
+    staged.stage(path.clone(), text.as_bytes())?;
     Ok(path)
 }
 

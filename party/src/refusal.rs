@@ -191,6 +191,13 @@ pub enum Refusal {
     /// The job spec is not the one the analyst signed.
     #[error("the job spec differs from the one the analyst signed")]
     SpecMismatch,
+    /// This party could not record the job in its audit log before deciding on it: without
+    /// that record a replay of the job could not be recognised after a restart.
+    #[error("{party} could not record the job in its audit log")]
+    AuditUnavailable {
+        /// This party.
+        party: String,
+    },
     /// This party already received the job: a replayed submission.
     #[error("{party} already received job {job_id} (a replayed submission)")]
     Replayed {

@@ -26,6 +26,7 @@ use treaty_mpc::transport::Channel;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::PartyError;
+use crate::artefact::Staged;
 use crate::config::PartyConfig;
 use crate::error::io_err;
 use crate::join::{JoinPlan, JoinTable};
@@ -240,23 +241,25 @@ impl std::fmt::Debug for StoredModel {
 }
 
 impl StoredModel {
-    /// Writes the model to [`model_path`] (mode 0600 on Unix); refuses to overwrite one.
-    pub fn save(&self, cfg: &PartyConfig) -> Result<PathBuf, PartyError> {
+    /// Stages the model for [`model_path`] (mode 0600 on Unix; see [`crate::artefact`]: it
+    /// counts once the job commits it after the release barrier); refuses to replace one.
+    pub fn stage(&self, cfg: &PartyConfig, staged: &mut Staged) -> Result<PathBuf, PartyError> {
         let path = model_path(cfg, &self.model_id);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        }
         let json =
             zeroize::Zeroizing::new(serde_json::to_vec(self).map_err(|e| PartyError::Io {
                 path: path.clone(),
                 source: std::io::Error::other(e),
             })?);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path).map_err(io_err(&path))?;
-        std::io::Write::write_all(&mut file, &json).map_err(io_err(&path))?;
+        staged.stage(path.clone(), &json)?;
+        Ok(path)
+    }
+
+    /// Writes the model to [`model_path`] at once (staged and committed); refuses to replace
+    /// one.
+    pub fn save(&self, cfg: &PartyConfig) -> Result<PathBuf, PartyError> {
+        let mut staged = Staged::default();
+        let path = self.stage(cfg, &mut staged)?;
+        let _kept = staged.commit()?;
         Ok(path)
     }
 

@@ -57,8 +57,9 @@ mod support {
     const SEED: u64 = 7;
     /// Upper bound on anything a test waits for; a healthy run needs a small fraction of it.
     pub(crate) const PATIENCE: Duration = Duration::from_secs(40);
-    /// Largest data-plane message a party accepts (the stats protocol sends 32 bytes).
-    pub(crate) const MAX_MESSAGE: usize = 1 << 20;
+    /// Largest data-plane message a party accepts (the stats protocol sends 32 bytes, a PSI batch
+    /// 1.4 MB).
+    pub(crate) const MAX_MESSAGE: usize = 2 << 20;
 
     /// Panics seen on tokio's threads (`tokio-rt-worker`, blocking pool), i.e. in a task of a
     /// node or of the coordinator; test bodies and their assertions run on the test's own thread.
@@ -493,6 +494,31 @@ mod support {
                 party_event::Event::Abort(a) => a.reason,
                 other => panic!("{}: expected the abort of {job_id}, got {other:?}", self.id),
             }
+        }
+
+        /// Connects to the job's data plane as a real node would (this party first among the
+        /// job's parties: it dials every peer), to play the protocol by hand over it.
+        pub(crate) async fn data_plane(
+            &self,
+            assignment: &pb::JobAssignment,
+        ) -> treaty_party::link::GrpcTransport {
+            let peers = treaty_party::membership::session_peers(assignment, None);
+            assert_eq!(
+                peers[0].party, self.id,
+                "the fake party must be the job's first"
+            );
+            let setup = treaty_party::link::SessionSetup {
+                job_id: &assignment.job_id,
+                me: 0,
+                peers: &peers,
+                tls: Some(&self.identity),
+                timeout: PATIENCE,
+                abort: tokio_util::sync::CancellationToken::new(),
+            };
+            let hub = treaty_party::link::LinkHub::default();
+            treaty_party::link::GrpcTransport::connect(setup, &hub)
+                .await
+                .unwrap()
         }
 
         /// Opens the data-plane stream of `job_id` to `peer` as this party would (TLS with its
@@ -990,6 +1016,128 @@ async fn malformed_and_oversized_data_plane_messages_abort_the_job_not_the_node(
     }
 
     drop(mallory);
+    cluster.finish().await;
+}
+
+/// A party that completes the PSI and then fails before the release barrier: the other party
+/// learned the intersection but must not keep it (old main stored it before the barrier, and a
+/// later job could align by an intersection whose job failed). Its staged file is gone too; a
+/// job that succeeds still leaves its intersection at both parties.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_psi_job_that_fails_at_the_barrier_leaves_no_intersection() {
+    use treaty_mpc::psi::{self, PsiMode, PsiParams};
+
+    let real = ["hospital", "insurer"];
+    let cluster = Cluster::start(&real, &["mallory"]).await;
+    let mut mallory = FakeParty::join(&cluster, "mallory").await;
+    let key = cluster.key.public_key().unwrap().to_vec();
+    let listing = |party: &str| -> Vec<String> {
+        let dir = cluster
+            .sandbox
+            .dir()
+            .join(format!("{party}-state"))
+            .join("psi");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+
+    let psi_spec = |parties: [&str; 2]| {
+        let mut spec = treaty_sandbox::demo_psi::psi_spec(&parties.map(String::from), key.clone());
+        for input in &mut spec.inputs {
+            input.dataset = treaty_sandbox::demo::DATASET.into();
+        }
+        spec
+    };
+    let spec = psi_spec(["mallory", "hospital"]);
+    let job_id = cluster.submit(spec).await.unwrap();
+    let assignment = mallory.accept(&job_id).await;
+    mallory.started(&job_id).await;
+    let link = std::sync::Arc::new(mallory.data_plane(&assignment).await);
+    let root = treaty_mpc::transport::Channel::new(link.clone(), MAX_MESSAGE);
+    let ids: Vec<String> = (0..200).map(|i| format!("M{i:06}")).collect();
+    let params = PsiParams::new(&job_id, PsiMode::IntersectionToBoth);
+    let mut rng = treaty_mpc::seeds::os_rng().unwrap();
+    psi::run(&root.child("psi"), &params, &ids, &mut rng, |_| {})
+        .await
+        .unwrap();
+    // Done with the PSI, mallory quits instead of passing the barrier.
+    link.abort_peers("mallory quits before the release barrier");
+
+    let job = cluster.wait_final(&job_id).await;
+    assert_eq!(job.state(), JobState::Failed, "{job:?}");
+    let h = status(&job, "hospital");
+    assert!(h.reason.contains("mallory quits"), "{:?}", h.reason);
+    assert_eq!(listing("hospital"), Vec::<String>::new());
+    let fetched = cluster
+        .analyst()
+        .await
+        .fetch_result(pb::FetchResultRequest { job_id })
+        .await;
+    assert_eq!(
+        fetched.err().map(|s| s.code()),
+        Some(tonic::Code::FailedPrecondition)
+    );
+    drop(root);
+    drop(link);
+
+    // A PSI job that passes the barrier keeps its intersection at both parties.
+    let spec = psi_spec(["hospital", "insurer"]);
+    let job_id = cluster.submit(spec).await.unwrap();
+    let job = cluster.wait_final(&job_id).await;
+    assert_eq!(job.state(), JobState::Succeeded, "{job:?}");
+    for party in real {
+        assert_eq!(
+            listing(party),
+            [format!("{job_id}.ids"), format!("{job_id}.origin")],
+            "{party}"
+        );
+    }
+
+    drop(mallory);
+    cluster.finish().await;
+}
+
+/// A node whose audit log cannot be written (here: a folder where the file was) refuses a job
+/// instead of running it unrecorded: after a restart, an unrecorded job could be replayed. Once
+/// the log is back the node runs jobs again, and its log still verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_cannot_record_a_job_refuses_it() {
+    let real = ["hospital", "insurer"];
+    let cluster = Cluster::start(&real, &[]).await;
+    let audit = cluster.sandbox.dir().join("hospital-state").join("audit");
+    let (log, saved) = (audit.join("log.jsonl"), audit.join("log.saved"));
+    let had_log = log.exists();
+    if had_log {
+        std::fs::rename(&log, &saved).unwrap();
+    }
+    std::fs::create_dir_all(&log).unwrap();
+
+    let job_id = cluster.submit(cluster.spec(&real)).await.unwrap();
+    let job = cluster.wait_final(&job_id).await;
+    assert_eq!(job.state(), JobState::Rejected, "{job:?}");
+    let h = status(&job, "hospital");
+    assert_eq!(h.state(), PartyJobState::Rejected, "{job:?}");
+    assert!(
+        h.reason
+            .contains("could not record the job in its audit log"),
+        "{:?}",
+        h.reason
+    );
+    cluster.assert_no_result(&job).await;
+
+    std::fs::remove_dir(&log).unwrap();
+    if had_log {
+        std::fs::rename(&saved, &log).unwrap();
+    }
+    cluster.assert_job_succeeds(&real).await;
+    cluster.sandbox.verify_audit(PATIENCE).await.unwrap();
     cluster.finish().await;
 }
 
