@@ -182,17 +182,48 @@ impl Analyst {
             .job_id)
     }
 
-    /// The analyst's newest jobs, at most `limit`.
+    /// The analyst's newest jobs, at most `limit` (0: the coordinator's default page, 50),
+    /// newest first. The coordinator serves at most [`treaty_proto::MAX_JOBS_PAGE`] jobs a page; this
+    /// follows its pages until it has `limit` jobs or there are no more.
     ///
     /// # Errors
     /// [`AnalystError::Rpc`].
     pub async fn jobs(&mut self, limit: u32) -> Result<Vec<pb::Job>, AnalystError> {
-        Ok(self
+        if limit == 0 {
+            return Ok(self.jobs_page(0, String::new()).await?.0);
+        }
+        let mut jobs = Vec::new();
+        let mut token = String::new();
+        while (jobs.len() as u32) < limit {
+            let want = (limit - jobs.len() as u32).min(treaty_proto::MAX_JOBS_PAGE);
+            let (page, next) = self.jobs_page(want, token).await?;
+            jobs.extend(page);
+            if next.is_empty() {
+                break;
+            }
+            token = next;
+        }
+        jobs.truncate(limit as usize);
+        Ok(jobs)
+    }
+
+    /// One page of the analyst's jobs, newest first: at most `limit` (0: 50; the coordinator
+    /// clamps it to [`treaty_proto::MAX_JOBS_PAGE`]), starting at `page_token` (empty: the newest). Returns
+    /// the jobs and the next page's token (empty after the last page).
+    ///
+    /// # Errors
+    /// [`AnalystError::Rpc`] (`INVALID_ARGUMENT` for a token the coordinator did not make).
+    pub async fn jobs_page(
+        &mut self,
+        limit: u32,
+        page_token: String,
+    ) -> Result<(Vec<pb::Job>, String), AnalystError> {
+        let page = self
             .client
-            .list_jobs(pb::ListJobsRequest { limit })
+            .list_jobs(pb::ListJobsRequest { limit, page_token })
             .await?
-            .into_inner()
-            .jobs)
+            .into_inner();
+        Ok((page.jobs, page.next_page_token))
     }
 
     /// One job.

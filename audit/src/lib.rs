@@ -268,6 +268,14 @@ pub enum AuditEvent {
         /// SHA-256 of the stored bytes (the party's signed upload).
         sealed_sha256: Digest32,
     },
+    /// Coordinator: the job's stored sealed results were deleted, its result retention having
+    /// passed since it finished (the analyst can no longer fetch them).
+    ResultsExpired {
+        /// The parties whose sealed results were deleted.
+        parties: Vec<String>,
+        /// Their total size.
+        bytes: u64,
+    },
     /// Coordinator: a writer registered this audit key (first time, or a new one).
     WriterKey {
         /// The writer (a party).
@@ -1303,6 +1311,10 @@ mod tests {
                 party: "p".into(),
                 bytes: 3,
                 sealed_sha256: d,
+            },
+            AuditEvent::ResultsExpired {
+                parties: vec!["p".into(), "q".into()],
+                bytes: 11,
             },
             AuditEvent::WriterKey {
                 party: "p".into(),

@@ -105,7 +105,7 @@ pub(crate) struct SubmitArgs {
 
 #[derive(Args, Debug)]
 pub(crate) struct JobsArgs {
-    /// How many jobs to list.
+    /// How many jobs to list, newest first (fetched from the coordinator in pages of at most 200).
     #[arg(long, default_value_t = 20)]
     limit: u32,
     #[command(flatten)]

@@ -300,6 +300,10 @@ fn summary(event: &AuditEvent) -> Option<String> {
         AuditEvent::ResultStored { party, bytes, .. } => {
             format!("stored {party}'s sealed result ({bytes} B)")
         }
+        AuditEvent::ResultsExpired { parties, bytes } => format!(
+            "deleted the sealed results of {} ({bytes} B): their retention expired",
+            parties.join(", ")
+        ),
         AuditEvent::WriterKey { party, public_key } => {
             format!(
                 "{party} registered audit key {}…",

@@ -174,6 +174,19 @@ struct CoordinatorArgs {
     /// and keys it lists; submissions only with the analysts' keys it lists.
     #[arg(long)]
     roster: Option<PathBuf>,
+    /// Most unfinished jobs one analyst may have; a submission beyond is refused.
+    #[arg(long, default_value_t = 16)]
+    max_jobs_in_flight: usize,
+    /// Sustained submissions per minute per analyst (beyond the burst).
+    #[arg(long, default_value_t = 60)]
+    submissions_per_minute: u32,
+    /// Submissions an analyst may make at once before the per-minute rate applies.
+    #[arg(long, default_value_t = 10)]
+    submission_burst: u32,
+    /// Hours the sealed results of a succeeded job are kept after it finished (then deleted,
+    /// and the deletion audited).
+    #[arg(long, default_value_t = 7 * 24)]
+    result_retention_hours: u64,
 }
 
 #[derive(Args, Debug)]
@@ -352,6 +365,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         accept_timeout: Duration::from_secs(args.accept_timeout),
                         run_timeout: Duration::from_secs(args.run_timeout),
                         approval_timeout: Duration::from_secs(args.approval_timeout),
+                        max_jobs_in_flight_per_analyst: args.max_jobs_in_flight,
+                        submissions_per_minute: args.submissions_per_minute,
+                        submission_burst: args.submission_burst,
+                        result_retention: Duration::from_secs(
+                            args.result_retention_hours.saturating_mul(3600),
+                        ),
                         analysts_file: analysts,
                         roster,
                         ..Default::default()

@@ -89,6 +89,55 @@ pub enum CoordinatorError {
         /// The limit.
         max: usize,
     },
+    /// The party's sealed result for the job is already stored: one upload per party and job.
+    #[error(
+        "party {party:?} already uploaded its result for job {job}; an upload is never replaced"
+    )]
+    ResultExists {
+        /// The job.
+        job: String,
+        /// The party.
+        party: String,
+    },
+    /// The job's sealed results were deleted by the retention sweep.
+    #[error(
+        "the results of job {job} expired: deleted at {expired_at_ms} ms since the epoch, \
+         {retention_secs} s after the job finished (the coordinator's result retention)"
+    )]
+    ResultsExpired {
+        /// The job.
+        job: String,
+        /// When they were deleted (ms since the epoch).
+        expired_at_ms: i64,
+        /// The retention in force when asked.
+        retention_secs: u64,
+    },
+    /// The analyst already has as many unfinished jobs as the coordinator allows.
+    #[error(
+        "analyst {analyst:?} has {max} unfinished jobs, the most this coordinator allows; \
+         wait for one to end (or cancel one) and submit again"
+    )]
+    TooManyJobs {
+        /// The analyst.
+        analyst: String,
+        /// The limit (`max_jobs_in_flight_per_analyst`).
+        max: usize,
+    },
+    /// The analyst submits faster than the coordinator allows.
+    #[error(
+        "analyst {analyst:?} submits too fast: at most {per_minute} submissions a minute \
+         (bursts of {burst}); try again in {retry_after_ms} ms"
+    )]
+    RateLimited {
+        /// The analyst.
+        analyst: String,
+        /// The sustained rate.
+        per_minute: u32,
+        /// The burst.
+        burst: u32,
+        /// When the next submission would be admitted.
+        retry_after_ms: u64,
+    },
     /// The embedded database failed.
     #[error("storage: {0}")]
     Storage(String),
@@ -131,7 +180,9 @@ impl From<CoordinatorError> for tonic::Status {
         }
         match e {
             E::InvalidSpec(_) | E::InvalidRequest(_) => tonic::Status::invalid_argument(msg),
-            E::UnknownJob(_) | E::UnknownParty(_) => tonic::Status::not_found(msg),
+            E::UnknownJob(_) | E::UnknownParty(_) | E::ResultsExpired { .. } => {
+                tonic::Status::not_found(msg)
+            }
             E::DuplicateParty { .. } => tonic::Status::already_exists(msg),
             E::NotAuthenticated(_)
             | E::NotAuthorized(_)
@@ -139,9 +190,11 @@ impl From<CoordinatorError> for tonic::Status {
             | E::WrongIdentity { .. }
             | E::WrongRole { .. }
             | E::NotJobParty { .. } => tonic::Status::permission_denied(msg),
-            E::AlreadySubmitted(_) => tonic::Status::already_exists(msg),
+            E::AlreadySubmitted(_) | E::ResultExists { .. } => tonic::Status::already_exists(msg),
             E::WrongState { .. } => tonic::Status::failed_precondition(msg),
-            E::ResultTooLarge { .. } => tonic::Status::resource_exhausted(msg),
+            E::ResultTooLarge { .. } | E::TooManyJobs { .. } | E::RateLimited { .. } => {
+                tonic::Status::resource_exhausted(msg)
+            }
             E::Trust(
                 treaty_trust::TrustError::Submission(_) | treaty_trust::TrustError::Invalid(_),
             ) => tonic::Status::invalid_argument(msg),

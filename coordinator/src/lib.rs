@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use treaty_proto::v1::coordinator_server::CoordinatorServer;
 
 pub use error::CoordinatorError;
-pub use service::{CoordinatorConfig, CoordinatorService};
+pub use service::{Clock, CoordinatorConfig, CoordinatorService, ManualClock, SystemClock};
 
 /// Everything `serve` needs besides the listener.
 #[derive(Debug)]
@@ -64,6 +64,7 @@ pub async fn serve(
         &options.state_dir.join("audit"),
     )?;
     let service = CoordinatorService::new(store, audit, config, token.clone(), tasks.clone())?;
+    service.spawn_retention_sweep();
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<CoordinatorServer<CoordinatorService>>()

@@ -28,6 +28,12 @@ use treaty_proto::v1::{
     self as pb, Job, JobState, PartyJobState, PartyJobStatus, job_report, party_event,
 };
 
+/// Progress reports are persisted at most once per this much (monotonic) time per job: a party
+/// may report as often as it likes without costing a durable commit each. What was not
+/// persisted is in the machine's record, and goes with its next [`Effect::Persist`] (any state
+/// change, or the next progress report after the interval).
+pub const PROGRESS_PERSIST_INTERVAL: Duration = Duration::from_secs(2);
+
 /// The reason of a job the coordinator's shutdown interrupted.
 pub const SHUTDOWN_REASON: &str = "the coordinator shut down while the job was in progress";
 
@@ -177,6 +183,8 @@ pub struct JobLifecycle {
     /// Which of the job's parties are online.
     online: BTreeSet<String>,
     deadline: Option<Duration>,
+    /// When a progress report was last persisted.
+    progress_saved: Option<Duration>,
 }
 
 impl JobLifecycle {
@@ -199,6 +207,7 @@ impl JobLifecycle {
             phase: Phase::Online,
             online,
             deadline: Some(now.mono + limits.offline_timeout),
+            progress_saved: None,
         };
         let mut effects = Vec::new();
         machine.assign_if_all_online(&mut effects);
@@ -219,6 +228,7 @@ impl JobLifecycle {
             phase: Phase::Done,
             online: BTreeSet::new(),
             deadline: None,
+            progress_saved: None,
         };
         if is_final(machine.job.state()) {
             return (machine, Vec::new());
@@ -472,7 +482,14 @@ impl JobLifecycle {
                     s.bytes_sent = progress.bytes_sent;
                     s.bytes_received = progress.bytes_received;
                 }
-                self.save(now, effects);
+                // Not a state change: persisted (and watchers told) at most once per interval.
+                let due = self
+                    .progress_saved
+                    .is_none_or(|at| now.mono >= at + PROGRESS_PERSIST_INTERVAL);
+                if due {
+                    self.progress_saved = Some(now.mono);
+                    self.save(now, effects);
+                }
             }
         }
     }

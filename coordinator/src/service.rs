@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,10 +18,11 @@ use ed25519_dalek::VerifyingKey;
 use futures::Stream;
 use prost::Message;
 use sha2::{Digest, Sha256};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
@@ -34,7 +36,7 @@ use crate::CoordinatorError;
 use crate::identity::{AnalystList, check_fresh, verify_cancel, verify_submission};
 pub use crate::lifecycle::is_final;
 use crate::lifecycle::{Effect, Event, JobLifecycle, Limits, Now, state_name};
-use crate::store::Store;
+use crate::store::{JobCursor, Store};
 use crate::tls::peer_cert_sha256;
 use treaty_audit::{
     AuditEvent, AuditFile, COORDINATOR_WRITER, Digest32, SignedHead, head_signature_valid,
@@ -70,6 +72,26 @@ pub struct CoordinatorConfig {
     /// roster lists for its analyst. `None`: the deployment CA and the certificates' stated
     /// identities decide (the one-CA trial set-up).
     pub roster: Option<Arc<Roster>>,
+    /// Most unfinished jobs (submitted, approved or running) one analyst may have; a submission
+    /// beyond is refused (`RESOURCE_EXHAUSTED`) and not stored.
+    pub max_jobs_in_flight_per_analyst: usize,
+    /// Sustained submissions per minute per analyst (a token bucket refilled at this rate); a
+    /// submission beyond is refused (`RESOURCE_EXHAUSTED`) and not stored.
+    pub submissions_per_minute: u32,
+    /// How many submissions an analyst may make at once before the rate applies (the bucket's
+    /// size).
+    pub submission_burst: u32,
+    /// How long the sealed results of a succeeded job are kept after it finished; then the
+    /// retention sweep deletes them (audited as `results_expired`) and fetching them is
+    /// `NOT_FOUND`, saying they expired.
+    pub result_retention: Duration,
+    /// How often the retention sweep runs (it also runs once at start).
+    pub retention_sweep_interval: Duration,
+    /// Events queued for one party's `Subscribe` stream; a party that lets it fill up (does not
+    /// read) is disconnected, and subscribes again.
+    pub party_event_queue: usize,
+    /// The wall clock (a [`ManualClock`] in tests).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for CoordinatorConfig {
@@ -83,7 +105,72 @@ impl Default for CoordinatorConfig {
             approval_timeout: Duration::from_secs(3600),
             analysts_file: None,
             roster: None,
+            max_jobs_in_flight_per_analyst: 16,
+            submissions_per_minute: 60,
+            submission_burst: 10,
+            result_retention: Duration::from_secs(7 * 24 * 3600),
+            retention_sweep_interval: Duration::from_secs(3600),
+            party_event_queue: 256,
+            clock: Arc::new(SystemClock),
         }
+    }
+}
+
+/// Most encoded job bytes in one `ListJobs` page (under the control plane's message limit).
+const MAX_PAGE_BYTES: usize = treaty_proto::MAX_CONTROL_MESSAGE / 2;
+/// Events queued for one job's driver. A full queue makes the RPC handler that routes an event
+/// wait (see [`CoordinatorService::to_driver`]).
+const DRIVER_QUEUE: usize = 64;
+/// Jobs whose results one retention transaction deletes.
+const SWEEP_BATCH: usize = 256;
+
+/// The coordinator's wall clock: job timestamps, submission freshness, the submission rate and
+/// result retention read it. Injectable, so tests move time by hand instead of sleeping.
+/// (Job deadlines run on tokio's monotonic clock, which tests can pause.)
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+}
+
+/// A clock that moves only when told to (tests).
+#[derive(Debug)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    /// A clock reading `ms` since the epoch.
+    #[must_use]
+    pub fn new(ms: i64) -> Self {
+        Self(AtomicI64::new(ms))
+    }
+
+    /// A clock reading the system's time now (then standing still).
+    #[must_use]
+    pub fn at_system_time() -> Self {
+        Self::new(SystemClock.now_ms())
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
     }
 }
 
@@ -164,11 +251,51 @@ impl Caller {
 /// The rule a party call breaks when its certificate is not the party's own.
 const OWN_PARTY_CERT: &str = "a party calls with its own party certificate";
 
-type EventTx = mpsc::UnboundedSender<Result<PartyEvent, Status>>;
+type EventTx = mpsc::Sender<Result<PartyEvent, Status>>;
 
 struct Subscription {
     tx: EventTx,
     generation: u64,
+    /// Cancelled to end the party's stream (its queue overflowed, or it subscribed again).
+    gone: CancellationToken,
+}
+
+/// Which parties hold a `Subscribe` stream, each with its subscription's generation: a party
+/// that lost its stream and subscribed again has a new generation, so a driver that looks only
+/// now and then still sees that it went offline in between.
+type Presence = Arc<BTreeMap<String, u64>>;
+
+/// One analyst's submission budget.
+#[derive(Debug)]
+struct Budget {
+    /// Submission credit, in 1/60000ths of a submission (so that refilling at
+    /// `submissions_per_minute` per 60,000 ms is exact integer arithmetic).
+    credit: u64,
+    /// When `credit` was last refilled.
+    at_ms: i64,
+    /// The analyst's jobs not yet final.
+    in_flight: usize,
+}
+
+/// One submission's credit in [`Budget::credit`] units.
+const SUBMISSION: u64 = 60_000;
+
+type Budgets = Arc<Mutex<HashMap<String, Budget>>>;
+
+/// One unfinished job of an analyst, counted against `max_jobs_in_flight_per_analyst` for as
+/// long as it lives: the job's driver holds it and drops it when the job ends (or if the
+/// submission fails before the job is stored), so the count cannot leak.
+struct InFlight {
+    budgets: Budgets,
+    analyst: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(b) = lock(&self.budgets).get_mut(&self.analyst) {
+            b.in_flight = b.in_flight.saturating_sub(1);
+        }
+    }
 }
 
 struct Inner {
@@ -176,8 +303,12 @@ struct Inner {
     audit: AuditFile,
     config: CoordinatorConfig,
     online: Mutex<HashMap<String, Subscription>>,
+    /// `online` as drivers see it, published under the `online` lock at every change.
+    presence: watch::Sender<Presence>,
     /// Every active job's driver. Lock order: `online` before `drivers`.
-    drivers: Mutex<HashMap<String, mpsc::UnboundedSender<Event>>>,
+    drivers: Mutex<HashMap<String, mpsc::Sender<Event>>>,
+    /// Submission budgets by analyst.
+    budgets: Budgets,
     /// Ids of jobs whose record changed.
     changes: broadcast::Sender<String>,
     generation: Mutex<u64>,
@@ -195,12 +326,6 @@ impl std::fmt::Debug for CoordinatorService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CoordinatorService").finish_non_exhaustive()
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -228,13 +353,16 @@ impl CoordinatorService {
         tasks: TaskTracker,
     ) -> Result<Self, CoordinatorError> {
         let (changes, _) = broadcast::channel(1024);
+        let (presence, _) = watch::channel(Presence::default());
         let svc = Self {
             inner: Arc::new(Inner {
                 store,
                 audit,
                 config,
                 online: Mutex::new(HashMap::new()),
+                presence,
                 drivers: Mutex::new(HashMap::new()),
+                budgets: Budgets::default(),
                 changes,
                 generation: Mutex::new(0),
                 shutdown,
@@ -242,7 +370,132 @@ impl CoordinatorService {
             }),
         };
         svc.recover()?;
+        svc.expire_results()?;
         Ok(svc)
+    }
+
+    /// The wall clock now (ms since the epoch).
+    fn now_ms(&self) -> i64 {
+        self.inner.config.clock.now_ms()
+    }
+
+    /// The retention sweep: deletes the sealed results of every job that succeeded longer than
+    /// `result_retention` ago, records each deletion in the audit log (`results_expired`) and
+    /// marks the job's results expired. Returns how many jobs' results went.
+    ///
+    /// # Errors
+    /// [`CoordinatorError::Storage`].
+    pub fn expire_results(&self) -> Result<usize, CoordinatorError> {
+        let now = self.now_ms();
+        let retention =
+            i64::try_from(self.inner.config.result_retention.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = now.saturating_sub(retention);
+        let mut expired = 0;
+        loop {
+            let batch = self.inner.store.expire_results(cutoff, now, SWEEP_BATCH)?;
+            for gone in batch.iter().filter(|g| !g.parties.is_empty()) {
+                tracing::info!(job = %gone.job_id, bytes = gone.bytes, "results expired");
+                self.audit(
+                    Some(&gone.job_id),
+                    AuditEvent::ResultsExpired {
+                        parties: gone.parties.clone(),
+                        bytes: gone.bytes,
+                    },
+                );
+                expired += 1;
+            }
+            if batch.len() < SWEEP_BATCH {
+                break;
+            }
+        }
+        if expired > 0
+            && let Err(e) = self.inner.audit.checkpoint()
+        {
+            tracing::error!(error = %e, "audit checkpoint failed");
+        }
+        Ok(expired)
+    }
+
+    /// Runs [`CoordinatorService::expire_results`] every `retention_sweep_interval` until the
+    /// shutdown.
+    pub(crate) fn spawn_retention_sweep(&self) {
+        let svc = self.clone();
+        let every = self
+            .inner
+            .config
+            .retention_sweep_interval
+            .max(Duration::from_secs(1));
+        self.inner.tasks.spawn(async move {
+            let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    () = svc.inner.shutdown.cancelled() => return,
+                }
+                if let Err(e) = svc.expire_results() {
+                    tracing::error!(error = %e, "result retention sweep failed");
+                }
+            }
+        });
+    }
+
+    /// Admits one submission of `analyst` against its in-flight cap and its submission rate
+    /// (checked in that order; a refusal by the cap costs no credit). The returned slot counts
+    /// the job as in flight until dropped.
+    ///
+    /// # Errors
+    /// [`CoordinatorError::TooManyJobs`], [`CoordinatorError::RateLimited`].
+    fn admit(&self, analyst: &str) -> Result<InFlight, CoordinatorError> {
+        let config = &self.inner.config;
+        let now = self.now_ms();
+        let full = u64::from(config.submission_burst).saturating_mul(SUBMISSION);
+        let per_ms = u64::from(config.submissions_per_minute);
+        let mut budgets = lock(&self.inner.budgets);
+        if budgets.len() > 4096 {
+            // Forget analysts with nothing in flight whose bucket has refilled: they are as if new.
+            budgets.retain(|_, b| {
+                let elapsed = u64::try_from(now.saturating_sub(b.at_ms)).unwrap_or(0);
+                b.in_flight > 0 || b.credit.saturating_add(elapsed.saturating_mul(per_ms)) < full
+            });
+        }
+        let budget = budgets.entry(analyst.to_string()).or_insert(Budget {
+            credit: full,
+            at_ms: now,
+            in_flight: 0,
+        });
+        // A clock that steps back refills nothing (and does not move `at_ms` back).
+        let elapsed = u64::try_from(now.saturating_sub(budget.at_ms)).unwrap_or(0);
+        budget.credit = budget
+            .credit
+            .saturating_add(elapsed.saturating_mul(per_ms))
+            .min(full);
+        budget.at_ms = budget.at_ms.max(now);
+        if budget.in_flight >= config.max_jobs_in_flight_per_analyst {
+            return Err(CoordinatorError::TooManyJobs {
+                analyst: analyst.to_string(),
+                max: config.max_jobs_in_flight_per_analyst,
+            });
+        }
+        if budget.credit < SUBMISSION {
+            let missing = SUBMISSION - budget.credit;
+            return Err(CoordinatorError::RateLimited {
+                analyst: analyst.to_string(),
+                per_minute: config.submissions_per_minute,
+                burst: config.submission_burst,
+                retry_after_ms: if per_ms == 0 {
+                    u64::MAX
+                } else {
+                    missing.div_ceil(per_ms)
+                },
+            });
+        }
+        budget.credit -= SUBMISSION;
+        budget.in_flight += 1;
+        Ok(InFlight {
+            budgets: Arc::clone(&self.inner.budgets),
+            analyst: analyst.to_string(),
+        })
     }
 
     fn recover(&self) -> Result<(), CoordinatorError> {
@@ -250,7 +503,7 @@ impl CoordinatorService {
         for job in self.inner.store.jobs()? {
             let id = job.id.clone();
             let now = Now {
-                wall_ms: now_ms(),
+                wall_ms: self.now_ms(),
                 mono: Duration::ZERO,
             };
             let (_, effects) = JobLifecycle::recover(job, limits, now);
@@ -271,7 +524,21 @@ impl CoordinatorService {
 
     /// Drops every party subscription (their streams end), so a graceful shutdown can finish.
     pub fn disconnect_all(&self) {
-        lock(&self.inner.online).clear();
+        let mut online = lock(&self.inner.online);
+        for (_, s) in online.drain() {
+            s.gone.cancel();
+        }
+        self.publish_presence(&online);
+    }
+
+    /// Tells the drivers who is online now. Called with the `online` lock held (so drivers see
+    /// its changes in order); never blocks.
+    fn publish_presence(&self, online: &HashMap<String, Subscription>) {
+        let presence: BTreeMap<String, u64> = online
+            .iter()
+            .map(|(party, s)| (party.clone(), s.generation))
+            .collect();
+        self.inner.presence.send_replace(Arc::new(presence));
     }
 
     /// Who is calling: the one place that reads the caller's identity. In a plaintext
@@ -356,25 +623,99 @@ impl CoordinatorService {
             .ok_or_else(|| CoordinatorError::UnknownJob(id.to_string()))
     }
 
-    fn to_driver(&self, job_id: &str, event: Event) -> bool {
-        lock(&self.inner.drivers)
-            .get(job_id)
-            .is_some_and(|tx| tx.send(event).is_ok())
-    }
-
-    /// Tells every driver `event` (a party came online or went offline). Called with the
-    /// `online` lock held, so that drivers see the changes of the online map in its order.
-    fn to_all_drivers(&self, event: &Event) {
-        for tx in lock(&self.inner.drivers).values() {
-            let _ = tx.send(event.clone());
+    /// Hands `event` to the job's driver; false if the job has none (it ended, or is unknown).
+    ///
+    /// A driver's queue is bounded ([`DRIVER_QUEUE`]), and a full queue makes this wait for
+    /// room (back-pressure) instead of dropping the event: every event routed here (a report,
+    /// an upload, a cancellation) may change the job's state, and losing one would leave the
+    /// job wrong or stuck until its deadline. The callers are RPC handlers, each bounded by its
+    /// connection's concurrency limit, so what waits is one event per call in flight, held by
+    /// the caller's own request; the driver drains its queue without ever waiting on an RPC.
+    /// The driver never calls this (it would wait on itself), and parties going online or
+    /// offline reach drivers through the presence watch, which holds only the latest state and
+    /// never blocks.
+    async fn to_driver(&self, job_id: &str, event: Event) -> bool {
+        let tx = lock(&self.inner.drivers).get(job_id).cloned();
+        match tx {
+            // A driver closes its queue as the job ends, so a send after that fails.
+            Some(tx) => tx.send(event).await.is_ok(),
+            None => false,
         }
     }
 
-    /// Sends `event` on `party`'s stream; false if it is offline.
+    /// Sends `event` on `party`'s stream; false if it is offline. A party whose queue is full
+    /// (it does not read its stream) is disconnected at once: its stream ends, its jobs see it
+    /// go offline, and it subscribes again, rather than the coordinator holding ever more
+    /// events for it.
     fn send(&self, party: &str, event: party_event::Event) -> bool {
-        lock(&self.inner.online)
-            .get(party)
-            .is_some_and(|s| s.tx.send(Ok(PartyEvent { event: Some(event) })).is_ok())
+        let mut online = lock(&self.inner.online);
+        let Some(s) = online.get(party) else {
+            return false;
+        };
+        match s.tx.try_send(Ok(PartyEvent { event: Some(event) })) {
+            Ok(()) => true,
+            Err(TrySendError::Closed(_)) => false,
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!(party = %party, "party's event queue is full: disconnecting it");
+                if let Some(s) = online.remove(party) {
+                    s.gone.cancel();
+                }
+                self.publish_presence(&online);
+                false
+            }
+        }
+    }
+}
+
+/// Accumulates one upload's chunks: in order, within `max` bytes, with no index overflow.
+#[derive(Debug)]
+struct UploadBuffer {
+    data: Vec<u8>,
+    next_index: u32,
+    max: usize,
+}
+
+impl UploadBuffer {
+    fn new(max: usize) -> Self {
+        Self {
+            data: Vec::new(),
+            next_index: 0,
+            max,
+        }
+    }
+
+    /// Appends `chunk` (whose job and party the caller checked).
+    ///
+    /// # Errors
+    /// [`CoordinatorError::InvalidRequest`] for a chunk out of order, an empty chunk that is
+    /// not the last (an upload of nothing is one empty last chunk), or one past index
+    /// `u32::MAX`; [`CoordinatorError::ResultTooLarge`] beyond `max` bytes.
+    fn push(&mut self, chunk: &pb::ResultChunk) -> Result<(), CoordinatorError> {
+        if chunk.index != self.next_index {
+            return Err(CoordinatorError::InvalidRequest(format!(
+                "chunk {} arrived where chunk {} was expected",
+                chunk.index, self.next_index
+            )));
+        }
+        if chunk.data.is_empty() && !chunk.last {
+            return Err(CoordinatorError::InvalidRequest(format!(
+                "chunk {} is empty and not the last",
+                chunk.index
+            )));
+        }
+        if self.data.len().saturating_add(chunk.data.len()) > self.max {
+            return Err(CoordinatorError::ResultTooLarge {
+                job: chunk.job_id.clone(),
+                max: self.max,
+            });
+        }
+        if !chunk.last {
+            self.next_index = self.next_index.checked_add(1).ok_or_else(|| {
+                CoordinatorError::InvalidRequest("the upload has too many chunks".into())
+            })?;
+        }
+        self.data.extend_from_slice(&chunk.data);
+        Ok(())
     }
 }
 
@@ -396,7 +737,12 @@ impl CoordinatorConfig {
 struct Driver {
     svc: CoordinatorService,
     job_id: String,
-    rx: mpsc::UnboundedReceiver<Event>,
+    rx: mpsc::Receiver<Event>,
+    /// Who is online; `seen` is the generation of each of the job's parties as last looked at.
+    presence: watch::Receiver<Presence>,
+    seen: BTreeMap<String, u64>,
+    /// The job's place in its analyst's in-flight count, given back when the job ends.
+    in_flight: Option<InFlight>,
     /// Where the machine's monotonic time starts.
     origin: Instant,
     /// When the machine wants an [`Event::Tick`].
@@ -408,27 +754,67 @@ struct Driver {
 impl Driver {
     fn now(&self) -> Now {
         Now {
-            wall_ms: now_ms(),
+            wall_ms: self.svc.now_ms(),
             mono: self.origin.elapsed(),
         }
     }
 
     /// Runs `job` (just submitted) until it is final; `online` are its parties online when the
-    /// driver was registered (later changes arrive as events).
+    /// driver subscribed to the presence (later changes arrive through it).
     async fn run(mut self, job: Job, online: Vec<String>) {
         let limits = self.svc.inner.config.limits();
         let (mut machine, effects) = JobLifecycle::start(job, limits, online, self.now());
         self.execute(&mut machine, effects);
         while !machine.is_final() {
             let deadline = self.deadline;
-            let event = tokio::select! {
-                ev = self.rx.recv() => ev.unwrap_or_else(|| Event::Internal("driver channel closed".into())),
-                () = sleep_until(deadline) => Event::Tick,
-                () = self.svc.inner.shutdown.cancelled() => Event::Shutdown,
+            // `biased`: the queue first, so that an event queued before a party went offline
+            // (its upload, say) is handled before the party's going.
+            let events = tokio::select! {
+                biased;
+                ev = self.rx.recv() => {
+                    vec![ev.unwrap_or_else(|| Event::Internal("driver channel closed".into()))]
+                }
+                changed = self.presence.changed() => match changed {
+                    Ok(()) => self.presence_events(),
+                    Err(_) => vec![Event::Internal("presence closed".into())],
+                },
+                () = sleep_until(deadline) => vec![Event::Tick],
+                () = self.svc.inner.shutdown.cancelled() => vec![Event::Shutdown],
             };
-            let effects = machine.on(event, self.now());
-            self.execute(&mut machine, effects);
+            for event in events {
+                let effects = machine.on(event, self.now());
+                self.execute(&mut machine, effects);
+            }
         }
+    }
+
+    /// The presence changed: the events already queued (they happened before the change),
+    /// then each of the job's parties that went offline (its generation changed or it is
+    /// gone) and each that came online.
+    fn presence_events(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        while let Ok(event) = self.rx.try_recv() {
+            events.push(event);
+        }
+        let now = Arc::clone(&self.presence.borrow_and_update());
+        for (party, seen) in &mut self.seen {
+            let current = now.get(party).copied().unwrap_or(0);
+            if *seen == current {
+                continue;
+            }
+            if *seen != 0 {
+                events.push(Event::PartyOffline {
+                    party: party.clone(),
+                });
+            }
+            if current != 0 {
+                events.push(Event::PartyOnline {
+                    party: party.clone(),
+                });
+            }
+            *seen = current;
+        }
+        events
     }
 
     /// Carries out `effects` in order (a registry request is answered at once, so no other
@@ -441,6 +827,11 @@ impl Driver {
             match effect {
                 Effect::Detach => {
                     lock(&inner.drivers).remove(id);
+                    // Whatever an RPC handler sends from now on fails: an upload arriving now
+                    // is deleted by its handler, and one queued before is deleted by this
+                    // ending's `DeleteResults` (a failed job), which comes after this.
+                    self.rx.close();
+                    self.in_flight = None;
                 }
                 Effect::LoadRegistry => {
                     let event = match inner.store.parties() {
@@ -585,7 +976,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
         info.online = false;
         info.registered_at_ms = existing
             .as_ref()
-            .map_or_else(now_ms, |o| o.registered_at_ms);
+            .map_or_else(|| self.now_ms(), |o| o.registered_at_ms);
         let old_key = existing.as_ref().map(|o| o.audit_public_key.as_slice());
         if old_key != Some(info.audit_public_key.as_slice()) && !info.audit_public_key.is_empty() {
             if old_key.is_some_and(|k| !k.is_empty()) {
@@ -608,7 +999,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
         }))
     }
 
-    type SubscribeStream = UnboundedReceiverStream<Result<PartyEvent, Status>>;
+    type SubscribeStream = BoxStream<PartyEvent>;
 
     async fn subscribe(
         &self,
@@ -616,7 +1007,8 @@ impl coordinator_server::Coordinator for CoordinatorService {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let party = request.get_ref().party.clone();
         self.authenticate(&request, &party)?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(self.inner.config.party_event_queue.max(1));
+        let gone = CancellationToken::new();
         let generation = {
             let mut g = lock(&self.inner.generation);
             *g += 1;
@@ -624,22 +1016,25 @@ impl coordinator_server::Coordinator for CoordinatorService {
         };
         {
             let mut online = lock(&self.inner.online);
-            online.insert(
-                party.clone(),
-                Subscription {
-                    tx: tx.clone(),
-                    generation,
-                },
-            );
-            self.to_all_drivers(&Event::PartyOnline {
-                party: party.clone(),
-            });
+            let subscription = Subscription {
+                tx: tx.clone(),
+                generation,
+                gone: gone.clone(),
+            };
+            if let Some(old) = online.insert(party.clone(), subscription) {
+                // The party's previous stream is stale: end it.
+                old.gone.cancel();
+            }
+            self.publish_presence(&online);
         }
         tracing::info!(party = %party, "party online");
         let svc = self.clone();
+        let ended = gone.clone();
         self.inner.tasks.spawn(async move {
             tokio::select! {
                 () = tx.closed() => {}
+                // Disconnected by the coordinator (`send`): already offline.
+                () = ended.cancelled() => return,
                 () = svc.inner.shutdown.cancelled() => return,
             }
             let mine = {
@@ -649,9 +1044,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
                     .is_some_and(|s| s.generation == generation);
                 if mine {
                     online.remove(&party);
-                    svc.to_all_drivers(&Event::PartyOffline {
-                        party: party.clone(),
-                    });
+                    svc.publish_presence(&online);
                 }
                 mine
             };
@@ -659,7 +1052,9 @@ impl coordinator_server::Coordinator for CoordinatorService {
                 tracing::warn!(party = %party, "party offline");
             }
         });
-        Ok(Response::new(UnboundedReceiverStream::new(rx)))
+        let stream =
+            futures::StreamExt::take_until(ReceiverStream::new(rx), gone.cancelled_owned());
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn report_job(
@@ -677,7 +1072,9 @@ impl coordinator_server::Coordinator for CoordinatorService {
         if let Some(job) = self.inner.store.job(&r.job_id)? {
             Self::job_party(&job, &party)?;
         }
-        let live = self.to_driver(&r.job_id, Event::Report { party, report });
+        let live = self
+            .to_driver(&r.job_id, Event::Report { party, report })
+            .await;
         Ok(Response::new(pb::JobReportAck { r#continue: live }))
     }
 
@@ -688,10 +1085,8 @@ impl coordinator_server::Coordinator for CoordinatorService {
         let caller = self.caller(&request)?;
         let peer_fp = peer_cert_sha256(&request);
         let mut stream = request.into_inner();
-        let mut data = Vec::new();
+        let mut buffer = UploadBuffer::new(self.inner.config.max_result_bytes);
         let mut ident: Option<(String, String)> = None;
-        let mut expected_index = 0u32;
-        let max = self.inner.config.max_result_bytes;
         loop {
             let chunk = stream.message().await?.ok_or_else(|| {
                 CoordinatorError::InvalidRequest("upload ended before its last chunk".into())
@@ -713,6 +1108,18 @@ impl coordinator_server::Coordinator for CoordinatorService {
                             return Err(CoordinatorError::NotAuthenticated(chunk.party).into());
                         }
                     }
+                    // Refused before anything is buffered; `put_result` checks again, atomically.
+                    let uploaded = job
+                        .parties
+                        .iter()
+                        .any(|p| p.party == chunk.party && p.state() == PartyJobState::Uploaded);
+                    if uploaded || self.inner.store.has_result(&job.id, &chunk.party)? {
+                        return Err(CoordinatorError::ResultExists {
+                            job: chunk.job_id,
+                            party: chunk.party,
+                        }
+                        .into());
+                    }
                     ident = Some((chunk.job_id.clone(), chunk.party.clone()));
                 }
                 Some((job, party)) if *job != chunk.job_id || *party != chunk.party => {
@@ -723,22 +1130,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
                 }
                 Some(_) => {}
             }
-            if chunk.index != expected_index {
-                return Err(CoordinatorError::InvalidRequest(format!(
-                    "chunk {} arrived where chunk {expected_index} was expected",
-                    chunk.index
-                ))
-                .into());
-            }
-            expected_index += 1;
-            if data.len() + chunk.data.len() > max {
-                return Err(CoordinatorError::ResultTooLarge {
-                    job: chunk.job_id,
-                    max,
-                }
-                .into());
-            }
-            data.extend_from_slice(&chunk.data);
+            buffer.push(&chunk)?;
             if chunk.last {
                 break;
             }
@@ -746,13 +1138,14 @@ impl coordinator_server::Coordinator for CoordinatorService {
         let Some((job_id, party)) = ident else {
             return Err(CoordinatorError::InvalidRequest("empty upload".into()).into());
         };
+        let data = buffer.data;
         self.inner.store.put_result(&job_id, &party, &data)?;
         let uploaded = Event::Uploaded {
             party,
             bytes: data.len() as u64,
             sha256: Sha256::digest(&data).into(),
         };
-        if !self.to_driver(&job_id, uploaded) {
+        if !self.to_driver(&job_id, uploaded).await {
             self.inner.store.delete_results(&job_id)?;
             return Err(CoordinatorError::WrongState {
                 job: job_id,
@@ -796,7 +1189,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
             &submission.analyst,
             "a job is submitted with the certificate of the analyst who signed it",
         )?;
-        check_fresh(&submission, now_ms()).map_err(CoordinatorError::NotAuthorized)?;
+        check_fresh(&submission, self.now_ms()).map_err(CoordinatorError::NotAuthorized)?;
         if let Some(path) = &self.inner.config.analysts_file {
             AnalystList::load(path)
                 .map_err(CoordinatorError::from)?
@@ -809,6 +1202,9 @@ impl coordinator_server::Coordinator for CoordinatorService {
                 .admit(&submission)
                 .map_err(|e| CoordinatorError::NotAuthorized(format!("roster: {e}")))?;
         }
+        // Everything after this costs the coordinator work and may store a job: it counts
+        // against the analyst's rate and in-flight cap (dropped again if the job is not stored).
+        let in_flight = self.admit(&submission.analyst)?;
         let job_id = submission.job_id();
         if self.inner.store.job(&job_id)?.is_some() {
             return Err(CoordinatorError::AlreadySubmitted(job_id).into());
@@ -844,7 +1240,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
             check_model_reference(&spec, trained.as_ref(), &registry)
                 .map_err(CoordinatorError::from)?;
         }
-        let now = now_ms();
+        let now = self.now_ms();
         self.audit(
             Some(&job_id),
             AuditEvent::JobReceived {
@@ -875,22 +1271,32 @@ impl coordinator_server::Coordinator for CoordinatorService {
         };
         self.inner.store.put_job(&job)?;
         tracing::info!(job = %job.id, "job submitted");
-        let (tx, rx) = mpsc::unbounded_channel();
-        // Under the `online` lock, so that every later change of it reaches the driver.
-        let online: Vec<String> = {
-            let online = lock(&self.inner.online);
-            lock(&self.inner.drivers).insert(job.id.clone(), tx);
-            job.parties
-                .iter()
-                .filter(|p| online.contains_key(&p.party))
-                .map(|p| p.party.clone())
-                .collect()
-        };
+        let (tx, rx) = mpsc::channel(DRIVER_QUEUE);
+        lock(&self.inner.drivers).insert(job.id.clone(), tx);
+        // Who is online now; every later change marks the receiver changed.
+        let mut presence = self.inner.presence.subscribe();
+        let now_online = Arc::clone(&presence.borrow_and_update());
+        let seen: BTreeMap<String, u64> = job
+            .parties
+            .iter()
+            .map(|p| {
+                let generation = now_online.get(&p.party).copied().unwrap_or(0);
+                (p.party.clone(), generation)
+            })
+            .collect();
+        let online: Vec<String> = seen
+            .iter()
+            .filter(|(_, g)| **g != 0)
+            .map(|(p, _)| p.clone())
+            .collect();
         let job_id = job.id.clone();
         let driver = Driver {
             svc: self.clone(),
             job_id: job.id.clone(),
             rx,
+            presence,
+            seen,
+            in_flight: Some(in_flight),
             origin: Instant::now(),
             deadline: None,
             state: job.state(),
@@ -920,19 +1326,32 @@ impl coordinator_server::Coordinator for CoordinatorService {
             }
             .into());
         }
-        let limit = match request.get_ref().limit {
-            0 => 50,
-            n => n as usize,
+        let r = request.into_inner();
+        let limit = match r.limit {
+            0 => treaty_proto::DEFAULT_JOBS_PAGE,
+            n => n.min(treaty_proto::MAX_JOBS_PAGE),
+        } as usize;
+        let after = if r.page_token.is_empty() {
+            None
+        } else {
+            Some(JobCursor::from_token(&r.page_token)?)
         };
-        let mut jobs = self.inner.store.jobs()?;
+        // An analyst's listing reads the analyst's own index: other analysts' jobs are never
+        // even looked at.
+        let analyst = match &caller {
+            Caller::Verified(id) if id.role == Role::Analyst => Some(id.name.as_str()),
+            _ => None,
+        };
+        let page = self
+            .inner
+            .store
+            .jobs_page(analyst, after.as_ref(), limit, MAX_PAGE_BYTES)?;
+        let mut jobs = page.jobs;
         jobs.retain(|j| caller.reads(j));
-        jobs.sort_by(|a, b| {
-            b.submitted_at_ms
-                .cmp(&a.submitted_at_ms)
-                .then(b.id.cmp(&a.id))
-        });
-        jobs.truncate(limit);
-        Ok(Response::new(pb::ListJobsResponse { jobs }))
+        Ok(Response::new(pb::ListJobsResponse {
+            jobs,
+            next_page_token: page.next.map(|c| c.to_token()).unwrap_or_default(),
+        }))
     }
 
     async fn cancel_job(
@@ -956,7 +1375,7 @@ impl coordinator_server::Coordinator for CoordinatorService {
             format!("cancelled by the analyst: {}", r.reason)
         };
         let mut changes = self.inner.changes.subscribe();
-        if self.to_driver(&job.id, Event::Cancel { reason }) {
+        if self.to_driver(&job.id, Event::Cancel { reason }).await {
             // Wait (briefly) for the driver to record the abort, so the reply shows it.
             let wait = async {
                 loop {
@@ -1044,6 +1463,14 @@ impl coordinator_server::Coordinator for CoordinatorService {
         }
         if job.state() != JobState::Succeeded {
             return Err(wrong_state(&job, "a result exists only for a succeeded job").into());
+        }
+        if let Some(expired_at_ms) = self.inner.store.results_expired_at(&job.id)? {
+            return Err(CoordinatorError::ResultsExpired {
+                job: job.id,
+                expired_at_ms,
+                retention_secs: self.inner.config.result_retention.as_secs(),
+            }
+            .into());
         }
         let mut chunks = Vec::new();
         for p in &job.parties {
@@ -1157,6 +1584,9 @@ impl coordinator_server::Coordinator for CoordinatorService {
         Ok(Response::new(pb::AuditRegistry { writers }))
     }
 }
+
+#[cfg(test)]
+mod limits_tests;
 
 #[cfg(test)]
 mod tests {

@@ -301,7 +301,7 @@ async fn get_job(client: &mut Client, job_id: &str) -> Result<pb::Job, tonic::St
 
 async fn list_jobs(client: &mut Client) -> Vec<String> {
     let jobs = client
-        .list_jobs(pb::ListJobsRequest { limit: 0 })
+        .list_jobs(pb::ListJobsRequest::default())
         .await
         .unwrap()
         .into_inner()
@@ -679,7 +679,7 @@ async fn a_certificate_without_a_treaty_role_may_call_nothing() {
         Code::PermissionDenied
     );
     assert_eq!(
-        code(c.list_jobs(pb::ListJobsRequest { limit: 0 }).await),
+        code(c.list_jobs(pb::ListJobsRequest::default()).await),
         Code::PermissionDenied
     );
     let registry = c.get_audit_registry(pb::GetAuditRegistryRequest {}).await;

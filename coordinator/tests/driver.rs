@@ -330,3 +330,63 @@ async fn a_party_that_never_comes_online_fails_the_job_at_its_deadline() {
     assert_eq!(bank.aborted().await, job.reason);
     coordinator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_upload_is_refused_and_the_first_kept() {
+    let coordinator = Coordinator::start(config()).await;
+    let mut bank = Party::online(&coordinator, "bank").await;
+    let mut clinic = Party::online(&coordinator, "clinic").await;
+    let job_id = coordinator.submit(&["bank", "clinic"]).await;
+    for party in [&mut bank, &mut clinic] {
+        party.accept(&job_id, &["bank", "clinic"]).await;
+    }
+    for party in [&mut bank, &mut clinic] {
+        party.started(&job_id).await;
+    }
+    bank.upload(&job_id).await;
+    // The bank tries to replace its share (say, after seeing something it should not have).
+    let replacement = pb::ResultChunk {
+        job_id: job_id.clone(),
+        party: "bank".into(),
+        index: 0,
+        last: true,
+        data: b"a different share".to_vec(),
+    };
+    let refused = bank
+        .client
+        .upload_result(tokio_stream::iter(vec![replacement]))
+        .await;
+    assert_eq!(
+        refused.map(|_| ()).unwrap_err().code(),
+        tonic::Code::AlreadyExists
+    );
+    clinic.upload(&job_id).await;
+    let job = coordinator
+        .watch(&job_id, |j| j.state() != JobState::Running)
+        .await;
+    assert_eq!(job.state(), JobState::Succeeded, "{job:?}");
+    let request = pb::FetchResultRequest {
+        job_id: job_id.clone(),
+    };
+    let mut chunks = coordinator
+        .client()
+        .await
+        .fetch_result(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let mut shares = Vec::new();
+    while let Some(chunk) = chunks.message().await.unwrap() {
+        shares.push((chunk.party, chunk.data));
+    }
+    assert_eq!(
+        shares,
+        [
+            ("bank".to_string(), b"sealed by bank".to_vec()),
+            ("clinic".to_string(), b"sealed by clinic".to_vec()),
+        ]
+    );
+    let log = coordinator.audit_log();
+    assert_eq!(log.matches("\"result_stored\"").count(), 2, "{log}");
+    coordinator.stop().await;
+}

@@ -19,5 +19,9 @@ pub use kind::JobKind;
 pub const MAX_CONTROL_MESSAGE: usize = 8 * 1024 * 1024;
 /// Size of one chunk of a sealed result or of a data-plane message.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
+/// Jobs in a `ListJobs` page when the request's `limit` is 0.
+pub const DEFAULT_JOBS_PAGE: u32 = 50;
+/// Most jobs in one `ListJobs` page: a larger `limit` is clamped to it.
+pub const MAX_JOBS_PAGE: u32 = 200;
 /// Maximum size of one gRPC frame on the data plane: one chunk plus framing.
 pub const MAX_DATA_FRAME: usize = CHUNK_SIZE + 64 * 1024;

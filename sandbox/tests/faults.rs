@@ -675,7 +675,7 @@ async fn unknown_party_dataset_or_column_is_rejected_at_submit() {
     let jobs = cluster
         .analyst()
         .await
-        .list_jobs(pb::ListJobsRequest { limit: 0 })
+        .list_jobs(pb::ListJobsRequest::default())
         .await
         .unwrap()
         .into_inner()

@@ -832,3 +832,43 @@ fn job_state_names() {
     assert!(is_final(JobState::Rejected));
     assert!(!is_final(JobState::Approved));
 }
+
+#[test]
+fn a_flood_of_progress_reports_costs_a_bounded_number_of_commits() {
+    let mut m = running();
+    // 10,000 reports from every party over 10 s (one a millisecond): at most one commit per
+    // `PROGRESS_PERSIST_INTERVAL`, however many come in.
+    let mut commits = 0;
+    let mut notified = 0;
+    let reports = 10_000u64;
+    for i in 0..reports {
+        let p = PARTIES[(i % 3) as usize];
+        let effects = m.on(progress(p, 0.5, i), at(1000 + i));
+        commits += persisted(&effects).len();
+        notified += effects.iter().filter(|e| **e == Effect::Notify).count();
+    }
+    let span = Duration::from_millis(reports);
+    let bound = (span.as_millis() / PROGRESS_PERSIST_INTERVAL.as_millis()) as usize + 1;
+    assert!(commits <= bound, "{commits} commits for {reports} reports");
+    assert!(commits >= 1);
+    assert_eq!(notified, commits, "watchers are told what is stored");
+    // In memory the latest report counts...
+    assert_eq!(party(&m, "bank").rounds, reports - 2);
+    // ...and a state change persists it at once: a state change is never held back.
+    let effects = m.on(upload("bank"), at(1000 + reports));
+    let saved = persisted(&effects);
+    assert_eq!(saved.len(), 1);
+    let bank = saved[0].parties.iter().find(|p| p.party == "bank").unwrap();
+    assert_eq!(bank.state(), PartyJobState::Uploaded);
+    let insurer = saved[0]
+        .parties
+        .iter()
+        .find(|p| p.party == "insurer")
+        .unwrap();
+    assert_eq!(insurer.rounds, reports - 3);
+    // A failure right after a held-back report is persisted too.
+    m.on(progress("insurer", 0.9, 1), at(1000 + reports + 1));
+    let effects = m.on(failed("insurer", "disk"), at(1000 + reports + 2));
+    let saved = persisted(&effects);
+    assert_eq!(saved.last().map(Job::state), Some(JobState::Failed));
+}
