@@ -26,9 +26,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
+use treaty_proto::text::peer_text;
 use treaty_proto::v1::{
     self as pb, Job, JobState, PartyEvent, PartyJobState, PartyJobStatus, coordinator_server,
-    party_event,
+    job_report, party_event,
 };
 use treaty_trust::roster::Roster;
 
@@ -1067,6 +1068,15 @@ impl coordinator_server::Coordinator for CoordinatorService {
         let report = r
             .report
             .ok_or_else(|| CoordinatorError::InvalidRequest("report is required".into()))?;
+        // A party's text reaches job reasons, the analyst and the audit log: capped and escaped.
+        let report = match report {
+            job_report::Report::Failed(t) => job_report::Report::Failed(peer_text(&t)),
+            job_report::Report::Rejected(t) => job_report::Report::Rejected(peer_text(&t)),
+            job_report::Report::AwaitingApproval(t) => {
+                job_report::Report::AwaitingApproval(peer_text(&t))
+            }
+            other => other,
+        };
         // Only the job's own parties speak about it (a report on a job this coordinator does not
         // know is answered "stop", as before).
         if let Some(job) = self.inner.store.job(&r.job_id)? {

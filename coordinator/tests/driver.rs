@@ -390,3 +390,42 @@ async fn a_second_upload_is_refused_and_the_first_kept() {
     assert_eq!(log.matches("\"result_stored\"").count(), 2, "{log}");
     coordinator.stop().await;
 }
+
+/// A party's failure text of a megabyte with forged log lines reaches the job's reason, the
+/// other parties and the coordinator's audit log cut and escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partys_failure_text_is_capped_and_escaped() {
+    let coordinator = Coordinator::start(config()).await;
+    let mut bank = Party::online(&coordinator, "bank").await;
+    let mut clinic = Party::online(&coordinator, "clinic").await;
+    let job_id = coordinator.submit(&["bank", "clinic"]).await;
+    for party in [&mut bank, &mut clinic] {
+        party.accept(&job_id, &["bank", "clinic"]).await;
+    }
+    for party in [&mut bank, &mut clinic] {
+        party.started(&job_id).await;
+    }
+    let text = "boom\n{\"event\":\"forged\"}".repeat(1 << 15);
+    clinic
+        .report(&job_id, job_report::Report::Failed(text.clone()))
+        .await;
+    let job = coordinator
+        .watch(&job_id, |j| j.state() != JobState::Running)
+        .await;
+    assert_eq!(job.state(), JobState::Failed, "{job:?}");
+    let max = treaty_proto::text::MAX_PEER_TEXT;
+    assert!(job.reason.len() < 2 * max, "{} bytes", job.reason.len());
+    assert!(
+        job.reason.contains("bytes cut") && !job.reason.contains('\n'),
+        "{}",
+        job.reason
+    );
+    assert_eq!(bank.aborted().await, job.reason);
+    let log = coordinator.audit_log();
+    assert!(
+        log.len() < 64 * 1024,
+        "the audit log holds {} bytes",
+        log.len()
+    );
+    coordinator.stop().await;
+}

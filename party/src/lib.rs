@@ -36,7 +36,6 @@ pub mod refusal;
 pub mod score;
 pub mod stats;
 pub mod train;
-pub mod untrusted;
 
 pub use config::PartyConfig;
 pub use error::PartyError;

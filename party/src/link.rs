@@ -19,7 +19,7 @@
 //! [`MAX_PARKED_PER_PEER`] per sender, [`MAX_PARKED_PER_JOB`] per job, each for at most two
 //! minutes), streams per connection ([`MAX_STREAMS_PER_CONNECTION`]), a message's size (the
 //! channel's limit) and its time (one deadline per message, however it is chunked), and the
-//! text of an abort ([`crate::untrusted::MAX_PEER_TEXT`]).
+//! text of an abort ([`treaty_proto::text::MAX_PEER_TEXT`]).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -42,7 +42,7 @@ use treaty_trust::roster::Roster;
 use treaty_trust::tls::{TlsIdentity, peer_cert_sha256};
 use treaty_trust::{PeerIdentity, Role, TrustError};
 
-use crate::untrusted::peer_text;
+use treaty_proto::text::peer_text;
 
 /// Frames queued per outgoing link before `send` waits (back-pressure).
 const OUTBOUND_QUEUE: usize = 32;
@@ -854,7 +854,7 @@ mod tests {
             panic!("not an abort");
         };
         assert!(
-            got.len() < 2 * crate::untrusted::MAX_PEER_TEXT,
+            got.len() < 2 * treaty_proto::text::MAX_PEER_TEXT,
             "{} bytes",
             got.len()
         );

@@ -265,7 +265,7 @@ async fn session(node: &Arc<Node>) -> Result<(), PartyError> {
             Some(party_event::Event::Abort(a)) => {
                 let removed = node.jobs().remove(&a.job_id);
                 if let Some(job) = removed {
-                    let reason = crate::untrusted::peer_text(&a.reason);
+                    let reason = treaty_proto::text::peer_text(&a.reason);
                     tracing::warn!(job = %a.job_id, %reason, "job aborted by the coordinator");
                     job.abort.cancel();
                     if !job.started {

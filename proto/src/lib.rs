@@ -1,8 +1,9 @@
 //! Treaty's wire types: the coordinator's control plane and the party-to-party data plane.
 //!
 //! Generated from `proto/treaty/v1/*.proto` by `protox` and `tonic-prost-build` at build time.
-//! This crate holds no logic beyond naming the job kinds ([`JobKind`]); see `treaty-coordinator`
-//! and `treaty-party` for the services.
+//! This crate holds no logic beyond naming the job kinds ([`JobKind`]) and capping text that
+//! arrives over the wire ([`text::peer_text`]); see `treaty-coordinator` and `treaty-party` for
+//! the services.
 #![forbid(unsafe_code)]
 
 /// Version 1 of the Treaty protocol.
@@ -12,6 +13,7 @@ pub mod v1 {
 }
 
 mod kind;
+pub mod text;
 
 pub use kind::JobKind;
 

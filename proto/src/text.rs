@@ -1,12 +1,13 @@
-//! Text that another organisation wrote (a peer's abort reason, a refusal a peer's server sent,
-//! the coordinator's abort reason) on its way into this node's job reasons, logs and audit log.
+//! Text that another organisation wrote and sent over the wire — a peer's abort reason, a
+//! refusal a peer's server sent, the coordinator's abort reason at a node, a party's failure or
+//! refusal reason at the coordinator — on its way into job reasons, logs and audit logs.
 //!
 //! Such text is data, not a message to trust: it is cut to [`MAX_PEER_TEXT`] characters and its
-//! control characters are escaped, so a peer can neither fill the audit log with a megabyte of
-//! text per job nor forge log lines (a newline) or terminal output (escape sequences).
+//! control characters are escaped, so a peer can neither fill a log with a megabyte of text per
+//! job nor forge log lines (a newline) or terminal output (escape sequences).
 
 /// Most characters of peer-supplied text this node keeps.
-pub const MAX_PEER_TEXT: usize = 512;
+pub const MAX_PEER_TEXT: usize = 1024;
 
 /// `text`, cut to [`MAX_PEER_TEXT`] characters (saying how many bytes were cut) with control
 /// characters escaped (`\n`, `\u{1b}`).
