@@ -60,6 +60,11 @@ pub struct Limits {
     /// Most ids a peer may announce in a PSI (a larger set fails the job at the header, before
     /// anything is held for it): about 50 bytes of memory per id.
     pub max_psi_set: u64,
+    /// Most aligned rows a `train` or `score` job may run on here (the data parties declare the
+    /// count: a helper holds shares of every row).
+    pub max_job_rows: u64,
+    /// Most training steps (epochs × batches) a `train` job may take here: its CPU time.
+    pub max_train_steps: u64,
 }
 
 impl Default for Limits {
@@ -68,6 +73,8 @@ impl Default for Limits {
             max_message_bytes: treaty_mpc::transport::DEFAULT_MAX_MESSAGE,
             peer_timeout_secs: 60,
             max_psi_set: treaty_mpc::psi::DEFAULT_MAX_PEER_SET,
+            max_job_rows: treaty_mpc::psi::DEFAULT_MAX_PEER_SET,
+            max_train_steps: 10_000_000,
         }
     }
 }

@@ -900,7 +900,8 @@ impl JobRun {
             }
             JoinWork::Score(plan) => {
                 let aligned = aligned.as_ref().map(|(t, m)| (t, m.as_slice()));
-                let report = score::run(&join, ids, &a.job_id, &plan, aligned, rng).await?;
+                let limits = &self.cfg.limits;
+                let report = score::run(&join, ids, &a.job_id, &plan, aligned, limits, rng).await?;
                 return Ok(report.encode_to_vec());
             }
             JoinWork::Stats => {}
@@ -928,6 +929,7 @@ impl JobRun {
             &a.job_id,
             plan,
             aligned.map(|(t, m)| (t, m.as_slice())),
+            &self.cfg.limits,
             rng,
             |done, total| {
                 tx.send_replace(0.3 + 0.55 * done as f64 / total.max(1) as f64);

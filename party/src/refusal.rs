@@ -259,6 +259,20 @@ pub enum Refusal {
         /// What is wrong: `"is empty"`, `"holds a value that is not finite"`.
         problem: &'static str,
     },
+    /// The job would take more of something than this party's `[limits]` allow.
+    #[error(
+        "the job needs {needed} {what} here, above this party's limit of {limit} ([limits] {key})"
+    )]
+    OverBudget {
+        /// What is counted.
+        what: &'static str,
+        /// The `[limits]` key.
+        key: &'static str,
+        /// What the job needs.
+        needed: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// A `train` job whose hold-out leaves no aligned row for training.
     #[error("train: no aligned row is left for training ({aligned} aligned in all)")]
     NoTrainingRows {

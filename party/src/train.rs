@@ -27,7 +27,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::PartyError;
 use crate::artefact::Staged;
-use crate::config::PartyConfig;
+use crate::config::{Limits, PartyConfig};
 use crate::error::io_err;
 use crate::join::{JoinPlan, JoinTable};
 use crate::refusal::Refusal;
@@ -83,6 +83,45 @@ pub struct TrainPlan {
 }
 
 impl TrainPlan {
+    /// Checks the job's size once the aligned row count `rows` is agreed, before any row is
+    /// shared: at most `[limits] max_job_rows` rows and `max_train_steps` steps (epochs ×
+    /// batches of the training rows). Every party computes the same, the helper included.
+    ///
+    /// # Errors
+    /// [`Refusal::OverBudget`]; [`Refusal::NoTrainingRows`] when the hold-out leaves none.
+    pub fn check_budget(&self, rows: usize, limits: &Limits) -> Result<usize, PartyError> {
+        let over = |what, key, needed: u64, limit: u64| {
+            (needed > limit).then_some(Refusal::OverBudget {
+                what,
+                key,
+                needed,
+                limit,
+            })
+        };
+        if let Some(r) = over(
+            "aligned rows",
+            "max_job_rows",
+            rows as u64,
+            limits.max_job_rows,
+        ) {
+            return Err(r.into());
+        }
+        let (train_rows, _) = self.split(rows);
+        if train_rows == 0 {
+            return Err(Refusal::NoTrainingRows { aligned: rows }.into());
+        }
+        let steps = self.params.schedule(train_rows)?.len() as u64;
+        if let Some(r) = over(
+            "training steps",
+            "max_train_steps",
+            steps,
+            limits.max_train_steps,
+        ) {
+            return Err(r.into());
+        }
+        Ok(train_rows)
+    }
+
     /// The plan of `train` over `join` (built with the features then the label as columns).
     pub fn new(
         train: &treaty_proto::v1::TrainJob,
@@ -305,6 +344,7 @@ pub async fn run<R: CryptoRng + ?Sized>(
     job_id: &str,
     plan: &TrainPlan,
     aligned: Option<(&JoinTable, &[usize])>,
+    limits: &Limits,
     rng: &mut R,
     mut on_step: impl FnMut(usize, usize),
 ) -> Result<TrainOutcome, PartyError> {
@@ -349,10 +389,8 @@ pub async fn run<R: CryptoRng + ?Sized>(
     };
     let ctx = SessionContext { job_id, party_ids };
     let (mut s, n) = glm::setup(transport, ctx, &plan.layout, &input, rng).await?;
+    plan.check_budget(n, limits)?;
     let (train_rows, holdout_rows) = plan.split(n);
-    if train_rows == 0 {
-        return Err(Refusal::NoTrainingRows { aligned: n }.into());
-    }
     let data = glm::share(
         &mut s,
         n,
@@ -447,4 +485,57 @@ pub async fn run<R: CryptoRng + ?Sized>(
         },
         model: stored,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(epochs: u32, batch_size: usize) -> TrainPlan {
+        let mut params = TrainParams::new(GlmKind::Logistic);
+        params.epochs = epochs;
+        params.batch_size = batch_size;
+        TrainPlan {
+            params,
+            layout: GlmLayout {
+                feature_owners: vec![0, 1],
+                label_owner: Some(0),
+            },
+            features: vec!["a.x".into(), "b.y".into()],
+            holdout: 0.2,
+            metric: Metric::Auc,
+            model_id: "job-0000000000000001".into(),
+            reveal_weights: false,
+            frac_bits: 16,
+        }
+    }
+
+    /// A valid spec of 10,000 epochs of single-row batches over a million aligned rows is 8·10^9
+    /// steps: refused at every party (helper included) before any row is shared, naming the
+    /// limit; an ordinary job passes.
+    #[test]
+    fn a_job_over_the_step_or_row_budget_is_refused_before_sharing() {
+        let limits = Limits::default();
+        assert_eq!(plan(20, 64).check_budget(100_000, &limits).unwrap(), 80_000);
+        let refused = |r: Result<usize, PartyError>| match r {
+            Err(PartyError::Refused(Refusal::OverBudget {
+                key, needed, limit, ..
+            })) => (key, needed, limit),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refused(plan(10_000, 1).check_budget(1_000_000, &limits)),
+            ("max_train_steps", 8_000_000_000, limits.max_train_steps)
+        );
+        assert_eq!(
+            refused(plan(1, 1024).check_budget(1 << 30, &limits)),
+            ("max_job_rows", 1 << 30, limits.max_job_rows)
+        );
+        let mut all_held_out = plan(1, 1);
+        all_held_out.holdout = 1.0;
+        assert!(matches!(
+            all_held_out.check_budget(5, &limits),
+            Err(PartyError::Refused(Refusal::NoTrainingRows { aligned: 5 }))
+        ));
+    }
 }

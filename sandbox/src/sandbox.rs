@@ -62,11 +62,19 @@ struct Running<T> {
 }
 
 impl<T> Running<T> {
-    async fn shut_down(self) -> Option<Result<T, SandboxError>> {
+    /// Stops it gracefully, within 10 s; past that the task is cancelled, and awaited so that
+    /// whatever it held (a database, a port) is released when this returns.
+    async fn shut_down(mut self) -> Option<Result<T, SandboxError>> {
         self.stop.cancel();
-        match tokio::time::timeout(Duration::from_secs(10), self.task).await {
+        match tokio::time::timeout(Duration::from_secs(10), &mut self.task).await {
             Ok(Ok(r)) => Some(r),
-            _ => None,
+            Ok(Err(_)) => None,
+            Err(_) => {
+                tracing::warn!("a sandbox component did not stop within 10 s: cancelled");
+                self.task.abort();
+                let _ = (&mut self.task).await;
+                None
+            }
         }
     }
 }

@@ -161,6 +161,9 @@ mod support {
             let mut opts = SandboxOptions::new(dir.path().join("sandbox"));
             opts.extra_names = ids(fakes);
             opts.coordinator = CoordinatorConfig {
+                // The tests submit jobs back to back, one analyst: no rate limit in the way.
+                submissions_per_minute: 60_000,
+                submission_burst: 1_000,
                 offline_timeout: Duration::from_secs(1),
                 accept_timeout: Duration::from_secs(10),
                 run_timeout: Duration::from_secs(60),
@@ -1201,7 +1204,18 @@ async fn tamper_results(
 ) {
     cluster.sandbox.stop_coordinator().await;
     {
-        let store = treaty_coordinator::store::Store::open(&cluster.sandbox.state_dir()).unwrap();
+        // The stopped coordinator's last handle on its database (a connection's request still
+        // being dropped) may outlive its serve task by a moment.
+        let dir = cluster.sandbox.state_dir();
+        let store = within("the stopped coordinator to release its database", async {
+            loop {
+                match treaty_coordinator::store::Store::open(&dir) {
+                    Ok(store) => break store,
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                }
+            }
+        })
+        .await;
         edit(&store);
     }
     cluster.sandbox.start_coordinator().await.unwrap();
@@ -1216,6 +1230,21 @@ async fn tamper_results(
         }
     })
     .await;
+}
+
+/// As a malicious coordinator writes its database: `party`'s stored upload of job `id` becomes
+/// `bytes` (the store itself accepts one upload per party, so the job's results are rewritten).
+fn overwrite(store: &treaty_coordinator::store::Store, id: &str, party: &str, bytes: &[u8]) {
+    let kept: Vec<(&str, Vec<u8>)> = ["hospital", "insurer", "bank"]
+        .into_iter()
+        .filter(|p| *p != party)
+        .filter_map(|p| store.result(id, p).unwrap().map(|b| (p, b)))
+        .collect();
+    store.delete_results(id).unwrap();
+    for (p, b) in kept {
+        store.put_result(id, p, &b).unwrap();
+    }
+    store.put_result(id, party, bytes).unwrap();
 }
 
 /// Asserts that fetching the job's result is refused because `party`'s share is not signed by
@@ -1271,7 +1300,7 @@ async fn coordinator_cannot_forge_swap_or_alter_result_shares() {
                 Some(k) => treaty_trust::result::sign(k, &id, "insurer", &recipient, sealed)
                     .encode_to_vec(),
             };
-            store.put_result(&id, "insurer", &bytes).unwrap();
+            overwrite(store, &id, "insurer", &bytes);
         })
         .await;
         match cluster.fetch(&job).await {
@@ -1290,29 +1319,27 @@ async fn coordinator_cannot_forge_swap_or_alter_result_shares() {
     // (b) Swapped: the hospital's and the insurer's signed uploads under each other's name.
     let o = originals.clone();
     tamper_results(&mut cluster, |store| {
-        store.put_result(&id, "hospital", &o["insurer"]).unwrap();
-        store.put_result(&id, "insurer", &o["hospital"]).unwrap();
+        overwrite(store, &id, "hospital", &o["insurer"]);
+        overwrite(store, &id, "insurer", &o["hospital"]);
     })
     .await;
     assert_share_refused(&cluster, &job, "hospital", "swapped shares").await;
 
     // (c) Altered after signing: one byte of the bank's sealed share.
     tamper_results(&mut cluster, |store| {
-        store.put_result(&id, "hospital", &o["hospital"]).unwrap();
-        store.put_result(&id, "insurer", &o["insurer"]).unwrap();
+        overwrite(store, &id, "hospital", &o["hospital"]);
+        overwrite(store, &id, "insurer", &o["insurer"]);
         let mut upload = pb::SignedResult::decode(o["bank"].as_slice()).unwrap();
         let last = upload.sealed.len() - 1;
         upload.sealed[last] ^= 1;
-        store
-            .put_result(&id, "bank", &upload.encode_to_vec())
-            .unwrap();
+        overwrite(store, &id, "bank", &upload.encode_to_vec());
     })
     .await;
     assert_share_refused(&cluster, &job, "bank", "altered share").await;
 
     // A key the analyst lacks: refused naming the party, nothing opened.
     tamper_results(&mut cluster, |store| {
-        store.put_result(&id, "bank", &o["bank"]).unwrap();
+        overwrite(store, &id, "bank", &o["bank"]);
     })
     .await;
     let mut keys = cluster.sandbox.party_keys();
