@@ -180,3 +180,121 @@ fn registry() -> BTreeMap<String, pb::PartyInfo> {
         })
         .collect()
 }
+
+/// The recipient key pair and party key the `trust_inputs` seeds are made with.
+fn trust_keys() -> (
+    treaty_mpc::output::RecipientSecretKey,
+    ed25519_dalek::SigningKey,
+) {
+    let mut rng = ChaCha20Rng::seed_from_u64(17);
+    (
+        treaty_mpc::output::RecipientSecretKey::generate(&mut rng),
+        ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
+    )
+}
+
+/// What a node or analyst reads from files and other organisations' messages about who is who:
+/// a roster, an analysts file, a signed submission (as a node checks it), a signed and sealed
+/// result share (as the analyst checks and opens it), a signed cancellation.
+pub fn trust_inputs(data: &[u8]) {
+    use prost::Message;
+    use treaty_trust::identity::{AnalystList, check_fresh, verify_cancel, verify_submission};
+    use treaty_trust::roster::Roster;
+
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    match which % 5 {
+        0 => {
+            if let Ok(roster) = Roster::parse(rest) {
+                let _ = roster.ca_bundle(&[]);
+                let _ = roster.party_keys();
+                let _ = roster.analysts();
+                assert!(!roster.members().is_empty() || roster.coordinator().is_none());
+            }
+        }
+        1 => {
+            if let Ok(text) = std::str::from_utf8(rest)
+                && let Ok(list) = AnalystList::parse(text)
+            {
+                list.validate()
+                    .expect("a parsed analysts file validates again");
+            }
+        }
+        2 => {
+            let Ok(signed) = pb::SignedSubmission::decode(rest) else {
+                return;
+            };
+            if let Ok(v) = verify_submission(&signed) {
+                let id = v.job_id();
+                assert!(treaty_job::validate::is_job_id(&id), "{id}");
+                let _ = check_fresh(&v, i64::MAX);
+                let _ = check_fresh(&v, i64::MIN);
+            }
+        }
+        3 => {
+            let (secret, party) = trust_keys();
+            let Ok(public) = secret.public_key() else {
+                return;
+            };
+            let key = party.verifying_key();
+            if let Ok(sealed) = treaty_trust::result::verify(rest, "job-0", "bank", &public, &key) {
+                let _ = treaty_mpc::output::open(&secret, "job-0", "bank", &sealed);
+            }
+            let _ = treaty_mpc::output::open(&secret, "job-0", "bank", rest);
+        }
+        _ => {
+            let Ok(request) = pb::CancelJobRequest::decode(rest) else {
+                return;
+            };
+            let (_, analyst) = trust_keys();
+            let job = pb::Job {
+                id: request.job_id.clone(),
+                submission: Some(pb::SignedSubmission {
+                    public_key: analyst.verifying_key().to_bytes().to_vec(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let _ = verify_cancel(&job, &request);
+        }
+    }
+}
+
+/// Seeds of `trust_inputs`: a valid signed submission, a valid signed and sealed share, a
+/// valid cancellation, a roster and an analysts file.
+#[must_use]
+pub fn trust_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use prost::Message;
+    use treaty_trust::identity::{sign_cancel, sign_submission};
+
+    let (secret, party) = trust_keys();
+    let mut rng = ChaCha20Rng::seed_from_u64(18);
+    let mut seeds = Vec::new();
+    let spec = pb::JobSpec {
+        name: "seed".into(),
+        ..Default::default()
+    };
+    let signed = sign_submission(spec, "ana", &party, [3; 16], 1_800_000_000_000);
+    seeds.push(("submission", [vec![2], signed.encode_to_vec()].concat()));
+    if let Ok(public) = secret.public_key()
+        && let Ok(sealed) = treaty_mpc::output::seal(&public, "job-0", "bank", b"share", &mut rng)
+    {
+        let upload = treaty_trust::result::sign(&party, "job-0", "bank", &public, sealed);
+        seeds.push(("result", [vec![3], upload.encode_to_vec()].concat()));
+    }
+    let cancel = sign_cancel("job-0123456789abcdef", "no longer needed", &party);
+    seeds.push(("cancel", [vec![4], cancel.encode_to_vec()].concat()));
+    let roster = "version = 1\n\n[[members]]\nrole = \"party\"\nname = \"bank\"\n";
+    seeds.push(("roster", [&[0u8][..], roster.as_bytes()].concat()));
+    let analysts = format!(
+        "[[analysts]]\nname = \"ana\"\nkey = \"{}\"\n",
+        hex_lower(&party.verifying_key().to_bytes())
+    );
+    seeds.push(("analysts", [&[1u8][..], analysts.as_bytes()].concat()));
+    seeds
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -35,3 +35,38 @@ fn audit_log() {
 fn job_spec() {
     replay("job_spec", treaty_fuzz::job_spec);
 }
+
+#[test]
+fn trust_inputs() {
+    replay("trust_inputs", treaty_fuzz::trust_inputs);
+}
+
+/// The generated seeds are in the corpus, and each is accepted where it should be (so the
+/// fuzzer starts past the signature checks).
+#[test]
+fn trust_seeds_are_in_the_corpus() {
+    use prost::Message;
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join("trust_inputs");
+    let seeds = treaty_fuzz::trust_seeds();
+    assert_eq!(seeds.len(), 5, "every seed was made");
+    let (_, submission) = &seeds[0];
+    let signed = treaty_proto::v1::SignedSubmission::decode(&submission[1..]).unwrap();
+    assert!(treaty_trust::identity::verify_submission(&signed).is_ok());
+    for (name, bytes) in seeds {
+        let path = dir.join(format!("seed-{name}"));
+        if std::env::var_os("TREATY_WRITE_SEEDS").is_some() {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let stored = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            stored,
+            bytes,
+            "{} is stale: rerun with TREATY_WRITE_SEEDS=1",
+            path.display()
+        );
+    }
+}
