@@ -206,10 +206,11 @@ pub fn check_fresh(submission: &VerifiedSubmission, now_ms: i64) -> Result<(), S
             MAX_SUBMISSION_AGE.as_secs()
         ));
     }
-    if -age > MAX_CLOCK_SKEW.as_millis() as i64 {
+    // `age` may be i64::MIN (saturated): compared, never negated.
+    if age < -(MAX_CLOCK_SKEW.as_millis() as i64) {
         return Err(format!(
             "the submission is signed {} s in the future (check the analyst's clock)",
-            -age / 1000
+            age.unsigned_abs() / 1000
         ));
     }
     Ok(())
@@ -499,6 +500,37 @@ mod tests {
         pb::JobSpec {
             name: "n".into(),
             ..Default::default()
+        }
+    }
+
+    /// Any signing time against any clock: an answer, never an overflow (the fuzzer's
+    /// `trust_inputs` found `-age` overflowing for a clock at `i64::MIN`).
+    #[test]
+    fn freshness_is_decided_for_every_time_without_overflow() {
+        let at = |signed_at_ms| {
+            verify_submission(&sign_submission(
+                spec(),
+                "ana",
+                &key(1),
+                [7; 16],
+                signed_at_ms,
+            ))
+            .unwrap()
+        };
+        let now = 1_800_000_000_000;
+        assert!(check_fresh(&at(now - 1000), now).is_ok());
+        assert!(check_fresh(&at(now + 1000), now).is_ok());
+        for (signed, clock) in [
+            (i64::MAX, now),
+            (i64::MIN, now),
+            (i64::MAX, i64::MIN),
+            (i64::MIN, i64::MAX),
+            (0, i64::MIN),
+        ] {
+            assert!(
+                check_fresh(&at(signed), clock).is_err(),
+                "{signed} at {clock}"
+            );
         }
     }
 
