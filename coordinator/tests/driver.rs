@@ -252,6 +252,21 @@ fn party_state(job: &pb::Job, party: &str) -> PartyJobState {
         .unwrap()
 }
 
+/// A coordinator, bank and clinic online, and a job of both that both accepted and started.
+async fn running_job() -> (Coordinator, Party, Party, String) {
+    let coordinator = Coordinator::start(config()).await;
+    let mut bank = Party::online(&coordinator, "bank").await;
+    let mut clinic = Party::online(&coordinator, "clinic").await;
+    let job_id = coordinator.submit(&["bank", "clinic"]).await;
+    for party in [&mut bank, &mut clinic] {
+        party.accept(&job_id, &["bank", "clinic"]).await;
+    }
+    for party in [&mut bank, &mut clinic] {
+        party.started(&job_id).await;
+    }
+    (coordinator, bank, clinic, job_id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_runs_through_the_driver_to_success() {
     let coordinator = Coordinator::start(config()).await;
@@ -283,16 +298,7 @@ async fn a_job_runs_through_the_driver_to_success() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_party_lost_mid_job_fails_it_and_the_others_are_told() {
-    let coordinator = Coordinator::start(config()).await;
-    let mut bank = Party::online(&coordinator, "bank").await;
-    let mut clinic = Party::online(&coordinator, "clinic").await;
-    let job_id = coordinator.submit(&["bank", "clinic"]).await;
-    for party in [&mut bank, &mut clinic] {
-        party.accept(&job_id, &["bank", "clinic"]).await;
-    }
-    for party in [&mut bank, &mut clinic] {
-        party.started(&job_id).await;
-    }
+    let (coordinator, mut bank, mut clinic, job_id) = running_job().await;
     bank.upload(&job_id).await;
     clinic.events = None;
     let job = coordinator
@@ -333,16 +339,7 @@ async fn a_party_that_never_comes_online_fails_the_job_at_its_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_upload_is_refused_and_the_first_kept() {
-    let coordinator = Coordinator::start(config()).await;
-    let mut bank = Party::online(&coordinator, "bank").await;
-    let mut clinic = Party::online(&coordinator, "clinic").await;
-    let job_id = coordinator.submit(&["bank", "clinic"]).await;
-    for party in [&mut bank, &mut clinic] {
-        party.accept(&job_id, &["bank", "clinic"]).await;
-    }
-    for party in [&mut bank, &mut clinic] {
-        party.started(&job_id).await;
-    }
+    let (coordinator, mut bank, mut clinic, job_id) = running_job().await;
     bank.upload(&job_id).await;
     // The bank tries to replace its share (say, after seeing something it should not have).
     let replacement = pb::ResultChunk {
@@ -395,16 +392,7 @@ async fn a_second_upload_is_refused_and_the_first_kept() {
 /// other parties and the coordinator's audit log cut and escaped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partys_failure_text_is_capped_and_escaped() {
-    let coordinator = Coordinator::start(config()).await;
-    let mut bank = Party::online(&coordinator, "bank").await;
-    let mut clinic = Party::online(&coordinator, "clinic").await;
-    let job_id = coordinator.submit(&["bank", "clinic"]).await;
-    for party in [&mut bank, &mut clinic] {
-        party.accept(&job_id, &["bank", "clinic"]).await;
-    }
-    for party in [&mut bank, &mut clinic] {
-        party.started(&job_id).await;
-    }
+    let (coordinator, mut bank, mut clinic, job_id) = running_job().await;
     let text = "boom\n{\"event\":\"forged\"}".repeat(1 << 15);
     clinic
         .report(&job_id, job_report::Report::Failed(text.clone()))
