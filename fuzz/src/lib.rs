@@ -289,12 +289,8 @@ pub fn trust_seeds() -> Vec<(&'static str, Vec<u8>)> {
     seeds.push(("roster", [&[0u8][..], roster.as_bytes()].concat()));
     let analysts = format!(
         "[[analysts]]\nname = \"ana\"\nkey = \"{}\"\n",
-        hex_lower(&party.verifying_key().to_bytes())
+        hex::encode(party.verifying_key().to_bytes())
     );
     seeds.push(("analysts", [&[1u8][..], analysts.as_bytes()].concat()));
     seeds
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -36,6 +36,7 @@ use treaty_trust::tls::TlsIdentity;
 
 use crate::PartyError;
 use crate::dataset::{ColumnType, DatasetConfig};
+use crate::refusal::Refusal;
 
 /// Paths of the node's TLS material.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +81,22 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Refuses a job over `rows` aligned rows above [`Limits::max_job_rows`].
+    ///
+    /// # Errors
+    /// [`Refusal::OverBudget`] naming the key.
+    pub fn check_rows(&self, rows: usize) -> Result<(), Refusal> {
+        if rows as u64 > self.max_job_rows {
+            return Err(Refusal::OverBudget {
+                what: "aligned rows",
+                key: "max_job_rows",
+                needed: rows as u64,
+                limit: self.max_job_rows,
+            });
+        }
+        Ok(())
+    }
+
     /// The peer timeout as a duration.
     pub fn peer_timeout(&self) -> Duration {
         Duration::from_secs(self.peer_timeout_secs.max(1))

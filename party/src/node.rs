@@ -358,9 +358,7 @@ async fn on_assign(node: &Arc<Node>, client: &CoordinatorClient<Channel>, a: pb:
         let refusal = Refusal::AuditUnavailable {
             party: node.cfg.id.clone(),
         };
-        Reporter::new(client, &job_id, &node.cfg.id)
-            .report(job_report::Report::Rejected(refusal.to_string()))
-            .await;
+        refuse(node, client, &job_id, refusal.to_string()).await;
         return;
     }
     node.audit_event(

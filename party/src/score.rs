@@ -355,15 +355,7 @@ pub async fn run<R: CryptoRng + ?Sized>(
     };
     let ctx = SessionContext { job_id, party_ids };
     let (mut s, n) = glm::setup(transport, ctx, &plan.layout, &input, rng).await?;
-    if n as u64 > limits.max_job_rows {
-        return Err(Refusal::OverBudget {
-            what: "aligned rows",
-            key: "max_job_rows",
-            needed: n as u64,
-            limit: limits.max_job_rows,
-        }
-        .into());
-    }
+    limits.check_rows(n)?;
     let data = glm::share(
         &mut s,
         n,

@@ -90,34 +90,20 @@ impl TrainPlan {
     /// # Errors
     /// [`Refusal::OverBudget`]; [`Refusal::NoTrainingRows`] when the hold-out leaves none.
     pub fn check_budget(&self, rows: usize, limits: &Limits) -> Result<usize, PartyError> {
-        let over = |what, key, needed: u64, limit: u64| {
-            (needed > limit).then_some(Refusal::OverBudget {
-                what,
-                key,
-                needed,
-                limit,
-            })
-        };
-        if let Some(r) = over(
-            "aligned rows",
-            "max_job_rows",
-            rows as u64,
-            limits.max_job_rows,
-        ) {
-            return Err(r.into());
-        }
+        limits.check_rows(rows)?;
         let (train_rows, _) = self.split(rows);
         if train_rows == 0 {
             return Err(Refusal::NoTrainingRows { aligned: rows }.into());
         }
         let steps = self.params.schedule(train_rows)?.len() as u64;
-        if let Some(r) = over(
-            "training steps",
-            "max_train_steps",
-            steps,
-            limits.max_train_steps,
-        ) {
-            return Err(r.into());
+        if steps > limits.max_train_steps {
+            return Err(Refusal::OverBudget {
+                what: "training steps",
+                key: "max_train_steps",
+                needed: steps,
+                limit: limits.max_train_steps,
+            }
+            .into());
         }
         Ok(train_rows)
     }
@@ -389,8 +375,8 @@ pub async fn run<R: CryptoRng + ?Sized>(
     };
     let ctx = SessionContext { job_id, party_ids };
     let (mut s, n) = glm::setup(transport, ctx, &plan.layout, &input, rng).await?;
-    plan.check_budget(n, limits)?;
-    let (train_rows, holdout_rows) = plan.split(n);
+    let train_rows = plan.check_budget(n, limits)?;
+    let holdout_rows = n - train_rows;
     let data = glm::share(
         &mut s,
         n,
