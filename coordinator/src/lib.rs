@@ -25,8 +25,10 @@ pub use treaty_trust::{client, identity, pki, tls};
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -47,7 +49,9 @@ pub struct ServeOptions {
 }
 
 /// Serves the coordinator on `listener` until `shutdown` resolves. On shutdown unfinished jobs
-/// are marked failed, party streams closed, and in-flight calls drained.
+/// are marked failed, party streams closed, and calls in flight get
+/// [`CoordinatorConfig::shutdown_grace`] to finish before their connections are cut. It returns
+/// once the database and the audit file are closed (the state folder can be opened again).
 pub async fn serve(
     listener: TcpListener,
     options: ServeOptions,
@@ -57,6 +61,7 @@ pub async fn serve(
     let token = CancellationToken::new();
     let tasks = TaskTracker::new();
     let mut config = options.config;
+    let grace = config.shutdown_grace;
     let service_roster = config.roster.clone();
     config.require_tls_identity = options.tls.is_some();
     let audit = treaty_audit::AuditFile::open(
@@ -72,9 +77,9 @@ pub async fn serve(
 
     let mut builder = tonic::transport::Server::builder()
         .tcp_nodelay(true)
-        .tcp_keepalive(Some(std::time::Duration::from_secs(20)))
-        .http2_keepalive_interval(Some(std::time::Duration::from_secs(10)))
-        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+        .tcp_keepalive(Some(Duration::from_secs(20)))
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .concurrency_limit_per_connection(256);
     if let Some(tls) = &options.tls {
         // With a roster, clients are trusted under the CAs it lists (each organisation's own);
@@ -85,8 +90,10 @@ pub async fn serve(
         };
         builder = builder.tls_config(tls.server_config())?;
     }
+    let sever = treaty_proto::sever::Sever::new();
     let signal = {
         let (token, tasks, service) = (token.clone(), tasks.clone(), service.clone());
+        let sever = sever.clone();
         async move {
             shutdown.await;
             tracing::info!("coordinator shutting down");
@@ -94,8 +101,12 @@ pub async fn serve(
             tasks.close();
             tasks.wait().await;
             service.disconnect_all();
+            // The server now drains the calls in flight; past the grace they are cut.
+            sever.after(grace);
         }
     };
+    let closed = service.closed();
+    let incoming = TcpListenerStream::new(listener).map(|conn| conn.map(|conn| sever.wrap(conn)));
     builder
         .add_service(health_service)
         .add_service(
@@ -103,7 +114,15 @@ pub async fn serve(
                 .max_decoding_message_size(treaty_proto::MAX_CONTROL_MESSAGE)
                 .max_encoding_message_size(treaty_proto::MAX_CONTROL_MESSAGE),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(incoming, signal)
         .await?;
+    // Connections cut at the grace drop their calls (and with them the service's last clones)
+    // as their tasks next run.
+    if tokio::time::timeout(grace.max(Duration::from_secs(1)), closed)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the coordinator's state is still in use after the shutdown");
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! machine returns (persist, notify watchers, send to parties, audit, delete results).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -91,6 +92,10 @@ pub struct CoordinatorConfig {
     /// Events queued for one party's `Subscribe` stream; a party that lets it fill up (does not
     /// read) is disconnected, and subscribes again.
     pub party_event_queue: usize,
+    /// How long calls in flight at shutdown (an upload, a submission waiting for approval) get
+    /// to finish; then their connections are cut, so no client can hold the shutdown (or the
+    /// database) open.
+    pub shutdown_grace: Duration,
     /// The wall clock (a [`ManualClock`] in tests).
     pub clock: Arc<dyn Clock>,
 }
@@ -112,6 +117,7 @@ impl Default for CoordinatorConfig {
             result_retention: Duration::from_secs(7 * 24 * 3600),
             retention_sweep_interval: Duration::from_secs(3600),
             party_event_queue: 256,
+            shutdown_grace: Duration::from_secs(10),
             clock: Arc::new(SystemClock),
         }
     }
@@ -315,6 +321,9 @@ struct Inner {
     generation: Mutex<u64>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// Dropped last (fields drop in declaration order), when the last clone of the service
+    /// goes: its receivers then know the database and the audit file are closed.
+    closed: watch::Sender<()>,
 }
 
 /// The coordinator service; cheap to clone.
@@ -368,11 +377,19 @@ impl CoordinatorService {
                 generation: Mutex::new(0),
                 shutdown,
                 tasks,
+                closed: watch::channel(()).0,
             }),
         };
         svc.recover()?;
         svc.expire_results()?;
         Ok(svc)
+    }
+
+    /// Resolves once the last clone of this service is gone, and with it its database and audit
+    /// file.
+    pub(crate) fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut closed = self.inner.closed.subscribe();
+        async move { while closed.changed().await.is_ok() {} }
     }
 
     /// The wall clock now (ms since the epoch).
@@ -1008,8 +1025,13 @@ impl coordinator_server::Coordinator for CoordinatorService {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let party = request.get_ref().party.clone();
         self.authenticate(&request, &party)?;
+        if self.inner.shutdown.is_cancelled() {
+            return Err(Status::unavailable("the coordinator is shutting down"));
+        }
         let (tx, rx) = mpsc::channel(self.inner.config.party_event_queue.max(1));
-        let gone = CancellationToken::new();
+        // A child of the shutdown: a stream opened while the coordinator shuts down (after it
+        // disconnected everyone) ends with it too, instead of holding the connection open.
+        let gone = self.inner.shutdown.child_token();
         let generation = {
             let mut g = lock(&self.inner.generation);
             *g += 1;

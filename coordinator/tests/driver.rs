@@ -8,14 +8,17 @@
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
+use futures::StreamExt;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
 use tonic::transport::Channel;
 use treaty_coordinator::client::{COORDINATOR_TLS_NAME, Dial, connect};
 use treaty_coordinator::identity::sign_now;
-use treaty_coordinator::{CoordinatorConfig, ServeOptions};
+use treaty_coordinator::store::Store;
+use treaty_coordinator::{CoordinatorConfig, CoordinatorError, ServeOptions};
 use treaty_proto::v1::{
     self as pb, JobState, PartyJobState, coordinator_client::CoordinatorClient, job_report,
     party_event,
@@ -29,6 +32,7 @@ struct Coordinator {
     url: String,
     dir: TempDir,
     stop: CancellationToken,
+    serving: JoinHandle<Result<(), CoordinatorError>>,
 }
 
 impl Coordinator {
@@ -42,12 +46,17 @@ impl Coordinator {
             tls: None,
             config,
         };
-        tokio::spawn(treaty_coordinator::serve(
+        let serving = tokio::spawn(treaty_coordinator::serve(
             listener,
             options,
             stop.clone().cancelled_owned(),
         ));
-        Self { url, dir, stop }
+        Self {
+            url,
+            dir,
+            stop,
+            serving,
+        }
     }
 
     async fn client(&self) -> Client {
@@ -117,8 +126,12 @@ impl Coordinator {
         .expect("the job did not get there in time")
     }
 
-    async fn stop(self) {
+    /// Shuts it down and checks that `serve` returned cleanly; gives back its state folder.
+    async fn stop(self) -> TempDir {
         self.stop.cancel();
+        let ended = tokio::time::timeout(PATIENCE, self.serving).await;
+        assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+        self.dir
     }
 }
 
@@ -254,7 +267,11 @@ fn party_state(job: &pb::Job, party: &str) -> PartyJobState {
 
 /// A coordinator, bank and clinic online, and a job of both that both accepted and started.
 async fn running_job() -> (Coordinator, Party, Party, String) {
-    let coordinator = Coordinator::start(config()).await;
+    running_job_with(config()).await
+}
+
+async fn running_job_with(config: CoordinatorConfig) -> (Coordinator, Party, Party, String) {
+    let coordinator = Coordinator::start(config).await;
     let mut bank = Party::online(&coordinator, "bank").await;
     let mut clinic = Party::online(&coordinator, "clinic").await;
     let job_id = coordinator.submit(&["bank", "clinic"]).await;
@@ -416,4 +433,48 @@ async fn a_partys_failure_text_is_capped_and_escaped() {
         log.len()
     );
     coordinator.stop().await;
+}
+
+/// A client that keeps a call open (an upload that never ends) cannot hold the coordinator's
+/// shutdown: past the grace its connection is cut, `serve` returns with the database closed, and
+/// the state opens again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_call_cannot_hold_the_shutdown_or_the_database() {
+    let config = CoordinatorConfig {
+        shutdown_grace: Duration::from_millis(200),
+        ..config()
+    };
+    let (coordinator, bank, _clinic, job_id) = running_job_with(config).await;
+    let (began, begun) = tokio::sync::oneshot::channel();
+    let first = pb::ResultChunk {
+        job_id: job_id.clone(),
+        party: "bank".into(),
+        index: 0,
+        last: false,
+        data: b"the first of many".to_vec(),
+    };
+    let body = futures::stream::once(async move {
+        let _ = began.send(());
+        first
+    })
+    .chain(futures::stream::pending());
+    let mut client = bank.client.clone();
+    let upload = tokio::spawn(async move { client.upload_result(body).await });
+    begun.await.unwrap();
+    // Calls on one connection are taken in order: once this one is answered, the coordinator
+    // holds the upload.
+    bank.client
+        .clone()
+        .list_parties(pb::ListPartiesRequest {})
+        .await
+        .unwrap();
+    let dir = coordinator.stop().await;
+    let cut = tokio::time::timeout(PATIENCE, upload)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(cut.is_err(), "{cut:?}");
+    let store = Store::open(&dir.path().join("state")).expect("the database is still held");
+    let job = store.job(&job_id).unwrap().unwrap();
+    assert_eq!(job.state(), JobState::Failed, "{job:?}");
 }

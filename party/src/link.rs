@@ -157,6 +157,12 @@ impl LinkHub {
         got
     }
 
+    /// Drops every parked stream and every waiting claim (the node is shutting down): the
+    /// streams end, so they do not hold the data plane's graceful shutdown.
+    pub(crate) fn clear(&self) {
+        self.slots().clear();
+    }
+
     /// Forgets everything parked for `job`.
     pub fn forget_job(&self, job: &str) {
         self.slots().retain(|(j, _), _| j != job);

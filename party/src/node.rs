@@ -10,8 +10,10 @@ use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
+use treaty_proto::sever::Sever;
 use treaty_proto::v1::{
     self as pb, coordinator_client::CoordinatorClient, job_report, party_event,
 };
@@ -31,6 +33,9 @@ use treaty_audit::AuditFile;
 use treaty_audit::{AuditEvent, AuditRecord, Digest32, Outcome};
 use treaty_trust::roster::Roster;
 use treaty_trust::{Role, TrustError};
+
+/// How long the data plane's streams get to end at shutdown before their connections are cut.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 struct ActiveJob {
     assignment: pb::JobAssignment,
@@ -179,12 +184,14 @@ pub async fn run(
         ),
         (tls, _) => tls.as_deref().cloned(),
     };
+    let sever = Sever::new();
+    let incoming = {
+        let sever = sever.clone();
+        data_plane_incoming(listener).map(move |conn| conn.map(|conn| sever.wrap(conn)))
+    };
     let data_plane = data_plane_server(data_tls.as_ref())?
         .add_service(PartyLinkService::new(node.cfg.id.clone(), hub, roster).into_server())
-        .serve_with_incoming_shutdown(
-            data_plane_incoming(listener),
-            token.clone().cancelled_owned(),
-        );
+        .serve_with_incoming_shutdown(incoming, token.clone().cancelled_owned());
     let data_plane = tokio::spawn(data_plane);
 
     // Control plane, with reconnects.
@@ -211,6 +218,9 @@ pub async fn run(
     };
     node.abort_all("the node is shutting down");
     token.cancel();
+    // Parked streams end now; whatever a peer still holds open is cut after the grace.
+    node.hub.clear();
+    sever.after(SHUTDOWN_GRACE);
     let _ = data_plane.await;
     outcome
 }

@@ -1,8 +1,9 @@
 //! Treaty's wire types: the coordinator's control plane and the party-to-party data plane.
 //!
 //! Generated from `proto/treaty/v1/*.proto` by `protox` and `tonic-prost-build` at build time.
-//! This crate holds no logic beyond naming the job kinds ([`JobKind`]) and capping text that
-//! arrives over the wire ([`text::peer_text`]); see `treaty-coordinator` and `treaty-party` for
+//! This crate holds no logic beyond naming the job kinds ([`JobKind`]), capping text that
+//! arrives over the wire ([`text::peer_text`]) and cutting connections at shutdown
+//! ([`sever::Sever`]); see `treaty-coordinator` and `treaty-party` for
 //! the services.
 #![forbid(unsafe_code)]
 
@@ -13,6 +14,7 @@ pub mod v1 {
 }
 
 mod kind;
+pub mod sever;
 pub mod text;
 
 pub use kind::JobKind;

@@ -59,18 +59,20 @@ pub struct AuditSummary {
 struct Running<T> {
     stop: CancellationToken,
     task: JoinHandle<Result<T, SandboxError>>,
+    /// How long its graceful shutdown may take (its own grace for calls in flight, and more).
+    patience: Duration,
 }
 
 impl<T> Running<T> {
-    /// Stops it gracefully, within 10 s; past that the task is cancelled, and awaited so that
-    /// whatever it held (a database, a port) is released when this returns.
+    /// Stops it gracefully, within its patience; past that the task is cancelled, and awaited
+    /// so that whatever it held (a database, a port) is released when this returns.
     async fn shut_down(mut self) -> Option<Result<T, SandboxError>> {
         self.stop.cancel();
-        match tokio::time::timeout(Duration::from_secs(10), &mut self.task).await {
+        match tokio::time::timeout(self.patience, &mut self.task).await {
             Ok(Ok(r)) => Some(r),
             Ok(Err(_)) => None,
             Err(_) => {
-                tracing::warn!("a sandbox component did not stop within 10 s: cancelled");
+                tracing::warn!(patience = ?self.patience, "a sandbox component did not stop: cancelled");
                 self.task.abort();
                 let _ = (&mut self.task).await;
                 None
@@ -180,6 +182,7 @@ impl Sandbox {
         if config.analysts_file.is_none() {
             config.analysts_file = Some(self.opts.dir.join("analysts.toml"));
         }
+        let patience = config.shutdown_grace * 2 + Duration::from_secs(10);
         let serve = treaty_coordinator::serve(
             listener,
             ServeOptions {
@@ -190,7 +193,11 @@ impl Sandbox {
             stop.clone().cancelled_owned(),
         );
         let task = tokio::spawn(async move { serve.await.map_err(SandboxError::from) });
-        self.coordinator = Some(Running { stop, task });
+        self.coordinator = Some(Running {
+            stop,
+            task,
+            patience,
+        });
         Ok(())
     }
 
@@ -361,7 +368,15 @@ impl Sandbox {
         }
         let node = treaty_party::node::run(cfg, listener, stop.clone().cancelled_owned());
         let task = tokio::spawn(async move { node.await.map_err(SandboxError::from) });
-        self.parties.insert(id, Running { stop, task });
+        let patience = Duration::from_secs(10);
+        self.parties.insert(
+            id,
+            Running {
+                stop,
+                task,
+                patience,
+            },
+        );
     }
 
     /// Stops a party node, as if its process died: its links and job stream close.

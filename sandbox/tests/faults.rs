@@ -524,6 +524,19 @@ mod support {
                 .unwrap()
         }
 
+        /// A data-plane connection to `peer` with this party's certificate.
+        pub(crate) async fn channel(&self, peer: &pb::JobPeer) -> Channel {
+            endpoint(Dial {
+                url: &peer.endpoint,
+                tls: Some(&self.identity),
+                server_name: &peer.party,
+            })
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+        }
+
         /// Opens the data-plane stream of `job_id` to `peer` as this party would (TLS with its
         /// certificate, a valid `Hello`), then sends `frames`.
         pub(crate) async fn dial(
@@ -532,16 +545,7 @@ mod support {
             job_id: &str,
             frames: Vec<pb::Frame>,
         ) -> RogueLink {
-            let channel = endpoint(Dial {
-                url: &peer.endpoint,
-                tls: Some(&self.identity),
-                server_name: &peer.party,
-            })
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-            let mut client = PartyLinkClient::new(channel);
+            let mut client = PartyLinkClient::new(self.channel(peer).await);
             let (tx, rx) = mpsc::channel(frames.len() + 1);
             let hello = frame::Kind::Hello(pb::Hello {
                 job_id: job_id.into(),
@@ -1204,18 +1208,8 @@ async fn tamper_results(
 ) {
     cluster.sandbox.stop_coordinator().await;
     {
-        // The stopped coordinator's last handle on its database (a connection's request still
-        // being dropped) may outlive its serve task by a moment.
-        let dir = cluster.sandbox.state_dir();
-        let store = within("the stopped coordinator to release its database", async {
-            loop {
-                match treaty_coordinator::store::Store::open(&dir) {
-                    Ok(store) => break store,
-                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-                }
-            }
-        })
-        .await;
+        // A stopped coordinator has closed its database.
+        let store = treaty_coordinator::store::Store::open(&cluster.sandbox.state_dir()).unwrap();
         edit(&store);
     }
     cluster.sandbox.start_coordinator().await.unwrap();
@@ -1357,4 +1351,57 @@ async fn coordinator_cannot_forge_swap_or_alter_result_shares() {
     assert_eq!(cluster.fetch(&job).await.unwrap(), honest);
     cluster.assert_job_succeeds(&parties).await;
     cluster.finish().await;
+}
+
+/// A peer that keeps a data-plane stream open (parked at the hospital for a job it was never
+/// given) cannot hold the node's shutdown: the node stops cleanly, its stream cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_holding_a_stream_open_cannot_hold_a_nodes_shutdown() {
+    let cluster = Cluster::start(&["hospital", "insurer"], &["mallory"]).await;
+    let mallory = FakeParty::join(&cluster, "mallory").await;
+    let hospital = cluster
+        .parties()
+        .await
+        .into_iter()
+        .find(|p| p.id == "hospital")
+        .unwrap();
+    let peer = pb::JobPeer {
+        party: hospital.id.clone(),
+        endpoint: hospital.endpoint.clone(),
+        ..Default::default()
+    };
+    let link = mallory
+        .dial(&peer, "j-00000000000000000000000000000001", vec![])
+        .await;
+    // And a stream that never says hello, on a connection of its own.
+    let channel = mallory.channel(&peer).await;
+    let (began, begun) = tokio::sync::oneshot::channel();
+    let silent = futures::stream::once(async move {
+        let _ = began.send(());
+        std::future::pending::<pb::Frame>().await
+    });
+    let mut client = pb::party_link_client::PartyLinkClient::new(channel.clone());
+    let waiting = tokio::spawn(async move { client.exchange(silent).await.map(|_| ()) });
+    begun.await.unwrap();
+    // Streams on one connection are taken in order: once this one is parked (answered), the
+    // silent one is in the hospital's hands.
+    let hello = pb::Frame {
+        kind: Some(frame::Kind::Hello(pb::Hello {
+            job_id: "j-00000000000000000000000000000002".into(),
+            sender: "mallory".into(),
+            receiver: "hospital".into(),
+        })),
+    };
+    let (held, rx) = tokio::sync::mpsc::channel(1);
+    held.send(hello).await.unwrap();
+    let parked = pb::party_link_client::PartyLinkClient::new(channel)
+        .exchange(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap();
+    cluster.finish().await;
+    let cut = within("the silent stream to be cut", waiting)
+        .await
+        .unwrap();
+    assert!(cut.is_err(), "{cut:?}");
+    drop((link, parked, held));
 }
