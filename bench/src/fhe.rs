@@ -140,7 +140,7 @@ pub async fn run(
     let (server, _) =
         import_server_key(bytes.as_bytes()).map_err(|e| BenchError::Failed(e.to_string()))?;
     let evaluator =
-        Evaluator::new(server.decompress()).map_err(|e| BenchError::Failed(e.to_string()))?;
+        Evaluator::from_compressed(server).map_err(|e| BenchError::Failed(e.to_string()))?;
     let server_key_import_seconds = t.elapsed().as_secs_f64();
 
     // Direct runs.

@@ -689,6 +689,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any text as a page token is either refused or a cursor that makes that very token
+        /// again; every cursor's token reads back as itself.
+        #[test]
+        fn page_tokens_round_trip_and_anything_else_is_refused(
+            token in ".{0,80}|[0-9a-f]{0,150}",
+            at in proptest::prelude::any::<i64>(),
+            id in "[a-zA-Z0-9_-]{1,64}",
+        ) {
+            match JobCursor::from_token(&token) {
+                Ok(cursor) => proptest::prop_assert_eq!(cursor.to_token(), token.to_ascii_lowercase()),
+                Err(e) => proptest::prop_assert!(matches!(e, CoordinatorError::InvalidRequest(_))),
+            }
+            let cursor = JobCursor { submitted_at_ms: at, id };
+            proptest::prop_assert_eq!(JobCursor::from_token(&cursor.to_token()).unwrap(), cursor);
+        }
+    }
+
     #[test]
     fn a_store_without_indexes_gets_them_at_open() {
         let dir = tempfile::tempdir().unwrap();

@@ -24,7 +24,7 @@
 
 use rayon::prelude::*;
 use tfhe::prelude::*;
-use tfhe::{FheBool, FheUint16, FheUint32, ServerKey, set_server_key};
+use tfhe::{CompressedServerKey, FheBool, FheUint16, FheUint32, ServerKey, set_server_key};
 
 use crate::FheError;
 use crate::keys::FheClientKey;
@@ -160,6 +160,18 @@ impl Evaluator {
             .build()
             .map_err(|e| FheError::ThreadPool(e.to_string()))?;
         Ok(Self { server_key, pool })
+    }
+
+    /// An evaluator with a compressed server key received from an owner (as
+    /// [`crate::import_server_key`] read it): decompressed here, where a key whose seeds tfhe
+    /// cannot expand is refused rather than crashing the evaluator.
+    ///
+    /// # Errors
+    /// [`FheError::KeyRejected`] for a key that does not decompress, [`FheError::ThreadPool`].
+    pub fn from_compressed(key: CompressedServerKey) -> Result<Self, FheError> {
+        let server_key = crate::error::untrusted(|| key.decompress())
+            .map_err(|reason| FheError::KeyRejected { len: 0, reason })?;
+        Self::new(server_key)
     }
 
     /// The server key.

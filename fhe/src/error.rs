@@ -185,3 +185,21 @@ impl FheError {
         Self::Protocol { what, cause: None }
     }
 }
+
+/// Runs `f`, a tfhe operation on data from another organisation (decompressing what it sent),
+/// turning a panic into an error. tfhe's conformance check does not cover everything it then
+/// trusts: a seeded ciphertext whose seed carries an out-of-range generator offset passes it and
+/// then panics (an index out of bounds in tfhe-csprng, no memory unsafety) when decompressed —
+/// found by `tests/fhe.rs` `mutated_uploads_results_and_keys_are_refused_without_a_panic`. The
+/// panic is the sender's fault and is refused like any malformed item.
+pub(crate) fn untrusted<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let what: String = what.chars().take(200).collect();
+        format!("does not decompress: {}", what.escape_debug())
+    })
+}

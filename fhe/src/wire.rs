@@ -35,6 +35,7 @@ use tfhe::{
 
 use crate::FheError;
 use crate::circuit::{EncryptedRows, Evaluator};
+use crate::error::untrusted;
 use crate::keys::FheClientKey;
 use crate::mask::{MaskedCiphertext, Release};
 use crate::model::{Feature, check_rows};
@@ -258,7 +259,10 @@ impl EncryptedRows {
                         });
                     }
                     let c: CompressedFheBool = read(i, b, &params, tag)?;
-                    Ok(c.decompress())
+                    untrusted(|| c.decompress()).map_err(|reason| FheError::Wire {
+                        item: Some(i),
+                        reason,
+                    })
                 })
                 .collect::<Result<_, FheError>>()
         })?;
@@ -418,9 +422,15 @@ impl OwnerResults {
                         KIND_RAW_U32 => MaskedCiphertext::U32(read::<FheUint32>(i, b, &r32, tag)?),
                         // A seeded "compressed" value decompresses without a bootstrap, keeping
                         // its blocks' bodies: the check below sees uploaded bits in it too.
-                        KIND_U64 => MaskedCiphertext::U64(
-                            read::<CompressedFheUint64>(i, b, &p64, tag)?.decompress(),
-                        ),
+                        KIND_U64 => {
+                            let c = read::<CompressedFheUint64>(i, b, &p64, tag)?;
+                            let c =
+                                untrusted(|| c.decompress()).map_err(|reason| FheError::Wire {
+                                    item: Some(i),
+                                    reason,
+                                })?;
+                            MaskedCiphertext::U64(c)
+                        }
                         other => {
                             return Err(FheError::ResultKind {
                                 item: i,

@@ -30,7 +30,7 @@ fn party(slot: &'static OnceLock<Party>) -> &'static Party {
         assert_eq!(id, bytes.key_id());
         Party {
             keys,
-            evaluator: Evaluator::new(server.decompress()).unwrap(),
+            evaluator: Evaluator::from_compressed(server).unwrap(),
         }
     })
 }
@@ -438,4 +438,90 @@ fn one_row_through_both_protocol_cores() {
         ),
         "{err}"
     );
+}
+
+/// Mutates `good` in one of the ways a hostile peer or a broken link would: flipped bytes, a cut,
+/// inserted bytes, a length field overwritten, a duplicated tail.
+fn mutant(good: &[u8], rng: &mut rand_chacha::ChaCha20Rng) -> Vec<u8> {
+    use rand::RngExt;
+    let mut m = good.to_vec();
+    let at = rng.random_range(0..m.len());
+    match rng.random_range(0..5) {
+        0 => {
+            for _ in 0..rng.random_range(1..8) {
+                let i = rng.random_range(0..m.len());
+                m[i] ^= rng.random_range(1..=255u8);
+            }
+        }
+        1 => m.truncate(at),
+        2 => {
+            let junk: Vec<u8> = (0..rng.random_range(1..64)).map(|_| rng.random()).collect();
+            m.splice(at..at, junk);
+        }
+        3 => {
+            let end = (at + 4).min(m.len());
+            let word: u32 = rng.random();
+            m[at..end].copy_from_slice(&word.to_le_bytes()[..end - at]);
+        }
+        _ => {
+            let tail = m[at..].to_vec();
+            m.extend_from_slice(&tail);
+        }
+    }
+    m
+}
+
+/// Every decoder of bytes from another organisation (an owner's upload at the evaluator, the
+/// evaluator's masked results at the owner, a server key) takes hundreds of mutants of real
+/// bytes without a panic, and what it accepts has the agreed shape. (Treaty's framing is fuzzed
+/// in `fuzz/`; these reach tfhe's versioned deserialisation, which a sanitizer build of tfhe
+/// would make too slow for CI.)
+#[test]
+fn mutated_uploads_results_and_keys_are_refused_without_a_panic() {
+    use rand_chacha::rand_core::SeedableRng;
+    let p = hospital();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(17);
+    let rows = &rows()[..1];
+    let (upload, uploaded) = encrypt_chunk(&features(), rows, p.keys.client_key()).unwrap();
+    let mut accepted = 0;
+    for _ in 0..200 {
+        let m = mutant(&upload, &mut rng);
+        if let Ok(e) = EncryptedRows::from_wire(&m, &features(), 1, &p.evaluator) {
+            assert_eq!(e.len(), 1);
+            accepted += 1;
+        }
+    }
+    assert!(accepted < 200, "every mutant of an upload was accepted");
+
+    let spec: ModelSpec = serde_json::from_str(
+        r#"{"kind":"linear","features":["age","amount","prior_claims"],
+            "weights":[3,-2,1000],"bias":-50,"threshold":-1000}"#,
+    )
+    .unwrap();
+    let model = FheModel::new(spec, &features()).unwrap();
+    let encrypted = EncryptedRows::from_wire(&upload, &features(), 1, &p.evaluator).unwrap();
+    let results = p.evaluator.evaluate(&model, &encrypted).unwrap();
+    let (masked, _) = p.evaluator.mask(results, Release::Scores, &mut rng);
+    let back = encode_masked(&p.evaluator, &masked).unwrap();
+    for _ in 0..100 {
+        let m = mutant(&back, &mut rng);
+        let client = p.keys.client_key();
+        let mut owner = OwnerResults::new(Release::Scores);
+        if let Ok(values) = owner.decrypt(&m, 1, &uploaded, &p.evaluator, client) {
+            assert_eq!(values.len(), masked.len());
+        }
+    }
+
+    let key = p.keys.export_server_key().unwrap();
+    let key = key.as_bytes();
+    for _ in 0..8 {
+        // Mutations within the versioned header and the first parameters, where a decoder
+        // would trust a length.
+        let head = mutant(&key[..4096], &mut rng);
+        let mut m = head;
+        m.extend_from_slice(&key[4096..]);
+        if let Ok((imported, _)) = import_server_key(&m) {
+            let _ = Evaluator::from_compressed(imported);
+        }
+    }
 }

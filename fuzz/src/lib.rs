@@ -7,6 +7,11 @@
 
 use std::collections::BTreeMap;
 
+mod party;
+mod peers;
+pub use party::party_inputs;
+pub use peers::{mpc_peers, peer_seeds, replay_peers};
+
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use treaty_mpc::barrier::Barrier;

@@ -67,7 +67,7 @@ use crate::rep3::{Rep3Session, Rep3Share, SIGMOID_MAX_FRAC_BITS, SIGMOID_MIN_FRA
 use crate::seeds::SessionContext;
 use crate::share::AdditiveShare;
 use crate::transport::{Channel, PartyIndex};
-use crate::vstats::{DIGEST_LEN, agree_rows};
+use crate::vstats::{DEFAULT_MAX_ROWS, DIGEST_LEN, agree_rows};
 
 pub mod plain;
 
@@ -350,6 +350,7 @@ pub struct GlmInput {
     columns: Vec<Vec<f64>>,
     label: Option<Vec<f64>>,
     digest: Option<[u8; DIGEST_LEN]>,
+    max_rows: usize,
 }
 
 impl std::fmt::Debug for GlmInput {
@@ -370,6 +371,7 @@ impl GlmInput {
             columns: Vec::new(),
             label: None,
             digest: None,
+            max_rows: DEFAULT_MAX_ROWS,
         }
     }
 
@@ -395,7 +397,17 @@ impl GlmInput {
             columns,
             label,
             digest: Some(digest),
+            max_rows: DEFAULT_MAX_ROWS,
         })
+    }
+
+    /// The most aligned rows this party accepts ([`DEFAULT_MAX_ROWS`] unless set): a larger
+    /// count, declared by a data party or its own, fails the job ([`MpcError::OverLimit`])
+    /// before anything is allocated for it.
+    #[must_use]
+    pub fn with_max_rows(mut self, max_rows: usize) -> Self {
+        self.max_rows = max_rows;
+        self
     }
 }
 
@@ -495,7 +507,13 @@ pub async fn setup<R: CryptoRng + ?Sized>(
 ) -> Result<(Rep3Session, usize), MpcError> {
     layout.check()?;
     let mine = input.digest.as_ref().map(|d| (input.rows, d));
-    let rows = agree_rows(&transport.child("rows"), &layout.data_parties(), mine).await?;
+    let rows = agree_rows(
+        &transport.child("rows"),
+        &layout.data_parties(),
+        mine,
+        input.max_rows,
+    )
+    .await?;
     if rows == 0 {
         return Err(MpcError::EmptyIntersection);
     }

@@ -64,6 +64,10 @@ use crate::transport::{Channel, PartyIndex, exchange};
 
 /// Length of the alignment digest the data parties compare.
 pub const DIGEST_LEN: usize = 32;
+/// Default of the most aligned rows a party accepts in a job ([`VerticalInput::with_max_rows`],
+/// [`crate::glm::GlmInput::with_max_rows`]): the data parties declare the count and every party,
+/// the helper included, then allocates shares for that many rows.
+pub const DEFAULT_MAX_ROWS: usize = 1 << 24;
 
 /// Who holds what in a vertical `stats` job. Public: every party derives it from the job spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +130,7 @@ pub struct VerticalInput {
     filter: Option<Vec<u64>>,
     columns: Vec<Vec<i64>>,
     digest: Option<[u8; DIGEST_LEN]>,
+    max_rows: usize,
 }
 
 impl std::fmt::Debug for VerticalInput {
@@ -146,6 +151,7 @@ impl VerticalInput {
             filter: None,
             columns: Vec::new(),
             digest: None,
+            max_rows: DEFAULT_MAX_ROWS,
         }
     }
 
@@ -176,7 +182,17 @@ impl VerticalInput {
             filter: filter.map(|f| f.into_iter().map(u64::from).collect()),
             columns,
             digest: Some(digest),
+            max_rows: DEFAULT_MAX_ROWS,
         })
+    }
+
+    /// The most aligned rows this party accepts ([`DEFAULT_MAX_ROWS`] unless set): a larger
+    /// count, declared by a data party or its own, fails the job ([`MpcError::OverLimit`])
+    /// before anything is allocated for it.
+    #[must_use]
+    pub fn with_max_rows(mut self, max_rows: usize) -> Self {
+        self.max_rows = max_rows;
+        self
     }
 
     fn is_data(&self) -> bool {
@@ -245,7 +261,13 @@ pub async fn run<R: CryptoRng + ?Sized>(
     }
 
     let mine = input.digest.as_ref().map(|d| (input.rows, d));
-    let rows = agree_rows(&transport.child("rows"), &layout.data_parties, mine).await?;
+    let rows = agree_rows(
+        &transport.child("rows"),
+        &layout.data_parties,
+        mine,
+        input.max_rows,
+    )
+    .await?;
     if rows == 0 {
         return Err(MpcError::EmptyIntersection);
     }
@@ -354,11 +376,13 @@ fn encode_column(
 /// One round of `transport`: every data party announces its number `N` of aligned rows to both peers
 /// and its alignment digest to the other data parties; everyone checks that the data parties
 /// agree. `mine` is `Some((N, digest))` at a data party and `None` at a helper (which learns `N`
-/// and nothing else). Returns `N`.
+/// and nothing else). Returns `N`, at most `max_rows`: a larger count (declared by a peer, or
+/// this party's own, checked before anything is sent) is [`MpcError::OverLimit`].
 pub(crate) async fn agree_rows(
     transport: &Channel,
     data_parties: &[PartyIndex],
     mine: Option<(usize, &[u8; DIGEST_LEN])>,
+    max_rows: usize,
 ) -> Result<usize, MpcError> {
     let me = transport.me();
     let is_data = |p: PartyIndex| data_parties.contains(&p);
@@ -366,6 +390,17 @@ pub(crate) async fn agree_rows(
         return Err(MpcError::BadParams(
             "this party's input does not match its role (data party or helper)",
         ));
+    }
+    let over = |from: PartyIndex, declared: u64| MpcError::OverLimit {
+        from,
+        what: "aligned rows",
+        declared,
+        limit: max_rows as u64,
+    };
+    if let Some((rows, _)) = mine
+        && rows > max_rows
+    {
+        return Err(over(me, rows as u64));
     }
     let round = transport.round();
     let got = exchange(transport, |peer| match mine {
@@ -402,11 +437,12 @@ pub(crate) async fn agree_rows(
         }
         let mut n = [0u8; 8];
         n.copy_from_slice(&msg[..8]);
-        let n = usize::try_from(u64::from_le_bytes(n)).map_err(|_| MpcError::MalformedMessage {
-            from,
-            round,
-            what: "row count does not fit this platform",
-        })?;
+        let n = u64::from_le_bytes(n);
+        if n > max_rows as u64 {
+            return Err(over(from, n));
+        }
+        // At most `max_rows`, a usize.
+        let n = n as usize;
         match rows {
             Some(r) if r != n => {
                 return Err(MpcError::ProtocolMismatch {

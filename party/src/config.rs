@@ -97,6 +97,12 @@ impl Limits {
         Ok(())
     }
 
+    /// [`Limits::max_job_rows`] as the protocols take it: a peer that declares more aligned
+    /// rows fails the job at the row agreement, before anything is allocated for them.
+    pub fn max_rows(&self) -> usize {
+        usize::try_from(self.max_job_rows).unwrap_or(usize::MAX)
+    }
+
     /// The peer timeout as a duration.
     pub fn peer_timeout(&self) -> Duration {
         Duration::from_secs(self.peer_timeout_secs.max(1))
@@ -161,7 +167,13 @@ impl PartyConfig {
             path: path.to_path_buf(),
             source: e,
         })?;
-        let mut cfg: Self = toml::from_str(&text).map_err(|e| PartyError::Config {
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates the text of the config file at `path` (relative paths in it are
+    /// resolved against `path`'s folder; nothing is read).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, PartyError> {
+        let mut cfg: Self = toml::from_str(text).map_err(|e| PartyError::Config {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;

@@ -31,7 +31,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use csv::{ByteRecord, ReaderBuilder};
@@ -303,14 +303,7 @@ pub fn load_columns(
     path: &Path,
     wanted: &[&str],
 ) -> Result<Table, DatasetError> {
-    cfg.validate()?;
-    let mut wanted_decls: Vec<&ColumnDecl> = Vec::with_capacity(wanted.len());
-    for &name in wanted {
-        let decl = cfg.column(name).ok_or_else(|| cfg.undeclared(name))?;
-        if !wanted_decls.iter().any(|seen| seen.name == decl.name) {
-            wanted_decls.push(decl);
-        }
-    }
+    let wanted_decls = wanted_decls(cfg, wanted)?;
 
     let file = File::open(path).map_err(|source| DatasetError::Io {
         path: path.to_owned(),
@@ -318,6 +311,48 @@ pub fn load_columns(
     })?;
     // Only a capacity hint: a file whose size cannot be read gets no preallocation.
     let file_len = file.metadata().map_or(0, |meta| meta.len());
+    read_columns(cfg, file, file_len, path, wanted_decls)
+}
+
+/// Reads `wanted` columns of the CSV `file` (`file_len` bytes long, a capacity hint), named
+/// `path` in errors; as [`load_columns`], which opens the file. Also for the fuzz target.
+///
+/// # Errors
+/// As [`load_columns`].
+pub fn read_csv(
+    cfg: &DatasetConfig,
+    file: impl Read,
+    file_len: u64,
+    path: &Path,
+    wanted: &[&str],
+) -> Result<Table, DatasetError> {
+    let wanted_decls = wanted_decls(cfg, wanted)?;
+    read_columns(cfg, file, file_len, path, wanted_decls)
+}
+
+/// Validates `cfg` and finds the declaration of each of `wanted` (once each).
+fn wanted_decls<'c>(
+    cfg: &'c DatasetConfig,
+    wanted: &[&str],
+) -> Result<Vec<&'c ColumnDecl>, DatasetError> {
+    cfg.validate()?;
+    let mut decls: Vec<&ColumnDecl> = Vec::with_capacity(wanted.len());
+    for &name in wanted {
+        let decl = cfg.column(name).ok_or_else(|| cfg.undeclared(name))?;
+        if !decls.iter().any(|seen| seen.name == decl.name) {
+            decls.push(decl);
+        }
+    }
+    Ok(decls)
+}
+
+fn read_columns(
+    cfg: &DatasetConfig,
+    file: impl Read,
+    file_len: u64,
+    path: &Path,
+    wanted_decls: Vec<&ColumnDecl>,
+) -> Result<Table, DatasetError> {
     let mut reader = ReaderBuilder::new()
         .has_headers(true)
         .buffer_capacity(READ_BUFFER_BYTES)

@@ -793,7 +793,7 @@ async fn evaluator_key(
             std::fs::write(&tmp, &bytes).map_err(io_err(&tmp))?;
             std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
         }
-        Ok((Arc::new(Evaluator::new(key.decompress())?), first))
+        Ok((Arc::new(Evaluator::from_compressed(key)?), first))
     })
     .await?;
     let mut memory = EVALUATOR_KEYS.lock().unwrap_or_else(|p| p.into_inner());
@@ -1028,7 +1028,7 @@ mod tests {
                 let bytes = key_channel.recv(OWNER).await.unwrap();
                 let ev = blocking(move || {
                     let (k, _) = treaty_fhe::import_server_key(&bytes)?;
-                    Ok(Evaluator::new(k.decompress())?)
+                    Ok(Evaluator::from_compressed(k)?)
                 })
                 .await
                 .unwrap();

@@ -907,7 +907,8 @@ impl JobRun {
             JoinWork::Stats => {}
         }
         self.progress(0.5, Some(transport)).await;
-        crate::stats::run_joined(&join, &a.job_id, ids, &plan, aligned, fixed, rng).await
+        let max_rows = self.cfg.limits.max_rows();
+        crate::stats::run_joined(&join, &a.job_id, ids, &plan, aligned, fixed, max_rows, rng).await
     }
 
     /// The `train` protocol on aligned rows, with progress reports every 200 ms at most; stages

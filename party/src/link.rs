@@ -461,7 +461,7 @@ impl GrpcTransport {
                     kind: Some(frame::Kind::Abort(_)),
                 })) => {}
                 Some(Ok(_)) => {
-                    return Err(Self::violation(peer, "sent data after the session ended"));
+                    return Err(violation(peer, "sent data after the session ended"));
                 }
             }
         }
@@ -473,21 +473,13 @@ impl GrpcTransport {
         self.outbound.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn violation(peer: PartyIndex, what: impl Into<String>) -> TransportError {
-        TransportError::Violation {
-            peer,
-            what: what.into(),
-        }
-    }
-
     async fn read_message(
         &self,
         from: PartyIndex,
         limit: usize,
         inbound: &mut Inbound,
     ) -> Result<(Tag, Vec<u8>), TransportError> {
-        let mut buf: Vec<u8> = Vec::new();
-        let mut first: Option<(Tag, u64)> = None;
+        let mut message = Reassembly::new(from, limit);
         // One deadline for the whole message, not one per frame: a peer trickling small or
         // empty chunks cannot hold the session past it.
         let deadline = tokio::time::Instant::now() + self.timeout;
@@ -502,83 +494,124 @@ impl GrpcTransport {
                 Some(Err(status)) => {
                     return Err(match status.code() {
                         tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => {
-                            Self::violation(from, "a frame exceeded the data-plane frame limit")
+                            violation(from, "a frame exceeded the data-plane frame limit")
                         }
                         tonic::Code::Internal if status.message().contains("decode") => {
-                            Self::violation(from, "a frame did not decode")
+                            violation(from, "a frame did not decode")
                         }
                         _ => TransportError::PeerDisconnected { peer: from },
                     });
                 }
                 Some(Ok(frame)) => frame,
             };
-            let chunk = match frame.kind {
-                Some(frame::Kind::Chunk(c)) => c,
-                Some(frame::Kind::Abort(a)) => {
-                    return Err(TransportError::Aborted {
-                        reason: format!("party {from} aborted: {}", peer_text(&a.reason)),
-                    });
-                }
-                Some(frame::Kind::Hello(_)) | None => {
-                    return Err(Self::violation(from, "unexpected frame kind mid-stream"));
-                }
-            };
-            // The tag is two fixed-size fields (decoding allocated nothing for it); the channel
-            // checks it once the message is whole.
-            let tag = Tag {
-                scope: ScopeId(chunk.scope),
-                round: chunk.round,
-            };
-            let declared = chunk.total_len;
-            if declared > limit as u64 {
-                return Err(TransportError::MessageTooLarge {
-                    peer: from,
-                    len: usize::try_from(declared).unwrap_or(usize::MAX),
-                    max: limit,
-                });
-            }
-            match first {
-                None => {
-                    first = Some((tag, declared));
-                    // A peer's declared length alone reserves at most `RESERVE_AHEAD` (already
-                    // capped by `max_message`); beyond that the buffer grows with the chunks that
-                    // actually arrive. Without the reservation a message of 8 chunks is copied
-                    // again three times as the buffer doubles.
-                    buf.reserve(
-                        usize::try_from(declared).map_or(RESERVE_AHEAD, |d| d.min(RESERVE_AHEAD)),
-                    );
-                }
-                Some((_, t)) if t != declared => {
-                    return Err(Self::violation(
-                        from,
-                        "total length changed within a message",
-                    ));
-                }
-                Some((t, _)) if t != tag => {
-                    return Err(Self::violation(from, "tag changed within a message"));
-                }
-                Some(_) => {}
-            }
-            if chunk.payload.len() > CHUNK_SIZE
-                || (buf.len() + chunk.payload.len()) as u64 > declared
-            {
-                return Err(Self::violation(from, "chunks exceed the declared length"));
-            }
-            // Only an empty message is sent as an empty chunk (its only one).
-            if chunk.payload.is_empty() && !chunk.last {
-                return Err(Self::violation(
-                    from,
-                    "an empty chunk before a message's end",
-                ));
-            }
-            buf.extend_from_slice(&chunk.payload);
-            if chunk.last {
-                if buf.len() as u64 != declared {
-                    return Err(Self::violation(from, "message shorter than declared"));
-                }
-                return Ok((tag, buf));
+            if let Some(whole) = message.push(frame)? {
+                return Ok(whole);
             }
         }
+    }
+}
+
+fn violation(peer: PartyIndex, what: impl Into<String>) -> TransportError {
+    TransportError::Violation {
+        peer,
+        what: what.into(),
+    }
+}
+
+/// One data-plane message put back together from a peer's frames, without I/O: the transport
+/// feeds it the frames as they arrive (and the fuzz target feeds it bytes). Every rule of the
+/// framing is checked as each frame arrives, and a declared length reserves at most
+/// 16 chunks: the buffer grows only with chunks that arrived.
+#[derive(Debug)]
+pub struct Reassembly {
+    from: PartyIndex,
+    limit: usize,
+    buf: Vec<u8>,
+    /// The first chunk's tag and declared length.
+    first: Option<(Tag, u64)>,
+}
+
+impl Reassembly {
+    /// A message from party `from` of at most `limit` bytes.
+    pub fn new(from: PartyIndex, limit: usize) -> Self {
+        Self {
+            from,
+            limit,
+            buf: Vec::new(),
+            first: None,
+        }
+    }
+
+    /// Takes the next frame: the message and its tag once `frame` was its last chunk, `None`
+    /// while chunks are to come.
+    ///
+    /// # Errors
+    /// [`TransportError::Aborted`] for the peer's abort (its reason capped and escaped),
+    /// [`TransportError::MessageTooLarge`] for a declared length above the limit,
+    /// [`TransportError::Violation`] for any other break of the framing.
+    pub fn push(&mut self, frame: pb::Frame) -> Result<Option<(Tag, Vec<u8>)>, TransportError> {
+        let from = self.from;
+        let chunk = match frame.kind {
+            Some(frame::Kind::Chunk(c)) => c,
+            Some(frame::Kind::Abort(a)) => {
+                return Err(TransportError::Aborted {
+                    reason: format!("party {from} aborted: {}", peer_text(&a.reason)),
+                });
+            }
+            Some(frame::Kind::Hello(_)) | None => {
+                return Err(violation(from, "unexpected frame kind mid-stream"));
+            }
+        };
+        // The tag is two fixed-size fields (decoding allocated nothing for it); the channel
+        // checks it once the message is whole.
+        let tag = Tag {
+            scope: ScopeId(chunk.scope),
+            round: chunk.round,
+        };
+        let declared = chunk.total_len;
+        if declared > self.limit as u64 {
+            return Err(TransportError::MessageTooLarge {
+                peer: from,
+                len: usize::try_from(declared).unwrap_or(usize::MAX),
+                max: self.limit,
+            });
+        }
+        match self.first {
+            None => {
+                self.first = Some((tag, declared));
+                // A peer's declared length alone reserves at most `RESERVE_AHEAD` (already
+                // capped by the limit); beyond that the buffer grows with the chunks that
+                // actually arrive. Without the reservation a message of 8 chunks is copied
+                // again three times as the buffer doubles.
+                self.buf.reserve(
+                    usize::try_from(declared).map_or(RESERVE_AHEAD, |d| d.min(RESERVE_AHEAD)),
+                );
+            }
+            Some((_, t)) if t != declared => {
+                return Err(violation(from, "total length changed within a message"));
+            }
+            Some((t, _)) if t != tag => {
+                return Err(violation(from, "tag changed within a message"));
+            }
+            Some(_) => {}
+        }
+        if chunk.payload.len() > CHUNK_SIZE
+            || (self.buf.len() + chunk.payload.len()) as u64 > declared
+        {
+            return Err(violation(from, "chunks exceed the declared length"));
+        }
+        // Only an empty message is sent as an empty chunk (its only one).
+        if chunk.payload.is_empty() && !chunk.last {
+            return Err(violation(from, "an empty chunk before a message's end"));
+        }
+        self.buf.extend_from_slice(&chunk.payload);
+        if chunk.last {
+            if self.buf.len() as u64 != declared {
+                return Err(violation(from, "message shorter than declared"));
+            }
+            return Ok(Some((tag, std::mem::take(&mut self.buf))));
+        }
+        Ok(None)
     }
 }
 

@@ -226,14 +226,27 @@ impl Policy {
     /// malformed or duplicate analyst keys — each naming the file.
     pub fn load(path: &Path) -> Result<Self, PartyError> {
         let bytes = std::fs::read(path).map_err(io_err(path))?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| config_err(path, "not UTF-8"))?;
+        Self::parse(path, &bytes, |included| std::fs::read(included))
+    }
+
+    /// Parses and validates `bytes`, the policy file at `path`; the analysts file it names (a
+    /// path relative to `path`'s folder) is read with `read`.
+    ///
+    /// # Errors
+    /// As [`Policy::load`].
+    pub fn parse(
+        path: &Path,
+        bytes: &[u8],
+        read: impl FnOnce(&Path) -> std::io::Result<Vec<u8>>,
+    ) -> Result<Self, PartyError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| config_err(path, "not UTF-8"))?;
         let file: PolicyFile = toml::from_str(text).map_err(|e| config_err(path, e.to_string()))?;
         let mut hash = Sha256::new();
-        hash.update(&bytes);
+        hash.update(bytes);
         let mut analysts = AnalystList::default();
         if let Some(included) = &file.analysts_file {
             let included = path.parent().unwrap_or(Path::new(".")).join(included);
-            let more = std::fs::read(&included).map_err(io_err(&included))?;
+            let more = read(&included).map_err(io_err(&included))?;
             hash.update(&more);
             let text =
                 std::str::from_utf8(&more).map_err(|_| config_err(&included, "not UTF-8"))?;

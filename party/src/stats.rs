@@ -122,10 +122,12 @@ pub(crate) async fn run(
 
 /// The vertical `stats` protocol of a job with a join, on `transport` (the job's `join`
 /// channel): this party's `aligned` rows (none at the helper) laid out by the join's `plan`;
-/// returns this party's share of the result.
+/// returns this party's share of the result. A data party declaring more aligned rows than
+/// `max_rows` fails the job at the row agreement.
 ///
 /// # Errors
 /// A value out of the fixed-point range; the protocol's errors.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run_joined(
     transport: &Channel,
     job_id: &str,
@@ -133,12 +135,14 @@ pub(crate) async fn run_joined(
     plan: &JoinPlan,
     aligned: Option<(JoinTable, Vec<usize>)>,
     fixed: FixedPoint,
+    max_rows: usize,
     rng: &mut ChaCha20Rng,
 ) -> Result<Vec<u8>, PartyError> {
     let input = match aligned {
         None => VerticalInput::helper(),
         Some((table, matched)) => table.input(&matched, job_id, fixed)?,
-    };
+    }
+    .with_max_rows(max_rows);
     let ctx = SessionContext { job_id, party_ids };
     let out = vstats::run(
         transport,

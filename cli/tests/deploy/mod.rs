@@ -1,5 +1,7 @@
 //! What the deployment tests share (`e2e.rs`, `roster.rs`): the binary without the caller's
 //! environment, child processes that never outlive a failing test, free loopback ports.
+// Each test binary uses a part of it.
+#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -8,7 +10,11 @@ use std::time::{Duration, Instant};
 
 /// The `treaty` binary, without a coordinator, PKI or log filter from the environment.
 pub(crate) fn treaty() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_treaty"));
+    clean(Command::new(env!("CARGO_BIN_EXE_treaty")))
+}
+
+/// `c` without a coordinator, PKI or log filter from the environment.
+pub(crate) fn clean(mut c: Command) -> Command {
     c.env_remove("TREATY_COORDINATOR")
         .env_remove("TREATY_PKI")
         .env_remove("TREATY_LOG");
@@ -57,6 +63,17 @@ pub(crate) fn spawn(cmd: &mut Command, log: &Path) -> Proc {
 /// incomplete list; after 120 s the test fails with the last answer and the logs in `dir` named
 /// `logs` (`<name>.log`).
 pub(crate) fn wait_online(n: usize, as_analyst: impl Fn(&mut Command), dir: &Path, logs: &[&str]) {
+    wait_online_with(treaty, n, as_analyst, dir, logs);
+}
+
+/// [`wait_online`] with the binary as `treaty` makes it (e.g. run inside a network namespace).
+pub(crate) fn wait_online_with(
+    treaty: impl Fn() -> Command,
+    n: usize,
+    as_analyst: impl Fn(&mut Command),
+    dir: &Path,
+    logs: &[&str],
+) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let mut cmd = treaty();

@@ -319,3 +319,89 @@ fn totals_lift_and_check_the_words() {
     assert!(totals(&[3, 1, 1 << 63], 1, fixed).is_err());
     assert!(totals(&[3, 1], 1, fixed).is_err());
 }
+
+/// Two fake data parties declare 2^40 aligned rows (with matching digests, so the count is all
+/// that is wrong): every honest party refuses the count at the header, naming the declarer,
+/// before it sets up a session or allocates a share for a row. A data party whose own count is
+/// over its limit refuses before it sends anything.
+#[tokio::test]
+async fn a_declared_row_count_above_the_limit_is_refused_at_the_header() {
+    let huge: u64 = 1 << 40;
+    let limit = 1000;
+    let out = run_in_memory(3, DEFAULT_MAX_MESSAGE, move |t: Channel| async move {
+        if t.me() == 1 {
+            // The honest helper.
+            let ids: Vec<String> = (0..3).map(|i| format!("p{i}")).collect();
+            let ctx = SessionContext {
+                job_id: "vstats-test",
+                party_ids: &ids,
+            };
+            let layout = VerticalLayout {
+                data_parties: vec![0, 2],
+                column_owners: vec![2],
+                filter_parties: vec![],
+            };
+            let input = VerticalInput::helper().with_max_rows(limit);
+            let mut rng = ChaCha20Rng::seed_from_u64(1);
+            let names = vec!["c".to_string()];
+            let r = run(
+                &t,
+                ctx,
+                &layout,
+                &input,
+                &names,
+                FixedPoint::default(),
+                &mut rng,
+            )
+            .await;
+            Some(r.map(|o| o.rows))
+        } else {
+            // A fake data party: the real header format, a huge count.
+            let sent = exchange(&t.child("rows"), |peer| {
+                let mut m = huge.to_le_bytes().to_vec();
+                if peer != 1 {
+                    m.extend_from_slice(&[7; DIGEST_LEN]);
+                }
+                m
+            })
+            .await;
+            // The helper may refuse (and leave) before this fake hears from it.
+            drop(sent);
+            None
+        }
+    })
+    .await
+    .unwrap();
+    match &out[1] {
+        Some(Err(MpcError::OverLimit {
+            from,
+            what,
+            declared,
+            limit: l,
+        })) => {
+            assert_eq!(
+                (*from, *what, *declared, *l),
+                (0, "aligned rows", huge, 1000)
+            );
+        }
+        other => panic!("the helper: {other:?}"),
+    }
+
+    // A data party over its own limit sends nothing.
+    let layout = VerticalLayout {
+        data_parties: vec![0, 2],
+        column_owners: vec![2],
+        filter_parties: vec![],
+    };
+    let data = joined(100, 1, &[], 1);
+    let mut ins = inputs(&layout, &data, [100; 3], FixedPoint::default());
+    ins[2] = ins[2].clone().with_max_rows(99);
+    let out = run_all(&layout, ins, 16).await;
+    match &out[2] {
+        (Err(MpcError::OverLimit { from: 2, .. }), c) => assert_eq!(c.bytes_sent, 0),
+        other => panic!("party 2: {other:?}"),
+    }
+    for p in [0, 1] {
+        assert!(out[p].0.is_err(), "party {p} went on without party 2");
+    }
+}
