@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use deploy::{free_port, run_ok, spawn, treaty, wait_online};
+use deploy::{free_port, party_config, run_ok, spawn, treaty, wait_online};
 
 use treaty_mpc::fixed::FixedPoint;
 use treaty_mpc::stats::StatsResult;
@@ -57,20 +57,13 @@ fn coordinator_and_three_party_processes_match_the_clear_computation() {
     for (i, p) in PARTIES.iter().enumerate() {
         // The shipped example, with this test's ports (paths stay relative: configs/ mirrors
         // examples/ one level below the directory holding treaty-pki/ and data/).
-        let text = std::fs::read_to_string(examples.join(format!("{p}.toml")))
-            .unwrap()
-            .replace(
+        let cfg = party_config(&examples, &configs, p, |text| {
+            text.replace(
                 &format!("127.0.0.1:{}", 7101 + i),
                 &format!("127.0.0.1:{}", free_port()),
             )
-            .replace("https://127.0.0.1:7000", &coordinator);
-        let cfg = configs.join(format!("{p}.toml"));
-        std::fs::write(&cfg, text).unwrap();
-        std::fs::copy(
-            examples.join(format!("{p}-policy.toml")),
-            configs.join(format!("{p}-policy.toml")),
-        )
-        .unwrap();
+            .replace("https://127.0.0.1:7000", &coordinator)
+        });
         parties.push(spawn(
             treaty().arg("party").arg("--config").arg(&cfg),
             &d.join(format!("{p}.log")),

@@ -12,11 +12,11 @@
 
 mod deploy;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use deploy::{clean, run_ok, spawn, wait_online_with};
+use deploy::{clean, party_config, run_ok, spawn, wait_online_with};
 
 /// The hosts, in address order: host `i` is `10.77.0.{i + 1}`.
 const HOSTS: [&str; 4] = ["coordinator", "hospital", "insurer", "bank"];
@@ -164,40 +164,58 @@ fn addr(i: usize) -> String {
     format!("10.77.0.{}", i + 1)
 }
 
-/// The job `id` as `treaty jobs --json` lists it.
-fn job(net: &Net, coordinator: &str, pki: &Path, id: &str) -> serde_json::Value {
-    let out = run_ok(
-        net.treaty("coordinator")
-            .args(["jobs", "--json", "--coordinator", coordinator])
-            .arg("--pki")
-            .arg(pki),
-    );
-    let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    jobs.as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["id"] == id)
-        .cloned()
-        .unwrap()
+/// The analyst, in the coordinator's namespace.
+struct Analyst<'a> {
+    net: &'a Net,
+    coordinator: String,
+    pki: PathBuf,
 }
 
-/// Polls the job until `done` holds of it, for at most `within`.
-fn wait_job(
-    net: &Net,
-    coordinator: &str,
-    pki: &Path,
-    id: &str,
-    within: Duration,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let j = job(net, coordinator, pki, id);
-        if done(&j) {
-            return j;
+impl Analyst<'_> {
+    /// `treaty <args>` with the analyst's coordinator and PKI.
+    fn treaty(&self, args: &[&str]) -> Command {
+        let mut c = self.net.treaty("coordinator");
+        c.args(args)
+            .args(["--coordinator", &self.coordinator])
+            .arg("--pki")
+            .arg(&self.pki);
+        c
+    }
+
+    /// Submits the job file `file`; returns the job's id.
+    fn submit(&self, file: &Path) -> String {
+        let mut cmd = self.treaty(&["submit", "--json"]);
+        cmd.arg(file)
+            .arg("--recipient-key")
+            .arg(self.pki.join("analyst.hpke.pub"));
+        let submitted: serde_json::Value =
+            serde_json::from_slice(&run_ok(&mut cmd).stdout).unwrap();
+        submitted["job_id"].as_str().unwrap().to_string()
+    }
+
+    /// The job `id` as `treaty jobs --json` lists it.
+    fn job(&self, id: &str) -> serde_json::Value {
+        let out = run_ok(&mut self.treaty(&["jobs", "--json"]));
+        let jobs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id)
+            .cloned()
+            .unwrap()
+    }
+
+    /// Polls the job until `done` holds of it, for at most two minutes.
+    fn wait(&self, id: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let j = self.job(id);
+            if done(&j) {
+                return j;
+            }
+            assert!(Instant::now() < deadline, "the job did not get there: {j}");
+            std::thread::sleep(Duration::from_millis(200));
         }
-        assert!(Instant::now() < deadline, "the job did not get there: {j}");
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -243,30 +261,30 @@ fn a_link_cut_between_two_parties_fails_the_job_everywhere_and_the_next_one_runs
     let mut parties = Vec::new();
     for (i, p) in PARTIES.iter().enumerate() {
         // The shipped example, listening on this host's address, with a short peer timeout.
-        let text = std::fs::read_to_string(examples.join(format!("{p}.toml")))
-            .unwrap()
-            .replace(
-                &format!("127.0.0.1:{}", 7101 + i),
-                &format!("{}:7101", addr(host(p))),
-            )
-            .replace("https://127.0.0.1:7000", &coordinator)
-            .replace(
-                "peer_timeout_secs = 60",
-                &format!("peer_timeout_secs = {PEER_TIMEOUT_SECS}"),
-            );
-        assert!(text.contains(&format!("peer_timeout_secs = {PEER_TIMEOUT_SECS}")));
-        let cfg = configs.join(format!("{p}.toml"));
-        std::fs::write(&cfg, text).unwrap();
-        std::fs::copy(
-            examples.join(format!("{p}-policy.toml")),
-            configs.join(format!("{p}-policy.toml")),
-        )
-        .unwrap();
+        let cfg = party_config(&examples, &configs, p, |text| {
+            let text = text
+                .replace(
+                    &format!("127.0.0.1:{}", 7101 + i),
+                    &format!("{}:7101", addr(host(p))),
+                )
+                .replace("https://127.0.0.1:7000", &coordinator)
+                .replace(
+                    "peer_timeout_secs = 60",
+                    &format!("peer_timeout_secs = {PEER_TIMEOUT_SECS}"),
+                );
+            assert!(text.contains(&format!("peer_timeout_secs = {PEER_TIMEOUT_SECS}")));
+            text
+        });
         parties.push(spawn(
             net.treaty(p).arg("party").arg("--config").arg(&cfg),
             &d.join(format!("{p}.log")),
         ));
     }
+    let analyst = Analyst {
+        net: &net,
+        coordinator: coordinator.clone(),
+        pki: pki.clone(),
+    };
     let as_analyst = |cmd: &mut Command| {
         cmd.args(["--coordinator", &coordinator])
             .arg("--pki")
@@ -274,13 +292,6 @@ fn a_link_cut_between_two_parties_fails_the_job_everywhere_and_the_next_one_runs
     };
     let logs = ["coordinator", "hospital", "insurer", "bank"];
     wait_online_with(|| net.treaty("coordinator"), 3, as_analyst, d, &logs);
-    let submit = |file: &Path| -> String {
-        let mut cmd = net.treaty("coordinator");
-        as_analyst(cmd.args(["submit", "--json"]).arg(file));
-        let out: Output = run_ok(cmd.arg("--recipient-key").arg(pki.join("analyst.hpke.pub")));
-        let submitted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        submitted["job_id"].as_str().unwrap().to_string()
-    };
 
     // A training job long enough that it is still running when the link goes.
     let long = std::fs::read_to_string(examples.join("train-job.toml"))
@@ -291,34 +302,20 @@ fn a_link_cut_between_two_parties_fails_the_job_everywhere_and_the_next_one_runs
     assert!(long.contains("epochs = 5000") && long.contains("claim-fraud-cut"));
     let long_job = configs.join("long-train-job.toml");
     std::fs::write(&long_job, long).unwrap();
-    let id = submit(&long_job);
+    let id = analyst.submit(&long_job);
     // Every party is past the join and into the training steps (its progress beyond 0.3): the
     // links are in use.
-    wait_job(
-        &net,
-        &coordinator,
-        &pki,
-        &id,
-        Duration::from_secs(120),
-        |j| {
-            j["state"] == "running"
-                && j["parties"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .all(|p| p["progress"].as_f64().unwrap_or(0.0) > 0.3)
-        },
-    );
+    analyst.wait(&id, |j| {
+        j["state"] == "running"
+            && j["parties"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p["progress"].as_f64().unwrap_or(0.0) > 0.3)
+    });
     let cut_at = Instant::now();
     net.cut("hospital", "insurer");
-    let failed = wait_job(
-        &net,
-        &coordinator,
-        &pki,
-        &id,
-        Duration::from_secs(120),
-        |j| j["state"] != "running",
-    );
+    let failed = analyst.wait(&id, |j| j["state"] != "running");
     // The analyst's view first: the job failed, and said why.
     assert!(
         failed["reason"].as_str().is_some_and(|r| !r.is_empty()),
@@ -335,12 +332,8 @@ fn a_link_cut_between_two_parties_fails_the_job_everywhere_and_the_next_one_runs
         "the job took {took:?} to fail after the cut"
     );
     // Nothing released: no result, and no party kept a model share.
-    let mut fetch = net.treaty("coordinator");
-    as_analyst(
-        fetch
-            .args(["result", &id, "--key"])
-            .arg(pki.join("analyst.hpke.key")),
-    );
+    let mut fetch = analyst.treaty(&["result", &id, "--key"]);
+    fetch.arg(pki.join("analyst.hpke.key"));
     assert!(
         !fetch.output().unwrap().status.success(),
         "a result was served"
@@ -359,20 +352,13 @@ fn a_link_cut_between_two_parties_fails_the_job_everywhere_and_the_next_one_runs
 
     // Healed, the next job runs.
     net.heal("hospital", "insurer");
-    let next = submit(&examples.join("stats-job.toml"));
-    let done = wait_job(
-        &net,
-        &coordinator,
-        &pki,
-        &next,
-        Duration::from_secs(120),
-        |j| {
-            matches!(
-                j["state"].as_str(),
-                Some("succeeded" | "failed" | "rejected" | "aborted")
-            )
-        },
-    );
+    let next = analyst.submit(&examples.join("stats-job.toml"));
+    let done = analyst.wait(&next, |j| {
+        matches!(
+            j["state"].as_str(),
+            Some("succeeded" | "failed" | "rejected" | "aborted")
+        )
+    });
     assert_eq!(done["state"], "succeeded", "{done}");
     drop(parties);
 }

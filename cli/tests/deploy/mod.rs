@@ -104,3 +104,22 @@ pub(crate) fn wait_online_with(
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Writes party `p`'s config into `configs/` from the shipped `examples/<p>.toml`, changed by
+/// `edit`, beside a copy of its example policy; returns the config's path.
+pub(crate) fn party_config(
+    examples: &Path,
+    configs: &Path,
+    p: &str,
+    edit: impl FnOnce(String) -> String,
+) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(examples.join(format!("{p}.toml"))).unwrap();
+    let cfg = configs.join(format!("{p}.toml"));
+    std::fs::write(&cfg, edit(text)).unwrap();
+    std::fs::copy(
+        examples.join(format!("{p}-policy.toml")),
+        configs.join(format!("{p}-policy.toml")),
+    )
+    .unwrap();
+    cfg
+}
