@@ -120,6 +120,14 @@ fn items(bytes: &[u8], expected: usize) -> Result<Vec<(u8, &[u8])>, FheError> {
     Ok(out)
 }
 
+/// Decompresses item `item` received from another organisation ([`untrusted`]).
+fn decompress<T>(item: usize, f: impl FnOnce() -> T) -> Result<T, FheError> {
+    untrusted(f).map_err(|reason| FheError::Wire {
+        item: Some(item),
+        reason,
+    })
+}
+
 fn read<T>(item: usize, bytes: &[u8], params: &T::ParameterSet, tag: &Tag) -> Result<T, FheError>
 where
     T: serde::de::DeserializeOwned
@@ -259,10 +267,7 @@ impl EncryptedRows {
                         });
                     }
                     let c: CompressedFheBool = read(i, b, &params, tag)?;
-                    untrusted(|| c.decompress()).map_err(|reason| FheError::Wire {
-                        item: Some(i),
-                        reason,
-                    })
+                    decompress(i, || c.decompress())
                 })
                 .collect::<Result<_, FheError>>()
         })?;
@@ -424,12 +429,7 @@ impl OwnerResults {
                         // its blocks' bodies: the check below sees uploaded bits in it too.
                         KIND_U64 => {
                             let c = read::<CompressedFheUint64>(i, b, &p64, tag)?;
-                            let c =
-                                untrusted(|| c.decompress()).map_err(|reason| FheError::Wire {
-                                    item: Some(i),
-                                    reason,
-                                })?;
-                            MaskedCiphertext::U64(c)
+                            MaskedCiphertext::U64(decompress(i, || c.decompress())?)
                         }
                         other => {
                             return Err(FheError::ResultKind {

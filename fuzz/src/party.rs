@@ -37,7 +37,7 @@ pub fn party_inputs(data: &[u8]) {
     }
 }
 
-/// Length-prefixed (one byte) protobuf frames through one reassembly after another.
+/// Length-prefixed (one byte) protobuf frames through one reassembly, message after message.
 fn frames(mut data: &[u8]) {
     let mut message = Reassembly::new(1, LIMIT);
     while let [len, rest @ ..] = data {
@@ -54,7 +54,6 @@ fn frames(mut data: &[u8]) {
             Ok(Some((_, whole))) => {
                 assert!(whole.len() <= LIMIT, "a message above the limit");
                 assert_eq!(whole.len() as u64, declared, "a message of another length");
-                message = Reassembly::new(1, LIMIT);
             }
             Ok(None) => {}
             Err(_) => return,

@@ -34,6 +34,11 @@ const MAX_MESSAGE: usize = 1 << 16;
 /// Elements of the rep3 scenario's vectors.
 const WIDTH: usize = 4;
 const PARTIES: usize = 3;
+/// The last sent tag before anything was sent.
+const NO_TAG: Tag = Tag {
+    scope: ScopeId(0),
+    round: 0,
+};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -77,10 +82,7 @@ impl ScriptedLink {
         Self {
             me,
             inbound: Mutex::new(inbound),
-            last_sent: Mutex::new(Tag {
-                scope: ScopeId(0),
-                round: 0,
-            }),
+            last_sent: Mutex::new(NO_TAG),
         }
     }
 }
@@ -277,10 +279,7 @@ pub fn peer_seeds() -> Vec<(String, Vec<u8>)> {
                         let recording = Recording {
                             inner: link,
                             script: script.clone(),
-                            last_sent: Mutex::new(Tag {
-                                scope: ScopeId(0),
-                                round: 0,
-                            }),
+                            last_sent: Mutex::new(NO_TAG),
                         };
                         Channel::new(Arc::new(recording), MAX_MESSAGE)
                     } else {

@@ -542,8 +542,8 @@ impl Reassembly {
         }
     }
 
-    /// Takes the next frame: the message and its tag once `frame` was its last chunk, `None`
-    /// while chunks are to come.
+    /// Takes the next frame: the message and its tag once `frame` was its last chunk (the
+    /// reassembly is then ready for the next message), `None` while chunks are to come.
     ///
     /// # Errors
     /// [`TransportError::Aborted`] for the peer's abort (its reason capped and escaped),
@@ -609,6 +609,7 @@ impl Reassembly {
             if self.buf.len() as u64 != declared {
                 return Err(violation(from, "message shorter than declared"));
             }
+            self.first = None;
             return Ok(Some((tag, std::mem::take(&mut self.buf))));
         }
         Ok(None)

@@ -339,7 +339,7 @@ pub async fn run<R: CryptoRng + ?Sized>(
     };
     let mut ids = Vec::new();
     let input = match aligned {
-        None => GlmInput::helper().with_max_rows(limits.max_rows()),
+        None => GlmInput::helper(),
         Some((table, matched)) => {
             let (columns, digest) = table.aligned(matched, job_id);
             let mut features = Vec::with_capacity(columns.len());
@@ -350,9 +350,10 @@ pub async fn run<R: CryptoRng + ?Sized>(
             if me == plan.ids_from {
                 ids = table.aligned_ids(matched);
             }
-            GlmInput::data(matched.len(), features, None, digest)?.with_max_rows(limits.max_rows())
+            GlmInput::data(matched.len(), features, None, digest)?
         }
-    };
+    }
+    .with_max_rows(limits.max_rows());
     let ctx = SessionContext { job_id, party_ids };
     let (mut s, n) = glm::setup(transport, ctx, &plan.layout, &input, rng).await?;
     let data = glm::share(

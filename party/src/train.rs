@@ -338,7 +338,7 @@ pub async fn run<R: CryptoRng + ?Sized>(
     // Local input: own features standardised over the training rows; the label if owned.
     let mut standardizers = Vec::new();
     let input = match aligned {
-        None => GlmInput::helper().with_max_rows(limits.max_rows()),
+        None => GlmInput::helper(),
         Some((table, matched)) => {
             let (columns, digest) = table.aligned(matched, job_id);
             let n = matched.len();
@@ -370,9 +370,10 @@ pub async fn run<R: CryptoRng + ?Sized>(
                     label = Some(values);
                 }
             }
-            GlmInput::data(n, features, label, digest)?.with_max_rows(limits.max_rows())
+            GlmInput::data(n, features, label, digest)?
         }
-    };
+    }
+    .with_max_rows(limits.max_rows());
     let ctx = SessionContext { job_id, party_ids };
     let (mut s, n) = glm::setup(transport, ctx, &plan.layout, &input, rng).await?;
     let train_rows = plan.check_budget(n, limits)?;
