@@ -59,6 +59,7 @@ pub mod fhe;
 pub mod glm;
 pub mod mpc;
 pub mod psi;
+pub mod soak;
 
 use std::collections::VecDeque;
 use std::future::Future;

@@ -55,6 +55,15 @@ enum BenchCommand {
     /// the bootstraps per claim. Every result is checked against the clear model.
     #[cfg(feature = "fhe")]
     Fhe(FheBenchArgs),
+    /// A deployment under load and faults, as processes of this binary: `treaty init`, a
+    /// coordinator and three party nodes (mutual TLS, loopback); --analysts analysts submit
+    /// --jobs mixed jobs (stats, join stats, psi, train, score) with at most --in-flight each;
+    /// the bank's node is killed (SIGKILL) and restarted after 30% of the jobs, the coordinator
+    /// after 60%. Every succeeded result is opened and compared with the clear computation and
+    /// every audit log is verified at the end. Reports jobs succeeded and failed (with reasons),
+    /// p50/p99 from submission to result, and each process's peak RSS and CPU time. Exit code 1
+    /// if a result mismatched, a log failed to verify or a job failed outside a fault.
+    Soak(SoakArgs),
     /// One party process of `bench` (started by it; reads its plan on stdin).
     #[command(hide = true)]
     Party(PartyArgs),
@@ -274,6 +283,7 @@ pub(crate) async fn run(
         BenchCommand::Score(args) => (Workload::Score(args.cases()?), args.run.into()),
         #[cfg(feature = "fhe")]
         BenchCommand::Fhe(args) => return run_fhe(args).await,
+        BenchCommand::Soak(args) => return run_soak(args, shutdown).await,
         BenchCommand::Party(args) => {
             let stdin = std::io::BufReader::new(std::io::stdin());
             bench::run_child(args.index, &args.pki, stdin, std::io::stdout()).await?;
@@ -395,4 +405,63 @@ async fn run_fhe(args: FheBenchArgs) -> anyhow::Result<ExitCode> {
         report.batch
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SoakArgs {
+    /// Jobs in all.
+    #[arg(long, default_value_t = 100)]
+    jobs: usize,
+    /// Analysts submitting them.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=26))]
+    analysts: u64,
+    /// Most unfinished jobs per analyst.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    in_flight: u64,
+    /// People and claims per party (the new records to score are a quarter).
+    #[arg(long, default_value_t = 2_000)]
+    rows: usize,
+    /// Run without killing and restarting anything.
+    #[arg(long)]
+    no_faults: bool,
+    /// Keep keys, data, state and the processes' logs here (default: a temporary directory,
+    /// removed afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// One JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn run_soak(args: SoakArgs, shutdown: impl Future<Output = ()>) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("locating the treaty binary")?;
+    // Removed when dropped, after the processes in it are gone.
+    let temp;
+    let dir = match args.dir.clone() {
+        Some(d) => d,
+        None => {
+            temp = tempfile::tempdir().context("creating a temporary directory")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let mut opts = bench::soak::SoakOptions::new(exe, dir);
+    opts.jobs = args.jobs;
+    opts.analysts = usize::try_from(args.analysts).context("--analysts")?;
+    opts.in_flight = usize::try_from(args.in_flight).context("--in-flight")?;
+    opts.rows = args.rows;
+    opts.faults = !args.no_faults;
+    let report = tokio::select! {
+        r = bench::soak::run(opts) => r?,
+        () = shutdown => anyhow::bail!("interrupted"),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        crate::print::soak(&report);
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -73,7 +73,8 @@ enum Command {
     /// Benchmarks over the real data plane between local party processes talking gRPC with
     /// mutual TLS (`treaty bench mpc`: rep3 operations, three parties; `treaty bench psi`:
     /// ECDH-PSI, two parties; `treaty bench train` and `treaty bench score`: secure logistic
-    /// regression, three parties).
+    /// regression, three parties; `treaty bench soak`: a deployment of processes under load,
+    /// with a node and the coordinator killed and restarted).
     Bench(bench::BenchArgs),
     /// Audit logs: a party's audit key, the coordinator's registry of keys and signed heads,
     /// offline verification of exported logs (chains, signatures, coordinator-held heads,

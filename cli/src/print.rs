@@ -542,3 +542,88 @@ pub(crate) fn fhe_score(r: &treaty_analyst::FheScoreResult, rows: usize) {
         }
     );
 }
+
+/// `treaty bench soak`'s report as tables.
+pub(crate) fn soak(r: &treaty_bench::soak::SoakReport) {
+    let mib = |b: Option<u64>| b.map_or("-".into(), |b| format!("{:.1}", b as f64 / 1048576.0));
+    println!(
+        "{} jobs by {} analysts ({} in flight each), {} rows per party, {:.1} s",
+        r.jobs, r.analysts, r.in_flight, r.rows, r.seconds
+    );
+    println!(
+        "{:<11} {:>5} {:>10} {:>8} {:>8} {:>8}",
+        "kind", "jobs", "succeeded", "p50 s", "p99 s", "max s"
+    );
+    for k in &r.kinds {
+        println!(
+            "{:<11} {:>5} {:>10} {:>8.2} {:>8.2} {:>8.2}",
+            k.kind, k.jobs, k.succeeded, k.p50_seconds, k.p99_seconds, k.max_seconds
+        );
+    }
+    println!(
+        "{:<11} {:>5} {:>10} {:>8.2} {:>8.2}",
+        "all", r.jobs, r.succeeded, r.p50_seconds, r.p99_seconds
+    );
+    println!();
+    for f in &r.faults {
+        println!(
+            "fault: {} killed at {:.1} s (after {} jobs), all online again at {:.1} s",
+            f.process, f.killed_at, f.after_jobs, f.recovered_at
+        );
+    }
+    println!(
+        "{:<12} {:>6} {:>14} {:>8}",
+        "process", "lives", "peak RSS MiB", "CPU s"
+    );
+    for p in &r.processes {
+        println!(
+            "{:<12} {:>6} {:>14} {:>8}",
+            p.process,
+            p.lives,
+            mib(p.peak_rss_bytes),
+            p.cpu_seconds.map_or("-".into(), |c| format!("{c:.1}"))
+        );
+    }
+    println!();
+    println!(
+        "failed: {} ({} outside a fault); submissions retried: {}; succeeded after the faults: {}",
+        r.failed, r.unexpected_failures, r.submit_retries, r.succeeded_after_faults
+    );
+    for f in &r.failures {
+        println!(
+            "  {} {} ({}) {}{}: {}",
+            f.kind,
+            f.job,
+            f.analyst,
+            f.state,
+            if f.during_fault {
+                ", during a fault"
+            } else {
+                ""
+            },
+            f.reason
+        );
+    }
+    println!(
+        "checked against the clear computation: {} results, {} mismatched",
+        r.checked,
+        r.mismatches.len()
+    );
+    for m in &r.mismatches {
+        println!("  {m}");
+    }
+    println!(
+        "audit: {} logs, {} entries, {}",
+        r.audit.logs,
+        r.audit.entries,
+        if r.audit.failures.is_empty() {
+            "all verified".to_string()
+        } else {
+            format!("{} failures", r.audit.failures.len())
+        }
+    );
+    for f in &r.audit.failures {
+        println!("  {f}");
+    }
+    println!("{}", if r.passed() { "PASSED" } else { "FAILED" });
+}

@@ -709,10 +709,24 @@ impl JobRun {
         );
         let transport = digested.inner();
         for t in digested.traffic() {
+            // A job that failed here may have left messages in flight: the cuts let a peer's
+            // receipt of part of the stream be matched (`treaty_audit::cross_check`).
+            let sent_prefixes = match &result {
+                Ok(()) => Vec::new(),
+                Err(_) => t
+                    .sent_prefixes
+                    .iter()
+                    .map(|p| treaty_audit::TrafficPrefix {
+                        bytes: p.bytes,
+                        sha256: Digest32(p.sha256),
+                    })
+                    .collect(),
+            };
             self.audit_event(AuditEvent::PeerTraffic {
                 peer: ids.get(t.peer).cloned().unwrap_or_default(),
                 sent_sha256: Digest32(t.sent_sha256),
                 sent_bytes: t.sent_bytes,
+                sent_prefixes,
                 received_sha256: Digest32(t.received_sha256),
                 received_bytes: t.received_bytes,
             });

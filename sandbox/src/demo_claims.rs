@@ -212,7 +212,7 @@ pub fn train_spec(opts: &ClaimsDemoOptions, psi_job: &str, key: Vec<u8>) -> pb::
 }
 
 /// The `psi` job: the people all three hold, revealed to all three (stored for the `train` job).
-fn psi_spec(key: Vec<u8>) -> pb::JobSpec {
+pub fn psi_spec(key: Vec<u8>) -> pb::JobSpec {
     pb::JobSpec {
         name: "demo: people the hospital, insurer and bank share".into(),
         inputs: inputs(synthetic_risk::DATASET),
@@ -237,6 +237,25 @@ pub const APPLICATION_DATASET: &str = "application";
 pub async fn start(
     opts: &ClaimsDemoOptions,
 ) -> Result<(Sandbox, Vec<(String, DatasetConfig)>), SandboxError> {
+    let (data, extra) = write_data(opts)?;
+    let mut sandbox_opts = SandboxOptions::new(opts.work_dir.clone());
+    sandbox_opts.insecure = opts.insecure;
+    let all: Vec<(String, DatasetConfig)> = data.iter().chain(&extra).cloned().collect();
+    let parties = PARTIES.map(String::from);
+    let sandbox = Sandbox::start_with_datasets(sandbox_opts, &parties, &all).await?;
+    Ok((sandbox, data))
+}
+
+/// Writes the synthetic data under `opts.work_dir`: the training records ([`synthetic_risk::DATASET`],
+/// returned first), then the new records to score ([`NEW_DATASET`]) and one application
+/// ([`APPLICATION_DATASET`]), each as `(party, dataset)` pairs.
+///
+/// # Errors
+/// A file cannot be written.
+#[allow(clippy::type_complexity)]
+pub fn write_data(
+    opts: &ClaimsDemoOptions,
+) -> Result<(Vec<(String, DatasetConfig)>, Vec<(String, DatasetConfig)>), SandboxError> {
     let data_opts = synthetic_risk::RiskDataOptions {
         rows: opts.rows,
         overlap: opts.overlap,
@@ -254,12 +273,7 @@ pub async fn start(
         ds.name = NEW_DATASET.into();
     }
     extra.extend(write_application(opts, &extra)?);
-    let mut sandbox_opts = SandboxOptions::new(opts.work_dir.clone());
-    sandbox_opts.insecure = opts.insecure;
-    let all: Vec<(String, DatasetConfig)> = data.iter().chain(&extra).cloned().collect();
-    let parties = PARTIES.map(String::from);
-    let sandbox = Sandbox::start_with_datasets(sandbox_opts, &parties, &all).await?;
-    Ok((sandbox, data))
+    Ok((data, extra))
 }
 
 /// Runs the demo; `on_update` sees every state change of each job.
@@ -374,7 +388,26 @@ struct Timings {
     train_job_seconds: f64,
 }
 
-/// The new-record datasets as written by [`start`] (paths under the work directory).
+/// The f64 model `clear` applied to the new records `ids` (of [`NEW_DATASET`], as [`write_data`]
+/// wrote them): their logits, in the order of `ids`.
+///
+/// # Errors
+/// A file cannot be read, or lacks a feature.
+pub fn clear_new_logits(
+    opts: &ClaimsDemoOptions,
+    ids: &[String],
+    clear: &ClearRun,
+) -> Result<Vec<f64>, SandboxError> {
+    clear_logits(
+        opts,
+        &new_datasets(opts)?,
+        ids,
+        &clear.weights,
+        &clear.standardizers,
+    )
+}
+
+/// The new-record datasets as written by [`write_data`] (paths under the work directory).
 fn new_datasets(opts: &ClaimsDemoOptions) -> Result<Vec<(String, DatasetConfig)>, SandboxError> {
     let dir = opts.work_dir.join("new");
     PARTIES

@@ -525,68 +525,15 @@ impl Sandbox {
     /// # Errors
     /// The registry cannot be fetched, a log cannot be read, or a key is malformed.
     pub async fn verify_audit(&self, within: Duration) -> Result<AuditSummary, SandboxError> {
-        let deadline = Instant::now() + within;
         let mut client = self.auditor().await?;
-        loop {
-            let registry = client
-                .get_audit_registry(pb::GetAuditRegistryRequest {})
-                .await?
-                .into_inner();
-            // (writer, text, key, head) of every registered writer with a log here (a test's
-            // fake party has none).
-            let mut found = Vec::new();
-            for w in &registry.writers {
-                let dir = if w.writer == treaty_audit::COORDINATOR_WRITER {
-                    self.state_dir()
-                } else {
-                    self.opts.dir.join(format!("{}-state", w.writer))
-                };
-                let text = match std::fs::read_to_string(dir.join("audit").join("log.jsonl")) {
-                    Ok(t) => t,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(io_err("audit log")(e)),
-                };
-                let key = <[u8; 32]>::try_from(w.public_key.as_slice())
-                    .ok()
-                    .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
-                    .ok_or_else(|| {
-                        SandboxError::Failed(format!("{}'s audit key is malformed", w.writer))
-                    })?;
-                let head = w
-                    .head
-                    .as_ref()
-                    .map(SignedHead::from_proto)
-                    .transpose()
-                    .map_err(SandboxError::Failed)?;
-                found.push((w.writer.as_str(), text, key, head));
+        let log_dir = |writer: &str| {
+            if writer == treaty_audit::COORDINATOR_WRITER {
+                self.state_dir()
+            } else {
+                self.opts.dir.join(format!("{writer}-state"))
             }
-            let exported: Vec<ExportedLog<'_>> = found
-                .iter()
-                .map(|(writer, text, key, head)| ExportedLog {
-                    writer,
-                    text,
-                    key: *key,
-                    head: head.clone(),
-                })
-                .collect();
-            let (logs, failures) = verify_logs(&exported);
-            // Settled once every writer's last checkpoint is the head the coordinator holds.
-            let settled = logs.iter().zip(&exported).all(|((_, records), log)| {
-                let last = records.iter().rev().find_map(|r| match &r.entry.event {
-                    AuditEvent::Checkpoint { head_seq, .. } => Some(*head_seq),
-                    _ => None,
-                });
-                last == log.head.as_ref().map(|h| h.seq)
-            });
-            if settled || Instant::now() > deadline {
-                return Ok(AuditSummary {
-                    logs: logs.len(),
-                    entries: logs.iter().map(|(_, r)| r.len()).sum(),
-                    failures: failures.iter().map(ToString::to_string).collect(),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        };
+        verify_audit_logs(&mut client, &log_dir, within).await
     }
 
     /// Stops everything.
@@ -597,5 +544,76 @@ impl Sandbox {
         if let Some(c) = self.coordinator.take() {
             c.shut_down().await;
         }
+    }
+}
+
+/// Verifies every node's audit log as an auditor would (see [`Sandbox::verify_audit`]): the
+/// registry comes from the coordinator through `client` (an auditor's), each writer's log from
+/// `log_dir(writer)/audit/log.jsonl` (a writer without a log there, e.g. a test's fake party, is
+/// skipped). Waits up to `within` for the heads of jobs that just ended to be recorded.
+///
+/// # Errors
+/// The registry cannot be fetched, a log cannot be read, or a key is malformed.
+pub async fn verify_audit_logs(
+    client: &mut CoordinatorClient<Channel>,
+    log_dir: &dyn Fn(&str) -> PathBuf,
+    within: Duration,
+) -> Result<AuditSummary, SandboxError> {
+    let deadline = Instant::now() + within;
+    loop {
+        let registry = client
+            .get_audit_registry(pb::GetAuditRegistryRequest {})
+            .await?
+            .into_inner();
+        // (writer, text, key, head) of every registered writer with a log here (a test's
+        // fake party has none).
+        let mut found = Vec::new();
+        for w in &registry.writers {
+            let dir = log_dir(&w.writer);
+            let text = match std::fs::read_to_string(dir.join("audit").join("log.jsonl")) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err("audit log")(e)),
+            };
+            let key = <[u8; 32]>::try_from(w.public_key.as_slice())
+                .ok()
+                .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+                .ok_or_else(|| {
+                    SandboxError::Failed(format!("{}'s audit key is malformed", w.writer))
+                })?;
+            let head = w
+                .head
+                .as_ref()
+                .map(SignedHead::from_proto)
+                .transpose()
+                .map_err(SandboxError::Failed)?;
+            found.push((w.writer.as_str(), text, key, head));
+        }
+        let exported: Vec<ExportedLog<'_>> = found
+            .iter()
+            .map(|(writer, text, key, head)| ExportedLog {
+                writer,
+                text,
+                key: *key,
+                head: head.clone(),
+            })
+            .collect();
+        let (logs, failures) = verify_logs(&exported);
+        // Settled once every writer's last checkpoint is the head the coordinator holds.
+        let settled = logs.iter().zip(&exported).all(|((_, records), log)| {
+            let last = records.iter().rev().find_map(|r| match &r.entry.event {
+                AuditEvent::Checkpoint { head_seq, .. } => Some(*head_seq),
+                _ => None,
+            });
+            last == log.head.as_ref().map(|h| h.seq)
+        });
+        if settled || Instant::now() > deadline {
+            return Ok(AuditSummary {
+                logs: logs.len(),
+                entries: logs.iter().map(|(_, r)| r.len()).sum(),
+                failures: failures.iter().map(ToString::to_string).collect(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 
 pub use channel::{Channel, exchange};
-pub use digest::{DigestedLink, PeerTraffic};
+pub use digest::{DigestedLink, PeerTraffic, SENT_PREFIXES, TrafficPrefix};
 pub use memory::{InMemoryTransport, run_in_memory};
 
 /// Index of a party within a session (0 ..= n-1).
