@@ -5,73 +5,40 @@
 //!
 //! Verdicts are gRPC codes and job states, never sentences.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{Client, PATIENCE, Served};
 use ed25519_dalek::SigningKey;
-use tempfile::TempDir;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 use tonic::{Code, Streaming};
-use treaty_coordinator::client::{COORDINATOR_TLS_NAME, Dial, connect};
+use treaty_coordinator::CoordinatorConfig;
 use treaty_coordinator::identity::{sign_cancel, sign_now};
 use treaty_coordinator::pki::Pki;
 use treaty_coordinator::tls::TlsIdentity;
-use treaty_coordinator::{CoordinatorConfig, CoordinatorError, ServeOptions};
-use treaty_proto::v1::{
-    self as pb, JobState, PartyJobState, coordinator_client::CoordinatorClient, job_report,
-    party_event,
-};
+use treaty_proto::v1::{self as pb, JobState, PartyJobState, job_report, party_event};
 use treaty_trust::Role;
-
-/// Upper bound on anything a test waits for.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-type Client = CoordinatorClient<Channel>;
 
 /// A coordinator serving mTLS on loopback, and the CA that issues every caller's certificate.
 struct Deployment {
     pki: Pki,
-    url: String,
-    dir: TempDir,
-    stop: CancellationToken,
-    task: JoinHandle<Result<(), CoordinatorError>>,
+    served: Served,
 }
 
 impl Deployment {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let pki = Pki::generate("authz test CA").unwrap();
         let issued = pki.issue(Role::Coordinator, "coordinator", &[]).unwrap();
         let tls =
             TlsIdentity::from_pem(pki.ca_cert_pem(), &issued.cert_pem, issued.key_pem()).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("https://{}", listener.local_addr().unwrap());
-        let stop = CancellationToken::new();
         let config = CoordinatorConfig {
             // Jobs wait for absent parties long enough to be inspected.
             offline_timeout: Duration::from_secs(120),
             accept_timeout: Duration::from_secs(120),
             ..CoordinatorConfig::default()
         };
-        let serve = treaty_coordinator::serve(
-            listener,
-            ServeOptions {
-                state_dir: dir.path().join("state"),
-                tls: Some(tls),
-                config,
-            },
-            stop.clone().cancelled_owned(),
-        );
-        let task = tokio::spawn(serve);
-        Self {
-            pki,
-            url,
-            dir,
-            stop,
-            task,
-        }
+        let served = Served::start(config, Some(tls)).await;
+        Self { pki, served }
     }
 
     /// A fresh certificate for `role` `name`, from the deployment's CA.
@@ -81,13 +48,7 @@ impl Deployment {
     }
 
     async fn dial(&self, identity: &TlsIdentity) -> Client {
-        connect(Dial {
-            url: &self.url,
-            tls: Some(identity),
-            server_name: COORDINATOR_TLS_NAME,
-        })
-        .await
-        .unwrap()
+        self.served.dial(Some(identity)).await
     }
 
     /// A client holding a fresh certificate of `role` `name`.
@@ -97,40 +58,21 @@ impl Deployment {
 
     /// The coordinator's own audit log so far.
     fn audit_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("state/audit/log.jsonl")).unwrap_or_default()
+        self.served.audit_log()
     }
 
+    /// Shuts it down and checks that `serve` returned cleanly.
     async fn stop(self) {
-        self.stop.cancel();
-        let ended = tokio::time::timeout(PATIENCE, self.task).await;
-        assert!(
-            matches!(ended, Ok(Ok(Ok(())))),
-            "the coordinator did not stop cleanly: {ended:?}"
-        );
+        self.served.stop().await;
     }
 }
 
-/// What a party registers: the claims schema and an endpoint nobody listens on.
+/// What a party registers: the claims schema, an endpoint nobody listens on, and the
+/// fingerprint of its certificate.
 fn party_info(id: &str, identity: &TlsIdentity) -> pb::PartyInfo {
     pb::PartyInfo {
-        id: id.into(),
-        endpoint: "https://127.0.0.1:1".into(),
         tls_cert_sha256: identity.cert_sha256().to_vec(),
-        datasets: vec![pb::DatasetSchema {
-            name: "claims".into(),
-            id_column: "claim_id".into(),
-            columns: vec![
-                pb::ColumnSchema {
-                    name: "claim_id".into(),
-                    r#type: pb::ColumnType::String as i32,
-                },
-                pb::ColumnSchema {
-                    name: "claim_amount".into(),
-                    r#type: pb::ColumnType::Float as i32,
-                },
-            ],
-        }],
-        ..Default::default()
+        ..common::fixtures::party_info(id, "https://127.0.0.1:1")
     }
 }
 
@@ -250,26 +192,7 @@ impl Analyst {
 
 /// A statistics job over the claims of `parties`.
 fn stats_spec(parties: &[&str]) -> pb::JobSpec {
-    pb::JobSpec {
-        name: "authz".into(),
-        inputs: parties
-            .iter()
-            .map(|p| pb::JobInput {
-                party: p.to_string(),
-                dataset: "claims".into(),
-            })
-            .collect(),
-        output: Some(pb::JobOutput {
-            recipient: "alice".into(),
-            recipient_public_key: vec![9; 32],
-        }),
-        frac_bits: 16,
-        computation: Some(pb::job_spec::Computation::Stats(pb::StatsJob {
-            columns: vec!["claim_amount".into()],
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
+    common::fixtures::stats_spec("authz", parties)
 }
 
 fn code<T: std::fmt::Debug>(result: Result<T, tonic::Status>) -> Code {
@@ -649,26 +572,8 @@ fn roleless_deployment() -> (String, TlsIdentity, TlsIdentity) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_without_a_treaty_role_may_call_nothing() {
     let (_, server, client) = roleless_deployment();
-    let dir = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://{}", listener.local_addr().unwrap());
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(treaty_coordinator::serve(
-        listener,
-        ServeOptions {
-            state_dir: dir.path().join("state"),
-            tls: Some(server),
-            config: CoordinatorConfig::default(),
-        },
-        stop.clone().cancelled_owned(),
-    ));
-    let mut c = connect(Dial {
-        url: &url,
-        tls: Some(&client),
-        server_name: COORDINATOR_TLS_NAME,
-    })
-    .await
-    .unwrap();
+    let served = Served::start(CoordinatorConfig::default(), Some(server)).await;
+    let mut c = served.dial(Some(&client)).await;
     let info = party_info("hospital", &client);
     assert_eq!(
         code(c.register_party(register(info)).await),
@@ -684,7 +589,5 @@ async fn a_certificate_without_a_treaty_role_may_call_nothing() {
     );
     let registry = c.get_audit_registry(pb::GetAuditRegistryRequest {}).await;
     assert_eq!(code(registry), Code::PermissionDenied);
-    stop.cancel();
-    let ended = tokio::time::timeout(PATIENCE, task).await;
-    assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+    served.stop().await;
 }

@@ -5,94 +5,43 @@
 //! (party online and offline, reports, uploads, the deadline). Waits follow `WatchJob` and the
 //! parties' event streams, never a sleep.
 
+mod common;
+
 use std::time::Duration;
 
+use common::fixtures::{party_info, stats_spec};
+use common::{Client, PATIENCE, Served};
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use tempfile::TempDir;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tonic::Streaming;
-use tonic::transport::Channel;
-use treaty_coordinator::client::{COORDINATOR_TLS_NAME, Dial, connect};
+use treaty_coordinator::CoordinatorConfig;
 use treaty_coordinator::identity::sign_now;
 use treaty_coordinator::store::Store;
-use treaty_coordinator::{CoordinatorConfig, CoordinatorError, ServeOptions};
-use treaty_proto::v1::{
-    self as pb, JobState, PartyJobState, coordinator_client::CoordinatorClient, job_report,
-    party_event,
-};
+use treaty_proto::v1::{self as pb, JobState, PartyJobState, job_report, party_event};
 
-const PATIENCE: Duration = Duration::from_secs(30);
-
-type Client = CoordinatorClient<Channel>;
-
+/// The coordinator under test (plaintext), and what the analyst asks of it.
 struct Coordinator {
-    url: String,
-    dir: TempDir,
-    stop: CancellationToken,
-    serving: JoinHandle<Result<(), CoordinatorError>>,
+    served: Served,
 }
 
 impl Coordinator {
     async fn start(config: CoordinatorConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let stop = CancellationToken::new();
-        let options = ServeOptions {
-            state_dir: dir.path().join("state"),
-            tls: None,
-            config,
-        };
-        let serving = tokio::spawn(treaty_coordinator::serve(
-            listener,
-            options,
-            stop.clone().cancelled_owned(),
-        ));
         Self {
-            url,
-            dir,
-            stop,
-            serving,
+            served: Served::start(config, None).await,
         }
     }
 
     async fn client(&self) -> Client {
-        let dial = Dial {
-            url: &self.url,
-            tls: None,
-            server_name: COORDINATOR_TLS_NAME,
-        };
-        connect(dial).await.unwrap()
+        self.served.dial(None).await
     }
 
     fn audit_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("state/audit/log.jsonl")).unwrap_or_default()
+        self.served.audit_log()
     }
 
     async fn submit(&self, parties: &[&str]) -> String {
-        let spec = pb::JobSpec {
-            name: "driver".into(),
-            inputs: parties
-                .iter()
-                .map(|p| pb::JobInput {
-                    party: p.to_string(),
-                    dataset: "claims".into(),
-                })
-                .collect(),
-            output: Some(pb::JobOutput {
-                recipient: "alice".into(),
-                recipient_public_key: vec![9; 32],
-            }),
-            frac_bits: 16,
-            computation: Some(pb::job_spec::Computation::Stats(pb::StatsJob {
-                columns: vec!["claim_amount".into()],
-                ..Default::default()
-            })),
-            ..Default::default()
-        };
+        let spec = stats_spec("driver", parties);
         let key = SigningKey::from_bytes(&[3; 32]);
         let submission = sign_now(spec, "alice", &key).unwrap();
         let request = pb::SubmitJobRequest {
@@ -128,10 +77,7 @@ impl Coordinator {
 
     /// Shuts it down and checks that `serve` returned cleanly; gives back its state folder.
     async fn stop(self) -> TempDir {
-        self.stop.cancel();
-        let ended = tokio::time::timeout(PATIENCE, self.serving).await;
-        assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
-        self.dir
+        self.served.stop().await
     }
 }
 
@@ -161,25 +107,7 @@ impl Party {
     /// Registers `id` (it stays offline).
     async fn registered(coordinator: &Coordinator, id: &str) -> Self {
         let mut client = coordinator.client().await;
-        let info = pb::PartyInfo {
-            id: id.into(),
-            endpoint: format!("https://{id}.invalid:1"),
-            datasets: vec![pb::DatasetSchema {
-                name: "claims".into(),
-                id_column: "claim_id".into(),
-                columns: vec![
-                    pb::ColumnSchema {
-                        name: "claim_id".into(),
-                        r#type: pb::ColumnType::String as i32,
-                    },
-                    pb::ColumnSchema {
-                        name: "claim_amount".into(),
-                        r#type: pb::ColumnType::Float as i32,
-                    },
-                ],
-            }],
-            ..Default::default()
-        };
+        let info = party_info(id, &format!("https://{id}.invalid:1"));
         let request = pb::RegisterPartyRequest { party: Some(info) };
         client.register_party(request).await.unwrap();
         Self {

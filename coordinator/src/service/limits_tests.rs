@@ -12,6 +12,10 @@ use treaty_proto::v1::coordinator_server::Coordinator as _;
 use super::*;
 use crate::identity::{sign_cancel, sign_now};
 
+// The proto fixtures the integration tests use too (`tests/common/fixtures.rs`).
+#[path = "../../tests/common/fixtures.rs"]
+mod fixtures;
+
 const HOUR: Duration = Duration::from_secs(3600);
 
 struct Fixture {
@@ -63,50 +67,13 @@ fn code<T>(result: Result<T, Status>) -> Code {
 }
 
 async fn register(svc: &CoordinatorService, id: &str) {
-    let info = pb::PartyInfo {
-        id: id.into(),
-        endpoint: format!("https://{id}.invalid:1"),
-        datasets: vec![pb::DatasetSchema {
-            name: "claims".into(),
-            id_column: "claim_id".into(),
-            columns: vec![
-                pb::ColumnSchema {
-                    name: "claim_id".into(),
-                    r#type: pb::ColumnType::String as i32,
-                },
-                pb::ColumnSchema {
-                    name: "claim_amount".into(),
-                    r#type: pb::ColumnType::Float as i32,
-                },
-            ],
-        }],
-        ..Default::default()
-    };
+    let info = fixtures::party_info(id, &format!("https://{id}.invalid:1"));
     let request = pb::RegisterPartyRequest { party: Some(info) };
     svc.register_party(Request::new(request)).await.unwrap();
 }
 
 fn spec() -> pb::JobSpec {
-    pb::JobSpec {
-        name: "limits".into(),
-        inputs: ["bank", "clinic"]
-            .iter()
-            .map(|p| pb::JobInput {
-                party: (*p).into(),
-                dataset: "claims".into(),
-            })
-            .collect(),
-        output: Some(pb::JobOutput {
-            recipient: "alice".into(),
-            recipient_public_key: vec![9; 32],
-        }),
-        frac_bits: 16,
-        computation: Some(pb::job_spec::Computation::Stats(pb::StatsJob {
-            columns: vec!["claim_amount".into()],
-            ..Default::default()
-        })),
-        ..Default::default()
-    }
+    fixtures::stats_spec("limits", &["bank", "clinic"])
 }
 
 fn key() -> SigningKey {
