@@ -31,6 +31,7 @@
 
 pub mod circuit;
 mod error;
+pub mod fuzzing;
 pub mod keys;
 pub mod mask;
 pub mod model;

@@ -525,3 +525,35 @@ fn mutated_uploads_results_and_keys_are_refused_without_a_panic() {
         }
     }
 }
+
+/// Every file of `fuzz/corpus/fhe_wire/` through [`treaty_fhe::fuzzing::wire_items`] (the fuzz
+/// target `fhe_wire` needs an instrumented tfhe, too slow to build in CI: its corpus replays
+/// here, on stable). `TREATY_WRITE_SEEDS=1` writes the real seeds first.
+#[test]
+fn the_fhe_wire_corpus_replays_without_a_panic() {
+    use treaty_fhe::fuzzing::{WireFixture, wire_items};
+    let fixture = WireFixture::new().unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/fhe_wire");
+    if std::env::var_os("TREATY_WRITE_SEEDS").is_some() {
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, seed) in fixture.seeds().unwrap().iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{i}")), seed).unwrap();
+        }
+    }
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        wire_items(&fixture, &bytes);
+        files += 1;
+    }
+    assert!(files >= 3, "the corpus holds a seed per decoder");
+    // The seeds are real: the upload and the masked scores are accepted, the key's first
+    // 4 KiB alone are refused.
+    let accepted: Vec<bool> = fixture
+        .seeds()
+        .unwrap()
+        .iter()
+        .map(|s| wire_items(&fixture, s))
+        .collect();
+    assert_eq!(accepted, [true, true, false]);
+}
