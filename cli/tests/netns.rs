@@ -127,6 +127,28 @@ impl Net {
         ip(&["-n", self.ns(b), "link", "set", &format!("to-{a}"), "down"]).unwrap();
     }
 
+    /// Waits (up to 30 s) until `from` opens a TCP connection to `to`'s data plane (port 7101),
+    /// so a healed link carries traffic before the test relies on it (the link comes up and
+    /// the neighbour entries are resolved again asynchronously).
+    fn wait_connects(&self, from: &str, to: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let probe = format!("exec 3<>/dev/tcp/{}/7101", addr(host(to)));
+        loop {
+            let ok = Command::new("ip")
+                .args(["netns", "exec", self.ns(from), "bash", "-c", &probe])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{from} cannot reach {to} after the heal"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Heals what [`Net::cut`] cut, route included.
     fn heal(&self, a: &str, b: &str) {
         let (i, j) = (host(a), host(b));
@@ -352,6 +374,8 @@ fn a_link_cut_between_two_parties_fails_the_job_everywhere_and_the_next_one_runs
 
     // Healed, the next job runs.
     net.heal("hospital", "insurer");
+    net.wait_connects("hospital", "insurer");
+    net.wait_connects("insurer", "hospital");
     let next = analyst.submit(&examples.join("stats-job.toml"));
     let done = analyst.wait(&next, |j| {
         matches!(
