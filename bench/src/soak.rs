@@ -399,7 +399,8 @@ impl Proc {
             process: self.name.clone(),
             lives: self.lives,
             peak_rss_bytes: self.peak_rss,
-            cpu_seconds: (self.peak_rss.is_some()).then_some(cpu),
+            // Both come from the same /proc files: none off Linux.
+            cpu_seconds: self.peak_rss.map(|_| cpu),
         }
     }
 }
@@ -443,6 +444,8 @@ struct World {
     clear_stats: StatsResult,
     clear_join: StatsResult,
     clear_people: Vec<String>,
+    /// Every analyst's result key, read once.
+    result_keys: HashMap<String, RecipientSecretKey>,
     /// The f64 pipeline of every checked `train` job, by job id (the model id).
     models: Mutex<HashMap<String, Arc<ClearRun>>>,
 }
@@ -609,6 +612,10 @@ fn set_up(mut opts: SoakOptions) -> Result<(World, BTreeMap<String, Proc>), Benc
         "coordinator".into(),
         Proc::new("coordinator", &opts.exe, args, dir.join("coordinator.log")),
     );
+    let result_keys = analyst_names(opts.analysts)
+        .into_iter()
+        .map(|a| Ok((a.clone(), read_result_key(&pki, &a)?)))
+        .collect::<Result<_, BenchError>>()?;
     let world = World {
         opts,
         url,
@@ -621,6 +628,7 @@ fn set_up(mut opts: SoakOptions) -> Result<(World, BTreeMap<String, Proc>), Benc
         clear_stats,
         clear_join,
         clear_people,
+        result_keys,
         models: Mutex::new(HashMap::new()),
     };
     Ok((world, procs))
@@ -716,14 +724,15 @@ impl World {
             ONLINE_WITHIN.as_secs()
         )))
     }
+}
 
-    fn recipient_key(&self, analyst: &str) -> Result<RecipientSecretKey, BenchError> {
-        let path = self.pki.join(format!("{analyst}.hpke.key"));
-        let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
-        let bytes = hex::decode(text.trim())
-            .map_err(|_| BenchError::Failed(format!("{} is not hex", path.display())))?;
-        Ok(RecipientSecretKey::from_bytes(&bytes)?)
-    }
+/// `analyst`'s result key, as `treaty init` wrote it (hex).
+fn read_result_key(pki: &Path, analyst: &str) -> Result<RecipientSecretKey, BenchError> {
+    let path = pki.join(format!("{analyst}.hpke.key"));
+    let text = std::fs::read_to_string(&path).map_err(io_err(&path))?;
+    let bytes = hex::decode(text.trim())
+        .map_err(|_| BenchError::Failed(format!("{} is not hex", path.display())))?;
+    Ok(RecipientSecretKey::from_bytes(&bytes)?)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -914,10 +923,12 @@ impl Run {
         carry: &Mutex<Carry>,
         rec: &mut JobRecord,
     ) -> Result<(), (String, String)> {
-        let key = self
-            .world
-            .recipient_key(analyst)
-            .map_err(harness_failure("not-submitted"))?;
+        let key = self.world.result_keys.get(analyst).ok_or_else(|| {
+            (
+                "not-submitted".to_string(),
+                format!("no result key for {analyst}"),
+            )
+        })?;
         let public = key
             .public_key()
             .map_err(|e| ("not-submitted".to_string(), e.to_string()))?
@@ -974,7 +985,7 @@ impl Run {
             return Err((treaty_analyst::client::state_name(job.state()), job.reason));
         }
         let result = self
-            .open(analyst, &mut client, &id, &key)
+            .open(analyst, &mut client, &id, key)
             .await
             .map_err(|r| ("not-opened".to_string(), r))?;
         rec.seconds = Some(accepted.elapsed().as_secs_f64());
